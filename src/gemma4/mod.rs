@@ -1,0 +1,10 @@
+//! Everything gq knows about Gemma 4: its config, tensor names, GGUF metadata and the plan of a
+//! conversion. The only module that knows what Gemma 4 is.
+
+pub mod config;
+pub mod metadata;
+pub mod names;
+pub mod plan;
+
+pub use config::TextConfig;
+pub use plan::{Plan, PlanTensor, Source};

@@ -1,0 +1,179 @@
+//! The conversion plan: from the config, tokenizer and tensor list alone (no weight data read),
+//! every output tensor's name, shape, type, source and file offset, plus all metadata.
+
+use super::config::TextConfig;
+use super::metadata;
+use super::names::{map_name, Mapped};
+use crate::gguf::{layout_tensors, FileType, GgmlType, Metadata, PlannedTensor, DEFAULT_ALIGNMENT};
+use crate::safetensors::Checkpoint;
+use crate::tokenizer::Vocab;
+use anyhow::{bail, Result};
+
+/// Where an output tensor's values come from.
+#[derive(Clone, Debug)]
+pub enum Source {
+    /// The first `n_elements` elements of a checkpoint tensor (fewer than all of them when
+    /// embedding rows beyond the vocabulary are dropped).
+    Checkpoint {
+        /// Index into [`Checkpoint::tensors`].
+        index: usize,
+        /// Elements to read.
+        n_elements: usize,
+    },
+    /// Values computed by gq (`rope_freqs`).
+    Values(Vec<f32>),
+}
+
+/// One output tensor.
+#[derive(Clone, Debug)]
+pub struct PlanTensor {
+    /// Name, dims, type and offset in the output.
+    pub out: PlannedTensor,
+    /// Where the values come from.
+    pub source: Source,
+    /// The checkpoint tensor's name, for messages.
+    pub hf_name: String,
+}
+
+/// Everything `gq quantize` will write, decided before any weight is read.
+pub struct Plan {
+    /// GGUF metadata.
+    pub metadata: Metadata,
+    /// Output tensors in file order.
+    pub tensors: Vec<PlanTensor>,
+    /// Vision/audio tensors that are not converted.
+    pub skipped: Vec<String>,
+    /// The requested file type.
+    pub file_type: FileType,
+    /// Size of the data section.
+    pub data_bytes: u64,
+}
+
+/// The converter's storage type for one tensor (`ModelBase.prepare_tensors`).
+pub fn converter_type(gguf_name: &str, n_dims: usize, ne0: u64, ft: FileType) -> GgmlType {
+    let is_router = gguf_name.starts_with("blk.") && gguf_name.ends_with(".ffn_gate_inp.weight");
+    if n_dims <= 1 || gguf_name.ends_with("_norm.weight") || is_router || !gguf_name.ends_with(".weight") {
+        return GgmlType::F32;
+    }
+    let t = ft.base_type();
+    if t.row_bytes(ne0).is_none() {
+        // gguf-py raises QuantError and the converter falls back to F16.
+        return GgmlType::F16;
+    }
+    t
+}
+
+/// The GGUF tensor names a checkpoint with this config must provide.
+pub fn expected_tensors(c: &TextConfig) -> Vec<String> {
+    let mut v = vec!["token_embd.weight".to_string(), "output_norm.weight".to_string()];
+    if c.ple_dim > 0 {
+        v.extend(["per_layer_token_embd.weight", "per_layer_model_proj.weight", "per_layer_proj_norm.weight"].map(String::from));
+    }
+    let moe = c.raw.get("enable_moe_block").and_then(|b| b.as_bool()).unwrap_or(false);
+    for il in 0..c.n_layer {
+        let mut names = vec![
+            "attn_norm", "post_attention_norm", "ffn_norm", "post_ffw_norm", "attn_q", "attn_output",
+            "attn_q_norm", "ffn_gate", "ffn_up", "ffn_down", "layer_output_scale",
+        ];
+        if il < c.first_kv_shared() {
+            names.extend(["attn_k", "attn_k_norm"]);
+            if c.swa_layers[il] || !c.k_eq_v {
+                names.push("attn_v");
+            }
+        }
+        if c.ple_dim > 0 {
+            names.extend(["inp_gate", "proj", "post_norm"]);
+        }
+        if moe {
+            names.extend(["ffn_gate_up_exps", "ffn_down_exps", "ffn_gate_inp", "post_ffw_norm_1", "post_ffw_norm_2", "pre_ffw_norm_2"]);
+        }
+        v.extend(names.into_iter().map(|n| format!("blk.{il}.{n}.weight")));
+        if moe {
+            v.extend([format!("blk.{il}.ffn_gate_inp.scale"), format!("blk.{il}.ffn_down_exps.scale")]);
+        }
+    }
+    v
+}
+
+/// Builds the plan for converting `ckpt` to `file_type`.
+pub fn build(ckpt: &Checkpoint, cfg: &TextConfig, vocab: &Vocab, file_type: FileType, name: &str) -> Result<Plan> {
+    let mut tensors = Vec::new();
+    let mut skipped = Vec::new();
+
+    // rope_freqs comes first, as generate_extra_tensors() runs before the checkpoint's tensors.
+    if cfg.rope_full.rope_type != "proportional" {
+        bail!(
+            "config.json: rope_parameters.full_attention.rope_type is {:?}; Gemma 4 uses \"proportional\"",
+            cfg.rope_full.rope_type
+        );
+    }
+    let n_pairs = cfg.head_dim_full / 2;
+    let n_rot = cfg.n_rot_pairs_full().min(n_pairs);
+    let freqs: Vec<f32> = (0..n_pairs).map(|i| if i < n_rot { 1.0 } else { 1e30 }).collect();
+    tensors.push(PlanTensor {
+        out: PlannedTensor { name: "rope_freqs.weight".into(), dims: vec![n_pairs as u64], ty: GgmlType::F32, offset: 0 },
+        source: Source::Values(freqs),
+        hf_name: "(rope_freqs: generated)".into(),
+    });
+
+    for (index, t) in ckpt.tensors.iter().enumerate() {
+        let gname = match map_name(&t.name) {
+            Some(Mapped::Tower) => {
+                skipped.push(t.name.clone());
+                continue;
+            }
+            Some(Mapped::Text(g)) => g,
+            None => bail!("{}: tensor {} is not part of Gemma 4 as gq knows it", ckpt.shards[t.shard].path.display(), t.name),
+        };
+        if t.shape.is_empty() || t.shape.len() > 4 {
+            bail!("{}: tensor {}: {} dimensions", ckpt.shards[t.shard].path.display(), t.name, t.shape.len());
+        }
+        let mut shape = t.shape.clone();
+        if gname == "token_embd.weight" {
+            shape[0] = shape[0].min(vocab.n_vocab_real);
+        }
+        let dims: Vec<u64> = shape.iter().rev().map(|&d| d as u64).collect();
+        let ty = converter_type(&gname, shape.len(), dims[0], file_type);
+        let n_elements = shape.iter().product();
+        tensors.push(PlanTensor {
+            out: PlannedTensor { name: gname, dims, ty, offset: 0 },
+            source: Source::Checkpoint { index, n_elements },
+            hf_name: t.name.clone(),
+        });
+    }
+    for want in expected_tensors(cfg) {
+        if !tensors.iter().any(|t| t.out.name == want) {
+            bail!("{}: checkpoint lacks the tensor that becomes {want} (config.json implies it)", ckpt.dir.display());
+        }
+    }
+
+    let mut outs: Vec<PlannedTensor> = tensors.iter().map(|t| t.out.clone()).collect();
+    let data_bytes = layout_tensors(&mut outs, DEFAULT_ALIGNMENT);
+    for (t, o) in tensors.iter_mut().zip(outs) {
+        t.out = o;
+    }
+
+    // general.size_label from the written tensors, as gguf-py counts them.
+    let (mut total, mut shared, mut expert, mut esum, mut n_exp_t) = (0u64, 0u64, 0u64, 0u64, 0u64);
+    for t in &tensors {
+        let n = t.out.n_elements();
+        total += n;
+        if t.out.name.contains("_exps.") && t.out.dims.len() >= 3 {
+            let e = t.out.dims[2];
+            expert += n / e;
+            esum += e;
+            n_exp_t += 1;
+        } else {
+            shared += n;
+        }
+    }
+    let expert_count = if n_exp_t > 0 { esum / n_exp_t } else { 0 };
+    let label = (total > 0).then(|| metadata::size_label(total, shared, expert, expert_count));
+
+    let mut meta = Metadata::new();
+    metadata::general(&mut meta, name, label);
+    metadata::hparams(&mut meta, cfg, file_type);
+    meta.set("general.quantization_version", crate::gguf::MetaValue::U32(2));
+    vocab.write(&mut meta);
+    Ok(Plan { metadata: meta, tensors, skipped, file_type, data_bytes })
+}

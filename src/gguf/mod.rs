@@ -1,0 +1,19 @@
+//! GGUF v3 containers: the tensor types, metadata values, a validating reader and a streaming
+//! writer. Nothing here knows about Gemma 4 or how tensors are quantized beyond their sizes.
+
+mod reader;
+mod types;
+mod value;
+mod writer;
+
+pub use reader::{GgufFile, TensorInfo};
+pub use types::{FileType, GgmlType};
+pub use value::{MetaArray, MetaValue, Metadata};
+pub use writer::{layout_tensors, GgufWriter, PlannedTensor};
+
+/// The GGUF magic, "GGUF" read as little-endian u32 bytes.
+pub const MAGIC: &[u8; 4] = b"GGUF";
+/// The GGUF version gq writes.
+pub const VERSION: u32 = 3;
+/// Default alignment of tensor data (`general.alignment` when absent).
+pub const DEFAULT_ALIGNMENT: u64 = 32;

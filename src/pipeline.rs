@@ -1,0 +1,277 @@
+//! `gq quantize`: open → plan → execute → finish.
+//!
+//! Workers (rayon) convert row chunks of the tensors in plan order; a writer thread receives
+//! finished windows of chunks through a bounded channel and writes them strictly in order. Memory
+//! is bounded by the window size and the channel depth, not by the model. A chunk's bytes depend
+//! only on its input rows, so the output does not depend on the thread count.
+
+use crate::gemma4::{self, Plan, Source, TextConfig};
+use crate::gguf::{FileType, GgmlType, GgufWriter};
+use crate::quant::format_for;
+use crate::safetensors::Checkpoint;
+use crate::tokenizer::Vocab;
+use anyhow::{anyhow, bail, Context, Result};
+use rayon::prelude::*;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::sync_channel;
+use std::time::Instant;
+
+/// Elements per work item. Large tensors are split into row chunks of about this size.
+const CHUNK_ELEMENTS: usize = 1 << 18;
+
+/// Set by the Ctrl-C handler; the pipeline stops at the next chunk and removes its temp file.
+pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Options of one conversion.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Worker threads (0 = all cores).
+    pub threads: usize,
+    /// Show a progress bar (only on a terminal).
+    pub progress: bool,
+    /// Write NaN/Inf values into quantized tensors instead of failing.
+    pub allow_nonfinite: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { threads: 0, progress: false, allow_nonfinite: false }
+    }
+}
+
+/// What a finished conversion did.
+#[derive(Clone, Debug)]
+pub struct Summary {
+    /// Output path.
+    pub path: PathBuf,
+    /// Tensors written.
+    pub n_tensors: usize,
+    /// Weights written.
+    pub n_weights: u64,
+    /// Bytes of checkpoint tensors read.
+    pub bytes_in: u64,
+    /// Bytes of the output file.
+    pub bytes_out: u64,
+    /// Bytes of tensor data written.
+    pub data_bytes: u64,
+    /// Wall time.
+    pub seconds: f64,
+    /// Vision/audio tensors skipped.
+    pub skipped: usize,
+    /// Warnings (non-finite values kept in float tensors).
+    pub warnings: Vec<String>,
+}
+
+impl Summary {
+    /// Bits per weight of the tensor data.
+    pub fn bits_per_weight(&self) -> f64 {
+        self.data_bytes as f64 * 8.0 / self.n_weights.max(1) as f64
+    }
+}
+
+/// Reads config, checkpoint and tokenizer and builds the plan (step 1 and 2).
+pub fn open_and_plan(dir: &Path, ft: FileType) -> Result<(Checkpoint, Plan)> {
+    let cfg = TextConfig::load(dir)?;
+    let ckpt = Checkpoint::open(dir)?;
+    let vocab = Vocab::load(dir)?;
+    let name = std::fs::canonicalize(dir)
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "model".into());
+    let plan = gemma4::plan::build(&ckpt, &cfg, &vocab, ft, &name)?;
+    Ok((ckpt, plan))
+}
+
+/// One unit of work: elements `[first, first + n)` of plan tensor `tensor`.
+#[derive(Clone, Copy)]
+struct Chunk {
+    tensor: usize,
+    first: usize,
+    n: usize,
+}
+
+fn chunks(plan: &Plan) -> Vec<Chunk> {
+    let mut out = Vec::new();
+    for (i, t) in plan.tensors.iter().enumerate() {
+        let n_el = t.out.n_elements() as usize;
+        let row = t.out.dims[0].max(1) as usize;
+        let rows_per = (CHUNK_ELEMENTS / row).max(1);
+        let mut first = 0;
+        while first < n_el {
+            let n = (rows_per * row).min(n_el - first);
+            out.push(Chunk { tensor: i, first, n });
+            first += n;
+        }
+    }
+    out
+}
+
+struct Done {
+    bytes: Vec<u8>,
+    nonfinite: usize,
+}
+
+fn convert(ckpt: &Checkpoint, plan: &Plan, c: Chunk) -> Result<Done> {
+    let t = &plan.tensors[c.tensor];
+    let mut vals = vec![0f32; c.n];
+    match &t.source {
+        Source::Values(v) => vals.copy_from_slice(&v[c.first..c.first + c.n]),
+        Source::Checkpoint { index, .. } => {
+            let r = &ckpt.tensors[*index];
+            ckpt.read_f32(r, c.first, &mut vals).map_err(|e| {
+                anyhow!("{}: tensor {}: {e}", ckpt.shards[r.shard].path.display(), r.name)
+            })?;
+        }
+    }
+    let nonfinite = vals.iter().filter(|v| !v.is_finite()).count();
+    let fmt = format_for(t.out.ty).ok_or_else(|| anyhow!("type {} is not supported yet", t.out.ty))?;
+    let row = t.out.dims[0] as usize;
+    let row_bytes = t.out.ty.row_bytes(row as u64).unwrap() as usize;
+    let mut bytes = vec![0u8; c.n / row * row_bytes];
+    for (src, dst) in vals.chunks_exact(row).zip(bytes.chunks_exact_mut(row_bytes)) {
+        fmt.quantize_row(src, dst);
+    }
+    Ok(Done { bytes, nonfinite })
+}
+
+fn is_float(ty: GgmlType) -> bool {
+    matches!(ty, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16)
+}
+
+/// Converts the checkpoint in `dir` to `out` (steps 1 to 4).
+pub fn quantize(dir: &Path, out: &Path, ft: FileType, opts: &Options) -> Result<Summary> {
+    let start = Instant::now();
+    let (ckpt, plan) = open_and_plan(dir, ft)?;
+    let out_dir = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let tmp = tempfile::Builder::new()
+        .prefix(".gq-")
+        .suffix(".gguf.tmp")
+        .tempfile_in(&out_dir)
+        .with_context(|| format!("{}: cannot create the output file there", out_dir.display()))?;
+    let wctx = || format!("{}: write failed", out.display());
+
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(opts.threads)
+        .build()
+        .context("cannot start worker threads")?;
+    let work = chunks(&plan);
+    let window = (pool.current_num_threads() * 4).max(4);
+    let bar = progress_bar(opts.progress, plan.data_bytes);
+
+    let file = tmp.as_file().try_clone().with_context(wctx)?;
+    let tensors_out: Vec<_> = plan.tensors.iter().map(|t| t.out.clone()).collect();
+    let mut writer = GgufWriter::new(BufWriter::with_capacity(1 << 22, file), &plan.metadata, tensors_out)
+        .with_context(wctx)?;
+    let expected_len = writer.expected_len();
+    let mut warnings = Vec::new();
+    let mut reported = vec![false; plan.tensors.len()];
+
+    let (tx, rx) = sync_channel::<Vec<(Chunk, Done)>>(2);
+    let result: Result<()> = std::thread::scope(|s| {
+        let write_thread = s.spawn(move || -> Result<GgufWriter<BufWriter<std::fs::File>>> {
+            for batch in rx {
+                for (_, d) in batch {
+                    writer.write_tensor_data(&d.bytes)?;
+                }
+            }
+            Ok(writer)
+        });
+        let mut produce = || -> Result<()> {
+            for win in work.chunks(window) {
+                if INTERRUPTED.load(Ordering::Relaxed) {
+                    bail!("interrupted");
+                }
+                let done: Vec<Result<Done>> =
+                    pool.install(|| win.par_iter().map(|&c| convert(&ckpt, &plan, c)).collect());
+                let mut batch = Vec::with_capacity(win.len());
+                for (c, d) in win.iter().zip(done) {
+                    let d = d?;
+                    let t = &plan.tensors[c.tensor];
+                    if d.nonfinite > 0 && !reported[c.tensor] {
+                        reported[c.tensor] = true;
+                        let msg = format!(
+                            "tensor {} ({}): non-finite values (NaN/Inf)",
+                            t.hf_name, t.out.name
+                        );
+                        if is_float(t.out.ty) {
+                            warnings.push(format!("{msg}; kept as they are in {}", t.out.ty));
+                        } else if !opts.allow_nonfinite {
+                            bail!(
+                                "{}: {msg} cannot be quantized to {}; pass --allow-nonfinite to write them anyway",
+                                dir.display(),
+                                t.out.ty
+                            );
+                        } else {
+                            warnings.push(format!("{msg}; written to {} because of --allow-nonfinite", t.out.ty));
+                        }
+                    }
+                    bar.inc(d.bytes.len() as u64);
+                    batch.push((*c, d));
+                }
+                if tx.send(batch).is_err() {
+                    break; // the writer failed; its error is reported below
+                }
+            }
+            Ok(())
+        };
+        let produced = produce();
+        drop(tx);
+        let written = write_thread.join().map_err(|_| anyhow!("writer thread panicked"))?;
+        produced?;
+        let w = written.with_context(wctx)?;
+        let buf = w.finish().with_context(wctx)?;
+        let f = buf.into_inner().map_err(|e| e.into_error()).with_context(wctx)?;
+        f.sync_all().with_context(wctx)?;
+        Ok(())
+    });
+    bar.finish_and_clear();
+    result?;
+    let actual = tmp.as_file().metadata().with_context(wctx)?.len();
+    if actual != expected_len {
+        bail!("{}: wrote {actual} bytes, expected {expected_len}", out.display());
+    }
+    tmp.persist(out).map_err(|e| anyhow!("{}: cannot rename the finished file into place: {}", out.display(), e.error))?;
+
+    let bytes_in = plan
+        .tensors
+        .iter()
+        .filter_map(|t| match t.source {
+            Source::Checkpoint { index, .. } => Some((ckpt.tensors[index].end - ckpt.tensors[index].start) as u64),
+            Source::Values(_) => None,
+        })
+        .sum();
+    Ok(Summary {
+        path: out.to_path_buf(),
+        n_tensors: plan.tensors.len(),
+        n_weights: plan.tensors.iter().map(|t| t.out.n_elements()).sum(),
+        bytes_in,
+        bytes_out: expected_len,
+        data_bytes: plan.tensors.iter().map(|t| t.out.n_bytes()).sum(),
+        seconds: start.elapsed().as_secs_f64(),
+        skipped: plan.skipped.len(),
+        warnings,
+    })
+}
+
+fn progress_bar(show: bool, total: u64) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if !show || !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+/// Flushes stdout, ignoring errors (used by the CLI after printing).
+pub fn flush_stdout() {
+    let _ = std::io::stdout().flush();
+}

@@ -1,0 +1,380 @@
+//! Memory-mapped Hugging Face safetensors checkpoints, single-file or sharded with an index.
+//!
+//! Every shard's header is parsed and validated completely before any tensor is touched: the
+//! JSON header, each tensor's dtype, shape and byte range (inside the file, matching
+//! shape × dtype, no overlaps), and the index's claims about which shard holds which tensor.
+//! Errors name the file and the tensor. The header is parsed here rather than with the
+//! `safetensors` crate's `SafeTensors::deserialize` because that reports an unknown dtype or a
+//! bad offset as a generic deserialization error without the tensor's name; the crate's `Dtype`
+//! is still the vocabulary of dtypes.
+
+use memmap2::Mmap;
+use safetensors::Dtype;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+/// What was wrong with a checkpoint. Every variant names the file it concerns.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    /// A file could not be opened or mapped.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The directory has neither `model.safetensors` nor `model.safetensors.index.json`.
+    #[error("{0}: no model.safetensors or model.safetensors.index.json")]
+    NoWeights(PathBuf),
+    /// The safetensors header is malformed.
+    #[error("{path}: corrupt safetensors header: {msg}")]
+    Header {
+        /// The shard.
+        path: PathBuf,
+        /// What was wrong.
+        msg: String,
+    },
+    /// The file is shorter than its header says.
+    #[error("{path}: truncated: {msg}")]
+    Truncated {
+        /// The shard.
+        path: PathBuf,
+        /// What was missing.
+        msg: String,
+    },
+    /// One tensor's entry is wrong.
+    #[error("{path}: tensor {tensor}: {msg}")]
+    Tensor {
+        /// The shard.
+        path: PathBuf,
+        /// The tensor.
+        tensor: String,
+        /// What was wrong.
+        msg: String,
+    },
+    /// The index names a shard that is not there.
+    #[error("{index}: missing shard {shard} (named for tensor {tensor})")]
+    MissingShard {
+        /// The index file.
+        index: PathBuf,
+        /// The missing shard's file name.
+        shard: String,
+        /// A tensor the index places in it.
+        tensor: String,
+    },
+    /// The index is malformed or disagrees with the shards.
+    #[error("{path}: {msg}")]
+    Index {
+        /// The index file.
+        path: PathBuf,
+        /// What was wrong.
+        msg: String,
+    },
+}
+
+/// One mapped shard.
+pub struct Shard {
+    /// The shard's path.
+    pub path: PathBuf,
+    map: Mmap,
+    data_start: usize,
+}
+
+/// Where one tensor lives.
+#[derive(Clone, Debug)]
+pub struct TensorRef {
+    /// The tensor's name in the checkpoint.
+    pub name: String,
+    /// Index into [`Checkpoint::shards`].
+    pub shard: usize,
+    /// Element type.
+    pub dtype: Dtype,
+    /// Shape, outermost first (PyTorch order).
+    pub shape: Vec<usize>,
+    /// Byte range within the shard's data section.
+    pub start: usize,
+    /// End of the byte range.
+    pub end: usize,
+}
+
+impl TensorRef {
+    /// Number of elements.
+    pub fn n_elements(&self) -> usize {
+        self.shape.iter().product()
+    }
+}
+
+/// A checkpoint's weights: all shards mapped and validated.
+pub struct Checkpoint {
+    /// The checkpoint directory.
+    pub dir: PathBuf,
+    /// Mapped shards, sorted by file name.
+    pub shards: Vec<Shard>,
+    /// Tensors in the order the converter visits them: shard by shard (sorted file names), and
+    /// within a shard by name.
+    pub tensors: Vec<TensorRef>,
+    by_name: BTreeMap<String, usize>,
+}
+
+/// Element size in bytes of a safetensors dtype.
+pub fn dtype_size(d: Dtype) -> usize {
+    d.bitsize().div_ceil(8)
+}
+
+fn parse_dtype(s: &str) -> Option<Dtype> {
+    serde_json::from_value(Value::String(s.to_string())).ok()
+}
+
+impl Checkpoint {
+    /// Opens `dir`: `model.safetensors`, or the shards listed by `model.safetensors.index.json`.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Checkpoint, CheckpointError> {
+        let dir = dir.as_ref().to_path_buf();
+        let index_path = dir.join("model.safetensors.index.json");
+        let single = dir.join("model.safetensors");
+        let (shard_names, weight_map) = if index_path.is_file() {
+            let (names, map) = read_index(&index_path)?;
+            (names, Some(map))
+        } else if single.is_file() {
+            (vec!["model.safetensors".to_string()], None)
+        } else {
+            return Err(CheckpointError::NoWeights(dir));
+        };
+        if let Some(map) = &weight_map {
+            for name in &shard_names {
+                if !dir.join(name).is_file() {
+                    let tensor = map.iter().find(|(_, s)| *s == name).map(|(t, _)| t.clone());
+                    return Err(CheckpointError::MissingShard {
+                        index: index_path,
+                        shard: name.clone(),
+                        tensor: tensor.unwrap_or_default(),
+                    });
+                }
+            }
+        }
+        let mut shards = Vec::new();
+        let mut tensors = Vec::new();
+        for (i, name) in shard_names.iter().enumerate() {
+            let (shard, mut list) = open_shard(&dir.join(name), i)?;
+            list.sort_by(|a, b| a.name.cmp(&b.name));
+            tensors.extend(list);
+            shards.push(shard);
+        }
+        let mut by_name = BTreeMap::new();
+        for (i, t) in tensors.iter().enumerate() {
+            if by_name.insert(t.name.clone(), i).is_some() {
+                return Err(CheckpointError::Tensor {
+                    path: shards[t.shard].path.clone(),
+                    tensor: t.name.clone(),
+                    msg: "appears in more than one shard".into(),
+                });
+            }
+        }
+        if let Some(map) = &weight_map {
+            for (tensor, shard) in map {
+                match by_name.get(tensor) {
+                    None => {
+                        return Err(CheckpointError::Index {
+                            path: index_path,
+                            msg: format!("tensor {tensor} is listed for {shard} but {shard} does not contain it"),
+                        })
+                    }
+                    Some(&i) if shard_names[tensors[i].shard] != *shard => {
+                        return Err(CheckpointError::Index {
+                            path: index_path,
+                            msg: format!(
+                                "tensor {tensor} is listed for {shard} but is in {}",
+                                shard_names[tensors[i].shard]
+                            ),
+                        })
+                    }
+                    _ => {}
+                }
+            }
+            if let Some(t) = tensors.iter().find(|t| !map.contains_key(&t.name)) {
+                return Err(CheckpointError::Index {
+                    path: index_path,
+                    msg: format!("tensor {} (in {}) is not in the weight map", t.name, shard_names[t.shard]),
+                });
+            }
+        }
+        Ok(Checkpoint { dir, shards, tensors, by_name })
+    }
+
+    /// The tensor with this checkpoint name.
+    pub fn get(&self, name: &str) -> Option<&TensorRef> {
+        self.by_name.get(name).map(|&i| &self.tensors[i])
+    }
+
+    /// The raw bytes of a tensor.
+    pub fn bytes(&self, t: &TensorRef) -> &[u8] {
+        let s = &self.shards[t.shard];
+        &s.map[s.data_start + t.start..s.data_start + t.end]
+    }
+
+    /// Total bytes of all tensors.
+    pub fn total_bytes(&self) -> u64 {
+        self.tensors.iter().map(|t| (t.end - t.start) as u64).sum()
+    }
+
+    /// Converts elements `[first, first + out.len())` of a float tensor to f32.
+    pub fn read_f32(&self, t: &TensorRef, first: usize, out: &mut [f32]) -> Result<(), String> {
+        let b = self.bytes(t);
+        let es = dtype_size(t.dtype);
+        let src = &b[first * es..(first + out.len()) * es];
+        match t.dtype {
+            Dtype::F32 => {
+                for (o, c) in out.iter_mut().zip(src.chunks_exact(4)) {
+                    *o = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                }
+            }
+            Dtype::F16 => {
+                for (o, c) in out.iter_mut().zip(src.chunks_exact(2)) {
+                    *o = half::f16::from_le_bytes([c[0], c[1]]).to_f32();
+                }
+            }
+            Dtype::BF16 => {
+                for (o, c) in out.iter_mut().zip(src.chunks_exact(2)) {
+                    *o = f32::from_bits((u16::from_le_bytes([c[0], c[1]]) as u32) << 16);
+                }
+            }
+            d => return Err(format!("dtype {d:?} cannot be converted (gq reads F32, F16 and BF16)")),
+        }
+        Ok(())
+    }
+}
+
+fn read_index(path: &Path) -> Result<(Vec<String>, BTreeMap<String, String>), CheckpointError> {
+    let bad = |msg: String| CheckpointError::Index { path: path.to_path_buf(), msg };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CheckpointError::Io { path: path.to_path_buf(), source: e })?;
+    let v: Value = serde_json::from_str(&text).map_err(|e| bad(format!("invalid JSON: {e}")))?;
+    let map = v
+        .get("weight_map")
+        .and_then(|m| m.as_object())
+        .ok_or_else(|| bad("no \"weight_map\" object".into()))?;
+    let mut weight_map = BTreeMap::new();
+    for (k, s) in map {
+        let s = s.as_str().ok_or_else(|| bad(format!("weight_map entry {k} is not a file name")))?;
+        if s.contains('/') || s.contains('\\') || s == ".." {
+            return Err(bad(format!("weight_map entry {k} names a path outside the directory: {s}")));
+        }
+        weight_map.insert(k.clone(), s.to_string());
+    }
+    let mut names: Vec<String> = weight_map.values().cloned().collect();
+    names.sort();
+    names.dedup();
+    Ok((names, weight_map))
+}
+
+fn open_shard(path: &Path, index: usize) -> Result<(Shard, Vec<TensorRef>), CheckpointError> {
+    let io = |e| CheckpointError::Io { path: path.to_path_buf(), source: e };
+    let file = File::open(path).map_err(io)?;
+    // SAFETY: read-only map of a file gq does not modify while it is mapped.
+    let map = unsafe { Mmap::map(&file) }.map_err(io)?;
+    let header_err = |msg: String| CheckpointError::Header { path: path.to_path_buf(), msg };
+    if map.len() < 8 {
+        return Err(CheckpointError::Truncated {
+            path: path.to_path_buf(),
+            msg: format!("{} bytes, too short for a header length", map.len()),
+        });
+    }
+    let n = u64::from_le_bytes(map[..8].try_into().unwrap());
+    if n > 100_000_000 {
+        return Err(header_err(format!("header length {n} is implausibly large")));
+    }
+    let n = n as usize;
+    if 8 + n > map.len() {
+        return Err(CheckpointError::Truncated {
+            path: path.to_path_buf(),
+            msg: format!("header needs {} bytes, file has {}", 8 + n, map.len()),
+        });
+    }
+    let header: Value = serde_json::from_slice(&map[8..8 + n])
+        .map_err(|e| header_err(format!("invalid JSON: {e}")))?;
+    let obj = header.as_object().ok_or_else(|| header_err("header is not a JSON object".into()))?;
+    let data_len = map.len() - 8 - n;
+    let mut list = Vec::new();
+    for (name, entry) in obj {
+        if name == "__metadata__" {
+            continue;
+        }
+        let terr = |msg: String| CheckpointError::Tensor {
+            path: path.to_path_buf(),
+            tensor: name.clone(),
+            msg,
+        };
+        let dt = entry
+            .get("dtype")
+            .and_then(|d| d.as_str())
+            .ok_or_else(|| terr("no dtype".into()))?;
+        let dtype = parse_dtype(dt).ok_or_else(|| terr(format!("unknown dtype {dt:?}")))?;
+        let shape: Vec<usize> = entry
+            .get("shape")
+            .and_then(|s| s.as_array())
+            .ok_or_else(|| terr("no shape".into()))?
+            .iter()
+            .map(|d| d.as_u64().map(|d| d as usize))
+            .collect::<Option<_>>()
+            .ok_or_else(|| terr("shape is not a list of non-negative integers".into()))?;
+        let offs: Vec<usize> = entry
+            .get("data_offsets")
+            .and_then(|s| s.as_array())
+            .filter(|a| a.len() == 2)
+            .ok_or_else(|| terr("data_offsets is not [start, end]".into()))?
+            .iter()
+            .map(|d| d.as_u64().map(|d| d as usize))
+            .collect::<Option<_>>()
+            .ok_or_else(|| terr("data_offsets are not non-negative integers".into()))?;
+        let (start, end) = (offs[0], offs[1]);
+        if end < start {
+            return Err(terr(format!("data_offsets [{start}, {end}] end before they start")));
+        }
+        let n_el = shape
+            .iter()
+            .try_fold(1usize, |a, &d| a.checked_mul(d))
+            .ok_or_else(|| terr("shape overflows".into()))?;
+        let want = n_el
+            .checked_mul(dtype.bitsize())
+            .map(|b| b.div_ceil(8))
+            .ok_or_else(|| terr("size overflows".into()))?;
+        if end - start != want {
+            return Err(terr(format!(
+                "data_offsets [{start}, {end}] hold {} bytes but shape {shape:?} of {dt} needs {want}",
+                end - start
+            )));
+        }
+        if end > data_len {
+            return Err(if start <= data_len {
+                CheckpointError::Truncated {
+                    path: path.to_path_buf(),
+                    msg: format!(
+                        "tensor {name} ends at byte {end} of the data section, which has only {data_len}"
+                    ),
+                }
+            } else {
+                terr(format!(
+                    "data_offsets [{start}, {end}] out of bounds (data section is {data_len} bytes)"
+                ))
+            });
+        }
+        list.push(TensorRef { name: name.clone(), shard: index, dtype, shape, start, end });
+    }
+    let mut by_start: Vec<&TensorRef> = list.iter().filter(|t| t.end > t.start).collect();
+    by_start.sort_by_key(|t| t.start);
+    for w in by_start.windows(2) {
+        if w[1].start < w[0].end {
+            return Err(CheckpointError::Tensor {
+                path: path.to_path_buf(),
+                tensor: w[1].name.clone(),
+                msg: format!(
+                    "data_offsets [{}, {}] overlap tensor {} [{}, {}]",
+                    w[1].start, w[1].end, w[0].name, w[0].start, w[0].end
+                ),
+            });
+        }
+    }
+    Ok((Shard { path: path.to_path_buf(), map, data_start: 8 + n }, list))
+}
