@@ -213,6 +213,11 @@ pub fn quantize(dir: &Path, out: &Path, ft: FileType, opts: &Options) -> Result<
                     bar.inc(d.bytes.len() as u64);
                     batch.push((*c, d));
                 }
+                for c in win {
+                    if let Source::Checkpoint { index, .. } = plan.tensors[c.tensor].source {
+                        ckpt.release(&ckpt.tensors[index], c.first, c.n);
+                    }
+                }
                 if tx.send(batch).is_err() {
                     break; // the writer failed; its error is reported below
                 }

@@ -219,6 +219,22 @@ impl Checkpoint {
         self.tensors.iter().map(|t| (t.end - t.start) as u64).sum()
     }
 
+    /// Drops this process's mapping of elements `[first, first + n)` of a tensor once they have
+    /// been read, so resident memory stays bounded however large the checkpoint is. The pages stay
+    /// in the page cache; reading them again simply faults them back in.
+    pub fn release(&self, t: &TensorRef, first: usize, n: usize) {
+        let s = &self.shards[t.shard];
+        let es = dtype_size(t.dtype);
+        let begin = s.data_start + t.start + first * es;
+        let end = begin + n * es;
+        let aligned = begin & !4095;
+        // SAFETY: the map is a read-only, file-backed private mapping that gq never writes:
+        // MADV_DONTNEED only discards page-table entries, which refault from the file.
+        let _ = unsafe {
+            s.map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, aligned, end - aligned)
+        };
+    }
+
     /// Converts elements `[first, first + out.len())` of a float tensor to f32.
     pub fn read_f32(&self, t: &TensorRef, first: usize, out: &mut [f32]) -> Result<(), String> {
         let b = self.bytes(t);

@@ -125,6 +125,14 @@ pub fn build(ckpt: &Checkpoint, cfg: &TextConfig, vocab: &Vocab, file_type: File
             Some(Mapped::Text(g)) => g,
             None => bail!("{}: tensor {} is not part of Gemma 4 as gq knows it", ckpt.shards[t.shard].path.display(), t.name),
         };
+        if !matches!(t.dtype, safetensors::Dtype::F32 | safetensors::Dtype::F16 | safetensors::Dtype::BF16) {
+            bail!(
+                "{}: tensor {}: dtype {:?} cannot be converted (gq reads F32, F16 and BF16 checkpoints)",
+                ckpt.shards[t.shard].path.display(),
+                t.name,
+                t.dtype
+            );
+        }
         if t.shape.is_empty() || t.shape.len() > 4 {
             bail!("{}: tensor {}: {} dimensions", ckpt.shards[t.shard].path.display(), t.name, t.shape.len());
         }

@@ -32,12 +32,13 @@ def main():
     ap.add_argument("ours")
     ap.add_argument("ref")
     ap.add_argument("--ignore-key", action="append", default=[])
+    ap.add_argument("--only-prefix", help="compare only keys with this prefix, and no tensors")
     a = ap.parse_args()
     ours, ref = GGUFReader(a.ours), GGUFReader(a.ref)
     diffs = []
     fo, fr = fields(ours), fields(ref)
     for k in sorted(set(fo) | set(fr)):
-        if k in a.ignore_key:
+        if k in a.ignore_key or (a.only_prefix and not k.startswith(a.only_prefix)):
             continue
         if k not in fo:
             diffs.append(f"key {k}: missing in ours (reference: {fr[k][0]})")
@@ -48,8 +49,8 @@ def main():
         elif fo[k][1] != fr[k][1]:
             s1, s2 = str(fo[k][1])[:120], str(fr[k][1])[:120]
             diffs.append(f"key {k}: value {s1} != reference {s2}")
-    to = {t.name: t for t in ours.tensors}
-    tr = {t.name: t for t in ref.tensors}
+    to = {} if a.only_prefix else {t.name: t for t in ours.tensors}
+    tr = {} if a.only_prefix else {t.name: t for t in ref.tensors}
     for n in sorted(set(to) | set(tr)):
         if n not in to:
             diffs.append(f"tensor {n}: missing in ours")
@@ -69,7 +70,8 @@ def main():
                 diffs.append(f"tensor {n}: bytes differ ({nd} of {len(by)} bytes)")
     for d in diffs:
         print(d)
-    print(f"{a.ours} vs {a.ref}: {len(fo)} keys, {len(to)} tensors, {len(diffs)} differences")
+    n_keys = len([k for k in fr if not a.only_prefix or k.startswith(a.only_prefix)])
+    print(f"{a.ours} vs {a.ref}: {n_keys} reference keys, {len(to)} tensors, {len(diffs)} differences")
     sys.exit(1 if diffs else 0)
 
 

@@ -1,0 +1,92 @@
+//! Shared helpers for gq's integration tests: paths to fixtures, the gq binary, and the
+//! independent peers (gguf-py, llama.cpp). A missing peer fails the test with instructions.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A fixture directory.
+pub fn fixture(name: &str) -> PathBuf {
+    root().join("fixtures").join(name)
+}
+
+/// Runs the gq binary.
+pub fn gq(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gq")).args(args).output().expect("run gq")
+}
+
+/// Runs gq and panics with its stderr unless it succeeds.
+pub fn gq_ok(args: &[&str]) -> Output {
+    let o = gq(args);
+    assert!(o.status.success(), "gq {args:?} failed:\n{}", String::from_utf8_lossy(&o.stderr));
+    o
+}
+
+/// The peers' cache directory.
+pub fn peers() -> PathBuf {
+    std::env::var_os("GQ_PEERS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/gq-peers"))
+}
+
+/// A llama.cpp tool built by scripts/get_peers.sh.
+pub fn llama_tool(name: &str) -> PathBuf {
+    let p = peers().join("build/bin").join(name);
+    assert!(
+        p.is_file(),
+        "{} not found: run `bash scripts/get_peers.sh` to build llama.cpp's tools from the \
+         llama-cpp-python 0.3.36 sdist (set GQ_PEERS to use another cache)",
+        p.display()
+    );
+    p
+}
+
+/// The llama.cpp source tree from the sdist.
+pub fn llama_src() -> PathBuf {
+    let p = peers().join("sdist/llama_cpp_python-0.3.36/vendor/llama.cpp");
+    assert!(p.join("CMakeLists.txt").is_file(), "{} not found: run `bash scripts/get_peers.sh`", p.display());
+    p
+}
+
+/// Runs one of the Python reference scripts in tests/py (needs gguf-py 0.19.0 and numpy).
+pub fn python(script: &str, args: &[&Path], extra: &[&str]) -> Output {
+    let o = Command::new("python3")
+        .arg(root().join("tests/py").join(script))
+        .args(args)
+        .args(extra)
+        .output()
+        .expect("python3 not found: install Python 3 and `pip install gguf==0.19.0 numpy`");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !err.contains("ModuleNotFoundError"),
+        "{script}: a Python module is missing ({err}): run `pip install gguf==0.19.0 numpy` (or scripts/get_peers.sh)"
+    );
+    o
+}
+
+/// Asserts that a reference comparison script exited 0, showing its output otherwise.
+pub fn assert_py_ok(o: &Output, what: &str) {
+    assert!(
+        o.status.success(),
+        "{what}:\n{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// Copies a fixture into a fresh temp dir (for tests that corrupt it).
+pub fn copy_fixture(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dst = tmp.path().join(name);
+    std::fs::create_dir_all(&dst).unwrap();
+    for e in std::fs::read_dir(fixture(name)).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), dst.join(e.file_name())).unwrap();
+    }
+    (tmp, dst)
+}
