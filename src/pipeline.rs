@@ -37,7 +37,11 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { threads: 0, progress: false, allow_nonfinite: false }
+        Options {
+            threads: 0,
+            progress: false,
+            allow_nonfinite: false,
+        }
     }
 }
 
@@ -62,6 +66,16 @@ pub struct Summary {
     pub skipped: usize,
     /// Warnings (non-finite values kept in float tensors).
     pub warnings: Vec<String>,
+    /// Peak resident memory of the process (VmHWM), when the OS reports it.
+    pub peak_rss_bytes: Option<u64>,
+}
+
+/// The process's peak resident set size (Linux `VmHWM`).
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
 }
 
 impl Summary {
@@ -101,7 +115,11 @@ fn chunks(plan: &Plan) -> Vec<Chunk> {
         let mut first = 0;
         while first < n_el {
             let n = (rows_per * row).min(n_el - first);
-            out.push(Chunk { tensor: i, first, n });
+            out.push(Chunk {
+                tensor: i,
+                first,
+                n,
+            });
             first += n;
         }
     }
@@ -121,16 +139,24 @@ fn convert(ckpt: &Checkpoint, plan: &Plan, c: Chunk) -> Result<Done> {
         Source::Checkpoint { index, .. } => {
             let r = &ckpt.tensors[*index];
             ckpt.read_f32(r, c.first, &mut vals).map_err(|e| {
-                anyhow!("{}: tensor {}: {e}", ckpt.shards[r.shard].path.display(), r.name)
+                anyhow!(
+                    "{}: tensor {}: {e}",
+                    ckpt.shards[r.shard].path.display(),
+                    r.name
+                )
             })?;
         }
     }
     let nonfinite = vals.iter().filter(|v| !v.is_finite()).count();
-    let fmt = format_for(t.out.ty).ok_or_else(|| anyhow!("type {} is not supported yet", t.out.ty))?;
+    let fmt =
+        format_for(t.out.ty).ok_or_else(|| anyhow!("type {} is not supported yet", t.out.ty))?;
     let row = t.out.dims[0] as usize;
     let row_bytes = t.out.ty.row_bytes(row as u64).unwrap() as usize;
     let mut bytes = vec![0u8; c.n / row * row_bytes];
-    for (src, dst) in vals.chunks_exact(row).zip(bytes.chunks_exact_mut(row_bytes)) {
+    for (src, dst) in vals
+        .chunks_exact(row)
+        .zip(bytes.chunks_exact_mut(row_bytes))
+    {
         fmt.quantize_row(src, dst);
     }
     Ok(Done { bytes, nonfinite })
@@ -165,8 +191,12 @@ pub fn quantize(dir: &Path, out: &Path, ft: FileType, opts: &Options) -> Result<
 
     let file = tmp.as_file().try_clone().with_context(wctx)?;
     let tensors_out: Vec<_> = plan.tensors.iter().map(|t| t.out.clone()).collect();
-    let mut writer = GgufWriter::new(BufWriter::with_capacity(1 << 22, file), &plan.metadata, tensors_out)
-        .with_context(wctx)?;
+    let mut writer = GgufWriter::new(
+        BufWriter::with_capacity(1 << 22, file),
+        &plan.metadata,
+        tensors_out,
+    )
+    .with_context(wctx)?;
     let expected_len = writer.expected_len();
     let mut warnings = Vec::new();
     let mut reported = vec![false; plan.tensors.len()];
@@ -207,7 +237,10 @@ pub fn quantize(dir: &Path, out: &Path, ft: FileType, opts: &Options) -> Result<
                                 t.out.ty
                             );
                         } else {
-                            warnings.push(format!("{msg}; written to {} because of --allow-nonfinite", t.out.ty));
+                            warnings.push(format!(
+                                "{msg}; written to {} because of --allow-nonfinite",
+                                t.out.ty
+                            ));
                         }
                     }
                     bar.inc(d.bytes.len() as u64);
@@ -226,11 +259,16 @@ pub fn quantize(dir: &Path, out: &Path, ft: FileType, opts: &Options) -> Result<
         };
         let produced = produce();
         drop(tx);
-        let written = write_thread.join().map_err(|_| anyhow!("writer thread panicked"))?;
+        let written = write_thread
+            .join()
+            .map_err(|_| anyhow!("writer thread panicked"))?;
         produced?;
         let w = written.with_context(wctx)?;
         let buf = w.finish().with_context(wctx)?;
-        let f = buf.into_inner().map_err(|e| e.into_error()).with_context(wctx)?;
+        let f = buf
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .with_context(wctx)?;
         f.sync_all().with_context(wctx)?;
         Ok(())
     });
@@ -238,15 +276,26 @@ pub fn quantize(dir: &Path, out: &Path, ft: FileType, opts: &Options) -> Result<
     result?;
     let actual = tmp.as_file().metadata().with_context(wctx)?.len();
     if actual != expected_len {
-        bail!("{}: wrote {actual} bytes, expected {expected_len}", out.display());
+        bail!(
+            "{}: wrote {actual} bytes, expected {expected_len}",
+            out.display()
+        );
     }
-    tmp.persist(out).map_err(|e| anyhow!("{}: cannot rename the finished file into place: {}", out.display(), e.error))?;
+    tmp.persist(out).map_err(|e| {
+        anyhow!(
+            "{}: cannot rename the finished file into place: {}",
+            out.display(),
+            e.error
+        )
+    })?;
 
     let bytes_in = plan
         .tensors
         .iter()
         .filter_map(|t| match t.source {
-            Source::Checkpoint { index, .. } => Some((ckpt.tensors[index].end - ckpt.tensors[index].start) as u64),
+            Source::Checkpoint { index, .. } => {
+                Some((ckpt.tensors[index].end - ckpt.tensors[index].start) as u64)
+            }
             Source::Values(_) => None,
         })
         .sum();
@@ -260,6 +309,7 @@ pub fn quantize(dir: &Path, out: &Path, ft: FileType, opts: &Options) -> Result<
         seconds: start.elapsed().as_secs_f64(),
         skipped: plan.skipped.len(),
         warnings,
+        peak_rss_bytes: peak_rss_bytes(),
     })
 }
 
@@ -270,8 +320,10 @@ fn progress_bar(show: bool, total: u64) -> indicatif::ProgressBar {
     }
     let bar = indicatif::ProgressBar::new(total);
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     bar
 }

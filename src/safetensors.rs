@@ -175,12 +175,12 @@ impl Checkpoint {
         if let Some(map) = &weight_map {
             for (tensor, shard) in map {
                 match by_name.get(tensor) {
-                    None => {
-                        return Err(CheckpointError::Index {
-                            path: index_path,
-                            msg: format!("tensor {tensor} is listed for {shard} but {shard} does not contain it"),
-                        })
-                    }
+                    None => return Err(CheckpointError::Index {
+                        path: index_path,
+                        msg: format!(
+                            "tensor {tensor} is listed for {shard} but {shard} does not contain it"
+                        ),
+                    }),
                     Some(&i) if shard_names[tensors[i].shard] != *shard => {
                         return Err(CheckpointError::Index {
                             path: index_path,
@@ -196,11 +196,19 @@ impl Checkpoint {
             if let Some(t) = tensors.iter().find(|t| !map.contains_key(&t.name)) {
                 return Err(CheckpointError::Index {
                     path: index_path,
-                    msg: format!("tensor {} (in {}) is not in the weight map", t.name, shard_names[t.shard]),
+                    msg: format!(
+                        "tensor {} (in {}) is not in the weight map",
+                        t.name, shard_names[t.shard]
+                    ),
                 });
             }
         }
-        Ok(Checkpoint { dir, shards, tensors, by_name })
+        Ok(Checkpoint {
+            dir,
+            shards,
+            tensors,
+            by_name,
+        })
     }
 
     /// The tensor with this checkpoint name.
@@ -231,7 +239,8 @@ impl Checkpoint {
         // SAFETY: the map is a read-only, file-backed private mapping that gq never writes:
         // MADV_DONTNEED only discards page-table entries, which refault from the file.
         let _ = unsafe {
-            s.map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, aligned, end - aligned)
+            s.map
+                .unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, aligned, end - aligned)
         };
     }
 
@@ -256,16 +265,25 @@ impl Checkpoint {
                     *o = f32::from_bits((u16::from_le_bytes([c[0], c[1]]) as u32) << 16);
                 }
             }
-            d => return Err(format!("dtype {d:?} cannot be converted (gq reads F32, F16 and BF16)")),
+            d => {
+                return Err(format!(
+                    "dtype {d:?} cannot be converted (gq reads F32, F16 and BF16)"
+                ))
+            }
         }
         Ok(())
     }
 }
 
 fn read_index(path: &Path) -> Result<(Vec<String>, BTreeMap<String, String>), CheckpointError> {
-    let bad = |msg: String| CheckpointError::Index { path: path.to_path_buf(), msg };
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| CheckpointError::Io { path: path.to_path_buf(), source: e })?;
+    let bad = |msg: String| CheckpointError::Index {
+        path: path.to_path_buf(),
+        msg,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| CheckpointError::Io {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
     let v: Value = serde_json::from_str(&text).map_err(|e| bad(format!("invalid JSON: {e}")))?;
     let map = v
         .get("weight_map")
@@ -273,9 +291,13 @@ fn read_index(path: &Path) -> Result<(Vec<String>, BTreeMap<String, String>), Ch
         .ok_or_else(|| bad("no \"weight_map\" object".into()))?;
     let mut weight_map = BTreeMap::new();
     for (k, s) in map {
-        let s = s.as_str().ok_or_else(|| bad(format!("weight_map entry {k} is not a file name")))?;
+        let s = s
+            .as_str()
+            .ok_or_else(|| bad(format!("weight_map entry {k} is not a file name")))?;
         if s.contains('/') || s.contains('\\') || s == ".." {
-            return Err(bad(format!("weight_map entry {k} names a path outside the directory: {s}")));
+            return Err(bad(format!(
+                "weight_map entry {k} names a path outside the directory: {s}"
+            )));
         }
         weight_map.insert(k.clone(), s.to_string());
     }
@@ -286,11 +308,17 @@ fn read_index(path: &Path) -> Result<(Vec<String>, BTreeMap<String, String>), Ch
 }
 
 fn open_shard(path: &Path, index: usize) -> Result<(Shard, Vec<TensorRef>), CheckpointError> {
-    let io = |e| CheckpointError::Io { path: path.to_path_buf(), source: e };
+    let io = |e| CheckpointError::Io {
+        path: path.to_path_buf(),
+        source: e,
+    };
     let file = File::open(path).map_err(io)?;
     // SAFETY: read-only map of a file gq does not modify while it is mapped.
     let map = unsafe { Mmap::map(&file) }.map_err(io)?;
-    let header_err = |msg: String| CheckpointError::Header { path: path.to_path_buf(), msg };
+    let header_err = |msg: String| CheckpointError::Header {
+        path: path.to_path_buf(),
+        msg,
+    };
     if map.len() < 8 {
         return Err(CheckpointError::Truncated {
             path: path.to_path_buf(),
@@ -299,7 +327,9 @@ fn open_shard(path: &Path, index: usize) -> Result<(Shard, Vec<TensorRef>), Chec
     }
     let n = u64::from_le_bytes(map[..8].try_into().unwrap());
     if n > 100_000_000 {
-        return Err(header_err(format!("header length {n} is implausibly large")));
+        return Err(header_err(format!(
+            "header length {n} is implausibly large"
+        )));
     }
     let n = n as usize;
     if 8 + n > map.len() {
@@ -310,7 +340,9 @@ fn open_shard(path: &Path, index: usize) -> Result<(Shard, Vec<TensorRef>), Chec
     }
     let header: Value = serde_json::from_slice(&map[8..8 + n])
         .map_err(|e| header_err(format!("invalid JSON: {e}")))?;
-    let obj = header.as_object().ok_or_else(|| header_err("header is not a JSON object".into()))?;
+    let obj = header
+        .as_object()
+        .ok_or_else(|| header_err("header is not a JSON object".into()))?;
     let data_len = map.len() - 8 - n;
     let mut list = Vec::new();
     for (name, entry) in obj {
@@ -346,7 +378,9 @@ fn open_shard(path: &Path, index: usize) -> Result<(Shard, Vec<TensorRef>), Chec
             .ok_or_else(|| terr("data_offsets are not non-negative integers".into()))?;
         let (start, end) = (offs[0], offs[1]);
         if end < start {
-            return Err(terr(format!("data_offsets [{start}, {end}] end before they start")));
+            return Err(terr(format!(
+                "data_offsets [{start}, {end}] end before they start"
+            )));
         }
         let n_el = shape
             .iter()
@@ -376,7 +410,14 @@ fn open_shard(path: &Path, index: usize) -> Result<(Shard, Vec<TensorRef>), Chec
                 ))
             });
         }
-        list.push(TensorRef { name: name.clone(), shard: index, dtype, shape, start, end });
+        list.push(TensorRef {
+            name: name.clone(),
+            shard: index,
+            dtype,
+            shape,
+            start,
+            end,
+        });
     }
     let mut by_start: Vec<&TensorRef> = list.iter().filter(|t| t.end > t.start).collect();
     by_start.sort_by_key(|t| t.start);
@@ -392,5 +433,12 @@ fn open_shard(path: &Path, index: usize) -> Result<(Shard, Vec<TensorRef>), Chec
             });
         }
     }
-    Ok((Shard { path: path.to_path_buf(), map, data_start: 8 + n }, list))
+    Ok((
+        Shard {
+            path: path.to_path_buf(),
+            map,
+            data_start: 8 + n,
+        },
+        list,
+    ))
 }

@@ -59,13 +59,14 @@ pub struct Vocab {
 }
 
 fn read_json(path: &Path) -> Result<Value> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("{}: cannot read", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("{}: invalid JSON", path.display()))
 }
 
 fn token_content(v: &Value) -> Option<&str> {
-    v.as_str().or_else(|| v.get("content").and_then(|c| c.as_str()))
+    v.as_str()
+        .or_else(|| v.get("content").and_then(|c| c.as_str()))
 }
 
 impl Vocab {
@@ -92,7 +93,9 @@ impl Vocab {
         let n_base = vocab.len();
         let mut reverse: HashMap<u64, String> = HashMap::with_capacity(n_base);
         for (tok, id) in vocab {
-            let id = id.as_u64().ok_or_else(|| fail(format!("token {tok:?} has no integer id")))?;
+            let id = id
+                .as_u64()
+                .ok_or_else(|| fail(format!("token {tok:?} has no integer id")))?;
             reverse.insert(id, tok.clone());
         }
         let added: Vec<(u64, String)> = tj
@@ -100,11 +103,19 @@ impl Vocab {
             .and_then(|a| a.as_array())
             .map(|a| {
                 a.iter()
-                    .filter_map(|t| Some((t.get("id")?.as_u64()?, t.get("content")?.as_str()?.to_string())))
+                    .filter_map(|t| {
+                        Some((
+                            t.get("id")?.as_u64()?,
+                            t.get("content")?.as_str()?.to_string(),
+                        ))
+                    })
                     .collect()
             })
             .unwrap_or_default();
-        let n_added_json = tj.get("added_tokens").and_then(|a| a.as_array()).map_or(0, |a| a.len());
+        let n_added_json = tj
+            .get("added_tokens")
+            .and_then(|a| a.as_array())
+            .map_or(0, |a| a.len());
         let mut lookup: HashMap<&str, u64> = HashMap::new();
         for (tok, id) in vocab {
             lookup.insert(tok, id.as_u64().unwrap());
@@ -137,10 +148,16 @@ impl Vocab {
                     }
                 }
             }
-            let extra = tc.get("extra_special_tokens").or_else(|| tc.get("additional_special_tokens"));
+            let extra = tc
+                .get("extra_special_tokens")
+                .or_else(|| tc.get("additional_special_tokens"));
             match extra {
-                Some(Value::Array(a)) => special_strs.extend(a.iter().filter_map(token_content).map(str::to_string)),
-                Some(Value::Object(o)) => special_strs.extend(o.values().filter_map(token_content).map(str::to_string)),
+                Some(Value::Array(a)) => {
+                    special_strs.extend(a.iter().filter_map(token_content).map(str::to_string))
+                }
+                Some(Value::Object(o)) => {
+                    special_strs.extend(o.values().filter_map(token_content).map(str::to_string))
+                }
                 _ => {}
             }
         }
@@ -155,7 +172,10 @@ impl Vocab {
             .collect();
 
         let added_beyond: Vec<&(u64, String)> = {
-            let mut v: Vec<_> = added.iter().filter(|(id, _)| *id >= n_base as u64).collect();
+            let mut v: Vec<_> = added
+                .iter()
+                .filter(|(id, _)| *id >= n_base as u64)
+                .collect();
             v.sort_by_key(|(id, _)| *id);
             v
         };
@@ -175,7 +195,11 @@ impl Vocab {
             tokens.push(t.clone());
         }
         for (id, t) in added_beyond {
-            types.push(if special_ids.contains(id) { TokenType::Control } else { TokenType::UserDefined });
+            types.push(if special_ids.contains(id) {
+                TokenType::Control
+            } else {
+                TokenType::UserDefined
+            });
             tokens.push(t.clone());
         }
         for (t, ty) in tokens.iter().zip(types.iter_mut()) {
@@ -201,7 +225,10 @@ impl Vocab {
                 post_processor_flags(pp, tc, &mut add_special);
             }
             for typ in SPECIAL_TYPES {
-                if let Some(b) = tc.get(&format!("add_{typ}_token")).and_then(|b| b.as_bool()) {
+                if let Some(b) = tc
+                    .get(&format!("add_{typ}_token"))
+                    .and_then(|b| b.as_bool())
+                {
                     if !add_special.iter().any(|(t, _)| *t == typ) {
                         add_special.push((typ, b));
                     }
@@ -218,7 +245,10 @@ impl Vocab {
             let cfg = read_json(&cfg_path)?;
             for typ in SPECIAL_TYPES {
                 let key = format!("{typ}_token_id");
-                let v = cfg.get(&key).filter(|v| !v.is_null()).or_else(|| cfg.pointer(&format!("/text_config/{key}")));
+                let v = cfg
+                    .get(&key)
+                    .filter(|v| !v.is_null())
+                    .or_else(|| cfg.pointer(&format!("/text_config/{key}")));
                 if let Some(id) = v.and_then(|v| v.as_u64()) {
                     set_id(&mut ids, typ, id);
                 }
@@ -247,17 +277,26 @@ impl Vocab {
         meta.set("tokenizer.ggml.model", MetaValue::Str("gemma4".into()));
         meta.set(
             "tokenizer.ggml.tokens",
-            MetaValue::Array(MetaArray::Str(self.tokens.iter().map(|t| t.as_bytes().to_vec()).collect())),
+            MetaValue::Array(MetaArray::Str(
+                self.tokens.iter().map(|t| t.as_bytes().to_vec()).collect(),
+            )),
         );
-        meta.set("tokenizer.ggml.scores", MetaValue::Array(MetaArray::F32(vec![-1000.0; self.tokens.len()])));
+        meta.set(
+            "tokenizer.ggml.scores",
+            MetaValue::Array(MetaArray::F32(vec![-1000.0; self.tokens.len()])),
+        );
         meta.set(
             "tokenizer.ggml.token_type",
-            MetaValue::Array(MetaArray::I32(self.types.iter().map(|t| *t as i32).collect())),
+            MetaValue::Array(MetaArray::I32(
+                self.types.iter().map(|t| *t as i32).collect(),
+            )),
         );
         if !self.merges.is_empty() {
             meta.set(
                 "tokenizer.ggml.merges",
-                MetaValue::Array(MetaArray::Str(self.merges.iter().map(|m| m.as_bytes().to_vec()).collect())),
+                MetaValue::Array(MetaArray::Str(
+                    self.merges.iter().map(|m| m.as_bytes().to_vec()).collect(),
+                )),
             );
         }
         for (typ, id) in &self.special_ids {
@@ -267,10 +306,16 @@ impl Vocab {
                 "pad" => "padding",
                 t => t,
             };
-            meta.set(format!("tokenizer.ggml.{key}_token_id"), MetaValue::U32(*id));
+            meta.set(
+                format!("tokenizer.ggml.{key}_token_id"),
+                MetaValue::U32(*id),
+            );
         }
         for (typ, b) in &self.add_special {
-            meta.set(format!("tokenizer.ggml.add_{typ}_token"), MetaValue::Bool(*b));
+            meta.set(
+                format!("tokenizer.ggml.add_{typ}_token"),
+                MetaValue::Bool(*b),
+            );
         }
         if let Some(t) = &self.chat_template {
             meta.set("tokenizer.chat_template", MetaValue::Str(t.clone()));
@@ -282,7 +327,11 @@ impl Vocab {
 
 fn is_byte_token(t: &str) -> bool {
     let b = t.as_bytes();
-    b.len() == 6 && t.starts_with("<0x") && t.ends_with('>') && b[3].is_ascii_hexdigit() && b[4].is_ascii_hexdigit()
+    b.len() == 6
+        && t.starts_with("<0x")
+        && t.ends_with('>')
+        && b[3].is_ascii_hexdigit()
+        && b[4].is_ascii_hexdigit()
 }
 
 fn read_merges(model: &Value) -> Result<Vec<String>, String> {
@@ -296,7 +345,9 @@ fn read_merges(model: &Value) -> Result<Vec<String>, String> {
                 let part = |v: &Value| -> Result<String, String> {
                     let s = v.as_str().ok_or("merge part is not a string")?;
                     // gguf-py encodes spaces inside a merge part as U+0120.
-                    Ok(s.chars().map(|c| if c == ' ' { '\u{120}' } else { c }).collect())
+                    Ok(s.chars()
+                        .map(|c| if c == ' ' { '\u{120}' } else { c })
+                        .collect())
                 };
                 Ok(format!("{} {}", part(&pair[0])?, part(&pair[1])?))
             }
@@ -322,11 +373,20 @@ fn post_processor_flags(pp: &Value, tc: &Map<String, Value>, out: &mut Vec<(&'st
                 }
             }
             Some("TemplateProcessing") => {
-                let single = p.get("single").and_then(|s| s.as_array()).cloned().unwrap_or_default();
+                let single = p
+                    .get("single")
+                    .and_then(|s| s.as_array())
+                    .cloned()
+                    .unwrap_or_default();
                 if single.len() > 1 {
-                    let sp = |v: &Value| v.pointer("/SpecialToken/id").and_then(|i| i.as_str()).map(str::to_string);
+                    let sp = |v: &Value| {
+                        v.pointer("/SpecialToken/id")
+                            .and_then(|i| i.as_str())
+                            .map(str::to_string)
+                    };
                     if let Some(first) = sp(&single[0]) {
-                        let is_bos = Some(&first) == named("bos_token").as_ref() || Some(&first) == named("cls_token").as_ref();
+                        let is_bos = Some(&first) == named("bos_token").as_ref()
+                            || Some(&first) == named("cls_token").as_ref();
                         upsert(out, "bos", is_bos);
                     }
                     if let Some(last) = sp(&single[single.len() - 1]) {
@@ -350,12 +410,16 @@ fn read_template_file(dir: &Path) -> Result<Option<String>> {
     let jinja: PathBuf = dir.join("chat_template.jinja");
     if jinja.is_file() {
         return Ok(Some(
-            std::fs::read_to_string(&jinja).with_context(|| format!("{}: cannot read", jinja.display()))?,
+            std::fs::read_to_string(&jinja)
+                .with_context(|| format!("{}: cannot read", jinja.display()))?,
         ));
     }
     let json = dir.join("chat_template.json");
     if json.is_file() {
-        return Ok(read_json(&json)?.get("chat_template").and_then(|t| t.as_str()).map(str::to_string));
+        return Ok(read_json(&json)?
+            .get("chat_template")
+            .and_then(|t| t.as_str())
+            .map(str::to_string));
     }
     Ok(None)
 }

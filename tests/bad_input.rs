@@ -11,7 +11,14 @@ use std::path::{Path, PathBuf};
 fn fails(dir: &Path, ty: &str, extra: &[&str]) -> String {
     let out = tempfile::tempdir().unwrap();
     let target = out.path().join("out.gguf");
-    let mut args = vec!["quantize", dir.to_str().unwrap(), "-o", target.to_str().unwrap(), "--type", ty];
+    let mut args = vec![
+        "quantize",
+        dir.to_str().unwrap(),
+        "-o",
+        target.to_str().unwrap(),
+        "--type",
+        ty,
+    ];
     args.extend_from_slice(extra);
     let o = gq(&args);
     let err = String::from_utf8_lossy(&o.stderr).into_owned();
@@ -20,7 +27,10 @@ fn fails(dir: &Path, ty: &str, extra: &[&str]) -> String {
     assert_eq!(lines.len(), 1, "want exactly one error line, got:\n{err}");
     assert!(!target.exists(), "output file left behind");
     let left: Vec<_> = std::fs::read_dir(out.path()).unwrap().collect();
-    assert!(left.is_empty(), "files left in the output directory: {left:?}");
+    assert!(
+        left.is_empty(),
+        "files left in the output directory: {left:?}"
+    );
     lines[0].to_string()
 }
 
@@ -48,9 +58,17 @@ fn truncated_safetensors() {
     let (_t, d) = moe();
     let f = d.join("model.safetensors");
     let len = std::fs::metadata(&f).unwrap().len();
-    std::fs::OpenOptions::new().write(true).open(&f).unwrap().set_len(len - 100).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&f)
+        .unwrap()
+        .set_len(len - 100)
+        .unwrap();
     let e = fails(&d, "q8_0", &[]);
-    assert!(e.contains("model.safetensors") && e.contains("truncated") && e.contains("tensor "), "{e}");
+    assert!(
+        e.contains("model.safetensors") && e.contains("truncated") && e.contains("tensor "),
+        "{e}"
+    );
 }
 
 #[test]
@@ -61,7 +79,10 @@ fn corrupt_json_header() {
     b[8..20].copy_from_slice(b"{\"garbage\":[");
     std::fs::write(&f, b).unwrap();
     let e = fails(&d, "q8_0", &[]);
-    assert!(e.contains("model.safetensors") && e.contains("corrupt safetensors header"), "{e}");
+    assert!(
+        e.contains("model.safetensors") && e.contains("corrupt safetensors header"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -73,7 +94,10 @@ fn header_offsets_out_of_bounds() {
         h.get_mut(T).unwrap()["data_offsets"] = serde_json::json!([s + 1_000_000, e + 1_000_000]);
     });
     let e = fails(&d, "q8_0", &[]);
-    assert!(e.contains("model.safetensors") && e.contains(T) && e.contains("out of bounds"), "{e}");
+    assert!(
+        e.contains("model.safetensors") && e.contains(T) && e.contains("out of bounds"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -84,7 +108,10 @@ fn header_offsets_overlap() {
         h.get_mut(T).unwrap()["data_offsets"] = gate;
     });
     let e = fails(&d, "q8_0", &[]);
-    assert!(e.contains("model.safetensors") && e.contains("overlap") && e.contains("mlp."), "{e}");
+    assert!(
+        e.contains("model.safetensors") && e.contains("overlap") && e.contains("mlp."),
+        "{e}"
+    );
 }
 
 #[test]
@@ -92,8 +119,15 @@ fn missing_shard_named_by_index() {
     let (_t, d) = copy_fixture("dense");
     std::fs::remove_file(d.join("model-00002-of-00003.safetensors")).unwrap();
     let e = fails(&d, "bf16", &[]);
-    assert!(e.contains("model.safetensors.index.json") && e.contains("missing shard model-00002-of-00003.safetensors"), "{e}");
-    assert!(e.contains("model.layers."), "names a tensor in the shard: {e}");
+    assert!(
+        e.contains("model.safetensors.index.json")
+            && e.contains("missing shard model-00002-of-00003.safetensors"),
+        "{e}"
+    );
+    assert!(
+        e.contains("model.layers."),
+        "names a tensor in the shard: {e}"
+    );
 }
 
 #[test]
@@ -103,7 +137,10 @@ fn unknown_dtype() {
         h.get_mut(T).unwrap()["dtype"] = Value::String("Q9".into());
     });
     let e = fails(&d, "f16", &[]);
-    assert!(e.contains("model.safetensors") && e.contains(T) && e.contains("unknown dtype \"Q9\""), "{e}");
+    assert!(
+        e.contains("model.safetensors") && e.contains(T) && e.contains("unknown dtype \"Q9\""),
+        "{e}"
+    );
 }
 
 #[test]
@@ -121,10 +158,15 @@ fn dtype_gq_cannot_convert() {
 fn unknown_architecture() {
     let (_t, d) = moe();
     let p = d.join("config.json");
-    let c = std::fs::read_to_string(&p).unwrap().replace("Gemma4ForCausalLM", "LlamaForCausalLM");
+    let c = std::fs::read_to_string(&p)
+        .unwrap()
+        .replace("Gemma4ForCausalLM", "LlamaForCausalLM");
     std::fs::write(&p, c).unwrap();
     let e = fails(&d, "f16", &[]);
-    assert!(e.contains("config.json") && e.contains("unknown architecture \"LlamaForCausalLM\""), "{e}");
+    assert!(
+        e.contains("config.json") && e.contains("unknown architecture \"LlamaForCausalLM\""),
+        "{e}"
+    );
 }
 
 #[test]
@@ -134,7 +176,10 @@ fn tensor_missing_from_checkpoint() {
         h.remove(T);
     });
     let e = fails(&d, "f16", &[]);
-    assert!(e.contains("lacks the tensor that becomes blk.0.ffn_up.weight"), "{e}");
+    assert!(
+        e.contains("lacks the tensor that becomes blk.0.ffn_up.weight"),
+        "{e}"
+    );
 }
 
 /// Sets element 5 of `T` to `bits` (a bf16 bit pattern).
@@ -154,7 +199,10 @@ fn nan_weights_refused_for_quantized_types() {
     let (_t, d) = moe();
     poison(&d, 0x7fc0);
     let e = fails(&d, "q8_0", &[]);
-    assert!(e.contains(T) && e.contains("blk.0.ffn_up.weight") && e.contains("--allow-nonfinite"), "{e}");
+    assert!(
+        e.contains(T) && e.contains("blk.0.ffn_up.weight") && e.contains("--allow-nonfinite"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -162,32 +210,68 @@ fn inf_weights_warned_for_float_types_and_allowed_on_request() {
     let (_t, d) = moe();
     poison(&d, 0x7f80);
     let out = tempfile::tempdir().unwrap();
-    for (ty, extra) in [("f16", None), ("bf16", None), ("f32", None), ("q8_0", Some("--allow-nonfinite"))] {
+    for (ty, extra) in [
+        ("f16", None),
+        ("bf16", None),
+        ("f32", None),
+        ("q8_0", Some("--allow-nonfinite")),
+    ] {
         let target = out.path().join(format!("{ty}.gguf"));
-        let mut args = vec!["quantize", d.to_str().unwrap(), "-o", target.to_str().unwrap(), "--type", ty, "-q"];
+        let mut args = vec![
+            "quantize",
+            d.to_str().unwrap(),
+            "-o",
+            target.to_str().unwrap(),
+            "--type",
+            ty,
+            "-q",
+        ];
         args.extend(extra);
         let o = gq_ok(&args);
         let err = String::from_utf8_lossy(&o.stderr);
-        assert!(err.contains("warning:") && err.contains(T) && err.contains("non-finite"), "{ty}: {err}");
+        assert!(
+            err.contains("warning:") && err.contains(T) && err.contains("non-finite"),
+            "{ty}: {err}"
+        );
         assert!(target.is_file());
     }
 }
 
 #[test]
 fn output_directory_missing() {
-    let o = gq(&["quantize", fixture("moe").to_str().unwrap(), "-o", "/nonexistent-dir/x/out.gguf", "--type", "f16"]);
+    let o = gq(&[
+        "quantize",
+        fixture("moe").to_str().unwrap(),
+        "-o",
+        "/nonexistent-dir/x/out.gguf",
+        "--type",
+        "f16",
+    ]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success());
-    assert!(err.contains("/nonexistent-dir/x") && err.contains("cannot create the output file"), "{err}");
+    assert!(
+        err.contains("/nonexistent-dir/x") && err.contains("cannot create the output file"),
+        "{err}"
+    );
 }
 
 #[test]
 fn output_directory_not_writable() {
     // /proc refuses new files even to root, so this holds for any user.
-    let o = gq(&["quantize", fixture("moe").to_str().unwrap(), "-o", "/proc/gq-out.gguf", "--type", "f16"]);
+    let o = gq(&[
+        "quantize",
+        fixture("moe").to_str().unwrap(),
+        "-o",
+        "/proc/gq-out.gguf",
+        "--type",
+        "f16",
+    ]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success());
-    assert!(err.lines().filter(|l| l.starts_with("error:")).count() == 1 && err.contains("/proc"), "{err}");
+    assert!(
+        err.lines().filter(|l| l.starts_with("error:")).count() == 1 && err.contains("/proc"),
+        "{err}"
+    );
     assert!(!Path::new("/proc/gq-out.gguf").exists());
 }
 
@@ -202,12 +286,29 @@ fn disk_full() {
         gq = env!("CARGO_BIN_EXE_gq"),
         src = fixture("moe").display()
     );
-    let o = std::process::Command::new("unshare").args(["-rm", "sh", "-c", &script]).output().expect("unshare (util-linux)");
+    let o = std::process::Command::new("unshare")
+        .args(["-rm", "sh", "-c", &script])
+        .output()
+        .expect("unshare (util-linux)");
     let err = String::from_utf8_lossy(&o.stderr);
     let listing = String::from_utf8_lossy(&o.stdout);
-    assert_ne!(o.status.code(), Some(99), "could not mount a tmpfs for the test: {err}");
+    assert_ne!(
+        o.status.code(),
+        Some(99),
+        "could not mount a tmpfs for the test: {err}"
+    );
     assert!(!o.status.success(), "gq should fail on a full disk: {err}");
-    assert!(err.contains("out.gguf") && err.contains("No space left on device"), "{err}");
-    assert_eq!(err.lines().filter(|l| l.starts_with("error:")).count(), 1, "{err}");
-    assert!(listing.trim().is_empty(), "files left on the full disk: {listing}");
+    assert!(
+        err.contains("out.gguf") && err.contains("No space left on device"),
+        "{err}"
+    );
+    assert_eq!(
+        err.lines().filter(|l| l.starts_with("error:")).count(),
+        1,
+        "{err}"
+    );
+    assert!(
+        listing.trim().is_empty(),
+        "files left on the full disk: {listing}"
+    );
 }

@@ -17,7 +17,12 @@ pub fn run(path: &Path, as_json: bool) -> Result<()> {
         let meta: serde_json::Map<String, Value> = f
             .metadata
             .iter()
-            .map(|(k, v)| (k.to_string(), json!({"type": v.type_name(), "value": value_json(v)})))
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    json!({"type": v.type_name(), "value": value_json(v)}),
+                )
+            })
             .collect();
         let tensors: Vec<Value> = f
             .tensors
@@ -31,13 +36,28 @@ pub fn run(path: &Path, as_json: bool) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }
-    println!("* {}: GGUF v{}, {} key/value pairs, {} tensors", path.display(), f.version, f.metadata.len(), f.tensors.len());
+    println!(
+        "* {}: GGUF v{}, {} key/value pairs, {} tensors",
+        path.display(),
+        f.version,
+        f.metadata.len(),
+        f.tensors.len()
+    );
     println!();
     for (i, (k, v)) in f.metadata.iter().enumerate() {
-        println!("{:5}: {:<14} | {} = {}", i + 1, v.type_name(), k, clip(&v.to_string(), 80));
+        println!(
+            "{:5}: {:<14} | {} = {}",
+            i + 1,
+            v.type_name(),
+            k,
+            clip(&v.to_string(), 80)
+        );
     }
     println!();
-    println!("{:>5}  {:<6} {:>16}  {:<40} {:>12} {:>12}", "#", "type", "elements", "name / shape", "bytes", "offset");
+    println!(
+        "{:>5}  {:<6} {:>16}  {:<40} {:>12} {:>12}",
+        "#", "type", "elements", "name / shape", "bytes", "offset"
+    );
     for (i, t) in f.tensors.iter().enumerate() {
         let n: u64 = t.dims.iter().product();
         println!(
@@ -84,7 +104,10 @@ fn value_json(v: &MetaValue) -> Value {
             MetaArray::I32(x) => json!(x),
             MetaArray::F32(x) => json!(x),
             MetaArray::Bool(x) => json!(x),
-            MetaArray::Str(x) => json!(x.iter().map(|s| String::from_utf8_lossy(s)).collect::<Vec<_>>()),
+            MetaArray::Str(x) => json!(x
+                .iter()
+                .map(|s| String::from_utf8_lossy(s))
+                .collect::<Vec<_>>()),
             MetaArray::U64(x) => json!(x),
             MetaArray::I64(x) => json!(x),
             MetaArray::F64(x) => json!(x),
@@ -134,7 +157,12 @@ fn checkpoint(dir: &Path, as_json: bool) -> Result<()> {
 
 /// Prints a conversion plan (`gq quantize --dry-run`).
 pub fn print_plan(plan: &Plan) {
-    println!("{} tensors, {} bytes of tensor data, file type {}", plan.tensors.len(), plan.data_bytes, plan.file_type.name());
+    println!(
+        "{} tensors, {} bytes of tensor data, file type {}",
+        plan.tensors.len(),
+        plan.data_bytes,
+        plan.file_type.name()
+    );
     for t in &plan.tensors {
         println!(
             "  {:<40} {:<5} {:?} {} bytes @ {}  <- {}",

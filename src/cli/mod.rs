@@ -29,7 +29,12 @@ pub enum Command {
         #[arg(short, long)]
         output: PathBuf,
         /// Output type, as llama-quantize names it: F32, F16, BF16, Q8_0 (case-insensitive).
-        #[arg(short = 't', long = "type", value_name = "TYPE", default_value = "BF16")]
+        #[arg(
+            short = 't',
+            long = "type",
+            value_name = "TYPE",
+            default_value = "BF16"
+        )]
         ty: String,
         /// Worker threads (default: all cores). The output is byte-identical for any value.
         #[arg(long, default_value_t = 0)]
@@ -56,20 +61,33 @@ pub enum Command {
 }
 
 fn parse_type(s: &str) -> Result<FileType> {
-    FileType::parse(s).ok_or_else(|| anyhow!("unknown --type {s:?}: gq writes F32, F16, BF16 and Q8_0"))
+    FileType::parse(s)
+        .ok_or_else(|| anyhow!("unknown --type {s:?}: gq writes F32, F16, BF16 and Q8_0"))
 }
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Quantize { checkpoint, output, ty, threads, quiet, allow_nonfinite, dry_run } => {
+        Command::Quantize {
+            checkpoint,
+            output,
+            ty,
+            threads,
+            quiet,
+            allow_nonfinite,
+            dry_run,
+        } => {
             let ft = parse_type(&ty)?;
             if dry_run {
                 let (_, plan) = pipeline::open_and_plan(&checkpoint, ft)?;
                 inspect::print_plan(&plan);
                 return Ok(());
             }
-            let opts = Options { threads, progress: !quiet, allow_nonfinite };
+            let opts = Options {
+                threads,
+                progress: !quiet,
+                allow_nonfinite,
+            };
             let s = pipeline::quantize(&checkpoint, &output, ft, &opts)?;
             for w in &s.warnings {
                 eprintln!("warning: {w}");
@@ -77,7 +95,7 @@ pub fn run(cli: Cli) -> Result<()> {
             if !quiet {
                 let mb = s.bytes_in as f64 / 1e6;
                 println!(
-                    "wrote {}: {} tensors ({} vision/audio tensors skipped), {:.1} MB in -> {:.1} MB out, {:.3} bits/weight, {:.2} s, {:.0} MB/s",
+                    "wrote {}: {} tensors ({} vision/audio tensors skipped), {:.1} MB in -> {:.1} MB out, {:.3} bits/weight, {:.2} s, {:.0} MB/s, peak RSS {} MB",
                     s.path.display(),
                     s.n_tensors,
                     s.skipped,
@@ -85,7 +103,8 @@ pub fn run(cli: Cli) -> Result<()> {
                     s.bytes_out as f64 / 1e6,
                     s.bits_per_weight(),
                     s.seconds,
-                    mb / s.seconds.max(1e-9)
+                    mb / s.seconds.max(1e-9),
+                    s.peak_rss_bytes.map_or("?".to_string(), |b| format!("{:.0}", b as f64 / 1e6))
                 );
             }
             Ok(())

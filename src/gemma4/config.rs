@@ -89,7 +89,11 @@ fn opt_usize(raw: &Map<String, Value>, key: &str) -> Option<usize> {
 fn rope(v: Option<&Value>, name: &str) -> Result<Rope> {
     let v = v.ok_or_else(|| anyhow!("rope_parameters has no {name:?} entry"))?;
     Ok(Rope {
-        rope_type: v.get("rope_type").and_then(|t| t.as_str()).unwrap_or("default").to_string(),
+        rope_type: v
+            .get("rope_type")
+            .and_then(|t| t.as_str())
+            .unwrap_or("default")
+            .to_string(),
         theta: v
             .get("rope_theta")
             .and_then(|t| t.as_f64())
@@ -153,7 +157,10 @@ impl TextConfig {
             .collect::<Option<_>>()
             .ok_or_else(|| anyhow!("\"layer_types\" is not a list of strings"))?;
         if layer_types.len() != n_layer {
-            bail!("layer_types has {} entries for {n_layer} layers", layer_types.len());
+            bail!(
+                "layer_types has {} entries for {n_layer} layers",
+                layer_types.len()
+            );
         }
         for t in &layer_types {
             if t != "sliding_attention" && t != "full_attention" {
@@ -171,7 +178,10 @@ impl TextConfig {
             .ok_or_else(|| anyhow!("missing key \"rope_parameters\""))?;
         let rope_full = rope(rp.get("full_attention"), "full_attention")?;
         let rope_swa = rope(rp.get("sliding_attention"), "sliding_attention")?;
-        let rms_norm_eps = raw.get("rms_norm_eps").and_then(|x| x.as_f64()).unwrap_or(1e-6);
+        let rms_norm_eps = raw
+            .get("rms_norm_eps")
+            .and_then(|x| x.as_f64())
+            .unwrap_or(1e-6);
         let cfg = TextConfig {
             architecture,
             n_layer,
@@ -182,7 +192,10 @@ impl TextConfig {
             n_head_kv_full,
             head_dim_swa,
             head_dim_full,
-            swa_layers: layer_types.iter().map(|t| t == "sliding_attention").collect(),
+            swa_layers: layer_types
+                .iter()
+                .map(|t| t == "sliding_attention")
+                .collect(),
             sliding_window: get_usize(&raw, "sliding_window")? as u64,
             rope_full,
             rope_swa,
@@ -194,16 +207,26 @@ impl TextConfig {
                 .filter(|&c| c != 0.0),
             n_kv_shared: opt_usize(&raw, "num_kv_shared_layers").unwrap_or(0),
             ple_dim: opt_usize(&raw, "hidden_size_per_layer_input").unwrap_or(0),
-            double_wide_mlp: raw.get("use_double_wide_mlp").and_then(|x| x.as_bool()).unwrap_or(false),
+            double_wide_mlp: raw
+                .get("use_double_wide_mlp")
+                .and_then(|x| x.as_bool())
+                .unwrap_or(false),
             n_expert: opt_usize(&raw, "num_experts"),
             n_expert_used: opt_usize(&raw, "top_k_experts"),
             expert_ff: opt_usize(&raw, "moe_intermediate_size"),
             vocab_size: get_usize(&raw, "vocab_size")?,
-            k_eq_v: raw.get("attention_k_eq_v").and_then(|x| x.as_bool()).unwrap_or(false),
+            k_eq_v: raw
+                .get("attention_k_eq_v")
+                .and_then(|x| x.as_bool())
+                .unwrap_or(false),
             raw,
         };
         if cfg.n_kv_shared > cfg.n_layer {
-            bail!("num_kv_shared_layers {} exceeds {} layers", cfg.n_kv_shared, cfg.n_layer);
+            bail!(
+                "num_kv_shared_layers {} exceeds {} layers",
+                cfg.n_kv_shared,
+                cfg.n_layer
+            );
         }
         Ok(cfg)
     }

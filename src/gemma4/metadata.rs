@@ -30,9 +30,18 @@ pub fn hparams(meta: &mut Metadata, c: &TextConfig, file_type: FileType) {
     meta.set(k("feed_forward_length"), u32v(c.n_ff));
     meta.set(k("attention.head_count"), u32v(c.n_head));
     meta.set(k("attention.head_count_kv"), u32v(c.n_head_kv_swa));
-    meta.set(k("rope.freq_base"), MetaValue::F32(c.rope_full.theta as f32));
-    meta.set(k("rope.freq_base_swa"), MetaValue::F32(c.rope_swa.theta as f32));
-    meta.set(k("attention.layer_norm_rms_epsilon"), MetaValue::F32(c.rms_norm_eps as f32));
+    meta.set(
+        k("rope.freq_base"),
+        MetaValue::F32(c.rope_full.theta as f32),
+    );
+    meta.set(
+        k("rope.freq_base_swa"),
+        MetaValue::F32(c.rope_swa.theta as f32),
+    );
+    meta.set(
+        k("attention.layer_norm_rms_epsilon"),
+        MetaValue::F32(c.rms_norm_eps as f32),
+    );
     if let Some(n) = c.n_expert {
         meta.set(k("expert_count"), u32v(n));
     }
@@ -45,7 +54,10 @@ pub fn hparams(meta: &mut Metadata, c: &TextConfig, file_type: FileType) {
     if let Some(cap) = c.final_logit_softcapping {
         meta.set(k("final_logit_softcapping"), MetaValue::F32(cap as f32));
     }
-    meta.set(k("attention.sliding_window"), MetaValue::U32(c.sliding_window as u32));
+    meta.set(
+        k("attention.sliding_window"),
+        MetaValue::U32(c.sliding_window as u32),
+    );
     meta.set(k("attention.shared_kv_layers"), u32v(c.n_kv_shared));
     meta.set(k("embedding_length_per_layer_input"), u32v(c.ple_dim));
     meta.set(
@@ -61,7 +73,10 @@ pub fn hparams(meta: &mut Metadata, c: &TextConfig, file_type: FileType) {
     }
     if c.double_wide_mlp {
         let ff = (0..c.n_layer).map(|il| c.n_ff_layer(il) as i32).collect();
-        meta.set(k("feed_forward_length"), MetaValue::Array(MetaArray::I32(ff)));
+        meta.set(
+            k("feed_forward_length"),
+            MetaValue::Array(MetaArray::I32(ff)),
+        );
     }
     if let Some(full) = c.n_head_kv_full {
         let kv = c
@@ -69,7 +84,10 @@ pub fn hparams(meta: &mut Metadata, c: &TextConfig, file_type: FileType) {
             .iter()
             .map(|&swa| if swa { c.n_head_kv_swa } else { full } as i32)
             .collect();
-        meta.set(k("attention.head_count_kv"), MetaValue::Array(MetaArray::I32(kv)));
+        meta.set(
+            k("attention.head_count_kv"),
+            MetaValue::Array(MetaArray::I32(kv)),
+        );
     }
     meta.set(k("rope.dimension_count"), u32v(c.head_dim_full));
     meta.set(k("rope.dimension_count_swa"), u32v(c.head_dim_swa));

@@ -13,9 +13,18 @@ pub enum Mapped {
 /// Top-level (non-layer) tensors.
 const GLOBAL: [(&str, &str); 6] = [
     ("embed_tokens.weight", "token_embd.weight"),
-    ("embed_tokens_per_layer.weight", "per_layer_token_embd.weight"),
-    ("per_layer_model_projection.weight", "per_layer_model_proj.weight"),
-    ("per_layer_projection_norm.weight", "per_layer_proj_norm.weight"),
+    (
+        "embed_tokens_per_layer.weight",
+        "per_layer_token_embd.weight",
+    ),
+    (
+        "per_layer_model_projection.weight",
+        "per_layer_model_proj.weight",
+    ),
+    (
+        "per_layer_projection_norm.weight",
+        "per_layer_proj_norm.weight",
+    ),
     ("norm.weight", "output_norm.weight"),
     ("lm_head.weight", "output.weight"),
 ];
@@ -23,12 +32,24 @@ const GLOBAL: [(&str, &str); 6] = [
 /// Per-layer tensors: HF suffix after `layers.N.` → GGUF suffix after `blk.N.`.
 const LAYER: [(&str, &str); 26] = [
     ("input_layernorm.weight", "attn_norm.weight"),
-    ("post_attention_layernorm.weight", "post_attention_norm.weight"),
+    (
+        "post_attention_layernorm.weight",
+        "post_attention_norm.weight",
+    ),
     ("pre_feedforward_layernorm.weight", "ffn_norm.weight"),
     ("post_feedforward_layernorm.weight", "post_ffw_norm.weight"),
-    ("post_feedforward_layernorm_1.weight", "post_ffw_norm_1.weight"),
-    ("post_feedforward_layernorm_2.weight", "post_ffw_norm_2.weight"),
-    ("pre_feedforward_layernorm_2.weight", "pre_ffw_norm_2.weight"),
+    (
+        "post_feedforward_layernorm_1.weight",
+        "post_ffw_norm_1.weight",
+    ),
+    (
+        "post_feedforward_layernorm_2.weight",
+        "post_ffw_norm_2.weight",
+    ),
+    (
+        "pre_feedforward_layernorm_2.weight",
+        "pre_ffw_norm_2.weight",
+    ),
     ("self_attn.q_proj.weight", "attn_q.weight"),
     ("self_attn.k_proj.weight", "attn_k.weight"),
     ("self_attn.v_proj.weight", "attn_v.weight"),
@@ -73,8 +94,16 @@ pub fn map_name(hf: &str) -> Option<Mapped> {
 
 /// The converter's multimodal filter (TextModel.filter_tensors), as it applies to Gemma 4.
 fn is_tower(name: &str) -> bool {
-    const SUBSTR: [&str; 8] =
-        ["visual.", "vision.", "audio.", "vision_", "audio_", "projector.", "patch_embed", "embed_vision"];
+    const SUBSTR: [&str; 8] = [
+        "visual.",
+        "vision.",
+        "audio.",
+        "vision_",
+        "audio_",
+        "projector.",
+        "patch_embed",
+        "embed_vision",
+    ];
     SUBSTR.iter().any(|s| name.contains(s)) || name.contains("embed_audio")
 }
 
@@ -85,12 +114,30 @@ mod tests {
     #[test]
     fn maps_both_layouts() {
         let t = |s: &str| Some(Mapped::Text(s.to_string()));
-        assert_eq!(map_name("model.layers.3.self_attn.q_proj.weight"), t("blk.3.attn_q.weight"));
-        assert_eq!(map_name("model.language_model.layers.12.layer_scalar"), t("blk.12.layer_output_scale.weight"));
-        assert_eq!(map_name("model.language_model.embed_tokens.weight"), t("token_embd.weight"));
-        assert_eq!(map_name("model.layers.0.router.per_expert_scale"), t("blk.0.ffn_down_exps.scale"));
-        assert_eq!(map_name("model.vision_tower.encoder.layers.0.input_layernorm.weight"), Some(Mapped::Tower));
-        assert_eq!(map_name("model.embed_vision.embedding_projection.weight"), Some(Mapped::Tower));
+        assert_eq!(
+            map_name("model.layers.3.self_attn.q_proj.weight"),
+            t("blk.3.attn_q.weight")
+        );
+        assert_eq!(
+            map_name("model.language_model.layers.12.layer_scalar"),
+            t("blk.12.layer_output_scale.weight")
+        );
+        assert_eq!(
+            map_name("model.language_model.embed_tokens.weight"),
+            t("token_embd.weight")
+        );
+        assert_eq!(
+            map_name("model.layers.0.router.per_expert_scale"),
+            t("blk.0.ffn_down_exps.scale")
+        );
+        assert_eq!(
+            map_name("model.vision_tower.encoder.layers.0.input_layernorm.weight"),
+            Some(Mapped::Tower)
+        );
+        assert_eq!(
+            map_name("model.embed_vision.embedding_projection.weight"),
+            Some(Mapped::Tower)
+        );
         assert_eq!(map_name("model.layers.0.self_attn.mystery.weight"), None);
     }
 }

@@ -52,7 +52,11 @@ pub struct Plan {
 /// The converter's storage type for one tensor (`ModelBase.prepare_tensors`).
 pub fn converter_type(gguf_name: &str, n_dims: usize, ne0: u64, ft: FileType) -> GgmlType {
     let is_router = gguf_name.starts_with("blk.") && gguf_name.ends_with(".ffn_gate_inp.weight");
-    if n_dims <= 1 || gguf_name.ends_with("_norm.weight") || is_router || !gguf_name.ends_with(".weight") {
+    if n_dims <= 1
+        || gguf_name.ends_with("_norm.weight")
+        || is_router
+        || !gguf_name.ends_with(".weight")
+    {
         return GgmlType::F32;
     }
     let t = ft.base_type();
@@ -65,15 +69,38 @@ pub fn converter_type(gguf_name: &str, n_dims: usize, ne0: u64, ft: FileType) ->
 
 /// The GGUF tensor names a checkpoint with this config must provide.
 pub fn expected_tensors(c: &TextConfig) -> Vec<String> {
-    let mut v = vec!["token_embd.weight".to_string(), "output_norm.weight".to_string()];
+    let mut v = vec![
+        "token_embd.weight".to_string(),
+        "output_norm.weight".to_string(),
+    ];
     if c.ple_dim > 0 {
-        v.extend(["per_layer_token_embd.weight", "per_layer_model_proj.weight", "per_layer_proj_norm.weight"].map(String::from));
+        v.extend(
+            [
+                "per_layer_token_embd.weight",
+                "per_layer_model_proj.weight",
+                "per_layer_proj_norm.weight",
+            ]
+            .map(String::from),
+        );
     }
-    let moe = c.raw.get("enable_moe_block").and_then(|b| b.as_bool()).unwrap_or(false);
+    let moe = c
+        .raw
+        .get("enable_moe_block")
+        .and_then(|b| b.as_bool())
+        .unwrap_or(false);
     for il in 0..c.n_layer {
         let mut names = vec![
-            "attn_norm", "post_attention_norm", "ffn_norm", "post_ffw_norm", "attn_q", "attn_output",
-            "attn_q_norm", "ffn_gate", "ffn_up", "ffn_down", "layer_output_scale",
+            "attn_norm",
+            "post_attention_norm",
+            "ffn_norm",
+            "post_ffw_norm",
+            "attn_q",
+            "attn_output",
+            "attn_q_norm",
+            "ffn_gate",
+            "ffn_up",
+            "ffn_down",
+            "layer_output_scale",
         ];
         if il < c.first_kv_shared() {
             names.extend(["attn_k", "attn_k_norm"]);
@@ -85,18 +112,34 @@ pub fn expected_tensors(c: &TextConfig) -> Vec<String> {
             names.extend(["inp_gate", "proj", "post_norm"]);
         }
         if moe {
-            names.extend(["ffn_gate_up_exps", "ffn_down_exps", "ffn_gate_inp", "post_ffw_norm_1", "post_ffw_norm_2", "pre_ffw_norm_2"]);
+            names.extend([
+                "ffn_gate_up_exps",
+                "ffn_down_exps",
+                "ffn_gate_inp",
+                "post_ffw_norm_1",
+                "post_ffw_norm_2",
+                "pre_ffw_norm_2",
+            ]);
         }
         v.extend(names.into_iter().map(|n| format!("blk.{il}.{n}.weight")));
         if moe {
-            v.extend([format!("blk.{il}.ffn_gate_inp.scale"), format!("blk.{il}.ffn_down_exps.scale")]);
+            v.extend([
+                format!("blk.{il}.ffn_gate_inp.scale"),
+                format!("blk.{il}.ffn_down_exps.scale"),
+            ]);
         }
     }
     v
 }
 
 /// Builds the plan for converting `ckpt` to `file_type`.
-pub fn build(ckpt: &Checkpoint, cfg: &TextConfig, vocab: &Vocab, file_type: FileType, name: &str) -> Result<Plan> {
+pub fn build(
+    ckpt: &Checkpoint,
+    cfg: &TextConfig,
+    vocab: &Vocab,
+    file_type: FileType,
+    name: &str,
+) -> Result<Plan> {
     let mut tensors = Vec::new();
     let mut skipped = Vec::new();
 
@@ -109,9 +152,16 @@ pub fn build(ckpt: &Checkpoint, cfg: &TextConfig, vocab: &Vocab, file_type: File
     }
     let n_pairs = cfg.head_dim_full / 2;
     let n_rot = cfg.n_rot_pairs_full().min(n_pairs);
-    let freqs: Vec<f32> = (0..n_pairs).map(|i| if i < n_rot { 1.0 } else { 1e30 }).collect();
+    let freqs: Vec<f32> = (0..n_pairs)
+        .map(|i| if i < n_rot { 1.0 } else { 1e30 })
+        .collect();
     tensors.push(PlanTensor {
-        out: PlannedTensor { name: "rope_freqs.weight".into(), dims: vec![n_pairs as u64], ty: GgmlType::F32, offset: 0 },
+        out: PlannedTensor {
+            name: "rope_freqs.weight".into(),
+            dims: vec![n_pairs as u64],
+            ty: GgmlType::F32,
+            offset: 0,
+        },
         source: Source::Values(freqs),
         hf_name: "(rope_freqs: generated)".into(),
     });
@@ -123,9 +173,16 @@ pub fn build(ckpt: &Checkpoint, cfg: &TextConfig, vocab: &Vocab, file_type: File
                 continue;
             }
             Some(Mapped::Text(g)) => g,
-            None => bail!("{}: tensor {} is not part of Gemma 4 as gq knows it", ckpt.shards[t.shard].path.display(), t.name),
+            None => bail!(
+                "{}: tensor {} is not part of Gemma 4 as gq knows it",
+                ckpt.shards[t.shard].path.display(),
+                t.name
+            ),
         };
-        if !matches!(t.dtype, safetensors::Dtype::F32 | safetensors::Dtype::F16 | safetensors::Dtype::BF16) {
+        if !matches!(
+            t.dtype,
+            safetensors::Dtype::F32 | safetensors::Dtype::F16 | safetensors::Dtype::BF16
+        ) {
             bail!(
                 "{}: tensor {}: dtype {:?} cannot be converted (gq reads F32, F16 and BF16 checkpoints)",
                 ckpt.shards[t.shard].path.display(),
@@ -134,7 +191,12 @@ pub fn build(ckpt: &Checkpoint, cfg: &TextConfig, vocab: &Vocab, file_type: File
             );
         }
         if t.shape.is_empty() || t.shape.len() > 4 {
-            bail!("{}: tensor {}: {} dimensions", ckpt.shards[t.shard].path.display(), t.name, t.shape.len());
+            bail!(
+                "{}: tensor {}: {} dimensions",
+                ckpt.shards[t.shard].path.display(),
+                t.name,
+                t.shape.len()
+            );
         }
         let mut shape = t.shape.clone();
         if gname == "token_embd.weight" {
@@ -144,14 +206,22 @@ pub fn build(ckpt: &Checkpoint, cfg: &TextConfig, vocab: &Vocab, file_type: File
         let ty = converter_type(&gname, shape.len(), dims[0], file_type);
         let n_elements = shape.iter().product();
         tensors.push(PlanTensor {
-            out: PlannedTensor { name: gname, dims, ty, offset: 0 },
+            out: PlannedTensor {
+                name: gname,
+                dims,
+                ty,
+                offset: 0,
+            },
             source: Source::Checkpoint { index, n_elements },
             hf_name: t.name.clone(),
         });
     }
     for want in expected_tensors(cfg) {
         if !tensors.iter().any(|t| t.out.name == want) {
-            bail!("{}: checkpoint lacks the tensor that becomes {want} (config.json implies it)", ckpt.dir.display());
+            bail!(
+                "{}: checkpoint lacks the tensor that becomes {want} (config.json implies it)",
+                ckpt.dir.display()
+            );
         }
     }
 
@@ -181,7 +251,16 @@ pub fn build(ckpt: &Checkpoint, cfg: &TextConfig, vocab: &Vocab, file_type: File
     let mut meta = Metadata::new();
     metadata::general(&mut meta, name, label);
     metadata::hparams(&mut meta, cfg, file_type);
-    meta.set("general.quantization_version", crate::gguf::MetaValue::U32(2));
+    meta.set(
+        "general.quantization_version",
+        crate::gguf::MetaValue::U32(2),
+    );
     vocab.write(&mut meta);
-    Ok(Plan { metadata: meta, tensors, skipped, file_type, data_bytes })
+    Ok(Plan {
+        metadata: meta,
+        tensors,
+        skipped,
+        file_type,
+        data_bytes,
+    })
 }

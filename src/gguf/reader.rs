@@ -61,7 +61,10 @@ impl<'a> Cursor<'a> {
     fn len(&mut self) -> Result<usize, String> {
         let n = self.u64()?;
         if n > (self.buf.len() - self.pos) as u64 {
-            return Err(format!("length {n} at byte {} runs past end of file", self.pos - 8));
+            return Err(format!(
+                "length {n} at byte {} runs past end of file",
+                self.pos - 8
+            ));
         }
         Ok(n as usize)
     }
@@ -132,8 +135,8 @@ impl GgufFile {
     /// Maps and validates a GGUF file: header, metadata, tensor infos, offsets and sizes.
     pub fn open(path: impl AsRef<Path>) -> anyhow::Result<GgufFile> {
         let path = path.as_ref().to_path_buf();
-        let file =
-            File::open(&path).map_err(|e| anyhow::anyhow!("{}: cannot open: {e}", path.display()))?;
+        let file = File::open(&path)
+            .map_err(|e| anyhow::anyhow!("{}: cannot open: {e}", path.display()))?;
         // SAFETY: the map is read-only; gq never writes to a file it has mapped.
         let map = unsafe { Mmap::map(&file) }
             .map_err(|e| anyhow::anyhow!("{}: cannot map: {e}", path.display()))?;
@@ -155,7 +158,9 @@ impl GgufFile {
         for _ in 0..n_kv {
             let key = c.string()?;
             let ty = c.u32()?;
-            let v = c.value(ty).map_err(|e| format!("metadata key {key}: {e}"))?;
+            let v = c
+                .value(ty)
+                .map_err(|e| format!("metadata key {key}: {e}"))?;
             if metadata.get(&key).is_some() {
                 return Err(format!("duplicate metadata key {key}"));
             }
@@ -188,13 +193,24 @@ impl GgufFile {
                 .try_fold(1u64, |a, &d| a.checked_mul(d))
                 .ok_or_else(|| format!("tensor {name}: element count overflows"))?;
             let row = ty.row_bytes(dims[0]).ok_or_else(|| {
-                format!("tensor {name}: row of {} is not a multiple of {}'s block", dims[0], ty)
+                format!(
+                    "tensor {name}: row of {} is not a multiple of {}'s block",
+                    dims[0], ty
+                )
             })?;
             let n_bytes = if dims[0] == 0 { 0 } else { n / dims[0] * row };
             if offset % alignment != 0 {
-                return Err(format!("tensor {name}: offset {offset} not aligned to {alignment}"));
+                return Err(format!(
+                    "tensor {name}: offset {offset} not aligned to {alignment}"
+                ));
             }
-            tensors.push(TensorInfo { name, dims, ty, offset, n_bytes });
+            tensors.push(TensorInfo {
+                name,
+                dims,
+                ty,
+                offset,
+                n_bytes,
+            });
         }
         let data_start = (c.pos as u64).div_ceil(alignment) * alignment;
         let file_len = map.len() as u64;
@@ -208,7 +224,14 @@ impl GgufFile {
                 ));
             }
         }
-        Ok(GgufFile { path, version, metadata, tensors, data_start, map })
+        Ok(GgufFile {
+            path,
+            version,
+            metadata,
+            tensors,
+            data_start,
+            map,
+        })
     }
 
     /// The raw bytes of a tensor.

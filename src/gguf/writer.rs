@@ -23,7 +23,10 @@ impl PlannedTensor {
     /// Bytes of data (without padding).
     pub fn n_bytes(&self) -> u64 {
         let rows = self.n_elements() / self.dims[0].max(1);
-        rows * self.ty.row_bytes(self.dims[0]).expect("row length checked by the plan")
+        rows * self
+            .ty
+            .row_bytes(self.dims[0])
+            .expect("row length checked by the plan")
     }
 }
 
@@ -196,16 +199,32 @@ fn put_value(buf: &mut Vec<u8>, v: &MetaValue) {
             match a {
                 MetaArray::U8(v) => buf.extend_from_slice(v),
                 MetaArray::I8(v) => buf.extend(v.iter().map(|x| *x as u8)),
-                MetaArray::U16(v) => v.iter().for_each(|x| buf.extend_from_slice(&x.to_le_bytes())),
-                MetaArray::I16(v) => v.iter().for_each(|x| buf.extend_from_slice(&x.to_le_bytes())),
-                MetaArray::U32(v) => v.iter().for_each(|x| buf.extend_from_slice(&x.to_le_bytes())),
-                MetaArray::I32(v) => v.iter().for_each(|x| buf.extend_from_slice(&x.to_le_bytes())),
-                MetaArray::F32(v) => v.iter().for_each(|x| buf.extend_from_slice(&x.to_le_bytes())),
+                MetaArray::U16(v) => v
+                    .iter()
+                    .for_each(|x| buf.extend_from_slice(&x.to_le_bytes())),
+                MetaArray::I16(v) => v
+                    .iter()
+                    .for_each(|x| buf.extend_from_slice(&x.to_le_bytes())),
+                MetaArray::U32(v) => v
+                    .iter()
+                    .for_each(|x| buf.extend_from_slice(&x.to_le_bytes())),
+                MetaArray::I32(v) => v
+                    .iter()
+                    .for_each(|x| buf.extend_from_slice(&x.to_le_bytes())),
+                MetaArray::F32(v) => v
+                    .iter()
+                    .for_each(|x| buf.extend_from_slice(&x.to_le_bytes())),
                 MetaArray::Bool(v) => buf.extend(v.iter().map(|x| *x as u8)),
                 MetaArray::Str(v) => v.iter().for_each(|s| put_str(buf, s)),
-                MetaArray::U64(v) => v.iter().for_each(|x| buf.extend_from_slice(&x.to_le_bytes())),
-                MetaArray::I64(v) => v.iter().for_each(|x| buf.extend_from_slice(&x.to_le_bytes())),
-                MetaArray::F64(v) => v.iter().for_each(|x| buf.extend_from_slice(&x.to_le_bytes())),
+                MetaArray::U64(v) => v
+                    .iter()
+                    .for_each(|x| buf.extend_from_slice(&x.to_le_bytes())),
+                MetaArray::I64(v) => v
+                    .iter()
+                    .for_each(|x| buf.extend_from_slice(&x.to_le_bytes())),
+                MetaArray::F64(v) => v
+                    .iter()
+                    .for_each(|x| buf.extend_from_slice(&x.to_le_bytes())),
             }
         }
     }

@@ -1,0 +1,129 @@
+//! The trained fixture (scripts/train_fixture.py): gq's BF16 file is byte-identical to what
+//! llama.cpp's converter writes for it (manifest made from the converter's file with gguf-py,
+//! scripts/llama_baselines.py), llama-perplexity gives the converter file's PPL on it, and
+//! llama.cpp tokenizes the held-out text exactly as Hugging Face's tokenizer did.
+
+mod common;
+use common::*;
+use std::process::Command;
+
+fn gq_bf16(dir: &std::path::Path) -> std::path::PathBuf {
+    let out = dir.join("trained-bf16.gguf");
+    gq_ok(&[
+        "quantize",
+        fixture("trained").to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--type",
+        "bf16",
+        "-q",
+    ]);
+    out
+}
+
+#[test]
+fn bf16_identical_to_converter_and_same_perplexity() {
+    let dir = tempfile::tempdir().unwrap();
+    let ours = gq_bf16(dir.path());
+    let manifest = fixture("trained.ref").join("convert-bf16.manifest.json");
+    let o = python(
+        "gguf_manifest.py",
+        &[std::path::Path::new("check"), &ours, &manifest],
+        &["--ignore-key", "general.name"],
+    );
+    assert_py_ok(
+        &o,
+        "gq's BF16 of the trained fixture differs from the converter's",
+    );
+
+    let baselines: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("trained.ref").join("baselines.json")).unwrap(),
+    )
+    .unwrap();
+    let want = baselines["rows"][0]["ppl"].as_f64().unwrap();
+    assert_eq!(baselines["rows"][0]["type"], "BF16");
+    let text = fixture("trained").join("eval.txt");
+    let mut got = None;
+    // llama.cpp's asynchronous logger may drop the last lines at exit: up to three runs.
+    for _ in 0..3 {
+        let o = Command::new(llama_tool("llama-perplexity"))
+            .args([
+                "-m",
+                ours.to_str().unwrap(),
+                "-f",
+                text.to_str().unwrap(),
+                "-c",
+                "512",
+                "-b",
+                "512",
+                "-t",
+                "2",
+            ])
+            .output()
+            .unwrap();
+        assert!(o.status.success());
+        let log =
+            String::from_utf8_lossy(&o.stderr).into_owned() + &String::from_utf8_lossy(&o.stdout);
+        got = log
+            .lines()
+            .find_map(|l| l.split("Final estimate: PPL = ").nth(1))
+            .map(|s| s.split_whitespace().next().unwrap().to_string());
+        if got.is_some() {
+            break;
+        }
+    }
+    let got = got.expect("no final PPL from llama-perplexity");
+    assert_eq!(
+        got,
+        format!("{want:.4}"),
+        "PPL on gq's file vs the converter's (baselines.json)"
+    );
+}
+
+#[test]
+fn llama_cpp_tokenizes_held_out_text_like_transformers() {
+    let dir = tempfile::tempdir().unwrap();
+    let ours = gq_bf16(dir.path());
+    let refs =
+        std::fs::read(fixture("trained.ref").join("transformers-reference.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&refs).unwrap();
+    let ids = st.tensor("eval_ids").unwrap();
+    let want: Vec<i64> = ids
+        .data()
+        .chunks_exact(4)
+        .map(|b| i32::from_le_bytes(b.try_into().unwrap()) as i64)
+        .collect();
+    let o = Command::new(llama_tool("llama-tokenize"))
+        .args([
+            "-m",
+            ours.to_str().unwrap(),
+            "-f",
+            fixture("trained").join("eval.txt").to_str().unwrap(),
+            "--ids",
+            "--no-bos",
+            "--log-disable",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let list = out
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('['))
+        .expect("an id list");
+    let got: Vec<i64> = list
+        .trim_matches(|c| c == '[' || c == ']')
+        .split(',')
+        .map(|s| s.trim().parse().unwrap())
+        .collect();
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "token count: llama.cpp {} vs transformers {}",
+        got.len(),
+        want.len()
+    );
+    let first_diff = got.iter().zip(&want).position(|(a, b)| a != b);
+    assert_eq!(first_diff, None, "first differing token position");
+}
