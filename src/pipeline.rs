@@ -25,7 +25,7 @@ const CHUNK_ELEMENTS: usize = 1 << 18;
 pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 /// Options of one conversion.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Options {
     /// Worker threads (0 = all cores).
     pub threads: usize,
@@ -35,15 +35,6 @@ pub struct Options {
     pub allow_nonfinite: bool,
 }
 
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            threads: 0,
-            progress: false,
-            allow_nonfinite: false,
-        }
-    }
-}
 
 /// What a finished conversion did.
 #[derive(Clone, Debug)]

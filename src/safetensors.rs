@@ -175,12 +175,14 @@ impl Checkpoint {
         if let Some(map) = &weight_map {
             for (tensor, shard) in map {
                 match by_name.get(tensor) {
-                    None => return Err(CheckpointError::Index {
-                        path: index_path,
-                        msg: format!(
+                    None => {
+                        return Err(CheckpointError::Index {
+                            path: index_path,
+                            msg: format!(
                             "tensor {tensor} is listed for {shard} but {shard} does not contain it"
                         ),
-                    }),
+                        })
+                    }
                     Some(&i) if shard_names[tensors[i].shard] != *shard => {
                         return Err(CheckpointError::Index {
                             path: index_path,

@@ -208,7 +208,7 @@ impl Vocab {
             }
         }
 
-        let merges = read_merges(model).map_err(|m| fail(m))?;
+        let merges = read_merges(model).map_err(fail)?;
 
         // gguf-py SpecialVocab: ids from tokenizer_config (looked up among added_tokens), then
         // config.json's *_token_id for the types still unset.

@@ -14,10 +14,21 @@ fn check(fixture_name: &str) {
     let out = tempfile::tempdir().unwrap();
     for ty in ["f32", "f16", "bf16", "q8_0"] {
         let ours = out.path().join(format!("{fixture_name}-{ty}.gguf"));
-        gq_ok(&["quantize", fixture(fixture_name).to_str().unwrap(), "-o", ours.to_str().unwrap(), "--type", ty, "-q"]);
+        gq_ok(&[
+            "quantize",
+            fixture(fixture_name).to_str().unwrap(),
+            "-o",
+            ours.to_str().unwrap(),
+            "--type",
+            ty,
+            "-q",
+        ]);
         let reference = fixture(&format!("{fixture_name}.ref")).join(format!("convert-{ty}.gguf"));
         let o = python("compare_gguf.py", &[&ours, &reference], &IGNORED);
-        assert_py_ok(&o, &format!("{fixture_name} {ty}: gq differs from convert_hf_to_gguf.py"));
+        assert_py_ok(
+            &o,
+            &format!("{fixture_name} {ty}: gq differs from convert_hf_to_gguf.py"),
+        );
     }
 }
 

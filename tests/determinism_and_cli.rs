@@ -12,10 +12,23 @@ fn same_bytes_with_one_and_two_threads() {
             let mut files = Vec::new();
             for threads in ["1", "2"] {
                 let out = dir.path().join(format!("{name}-{ty}-{threads}.gguf"));
-                gq_ok(&["quantize", fixture(name).to_str().unwrap(), "-o", out.to_str().unwrap(), "--type", ty, "--threads", threads, "-q"]);
+                gq_ok(&[
+                    "quantize",
+                    fixture(name).to_str().unwrap(),
+                    "-o",
+                    out.to_str().unwrap(),
+                    "--type",
+                    ty,
+                    "--threads",
+                    threads,
+                    "-q",
+                ]);
                 files.push(std::fs::read(out).unwrap());
             }
-            assert!(files[0] == files[1], "{name} {ty}: --threads 1 and 2 differ");
+            assert!(
+                files[0] == files[1],
+                "{name} {ty}: --threads 1 and 2 differ"
+            );
         }
     }
 }
@@ -40,24 +53,48 @@ fn inspect_json_matches_gguf_py() {
     assert_eq!(keys, want.iter().collect::<Vec<_>>());
     // And the human-readable form lists every tensor.
     let text = String::from_utf8(gq_ok(&["inspect", file.to_str().unwrap()]).stdout).unwrap();
-    assert!(text.contains("blk.1.ffn_gate_up_exps.weight") && text.contains("46 tensors"), "{text}");
+    assert!(
+        text.contains("blk.1.ffn_gate_up_exps.weight") && text.contains("46 tensors"),
+        "{text}"
+    );
 }
 
 #[test]
 fn dry_run_prints_plan_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("x.gguf");
-    let o = gq_ok(&["quantize", fixture("e2b").to_str().unwrap(), "-o", out.to_str().unwrap(), "--type", "Q8_0", "--dry-run"]);
+    let o = gq_ok(&[
+        "quantize",
+        fixture("e2b").to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--type",
+        "Q8_0",
+        "--dry-run",
+    ]);
     let text = String::from_utf8(o.stdout).unwrap();
     // PLE projection rows of 16 are not a multiple of Q8_0's 32: F16, as the converter does.
-    assert!(text.contains("blk.0.proj.weight") && text.contains("F16"), "{text}");
-    assert!(text.contains("skipped") && text.contains("vision/audio"), "{text}");
+    assert!(
+        text.contains("blk.0.proj.weight") && text.contains("F16"),
+        "{text}"
+    );
+    assert!(
+        text.contains("skipped") && text.contains("vision/audio"),
+        "{text}"
+    );
     assert!(!out.exists());
 }
 
 #[test]
 fn unknown_type_is_refused() {
-    let o = gq(&["quantize", fixture("moe").to_str().unwrap(), "-o", "/tmp/never.gguf", "--type", "Q9_9"]);
+    let o = gq(&[
+        "quantize",
+        fixture("moe").to_str().unwrap(),
+        "-o",
+        "/tmp/never.gguf",
+        "--type",
+        "Q9_9",
+    ]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("unknown --type \"Q9_9\""));
 }

@@ -18,8 +18,15 @@ fn gemma4_keys_of_26b_a4b_match_llama_cpp_vocab_file() {
     let f = std::fs::File::create(&ours).unwrap();
     GgufWriter::new(f, &meta, vec![]).unwrap().finish().unwrap();
     let reference = llama_src().join("models/ggml-vocab-gemma-4.gguf");
-    let o = python("compare_gguf.py", &[&ours, &reference], &["--only-prefix", "gemma4."]);
-    assert_py_ok(&o, "gq's gemma4.* keys differ from llama.cpp's 26B-A4B metadata");
+    let o = python(
+        "compare_gguf.py",
+        &[&ours, &reference],
+        &["--only-prefix", "gemma4."],
+    );
+    assert_py_ok(
+        &o,
+        "gq's gemma4.* keys differ from llama.cpp's 26B-A4B metadata",
+    );
     // The comparison must have covered the whole key set, not an empty one.
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(text.contains("23 reference keys"), "{text}");

@@ -245,7 +245,7 @@ pub fn build(
             shared += n;
         }
     }
-    let expert_count = if n_exp_t > 0 { esum / n_exp_t } else { 0 };
+    let expert_count = esum.checked_div(n_exp_t).unwrap_or(0);
     let label = (total > 0).then(|| metadata::size_label(total, shared, expert, expert_count));
 
     let mut meta = Metadata::new();

@@ -198,7 +198,7 @@ impl GgufFile {
                     dims[0], ty
                 )
             })?;
-            let n_bytes = if dims[0] == 0 { 0 } else { n / dims[0] * row };
+            let n_bytes = n.checked_div(dims[0]).unwrap_or(0) * row;
             if offset % alignment != 0 {
                 return Err(format!(
                     "tensor {name}: offset {offset} not aligned to {alignment}"

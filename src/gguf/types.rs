@@ -140,7 +140,7 @@ impl GgmlType {
     /// Bytes of one row of `n` elements, or `None` when `n` is not a multiple of the block size.
     pub fn row_bytes(self, n: u64) -> Option<u64> {
         let bs = self.block_size() as u64;
-        (n % bs == 0).then(|| n / bs * self.block_bytes() as u64)
+        n.is_multiple_of(bs).then(|| n / bs * self.block_bytes() as u64)
     }
 
     /// Bits per weight of the type.

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# gq's test suite: fetches/builds the independent peers once (scripts/get_peers.sh: gguf-py,
+# llama.cpp's tools from the llama-cpp-python 0.3.36 sdist, cached under ~/.cache/gq-peers), then
+# runs every Rust test. Tests that compare against a peer fail, never skip, when it is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/get_peers.sh >/dev/null
+cargo test --workspace
