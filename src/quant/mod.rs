@@ -3,9 +3,15 @@
 //! kernels are tested against.
 
 mod float;
+pub mod kquants;
+pub mod legacy;
+mod num;
 mod q8;
+mod search;
 
 pub use float::{Bf16, F16, F32};
+pub use kquants::{Q2_K, Q3_K, Q4_K, Q5_K, Q6_K};
+pub use legacy::{Q4_0, Q4_1, Q5_0, Q5_1};
 pub use q8::Q8_0;
 
 use crate::gguf::GgmlType;
@@ -18,6 +24,14 @@ pub trait Format: Sync + Send {
     fn quantize_row(&self, src: &[f32], dst: &mut [u8]);
     /// Dequantizes `src` (whole blocks) into `dst`.
     fn dequantize_row(&self, src: &[u8], dst: &mut [f32]);
+    /// Quantizes one whole row as ggml's `ggml_quantize_chunk` does with an importance matrix:
+    /// `imatrix` is that row's importance (`src.len()` values, one per column) or `None`. With
+    /// `None` this is exactly [`Format::quantize_row`]; formats without a weighted path (the
+    /// float types, Q8_0) ignore the weights, as ggml does.
+    fn quantize_row_imatrix(&self, src: &[f32], imatrix: Option<&[f32]>, dst: &mut [u8]) {
+        let _ = imatrix;
+        self.quantize_row(src, dst)
+    }
 }
 
 /// The format implementation for a type, if gq can write it.
@@ -27,6 +41,15 @@ pub fn format_for(ty: GgmlType) -> Option<&'static dyn Format> {
         GgmlType::F16 => &F16,
         GgmlType::BF16 => &Bf16,
         GgmlType::Q8_0 => &Q8_0,
+        GgmlType::Q4_0 => &Q4_0,
+        GgmlType::Q4_1 => &Q4_1,
+        GgmlType::Q5_0 => &Q5_0,
+        GgmlType::Q5_1 => &Q5_1,
+        GgmlType::Q2_K => &Q2_K,
+        GgmlType::Q3_K => &Q3_K,
+        GgmlType::Q4_K => &Q4_K,
+        GgmlType::Q5_K => &Q5_K,
+        GgmlType::Q6_K => &Q6_K,
         _ => return None,
     })
 }

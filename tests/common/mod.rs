@@ -90,3 +90,61 @@ pub fn copy_fixture(name: &str) -> (tempfile::TempDir, PathBuf) {
     }
     (tmp, dst)
 }
+
+/// Runs llama.cpp's `llama-quantize --pure [--imatrix FILE] IN OUT TYPE` and panics with its
+/// output unless it succeeds.
+pub fn llama_quantize(input: &Path, output: &Path, ty: &str, imatrix: Option<&Path>) {
+    let mut cmd = Command::new(llama_tool("llama-quantize"));
+    cmd.arg("--pure");
+    if let Some(m) = imatrix {
+        cmd.arg("--imatrix").arg(m);
+    }
+    let o = cmd
+        .arg(input)
+        .arg(output)
+        .arg(ty)
+        .output()
+        .expect("run llama-quantize");
+    assert!(
+        o.status.success(),
+        "llama-quantize {ty} failed:\n{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// Reads a little-endian f32 file.
+pub fn read_f32s(path: &Path) -> Vec<f32> {
+    let b = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    b.chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect()
+}
+
+/// Parses llama.cpp's legacy importance-matrix file: per tensor name, the summed squared
+/// activations divided by the call count (what llama-quantize passes to the quantizers).
+pub fn read_legacy_imatrix(path: &Path) -> std::collections::HashMap<String, Vec<f32>> {
+    let b = std::fs::read(path).unwrap();
+    let mut at = 0;
+    let i32_at = |at: &mut usize| {
+        let v = i32::from_le_bytes(b[*at..*at + 4].try_into().unwrap());
+        *at += 4;
+        v
+    };
+    let n = i32_at(&mut at);
+    let mut out = std::collections::HashMap::new();
+    for _ in 0..n {
+        let len = i32_at(&mut at) as usize;
+        let name = String::from_utf8(b[at..at + len].to_vec()).unwrap();
+        at += len;
+        let ncall = i32_at(&mut at) as f32;
+        let nval = i32_at(&mut at) as usize;
+        let vals = b[at..at + 4 * nval]
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()) / ncall)
+            .collect();
+        at += 4 * nval;
+        out.insert(name, vals);
+    }
+    out
+}

@@ -1,0 +1,201 @@
+//! Q3_K: sixteen sub-blocks of 16 with signed 6-bit scales, `x ≈ d·sc·q`, q in -4..=3 stored
+//! as two low bits plus a high bit in a separate mask.
+
+use super::{check, level_2bit, pack_2bit, QK_K};
+use crate::gguf::GgmlType;
+use crate::quant::num::{f16_at, nearest_int, put_f16};
+use crate::quant::search::{make_q3_quants, make_qx_quants};
+use crate::quant::Format;
+
+/// Block: 32 bytes of high bits, 64 bytes of 2-bit levels, 12 bytes of 6-bit scales, f16 d.
+const BYTES: usize = 110;
+const QS: usize = QK_K / 8;
+const SCALES: usize = QS + QK_K / 4;
+const D: usize = SCALES + 12;
+const _: () = assert!(BYTES == D + 2);
+
+/// 3-bit k-quant (ggml's `block_q3_K`).
+#[allow(non_camel_case_types)]
+pub struct Q3_K;
+
+/// Packs sixteen 6-bit scales (0..=63, stored with a +32 offset): low nibbles in bytes 0..8
+/// (sub-blocks 8..16 in the high halves), top two bits in bytes 8..12.
+fn pack_scales(ls: &[u8; 16], s: &mut [u8]) {
+    s.fill(0);
+    for (j, &l) in ls.iter().enumerate() {
+        if j < 8 {
+            s[j] = l & 0x0f;
+        } else {
+            s[j - 8] |= (l & 0x0f) << 4;
+        }
+        s[j % 4 + 8] |= (l >> 4) << (2 * (j / 4));
+    }
+}
+
+/// The signed scale of sub-block `j` from [`pack_scales`]'s layout.
+fn scale(j: usize, s: &[u8]) -> i8 {
+    let low = if j < 8 { s[j] & 0x0f } else { s[j - 8] >> 4 };
+    (low | (((s[8 + j % 4] >> (2 * (j / 4))) & 3) << 4)) as i8 - 32
+}
+
+/// Final levels from the stored d and scales, then the high-bit mask and 2-bit packing.
+fn finish(x: &[f32], y: &mut [u8], l: &mut [u8; QK_K]) {
+    let d_all = f16_at(y, D);
+    for j in 0..QK_K / 16 {
+        let d = d_all * scale(j, &y[SCALES..D]) as f32;
+        if d == 0.0 {
+            continue;
+        }
+        for i in 0..16 {
+            l[16 * j + i] = (nearest_int(x[16 * j + i] / d).clamp(-4, 3) + 4) as u8;
+        }
+    }
+    // Element e's high bit goes to byte e % 32, bit e / 32.
+    let hmask = &mut y[..QS];
+    hmask.fill(0);
+    for (e, v) in l.iter_mut().enumerate() {
+        if *v > 3 {
+            hmask[e % 32] |= 1 << (e / 32);
+            *v -= 4;
+        }
+    }
+    pack_2bit(l, &mut y[QS..SCALES]);
+}
+
+impl Q3_K {
+    /// `quantize_row_q3_K_ref`: the path ggml takes without an importance row.
+    pub fn quantize_row_ref(src: &[f32], dst: &mut [u8]) {
+        for (x, y) in src.chunks_exact(QK_K).zip(dst.chunks_exact_mut(BYTES)) {
+            let mut l8 = [0i8; QK_K];
+            let mut scales = [0f32; 16];
+            let (mut max_scale, mut amax) = (0f32, 0f32);
+            for j in 0..QK_K / 16 {
+                scales[j] = make_q3_quants(4, &x[16 * j..16 * j + 16], &mut l8[16 * j..]);
+                if scales[j].abs() > amax {
+                    amax = scales[j].abs();
+                    max_scale = scales[j];
+                }
+            }
+            if max_scale != 0.0 {
+                let iscale = -32.0 / max_scale;
+                let ls =
+                    scales.map(|s| ((nearest_int(iscale * s) as i8).clamp(-32, 31) + 32) as u8);
+                pack_scales(&ls, &mut y[SCALES..D]);
+                put_f16(y, D, 1.0 / iscale);
+            } else {
+                y[SCALES..D].fill(0);
+                put_f16(y, D, 0.0);
+            }
+            let mut l = l8.map(|v| v as u8);
+            finish(x, y, &mut l);
+        }
+    }
+
+    /// `quantize_row_q3_K_impl` with an importance row, or with `None` (its unweighted
+    /// variant, which ggml itself never reaches through `quantize_q3_K`).
+    pub fn quantize_row_impl(src: &[f32], qw: Option<&[f32]>, dst: &mut [u8]) {
+        for (b, (x, y)) in src
+            .chunks_exact(QK_K)
+            .zip(dst.chunks_exact_mut(BYTES))
+            .enumerate()
+        {
+            let mut l8 = [0i8; QK_K];
+            let (mut scales, mut sw) = ([0f32; 16], [0f32; 16]);
+            let mut sumx2 = 0f32;
+            for &v in x {
+                sumx2 += v * v;
+            }
+            let sigma2 = 2.0 * sumx2 / QK_K as f32;
+            for j in 0..QK_K / 16 {
+                let xs = &x[16 * j..16 * j + 16];
+                let weight: [f32; 16] = match qw {
+                    Some(q) => std::array::from_fn(|i| {
+                        q[QK_K * b + 16 * j + i] * (sigma2 + xs[i] * xs[i]).sqrt()
+                    }),
+                    None => std::array::from_fn(|i| xs[i] * xs[i]),
+                };
+                let mut sumw = 0f32;
+                for w in weight {
+                    sumw += w;
+                }
+                sw[j] = sumw;
+                scales[j] = make_qx_quants(4, xs, &mut l8[16 * j..], Some(&weight));
+            }
+            let mut ls = [0i8; 16];
+            let d_block = make_qx_quants(32, &scales, &mut ls, Some(&sw));
+            pack_scales(&ls.map(|v| v as u8), &mut y[SCALES..D]);
+            put_f16(y, D, d_block);
+            let mut l = l8.map(|v| v as u8);
+            finish(x, y, &mut l);
+        }
+    }
+}
+
+impl Format for Q3_K {
+    fn ty(&self) -> GgmlType {
+        GgmlType::Q3_K
+    }
+
+    fn quantize_row(&self, src: &[f32], dst: &mut [u8]) {
+        self.quantize_row_imatrix(src, None, dst)
+    }
+
+    fn quantize_row_imatrix(&self, src: &[f32], imatrix: Option<&[f32]>, dst: &mut [u8]) {
+        check(src, imatrix, dst, BYTES);
+        match imatrix {
+            None => Q3_K::quantize_row_ref(src, dst),
+            Some(_) => Q3_K::quantize_row_impl(src, imatrix, dst),
+        }
+    }
+
+    fn dequantize_row(&self, src: &[u8], dst: &mut [f32]) {
+        for (b, y) in src.chunks_exact(BYTES).zip(dst.chunks_exact_mut(QK_K)) {
+            let d_all = f16_at(b, D);
+            for (e, v) in y.iter_mut().enumerate() {
+                let (h, s, i) = (e / 128, e / 32 % 4, e % 32);
+                let dl = d_all * scale(e / 16, &b[SCALES..D]) as f32;
+                let high = b[i] & (1 << (e / 32)) != 0;
+                let q = level_2bit(&b[QS..SCALES], h, s, i) as i32 - if high { 0 } else { 4 };
+                *v = dl * q as f32;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout() {
+        assert_eq!(GgmlType::Q3_K.block_bytes(), BYTES);
+    }
+
+    #[test]
+    fn scale_packing_round_trips() {
+        let ls: [u8; 16] = std::array::from_fn(|j| (j * 13 % 64) as u8);
+        let mut s = [0xffu8; 12];
+        pack_scales(&ls, &mut s);
+        for (j, &l) in ls.iter().enumerate() {
+            assert_eq!(scale(j, &s), l as i8 - 32);
+        }
+    }
+
+    #[test]
+    fn high_bits_and_levels_round_trip() {
+        // Values on the grid d·(-4..=3) with a different sub-block scale each come back exactly.
+        let x: Vec<f32> = (0..QK_K)
+            .map(|e| ((e * 5 % 8) as f32 - 4.0) * (1 + e / 16) as f32 / 16.0)
+            .collect();
+        let mut b = [0u8; BYTES];
+        Q3_K.quantize_row(&x, &mut b);
+        let mut y = [0f32; QK_K];
+        Q3_K.dequantize_row(&b, &mut y);
+        let err = x
+            .iter()
+            .zip(y)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(err < 0.02, "{err}");
+    }
+}

@@ -1,0 +1,151 @@
+//! Q6_K: sixteen sub-blocks of 16 with signed 8-bit scales, `x ≈ d·sc·q`, q in -32..=31.
+
+use super::{check, QK_K};
+use crate::gguf::GgmlType;
+use crate::quant::num::{f16_at, nearest_int, put_f16, GROUP_MAX_EPS};
+use crate::quant::search::make_qx_quants;
+use crate::quant::Format;
+
+/// Block: 128 bytes of low nibbles, 64 bytes of high 2-bit pairs, 16 int8 scales, f16 d.
+const BYTES: usize = 210;
+const QH: usize = QK_K / 2;
+const SCALES: usize = QH + QK_K / 4;
+const D: usize = SCALES + QK_K / 16;
+const _: () = assert!(BYTES == D + 2);
+
+/// 6-bit k-quant (ggml's `block_q6_K`).
+#[allow(non_camel_case_types)]
+pub struct Q6_K;
+
+/// One super-block of `quantize_row_q6_K_ref` (`qw` = None) or `quantize_row_q6_K_impl`.
+fn block(x: &[f32], qw: Option<&[f32]>, y: &mut [u8]) {
+    let mut l = [0i8; QK_K];
+    let mut scales = [0f32; 16];
+    let (mut max_scale, mut max_abs_scale) = (0f32, 0f32);
+    for j in 0..QK_K / 16 {
+        let w = qw.map(|q| &q[16 * j..16 * j + 16]);
+        scales[j] = make_qx_quants(32, &x[16 * j..16 * j + 16], &mut l[16 * j..], w);
+        if scales[j].abs() > max_abs_scale {
+            max_abs_scale = scales[j].abs();
+            max_scale = scales[j];
+        }
+    }
+    if max_abs_scale < GROUP_MAX_EPS {
+        y.fill(0);
+        return;
+    }
+    let iscale = -128.0 / max_scale;
+    let d_all = put_f16(y, D, 1.0 / iscale);
+    for j in 0..QK_K / 16 {
+        y[SCALES + j] = nearest_int(iscale * scales[j]).min(127) as u8;
+    }
+    for j in 0..QK_K / 16 {
+        let d = d_all * y[SCALES + j] as i8 as f32;
+        if d == 0.0 {
+            continue;
+        }
+        for i in 0..16 {
+            l[16 * j + i] = (nearest_int(x[16 * j + i] / d).clamp(-32, 31) + 32) as i8;
+        }
+    }
+    // Per 128 elements: nibbles of e and e + 64 share a byte of 64, the top bits of e, e + 32,
+    // e + 64, e + 96 share a byte of 32.
+    for h in 0..QK_K / 128 {
+        let at = |k: usize, i: usize| l[128 * h + 32 * k + i] as u8;
+        for i in 0..32 {
+            y[64 * h + i] = (at(0, i) & 0x0f) | ((at(2, i) & 0x0f) << 4);
+            y[64 * h + i + 32] = (at(1, i) & 0x0f) | ((at(3, i) & 0x0f) << 4);
+            y[QH + 32 * h + i] = (at(0, i) >> 4)
+                | ((at(1, i) >> 4) << 2)
+                | ((at(2, i) >> 4) << 4)
+                | ((at(3, i) >> 4) << 6);
+        }
+    }
+}
+
+impl Q6_K {
+    /// `quantize_row_q6_K_ref`: the path ggml takes without an importance row.
+    pub fn quantize_row_ref(src: &[f32], dst: &mut [u8]) {
+        Q6_K::quantize_row_impl(src, None, dst)
+    }
+
+    /// `quantize_row_q6_K_impl` with an importance row; with `None` it is the same computation
+    /// as the reference path (in ggml too).
+    pub fn quantize_row_impl(src: &[f32], qw: Option<&[f32]>, dst: &mut [u8]) {
+        for (b, (x, y)) in src
+            .chunks_exact(QK_K)
+            .zip(dst.chunks_exact_mut(BYTES))
+            .enumerate()
+        {
+            block(x, qw.map(|q| &q[QK_K * b..QK_K * (b + 1)]), y);
+        }
+    }
+}
+
+impl Format for Q6_K {
+    fn ty(&self) -> GgmlType {
+        GgmlType::Q6_K
+    }
+
+    fn quantize_row(&self, src: &[f32], dst: &mut [u8]) {
+        self.quantize_row_imatrix(src, None, dst)
+    }
+
+    fn quantize_row_imatrix(&self, src: &[f32], imatrix: Option<&[f32]>, dst: &mut [u8]) {
+        check(src, imatrix, dst, BYTES);
+        Q6_K::quantize_row_impl(src, imatrix, dst);
+    }
+
+    fn dequantize_row(&self, src: &[u8], dst: &mut [f32]) {
+        for (b, y) in src.chunks_exact(BYTES).zip(dst.chunks_exact_mut(QK_K)) {
+            let d = f16_at(b, D);
+            for (e, v) in y.iter_mut().enumerate() {
+                let (h, k, i) = (e / 128, e / 32 % 4, e % 32);
+                let ql = b[64 * h + 32 * (k % 2) + i];
+                let low = if k < 2 { ql & 0x0f } else { ql >> 4 };
+                let high = (b[QH + 32 * h + i] >> (2 * k)) & 3;
+                let q = (low | (high << 4)) as i32 - 32;
+                *v = d * b[SCALES + e / 16] as i8 as f32 * q as f32;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout() {
+        assert_eq!(GgmlType::Q6_K.block_bytes(), BYTES);
+    }
+
+    #[test]
+    fn tiny_block_is_all_zero_bytes() {
+        let mut b = [0xffu8; BYTES];
+        Q6_K.quantize_row(&[1e-20; QK_K], &mut b);
+        assert!(b.iter().all(|&v| v == 0));
+    }
+
+    #[test]
+    fn negative_max_grid_round_trips_exactly() {
+        // Every sub-block starts with -0.5 (its signed max) and lies on the grid of 1/64: the
+        // sub-block scales are +1/64, so ggml's d = -max_scale/128 is negative, with sc = -128.
+        let x: Vec<f32> = (0..QK_K)
+            .map(|e| {
+                if e % 16 == 0 {
+                    -0.5
+                } else {
+                    ((e * 29 % 64) as f32 - 32.0) / 64.0
+                }
+            })
+            .collect();
+        let mut b = [0u8; BYTES];
+        Q6_K.quantize_row(&x, &mut b);
+        assert_eq!(f16_at(&b, D), -1.0 / 8192.0);
+        assert!(b[SCALES..D].iter().all(|&s| s as i8 == -128));
+        let mut y = [0f32; QK_K];
+        Q6_K.dequantize_row(&b, &mut y);
+        assert_eq!(x, y);
+    }
+}

@@ -1,0 +1,190 @@
+//! gq's block formats against gguf-py's numpy implementations (an independent reader/writer):
+//! - every dequantizer, bit for bit, on llama-quantize's output for each type (the dense
+//!   fixture and adversarial F32 data, with and without an importance matrix, so scales of both
+//!   signs, zero blocks and weighted-path blocks all occur);
+//! - the Q4_0 / Q4_1 / Q5_0 / Q5_1 / Q8_0 quantizers, byte for byte, on pseudo-random rows with
+//!   edge-case blocks (gguf-py has numpy versions of ggml's reference quantizers for these).
+
+mod common;
+use common::*;
+
+use gq::gguf::{GgmlType, GgufFile};
+use gq::quant::format_for;
+use std::path::Path;
+
+const TYPES: [(&str, GgmlType); 9] = [
+    ("Q4_0", GgmlType::Q4_0),
+    ("Q4_1", GgmlType::Q4_1),
+    ("Q5_0", GgmlType::Q5_0),
+    ("Q5_1", GgmlType::Q5_1),
+    ("Q2_K", GgmlType::Q2_K),
+    ("Q3_K_S", GgmlType::Q3_K),
+    ("Q4_K_S", GgmlType::Q4_K),
+    ("Q5_K_S", GgmlType::Q5_K),
+    ("Q6_K", GgmlType::Q6_K),
+];
+
+/// Dequantizes every quantized tensor of `file` with gq and with gguf-py; returns the number
+/// of tensors compared and panics on the first value whose bits differ.
+fn compare_dequant(file: &Path, out_dir: &Path) -> usize {
+    let o = python("quant_ref.py", &[Path::new("dequant"), file, out_dir], &[]);
+    assert_py_ok(&o, "quant_ref.py dequant");
+    let g = GgufFile::open(file).unwrap();
+    let mut n = 0;
+    for t in g
+        .tensors
+        .iter()
+        .filter(|t| !matches!(t.ty, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16))
+    {
+        let want = read_f32s(&out_dir.join(format!("{}.f32", t.name)));
+        let mut ours = vec![0f32; t.dims.iter().product::<u64>() as usize];
+        format_for(t.ty)
+            .unwrap()
+            .dequantize_row(g.tensor_data(t), &mut ours);
+        assert_eq!(ours.len(), want.len(), "{} {}: length", t.ty, t.name);
+        if let Some(i) = (0..want.len()).find(|&i| ours[i].to_bits() != want[i].to_bits()) {
+            panic!(
+                "{} {}: element {i}: gq {} vs gguf-py {}",
+                t.ty, t.name, ours[i], want[i]
+            );
+        }
+        n += 1;
+    }
+    n
+}
+
+#[test]
+fn dequantizers_match_gguf_py() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dense = fixture("dense.ref").join("convert-bf16.gguf");
+    let stress = tmp.path().join("stress.gguf");
+    assert_py_ok(
+        &python(
+            "quant_ref.py",
+            &[Path::new("stress"), &dense, &stress],
+            &["21"],
+        ),
+        "stress",
+    );
+    let im = tmp.path().join("imatrix.dat");
+    assert_py_ok(
+        &python(
+            "quant_ref.py",
+            &[Path::new("imatrix"), &dense, &im],
+            &["22"],
+        ),
+        "imatrix",
+    );
+    for (arg, ty) in TYPES {
+        let mut total = 0;
+        for (i, (input, imatrix)) in [
+            (&dense, None),
+            (&stress, None),
+            (&stress, Some(im.as_path())),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let q = tmp.path().join(format!("{arg}-{i}.gguf"));
+            llama_quantize(input, &q, arg, imatrix);
+            let n = compare_dequant(&q, &tmp.path().join(format!("{arg}-{i}")));
+            assert_eq!(n, 14, "{arg}: every matrix is {ty}");
+            total += n;
+        }
+        eprintln!("{ty}: {total} tensors dequantize bit-identically");
+    }
+}
+
+/// splitmix64 values in [-1, 1).
+fn noise(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed;
+    (0..n)
+        .map(|_| {
+            s = s.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = s;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            ((z ^ (z >> 31)) >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+        })
+        .collect()
+}
+
+/// Rows of 256 with one 32-block pattern each: noise at several magnitudes, zeros, one huge
+/// value, all negative, constants, and values on half steps of the scale (rounding ties).
+fn edge_rows() -> Vec<f32> {
+    let base = noise(512 * 256, 7);
+    let mut x = Vec::with_capacity(base.len());
+    for (b, blk) in base.chunks_exact(32).enumerate() {
+        let s = 10f32.powi(b as i32 % 7 - 4);
+        for (j, &v) in blk.iter().enumerate() {
+            x.push(match b % 9 {
+                0 | 1 => v * s,
+                2 => 0.0,
+                3 => {
+                    if j == b % 32 {
+                        3.0e4 * v.signum()
+                    } else {
+                        v * 1e-3
+                    }
+                }
+                4 => -v.abs() * s - s,
+                5 => 0.37 * s,
+                6 => ((v * 16.0).round() / 2.0) * s,
+                7 => v * 1e-20,
+                _ => v.abs() * s,
+            });
+        }
+    }
+    x
+}
+
+#[test]
+fn legacy_quantizers_match_gguf_py() {
+    let tmp = tempfile::tempdir().unwrap();
+    let x = edge_rows();
+    let input = tmp.path().join("rows.f32");
+    std::fs::write(
+        &input,
+        x.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>(),
+    )
+    .unwrap();
+    for ty in [
+        GgmlType::Q4_0,
+        GgmlType::Q4_1,
+        GgmlType::Q5_0,
+        GgmlType::Q5_1,
+        GgmlType::Q8_0,
+    ] {
+        let out = tmp.path().join(format!("{ty}.bin"));
+        let o = python(
+            "quant_ref.py",
+            &[
+                Path::new("quantize"),
+                Path::new(ty.name()),
+                Path::new("256"),
+                &input,
+                &out,
+            ],
+            &[],
+        );
+        assert_py_ok(&o, "quant_ref.py quantize");
+        let want = std::fs::read(&out).unwrap();
+        let row_bytes = ty.row_bytes(256).unwrap() as usize;
+        let mut ours = vec![0u8; x.len() / 256 * row_bytes];
+        for (xr, yr) in x.chunks_exact(256).zip(ours.chunks_exact_mut(row_bytes)) {
+            format_for(ty).unwrap().quantize_row(xr, yr);
+        }
+        assert_eq!(ours.len(), want.len(), "{ty}: length");
+        let bb = ty.block_bytes();
+        if let Some(b) =
+            (0..want.len() / bb).find(|&b| ours[b * bb..(b + 1) * bb] != want[b * bb..(b + 1) * bb])
+        {
+            panic!(
+                "{ty}: block {b} differs\n  gq:      {:02x?}\n  gguf-py: {:02x?}",
+                &ours[b * bb..(b + 1) * bb],
+                &want[b * bb..(b + 1) * bb]
+            );
+        }
+        eprintln!("{ty}: {} blocks byte-identical to gguf-py", want.len() / bb);
+    }
+}
