@@ -5,6 +5,7 @@
 //! is bounded by the window size and the channel depth, not by the model. A chunk's bytes depend
 //! only on its input rows, so the output does not depend on the thread count.
 
+use crate::gemma4::mixture::QuantOptions;
 use crate::gemma4::{self, Plan, Source, TextConfig};
 use crate::gguf::{FileType, GgmlType, GgufWriter};
 use crate::quant::format_for;
@@ -33,8 +34,9 @@ pub struct Options {
     pub progress: bool,
     /// Write NaN/Inf values into quantized tensors instead of failing.
     pub allow_nonfinite: bool,
+    /// llama-quantize's type options (overrides, --pure, imatrix).
+    pub quant: QuantOptions,
 }
-
 
 /// What a finished conversion did.
 #[derive(Clone, Debug)]
@@ -77,7 +79,7 @@ impl Summary {
 }
 
 /// Reads config, checkpoint and tokenizer and builds the plan (step 1 and 2).
-pub fn open_and_plan(dir: &Path, ft: FileType) -> Result<(Checkpoint, Plan)> {
+pub fn open_and_plan(dir: &Path, ft: FileType, qopts: &QuantOptions) -> Result<(Checkpoint, Plan)> {
     let cfg = TextConfig::load(dir)?;
     let ckpt = Checkpoint::open(dir)?;
     let vocab = Vocab::load(dir)?;
@@ -85,7 +87,7 @@ pub fn open_and_plan(dir: &Path, ft: FileType) -> Result<(Checkpoint, Plan)> {
         .ok()
         .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
         .unwrap_or_else(|| "model".into());
-    let plan = gemma4::plan::build(&ckpt, &cfg, &vocab, ft, &name)?;
+    let plan = gemma4::plan::build(&ckpt, &cfg, &vocab, ft, &name, qopts)?;
     Ok((ckpt, plan))
 }
 
@@ -160,7 +162,7 @@ fn is_float(ty: GgmlType) -> bool {
 /// Converts the checkpoint in `dir` to `out` (steps 1 to 4).
 pub fn quantize(dir: &Path, out: &Path, ft: FileType, opts: &Options) -> Result<Summary> {
     let start = Instant::now();
-    let (ckpt, plan) = open_and_plan(dir, ft)?;
+    let (ckpt, plan) = open_and_plan(dir, ft, &opts.quant)?;
     let out_dir = match out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),

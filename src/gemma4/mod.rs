@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod metadata;
+pub mod mixture;
 pub mod names;
 pub mod plan;
 

@@ -3,6 +3,7 @@
 
 use super::config::TextConfig;
 use super::metadata;
+use super::mixture::{select_types, ModelFacts, QuantOptions, TensorDesc};
 use super::names::{map_name, Mapped};
 use crate::gguf::{layout_tensors, FileType, GgmlType, Metadata, PlannedTensor, DEFAULT_ALIGNMENT};
 use crate::safetensors::Checkpoint;
@@ -132,14 +133,35 @@ pub fn expected_tensors(c: &TextConfig) -> Vec<String> {
     v
 }
 
-/// Builds the plan for converting `ckpt` to `file_type`.
+/// The converter's output type matching the checkpoint's own float type: what llama-quantize's
+/// input would be (`convert_hf_to_gguf.py --outtype bf16` for a BF16 checkpoint, and so on).
+fn checkpoint_file_type(ckpt: &Checkpoint) -> FileType {
+    let embd = ckpt
+        .tensors
+        .iter()
+        .find(|t| t.name.ends_with("embed_tokens.weight"));
+    match embd.map(|t| t.dtype) {
+        Some(safetensors::Dtype::F32) => FileType::ALL_F32,
+        Some(safetensors::Dtype::F16) => FileType::MOSTLY_F16,
+        _ => FileType::MOSTLY_BF16,
+    }
+}
+
+/// Builds the plan for converting `ckpt` to `file_type`: the converter's choices, then (for the
+/// types llama-quantize makes) llama-quantize's choices on top of them.
 pub fn build(
     ckpt: &Checkpoint,
     cfg: &TextConfig,
     vocab: &Vocab,
     file_type: FileType,
     name: &str,
+    qopts: &QuantOptions,
 ) -> Result<Plan> {
+    let conv_type = if file_type.is_converter_type() {
+        file_type
+    } else {
+        checkpoint_file_type(ckpt)
+    };
     let mut tensors = Vec::new();
     let mut skipped = Vec::new();
 
@@ -203,7 +225,7 @@ pub fn build(
             shape[0] = shape[0].min(vocab.n_vocab_real);
         }
         let dims: Vec<u64> = shape.iter().rev().map(|&d| d as u64).collect();
-        let ty = converter_type(&gname, shape.len(), dims[0], file_type);
+        let ty = converter_type(&gname, shape.len(), dims[0], conv_type);
         let n_elements = shape.iter().product();
         tensors.push(PlanTensor {
             out: PlannedTensor {
@@ -225,6 +247,30 @@ pub fn build(
         }
     }
 
+    if !file_type.is_converter_type() {
+        let descs: Vec<TensorDesc> = tensors
+            .iter()
+            .map(|t| TensorDesc {
+                name: t.out.name.clone(),
+                dims: t.out.dims.clone(),
+                cur: t.out.ty,
+            })
+            .collect();
+        let kv0 = if cfg.swa_layers[0] {
+            cfg.n_head_kv_swa
+        } else {
+            cfg.n_head_kv_full.unwrap_or(cfg.n_head_kv_swa)
+        };
+        let facts = ModelFacts {
+            n_layer: cfg.n_layer,
+            n_gqa: cfg.n_head / kv0.max(1),
+            n_expert: cfg.n_expert.unwrap_or(0),
+        };
+        let types = select_types(&descs, file_type, facts, qopts)?;
+        for (t, ty) in tensors.iter_mut().zip(types) {
+            t.out.ty = ty;
+        }
+    }
     let mut outs: Vec<PlannedTensor> = tensors.iter().map(|t| t.out.clone()).collect();
     let data_bytes = layout_tensors(&mut outs, DEFAULT_ALIGNMENT);
     for (t, o) in tensors.iter_mut().zip(outs) {

@@ -14,7 +14,9 @@ impl Format for Q8_0 {
 
     fn quantize_row(&self, src: &[f32], dst: &mut [u8]) {
         for (x, y) in src.chunks_exact(QK).zip(dst.chunks_exact_mut(34)) {
-            let amax = x.iter().fold(0f32, |m, v| if v.abs() > m { v.abs() } else { m });
+            let amax = x
+                .iter()
+                .fold(0f32, |m, v| if v.abs() > m { v.abs() } else { m });
             let d = amax / 127.0;
             let id = if d != 0.0 { 1.0 / d } else { 0.0 };
             y[..2].copy_from_slice(&f16::from_f32(d).to_le_bytes());

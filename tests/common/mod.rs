@@ -17,13 +17,20 @@ pub fn fixture(name: &str) -> PathBuf {
 
 /// Runs the gq binary.
 pub fn gq(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_gq")).args(args).output().expect("run gq")
+    Command::new(env!("CARGO_BIN_EXE_gq"))
+        .args(args)
+        .output()
+        .expect("run gq")
 }
 
 /// Runs gq and panics with its stderr unless it succeeds.
 pub fn gq_ok(args: &[&str]) -> Output {
     let o = gq(args);
-    assert!(o.status.success(), "gq {args:?} failed:\n{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "gq {args:?} failed:\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     o
 }
 
@@ -49,7 +56,11 @@ pub fn llama_tool(name: &str) -> PathBuf {
 /// The llama.cpp source tree from the sdist.
 pub fn llama_src() -> PathBuf {
     let p = peers().join("sdist/llama_cpp_python-0.3.36/vendor/llama.cpp");
-    assert!(p.join("CMakeLists.txt").is_file(), "{} not found: run `bash scripts/get_peers.sh`", p.display());
+    assert!(
+        p.join("CMakeLists.txt").is_file(),
+        "{} not found: run `bash scripts/get_peers.sh`",
+        p.display()
+    );
     p
 }
 

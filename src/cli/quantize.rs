@@ -1,0 +1,129 @@
+//! `gq quantize`: arguments and the closing summary.
+
+use super::inspect;
+use crate::gemma4::mixture::QuantOptions;
+use crate::gguf::{FileType, GgmlType};
+use crate::pipeline::{self, Options};
+use anyhow::{anyhow, Context, Result};
+use clap::Args;
+use std::path::PathBuf;
+
+/// Arguments of `gq quantize`.
+#[derive(Args, Debug)]
+pub struct QuantizeArgs {
+    /// Checkpoint directory: config.json, model.safetensors or shards + index, tokenizer files.
+    pub checkpoint: PathBuf,
+    /// Output GGUF file (written to a temp file beside it and renamed when complete).
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Output type, as llama.cpp names it (case-insensitive). F32, F16, BF16, Q8_0 are what
+    /// convert_hf_to_gguf.py --outtype writes; Q4_0 Q4_1 Q5_0 Q5_1 Q2_K Q3_K_S Q3_K_M Q3_K_L
+    /// Q4_K_S Q4_K_M Q5_K_S Q5_K_M Q6_K are what llama-quantize makes from the converter's file.
+    #[arg(
+        short = 't',
+        long = "type",
+        value_name = "TYPE",
+        default_value = "BF16"
+    )]
+    pub ty: String,
+    /// Worker threads (default: all cores). The output is byte-identical for any value.
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// No progress bar and no summary.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Write NaN/Inf weights into quantized tensors instead of refusing.
+    #[arg(long)]
+    pub allow_nonfinite: bool,
+    /// Print the plan (every output tensor's name, type, shape, size) and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Override the type of tensors whose name matches a regex, e.g. `attn_v=q8_0` (repeatable;
+    /// the first match wins), as llama-quantize's --tensor-type.
+    #[arg(long = "tensor-type", value_name = "PATTERN=TYPE")]
+    pub tensor_type: Vec<String>,
+    /// Type of output.weight (llama-quantize's --output-tensor-type).
+    #[arg(long, value_name = "TYPE")]
+    pub output_tensor_type: Option<String>,
+    /// Type of token_embd.weight / per_layer_token_embd.weight (--token-embedding-type).
+    #[arg(long, value_name = "TYPE")]
+    pub token_embedding_type: Option<String>,
+    /// No mixture rules: every quantizable tensor gets the file type's base type (--pure).
+    #[arg(long)]
+    pub pure: bool,
+}
+
+fn ggml_type(s: &str) -> Result<GgmlType> {
+    GgmlType::parse(s).ok_or_else(|| anyhow!("unknown tensor type {s:?}"))
+}
+
+impl QuantizeArgs {
+    fn quant_options(&self) -> Result<QuantOptions> {
+        let mut tensor_types = Vec::new();
+        for spec in &self.tensor_type {
+            let (pat, ty) = spec
+                .split_once('=')
+                .filter(|(p, t)| !p.is_empty() && !t.is_empty())
+                .ok_or_else(|| anyhow!("--tensor-type {spec:?}: expected PATTERN=TYPE"))?;
+            // llama-quantize lower-cases the pattern.
+            let re = regex::Regex::new(&pat.to_lowercase())
+                .with_context(|| format!("--tensor-type {spec:?}: bad pattern"))?;
+            tensor_types.push((re, ggml_type(ty)?));
+        }
+        Ok(QuantOptions {
+            tensor_types,
+            output_type: self
+                .output_tensor_type
+                .as_deref()
+                .map(ggml_type)
+                .transpose()?,
+            token_embedding_type: self
+                .token_embedding_type
+                .as_deref()
+                .map(ggml_type)
+                .transpose()?,
+            pure: self.pure,
+            has_imatrix: false,
+        })
+    }
+}
+
+/// Runs `gq quantize`.
+pub fn run(a: QuantizeArgs) -> Result<()> {
+    let ft = FileType::parse(&a.ty).ok_or_else(|| {
+        let names: Vec<&str> = FileType::ALL.iter().map(|t| t.name()).collect();
+        anyhow!("unknown --type {:?}: gq writes {}", a.ty, names.join(", "))
+    })?;
+    let quant = a.quant_options()?;
+    if a.dry_run {
+        let (_, plan) = pipeline::open_and_plan(&a.checkpoint, ft, &quant)?;
+        inspect::print_plan(&plan);
+        return Ok(());
+    }
+    let opts = Options {
+        threads: a.threads,
+        progress: !a.quiet,
+        allow_nonfinite: a.allow_nonfinite,
+        quant,
+    };
+    let s = pipeline::quantize(&a.checkpoint, &a.output, ft, &opts)?;
+    for w in &s.warnings {
+        eprintln!("warning: {w}");
+    }
+    if !a.quiet {
+        let mb = s.bytes_in as f64 / 1e6;
+        println!(
+            "wrote {}: {} tensors ({} vision/audio tensors skipped), {:.1} MB in -> {:.1} MB out, {:.3} bits/weight, {:.2} s, {:.0} MB/s, peak RSS {} MB",
+            s.path.display(),
+            s.n_tensors,
+            s.skipped,
+            mb,
+            s.bytes_out as f64 / 1e6,
+            s.bits_per_weight(),
+            s.seconds,
+            mb / s.seconds.max(1e-9),
+            s.peak_rss_bytes.map_or("?".to_string(), |b| format!("{:.0}", b as f64 / 1e6))
+        );
+    }
+    Ok(())
+}

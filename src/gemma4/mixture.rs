@@ -1,0 +1,351 @@
+//! llama-quantize's per-tensor type choice (`llama_tensor_get_type` in llama.cpp's
+//! `src/llama-quant.cpp`) for the file types gq writes: which tensors are quantized, the
+//! "use more bits" layers of the K-quant mixtures, the output / token-embedding rules, user
+//! overrides, and the fallbacks when a row is not a multiple of the block size.
+//!
+//! llama-quantize visits tensors in name order (its weights map is sorted by name) and several
+//! rules count tensors as they go, so the order matters and is reproduced here.
+
+use crate::gguf::{FileType, GgmlType};
+use anyhow::{bail, Result};
+use regex::Regex;
+
+/// What llama-quantize knows about the model when it chooses types.
+#[derive(Clone, Copy, Debug)]
+pub struct ModelFacts {
+    /// Number of layers (`n_layer_all`).
+    pub n_layer: usize,
+    /// Query heads per KV head in layer 0 (`hparams.n_gqa()`).
+    pub n_gqa: usize,
+    /// Number of experts (0 for dense models).
+    pub n_expert: usize,
+}
+
+/// llama-quantize's options that change types.
+#[derive(Clone, Debug, Default)]
+pub struct QuantOptions {
+    /// `--tensor-type PATTERN=TYPE`: the first pattern found in a tensor's name wins.
+    pub tensor_types: Vec<(Regex, GgmlType)>,
+    /// `--output-tensor-type`.
+    pub output_type: Option<GgmlType>,
+    /// `--token-embedding-type`.
+    pub token_embedding_type: Option<GgmlType>,
+    /// `--pure`: no mixture rules, every quantizable tensor gets the base type.
+    pub pure: bool,
+    /// An importance matrix is given (changes Q4_0 / Q5_0 ffn_down rules).
+    pub has_imatrix: bool,
+}
+
+/// One tensor as llama-quantize sees it in its input file.
+#[derive(Clone, Debug)]
+pub struct TensorDesc {
+    /// GGUF name.
+    pub name: String,
+    /// Dims in ggml order.
+    pub dims: Vec<u64>,
+    /// Type in the input file.
+    pub cur: GgmlType,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Category {
+    Output,
+    TokenEmbd,
+    AttnQkv,
+    AttnKvB,
+    AttnV,
+    AttnK,
+    AttnQ,
+    AttnOutput,
+    FfnUp,
+    FfnGate,
+    FfnDown,
+    Other,
+}
+
+fn category(name: &str) -> Category {
+    use Category::*;
+    if name == "output.weight" {
+        Output
+    } else if name == "token_embd.weight" || name == "per_layer_token_embd.weight" {
+        TokenEmbd
+    } else if name.contains("attn_qkv.weight") {
+        AttnQkv
+    } else if name.contains("attn_kv_b.weight") {
+        AttnKvB
+    } else if name.contains("attn_v.weight") {
+        AttnV
+    } else if name.contains("attn_k.weight") {
+        AttnK
+    } else if name.contains("attn_q.weight") {
+        AttnQ
+    } else if name.contains("attn_output.weight") {
+        AttnOutput
+    } else if name.contains("ffn_up") {
+        FfnUp
+    } else if name.contains("ffn_gate") {
+        FfnGate
+    } else if name.contains("ffn_down") {
+        FfnDown
+    } else {
+        Other
+    }
+}
+
+fn is_attn_v(c: Category) -> bool {
+    matches!(c, Category::AttnV | Category::AttnQkv | Category::AttnKvB)
+}
+
+/// `tensor_allows_quantization`, for the tensors a Gemma 4 file can hold.
+pub fn allows_quantization(name: &str, n_dims: usize) -> bool {
+    n_dims >= 2
+        && name.ends_with("weight")
+        && !name.contains("_norm.weight")
+        && !name.contains("ffn_gate_inp.weight")
+        && !name.contains("altup")
+        && !name.contains("laurel")
+        && !name.contains("per_layer_model_proj")
+        && !name.contains("ssm_conv1d")
+        && !name.contains("attn_rel_b.weight")
+}
+
+fn use_more_bits(i: i64, n: i64) -> bool {
+    i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2
+}
+
+struct State<'a> {
+    facts: ModelFacts,
+    opts: &'a QuantOptions,
+    ft: FileType,
+    tied: bool,
+    n_attn_v: i64,
+    i_attn_v: i64,
+    i_ffn_down: i64,
+    i_ffn_gate: i64,
+    i_ffn_up: i64,
+}
+
+impl State<'_> {
+    fn layer_info(&self, counter: i64, name: &str) -> Result<(i64, i64)> {
+        let n = self.facts.n_layer as i64;
+        if self.facts.n_expert > 1 {
+            let il = name
+                .strip_prefix("blk.")
+                .and_then(|r| r.split('.').next())
+                .and_then(|d| d.parse::<i64>().ok());
+            match il {
+                Some(il) if (0..n).contains(&il) => return Ok((il, n)),
+                Some(il) => bail!("bad layer {il} for tensor {name}: must be in [0, {n})"),
+                None => bail!("failed to determine the layer of tensor {name}"),
+            }
+        }
+        Ok((counter, n))
+    }
+
+    /// `llama_tensor_get_type_impl` for the non-IQ file types.
+    fn mixture(
+        &mut self,
+        mut t: GgmlType,
+        name: &str,
+        ne0: u64,
+        cat: Category,
+    ) -> Result<GgmlType> {
+        use FileType as F;
+        use GgmlType as G;
+        let ft = self.ft;
+        let gqa = self.facts.n_gqa;
+        let n_expert = self.facts.n_expert;
+        if cat == Category::Output || (self.tied && cat == Category::TokenEmbd) {
+            if let Some(o) = self.opts.output_type {
+                t = o;
+            } else if !ne0.is_multiple_of(t.block_size() as u64) {
+                t = G::Q8_0;
+            } else if t != G::Q8_0 {
+                t = G::Q6_K;
+            }
+        } else if cat == Category::TokenEmbd {
+            if let Some(e) = self.opts.token_embedding_type {
+                t = e;
+            }
+        } else if is_attn_v(cat) {
+            let i = self.i_attn_v;
+            match ft {
+                F::MOSTLY_Q2_K => t = if gqa >= 4 { G::Q4_K } else { G::Q3_K },
+                F::MOSTLY_Q3_K_M => t = if i < 2 { G::Q5_K } else { G::Q4_K },
+                F::MOSTLY_Q3_K_L => t = G::Q5_K,
+                F::MOSTLY_Q4_K_M | F::MOSTLY_Q5_K_M if use_more_bits(i, self.n_attn_v) => {
+                    t = G::Q6_K
+                }
+                F::MOSTLY_Q4_K_S if i < 4 => t = G::Q5_K,
+                _ => {}
+            }
+            if n_expert == 8 {
+                t = G::Q8_0;
+            }
+            self.i_attn_v += 1;
+        } else if cat == Category::AttnK {
+            if n_expert == 8 {
+                t = G::Q8_0;
+            }
+        } else if cat == Category::FfnDown {
+            let (il, n) = self.layer_info(self.i_ffn_down, name)?;
+            match ft {
+                F::MOSTLY_Q2_K => t = G::Q3_K,
+                F::MOSTLY_Q3_K_M => t = if il < n / 16 { G::Q5_K } else { G::Q4_K },
+                F::MOSTLY_Q3_K_L => t = G::Q5_K,
+                F::MOSTLY_Q4_K_M if use_more_bits(il, n) => t = G::Q6_K,
+                F::MOSTLY_Q5_K_M if use_more_bits(il, n) => t = G::Q6_K,
+                F::MOSTLY_Q4_K_S if il < n / 8 => t = G::Q5_K,
+                F::MOSTLY_Q4_0 | F::MOSTLY_Q5_0 if self.opts.has_imatrix && il < n / 8 => {
+                    t = if ft == F::MOSTLY_Q4_0 {
+                        G::Q4_1
+                    } else {
+                        G::Q5_1
+                    }
+                }
+                _ => {}
+            }
+            self.i_ffn_down += 1;
+        } else if cat == Category::AttnOutput {
+            if n_expert == 8 {
+                if matches!(
+                    ft,
+                    F::MOSTLY_Q2_K
+                        | F::MOSTLY_Q3_K_S
+                        | F::MOSTLY_Q3_K_M
+                        | F::MOSTLY_Q4_K_S
+                        | F::MOSTLY_Q4_K_M
+                ) {
+                    t = G::Q5_K;
+                }
+            } else {
+                match ft {
+                    F::MOSTLY_Q2_K => t = G::Q3_K,
+                    F::MOSTLY_Q3_K_M => t = G::Q4_K,
+                    F::MOSTLY_Q3_K_L => t = G::Q5_K,
+                    _ => {}
+                }
+            }
+        } else if cat == Category::AttnQkv {
+            match ft {
+                F::MOSTLY_Q3_K_M | F::MOSTLY_Q3_K_L => t = G::Q4_K,
+                F::MOSTLY_Q4_K_M => t = G::Q5_K,
+                F::MOSTLY_Q5_K_M => t = G::Q6_K,
+                _ => {}
+            }
+        } else if cat == Category::FfnGate {
+            self.layer_info(self.i_ffn_gate, name)?;
+            self.i_ffn_gate += 1;
+        } else if cat == Category::FfnUp {
+            self.layer_info(self.i_ffn_up, name)?;
+            self.i_ffn_up += 1;
+        }
+        Ok(t)
+    }
+}
+
+/// `tensor_type_fallback`: a type whose block divides the row, or F16.
+pub fn fallback(target: GgmlType, ne0: u64) -> Result<GgmlType> {
+    use GgmlType as G;
+    if ne0.is_multiple_of(target.block_size() as u64) {
+        return Ok(target);
+    }
+    let ret = match target {
+        G::Q2_K | G::Q3_K => G::Q4_0,
+        G::Q4_K => G::Q5_0,
+        G::Q5_K => G::Q5_1,
+        G::Q6_K => G::Q8_0,
+        t if t.block_size() <= 32 => t,
+        t => bail!("no tensor type fallback is defined for type {t}"),
+    };
+    Ok(if !ne0.is_multiple_of(ret.block_size() as u64) {
+        G::F16
+    } else {
+        ret
+    })
+}
+
+/// The type llama-quantize gives each tensor (same order as `tensors`).
+pub fn select_types(
+    tensors: &[TensorDesc],
+    ft: FileType,
+    facts: ModelFacts,
+    opts: &QuantOptions,
+) -> Result<Vec<GgmlType>> {
+    let default = ft.base_type();
+    let mut order: Vec<usize> = (0..tensors.len()).collect();
+    order.sort_by(|&a, &b| tensors[a].name.cmp(&tensors[b].name));
+    let mut st = State {
+        facts,
+        opts,
+        ft,
+        tied: !tensors.iter().any(|t| t.name == "output.weight"),
+        n_attn_v: tensors
+            .iter()
+            .filter(|t| is_attn_v(category(&t.name)))
+            .count() as i64,
+        i_attn_v: 0,
+        i_ffn_down: 0,
+        i_ffn_gate: 0,
+        i_ffn_up: 0,
+    };
+    let mut out: Vec<GgmlType> = tensors.iter().map(|t| t.cur).collect();
+    for i in order {
+        let t = &tensors[i];
+        if !allows_quantization(&t.name, t.dims.len()) {
+            continue;
+        }
+        let cat = category(&t.name);
+        if let (Some(e), Category::TokenEmbd) = (opts.token_embedding_type, cat) {
+            let named = t.name == "per_layer_token_embd.weight"
+                && opts.tensor_types.iter().any(|(re, _)| re.is_match(&t.name));
+            if !named {
+                out[i] = e;
+                continue;
+            }
+        }
+        if let (Some(o), Category::Output) = (opts.output_type, cat) {
+            out[i] = o;
+            continue;
+        }
+        let mut ty = default;
+        if default.is_quantized() {
+            let manual = opts
+                .tensor_types
+                .iter()
+                .find(|(re, _)| re.is_match(&t.name));
+            if let Some((_, q)) = manual {
+                ty = *q;
+            } else if !opts.pure {
+                ty = st.mixture(ty, &t.name, t.dims[0], cat)?;
+            }
+            ty = fallback(ty, t.dims[0])?;
+        }
+        out[i] = ty;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn more_bits_layers_of_a_30_layer_model() {
+        let picked: Vec<i64> = (0..30).filter(|&i| use_more_bits(i, 30)).collect();
+        // n/8 = 3: layers 0..3, every third from 5, and the last 4 (>= 7*30/8 = 26).
+        assert_eq!(
+            picked,
+            vec![0, 1, 2, 5, 8, 11, 14, 17, 20, 23, 26, 27, 28, 29]
+        );
+    }
+
+    #[test]
+    fn fallbacks_follow_llama_quantize() {
+        assert_eq!(fallback(GgmlType::Q4_K, 96).unwrap(), GgmlType::Q5_0);
+        assert_eq!(fallback(GgmlType::Q6_K, 64).unwrap(), GgmlType::Q8_0);
+        assert_eq!(fallback(GgmlType::Q3_K, 16).unwrap(), GgmlType::F16);
+        assert_eq!(fallback(GgmlType::Q8_0, 48).unwrap(), GgmlType::F16);
+        assert_eq!(fallback(GgmlType::Q4_K, 512).unwrap(), GgmlType::Q4_K);
+    }
+}
