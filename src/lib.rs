@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod gemma4;
 pub mod gguf;
+pub mod imatrix;
 pub mod pipeline;
 pub mod quant;
 pub mod safetensors;

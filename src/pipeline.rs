@@ -146,11 +146,29 @@ fn convert(ckpt: &Checkpoint, plan: &Plan, c: Chunk) -> Result<Done> {
     let row = t.out.dims[0] as usize;
     let row_bytes = t.out.ty.row_bytes(row as u64).unwrap() as usize;
     let mut bytes = vec![0u8; c.n / row * row_bytes];
-    for (src, dst) in vals
+    let rows_per_expert = t.out.dims.get(1).copied().unwrap_or(1).max(1) as usize;
+    let first_row = c.first / row;
+    for (r, (src, dst)) in vals
         .chunks_exact(row)
         .zip(bytes.chunks_exact_mut(row_bytes))
+        .enumerate()
     {
-        fmt.quantize_row(src, dst);
+        match &t.importance {
+            Some(imp) => {
+                let e = (first_row + r) / rows_per_expert;
+                fmt.quantize_row_imatrix(src, Some(&imp[e * row..(e + 1) * row]), dst);
+            }
+            None => fmt.quantize_row(src, dst),
+        }
+    }
+    if nonfinite == 0 && !crate::quant::validate_row(t.out.ty, &bytes) {
+        bail!(
+            "tensor {} ({}): quantized data validation failed: a {} block scale is not finite \
+             (llama-quantize refuses such rows too)",
+            t.hf_name,
+            t.out.name,
+            t.out.ty
+        );
     }
     Ok(Done { bytes, nonfinite })
 }

@@ -312,3 +312,15 @@ fn disk_full() {
         "files left on the full disk: {listing}"
     );
 }
+
+#[test]
+fn empty_tensor() {
+    let (_t, d) = moe();
+    rewrite_header(&d.join("model.safetensors"), |h| {
+        let start = h[T]["data_offsets"][0].clone();
+        h.get_mut(T).unwrap()["shape"] = serde_json::json!([0, 64]);
+        h.get_mut(T).unwrap()["data_offsets"] = serde_json::json!([start, start]);
+    });
+    let e = fails(&d, "q4_k_m", &[]);
+    assert!(e.contains(T) && e.contains("has no elements"), "{e}");
+}

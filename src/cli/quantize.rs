@@ -51,6 +51,9 @@ pub struct QuantizeArgs {
     /// No mixture rules: every quantizable tensor gets the file type's base type (--pure).
     #[arg(long)]
     pub pure: bool,
+    /// Importance matrix from llama-imatrix (GGUF or legacy .dat), used as llama-quantize does.
+    #[arg(long, value_name = "FILE")]
+    pub imatrix: Option<PathBuf>,
 }
 
 fn ggml_type(s: &str) -> Result<GgmlType> {
@@ -59,6 +62,10 @@ fn ggml_type(s: &str) -> Result<GgmlType> {
 
 impl QuantizeArgs {
     fn quant_options(&self) -> Result<QuantOptions> {
+        let imatrix = match &self.imatrix {
+            Some(p) => Some(std::sync::Arc::new(crate::imatrix::Imatrix::load(p)?)),
+            None => None,
+        };
         let mut tensor_types = Vec::new();
         for spec in &self.tensor_type {
             let (pat, ty) = spec
@@ -83,7 +90,8 @@ impl QuantizeArgs {
                 .map(ggml_type)
                 .transpose()?,
             pure: self.pure,
-            has_imatrix: false,
+            has_imatrix: imatrix.is_some(),
+            imatrix,
         })
     }
 }

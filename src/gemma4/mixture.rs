@@ -34,6 +34,8 @@ pub struct QuantOptions {
     pub pure: bool,
     /// An importance matrix is given (changes Q4_0 / Q5_0 ffn_down rules).
     pub has_imatrix: bool,
+    /// The importance matrix (`--imatrix`).
+    pub imatrix: Option<std::sync::Arc<crate::imatrix::Imatrix>>,
 }
 
 /// One tensor as llama-quantize sees it in its input file.

@@ -6,9 +6,11 @@ use super::metadata;
 use super::mixture::{select_types, ModelFacts, QuantOptions, TensorDesc};
 use super::names::{map_name, Mapped};
 use crate::gguf::{layout_tensors, FileType, GgmlType, Metadata, PlannedTensor, DEFAULT_ALIGNMENT};
+use crate::imatrix::Imatrix;
 use crate::safetensors::Checkpoint;
 use crate::tokenizer::Vocab;
 use anyhow::{bail, Result};
+use std::sync::Arc;
 
 /// Where an output tensor's values come from.
 #[derive(Clone, Debug)]
@@ -34,6 +36,8 @@ pub struct PlanTensor {
     pub source: Source,
     /// The checkpoint tensor's name, for messages.
     pub hf_name: String,
+    /// Importance weights for the quantizer: `dims[0]` values per expert (`--imatrix`).
+    pub importance: Option<std::sync::Arc<Vec<f32>>>,
 }
 
 /// Everything `gq quantize` will write, decided before any weight is read.
@@ -133,6 +137,27 @@ pub fn expected_tensors(c: &TextConfig) -> Vec<String> {
     v
 }
 
+/// The importance weights llama-quantize would use for a tensor: the entry with its name, when
+/// it has `ne0 × n_expert` values; a size mismatch is an error except for token embeddings.
+fn importance_for(m: &Imatrix, t: &PlannedTensor) -> Result<Option<Arc<Vec<f32>>>> {
+    let Some(v) = m.entries.get(&t.name) else {
+        return Ok(None);
+    };
+    let want = t.dims[0] * t.dims.get(2).copied().unwrap_or(1);
+    if v.len() as u64 == want {
+        return Ok(Some(Arc::new(v.clone())));
+    }
+    if t.name == "token_embd.weight" || t.name == "per_layer_token_embd.weight" {
+        return Ok(None);
+    }
+    bail!(
+        "{}: imatrix size {} is different from tensor size {want} for {}",
+        m.path.display(),
+        v.len(),
+        t.name
+    )
+}
+
 /// The converter's output type matching the checkpoint's own float type: what llama-quantize's
 /// input would be (`convert_hf_to_gguf.py --outtype bf16` for a BF16 checkpoint, and so on).
 fn checkpoint_file_type(ckpt: &Checkpoint) -> FileType {
@@ -186,6 +211,7 @@ pub fn build(
         },
         source: Source::Values(freqs),
         hf_name: "(rope_freqs: generated)".into(),
+        importance: None,
     });
 
     for (index, t) in ckpt.tensors.iter().enumerate() {
@@ -220,6 +246,14 @@ pub fn build(
                 t.shape.len()
             );
         }
+        if t.n_elements() == 0 {
+            bail!(
+                "{}: tensor {}: shape {:?} has no elements",
+                ckpt.shards[t.shard].path.display(),
+                t.name,
+                t.shape
+            );
+        }
         let mut shape = t.shape.clone();
         if gname == "token_embd.weight" {
             shape[0] = shape[0].min(vocab.n_vocab_real);
@@ -236,6 +270,7 @@ pub fn build(
             },
             source: Source::Checkpoint { index, n_elements },
             hf_name: t.name.clone(),
+            importance: None,
         });
     }
     for want in expected_tensors(cfg) {
@@ -268,7 +303,11 @@ pub fn build(
         };
         let types = select_types(&descs, file_type, facts, qopts)?;
         for (t, ty) in tensors.iter_mut().zip(types) {
+            let requantized = t.out.ty != ty;
             t.out.ty = ty;
+            if let (Some(m), true) = (&qopts.imatrix, requantized) {
+                t.importance = importance_for(m, &t.out)?;
+            }
         }
     }
     let mut outs: Vec<PlannedTensor> = tensors.iter().map(|t| t.out.clone()).collect();
@@ -302,6 +341,17 @@ pub fn build(
         crate::gguf::MetaValue::U32(2),
     );
     vocab.write(&mut meta);
+    if let Some(m) = &qopts.imatrix {
+        if file_type.is_converter_type() {
+            bail!(
+                "--imatrix applies to the types llama-quantize makes, not to {}",
+                file_type.name()
+            );
+        }
+        for (k, v) in m.metadata() {
+            meta.set(k, v);
+        }
+    }
     Ok(Plan {
         metadata: meta,
         tensors,

@@ -59,3 +59,44 @@ pub fn format_for(ty: GgmlType) -> Option<&'static dyn Format> {
 pub(crate) fn roundf(x: f32) -> f32 {
     x.round()
 }
+
+/// Byte offsets of the f16 scale fields inside one block of a quantized type.
+fn scale_offsets(ty: GgmlType) -> &'static [usize] {
+    match ty {
+        GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0 => &[0],
+        GgmlType::Q4_1 | GgmlType::Q5_1 | GgmlType::Q4_K | GgmlType::Q5_K => &[0, 2],
+        GgmlType::Q2_K => &[80, 82],
+        GgmlType::Q3_K => &[108],
+        GgmlType::Q6_K => &[208],
+        _ => &[],
+    }
+}
+
+/// ggml's `ggml_validate_row_data` for the block types gq writes: every f16 scale and min is
+/// finite. llama-quantize refuses rows that fail it ("quantized data validation failed").
+pub fn validate_row(ty: GgmlType, bytes: &[u8]) -> bool {
+    let offs = scale_offsets(ty);
+    if offs.is_empty() {
+        return true;
+    }
+    bytes.chunks_exact(ty.block_bytes()).all(|b| {
+        offs.iter()
+            .all(|&o| half::f16::from_le_bytes([b[o], b[o + 1]]).is_finite())
+    })
+}
+
+#[cfg(test)]
+mod validate_tests {
+    use super::*;
+
+    #[test]
+    fn infinite_scale_is_caught() {
+        let mut block = [0u8; 144];
+        assert!(validate_row(GgmlType::Q4_K, &block));
+        block[2..4].copy_from_slice(&half::f16::NEG_INFINITY.to_le_bytes());
+        assert!(!validate_row(GgmlType::Q4_K, &block));
+        let mut q6 = [0u8; 210];
+        q6[208..210].copy_from_slice(&half::f16::NAN.to_le_bytes());
+        assert!(!validate_row(GgmlType::Q6_K, &q6));
+    }
+}
