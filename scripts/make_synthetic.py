@@ -28,13 +28,17 @@ def main():
     ap.add_argument("--hidden", type=int, default=2560)
     ap.add_argument("--ff", type=int, default=10240)
     ap.add_argument("--shard-gb", type=float, default=1.0)
+    ap.add_argument("--heads", type=int, default=16)
+    ap.add_argument("--head-dim", type=int, default=128)
     a = ap.parse_args()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     tok = ROOT / "fixtures/tokenizer-2048"
     vocab = json.loads((tok / "tokenizer.json").read_text())["model"]["vocab"]
     V, H, FF, L = len(vocab), a.hidden, a.ff, a.layers
-    heads, hd, kv, ghd, gkv = 16, 128, 8, 256, 4
+    heads, hd = a.heads, a.head_dim
+    kv, ghd = max(1, heads // 2), 2 * hd
+    gkv = max(1, kv // 2)
     types = ["full_attention" if (i + 1) % 6 == 0 else "sliding_attention" for i in range(L)]
     types[-1] = "full_attention"
     cfg = {

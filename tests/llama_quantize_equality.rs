@@ -288,3 +288,59 @@ fn nan_weights_fail_in_both_tools() {
     assert!(!o.status.success() && !ours.exists());
     assert!(String::from_utf8_lossy(&o.stderr).contains("blk.0.ffn_up.weight"));
 }
+
+#[test]
+fn twelve_layer_model_visits_layers_like_llama_quantize() {
+    // With 10 or more layers, llama-quantize's counters ("use more bits" layers) follow its
+    // numeric layer order, not name order: a 12-layer checkpoint from scripts/make_synthetic.py.
+    let work = tempfile::tempdir().unwrap();
+    let ckpt = work.path().join("synthetic-12");
+    let o = Command::new("python3")
+        .arg(root().join("scripts/make_synthetic.py"))
+        .arg(&ckpt)
+        .args([
+            "--layers",
+            "12",
+            "--hidden",
+            "256",
+            "--ff",
+            "256",
+            "--heads",
+            "2",
+            "--head-dim",
+            "64",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "make_synthetic.py: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let bf16 = work.path().join("synthetic-bf16.gguf");
+    gq_ok(&[
+        "quantize",
+        ckpt.to_str().unwrap(),
+        "-o",
+        bf16.to_str().unwrap(),
+        "--type",
+        "bf16",
+        "-q",
+    ]);
+    for ty in ["Q4_K_M", "Q5_K_M", "Q3_K_M", "Q4_K_S", "Q2_K"] {
+        let ours = work.path().join(format!("gq-{ty}.gguf"));
+        let theirs = work.path().join(format!("lq-{ty}.gguf"));
+        gq_ok(&[
+            "quantize",
+            ckpt.to_str().unwrap(),
+            "-o",
+            ours.to_str().unwrap(),
+            "--type",
+            ty,
+            "-q",
+        ]);
+        llama_quantize(&bf16, &theirs, ty, &[]);
+        let o = python("compare_gguf.py", &[&ours, &theirs], &[]);
+        assert_py_ok(&o, &format!("12-layer synthetic {ty}"));
+    }
+}

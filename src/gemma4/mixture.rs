@@ -246,6 +246,18 @@ impl State<'_> {
     }
 }
 
+/// llama-quantize's visiting order (llama_model_loader's `weight_name_comparer`): by layer number
+/// (tensors outside `blk.N.` first), then by name.
+fn visit_key(name: &str) -> (i64, &str) {
+    let layer = name
+        .strip_prefix("blk.")
+        .map(|r| r.bytes().take_while(u8::is_ascii_digit).count())
+        .filter(|&n| n > 0)
+        .and_then(|n| name[4..4 + n].parse().ok())
+        .unwrap_or(-1);
+    (layer, name)
+}
+
 /// `tensor_type_fallback`: a type whose block divides the row, or F16.
 pub fn fallback(target: GgmlType, ne0: u64) -> Result<GgmlType> {
     use GgmlType as G;
@@ -276,7 +288,7 @@ pub fn select_types(
 ) -> Result<Vec<GgmlType>> {
     let default = ft.base_type();
     let mut order: Vec<usize> = (0..tensors.len()).collect();
-    order.sort_by(|&a, &b| tensors[a].name.cmp(&tensors[b].name));
+    order.sort_by(|&a, &b| visit_key(&tensors[a].name).cmp(&visit_key(&tensors[b].name)));
     let mut st = State {
         facts,
         opts,
@@ -339,6 +351,26 @@ mod tests {
         assert_eq!(
             picked,
             vec![0, 1, 2, 5, 8, 11, 14, 17, 20, 23, 26, 27, 28, 29]
+        );
+    }
+
+    #[test]
+    fn visits_layers_in_numeric_order() {
+        let mut names = vec![
+            "blk.10.attn_v.weight",
+            "token_embd.weight",
+            "blk.2.attn_v.weight",
+            "blk.2.attn_k.weight",
+        ];
+        names.sort_by_key(|n| visit_key(n));
+        assert_eq!(
+            names,
+            [
+                "token_embd.weight",
+                "blk.2.attn_k.weight",
+                "blk.2.attn_v.weight",
+                "blk.10.attn_v.weight"
+            ]
         );
     }
 
