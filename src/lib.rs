@@ -1,9 +1,11 @@
+#![warn(missing_docs)]
 //! gq: turns Hugging Face Gemma 4 checkpoints into GGUF files that llama.cpp loads, in one
 //! streaming pass with bounded memory.
 //!
 //! Data flows one way: containers ([`safetensors`], [`gguf`]) → plan ([`gemma4`]) → formats
 //! ([`quant`]) → containers, driven by [`pipeline`]; [`cli`] only parses and prints.
 
+pub mod bench;
 pub mod cli;
 pub mod gemma4;
 pub mod gguf;
