@@ -2,7 +2,8 @@
 # Fetch and build gq's independent references (cached under ~/.cache/gq-peers):
 #  - gguf-py 0.19.0 and numpy from PyPI (independent GGUF reader),
 #  - llama.cpp from the llama-cpp-python 0.3.36 sdist on PyPI: llama-quantize, llama-perplexity,
-#    llama-imatrix, llama-gguf-split, built without GGML_NATIVE (a native build takes ggml's AMX
+#    llama-imatrix, llama-gguf-split, llama-tokenize, test-backend-ops (the ggml peer of
+#    `gq bench kernels`), built without GGML_NATIVE (a native build takes ggml's AMX
 #    path on these CPUs and llama-perplexity segfaults on quantized models).
 # Idempotent: a finished build is reused. Prints the bin directory on its last line.
 set -euo pipefail
@@ -18,7 +19,7 @@ if [ ! -f "$SRC/CMakeLists.txt" ]; then
   tar xzf "$PEERS/sdist/llama_cpp_python-$VER.tar.gz" -C "$PEERS/sdist"
 fi
 BIN="$PEERS/build/bin"
-TOOLS="llama-quantize llama-perplexity llama-imatrix llama-gguf-split llama-tokenize"
+TOOLS="llama-quantize llama-perplexity llama-imatrix llama-gguf-split llama-tokenize test-backend-ops"
 need=0
 for t in $TOOLS; do [ -x "$BIN/$t" ] || need=1; done
 if [ $need = 1 ]; then

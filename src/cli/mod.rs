@@ -1,5 +1,6 @@
 //! Command-line parsing and printing. The work happens in the library.
 
+mod bench;
 pub(crate) mod inspect;
 mod quantize;
 
@@ -31,6 +32,8 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Measure performance: `gq bench kernels` (memory bandwidth, GEMV per type, ggml peer).
+    Bench(bench::BenchArgs),
 }
 
 /// Runs the parsed command line.
@@ -38,5 +41,6 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Quantize(args) => quantize::run(args),
         Command::Inspect { path, json } => inspect::run(&path, json),
+        Command::Bench(args) => bench::run(args),
     }
 }

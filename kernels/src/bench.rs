@@ -1,0 +1,134 @@
+//! Measurement helpers shared by the criterion benches and `gq bench kernels`: valid random
+//! weight matrices, timed GEMV runs and a STREAM-style read-bandwidth probe.
+
+use crate::{gemv_scratch_bytes, Kernels, QType};
+use std::time::Instant;
+
+/// Best and median wall time of repeated runs.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Timing {
+    /// Fastest run, seconds.
+    pub best: f64,
+    /// Median run, seconds.
+    pub median: f64,
+}
+
+impl Timing {
+    /// Times `reps` runs of `f` after one warm-up run.
+    pub fn measure(reps: usize, mut f: impl FnMut()) -> Timing {
+        f();
+        let mut t: Vec<f64> = (0..reps.max(1))
+            .map(|_| {
+                let s = Instant::now();
+                f();
+                s.elapsed().as_secs_f64()
+            })
+            .collect();
+        t.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        Timing {
+            best: t[0],
+            median: t[t.len() / 2],
+        }
+    }
+
+    /// `bytes / best` in GB/s (10⁹ bytes per second).
+    pub fn gbps(&self, bytes: usize) -> f64 {
+        bytes as f64 / self.best / 1e9
+    }
+}
+
+/// Offsets of the f16 scale fields in one block of `ty` (each set to a small positive value
+/// by [`random_weights`]).
+fn scale_fields(ty: QType) -> &'static [usize] {
+    match ty {
+        QType::Q4_0 | QType::Q5_0 | QType::Q8_0 => &[0],
+        QType::Q4_1 | QType::Q5_1 => &[0, 2],
+        QType::Q2_K => &[80, 82],
+        QType::Q3_K => &[108],
+        QType::Q4_K | QType::Q5_K => &[0, 2],
+        QType::Q6_K => &[208],
+        _ => &[],
+    }
+}
+
+/// A `rows × cols` matrix of `ty` with random quants and finite, small scales (float types:
+/// values in ±1). Deterministic for a seed.
+pub fn random_weights(ty: QType, rows: usize, cols: usize, seed: u64) -> Vec<u8> {
+    let mut w = vec![0u8; ty.row_bytes(cols) * rows];
+    fill_random_weights(ty, &mut w, seed);
+    w
+}
+
+/// Fills `w` (whole blocks of `ty`) like [`random_weights`].
+pub fn fill_random_weights(ty: QType, w: &mut [u8], seed: u64) {
+    let mut s = seed | 1;
+    let mut next = move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        s
+    };
+    for c in w.chunks_mut(8) {
+        let v = next().to_le_bytes();
+        c.copy_from_slice(&v[..c.len()]);
+    }
+    let fix_float = |w: &mut [u8], esz: usize| {
+        for c in w.chunks_exact_mut(esz) {
+            // Clear the exponent's top bits: |value| < 2 and never NaN/Inf.
+            let hi = c.len() - 1;
+            c[hi] &= 0xbf;
+        }
+    };
+    match ty {
+        QType::F32 => fix_float(w, 4),
+        QType::F16 | QType::BF16 => fix_float(w, 2),
+        _ => {
+            let f16 = half::f16::from_f32(0.01).to_le_bytes();
+            for b in w.chunks_exact_mut(ty.block_bytes()) {
+                for &o in scale_fields(ty) {
+                    b[o..o + 2].copy_from_slice(&f16);
+                }
+                if ty == QType::Q8_0 {
+                    for q in &mut b[2..] {
+                        if *q == 0x80 {
+                            *q = 0x81;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Times `y = W·x` for a `rows × cols` matrix `w` of `ty` in the current rayon pool.
+pub fn time_gemv(k: &Kernels, ty: QType, w: &[u8], cols: usize, reps: usize) -> Timing {
+    let rows = w.len() / ty.row_bytes(cols);
+    let x: Vec<f32> = (0..cols)
+        .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
+        .collect();
+    let mut y = vec![0f32; rows];
+    let mut scratch = vec![0u8; gemv_scratch_bytes(ty, cols)];
+    Timing::measure(reps, || {
+        k.gemv(ty, w, &x, &mut y, &mut scratch);
+        std::hint::black_box(&y);
+    })
+}
+
+/// Times a full read of `buf` (see [`crate::stream::par_sum_u64`]) in the current rayon pool.
+pub fn time_read(buf: &[u64], reps: usize) -> Timing {
+    Timing::measure(reps, || {
+        std::hint::black_box(crate::stream::par_sum_u64(buf));
+    })
+}
+
+/// A buffer of `bytes` (rounded down to u64s) with every page written.
+pub fn stream_buffer(bytes: usize) -> Vec<u64> {
+    (0..bytes / 8).map(|i| i as u64).collect()
+}
+
+/// Writes every u64 of `buf` (so that its pages are mapped before timing).
+pub fn fill_stream_buffer(buf: &mut [u64]) {
+    for (i, v) in buf.iter_mut().enumerate() {
+        *v = i as u64;
+    }
+}

@@ -1,0 +1,170 @@
+//! Matrix–vector (GEMV) and small-batch matrix–matrix (GEMM) products over a whole row-major
+//! weight matrix given as bytes, split over the current rayon pool.
+//!
+//! The activations are quantized once per call into caller-provided scratch (the weight type's
+//! [`QType::vec_dot_type`]); float weights read the f32 activations directly. Nothing is
+//! allocated on the hot path.
+
+use crate::dispatch::{act_bytes, Kernels};
+use crate::QType;
+use rayon::prelude::*;
+
+#[cfg(not(target_endian = "little"))]
+compile_error!("gq-kernels reads f32 activations as little-endian bytes");
+
+/// Scratch bytes [`Kernels::gemv`] needs for one activation row of `cols` elements (0 for the
+/// float types, which use the f32 activations as they are).
+pub fn gemv_scratch_bytes(ty: QType, cols: usize) -> usize {
+    if ty.is_float() {
+        0
+    } else {
+        act_bytes(ty, cols)
+    }
+}
+
+/// Scratch bytes [`Kernels::gemm`] needs for `n` activation rows of `cols` elements.
+pub fn gemm_scratch_bytes(ty: QType, cols: usize, n: usize) -> usize {
+    n * gemv_scratch_bytes(ty, cols)
+}
+
+/// The f32 slice as its little-endian bytes.
+fn f32_bytes(x: &[f32]) -> &[u8] {
+    // SAFETY: u8 has alignment 1 and every f32 bit pattern is valid bytes; the length covers
+    // exactly the borrowed f32s.
+    unsafe { core::slice::from_raw_parts(x.as_ptr().cast::<u8>(), core::mem::size_of_val(x)) }
+}
+
+/// Rows per parallel task: about four tasks per thread, at least `min` rows.
+fn chunk_rows(rows: usize, min: usize) -> usize {
+    let tasks = 4 * rayon::current_num_threads();
+    rows.div_ceil(tasks).max(min).max(1)
+}
+
+/// A raw output pointer shared by tasks that write disjoint elements.
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+impl OutPtr {
+    /// The element pointer (a method, so that closures capture the whole `Send` wrapper).
+    fn at(self, i: usize) -> *mut f32 {
+        self.0.wrapping_add(i)
+    }
+}
+
+// SAFETY: every task writes a disjoint set of elements (its own rows), and the pointer outlives
+// the parallel section, which joins before the borrow ends.
+unsafe impl Send for OutPtr {}
+// SAFETY: as above.
+unsafe impl Sync for OutPtr {}
+
+impl Kernels {
+    /// Quantizes `x` to `ty`'s activation type in `scratch` (or borrows the f32 bytes of `x`
+    /// for float types) and returns the activation row for [`Kernels::vec_dot`].
+    pub fn prepare_activation<'a>(
+        &self,
+        ty: QType,
+        x: &'a [f32],
+        scratch: &'a mut [u8],
+    ) -> &'a [u8] {
+        if ty.is_float() {
+            return f32_bytes(x);
+        }
+        let n = act_bytes(ty, x.len());
+        assert!(
+            scratch.len() >= n,
+            "{ty}: scratch of {} bytes < {n}",
+            scratch.len()
+        );
+        let dst = &mut scratch[..n];
+        self.quantize_row(ty.vec_dot_type(), x, dst);
+        dst
+    }
+
+    /// `y = W·x`: `w` holds `y.len()` rows of `x.len()` elements of type `ty`, row-major.
+    /// `scratch` needs [`gemv_scratch_bytes`] bytes. Rows are split over the current rayon
+    /// pool (use `ThreadPool::install` to choose the thread count).
+    pub fn gemv(&self, ty: QType, w: &[u8], x: &[f32], y: &mut [f32], scratch: &mut [u8]) {
+        let rb = ty.row_bytes(x.len());
+        assert_eq!(w.len(), rb * y.len(), "{ty}: weight bytes vs rows × cols");
+        let act = self.prepare_activation(ty, x, scratch);
+        self.check_dot(ty, rb, act.len());
+        let dot = self.dot_fn(ty);
+        let dot2 = self.dot2[ty.index()];
+        if rb == 0 {
+            y.fill(0.0);
+            return;
+        }
+        let chunk = chunk_rows(y.len(), 8);
+        y.par_chunks_mut(chunk)
+            .zip(w.par_chunks(chunk * rb))
+            .for_each(|(ys, ws)| {
+                let mut r = 0;
+                if let Some(dot2) = dot2 {
+                    while r + 2 <= ys.len() {
+                        let [a, b] = dot2(
+                            &ws[r * rb..(r + 1) * rb],
+                            &ws[(r + 1) * rb..(r + 2) * rb],
+                            act,
+                        );
+                        ys[r] = a;
+                        ys[r + 1] = b;
+                        r += 2;
+                    }
+                }
+                for (o, row) in ys[r..].iter_mut().zip(ws[r * rb..].chunks_exact(rb)) {
+                    *o = dot(row, act);
+                }
+            });
+    }
+
+    /// Small-batch product `Y = X·Wᵀ`: `xs` holds `n` activation rows of `cols` elements,
+    /// `ys` receives `n` output rows of `rows` elements (`ys[j·rows + r]` = row r of W · row j
+    /// of X), `w` is `rows × cols` of type `ty`. Each weight row is read once and dotted with
+    /// all `n` activations while it is in L1. `scratch` needs [`gemm_scratch_bytes`] bytes.
+    /// Meant for n ≤ 16; works for any n.
+    #[allow(clippy::too_many_arguments)]
+    pub fn gemm(
+        &self,
+        ty: QType,
+        w: &[u8],
+        rows: usize,
+        cols: usize,
+        xs: &[f32],
+        ys: &mut [f32],
+        scratch: &mut [u8],
+    ) {
+        let rb = ty.row_bytes(cols);
+        let n = xs.len().checked_div(cols).unwrap_or(0);
+        assert_eq!(xs.len(), n * cols, "gemm: xs is not whole rows");
+        assert_eq!(ys.len(), n * rows, "gemm: ys length");
+        assert_eq!(w.len(), rb * rows, "{ty}: weight bytes vs rows × cols");
+        let ab = act_bytes(ty, cols);
+        let acts: &[u8] = if ty.is_float() {
+            f32_bytes(xs)
+        } else {
+            assert!(scratch.len() >= n * ab, "{ty}: gemm scratch too small");
+            let s = &mut scratch[..n * ab];
+            for (x, d) in xs.chunks_exact(cols).zip(s.chunks_exact_mut(ab)) {
+                self.quantize_row(ty.vec_dot_type(), x, d);
+            }
+            s
+        };
+        if rows == 0 || n == 0 {
+            return;
+        }
+        self.check_dot(ty, rb, ab);
+        let dot = self.dot_fn(ty);
+        let out = OutPtr(ys.as_mut_ptr());
+        let chunk = chunk_rows(rows, 4);
+        w.par_chunks(chunk * rb).enumerate().for_each(|(c, ws)| {
+            for (k, row) in ws.chunks_exact(rb).enumerate() {
+                let r = c * chunk + k;
+                for (j, a) in acts.chunks_exact(ab).enumerate() {
+                    let v = dot(row, a);
+                    // SAFETY: r < rows and j < n, so j·rows + r is inside `ys`; each (j, r) is
+                    // written by exactly one task (the one owning row r).
+                    unsafe { *out.at(j * rows + r) = v };
+                }
+            }
+        });
+    }
+}

@@ -1,0 +1,736 @@
+//! AVX2 + FMA + F16C kernels (256-bit).
+//!
+//! Integer parts follow the scalar reference exactly: quants are widened to u8 × i8 pairs with
+//! `vpmaddubsw` (no saturation is possible for the value ranges involved: weights are unsigned
+//! nibbles or offset 5/6-bit values, activations i8), group scales are applied with
+//! `vpmaddwd`, and each block's integer sums are exact i32. Only the float accumulation across
+//! blocks differs from the scalar order (8 lanes with fused multiply-add).
+//!
+//! Every function here is `unsafe`: callers must make sure the CPU has AVX2, FMA and F16C, and
+//! that the slices have the lengths the row sizes imply (the safe wrappers in
+//! [`super`] check both).
+
+use crate::blocks::{QK, QK_K};
+use core::arch::x86_64::*;
+use core::ptr::read_unaligned as rd;
+
+// ---------------------------------------------------------------------------------------
+// Helpers
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn hsum(v: __m256) -> f32 {
+    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    let s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    _mm_cvtss_f32(s)
+}
+
+/// The two f16 at `p` and `p + 2` (4 bytes read) as lanes 0 and 1 (lanes 2, 3 zero).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn f16x2(p: *const u8) -> __m128 {
+    let v: u32 = rd(p.cast::<u32>());
+    let out: __m128;
+    // SAFETY: two register-only instructions (SSE2 `vmovd`, which zeroes the upper lanes, and
+    // F16C `vcvtph2ps`, both available under this function's target features); no memory,
+    // stack or flags are touched. Written as asm because LLVM otherwise narrows the load to a
+    // 16-bit insert into whatever register is live (often an accumulator), serializing blocks.
+    unsafe {
+        core::arch::asm!(
+            "vmovd {x}, {v:e}",
+            "vcvtph2ps {x}, {x}",
+            v = in(reg) v,
+            x = out(xmm_reg) out,
+            options(pure, nomem, nostack, preserves_flags)
+        );
+    }
+    out
+}
+
+/// The f16 at `p`; reads `p .. p + 4` (callers guarantee two more bytes in the block).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn f16_at(p: *const u8) -> f32 {
+    _mm_cvtss_f32(f16x2(p))
+}
+
+/// The f16 at `p`; reads `p − 2 .. p + 2` (for fields at the end of a block).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn f16_end(p: *const u8) -> f32 {
+    _mm_cvtss_f32(_mm_movehdup_ps(f16x2(p.sub(2))))
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn ld(p: *const u8) -> __m256i {
+    _mm256_loadu_si256(p.cast())
+}
+
+/// Σ of 4 products per i32 lane: `x` (i8, |x| ≤ 127) times `y` (i8, |y| ≤ 127).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot_i8(x: __m256i, y: __m256i) -> __m256i {
+    let p = _mm256_maddubs_epi16(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x));
+    _mm256_madd_epi16(p, _mm256_set1_epi16(1))
+}
+
+/// Σ of 4 products per i32 lane: `x` unsigned (≤ 127) times `y` (i8).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot_u8(x: __m256i, y: __m256i) -> __m256i {
+    _mm256_madd_epi16(_mm256_maddubs_epi16(x, y), _mm256_set1_epi16(1))
+}
+
+/// The 16 nibbles of a 32-element block: element j (low nibbles) then j + 16 (high).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn nibbles32(p: *const u8) -> __m256i {
+    let q = _mm_loadu_si128(p.cast());
+    let v = _mm256_set_m128i(_mm_srli_epi16::<4>(q), q);
+    _mm256_and_si256(v, _mm256_set1_epi8(0x0f))
+}
+
+/// 0x10 in byte j where bit j of the 32-bit `qh` is set.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn fifth_bits(qh: u32) -> __m256i {
+    let v = _mm256_set1_epi32(qh as i32);
+    let shuf = _mm256_set_epi64x(
+        0x0303_0303_0303_0303,
+        0x0202_0202_0202_0202,
+        0x0101_0101_0101_0101,
+        0,
+    );
+    let bit = _mm256_set1_epi64x(0x8040_2010_0804_0201u64 as i64);
+    let t = _mm256_and_si256(_mm256_shuffle_epi8(v, shuf), bit);
+    _mm256_and_si256(_mm256_cmpeq_epi8(t, bit), _mm256_set1_epi8(0x10))
+}
+
+/// Shuffle mask that turns 8 i16 (repeated in both 128-bit lanes) into i16 `lo` in the low
+/// lane and i16 `hi` in the high lane.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn pick16(lo: usize, hi: usize) -> __m256i {
+    let a = (2 * lo as i16) | ((2 * lo as i16 + 1) << 8);
+    let b = (2 * hi as i16) | ((2 * hi as i16 + 1) << 8);
+    _mm256_set_m128i(_mm_set1_epi16(b), _mm_set1_epi16(a))
+}
+
+// ---------------------------------------------------------------------------------------
+// Float weights · f32 activations
+
+macro_rules! float_dot {
+    ($name:ident, $esz:expr, $load8:ident, $scalar:path) => {
+        /// Dot product with f32 activations (8 lanes × 4 accumulators, fused multiply-add).
+        #[target_feature(enable = "avx2,fma,f16c")]
+        pub(crate) unsafe fn $name(w: &[u8], a: &[u8]) -> f32 {
+            let n = w.len() / $esz;
+            let (wp, ap) = (w.as_ptr(), a.as_ptr().cast::<f32>());
+            let mut acc = [_mm256_setzero_ps(); 4];
+            let mut i = 0;
+            while i + 32 <= n {
+                for (k, c) in acc.iter_mut().enumerate() {
+                    let j = i + 8 * k;
+                    *c = _mm256_fmadd_ps($load8(wp.add($esz * j)), _mm256_loadu_ps(ap.add(j)), *c);
+                }
+                i += 32;
+            }
+            while i + 8 <= n {
+                acc[0] =
+                    _mm256_fmadd_ps($load8(wp.add($esz * i)), _mm256_loadu_ps(ap.add(i)), acc[0]);
+                i += 8;
+            }
+            let v = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+            hsum(v) + $scalar(&w[$esz * i..], &a[4 * i..])
+        }
+    };
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn load_f32(p: *const u8) -> __m256 {
+    _mm256_loadu_ps(p.cast())
+}
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn load_f16(p: *const u8) -> __m256 {
+    _mm256_cvtph_ps(_mm_loadu_si128(p.cast()))
+}
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn load_bf16(p: *const u8) -> __m256 {
+    _mm256_castsi256_ps(_mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(
+        _mm_loadu_si128(p.cast()),
+    )))
+}
+
+float_dot!(dot_f32, 4, load_f32, crate::scalar::dot::f32_f32);
+float_dot!(dot_f16, 2, load_f16, crate::scalar::dot::f16_f32);
+float_dot!(dot_bf16, 2, load_bf16, crate::scalar::dot::bf16_f32);
+
+// ---------------------------------------------------------------------------------------
+// 32-element blocks
+
+/// Runs `$step(x, y, acc) -> acc` over every block pair with two independent accumulators
+/// (so that the fused multiply-add chains overlap) and returns the horizontal sum.
+macro_rules! two_chains {
+    ($w:expr, $a:expr, $wb:expr, $ab:expr, $step:ident) => {{
+        let nb = $w.len() / $wb;
+        let (wp, ap) = ($w.as_ptr(), $a.as_ptr());
+        let (mut a0, mut a1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        let mut i = 0;
+        while i + 2 <= nb {
+            a0 = $step(wp.add($wb * i), ap.add($ab * i), a0);
+            a1 = $step(wp.add($wb * (i + 1)), ap.add($ab * (i + 1)), a1);
+            i += 2;
+        }
+        if i < nb {
+            a0 = $step(wp.add($wb * i), ap.add($ab * i), a0);
+        }
+        hsum(_mm256_add_ps(a0, a1))
+    }};
+}
+
+/// `acc + d · p` for one block's i32 lane sums `p` and combined scale `d`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn fma_block(d: f32, p: __m256i, acc: __m256) -> __m256 {
+    _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(p), acc)
+}
+
+/// `acc + (d · p + min)` where `min` (a block's min term) enters lane 0.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn fma_block_min(d: f32, p: __m256i, min: f32, acc: __m256) -> __m256 {
+    let m = _mm256_setr_ps(min, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+    let v = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(p), m);
+    _mm256_add_ps(acc, v)
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn step_q8_0(x: *const u8, y: *const u8, acc: __m256) -> __m256 {
+    let p = dot_i8(ld(x.add(2)), ld(y.add(2)));
+    fma_block(f16_at(x) * f16_at(y), p, acc)
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn step_q4_0(x: *const u8, y: *const u8, acc: __m256) -> __m256 {
+    let q = _mm256_sub_epi8(nibbles32(x.add(2)), _mm256_set1_epi8(8));
+    let p = dot_i8(q, ld(y.add(2)));
+    fma_block(f16_at(x) * f16_at(y), p, acc)
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn step_q4_1(x: *const u8, y: *const u8, acc: __m256) -> __m256 {
+    let p = dot_u8(nibbles32(x.add(4)), ld(y.add(4)));
+    let min = f16_at(x.add(2)) * f16_at(y.add(2));
+    fma_block_min(f16_at(x) * f16_at(y), p, min, acc)
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn step_q5_0(x: *const u8, y: *const u8, acc: __m256) -> __m256 {
+    let q = _mm256_or_si256(nibbles32(x.add(6)), fifth_bits(rd(x.add(2).cast::<u32>())));
+    let p = dot_i8(_mm256_sub_epi8(q, _mm256_set1_epi8(16)), ld(y.add(2)));
+    fma_block(f16_at(x) * f16_at(y), p, acc)
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn step_q5_1(x: *const u8, y: *const u8, acc: __m256) -> __m256 {
+    let q = _mm256_or_si256(nibbles32(x.add(8)), fifth_bits(rd(x.add(4).cast::<u32>())));
+    let p = dot_u8(q, ld(y.add(4)));
+    let min = f16_at(x.add(2)) * f16_at(y.add(2));
+    fma_block_min(f16_at(x) * f16_at(y), p, min, acc)
+}
+
+/// Q8_0 · Q8_0.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn dot_q8_0(w: &[u8], a: &[u8]) -> f32 {
+    two_chains!(w, a, 34, 34, step_q8_0)
+}
+
+/// Q4_0 · Q8_0.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn dot_q4_0(w: &[u8], a: &[u8]) -> f32 {
+    two_chains!(w, a, 18, 34, step_q4_0)
+}
+
+/// Q4_1 · Q8_1.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn dot_q4_1(w: &[u8], a: &[u8]) -> f32 {
+    two_chains!(w, a, 20, 36, step_q4_1)
+}
+
+/// Q5_0 · Q8_0.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn dot_q5_0(w: &[u8], a: &[u8]) -> f32 {
+    two_chains!(w, a, 22, 34, step_q5_0)
+}
+
+/// Q5_1 · Q8_1.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn dot_q5_1(w: &[u8], a: &[u8]) -> f32 {
+    two_chains!(w, a, 24, 36, step_q5_1)
+}
+
+// ---------------------------------------------------------------------------------------
+// k-quants · Q8_K. Q8_K layout: d (f32) at 0, qs at 4, bsums (16 × i16) at 260.
+
+const Q8K: usize = 292;
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q8k_d(y: *const u8) -> f32 {
+    rd(y.cast::<f32>())
+}
+
+/// Q2_K · Q8_K.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn dot_q2_k(w: &[u8], a: &[u8]) -> f32 {
+    let nb = w.len() / 84;
+    let (wp, ap) = (w.as_ptr(), a.as_ptr());
+    let m3 = _mm256_set1_epi8(3);
+    let mut acc = _mm256_setzero_ps();
+    for i in 0..nb {
+        let (x, y) = (wp.add(84 * i), ap.add(Q8K * i));
+        let sc = _mm_loadu_si128(x.cast());
+        let lo16 = _mm256_cvtepu8_epi16(_mm_and_si128(sc, _mm_set1_epi8(0x0f)));
+        let mn16 =
+            _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16::<4>(sc), _mm_set1_epi8(0x0f)));
+        let summs = _mm256_madd_epi16(ld(y.add(260)), mn16);
+        // Scales as i16, repeated in both lanes, for the pair shuffles.
+        let s_a = _mm256_permute2x128_si256::<0x00>(lo16, lo16);
+        let s_b = _mm256_permute2x128_si256::<0x11>(lo16, lo16);
+        let mut sumi = _mm256_setzero_si256();
+        for h in 0..2 {
+            let q = ld(x.add(16 + 32 * h));
+            let s = if h == 0 { s_a } else { s_b };
+            for sh in 0..4 {
+                let v = _mm256_and_si256(_mm256_srl_epi16(q, _mm_cvtsi32_si128(2 * sh as i32)), m3);
+                let p = _mm256_maddubs_epi16(v, ld(y.add(4 + 128 * h + 32 * sh)));
+                let scl = _mm256_shuffle_epi8(s, pick16(2 * sh, 2 * sh + 1));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, scl));
+            }
+        }
+        let yd = q8k_d(y);
+        let d = _mm256_set1_ps(yd * f16_at(x.add(80)));
+        let dmin = _mm256_set1_ps(yd * f16_end(x.add(82)));
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc);
+        acc = _mm256_fnmadd_ps(dmin, _mm256_cvtepi32_ps(summs), acc);
+    }
+    hsum(acc)
+}
+
+/// Q3_K · Q8_K: quants taken as `low | 4·hbit` (0..8) and the −4 folded into the group sums.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn dot_q3_k(w: &[u8], a: &[u8]) -> f32 {
+    let nb = w.len() / 110;
+    let (wp, ap) = (w.as_ptr(), a.as_ptr());
+    let m3 = _mm256_set1_epi8(3);
+    let m4 = _mm256_set1_epi8(4);
+    let mut acc = _mm256_setzero_ps();
+    for i in 0..nb {
+        let (x, y) = (wp.add(110 * i), ap.add(Q8K * i));
+        let raw: [u8; 12] = rd(x.add(96).cast());
+        let sc = crate::blocks::q3k_scales(&raw);
+        let sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(sc.as_ptr().cast()));
+        let corr = _mm256_madd_epi16(ld(y.add(260)), sc16);
+        let s_a = _mm256_permute2x128_si256::<0x00>(sc16, sc16);
+        let s_b = _mm256_permute2x128_si256::<0x11>(sc16, sc16);
+        let hm = ld(x);
+        let mut sumi = _mm256_setzero_si256();
+        for h in 0..2 {
+            let q = ld(x.add(32 + 32 * h));
+            let s = if h == 0 { s_a } else { s_b };
+            for sh in 0..4 {
+                let cnt = _mm_cvtsi32_si128(2 * sh as i32);
+                let low = _mm256_and_si256(_mm256_srl_epi16(q, cnt), m3);
+                let hcnt = _mm_cvtsi32_si128((4 * h + sh) as i32);
+                let hb = _mm256_and_si256(_mm256_slli_epi16::<2>(_mm256_srl_epi16(hm, hcnt)), m4);
+                let v = _mm256_or_si256(low, hb);
+                let p = _mm256_maddubs_epi16(v, ld(y.add(4 + 128 * h + 32 * sh)));
+                let scl = _mm256_shuffle_epi8(s, pick16(2 * sh, 2 * sh + 1));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, scl));
+            }
+        }
+        sumi = _mm256_sub_epi32(sumi, _mm256_slli_epi32::<2>(corr));
+        let d = _mm256_set1_ps(f16_end(x.add(108)) * q8k_d(y));
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc);
+    }
+    hsum(acc)
+}
+
+/// Loads the Q4_K/Q5_K scales as i16 in both lanes and the mins duplicated per 16-group.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn k45_scales(p: *const u8) -> (__m256i, __m256i) {
+    let raw: [u8; 12] = rd(p.cast());
+    let (sc, mn) = crate::blocks::kquant_scales_mins(&raw);
+    let s16 = _mm_cvtepu8_epi16(_mm_loadl_epi64(sc.as_ptr().cast()));
+    let m = _mm_loadl_epi64(mn.as_ptr().cast());
+    let m16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m, m));
+    (_mm256_set_m128i(s16, s16), m16)
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn step_q4_k(x: *const u8, y: *const u8, acc: __m256) -> __m256 {
+    let m4 = _mm256_set1_epi8(0x0f);
+    let (s16, m16) = k45_scales(x.add(4));
+    let summs = _mm256_madd_epi16(ld(y.add(260)), m16);
+    let mut sumi = _mm256_setzero_si256();
+    for j in 0..4 {
+        let q = ld(x.add(16 + 32 * j));
+        let lo = _mm256_and_si256(q, m4);
+        let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(q), m4);
+        let p0 = _mm256_maddubs_epi16(lo, ld(y.add(4 + 64 * j)));
+        let p1 = _mm256_maddubs_epi16(hi, ld(y.add(36 + 64 * j)));
+        let p0 = _mm256_madd_epi16(p0, _mm256_shuffle_epi8(s16, pick16(2 * j, 2 * j)));
+        let p1 = _mm256_madd_epi16(p1, _mm256_shuffle_epi8(s16, pick16(2 * j + 1, 2 * j + 1)));
+        sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1));
+    }
+    let yd = q8k_d(y);
+    let d = _mm256_set1_ps(yd * f16_at(x));
+    let dmin = _mm256_set1_ps(yd * f16_at(x.add(2)));
+    let v = _mm256_fnmadd_ps(
+        dmin,
+        _mm256_cvtepi32_ps(summs),
+        _mm256_mul_ps(d, _mm256_cvtepi32_ps(sumi)),
+    );
+    _mm256_add_ps(acc, v)
+}
+
+/// Q4_K · Q8_K.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn dot_q4_k(w: &[u8], a: &[u8]) -> f32 {
+    two_chains!(w, a, 144, Q8K, step_q4_k)
+}
+
+/// Q5_K · Q8_K.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn dot_q5_k(w: &[u8], a: &[u8]) -> f32 {
+    let nb = w.len() / 176;
+    let (wp, ap) = (w.as_ptr(), a.as_ptr());
+    let m4 = _mm256_set1_epi8(0x0f);
+    let m16 = _mm256_set1_epi8(0x10);
+    let mut acc = _mm256_setzero_ps();
+    for i in 0..nb {
+        let (x, y) = (wp.add(176 * i), ap.add(Q8K * i));
+        let (s16, mn16) = k45_scales(x.add(4));
+        let summs = _mm256_madd_epi16(ld(y.add(260)), mn16);
+        let hbits = ld(x.add(16));
+        let mut sumi = _mm256_setzero_si256();
+        for j in 0..4 {
+            let q = ld(x.add(48 + 32 * j));
+            let h = _mm256_srl_epi16(hbits, _mm_cvtsi32_si128(2 * j as i32));
+            let lo = _mm256_or_si256(
+                _mm256_and_si256(q, m4),
+                _mm256_and_si256(_mm256_slli_epi16::<4>(h), m16),
+            );
+            let hi = _mm256_or_si256(
+                _mm256_and_si256(_mm256_srli_epi16::<4>(q), m4),
+                _mm256_and_si256(_mm256_slli_epi16::<3>(h), m16),
+            );
+            let p0 = _mm256_maddubs_epi16(lo, ld(y.add(4 + 64 * j)));
+            let p1 = _mm256_maddubs_epi16(hi, ld(y.add(36 + 64 * j)));
+            let p0 = _mm256_madd_epi16(p0, _mm256_shuffle_epi8(s16, pick16(2 * j, 2 * j)));
+            let p1 = _mm256_madd_epi16(p1, _mm256_shuffle_epi8(s16, pick16(2 * j + 1, 2 * j + 1)));
+            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1));
+        }
+        let yd = q8k_d(y);
+        let d = _mm256_set1_ps(yd * f16_at(x));
+        let dmin = _mm256_set1_ps(yd * f16_at(x.add(2)));
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc);
+        acc = _mm256_fnmadd_ps(dmin, _mm256_cvtepi32_ps(summs), acc);
+    }
+    hsum(acc)
+}
+
+/// Q6_K · Q8_K: quants taken unsigned (0..64) and the −32 folded into the group sums.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn dot_q6_k(w: &[u8], a: &[u8]) -> f32 {
+    let nb = w.len() / 210;
+    let (wp, ap) = (w.as_ptr(), a.as_ptr());
+    let m4 = _mm256_set1_epi8(0x0f);
+    let m3 = _mm256_set1_epi8(0x30);
+    let mut acc = _mm256_setzero_ps();
+    for i in 0..nb {
+        let (x, y) = (wp.add(210 * i), ap.add(Q8K * i));
+        let sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(x.add(192).cast()));
+        let corr = _mm256_madd_epi16(ld(y.add(260)), sc16);
+        let s_a = _mm256_permute2x128_si256::<0x00>(sc16, sc16);
+        let s_b = _mm256_permute2x128_si256::<0x11>(sc16, sc16);
+        let mut sumi = _mm256_setzero_si256();
+        for h in 0..2 {
+            let ql0 = ld(x.add(64 * h));
+            let ql1 = ld(x.add(64 * h + 32));
+            let qh = ld(x.add(128 + 32 * h));
+            let s = if h == 0 { s_a } else { s_b };
+            let v = [
+                _mm256_or_si256(
+                    _mm256_and_si256(ql0, m4),
+                    _mm256_and_si256(_mm256_slli_epi16::<4>(qh), m3),
+                ),
+                _mm256_or_si256(
+                    _mm256_and_si256(ql1, m4),
+                    _mm256_and_si256(_mm256_slli_epi16::<2>(qh), m3),
+                ),
+                _mm256_or_si256(
+                    _mm256_and_si256(_mm256_srli_epi16::<4>(ql0), m4),
+                    _mm256_and_si256(qh, m3),
+                ),
+                _mm256_or_si256(
+                    _mm256_and_si256(_mm256_srli_epi16::<4>(ql1), m4),
+                    _mm256_and_si256(_mm256_srli_epi16::<2>(qh), m3),
+                ),
+            ];
+            for (k, v) in v.into_iter().enumerate() {
+                let p = _mm256_maddubs_epi16(v, ld(y.add(4 + 128 * h + 32 * k)));
+                let scl = _mm256_shuffle_epi8(s, pick16(2 * k, 2 * k + 1));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, scl));
+            }
+        }
+        sumi = _mm256_sub_epi32(sumi, _mm256_slli_epi32::<5>(corr));
+        let d = _mm256_set1_ps(f16_end(x.add(208)) * q8k_d(y));
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc);
+    }
+    hsum(acc)
+}
+
+// ---------------------------------------------------------------------------------------
+// Dequantization (bit-identical to the scalar reference: plain multiplies and adds)
+
+/// F16 row to f32.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn dequant_f16(src: &[u8], dst: &mut [f32]) {
+    let n = dst.len();
+    let mut i = 0;
+    while i + 8 <= n {
+        _mm256_storeu_ps(dst.as_mut_ptr().add(i), load_f16(src.as_ptr().add(2 * i)));
+        i += 8;
+    }
+    crate::scalar::dequant::f16_row(&src[2 * i..], &mut dst[i..]);
+}
+
+/// BF16 row to f32.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn dequant_bf16(src: &[u8], dst: &mut [f32]) {
+    let n = dst.len();
+    let mut i = 0;
+    while i + 8 <= n {
+        _mm256_storeu_ps(dst.as_mut_ptr().add(i), load_bf16(src.as_ptr().add(2 * i)));
+        i += 8;
+    }
+    crate::scalar::dequant::bf16_row(&src[2 * i..], &mut dst[i..]);
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn i8x32_to_f32(v: __m256i, out: *mut f32, d: __m256) {
+    let lo = _mm256_castsi256_si128(v);
+    let hi = _mm256_extracti128_si256::<1>(v);
+    let parts = [lo, _mm_srli_si128::<8>(lo), hi, _mm_srli_si128::<8>(hi)];
+    for (k, p) in parts.into_iter().enumerate() {
+        let f = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(p));
+        _mm256_storeu_ps(out.add(8 * k), _mm256_mul_ps(f, d));
+    }
+}
+
+/// Q8_0 row to f32.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn dequant_q8_0(src: &[u8], dst: &mut [f32]) {
+    for i in 0..src.len() / 34 {
+        let x = src.as_ptr().add(34 * i);
+        i8x32_to_f32(
+            ld(x.add(2)),
+            dst.as_mut_ptr().add(QK * i),
+            _mm256_set1_ps(f16_at(x)),
+        );
+    }
+}
+
+/// Q4_0 row to f32.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn dequant_q4_0(src: &[u8], dst: &mut [f32]) {
+    for i in 0..src.len() / 18 {
+        let x = src.as_ptr().add(18 * i);
+        let q = _mm256_sub_epi8(nibbles32(x.add(2)), _mm256_set1_epi8(8));
+        i8x32_to_f32(q, dst.as_mut_ptr().add(QK * i), _mm256_set1_ps(f16_at(x)));
+    }
+}
+
+/// `d · q − m` for 32 unsigned bytes, written to `out`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn u8x32_affine(v: __m256i, out: *mut f32, d: __m256, m: __m256) {
+    let lo = _mm256_castsi256_si128(v);
+    let hi = _mm256_extracti128_si256::<1>(v);
+    let parts = [lo, _mm_srli_si128::<8>(lo), hi, _mm_srli_si128::<8>(hi)];
+    for (k, p) in parts.into_iter().enumerate() {
+        let f = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(p));
+        _mm256_storeu_ps(out.add(8 * k), _mm256_sub_ps(_mm256_mul_ps(d, f), m));
+    }
+}
+
+/// Q4_K row to f32.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn dequant_q4_k(src: &[u8], dst: &mut [f32]) {
+    let m4 = _mm256_set1_epi8(0x0f);
+    for i in 0..src.len() / 144 {
+        let x = src.as_ptr().add(144 * i);
+        let raw: [u8; 12] = rd(x.add(4).cast());
+        let (sc, mn) = crate::blocks::kquant_scales_mins(&raw);
+        let (d, dmin) = (f16_at(x), f16_at(x.add(2)));
+        let out = dst.as_mut_ptr().add(QK_K * i);
+        for j in 0..4 {
+            let q = ld(x.add(16 + 32 * j));
+            for (k, v) in [
+                _mm256_and_si256(q, m4),
+                _mm256_and_si256(_mm256_srli_epi16::<4>(q), m4),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                let g = 2 * j + k;
+                let dl = _mm256_set1_ps(d * sc[g] as f32);
+                let ml = _mm256_set1_ps(dmin * mn[g] as f32);
+                u8x32_affine(v, out.add(32 * g), dl, ml);
+            }
+        }
+    }
+}
+
+/// Q6_K row to f32.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn dequant_q6_k(src: &[u8], dst: &mut [f32]) {
+    let m4 = _mm256_set1_epi8(0x0f);
+    let m3 = _mm256_set1_epi8(0x30);
+    let c32 = _mm256_set1_epi8(32);
+    for i in 0..src.len() / 210 {
+        let x = src.as_ptr().add(210 * i);
+        let d = f16_end(x.add(208));
+        let out = dst.as_mut_ptr().add(QK_K * i);
+        for h in 0..2 {
+            let ql0 = ld(x.add(64 * h));
+            let ql1 = ld(x.add(64 * h + 32));
+            let qh = ld(x.add(128 + 32 * h));
+            let v = [
+                _mm256_or_si256(
+                    _mm256_and_si256(ql0, m4),
+                    _mm256_and_si256(_mm256_slli_epi16::<4>(qh), m3),
+                ),
+                _mm256_or_si256(
+                    _mm256_and_si256(ql1, m4),
+                    _mm256_and_si256(_mm256_slli_epi16::<2>(qh), m3),
+                ),
+                _mm256_or_si256(
+                    _mm256_and_si256(_mm256_srli_epi16::<4>(ql0), m4),
+                    _mm256_and_si256(qh, m3),
+                ),
+                _mm256_or_si256(
+                    _mm256_and_si256(_mm256_srli_epi16::<4>(ql1), m4),
+                    _mm256_and_si256(_mm256_srli_epi16::<2>(qh), m3),
+                ),
+            ];
+            for (k, v) in v.into_iter().enumerate() {
+                let v = _mm256_sub_epi8(v, c32);
+                let o = out.add(128 * h + 32 * k);
+                // Two groups of 16 with their own scale: (d · sc) · q.
+                let s0 = *x.add(192 + 8 * h + 2 * k) as i8;
+                let s1 = *x.add(192 + 8 * h + 2 * k + 1) as i8;
+                let lo = _mm256_castsi256_si128(v);
+                let hi = _mm256_extracti128_si256::<1>(v);
+                let parts = [
+                    (lo, s0),
+                    (_mm_srli_si128::<8>(lo), s0),
+                    (hi, s1),
+                    (_mm_srli_si128::<8>(hi), s1),
+                ];
+                for (p, (bytes, s)) in parts.into_iter().enumerate() {
+                    let f = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(bytes));
+                    let ds = _mm256_set1_ps(d * s as f32);
+                    _mm256_storeu_ps(o.add(8 * p), _mm256_mul_ps(ds, f));
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Activation quantizers (bit-identical to the scalar reference)
+
+/// C's `roundf` on 8 lanes: truncate, then step away from zero when the dropped fraction is
+/// at least one half (`x − trunc(x)` is exact).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn round_away(x: __m256) -> __m256 {
+    let t = _mm256_round_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(x);
+    let f = _mm256_sub_ps(x, t);
+    let absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
+    let half = _mm256_cmp_ps::<_CMP_GE_OQ>(_mm256_and_ps(f, absmask), _mm256_set1_ps(0.5));
+    let one = _mm256_or_ps(_mm256_set1_ps(1.0), _mm256_andnot_ps(absmask, x));
+    _mm256_add_ps(t, _mm256_and_ps(half, one))
+}
+
+/// Quantizes 32 floats at `x` to Q8_0-style quants at `q`; returns (d, Σq).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q8_block(x: *const f32, q: *mut u8) -> (f32, i32) {
+    let absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
+    let v = [
+        _mm256_loadu_ps(x),
+        _mm256_loadu_ps(x.add(8)),
+        _mm256_loadu_ps(x.add(16)),
+        _mm256_loadu_ps(x.add(24)),
+    ];
+    let m = _mm256_max_ps(
+        _mm256_max_ps(_mm256_and_ps(v[0], absmask), _mm256_and_ps(v[1], absmask)),
+        _mm256_max_ps(_mm256_and_ps(v[2], absmask), _mm256_and_ps(v[3], absmask)),
+    );
+    let m = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps::<1>(m));
+    let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    let m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    let amax = _mm_cvtss_f32(m);
+    let d = amax / 127.0;
+    let id = _mm256_set1_ps(if d != 0.0 { 1.0 / d } else { 0.0 });
+    let i: [__m256i; 4] =
+        core::array::from_fn(|k| _mm256_cvttps_epi32(round_away(_mm256_mul_ps(v[k], id))));
+    let s = _mm256_add_epi32(_mm256_add_epi32(i[0], i[1]), _mm256_add_epi32(i[2], i[3]));
+    let s = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256::<1>(s));
+    let s = _mm_hadd_epi32(s, s);
+    let s = _mm_cvtsi128_si32(_mm_hadd_epi32(s, s));
+    let p16 = [
+        _mm256_packs_epi32(i[0], i[1]),
+        _mm256_packs_epi32(i[2], i[3]),
+    ];
+    let p8 = _mm256_packs_epi16(p16[0], p16[1]);
+    // The packs work per 128-bit lane: restore element order.
+    let p8 = _mm256_permutevar8x32_epi32(p8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_si256(q.cast(), p8);
+    (d, s)
+}
+
+/// Quantizes a row to Q8_0 (same bytes as [`crate::scalar::quantize::q8_0`]).
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn quantize_q8_0(x: &[f32], dst: &mut [u8]) {
+    for (b, xs) in dst.chunks_exact_mut(34).zip(x.chunks_exact(QK)) {
+        let (d, _) = q8_block(xs.as_ptr(), b.as_mut_ptr().add(2));
+        b[..2].copy_from_slice(&crate::scalar::quantize::f16_bytes(d));
+    }
+}
+
+/// Quantizes a row to Q8_1 (same bytes as [`crate::scalar::quantize::q8_1`]).
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn quantize_q8_1(x: &[f32], dst: &mut [u8]) {
+    for (b, xs) in dst.chunks_exact_mut(36).zip(x.chunks_exact(QK)) {
+        let (d, s) = q8_block(xs.as_ptr(), b.as_mut_ptr().add(4));
+        b[..2].copy_from_slice(&crate::scalar::quantize::f16_bytes(d));
+        b[2..4].copy_from_slice(&crate::scalar::quantize::f16_bytes(s as f32 * d));
+    }
+}

@@ -1,0 +1,484 @@
+//! AVX-512 kernels (F, BW, VL, VNNI; 512-bit registers) for the formats that matter most for
+//! speed: the float types, Q8_0 and the k-quants. Q4_0 / Q4_1 / Q5_0 / Q5_1 and the
+//! dequantizers use the AVX2 kernels (every AVX-512 CPU has AVX2).
+//!
+//! As in the AVX2 kernels, each block's integer sums are exact: quants meet activations in
+//! `vpmaddubsw` (u8 × i8, no saturation for these ranges) or `vpdpbusd`, group scales enter
+//! through `vpdpwssd` (i16 × i16 accumulated into i32), so only the float accumulation across
+//! blocks (16 lanes, fused multiply-add) differs from the scalar order.
+//!
+//! Every function is `unsafe`: callers must make sure the CPU has the features in
+//! [`FEATURES`] and that the slices have the lengths the row sizes imply.
+
+#![allow(clippy::needless_range_loop)] // register arrays indexed in step with layouts
+
+use core::arch::x86_64::*;
+use core::ptr::read_unaligned as rd;
+
+/// The `target_feature` list of this module (for documentation; the dispatcher checks each).
+pub const FEATURES: &str = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c";
+
+macro_rules! avx512 {
+    ($($item:item)*) => {$(
+        #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+        $item
+    )*};
+}
+
+/// The two f16 at `p` and `p + 2` (4 bytes read) as lanes 0 and 1 (lanes 2, 3 zero).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn f16x2(p: *const u8) -> __m128 {
+    let v: u32 = rd(p.cast::<u32>());
+    let out: __m128;
+    // SAFETY: two register-only instructions (SSE2 `vmovd`, which zeroes the upper lanes, and
+    // F16C `vcvtph2ps`, both available under this function's target features); no memory,
+    // stack or flags are touched. Written as asm because LLVM otherwise narrows the load to a
+    // 16-bit insert into whatever register is live (often an accumulator), serializing blocks.
+    unsafe {
+        core::arch::asm!(
+            "vmovd {x}, {v:e}",
+            "vcvtph2ps {x}, {x}",
+            v = in(reg) v,
+            x = out(xmm_reg) out,
+            options(pure, nomem, nostack, preserves_flags)
+        );
+    }
+    out
+}
+
+/// The f16 at `p`; reads `p .. p + 4` (callers guarantee two more bytes in the block).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn f16_at(p: *const u8) -> f32 {
+    _mm_cvtss_f32(f16x2(p))
+}
+
+/// The f16 at `p`; reads `p − 2 .. p + 2` (for fields at the end of a block).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn f16_end(p: *const u8) -> f32 {
+    _mm_cvtss_f32(_mm_movehdup_ps(f16x2(p.sub(2))))
+}
+
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn ld256(p: *const u8) -> __m256i {
+    _mm256_loadu_si256(p.cast())
+}
+
+/// 32 bytes at `a` in the low half and 32 bytes at `b` in the high half.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn ld2x256(a: *const u8, b: *const u8) -> __m512i {
+    _mm512_inserti64x4::<1>(_mm512_castsi256_si512(ld256(a)), ld256(b))
+}
+
+/// The same 32 bytes in both halves.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn bcast256(p: *const u8) -> __m512i {
+    _mm512_broadcast_i64x4(ld256(p))
+}
+
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn hsum256(v: __m256) -> f32 {
+    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    let s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    _mm_cvtss_f32(s)
+}
+
+/// Index vector for `vpermw`: i16 lanes `8·q .. 8·q + 8` take index `idx[q]`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn idx16(idx: [i16; 4]) -> __m512i {
+    let q = |k: usize| idx[k] as i64 * 0x0001_0001_0001_0001;
+    _mm512_set_epi64(q(3), q(3), q(2), q(2), q(1), q(1), q(0), q(0))
+}
+
+/// Index vector: the low 16 i16 lanes take `a`, the high 16 take `b`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn idx_halves(a: i16, b: i16) -> __m512i {
+    idx16([a, a, b, b])
+}
+
+// ---------------------------------------------------------------------------------------
+// Float weights · f32 activations: 16 lanes × 4 accumulators, masked tail.
+
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn load_f32(p: *const u8, m: __mmask16) -> __m512 {
+    _mm512_maskz_loadu_ps(m, p.cast())
+}
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn load_f16(p: *const u8, m: __mmask16) -> __m512 {
+    _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p.cast()))
+}
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn load_bf16(p: *const u8, m: __mmask16) -> __m512 {
+    let v = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p.cast()));
+    _mm512_castsi512_ps(_mm512_slli_epi32::<16>(v))
+}
+
+macro_rules! float_dot {
+    ($name:ident, $esz:expr, $load:ident) => {
+        avx512! {
+            /// Dot product with f32 activations.
+            pub(crate) unsafe fn $name(w: &[u8], a: &[u8]) -> f32 {
+                let n = w.len() / $esz;
+                let (wp, ap) = (w.as_ptr(), a.as_ptr().cast::<f32>());
+                let mut acc = [_mm512_setzero_ps(); 4];
+                let mut i = 0;
+                while i + 64 <= n {
+                    for (k, c) in acc.iter_mut().enumerate() {
+                        let j = i + 16 * k;
+                        let x = $load(wp.add($esz * j), !0);
+                        *c = _mm512_fmadd_ps(x, _mm512_loadu_ps(ap.add(j)), *c);
+                    }
+                    i += 64;
+                }
+                while i < n {
+                    let m: __mmask16 = if n - i >= 16 { !0 } else { (1u16 << (n - i)) - 1 };
+                    let x = $load(wp.add($esz * i), m);
+                    acc[0] = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m, ap.add(i)), acc[0]);
+                    i += 16;
+                }
+                let v = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
+                _mm512_reduce_add_ps(v)
+            }
+        }
+    };
+}
+
+/// Two rows at once against the same activations: each activation load serves both rows
+/// (the f32 activations of a long row do not fit L1). Each row's sum is formed exactly as
+/// the one-row kernel forms it, so results are bit-identical to two single-row calls.
+macro_rules! float_dot2 {
+    ($name:ident, $esz:expr, $load:ident) => {
+        avx512! {
+            /// Dot products of two weight rows with the same f32 activations.
+            pub(crate) unsafe fn $name(w0: &[u8], w1: &[u8], a: &[u8]) -> [f32; 2] {
+                let n = w0.len() / $esz;
+                let (p0, p1, ap) = (w0.as_ptr(), w1.as_ptr(), a.as_ptr().cast::<f32>());
+                let mut c0 = [_mm512_setzero_ps(); 4];
+                let mut c1 = [_mm512_setzero_ps(); 4];
+                let mut i = 0;
+                while i + 64 <= n {
+                    for k in 0..4 {
+                        let j = i + 16 * k;
+                        let x = _mm512_loadu_ps(ap.add(j));
+                        c0[k] = _mm512_fmadd_ps($load(p0.add($esz * j), !0), x, c0[k]);
+                        c1[k] = _mm512_fmadd_ps($load(p1.add($esz * j), !0), x, c1[k]);
+                    }
+                    i += 64;
+                }
+                while i < n {
+                    let m: __mmask16 = if n - i >= 16 { !0 } else { (1u16 << (n - i)) - 1 };
+                    let x = _mm512_maskz_loadu_ps(m, ap.add(i));
+                    c0[0] = _mm512_fmadd_ps($load(p0.add($esz * i), m), x, c0[0]);
+                    c1[0] = _mm512_fmadd_ps($load(p1.add($esz * i), m), x, c1[0]);
+                    i += 16;
+                }
+                let r = |c: [__m512; 4]| {
+                    _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(c[0], c[1]), _mm512_add_ps(c[2], c[3])))
+                };
+                [r(c0), r(c1)]
+            }
+        }
+    };
+}
+
+float_dot2!(dot2_f32, 4, load_f32);
+float_dot2!(dot2_f16, 2, load_f16);
+float_dot2!(dot2_bf16, 2, load_bf16);
+
+float_dot!(dot_f32, 4, load_f32);
+float_dot!(dot_f16, 2, load_f16);
+float_dot!(dot_bf16, 2, load_bf16);
+
+/// Software prefetch distance in bytes for the weight stream (helps the 34-byte Q8_0 blocks,
+/// whose loads straddle cache lines).
+const PREFETCH: usize = 768;
+
+// ---------------------------------------------------------------------------------------
+// Q8_0 · Q8_0: two blocks per 512-bit register.
+
+avx512! {
+    /// Q8_0 · Q8_0: blocks i and i+1 share a register; four blocks per iteration feed two
+    /// accumulators.
+    pub(crate) unsafe fn dot_q8_0(w: &[u8], a: &[u8]) -> f32 {
+        let nb = w.len() / 34;
+        let (wp, ap) = (w.as_ptr(), a.as_ptr());
+        let (mut a0, mut a1) = (_mm512_setzero_ps(), _mm512_setzero_ps());
+        let mut i = 0;
+        while i + 4 <= nb {
+            _mm_prefetch::<_MM_HINT_T0>(wp.add(34 * i + PREFETCH).cast());
+            a0 = q8_0_pair(wp.add(34 * i), ap.add(34 * i), a0);
+            a1 = q8_0_pair(wp.add(34 * i + 68), ap.add(34 * i + 68), a1);
+            i += 4;
+        }
+        if i + 2 <= nb {
+            a0 = q8_0_pair(wp.add(34 * i), ap.add(34 * i), a0);
+            i += 2;
+        }
+        let mut s = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+        if i < nb {
+            s += super::avx2::dot_q8_0(&w[34 * i..], &a[34 * i..]);
+        }
+        s
+    }
+
+    /// Two Q8_0 blocks at `x` and `x + 34` against two at `y`, added to `acc`.
+    #[inline]
+    unsafe fn q8_0_pair(x0: *const u8, y0: *const u8, acc: __m512) -> __m512 {
+        let (x1, y1) = (x0.add(34), y0.add(34));
+        let x = ld2x256(x0.add(2), x1.add(2));
+        let y = ld2x256(y0.add(2), y1.add(2));
+        let zero = _mm512_setzero_si512();
+        let neg = _mm512_movepi8_mask(x);
+        let sy = _mm512_mask_sub_epi8(y, neg, zero, y);
+        let p = _mm512_dpbusd_epi32(zero, _mm512_abs_epi8(x), sy);
+        // Scales: f16 lanes [x0.d, ·, x1.d, ·] times [y0.d, ·, y1.d, ·], spread to 8 lanes each.
+        let sx = _mm_unpacklo_epi32(_mm_cvtsi32_si128(rd(x0.cast())), _mm_cvtsi32_si128(rd(x1.cast())));
+        let sy = _mm_unpacklo_epi32(_mm_cvtsi32_si128(rd(y0.cast())), _mm_cvtsi32_si128(rd(y1.cast())));
+        let prod = _mm_mul_ps(_mm_cvtph_ps(sx), _mm_cvtph_ps(sy));
+        let idx = _mm512_set_epi64(
+            0x0000_0002_0000_0002,
+            0x0000_0002_0000_0002,
+            0x0000_0002_0000_0002,
+            0x0000_0002_0000_0002,
+            0,
+            0,
+            0,
+            0,
+        );
+        let d = _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(prod));
+        _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(p), acc)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// k-quants · Q8_K (Q8_K: d f32 at 0, qs at 4, bsums at 260).
+
+const Q8K: usize = 292;
+
+/// Q4_K / Q5_K packed scales and mins as two u64 of 8 bytes each.
+#[inline(always)]
+fn k45_scales(p: &[u8; 12]) -> (u64, u64) {
+    let u = |k: usize| u32::from_le_bytes([p[4 * k], p[4 * k + 1], p[4 * k + 2], p[4 * k + 3]]);
+    let (u0, u1, u2) = (u(0), u(1), u(2));
+    let sc_lo = u0 & 0x3f3f_3f3f;
+    let sc_hi = (u2 & 0x0f0f_0f0f) | (((u0 >> 6) & 0x0303_0303) << 4);
+    let mn_lo = u1 & 0x3f3f_3f3f;
+    let mn_hi = ((u2 >> 4) & 0x0f0f_0f0f) | (((u1 >> 6) & 0x0303_0303) << 4);
+    (
+        sc_lo as u64 | (sc_hi as u64) << 32,
+        mn_lo as u64 | (mn_hi as u64) << 32,
+    )
+}
+
+avx512! {
+    /// Q4_K · Q8_K.
+    pub(crate) unsafe fn dot_q4_k(w: &[u8], a: &[u8]) -> f32 {
+        let nb = w.len() / 144;
+        let (wp, ap) = (w.as_ptr(), a.as_ptr());
+        let m4 = _mm512_set1_epi8(0x0f);
+        let idx = [idx_halves(0, 2), idx_halves(1, 3), idx_halves(4, 6), idx_halves(5, 7)];
+        let mut acc = _mm512_setzero_ps();
+        let mut accm = _mm256_setzero_ps();
+        for i in 0..nb {
+            let (x, y) = (wp.add(144 * i), ap.add(Q8K * i));
+            let (sc, mn) = k45_scales(&*x.add(4).cast::<[u8; 12]>());
+            let s16 = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(sc as i64)));
+            let m = _mm_cvtsi64_si128(mn as i64);
+            let m16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m, m));
+            let summs = _mm256_madd_epi16(ld256(y.add(260)), m16);
+            let z0 = _mm512_loadu_si512(x.add(16).cast());
+            let z1 = _mm512_loadu_si512(x.add(80).cast());
+            let q = [
+                _mm512_and_si512(z0, m4),
+                _mm512_and_si512(_mm512_srli_epi16::<4>(z0), m4),
+                _mm512_and_si512(z1, m4),
+                _mm512_and_si512(_mm512_srli_epi16::<4>(z1), m4),
+            ];
+            // Sub-block pairs (0, 2), (1, 3), (4, 6), (5, 7): their activations.
+            let yq = y.add(4);
+            let act = [(0, 64), (32, 96), (128, 192), (160, 224)];
+            let mut sumi = _mm512_setzero_si512();
+            for k in 0..4 {
+                let av = ld2x256(yq.add(act[k].0), yq.add(act[k].1));
+                let p = _mm512_maddubs_epi16(q[k], av);
+                sumi = _mm512_dpwssd_epi32(sumi, p, _mm512_permutexvar_epi16(idx[k], s16));
+            }
+            let yd = rd(y.cast::<f32>());
+            acc = _mm512_fmadd_ps(_mm512_set1_ps(yd * f16_at(x)), _mm512_cvtepi32_ps(sumi), acc);
+            accm = _mm256_fmadd_ps(_mm256_set1_ps(yd * f16_at(x.add(2))), _mm256_cvtepi32_ps(summs), accm);
+        }
+        _mm512_reduce_add_ps(acc) - hsum256(accm)
+    }
+
+    /// Q5_K · Q8_K.
+    pub(crate) unsafe fn dot_q5_k(w: &[u8], a: &[u8]) -> f32 {
+        let nb = w.len() / 176;
+        let (wp, ap) = (w.as_ptr(), a.as_ptr());
+        let m4 = _mm512_set1_epi8(0x0f);
+        let c16 = _mm512_set1_epi8(16);
+        let idx = [idx_halves(0, 2), idx_halves(1, 3), idx_halves(4, 6), idx_halves(5, 7)];
+        let bits = |a: i8, b: i8| {
+            _mm512_inserti64x4::<1>(_mm512_set1_epi8(a), _mm256_set1_epi8(b))
+        };
+        let hb = [bits(1, 4), bits(2, 8), bits(16, 64), bits(32, -128)];
+        let mut acc = _mm512_setzero_ps();
+        let mut accm = _mm256_setzero_ps();
+        for i in 0..nb {
+            let (x, y) = (wp.add(176 * i), ap.add(Q8K * i));
+            let (sc, mn) = k45_scales(&*x.add(4).cast::<[u8; 12]>());
+            let s16 = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(sc as i64)));
+            let m = _mm_cvtsi64_si128(mn as i64);
+            let m16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m, m));
+            let summs = _mm256_madd_epi16(ld256(y.add(260)), m16);
+            let qh = bcast256(x.add(16));
+            let z0 = _mm512_loadu_si512(x.add(48).cast());
+            let z1 = _mm512_loadu_si512(x.add(112).cast());
+            let q = [
+                _mm512_and_si512(z0, m4),
+                _mm512_and_si512(_mm512_srli_epi16::<4>(z0), m4),
+                _mm512_and_si512(z1, m4),
+                _mm512_and_si512(_mm512_srli_epi16::<4>(z1), m4),
+            ];
+            let yq = y.add(4);
+            let act = [(0, 64), (32, 96), (128, 192), (160, 224)];
+            let mut sumi = _mm512_setzero_si512();
+            for k in 0..4 {
+                let h = _mm512_test_epi8_mask(qh, hb[k]);
+                let v = _mm512_mask_add_epi8(q[k], h, q[k], c16);
+                let av = ld2x256(yq.add(act[k].0), yq.add(act[k].1));
+                let p = _mm512_maddubs_epi16(v, av);
+                sumi = _mm512_dpwssd_epi32(sumi, p, _mm512_permutexvar_epi16(idx[k], s16));
+            }
+            let yd = rd(y.cast::<f32>());
+            acc = _mm512_fmadd_ps(_mm512_set1_ps(yd * f16_at(x)), _mm512_cvtepi32_ps(sumi), acc);
+            accm = _mm256_fmadd_ps(_mm256_set1_ps(yd * f16_at(x.add(2))), _mm256_cvtepi32_ps(summs), accm);
+        }
+        _mm512_reduce_add_ps(acc) - hsum256(accm)
+    }
+
+    /// Q6_K · Q8_K: quants taken unsigned (0..64), the −32 folded into the group sums.
+    pub(crate) unsafe fn dot_q6_k(w: &[u8], a: &[u8]) -> f32 {
+        let nb = w.len() / 210;
+        let (wp, ap) = (w.as_ptr(), a.as_ptr());
+        let m4 = _mm512_set1_epi8(0x0f);
+        let m3 = _mm512_set1_epi8(0x30);
+        let sh12 = _mm512_set_epi64(2, 2, 2, 2, 4, 4, 4, 4);
+        let sh34 = _mm512_set_epi64(2, 2, 2, 2, 0, 0, 0, 0);
+        let idx = [idx16([0, 1, 2, 3]), idx16([4, 5, 6, 7]), idx16([8, 9, 10, 11]), idx16([12, 13, 14, 15])];
+        let mut acc = _mm512_setzero_ps();
+        for i in 0..nb {
+            let (x, y) = (wp.add(210 * i), ap.add(Q8K * i));
+            let sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(x.add(192).cast()));
+            let corr = _mm256_madd_epi16(ld256(y.add(260)), sc16);
+            let s16 = _mm512_castsi256_si512(sc16);
+            let mut sumi = _mm512_inserti64x4::<0>(_mm512_setzero_si512(), _mm256_slli_epi32::<5>(corr));
+            sumi = _mm512_sub_epi32(_mm512_setzero_si512(), sumi);
+            for h in 0..2 {
+                let ql = _mm512_loadu_si512(x.add(64 * h).cast());
+                let qh = bcast256(x.add(128 + 32 * h));
+                let h12 = _mm512_and_si512(_mm512_sllv_epi64(qh, sh12), m3);
+                let h34 = _mm512_and_si512(_mm512_srlv_epi64(qh, sh34), m3);
+                let lo = _mm512_or_si512(_mm512_and_si512(ql, m4), h12);
+                let hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16::<4>(ql), m4), h34);
+                let yq = y.add(4 + 128 * h);
+                let p0 = _mm512_maddubs_epi16(lo, _mm512_loadu_si512(yq.cast()));
+                let p1 = _mm512_maddubs_epi16(hi, _mm512_loadu_si512(yq.add(64).cast()));
+                sumi = _mm512_dpwssd_epi32(sumi, p0, _mm512_permutexvar_epi16(idx[2 * h], s16));
+                sumi = _mm512_dpwssd_epi32(sumi, p1, _mm512_permutexvar_epi16(idx[2 * h + 1], s16));
+            }
+            let d = _mm512_set1_ps(f16_end(x.add(208)) * rd(y.cast::<f32>()));
+            acc = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(sumi), acc);
+        }
+        _mm512_reduce_add_ps(acc)
+    }
+
+    /// Q2_K · Q8_K.
+    pub(crate) unsafe fn dot_q2_k(w: &[u8], a: &[u8]) -> f32 {
+        let nb = w.len() / 84;
+        let (wp, ap) = (w.as_ptr(), a.as_ptr());
+        let m3 = _mm512_set1_epi8(3);
+        let idx = [
+            idx16([0, 1, 8, 9]),
+            idx16([2, 3, 10, 11]),
+            idx16([4, 5, 12, 13]),
+            idx16([6, 7, 14, 15]),
+        ];
+        let mut acc = _mm512_setzero_ps();
+        let mut accm = _mm256_setzero_ps();
+        for i in 0..nb {
+            let (x, y) = (wp.add(84 * i), ap.add(Q8K * i));
+            let sc = _mm_loadu_si128(x.cast());
+            let lo16 = _mm256_cvtepu8_epi16(_mm_and_si128(sc, _mm_set1_epi8(0x0f)));
+            let mn16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16::<4>(sc), _mm_set1_epi8(0x0f)));
+            let summs = _mm256_madd_epi16(ld256(y.add(260)), mn16);
+            let s16 = _mm512_castsi256_si512(lo16);
+            let z = _mm512_loadu_si512(x.add(16).cast());
+            let yq = y.add(4);
+            let mut sumi = _mm512_setzero_si512();
+            for sh in 0..4 {
+                let v = _mm512_and_si512(_mm512_srl_epi16(z, _mm_cvtsi32_si128(2 * sh as i32)), m3);
+                let av = ld2x256(yq.add(32 * sh), yq.add(128 + 32 * sh));
+                let p = _mm512_maddubs_epi16(v, av);
+                sumi = _mm512_dpwssd_epi32(sumi, p, _mm512_permutexvar_epi16(idx[sh], s16));
+            }
+            let yd = rd(y.cast::<f32>());
+            acc = _mm512_fmadd_ps(_mm512_set1_ps(yd * f16_at(x.add(80))), _mm512_cvtepi32_ps(sumi), acc);
+            accm = _mm256_fmadd_ps(_mm256_set1_ps(yd * f16_end(x.add(82))), _mm256_cvtepi32_ps(summs), accm);
+        }
+        _mm512_reduce_add_ps(acc) - hsum256(accm)
+    }
+
+    /// Q3_K · Q8_K: quants taken as `low | 4·hbit` (0..8), the −4 folded into the group sums.
+    pub(crate) unsafe fn dot_q3_k(w: &[u8], a: &[u8]) -> f32 {
+        let nb = w.len() / 110;
+        let (wp, ap) = (w.as_ptr(), a.as_ptr());
+        let m3 = _mm512_set1_epi8(3);
+        let c4 = _mm512_set1_epi8(4);
+        let idx = [
+            idx16([0, 1, 8, 9]),
+            idx16([2, 3, 10, 11]),
+            idx16([4, 5, 12, 13]),
+            idx16([6, 7, 14, 15]),
+        ];
+        let bits = |a: i8, b: i8| {
+            _mm512_inserti64x4::<1>(_mm512_set1_epi8(a), _mm256_set1_epi8(b))
+        };
+        let hb = [bits(1, 16), bits(2, 32), bits(4, 64), bits(8, -128)];
+        let mut acc = _mm512_setzero_ps();
+        for i in 0..nb {
+            let (x, y) = (wp.add(110 * i), ap.add(Q8K * i));
+            let sc = crate::blocks::q3k_scales(&*x.add(96).cast::<[u8; 12]>());
+            let sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(sc.as_ptr().cast()));
+            let corr = _mm256_madd_epi16(ld256(y.add(260)), sc16);
+            let s16 = _mm512_castsi256_si512(sc16);
+            let hm = bcast256(x);
+            let z = _mm512_loadu_si512(x.add(32).cast());
+            let yq = y.add(4);
+            let mut sumi = _mm512_inserti64x4::<0>(_mm512_setzero_si512(), _mm256_slli_epi32::<2>(corr));
+            sumi = _mm512_sub_epi32(_mm512_setzero_si512(), sumi);
+            for sh in 0..4 {
+                let low = _mm512_and_si512(_mm512_srl_epi16(z, _mm_cvtsi32_si128(2 * sh as i32)), m3);
+                let h = _mm512_test_epi8_mask(hm, hb[sh]);
+                let v = _mm512_mask_add_epi8(low, h, low, c4);
+                let av = ld2x256(yq.add(32 * sh), yq.add(128 + 32 * sh));
+                let p = _mm512_maddubs_epi16(v, av);
+                sumi = _mm512_dpwssd_epi32(sumi, p, _mm512_permutexvar_epi16(idx[sh], s16));
+            }
+            let d = _mm512_set1_ps(f16_end(x.add(108)) * rd(y.cast::<f32>()));
+            acc = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(sumi), acc);
+        }
+        _mm512_reduce_add_ps(acc)
+    }
+}

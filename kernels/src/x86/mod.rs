@@ -1,0 +1,176 @@
+//! x86-64 SIMD kernels and their dispatch tables.
+
+pub mod avx2;
+pub mod avx512;
+
+use crate::dispatch::{Isa, Kernels};
+use crate::QType;
+
+/// Safe wrappers around the `unsafe` SIMD kernels. They are only reachable through the tables
+/// built below, which the dispatcher creates after checking the CPU features.
+macro_rules! wrap {
+    ($($name:ident: dot $path:path;)*) => {$(
+        fn $name(w: &[u8], a: &[u8]) -> f32 {
+            // SAFETY: this wrapper is only stored in a table that `dispatch` builds after
+            // detecting the kernel's CPU features, and `Kernels::vec_dot` checked that `w` and
+            // `a` hold whole rows of the same length.
+            unsafe { $path(w, a) }
+        }
+    )*};
+    ($($name:ident: dequant $path:path;)*) => {$(
+        fn $name(src: &[u8], dst: &mut [f32]) {
+            // SAFETY: as for the dot wrappers; `Kernels::dequantize_row` checked the lengths.
+            unsafe { $path(src, dst) }
+        }
+    )*};
+}
+
+wrap! {
+    a2_f32: dot avx2::dot_f32;
+    a2_f16: dot avx2::dot_f16;
+    a2_bf16: dot avx2::dot_bf16;
+    a2_q4_0: dot avx2::dot_q4_0;
+    a2_q4_1: dot avx2::dot_q4_1;
+    a2_q5_0: dot avx2::dot_q5_0;
+    a2_q5_1: dot avx2::dot_q5_1;
+    a2_q8_0: dot avx2::dot_q8_0;
+    a2_q2_k: dot avx2::dot_q2_k;
+    a2_q3_k: dot avx2::dot_q3_k;
+    a2_q4_k: dot avx2::dot_q4_k;
+    a2_q5_k: dot avx2::dot_q5_k;
+    a2_q6_k: dot avx2::dot_q6_k;
+    a5_f32: dot avx512::dot_f32;
+    a5_f16: dot avx512::dot_f16;
+    a5_bf16: dot avx512::dot_bf16;
+    a5_q8_0: dot avx512::dot_q8_0;
+    a5_q2_k: dot avx512::dot_q2_k;
+    a5_q3_k: dot avx512::dot_q3_k;
+    a5_q4_k: dot avx512::dot_q4_k;
+    a5_q5_k: dot avx512::dot_q5_k;
+    a5_q6_k: dot avx512::dot_q6_k;
+}
+
+macro_rules! wrap2 {
+    ($($name:ident: $path:path;)*) => {$(
+        fn $name(w0: &[u8], w1: &[u8], a: &[u8]) -> [f32; 2] {
+            // SAFETY: as for the dot wrappers; the GEMV checked that both rows and `a` have
+            // the lengths of one row.
+            unsafe { $path(w0, w1, a) }
+        }
+    )*};
+}
+
+wrap2! {
+    a5_f32x2: avx512::dot2_f32;
+    a5_f16x2: avx512::dot2_f16;
+    a5_bf16x2: avx512::dot2_bf16;
+}
+
+wrap! {
+    dq2_f16: dequant avx2::dequant_f16;
+    dq2_bf16: dequant avx2::dequant_bf16;
+    dq2_q8_0: dequant avx2::dequant_q8_0;
+    dq2_q4_0: dequant avx2::dequant_q4_0;
+    dq2_q4_k: dequant avx2::dequant_q4_k;
+    dq2_q6_k: dequant avx2::dequant_q6_k;
+}
+
+fn q2_q8_0(x: &[f32], dst: &mut [u8]) {
+    // SAFETY: only stored in tables built after detecting AVX2/FMA/F16C; `quantize_row`
+    // checked that `dst` holds exactly the blocks of `x`.
+    unsafe { avx2::quantize_q8_0(x, dst) }
+}
+
+fn q2_q8_1(x: &[f32], dst: &mut [u8]) {
+    // SAFETY: as for `q2_q8_0`.
+    unsafe { avx2::quantize_q8_1(x, dst) }
+}
+
+/// The AVX2 table: every dot product in AVX2, dequantizers in AVX2 where written (F16, BF16,
+/// Q8_0, Q4_0, Q4_K, Q6_K) and scalar otherwise.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C.
+pub(crate) unsafe fn avx2_table() -> Kernels {
+    let mut k = Kernels::scalar_table();
+    k.isa = Isa::Avx2;
+    for (t, f) in [
+        (QType::F32, a2_f32 as crate::dispatch::DotFn),
+        (QType::F16, a2_f16),
+        (QType::BF16, a2_bf16),
+        (QType::Q4_0, a2_q4_0),
+        (QType::Q4_1, a2_q4_1),
+        (QType::Q5_0, a2_q5_0),
+        (QType::Q5_1, a2_q5_1),
+        (QType::Q8_0, a2_q8_0),
+        (QType::Q2_K, a2_q2_k),
+        (QType::Q3_K, a2_q3_k),
+        (QType::Q4_K, a2_q4_k),
+        (QType::Q5_K, a2_q5_k),
+        (QType::Q6_K, a2_q6_k),
+    ] {
+        k.dot[t.index()] = Some(f);
+    }
+    for (t, f) in [
+        (QType::F16, dq2_f16 as crate::dispatch::DequantFn),
+        (QType::BF16, dq2_bf16),
+        (QType::Q8_0, dq2_q8_0),
+        (QType::Q4_0, dq2_q4_0),
+        (QType::Q4_K, dq2_q4_k),
+        (QType::Q6_K, dq2_q6_k),
+    ] {
+        k.dequant[t.index()] = f;
+    }
+    k.quantize[QType::Q8_0.index()] = Some(q2_q8_0);
+    k.quantize[QType::Q8_1.index()] = Some(q2_q8_1);
+    k
+}
+
+/// The AVX-512 table: the AVX2 table with 512-bit dot products for the float types, Q8_0 and
+/// the k-quants.
+///
+/// # Safety
+/// The CPU must support AVX-512 F/BW/VL/VNNI as well as AVX2, FMA and F16C.
+pub(crate) unsafe fn avx512_table() -> Kernels {
+    // SAFETY: AVX-512 CPUs that pass the caller's check also have AVX2, FMA and F16C (the
+    // caller checks those too).
+    let mut k = unsafe { avx2_table() };
+    k.isa = Isa::Avx512;
+    for (t, f) in [
+        (QType::F32, a5_f32 as crate::dispatch::DotFn),
+        (QType::F16, a5_f16),
+        (QType::BF16, a5_bf16),
+        (QType::Q8_0, a5_q8_0),
+        (QType::Q2_K, a5_q2_k),
+        (QType::Q3_K, a5_q3_k),
+        (QType::Q4_K, a5_q4_k),
+        (QType::Q5_K, a5_q5_k),
+        (QType::Q6_K, a5_q6_k),
+    ] {
+        k.dot[t.index()] = Some(f);
+    }
+    for (t, f) in [
+        (QType::F32, a5_f32x2 as crate::dispatch::Dot2Fn),
+        (QType::F16, a5_f16x2),
+        (QType::BF16, a5_bf16x2),
+    ] {
+        k.dot2[t.index()] = Some(f);
+    }
+    k
+}
+
+/// Whether the CPU has what [`avx2_table`] needs.
+pub(crate) fn has_avx2() -> bool {
+    is_x86_feature_detected!("avx2")
+        && is_x86_feature_detected!("fma")
+        && is_x86_feature_detected!("f16c")
+}
+
+/// Whether the CPU has what [`avx512_table`] needs.
+pub(crate) fn has_avx512() -> bool {
+    has_avx2()
+        && is_x86_feature_detected!("avx512f")
+        && is_x86_feature_detected!("avx512bw")
+        && is_x86_feature_detected!("avx512vl")
+        && is_x86_feature_detected!("avx512vnni")
+}

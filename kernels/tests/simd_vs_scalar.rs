@@ -1,0 +1,523 @@
+//! Every SIMD kernel this CPU can run against the scalar reference, on random data with odd
+//! sizes (1 block, a few, many; float rows with tails that are not a multiple of the vector
+//! width; many rows for GEMV / GEMM).
+//!
+//! Bounds:
+//! - dequantization: bit-exact (both sides do the same f32 multiplies and adds);
+//! - quantized dot products with scales in {½, 1, 2} and small activations: bit-exact. Every
+//!   intermediate is then a float with few significant bits, so any order of accumulation
+//!   gives the same value and any difference is a bug in the integer part;
+//! - quantized dot products on realistic data: `|simd − scalar| ≤ (nb + 4)·2⁻²¹·M`, where nb
+//!   is the number of blocks and `M = Σ |scale part|·|a| + |min part|·|a|` over elements (the
+//!   magnitude of what is summed): both sides round each block term a few times and
+//!   accumulate in a different order;
+//! - float dot products: exact for small-integer data, else `|simd − scalar| ≤
+//!   (n + 16)·2⁻²³·Σ|w·x|` (the textbook bound on two summation orders of n terms);
+//! - GEMV / GEMM: bit-identical to the same table's `vec_dot` per row, for any thread count.
+
+use gq_kernels::blocks::{QK, QK_K};
+use gq_kernels::{act_bytes, gemv_scratch_bytes, kernels_for, Isa, Kernels, QType};
+
+/// xorshift64*: deterministic test data without dependencies.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn uniform(&mut self) -> f32 {
+        (self.next() >> 40) as f32 / (1u64 << 24) as f32
+    }
+    fn normal(&mut self) -> f32 {
+        // Sum of uniforms: close enough to a bell for test data.
+        (0..4).map(|_| self.uniform()).sum::<f32>() - 2.0
+    }
+    fn pick<T: Copy>(&mut self, v: &[T]) -> T {
+        v[self.below(v.len() as u64) as usize]
+    }
+}
+
+fn f16b(x: f32) -> [u8; 2] {
+    half::f16::from_f32(x).to_bits().to_le_bytes()
+}
+
+/// Offsets of the f16 scale fields and of the (possibly negative) f16 min fields of a block.
+fn f16_fields(ty: QType) -> (&'static [usize], &'static [usize]) {
+    match ty {
+        QType::Q4_0 | QType::Q5_0 | QType::Q8_0 => (&[0], &[]),
+        QType::Q4_1 | QType::Q5_1 => (&[0], &[2]),
+        QType::Q2_K => (&[80], &[82]),
+        QType::Q3_K => (&[108], &[]),
+        QType::Q4_K | QType::Q5_K => (&[0], &[2]),
+        QType::Q6_K => (&[208], &[]),
+        _ => (&[], &[]),
+    }
+}
+
+/// Random weight bytes for `nb` blocks of `ty`: random quants, scales from `scale()`, and
+/// Q8_0 quants kept in ±127 (what the quantizer makes; the SIMD sign trick needs it).
+fn weights(rng: &mut Rng, ty: QType, n: usize, scale: &mut dyn FnMut(&mut Rng) -> f32) -> Vec<u8> {
+    if ty.is_float() {
+        let mut out = Vec::with_capacity(n * ty.block_bytes());
+        for _ in 0..n {
+            let v = scale(rng) * rng.normal();
+            match ty {
+                QType::F32 => out.extend_from_slice(&v.to_le_bytes()),
+                QType::F16 => out.extend_from_slice(&f16b(v)),
+                _ => out.extend_from_slice(&((v.to_bits() >> 16) as u16).to_le_bytes()),
+            }
+        }
+        return out;
+    }
+    let bb = ty.block_bytes();
+    let nb = n / ty.block_size();
+    let mut out: Vec<u8> = (0..nb * bb).map(|_| rng.next() as u8).collect();
+    let (ds, ms) = f16_fields(ty);
+    for b in out.chunks_exact_mut(bb) {
+        for &o in ds {
+            b[o..o + 2].copy_from_slice(&f16b(scale(rng)));
+        }
+        for &o in ms {
+            let s = if rng.below(2) == 0 { -1.0 } else { 1.0 };
+            b[o..o + 2].copy_from_slice(&f16b(s * scale(rng)));
+        }
+        if ty == QType::Q8_0 {
+            for q in &mut b[2..] {
+                if *q == 0x80 {
+                    *q = 0x81;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// An activation row for `ty` from realistic f32 data, quantized by the scalar reference.
+fn activation(rng: &mut Rng, ty: QType, n: usize) -> (Vec<f32>, Vec<u8>) {
+    let x: Vec<f32> = (0..n).map(|_| rng.normal() * 3.0).collect();
+    let k = kernels_for(Isa::Scalar).unwrap();
+    let a = if ty.is_float() {
+        x.iter().flat_map(|v| v.to_le_bytes()).collect()
+    } else {
+        let mut a = vec![0u8; act_bytes(ty, n)];
+        k.quantize_row(ty.vec_dot_type(), &x, &mut a);
+        a
+    };
+    (x, a)
+}
+
+/// An activation row with small quants (±4) and scales in {½, 1, 2}: every float the dot
+/// products make is exact.
+fn exact_activation(rng: &mut Rng, ty: QType, n: usize) -> Vec<u8> {
+    let p2 = [0.5f32, 1.0, 2.0];
+    match ty.vec_dot_type() {
+        QType::F32 => (0..n)
+            .flat_map(|_| ((rng.below(17) as f32 - 8.0) * rng.pick(&p2)).to_le_bytes())
+            .collect(),
+        QType::Q8_0 | QType::Q8_1 => {
+            let bb = ty.vec_dot_type().block_bytes();
+            let off = bb - QK;
+            let mut out = vec![0u8; n / QK * bb];
+            for b in out.chunks_exact_mut(bb) {
+                b[0..2].copy_from_slice(&f16b(rng.pick(&p2)));
+                if off == 4 {
+                    b[2..4].copy_from_slice(&f16b(rng.below(9) as f32 - 4.0));
+                }
+                for q in &mut b[off..] {
+                    *q = (rng.below(9) as i8 - 4) as u8;
+                }
+            }
+            out
+        }
+        _ => {
+            let mut out = vec![0u8; n / QK_K * 292];
+            for b in out.chunks_exact_mut(292) {
+                b[0..4].copy_from_slice(&rng.pick(&p2).to_le_bytes());
+                for q in &mut b[4..260] {
+                    *q = (rng.below(9) as i8 - 4) as u8;
+                }
+                for g in 0..16 {
+                    let s: i16 = b[4 + 16 * g..20 + 16 * g]
+                        .iter()
+                        .map(|&q| q as i8 as i16)
+                        .sum();
+                    b[260 + 2 * g..262 + 2 * g].copy_from_slice(&s.to_le_bytes());
+                }
+            }
+            out
+        }
+    }
+}
+
+/// Lengths (in elements) to test for `ty`: one block, a few, an odd number of many.
+fn lengths(ty: QType) -> Vec<usize> {
+    match ty.block_size() {
+        1 => vec![1, 7, 16, 31, 64, 65, 100, 257, 1000, 4099],
+        32 => vec![32, 64, 96, 224, 32 * 31, 32 * 128],
+        _ => vec![256, 512, 768, 256 * 7, 256 * 16],
+    }
+}
+
+fn simd_tables() -> Vec<&'static Kernels> {
+    Isa::ALL
+        .into_iter()
+        .filter(|&i| i != Isa::Scalar)
+        .filter_map(kernels_for)
+        .collect()
+}
+
+fn scalar() -> &'static Kernels {
+    kernels_for(Isa::Scalar).unwrap()
+}
+
+#[test]
+fn reports_isas() {
+    let isas: Vec<_> = simd_tables().iter().map(|k| k.isa()).collect();
+    eprintln!("SIMD tables tested on this CPU: {isas:?}");
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+        assert!(isas.contains(&Isa::Avx2));
+    }
+}
+
+#[test]
+fn dequantize_bit_exact() {
+    let mut rng = Rng(0x1234_5678);
+    let types = QType::ALL;
+    for k in simd_tables() {
+        for ty in types {
+            for n in lengths(ty) {
+                let w = if ty == QType::Q8_1 || ty == QType::Q8_K {
+                    activation(&mut rng, ty, n).1
+                } else {
+                    weights(&mut rng, ty, n, &mut |r| 0.001 + r.uniform() * 0.1)
+                };
+                let mut want = vec![0f32; n];
+                let mut got = vec![1f32; n];
+                scalar().dequantize_row(ty, &w, &mut want);
+                k.dequantize_row(ty, &w, &mut got);
+                for i in 0..n {
+                    assert_eq!(
+                        got[i].to_bits(),
+                        want[i].to_bits(),
+                        "{} {ty} n={n} element {i}: {} vs scalar {}",
+                        k.isa(),
+                        got[i],
+                        want[i]
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn dot_bit_exact_on_exact_data() {
+    let mut rng = Rng(0xdead_beef);
+    let p2 = [0.5f32, 1.0, 2.0];
+    for k in simd_tables() {
+        for ty in QType::WEIGHTS {
+            for n in lengths(ty) {
+                for _ in 0..4 {
+                    let w = if ty.is_float() {
+                        // Small integers times ½, 1, 2.
+                        let mut w = weights(&mut rng, ty, n, &mut |_| 0.0);
+                        let bb = ty.block_bytes();
+                        for c in w.chunks_exact_mut(bb) {
+                            let v = (rng.below(17) as f32 - 8.0) * rng.pick(&p2);
+                            match ty {
+                                QType::F32 => c.copy_from_slice(&v.to_le_bytes()),
+                                QType::F16 => c.copy_from_slice(&f16b(v)),
+                                _ => c.copy_from_slice(&((v.to_bits() >> 16) as u16).to_le_bytes()),
+                            }
+                        }
+                        w
+                    } else {
+                        weights(&mut rng, ty, n, &mut |r| r.pick(&p2))
+                    };
+                    let a = exact_activation(&mut rng, ty, n);
+                    let want = scalar().vec_dot(ty, &w, &a);
+                    let got = k.vec_dot(ty, &w, &a);
+                    assert_eq!(
+                        got.to_bits(),
+                        want.to_bits(),
+                        "{} {ty} n={n}: {got} vs scalar {want}",
+                        k.isa()
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Zeroes the f16 fields at `offs` in every block.
+fn zero_fields(ty: QType, w: &[u8], offs: &[usize]) -> Vec<u8> {
+    let mut w = w.to_vec();
+    for b in w.chunks_exact_mut(ty.block_bytes()) {
+        for &o in offs {
+            b[o] = 0;
+            b[o + 1] = 0;
+        }
+    }
+    w
+}
+
+/// `M` of the module docs: Σ (|scale part| + |min part|)·|a| in f64.
+fn magnitude(ty: QType, w: &[u8], a: &[u8], n: usize) -> f64 {
+    let s = scalar();
+    let mut av = vec![0f32; n];
+    s.dequantize_row(ty.vec_dot_type(), a, &mut av);
+    let (ds, ms) = f16_fields(ty);
+    let mut scale_part = vec![0f32; n];
+    s.dequantize_row(ty, &zero_fields(ty, w, ms), &mut scale_part);
+    let mut min_part = vec![0f32; n];
+    if !ms.is_empty() {
+        s.dequantize_row(ty, &zero_fields(ty, w, ds), &mut min_part);
+    }
+    (0..n)
+        .map(|i| (scale_part[i].abs() as f64 + min_part[i].abs() as f64) * av[i].abs() as f64)
+        .sum()
+}
+
+#[test]
+fn dot_within_bound_on_realistic_data() {
+    let mut rng = Rng(0x0bad_cafe);
+    for k in simd_tables() {
+        for ty in QType::WEIGHTS {
+            for n in lengths(ty) {
+                for _ in 0..4 {
+                    let w = weights(&mut rng, ty, n, &mut |r| 0.0005 + r.uniform() * 0.05);
+                    let (_, a) = activation(&mut rng, ty, n);
+                    let want = scalar().vec_dot(ty, &w, &a) as f64;
+                    let got = k.vec_dot(ty, &w, &a) as f64;
+                    let m = magnitude(ty, &w, &a, n);
+                    let bound = if ty.is_float() {
+                        (n as f64 + 16.0) * 2f64.powi(-23) * m
+                    } else {
+                        let nb = (n / ty.block_size()) as f64;
+                        (nb + 4.0) * 2f64.powi(-21) * m
+                    };
+                    assert!(
+                        (got - want).abs() <= bound,
+                        "{} {ty} n={n}: {got} vs scalar {want}, |diff| {} > bound {bound}",
+                        k.isa(),
+                        (got - want).abs()
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn gemv_and_gemm_match_vec_dot_for_any_thread_count() {
+    let mut rng = Rng(42);
+    let pools: Vec<_> = [1, 2, 3]
+        .into_iter()
+        .map(|t| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(t)
+                .build()
+                .unwrap()
+        })
+        .collect();
+    let mut tables = simd_tables();
+    tables.push(scalar());
+    for k in tables {
+        for ty in QType::WEIGHTS {
+            let cols = if ty.block_size() == QK_K { 512 } else { 96 };
+            for rows in [1usize, 5, 67] {
+                let w = weights(&mut rng, ty, rows * cols, &mut |r| {
+                    0.001 + r.uniform() * 0.02
+                });
+                let rb = ty.row_bytes(cols);
+                let n = 3;
+                let xs: Vec<f32> = (0..n * cols).map(|_| rng.normal()).collect();
+                let mut scratch = vec![0u8; gq_kernels::gemm_scratch_bytes(ty, cols, n)];
+                // Reference: vec_dot per (row, column).
+                let mut want = vec![0f32; n * rows];
+                for j in 0..n {
+                    let x = &xs[j * cols..(j + 1) * cols];
+                    let mut s1 = vec![0u8; gemv_scratch_bytes(ty, cols)];
+                    let a = k.prepare_activation(ty, x, &mut s1).to_vec();
+                    for r in 0..rows {
+                        want[j * rows + r] = k.vec_dot(ty, &w[r * rb..(r + 1) * rb], &a);
+                    }
+                }
+                for pool in &pools {
+                    let mut ys = vec![f32::NAN; n * rows];
+                    pool.install(|| k.gemm(ty, &w, rows, cols, &xs, &mut ys, &mut scratch));
+                    assert_eq!(bits(&ys), bits(&want), "{} {ty} gemm rows={rows}", k.isa());
+                    for j in 0..n {
+                        let mut y = vec![f32::NAN; rows];
+                        let x = &xs[j * cols..(j + 1) * cols];
+                        pool.install(|| k.gemv(ty, &w, x, &mut y, &mut scratch));
+                        assert_eq!(
+                            bits(&y),
+                            bits(&want[j * rows..(j + 1) * rows]),
+                            "{} {ty} gemv rows={rows}",
+                            k.isa()
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+#[test]
+fn gemv_approximates_f32_matmul() {
+    // End to end: quantize f32 weights with a crude per-block Q8_0 and check y against an f64
+    // product of the dequantized weights (catches row/column mix-ups in every table).
+    let mut rng = Rng(7);
+    let (rows, cols) = (33, 256);
+    let wf: Vec<f32> = (0..rows * cols).map(|_| rng.normal()).collect();
+    let x: Vec<f32> = (0..cols).map(|_| rng.normal()).collect();
+    let s = scalar();
+    let mut w = vec![0u8; QType::Q8_0.row_bytes(cols) * rows];
+    for (src, dst) in wf
+        .chunks_exact(cols)
+        .zip(w.chunks_exact_mut(QType::Q8_0.row_bytes(cols)))
+    {
+        s.quantize_row(QType::Q8_0, src, dst);
+    }
+    let mut deq = vec![0f32; rows * cols];
+    s.dequantize_row(QType::Q8_0, &w, &mut deq);
+    let mut tables = simd_tables();
+    tables.push(s);
+    for k in tables {
+        let mut y = vec![0f32; rows];
+        let mut scratch = vec![0u8; gemv_scratch_bytes(QType::Q8_0, cols)];
+        k.gemv(QType::Q8_0, &w, &x, &mut y, &mut scratch);
+        for r in 0..rows {
+            let exact: f64 = (0..cols)
+                .map(|c| deq[r * cols + c] as f64 * x[c] as f64)
+                .sum();
+            let norm: f64 = (0..cols)
+                .map(|c| (deq[r * cols + c] as f64 * x[c] as f64).abs())
+                .sum();
+            assert!(
+                (y[r] as f64 - exact).abs() <= 0.02 * norm,
+                "{} row {r}: {} vs {exact}",
+                k.isa(),
+                y[r]
+            );
+        }
+    }
+}
+
+#[test]
+fn quantizers_known_values() {
+    let s = scalar();
+    // Q8_K: the first element of largest magnitude sets the sign of the scale.
+    let mut x = [0f32; QK_K];
+    x[3] = -2.0;
+    x[10] = 2.0;
+    x[20] = 1.0;
+    x[21] = 0.5 * 2.0 / 127.0; // exactly half a step: rounds to even (0)
+    let mut b = vec![0u8; 292];
+    s.quantize_row(QType::Q8_K, &x, &mut b);
+    let d = f32::from_le_bytes(b[0..4].try_into().unwrap());
+    assert_eq!(d, 1.0 / (-127.0 / -2.0));
+    assert_eq!(b[4 + 3] as i8, -127);
+    assert_eq!(b[4 + 10] as i8, 127);
+    assert_eq!(b[4 + 20] as i8, 64); // 63.5 rounds to even
+    assert_eq!(b[4 + 21] as i8, 0);
+    let bs0 = i16::from_le_bytes([b[260], b[261]]);
+    assert_eq!(bs0, -127 + 127);
+    // A zero block: zero scale, quants and sums.
+    let mut z = vec![0xffu8; 292];
+    s.quantize_row(QType::Q8_K, &[0.0; QK_K], &mut z);
+    assert!(z.iter().all(|&v| v == 0));
+    // Q8_0 / Q8_1: roundf (half away from zero) and Q8_1's sum.
+    let mut x = [0f32; QK];
+    x[0] = 127.0;
+    x[1] = 2.5;
+    x[2] = -2.5;
+    let mut q0 = vec![0u8; 34];
+    s.quantize_row(QType::Q8_0, &x, &mut q0);
+    assert_eq!((q0[2] as i8, q0[3] as i8, q0[4] as i8), (127, 3, -3));
+    let mut q1 = vec![0u8; 36];
+    s.quantize_row(QType::Q8_1, &x, &mut q1);
+    assert_eq!(q1[4..], q0[2..]);
+    let sum = half::f16::from_le_bytes([q1[2], q1[3]]).to_f32();
+    assert_eq!(sum, 127.0);
+}
+
+#[test]
+fn isa_names_round_trip() {
+    for i in Isa::ALL {
+        assert_eq!(Isa::parse(i.name()), Some(i));
+    }
+    assert_eq!(Isa::parse("AVX512"), Some(Isa::Avx512));
+    assert_eq!(Isa::parse("sse"), None);
+    for t in QType::ALL {
+        assert_eq!(QType::from_id(t.id()), Some(t));
+        assert_eq!(QType::parse(t.name()), Some(t));
+    }
+}
+
+#[test]
+fn scalar_dot_matches_dequantized_product() {
+    // The scalar dot products against Σ dequant(w)·dequant(a) in f64 (the dequantizers are
+    // checked against gguf-py by the root crate's tests/kernels_vs_gguf_py.rs). Q4_1 / Q5_1
+    // use Q8_1's f16-rounded block sum for the min term, hence their looser bound.
+    let mut rng = Rng(99);
+    let s = scalar();
+    for ty in QType::WEIGHTS {
+        for n in lengths(ty) {
+            let w = weights(&mut rng, ty, n, &mut |r| 0.0005 + r.uniform() * 0.05);
+            let (_, a) = activation(&mut rng, ty, n);
+            let mut wd = vec![0f32; n];
+            let mut ad = vec![0f32; n];
+            s.dequantize_row(ty, &w, &mut wd);
+            s.dequantize_row(ty.vec_dot_type(), &a, &mut ad);
+            let exact: f64 = wd.iter().zip(&ad).map(|(&p, &q)| p as f64 * q as f64).sum();
+            let got = s.vec_dot(ty, &w, &a) as f64;
+            let m = magnitude(ty, &w, &a, n);
+            let rel = if matches!(ty, QType::Q4_1 | QType::Q5_1) {
+                2e-3
+            } else {
+                2e-5
+            };
+            assert!(
+                (got - exact).abs() <= rel * m + 1e-6,
+                "{ty} n={n}: scalar dot {got} vs dequantized {exact} (M {m})"
+            );
+            assert!(m > 0.0, "{ty}: degenerate test data");
+        }
+    }
+}
+
+#[test]
+fn activation_quantizers_bit_exact() {
+    let mut rng = Rng(5);
+    for k in simd_tables() {
+        for ty in [QType::Q8_0, QType::Q8_1, QType::Q8_K] {
+            for n in [QK_K, 2 * QK_K, 8 * QK_K] {
+                let mut x: Vec<f32> = (0..n).map(|_| rng.normal() * 10.0).collect();
+                // Ties: values that land exactly on .5 steps, zero blocks, one-hot blocks.
+                for v in &mut x[..QK] {
+                    *v = (rng.below(255) as f32 - 127.0) * 0.5;
+                }
+                x[QK..2 * QK].fill(0.0);
+                x[2 * QK..3 * QK].fill(0.0);
+                x[2 * QK + 5] = -3.0;
+                let mut want = vec![0u8; ty.row_bytes(n)];
+                let mut got = vec![0xffu8; ty.row_bytes(n)];
+                scalar().quantize_row(ty, &x, &mut want);
+                k.quantize_row(ty, &x, &mut got);
+                assert_eq!(got, want, "{} {ty} n={n}", k.isa());
+            }
+        }
+    }
+}
