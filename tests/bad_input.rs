@@ -334,23 +334,54 @@ fn interrupt_leaves_no_output() {
     let o = std::process::Command::new("python3")
         .arg(root().join("scripts/make_synthetic.py"))
         .arg(&ckpt)
-        .args(["--layers", "12", "--hidden", "512", "--ff", "2048", "--heads", "4", "--head-dim", "64"])
+        .args([
+            "--layers",
+            "12",
+            "--hidden",
+            "512",
+            "--ff",
+            "2048",
+            "--heads",
+            "4",
+            "--head-dim",
+            "64",
+        ])
         .output()
         .unwrap();
-    assert!(o.status.success(), "make_synthetic.py: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "make_synthetic.py: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let out = tempfile::tempdir().unwrap();
     let target = out.path().join("out.gguf");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_gq"))
-        .args(["quantize", ckpt.to_str().unwrap(), "-o", target.to_str().unwrap(), "--type", "Q4_K_M", "--threads", "1", "-q"])
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_gq"))
+        .args([
+            "quantize",
+            ckpt.to_str().unwrap(),
+            "-o",
+            target.to_str().unwrap(),
+            "--type",
+            "Q4_K_M",
+            "--threads",
+            "1",
+            "-q",
+        ])
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(500));
-    let kill = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(kill.success());
     let o = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success(), "gq finished before the interrupt; make the checkpoint bigger");
+    assert!(
+        !o.status.success(),
+        "gq finished before the interrupt; make the checkpoint bigger"
+    );
     assert!(err.contains("interrupted"), "{err}");
     assert!(!target.exists());
     let left: Vec<_> = std::fs::read_dir(out.path()).unwrap().collect();
