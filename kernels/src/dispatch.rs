@@ -72,6 +72,21 @@ impl core::fmt::Display for Isa {
     }
 }
 
+/// The activation format that float weights meet in [`Kernels::gemv`] / [`Kernels::gemm`].
+///
+/// Only BF16 weights have a BF16-activation path; for every other type both values mean the
+/// type's usual activation ([`QType::vec_dot_type`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FloatAct {
+    /// f32 activations as given (exact products; the reference semantics of [`Kernels::vec_dot`]).
+    F32,
+    /// Activations rounded to BF16 once per call (round to nearest even, like ggml's
+    /// `GGML_FP32_TO_BF16`) and multiplied with `vdpbf16ps` where the CPU has AVX512_BF16 (what
+    /// ggml does for BF16 weights): relative error of each activation ≤ 2⁻⁹, half the
+    /// activation bytes, no weight conversion.
+    Bf16,
+}
+
 /// The kernels of one instruction set, per type. Obtain one with [`kernels`] or
 /// [`kernels_for`]; the methods check slice lengths and panic on mismatches.
 pub struct Kernels {
@@ -80,6 +95,12 @@ pub struct Kernels {
     pub(crate) dot: [Option<DotFn>; 15],
     pub(crate) dot2: [Option<Dot2Fn>; 15],
     pub(crate) quantize: [Option<QuantizeFn>; 15],
+    /// BF16 weights · BF16 activations (scalar reference unless the CPU has AVX512_BF16).
+    pub(crate) bf16_dot: DotFn,
+    /// Two BF16 rows · BF16 activations, where a SIMD kernel exists.
+    pub(crate) bf16_dot2: Option<Dot2Fn>,
+    /// Whether `bf16_dot` is a native `vdpbf16ps` kernel.
+    pub(crate) bf16_native: bool,
 }
 
 impl Kernels {
@@ -119,6 +140,9 @@ impl Kernels {
             dot: dots,
             dot2: [None; 15],
             quantize,
+            bf16_dot: dot::bf16_bf16,
+            bf16_dot2: None,
+            bf16_native: false,
         }
     }
 
@@ -145,9 +169,35 @@ impl Kernels {
         f(x, dst)
     }
 
+    /// Whether this table multiplies BF16 weights with BF16 activations natively
+    /// (`vdpbf16ps`, AVX512_BF16).
+    pub fn has_native_bf16_act(&self) -> bool {
+        self.bf16_native
+    }
+
+    /// The activation format [`Kernels::gemv`] and [`Kernels::gemm`] use for `ty`:
+    /// [`FloatAct::Bf16`] for BF16 weights when this table has the native kernel (unless
+    /// `GQ_KERNELS_BF16_ACT=0`), [`FloatAct::F32`] otherwise.
+    pub fn default_act(&self, ty: QType) -> FloatAct {
+        static ENV_OFF: OnceLock<bool> = OnceLock::new();
+        let off = *ENV_OFF
+            .get_or_init(|| std::env::var("GQ_KERNELS_BF16_ACT").is_ok_and(|v| v.trim() == "0"));
+        if ty == QType::BF16 && self.bf16_native && !off {
+            FloatAct::Bf16
+        } else {
+            FloatAct::F32
+        }
+    }
+
     /// Dot product of weight row `w` (type `ty`) with activation row `a` of type
-    /// `ty.vec_dot_type()` (little-endian f32 bytes for the float types).
+    /// `ty.vec_dot_type()` (little-endian f32 bytes for the float types). For BF16 weights `a`
+    /// may also be a BF16 row (as many bytes as `w`, from [`Kernels::prepare_activation_as`]
+    /// with [`FloatAct::Bf16`]), which takes the BF16 × BF16 kernel.
     pub fn vec_dot(&self, ty: QType, w: &[u8], a: &[u8]) -> f32 {
+        if ty == QType::BF16 && a.len() == w.len() {
+            assert!(w.len().is_multiple_of(2), "BF16: odd row bytes");
+            return (self.bf16_dot)(w, a);
+        }
         self.check_dot(ty, w.len(), a.len());
         (self.dot_fn(ty))(w, a)
     }

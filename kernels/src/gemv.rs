@@ -2,20 +2,24 @@
 //! weight matrix given as bytes, split over the current rayon pool.
 //!
 //! The activations are quantized once per call into caller-provided scratch (the weight type's
-//! [`QType::vec_dot_type`]); float weights read the f32 activations directly. Nothing is
-//! allocated on the hot path.
+//! [`QType::vec_dot_type`]); F32 and F16 weights read the f32 activations directly, BF16
+//! weights take them rounded to BF16 where the table has the native kernel
+//! ([`Kernels::default_act`]). Nothing is allocated on the hot path.
 
-use crate::dispatch::{act_bytes, Kernels};
+use crate::dispatch::{act_bytes, Dot2Fn, DotFn, FloatAct, Kernels};
 use crate::QType;
 use rayon::prelude::*;
 
 #[cfg(not(target_endian = "little"))]
 compile_error!("gq-kernels reads f32 activations as little-endian bytes");
 
-/// Scratch bytes [`Kernels::gemv`] needs for one activation row of `cols` elements (0 for the
-/// float types, which use the f32 activations as they are).
+/// Scratch bytes [`Kernels::gemv`] needs for one activation row of `cols` elements (0 for F32
+/// and F16, which use the f32 activations as they are; `2·cols` for BF16, whose activations
+/// may be rounded to BF16).
 pub fn gemv_scratch_bytes(ty: QType, cols: usize) -> usize {
-    if ty.is_float() {
+    if ty == QType::BF16 {
+        2 * cols
+    } else if ty.is_float() {
         0
     } else {
         act_bytes(ty, cols)
@@ -57,14 +61,38 @@ unsafe impl Send for OutPtr {}
 unsafe impl Sync for OutPtr {}
 
 impl Kernels {
-    /// Quantizes `x` to `ty`'s activation type in `scratch` (or borrows the f32 bytes of `x`
-    /// for float types) and returns the activation row for [`Kernels::vec_dot`].
+    /// The activation row [`Kernels::gemv`] dots `ty`'s rows with (format
+    /// [`Kernels::default_act`]), for [`Kernels::vec_dot`].
     pub fn prepare_activation<'a>(
         &self,
         ty: QType,
         x: &'a [f32],
         scratch: &'a mut [u8],
     ) -> &'a [u8] {
+        self.prepare_activation_as(ty, x, scratch, self.default_act(ty))
+    }
+
+    /// Quantizes `x` to `ty`'s activation type in `scratch` (BF16 weights with
+    /// [`FloatAct::Bf16`]: rounds it to BF16 there; other float types: borrows the f32 bytes of
+    /// `x`) and returns the activation row for [`Kernels::vec_dot`].
+    pub fn prepare_activation_as<'a>(
+        &self,
+        ty: QType,
+        x: &'a [f32],
+        scratch: &'a mut [u8],
+        act: FloatAct,
+    ) -> &'a [u8] {
+        if ty == QType::BF16 && act == FloatAct::Bf16 {
+            let n = 2 * x.len();
+            assert!(
+                scratch.len() >= n,
+                "BF16: scratch of {} bytes < {n}",
+                scratch.len()
+            );
+            let dst = &mut scratch[..n];
+            crate::scalar::quantize::bf16(x, dst);
+            return dst;
+        }
         if ty.is_float() {
             return f32_bytes(x);
         }
@@ -81,14 +109,40 @@ impl Kernels {
 
     /// `y = W·x`: `w` holds `y.len()` rows of `x.len()` elements of type `ty`, row-major.
     /// `scratch` needs [`gemv_scratch_bytes`] bytes. Rows are split over the current rayon
-    /// pool (use `ThreadPool::install` to choose the thread count).
+    /// pool (use `ThreadPool::install` to choose the thread count). BF16 weights use
+    /// [`Kernels::default_act`]; see [`Kernels::gemv_as`].
     pub fn gemv(&self, ty: QType, w: &[u8], x: &[f32], y: &mut [f32], scratch: &mut [u8]) {
+        self.gemv_as(ty, w, x, y, scratch, self.default_act(ty))
+    }
+
+    /// The dot kernels for `ty` with activations of format `act`.
+    fn dots_for(&self, ty: QType, act: FloatAct) -> (DotFn, Option<Dot2Fn>) {
+        if ty == QType::BF16 && act == FloatAct::Bf16 {
+            (self.bf16_dot, self.bf16_dot2)
+        } else {
+            (self.dot_fn(ty), self.dot2[ty.index()])
+        }
+    }
+
+    /// [`Kernels::gemv`] with an explicit activation format for BF16 weights
+    /// ([`FloatAct::F32`] gives the exact-activation reference semantics on every CPU;
+    /// [`FloatAct::Bf16`] without AVX512_BF16 runs the portable BF16 × BF16 loop).
+    pub fn gemv_as(
+        &self,
+        ty: QType,
+        w: &[u8],
+        x: &[f32],
+        y: &mut [f32],
+        scratch: &mut [u8],
+        act_fmt: FloatAct,
+    ) {
         let rb = ty.row_bytes(x.len());
         assert_eq!(w.len(), rb * y.len(), "{ty}: weight bytes vs rows × cols");
-        let act = self.prepare_activation(ty, x, scratch);
-        self.check_dot(ty, rb, act.len());
-        let dot = self.dot_fn(ty);
-        let dot2 = self.dot2[ty.index()];
+        let act = self.prepare_activation_as(ty, x, scratch, act_fmt);
+        let (dot, dot2) = self.dots_for(ty, act_fmt);
+        if !(ty == QType::BF16 && act_fmt == FloatAct::Bf16) {
+            self.check_dot(ty, rb, act.len());
+        }
         if rb == 0 {
             y.fill(0.0);
             return;
@@ -137,22 +191,34 @@ impl Kernels {
         assert_eq!(xs.len(), n * cols, "gemm: xs is not whole rows");
         assert_eq!(ys.len(), n * rows, "gemm: ys length");
         assert_eq!(w.len(), rb * rows, "{ty}: weight bytes vs rows × cols");
-        let ab = act_bytes(ty, cols);
-        let acts: &[u8] = if ty.is_float() {
+        let act_fmt = self.default_act(ty);
+        let bf16_act = ty == QType::BF16 && act_fmt == FloatAct::Bf16;
+        let ab = if bf16_act {
+            2 * cols
+        } else {
+            act_bytes(ty, cols)
+        };
+        let acts: &[u8] = if ty.is_float() && !bf16_act {
             f32_bytes(xs)
         } else {
             assert!(scratch.len() >= n * ab, "{ty}: gemm scratch too small");
             let s = &mut scratch[..n * ab];
             for (x, d) in xs.chunks_exact(cols).zip(s.chunks_exact_mut(ab)) {
-                self.quantize_row(ty.vec_dot_type(), x, d);
+                if bf16_act {
+                    crate::scalar::quantize::bf16(x, d);
+                } else {
+                    self.quantize_row(ty.vec_dot_type(), x, d);
+                }
             }
             s
         };
         if rows == 0 || n == 0 {
             return;
         }
-        self.check_dot(ty, rb, ab);
-        let dot = self.dot_fn(ty);
+        if !bf16_act {
+            self.check_dot(ty, rb, ab);
+        }
+        let (dot, _) = self.dots_for(ty, act_fmt);
         let out = OutPtr(ys.as_mut_ptr());
         let chunk = chunk_rows(rows, 4);
         w.par_chunks(chunk * rb).enumerate().for_each(|(c, ws)| {

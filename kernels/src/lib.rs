@@ -4,7 +4,8 @@
 //!
 //! Quantized weights are multiplied the way ggml does it: the activation row is quantized to
 //! the weight type's [`QType::vec_dot_type`] (Q8_0, Q8_1 or Q8_K) and each block's integer dot
-//! product is exact; float weights take f32 activations.
+//! product is exact; float weights take f32 activations, except that GEMV/GEMM round the
+//! activations to BF16 for BF16 weights where the CPU has AVX512_BF16 (see [`FloatAct`]).
 //!
 //! ```
 //! use gq_kernels::{kernels, QType};
@@ -30,7 +31,7 @@ mod types;
 #[cfg(target_arch = "x86_64")]
 pub mod x86;
 
-pub use dispatch::{act_bytes, kernels, kernels_for, selected_isa, Isa, Kernels};
+pub use dispatch::{act_bytes, kernels, kernels_for, selected_isa, FloatAct, Isa, Kernels};
 pub use gemv::{gemm_scratch_bytes, gemv_scratch_bytes};
 pub use types::QType;
 

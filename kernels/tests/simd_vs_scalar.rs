@@ -13,10 +13,14 @@
 //!   accumulate in a different order;
 //! - float dot products: exact for small-integer data, else `|simd − scalar| ≤
 //!   (n + 16)·2⁻²³·Σ|w·x|` (the textbook bound on two summation orders of n terms);
-//! - GEMV / GEMM: bit-identical to the same table's `vec_dot` per row, for any thread count.
+//! - GEMV / GEMM: bit-identical to the same table's `vec_dot` per row, for any thread count;
+//! - BF16 weights × BF16-rounded activations (`vdpbf16ps`): against an f64 sum of the exact
+//!   products of the BF16 values, `≤ (n/16 + 16)·2⁻²³·Σ|w·x|` (each product is exact in f32; a
+//!   lane adds n/16 of them, then 16 lanes and 4 accumulators are reduced); the f32 → BF16
+//!   rounding is ggml's (ties to even) and checked against `half`.
 
 use gq_kernels::blocks::{QK, QK_K};
-use gq_kernels::{act_bytes, gemv_scratch_bytes, kernels_for, Isa, Kernels, QType};
+use gq_kernels::{act_bytes, gemv_scratch_bytes, kernels_for, FloatAct, Isa, Kernels, QType};
 
 /// xorshift64*: deterministic test data without dependencies.
 struct Rng(u64);
@@ -520,4 +524,98 @@ fn activation_quantizers_bit_exact() {
             }
         }
     }
+}
+
+#[test]
+fn f32_to_bf16_rounds_like_ggml() {
+    use gq_kernels::scalar::quantize::f32_to_bf16;
+    // Ties to even: 1 + 2⁻⁸ is halfway between 1 and 1 + 2⁻⁷ → 1; 1 + 3·2⁻⁸ → 1 + 2⁻⁶.
+    assert_eq!(f32_to_bf16(1.0 + 2f32.powi(-8)), 0x3f80);
+    assert_eq!(f32_to_bf16(1.0 + 3.0 * 2f32.powi(-8)), 0x3f82);
+    assert_eq!(f32_to_bf16(-2.0), 0xc000);
+    assert_eq!(f32_to_bf16(f32::INFINITY), 0x7f80);
+    assert_eq!(f32_to_bf16(f32::MAX), 0x7f80); // rounds up to infinity, as ggml
+    assert!(half::bf16::from_bits(f32_to_bf16(f32::NAN)).is_nan());
+    let mut rng = Rng(99);
+    for _ in 0..100_000 {
+        let x = f32::from_bits(rng.next() as u32);
+        if x.is_nan() {
+            continue;
+        }
+        assert_eq!(f32_to_bf16(x), half::bf16::from_f32(x).to_bits(), "{x:e}");
+    }
+}
+
+#[test]
+fn bf16_activation_dot_within_bound() {
+    let mut rng = Rng(1234);
+    let mut tables = simd_tables();
+    tables.push(scalar());
+    let ty = QType::BF16;
+    for k in tables {
+        for n in lengths(ty).into_iter().chain([32, 127, 128, 129, 14336]) {
+            let w: Vec<u8> = (0..n)
+                .flat_map(|_| half::bf16::from_f32(rng.normal() * 0.05).to_le_bytes())
+                .collect();
+            let x: Vec<f32> = (0..n).map(|_| rng.normal()).collect();
+            let mut scratch = vec![0u8; gemv_scratch_bytes(ty, n)];
+            let a = k
+                .prepare_activation_as(ty, &x, &mut scratch, FloatAct::Bf16)
+                .to_vec();
+            assert_eq!(a.len(), 2 * n);
+            let bf =
+                |b: &[u8], i: usize| half::bf16::from_le_bytes([b[2 * i], b[2 * i + 1]]).to_f64();
+            let (mut want, mut mag) = (0f64, 0f64);
+            for (i, &xi) in x.iter().enumerate() {
+                assert_eq!(bf(&a, i), half::bf16::from_f32(xi).to_f64());
+                want += bf(&w, i) * bf(&a, i);
+                mag += (bf(&w, i) * bf(&a, i)).abs();
+            }
+            let got = k.vec_dot(ty, &w, &a) as f64;
+            let bound = ((n / 16) as f64 + 16.0) * 2f64.powi(-23) * mag;
+            assert!(
+                (got - want).abs() <= bound,
+                "{} BF16×BF16 n={n}: {got} vs {want}, bound {bound}",
+                k.isa()
+            );
+            // And the BF16 rounding costs at most 2⁻⁸ relative per activation vs f32 activations.
+            let exact: f64 = (0..n).map(|i| bf(&w, i) * x[i] as f64).sum();
+            assert!((got - exact).abs() <= 2f64.powi(-8) * mag + bound);
+            // GEMV with explicit formats: Bf16 equals vec_dot on the BF16 row, F32 equals
+            // vec_dot on the f32 row.
+            let rows = 3;
+            let wm: Vec<u8> = w.iter().copied().cycle().take(rows * w.len()).collect();
+            let mut y = vec![f32::NAN; rows];
+            k.gemv_as(ty, &wm, &x, &mut y, &mut scratch, FloatAct::Bf16);
+            assert_eq!(
+                bits(&y),
+                bits(&[got as f32; 3]),
+                "{} gemv_as Bf16 n={n}",
+                k.isa()
+            );
+            k.gemv_as(ty, &wm, &x, &mut y, &mut scratch, FloatAct::F32);
+            let xb: Vec<u8> = x.iter().flat_map(|v| v.to_le_bytes()).collect();
+            let f = k.vec_dot(ty, &w, &xb);
+            assert_eq!(bits(&y), bits(&[f; 3]), "{} gemv_as F32 n={n}", k.isa());
+        }
+    }
+}
+
+#[test]
+fn bf16_activation_is_default_where_native() {
+    for k in simd_tables() {
+        let native = k.has_native_bf16_act();
+        assert_eq!(
+            native,
+            k.isa() == Isa::Avx512 && std::is_x86_feature_detected!("avx512bf16")
+        );
+        let want = if native && std::env::var("GQ_KERNELS_BF16_ACT").as_deref() != Ok("0") {
+            FloatAct::Bf16
+        } else {
+            FloatAct::F32
+        };
+        assert_eq!(k.default_act(QType::BF16), want);
+        assert_eq!(k.default_act(QType::F16), FloatAct::F32);
+    }
+    assert_eq!(scalar().default_act(QType::BF16), FloatAct::F32);
 }

@@ -44,6 +44,19 @@ pub fn bf16_f32(w: &[u8], a: &[u8]) -> f32 {
     s
 }
 
+/// BF16 weights · BF16 activations (the reference for the `vdpbf16ps` path): every product of
+/// two BF16 values is exact in f32; summed in element order.
+pub fn bf16_bf16(w: &[u8], a: &[u8]) -> f32 {
+    let bf = |b: &[u8], i: usize| {
+        f32::from_bits((u16::from_le_bytes([b[2 * i], b[2 * i + 1]]) as u32) << 16)
+    };
+    let mut s = 0f32;
+    for i in 0..w.len() / 2 {
+        s += bf(w, i) * bf(a, i);
+    }
+    s
+}
+
 /// Q4_0 · Q8_0.
 pub fn q4_0_q8_0(w: &[u8], a: &[u8]) -> f32 {
     let mut s = 0f32;

@@ -94,3 +94,21 @@ pub fn q8_k(x: &[f32], dst: &mut [u8]) {
         y.d = (1.0 / iscale).to_le_bytes();
     }
 }
+
+/// One f32 as BF16 bits, as ggml's `GGML_FP32_TO_BF16`: round to nearest, ties to even; NaN
+/// stays NaN (quiet bit forced).
+#[inline]
+pub fn f32_to_bf16(x: f32) -> u16 {
+    let u = x.to_bits();
+    if (u & 0x7fff_ffff) > 0x7f80_0000 {
+        return ((u >> 16) | 64) as u16;
+    }
+    (u.wrapping_add(0x7fff + ((u >> 16) & 1)) >> 16) as u16
+}
+
+/// f32 activations → BF16 (little-endian, 2 bytes each), as ggml's `ggml_fp32_to_bf16_row_ref`.
+pub fn bf16(x: &[f32], dst: &mut [u8]) {
+    for (v, d) in x.iter().zip(dst.chunks_exact_mut(2)) {
+        d.copy_from_slice(&f32_to_bf16(*v).to_le_bytes());
+    }
+}

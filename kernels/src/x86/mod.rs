@@ -2,6 +2,7 @@
 
 pub mod avx2;
 pub mod avx512;
+pub mod avx512bf16;
 
 use crate::dispatch::{Isa, Kernels};
 use crate::QType;
@@ -66,6 +67,17 @@ wrap2! {
     a5_bf16x2: avx512::dot2_bf16;
 }
 
+fn bf_dot(w: &[u8], a: &[u8]) -> f32 {
+    // SAFETY: only stored in a table built after detecting AVX-512 F/BW and AVX512_BF16 (see
+    // `avx512_table`); `Kernels::vec_dot` / the GEMV pass a BF16 row as long as `w`.
+    unsafe { avx512bf16::dot_bf16_bf16(w, a) }
+}
+
+fn bf_dot2(w0: &[u8], w1: &[u8], a: &[u8]) -> [f32; 2] {
+    // SAFETY: as for `bf_dot`; the GEMV passes two rows and an activation of one row's length.
+    unsafe { avx512bf16::dot2_bf16_bf16(w0, w1, a) }
+}
+
 wrap! {
     dq2_f16: dequant avx2::dequant_f16;
     dq2_bf16: dequant avx2::dequant_bf16;
@@ -127,7 +139,8 @@ pub(crate) unsafe fn avx2_table() -> Kernels {
 }
 
 /// The AVX-512 table: the AVX2 table with 512-bit dot products for the float types, Q8_0 and
-/// the k-quants.
+/// the k-quants, and (where the CPU has AVX512_BF16) `vdpbf16ps` for BF16 weights × BF16
+/// activations.
 ///
 /// # Safety
 /// The CPU must support AVX-512 F/BW/VL/VNNI as well as AVX2, FMA and F16C.
@@ -155,6 +168,11 @@ pub(crate) unsafe fn avx512_table() -> Kernels {
         (QType::BF16, a5_bf16x2),
     ] {
         k.dot2[t.index()] = Some(f);
+    }
+    if is_x86_feature_detected!("avx512bf16") {
+        k.bf16_dot = bf_dot;
+        k.bf16_dot2 = Some(bf_dot2);
+        k.bf16_native = true;
     }
     k
 }
