@@ -6,6 +6,7 @@
 //! ([`quant`]) → containers, driven by [`pipeline`]; [`cli`] only parses and prints.
 
 pub mod bench;
+pub mod bench_quantize;
 pub mod cli;
 pub mod gemma4;
 pub mod gguf;

@@ -98,3 +98,25 @@ fn unknown_type_is_refused() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("unknown --type \"Q9_9\""));
 }
+
+#[test]
+fn bench_quantize_runs_both_tools_and_finds_identical_tensors() {
+    llama_tool("llama-quantize");
+    let work = tempfile::tempdir().unwrap();
+    let o = gq_ok(&[
+        "bench",
+        "quantize",
+        fixture("dense").to_str().unwrap(),
+        "--type",
+        "Q4_K_M",
+        "--json",
+        "--work-dir",
+        work.path().to_str().unwrap(),
+    ]);
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["identical_tensors"], true, "{r}");
+    assert!(
+        r["gq_seconds"].as_f64().unwrap() > 0.0
+            && r["llama_quantize_seconds"].as_f64().unwrap() > 0.0
+    );
+}

@@ -16,6 +16,9 @@ pub struct BenchArgs {
 /// The benchmarks.
 #[derive(Subcommand, Debug)]
 pub enum BenchWhat {
+    /// gq quantize (safetensors -> TYPE) against llama-quantize (BF16 GGUF -> TYPE) on the same
+    /// threads, and optionally against convert_hf_to_gguf.py + llama-quantize.
+    Quantize(super::bench_quantize::QuantizeBenchArgs),
     /// Memory read bandwidth and GEMV weight throughput per type, with ggml's MUL_MAT on the
     /// same GEMV shape when llama.cpp's test-backend-ops is built (scripts/get_peers.sh).
     Kernels {
@@ -43,6 +46,7 @@ pub enum BenchWhat {
 /// Runs `gq bench`.
 pub fn run(args: BenchArgs) -> Result<()> {
     match args.what {
+        BenchWhat::Quantize(a) => super::bench_quantize::run(a),
         BenchWhat::Kernels {
             types,
             threads,

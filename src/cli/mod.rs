@@ -1,6 +1,7 @@
 //! Command-line parsing and printing. The work happens in the library.
 
 mod bench;
+mod bench_quantize;
 pub(crate) mod inspect;
 mod quantize;
 
