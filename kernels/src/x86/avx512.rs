@@ -1,6 +1,6 @@
-//! AVX-512 kernels (F, BW, VL, VNNI; 512-bit registers) for the formats that matter most for
-//! speed: the float types, Q8_0 and the k-quants. Q4_0 / Q4_1 / Q5_0 / Q5_1 and the
-//! dequantizers use the AVX2 kernels (every AVX-512 CPU has AVX2).
+//! AVX-512 kernels (F, BW, VL, VNNI; 512-bit registers): dot products for every weight type
+//! (float, Q4_0 … Q8_0, k-quants). The dequantizers use the AVX2 kernels (every AVX-512 CPU
+//! has AVX2).
 //!
 //! As in the AVX2 kernels, each block's integer sums are exact: quants meet activations in
 //! `vpmaddubsw` (u8 × i8, no saturation for these ranges) or `vpdpbusd`, group scales enter
@@ -480,5 +480,141 @@ avx512! {
             acc = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(sumi), acc);
         }
         _mm512_reduce_add_ps(acc)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Q4_0 / Q4_1 / Q5_0 / Q5_1 · Q8_0 / Q8_1: two blocks per 512-bit register.
+//
+// A block's 16 nibble bytes are broadcast to two 128-bit lanes, the second shifted right by 4:
+// after masking, bytes 0..32 are the block's elements 0..32 in order (low nibbles = 0..16, high
+// = 16..32), matching the activation quants. Q5's fifth bits (`qh`, bit j ↔ element j) are a
+// 64-bit byte mask for two blocks (masked add of 16). Quants stay unsigned (`vpdpbusd`); the
+// offset (8 for Q4_0, 16 for Q5_0) is subtracted as `off·Σa` with a second `vpdpbusd`. The
+// min terms of Q4_1 / Q5_1 (`m·s`) are summed in a 128-bit accumulator.
+
+/// Two legacy blocks at `x0`, `x0 + BW` against two activation blocks at `y0`, `y0 + BA`;
+/// returns the updated `acc` (block terms) and adds the `m·s` products to `accm` lanes 1 and 3.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn legacy_pair<
+    const BW: usize,
+    const BA: usize,
+    const QS: usize,
+    const QH: usize,
+    const OFF: i8,
+    const MIN: bool,
+>(
+    x0: *const u8,
+    y0: *const u8,
+    acc: __m512,
+    accm: &mut __m128,
+) -> __m512 {
+    let (x1, y1) = (x0.add(BW), y0.add(BA));
+    let b = |p: *const u8| _mm256_broadcastsi128_si256(_mm_loadu_si128(p.cast()));
+    let v = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(b(x0.add(QS))), b(x1.add(QS)));
+    let sh = _mm512_set_epi64(4, 4, 0, 0, 4, 4, 0, 0);
+    let mut q = _mm512_and_si512(_mm512_srlv_epi64(v, sh), _mm512_set1_epi8(0x0f));
+    if QH > 0 {
+        let h = rd(x0.add(QH).cast::<u32>()) as u64 | (rd(x1.add(QH).cast::<u32>()) as u64) << 32;
+        q = _mm512_mask_add_epi8(q, h, q, _mm512_set1_epi8(16));
+    }
+    let y = ld2x256(y0.add(BA - 32), y1.add(BA - 32));
+    let zero = _mm512_setzero_si512();
+    let mut p = _mm512_dpbusd_epi32(zero, q, y);
+    if OFF != 0 {
+        p = _mm512_sub_epi32(p, _mm512_dpbusd_epi32(zero, _mm512_set1_epi8(OFF), y));
+    }
+    // f16 lanes [d0, m0, d1, m1] × [da0, sa0, da1, sa1] (Q4_0 / Q5_0 / Q8_0: lanes 1, 3 unused).
+    let sx = _mm_unpacklo_epi32(
+        _mm_cvtsi32_si128(rd(x0.cast())),
+        _mm_cvtsi32_si128(rd(x1.cast())),
+    );
+    let sy = _mm_unpacklo_epi32(
+        _mm_cvtsi32_si128(rd(y0.cast())),
+        _mm_cvtsi32_si128(rd(y1.cast())),
+    );
+    let prod = _mm_mul_ps(_mm_cvtph_ps(sx), _mm_cvtph_ps(sy));
+    if MIN {
+        *accm = _mm_add_ps(*accm, prod);
+    }
+    let idx = _mm512_set_epi64(
+        0x0000_0002_0000_0002,
+        0x0000_0002_0000_0002,
+        0x0000_0002_0000_0002,
+        0x0000_0002_0000_0002,
+        0,
+        0,
+        0,
+        0,
+    );
+    let d = _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(prod));
+    _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(p), acc)
+}
+
+/// Legacy quants · Q8_0 / Q8_1: four blocks per iteration into two accumulators; an odd last
+/// block goes to the AVX2 kernel `tail`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn legacy_dot<
+    const BW: usize,
+    const BA: usize,
+    const QS: usize,
+    const QH: usize,
+    const OFF: i8,
+    const MIN: bool,
+>(
+    w: &[u8],
+    a: &[u8],
+    tail: unsafe fn(&[u8], &[u8]) -> f32,
+) -> f32 {
+    let nb = w.len() / BW;
+    let (wp, ap) = (w.as_ptr(), a.as_ptr());
+    let (mut a0, mut a1) = (_mm512_setzero_ps(), _mm512_setzero_ps());
+    let mut accm = _mm_setzero_ps();
+    let mut i = 0;
+    while i + 4 <= nb {
+        _mm_prefetch::<_MM_HINT_T0>(wp.wrapping_add(BW * i + PREFETCH).cast());
+        let (x, y) = (wp.add(BW * i), ap.add(BA * i));
+        a0 = legacy_pair::<BW, BA, QS, QH, OFF, MIN>(x, y, a0, &mut accm);
+        a1 = legacy_pair::<BW, BA, QS, QH, OFF, MIN>(x.add(2 * BW), y.add(2 * BA), a1, &mut accm);
+        i += 4;
+    }
+    if i + 2 <= nb {
+        a0 = legacy_pair::<BW, BA, QS, QH, OFF, MIN>(wp.add(BW * i), ap.add(BA * i), a0, &mut accm);
+        i += 2;
+    }
+    let mut s = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+    if MIN {
+        let m = _mm_add_ps(accm, _mm_movehl_ps(accm, accm));
+        s += _mm_cvtss_f32(_mm_movehdup_ps(m));
+    }
+    if i < nb {
+        // SAFETY: the caller guarantees the CPU features (a superset of AVX2's) and whole
+        // blocks; the rest of the rows is whole blocks of the same types.
+        s += unsafe { tail(&w[BW * i..], &a[BA * i..]) };
+    }
+    s
+}
+
+avx512! {
+    /// Q4_0 · Q8_0.
+    pub(crate) unsafe fn dot_q4_0(w: &[u8], a: &[u8]) -> f32 {
+        legacy_dot::<18, 34, 2, 0, 8, false>(w, a, super::avx2::dot_q4_0)
+    }
+
+    /// Q4_1 · Q8_1.
+    pub(crate) unsafe fn dot_q4_1(w: &[u8], a: &[u8]) -> f32 {
+        legacy_dot::<20, 36, 4, 0, 0, true>(w, a, super::avx2::dot_q4_1)
+    }
+
+    /// Q5_0 · Q8_0.
+    pub(crate) unsafe fn dot_q5_0(w: &[u8], a: &[u8]) -> f32 {
+        legacy_dot::<22, 34, 6, 2, 16, false>(w, a, super::avx2::dot_q5_0)
+    }
+
+    /// Q5_1 · Q8_1.
+    pub(crate) unsafe fn dot_q5_1(w: &[u8], a: &[u8]) -> f32 {
+        legacy_dot::<24, 36, 8, 4, 0, true>(w, a, super::avx2::dot_q5_1)
     }
 }

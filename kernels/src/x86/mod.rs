@@ -43,6 +43,10 @@ wrap! {
     a5_f32: dot avx512::dot_f32;
     a5_f16: dot avx512::dot_f16;
     a5_bf16: dot avx512::dot_bf16;
+    a5_q4_0: dot avx512::dot_q4_0;
+    a5_q4_1: dot avx512::dot_q4_1;
+    a5_q5_0: dot avx512::dot_q5_0;
+    a5_q5_1: dot avx512::dot_q5_1;
     a5_q8_0: dot avx512::dot_q8_0;
     a5_q2_k: dot avx512::dot_q2_k;
     a5_q3_k: dot avx512::dot_q3_k;
@@ -138,8 +142,7 @@ pub(crate) unsafe fn avx2_table() -> Kernels {
     k
 }
 
-/// The AVX-512 table: the AVX2 table with 512-bit dot products for the float types, Q8_0 and
-/// the k-quants, and (where the CPU has AVX512_BF16) `vdpbf16ps` for BF16 weights × BF16
+/// The AVX-512 table: the AVX2 table with 512-bit dot products for every weight type, and (where the CPU has AVX512_BF16) `vdpbf16ps` for BF16 weights × BF16
 /// activations.
 ///
 /// # Safety
@@ -153,6 +156,10 @@ pub(crate) unsafe fn avx512_table() -> Kernels {
         (QType::F32, a5_f32 as crate::dispatch::DotFn),
         (QType::F16, a5_f16),
         (QType::BF16, a5_bf16),
+        (QType::Q4_0, a5_q4_0),
+        (QType::Q4_1, a5_q4_1),
+        (QType::Q5_0, a5_q5_0),
+        (QType::Q5_1, a5_q5_1),
         (QType::Q8_0, a5_q8_0),
         (QType::Q2_K, a5_q2_k),
         (QType::Q3_K, a5_q3_k),
