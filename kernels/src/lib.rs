@@ -23,7 +23,6 @@ pub mod bench;
 pub mod blocks;
 pub mod dispatch;
 pub mod gemv;
-#[cfg(target_arch = "aarch64")]
 pub mod neon;
 pub mod scalar;
 pub mod stream;

@@ -1,0 +1,205 @@
+//! NEON kernels (aarch64): dot products for F32, F16, BF16 (f32 activations), Q8_0 · Q8_0 and
+//! Q4_K · Q8_K.
+//!
+//! No aarch64 standard library can be installed on the build machines, so these kernels are
+//! written against [`intrin`], which re-exports `core::arch::aarch64` on aarch64 and implements
+//! the same intrinsics lane by lane in plain Rust elsewhere: the same source is compiled and
+//! tested against the scalar reference on x86 (`kernels/tests/neon_portable.rs`), and would run
+//! natively on aarch64. They are not yet in a dispatch table (the aarch64 build itself has
+//! never been compiled here); see docs/kernels.md.
+//!
+//! Arithmetic as on x86: the integer part of each block is exact (8-bit products summed in
+//! i32 with a `vmull_s8` / `vpaddlq_s16` / `vpaddq_s32` emulation of SDOT, since `vdotq_s32` is
+//! not a stable intrinsic), floats accumulate in 4-lane fused multiply-adds. F16 is widened
+//! with integer operations (exact for every f16, including subnormals, infinities and NaN)
+//! because the `vcvt_f32_f16` intrinsic is not stable either.
+//!
+//! Every function is `unsafe`: rows must be whole blocks of the same length (as
+//! [`crate::Kernels::vec_dot`] checks), and on aarch64 the CPU must have NEON (always true).
+
+#![allow(unused_unsafe)] // the intrinsics are safe functions on aarch64, `unsafe` here
+#![allow(clippy::needless_range_loop)] // scale arrays indexed in step with block layouts
+
+pub mod intrin;
+
+use crate::blocks::kquant_scales_mins;
+use core::ptr::read_unaligned as rd;
+use intrin::*;
+
+/// `acc + Σ_{4 bytes} a·b` per i32 lane: SDOT built from baseline NEON.
+#[inline(always)]
+unsafe fn dot_s8(acc: int32x4_t, a: int8x16_t, b: int8x16_t) -> int32x4_t {
+    let lo = vpaddlq_s16(vmull_s8(vget_low_s8(a), vget_low_s8(b)));
+    let hi = vpaddlq_s16(vmull_s8(vget_high_s8(a), vget_high_s8(b)));
+    vaddq_s32(acc, vpaddq_s32(lo, hi))
+}
+
+/// Four f16 (as u32 lanes holding the bits) → f32, exactly.
+#[inline(always)]
+unsafe fn f16_to_f32x4(h: uint32x4_t) -> float32x4_t {
+    let sign = vshlq_n_u32::<16>(vandq_u32(h, vdupq_n_u32(0x8000)));
+    let nm = vshlq_n_u32::<13>(vandq_u32(h, vdupq_n_u32(0x7fff)));
+    // Exponent and mantissa moved into f32 position, scaled by 2^(127−15): exact for normal
+    // and subnormal f16.
+    let f = vmulq_f32(
+        vreinterpretq_f32_u32(nm),
+        vdupq_n_f32(f32::from_bits(0x7780_0000)),
+    );
+    let inf_nan = vceqq_u32(vandq_u32(h, vdupq_n_u32(0x7c00)), vdupq_n_u32(0x7c00));
+    let v = vbslq_u32(
+        inf_nan,
+        vorrq_u32(nm, vdupq_n_u32(0x7f80_0000)),
+        vreinterpretq_u32_f32(f),
+    );
+    vreinterpretq_f32_u32(vorrq_u32(v, sign))
+}
+
+/// Scalar f16 → f32 (block scales).
+#[inline(always)]
+fn f16(p: *const u8) -> f32 {
+    // SAFETY: callers pass a pointer to two readable bytes inside a block.
+    half::f16::from_bits(unsafe { rd(p.cast::<u16>()) }).to_f32()
+}
+
+/// Float weights · f32 activations with 4 accumulators of 4 lanes; `load(p, i)` gives weight
+/// elements `i .. i + 4` as f32.
+#[inline(always)]
+unsafe fn float_dot(
+    n: usize,
+    a: &[u8],
+    load: impl Fn(usize) -> float32x4_t,
+    scalar_w: impl Fn(usize) -> f32,
+) -> f32 {
+    let ap = a.as_ptr().cast::<f32>();
+    let mut acc = [vdupq_n_f32(0.0); 4];
+    let mut i = 0;
+    while i + 16 <= n {
+        for (k, c) in acc.iter_mut().enumerate() {
+            let j = i + 4 * k;
+            *c = vfmaq_f32(*c, load(j), vld1q_f32(ap.add(j)));
+        }
+        i += 16;
+    }
+    while i + 4 <= n {
+        acc[0] = vfmaq_f32(acc[0], load(i), vld1q_f32(ap.add(i)));
+        i += 4;
+    }
+    let v = vaddq_f32(vaddq_f32(acc[0], acc[1]), vaddq_f32(acc[2], acc[3]));
+    let mut s = vaddvq_f32(v);
+    for j in i..n {
+        s += scalar_w(j) * rd(ap.add(j));
+    }
+    s
+}
+
+/// F32 weights · f32 activations.
+///
+/// # Safety
+/// `a.len() == w.len()`, a multiple of 4.
+pub unsafe fn dot_f32(w: &[u8], a: &[u8]) -> f32 {
+    let wp = w.as_ptr().cast::<f32>();
+    float_dot(w.len() / 4, a, |j| vld1q_f32(wp.add(j)), |j| rd(wp.add(j)))
+}
+
+/// F16 weights · f32 activations.
+///
+/// # Safety
+/// `a.len() == 2·w.len()`, `w.len()` even.
+pub unsafe fn dot_f16(w: &[u8], a: &[u8]) -> f32 {
+    let wp = w.as_ptr().cast::<u16>();
+    let load = |j: usize| {
+        let v = vmovl_u16(vget_low_u16(vld1q_u16_4(wp.add(j))));
+        f16_to_f32x4(v)
+    };
+    float_dot(w.len() / 2, a, load, |j| f16(wp.add(j).cast()))
+}
+
+/// BF16 weights · f32 activations.
+///
+/// # Safety
+/// `a.len() == 2·w.len()`, `w.len()` even.
+pub unsafe fn dot_bf16(w: &[u8], a: &[u8]) -> f32 {
+    let wp = w.as_ptr().cast::<u16>();
+    let load = |j: usize| {
+        let v = vmovl_u16(vget_low_u16(vld1q_u16_4(wp.add(j))));
+        vreinterpretq_f32_u32(vshlq_n_u32::<16>(v))
+    };
+    let scalar = |j: usize| f32::from_bits((rd(wp.add(j)) as u32) << 16);
+    float_dot(w.len() / 2, a, load, scalar)
+}
+
+/// 4 u16 at `p` in the low half of a `uint16x8_t` (reads only 8 bytes).
+#[inline(always)]
+unsafe fn vld1q_u16_4(p: *const u16) -> uint16x8_t {
+    let mut b = [0u16; 8];
+    b[..4].copy_from_slice(&rd(p.cast::<[u16; 4]>()));
+    vld1q_u16(b.as_ptr())
+}
+
+/// Q8_0 · Q8_0: 32 products per block in two emulated SDOTs, block term `(d_w·d_a)·Σ`
+/// accumulated lane-wise (4 lanes, two accumulators).
+///
+/// # Safety
+/// `w` and `a` are whole Q8_0 blocks, as many of each.
+pub unsafe fn dot_q8_0(w: &[u8], a: &[u8]) -> f32 {
+    let nb = w.len() / 34;
+    let (wp, ap) = (w.as_ptr(), a.as_ptr());
+    let mut acc = [vdupq_n_f32(0.0); 2];
+    for i in 0..nb {
+        let (x, y) = (wp.add(34 * i), ap.add(34 * i));
+        let mut p = vdupq_n_s32(0);
+        p = dot_s8(p, vld1q_s8(x.add(2).cast()), vld1q_s8(y.add(2).cast()));
+        p = dot_s8(p, vld1q_s8(x.add(18).cast()), vld1q_s8(y.add(18).cast()));
+        let d = vdupq_n_f32(f16(x) * f16(y));
+        acc[i & 1] = vfmaq_f32(acc[i & 1], vcvtq_f32_s32(p), d);
+    }
+    vaddvq_f32(vaddq_f32(acc[0], acc[1]))
+}
+
+/// Q4_K · Q8_K: per 64 elements, 32 bytes of nibbles (low → sub-block 2j, high → 2j + 1)
+/// against the activations in emulated SDOTs; the 6-bit scales weight each sub-block sum in
+/// i32 and the mins meet the Q8_K block sums, as in the scalar reference.
+///
+/// # Safety
+/// `w` are whole Q4_K blocks and `a` as many Q8_K blocks.
+pub unsafe fn dot_q4_k(w: &[u8], a: &[u8]) -> f32 {
+    let nb = w.len() / 144;
+    let (wp, ap) = (w.as_ptr(), a.as_ptr());
+    let m4 = vdupq_n_u8(0x0f);
+    let mut acc = vdupq_n_f32(0.0);
+    let mut accm = 0f32;
+    for i in 0..nb {
+        let (x, y) = (wp.add(144 * i), ap.add(292 * i));
+        let (sc, mn) = kquant_scales_mins(&rd(x.add(4).cast::<[u8; 12]>()));
+        let mut summs = 0i32;
+        for j in 0..8 {
+            let b = |k: usize| rd(y.add(260 + 2 * k).cast::<i16>()) as i32;
+            summs += mn[j] as i32 * (b(2 * j) + b(2 * j + 1));
+        }
+        let yq = y.add(4);
+        let mut sumi = vdupq_n_s32(0);
+        for j in 0..4 {
+            let (mut lo, mut hi) = (vdupq_n_s32(0), vdupq_n_s32(0));
+            for h in 0..2 {
+                let q = vld1q_u8(x.add(16 + 32 * j + 16 * h));
+                let ql = vreinterpretq_s8_u8(vandq_u8(q, m4));
+                let qh = vreinterpretq_s8_u8(vshrq_n_u8::<4>(q));
+                lo = dot_s8(lo, ql, vld1q_s8(yq.add(64 * j + 16 * h).cast()));
+                hi = dot_s8(hi, qh, vld1q_s8(yq.add(64 * j + 32 + 16 * h).cast()));
+            }
+            let s_lo = vdupq_n_s32(sc[2 * j] as i32);
+            let s_hi = vdupq_n_s32(sc[2 * j + 1] as i32);
+            sumi = vaddq_s32(sumi, vaddq_s32(mul_s32(lo, s_lo), mul_s32(hi, s_hi)));
+        }
+        let yd = rd(y.cast::<f32>());
+        acc = vfmaq_f32(acc, vcvtq_f32_s32(sumi), vdupq_n_f32(f16(x) * yd));
+        accm += (f16(x.add(2)) * yd) * summs as f32;
+    }
+    vaddvq_f32(acc) - accm
+}
+
+/// Lane-wise i32 multiply (small operands: 6-bit scale × sub-block sum, no overflow).
+#[inline(always)]
+unsafe fn mul_s32(a: int32x4_t, b: int32x4_t) -> int32x4_t {
+    vmulq_s32(a, b)
+}
