@@ -21,6 +21,14 @@ pub use q3_k::Q3_K;
 pub use q45_k::{Q4_K, Q5_K};
 pub use q6_k::Q6_K;
 
+/// The vector paths' per-type batch kernels ([`crate::quant::simd`]).
+pub(crate) mod vector {
+    pub(crate) use super::q2_k::Q2Rows;
+    pub(crate) use super::q3_k::Q3Rows;
+    pub(crate) use super::q45_k::{Q4Rows, Q5Rows};
+    pub(crate) use super::q6_k::Q6Rows;
+}
+
 use super::num::QK_K;
 
 /// Checks a row, its importance row and its destination before quantizing.

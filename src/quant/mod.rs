@@ -3,13 +3,16 @@
 //! kernels are tested against.
 
 mod float;
+mod isa;
 pub mod kquants;
 pub mod legacy;
 mod num;
 mod q8;
 mod search;
+mod simd;
 
 pub use float::{Bf16, F16, F32};
+pub use isa::Isa;
 pub use kquants::{Q2_K, Q3_K, Q4_K, Q5_K, Q6_K};
 pub use legacy::{Q4_0, Q4_1, Q5_0, Q5_1};
 pub use q8::Q8_0;
@@ -31,6 +34,19 @@ pub trait Format: Sync + Send {
     fn quantize_row_imatrix(&self, src: &[f32], imatrix: Option<&[f32]>, dst: &mut [u8]) {
         let _ = imatrix;
         self.quantize_row(src, dst)
+    }
+    /// [`Format::quantize_row_imatrix`] on the instruction set `isa` (or the best one below
+    /// it that the CPU has) instead of [`Isa::current`]. Every instruction set gives the same
+    /// bytes; formats without a vector path ignore `isa`.
+    fn quantize_row_imatrix_isa(
+        &self,
+        src: &[f32],
+        imatrix: Option<&[f32]>,
+        dst: &mut [u8],
+        isa: Isa,
+    ) {
+        let _ = isa;
+        self.quantize_row_imatrix(src, imatrix, dst)
     }
 }
 

@@ -4,7 +4,10 @@ use super::{check, level_2bit, pack_2bit, QK_K};
 use crate::gguf::GgmlType;
 use crate::quant::num::{f16_at, nearest_int, put_f16};
 use crate::quant::search::{make_qkx_quants, make_qp_quants, AffineSearch};
-use crate::quant::Format;
+use crate::quant::simd::rows::RowKernel;
+use crate::quant::simd::search::{self, Batch};
+use crate::quant::simd::{quantize_row_isa, Kind, Simd};
+use crate::quant::{Format, Isa};
 
 /// Block: 16 bytes of scales (low nibble) and mins (high nibble), 64 bytes of 2-bit levels,
 /// f16 d, f16 dmin.
@@ -17,67 +20,113 @@ const _: () = assert!(BYTES == D + 2 + 2);
 #[allow(non_camel_case_types)]
 pub struct Q2_K;
 
+/// The effective scale `d·sc` and offset `dmin·m` of sub-block `j` of a block whose d, dmin
+/// and scales are stored.
+fn sub_block_dm(y: &[u8], j: usize) -> (f32, f32) {
+    let (d_all, dmin_all) = (f16_at(y, D), f16_at(y, D + 2));
+    (d_all * (y[j] & 0x0f) as f32, dmin_all * (y[j] >> 4) as f32)
+}
+
 /// Final levels from the stored d, dmin and 4-bit scales, as both paths end.
 fn requantize(x: &[f32], y: &[u8], l: &mut [u8; QK_K]) {
-    let (d_all, dmin_all) = (f16_at(y, D), f16_at(y, D + 2));
     for j in 0..QK_K / 16 {
-        let d = d_all * (y[j] & 0x0f) as f32;
+        let (d, dm) = sub_block_dm(y, j);
         if d == 0.0 {
             continue;
         }
-        let dm = dmin_all * (y[j] >> 4) as f32;
         for i in 0..16 {
             l[16 * j + i] = nearest_int((x[16 * j + i] + dm) / d).clamp(0, 3) as u8;
         }
     }
 }
 
+/// Search settings of the reference path (`make_qkx2_quants`, mean absolute error).
+const REF_SEARCH: AffineSearch = AffineSearch {
+    nmax: 3,
+    rmin: -0.5,
+    rdelta: 0.1,
+    nstep: 15,
+    use_mad: true,
+};
+
+/// Search settings of the weighted path (`make_qkx3_quants`).
+const IMPL_SEARCH: AffineSearch = AffineSearch {
+    nmax: 3,
+    rmin: -0.9,
+    rdelta: 0.05,
+    nstep: 36,
+    use_mad: false,
+};
+
+/// The reference path after the search: 4-bit scales and mins relative to the largest, d and
+/// dmin, into `y`.
+fn store_scales_ref(scales: &[f32], mins: &[f32], y: &mut [u8]) {
+    let (mut max_scale, mut max_min) = (0f32, 0f32);
+    for j in 0..QK_K / 16 {
+        if scales[j] > max_scale {
+            max_scale = scales[j];
+        }
+        if mins[j] > max_min {
+            max_min = mins[j];
+        }
+    }
+    if max_scale > 0.0 {
+        let iscale = 15.0 / max_scale;
+        for j in 0..QK_K / 16 {
+            y[j] = nearest_int(iscale * scales[j]) as u8;
+        }
+        put_f16(y, D, max_scale / 15.0);
+    } else {
+        y[..QS].fill(0);
+        put_f16(y, D, 0.0);
+    }
+    if max_min > 0.0 {
+        let iscale = 15.0 / max_min;
+        for j in 0..QK_K / 16 {
+            y[j] |= (nearest_int(iscale * mins[j]) << 4) as u8;
+        }
+        put_f16(y, D + 2, max_min / 15.0);
+    } else {
+        put_f16(y, D + 2, 0.0);
+    }
+}
+
+/// The weighted path after the search: scales and mins quantized by `make_qp_quants` under
+/// the sub-block weight sums `sw`, d and dmin, into `y`.
+fn store_scales_impl(scales: &[f32], mins: &[f32], sw: &[f32], y: &mut [u8]) {
+    let (mut ls, mut lm) = ([0u8; 16], [0u8; 16]);
+    let dm = make_qp_quants(15, &scales[..16], &mut ls, &sw[..16]);
+    let mm = make_qp_quants(15, &mins[..16], &mut lm, &sw[..16]);
+    put_f16(y, D, dm);
+    put_f16(y, D + 2, mm);
+    for j in 0..QK_K / 16 {
+        y[j] = ls[j] | (lm[j] << 4);
+    }
+}
+
+/// σ² of the weighted path: the mean square of the super-block.
+fn sigma2_impl(x: &[f32]) -> f32 {
+    let mut sumx2 = 0f32;
+    for &v in x {
+        sumx2 += v * v;
+    }
+    sumx2 / QK_K as f32
+}
+
 impl Q2_K {
     /// `quantize_row_q2_K_ref`: the path ggml takes without an importance row.
     pub fn quantize_row_ref(src: &[f32], dst: &mut [u8]) {
-        let search = AffineSearch {
-            nmax: 3,
-            rmin: -0.5,
-            rdelta: 0.1,
-            nstep: 15,
-            use_mad: true,
-        };
         for (x, y) in src.chunks_exact(QK_K).zip(dst.chunks_exact_mut(BYTES)) {
             let mut l = [0u8; QK_K];
             let mut aux = [0u8; 16];
             let (mut scales, mut mins) = ([0f32; 16], [0f32; 16]);
-            let (mut max_scale, mut max_min) = (0f32, 0f32);
             for j in 0..QK_K / 16 {
                 let xs = &x[16 * j..16 * j + 16];
                 let weights: [f32; 16] = std::array::from_fn(|i| xs[i].abs());
                 (scales[j], mins[j]) =
-                    make_qkx_quants(&search, xs, Some(&weights), &mut l[16 * j..], &mut aux);
-                if scales[j] > max_scale {
-                    max_scale = scales[j];
-                }
-                if mins[j] > max_min {
-                    max_min = mins[j];
-                }
+                    make_qkx_quants(&REF_SEARCH, xs, Some(&weights), &mut l[16 * j..], &mut aux);
             }
-            if max_scale > 0.0 {
-                let iscale = 15.0 / max_scale;
-                for j in 0..QK_K / 16 {
-                    y[j] = nearest_int(iscale * scales[j]) as u8;
-                }
-                put_f16(y, D, max_scale / 15.0);
-            } else {
-                y[..QS].fill(0);
-                put_f16(y, D, 0.0);
-            }
-            if max_min > 0.0 {
-                let iscale = 15.0 / max_min;
-                for j in 0..QK_K / 16 {
-                    y[j] |= (nearest_int(iscale * mins[j]) << 4) as u8;
-                }
-                put_f16(y, D + 2, max_min / 15.0);
-            } else {
-                put_f16(y, D + 2, 0.0);
-            }
+            store_scales_ref(&scales, &mins, y);
             requantize(x, y, &mut l);
             pack_2bit(&l, &mut y[QS..D]);
         }
@@ -86,23 +135,12 @@ impl Q2_K {
     /// `quantize_row_q2_K_impl`: the path ggml takes with an importance row `qw` (ggml has no
     /// unweighted variant of it).
     pub fn quantize_row_impl(src: &[f32], qw: &[f32], dst: &mut [u8]) {
-        let search = AffineSearch {
-            nmax: 3,
-            rmin: -0.9,
-            rdelta: 0.05,
-            nstep: 36,
-            use_mad: false,
-        };
         let blocks = src.chunks_exact(QK_K).zip(qw.chunks_exact(QK_K));
         for ((x, qw), y) in blocks.zip(dst.chunks_exact_mut(BYTES)) {
             let mut l = [0u8; QK_K];
             let mut aux = [0u8; 16];
             let (mut scales, mut mins, mut sw) = ([0f32; 16], [0f32; 16], [0f32; 16]);
-            let mut sumx2 = 0f32;
-            for &v in x {
-                sumx2 += v * v;
-            }
-            let sigma2 = sumx2 / QK_K as f32;
+            let sigma2 = sigma2_impl(x);
             for j in 0..QK_K / 16 {
                 let xs = &x[16 * j..16 * j + 16];
                 let weight: [f32; 16] =
@@ -111,18 +149,67 @@ impl Q2_K {
                     sw[j] += w;
                 }
                 (scales[j], mins[j]) =
-                    make_qkx_quants(&search, xs, Some(&weight), &mut l[16 * j..], &mut aux);
+                    make_qkx_quants(&IMPL_SEARCH, xs, Some(&weight), &mut l[16 * j..], &mut aux);
             }
-            let (mut ls, mut lm) = ([0u8; 16], [0u8; 16]);
-            let dm = make_qp_quants(15, &scales, &mut ls, &sw);
-            let mm = make_qp_quants(15, &mins, &mut lm, &sw);
-            put_f16(y, D, dm);
-            put_f16(y, D + 2, mm);
-            for j in 0..QK_K / 16 {
-                y[j] = ls[j] | (lm[j] << 4);
-            }
+            store_scales_impl(&scales, &mins, &sw, y);
             requantize(x, y, &mut l);
             pack_2bit(&l, &mut y[QS..D]);
+        }
+    }
+}
+
+/// The vector path of Q2_K ([`crate::quant::simd`]): one lane per sub-block of 16.
+pub(crate) struct Q2Rows;
+
+impl RowKernel for Q2Rows {
+    const SUB: usize = 16;
+    const BYTES: usize = BYTES;
+
+    #[inline(always)]
+    unsafe fn batch<S: Simd, const N: usize>(
+        &self,
+        b: &mut Batch,
+        x: &[f32],
+        qw: Option<&[f32]>,
+        y: &mut [u8],
+    ) {
+        let count = x.len() / QK_K;
+        b.reset(16, N * S::LANES);
+        assert!(count * 16 <= b.nl && y.len() == count * BYTES);
+        b.load_x::<S>(x);
+        match qw {
+            None => {
+                search::weights_abs::<S, N>(b);
+                search::qkx::<S, N, true>(&REF_SEARCH, b);
+                for (s, y) in y.chunks_exact_mut(BYTES).enumerate() {
+                    store_scales_ref(&b.scale[16 * s..], &b.min[16 * s..], y);
+                }
+            }
+            Some(q) => {
+                b.load_w::<S>(q);
+                for s in 0..count {
+                    let sigma2 = sigma2_impl(&x[s * QK_K..(s + 1) * QK_K]);
+                    b.aux[16 * s..16 * s + 16].fill(sigma2);
+                }
+                search::weights_imatrix::<S, N>(b);
+                search::weight_sums::<S, N>(b);
+                search::qkx::<S, N, false>(&IMPL_SEARCH, b);
+                for (s, y) in y.chunks_exact_mut(BYTES).enumerate() {
+                    let r = 16 * s..16 * s + 16;
+                    store_scales_impl(&b.scale[r.clone()], &b.min[r.clone()], &b.aux[r], y);
+                }
+            }
+        }
+        b.scale.fill(0.0);
+        for (s, y) in y.chunks_exact(BYTES).enumerate() {
+            for j in 0..16 {
+                (b.scale[16 * s + j], b.min[16 * s + j]) = sub_block_dm(y, j);
+            }
+        }
+        search::requantize_affine::<S, N>(3, b);
+        b.levels_to_rows::<S>();
+        for (s, y) in y.chunks_exact_mut(BYTES).enumerate() {
+            pack_2bit(b.row_levels(s), &mut y[QS..D]);
         }
     }
 }
@@ -137,7 +224,20 @@ impl Format for Q2_K {
     }
 
     fn quantize_row_imatrix(&self, src: &[f32], imatrix: Option<&[f32]>, dst: &mut [u8]) {
+        self.quantize_row_imatrix_isa(src, imatrix, dst, Isa::current())
+    }
+
+    fn quantize_row_imatrix_isa(
+        &self,
+        src: &[f32],
+        imatrix: Option<&[f32]>,
+        dst: &mut [u8],
+        isa: Isa,
+    ) {
         check(src, imatrix, dst, BYTES);
+        if quantize_row_isa(isa, Kind::Q2K, src, imatrix, dst) {
+            return;
+        }
         match imatrix {
             None => Q2_K::quantize_row_ref(src, dst),
             Some(qw) => Q2_K::quantize_row_impl(src, qw, dst),

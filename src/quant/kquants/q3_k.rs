@@ -5,7 +5,10 @@ use super::{check, level_2bit, pack_2bit, QK_K};
 use crate::gguf::GgmlType;
 use crate::quant::num::{f16_at, nearest_int, put_f16};
 use crate::quant::search::{make_q3_quants, make_qx_quants};
-use crate::quant::Format;
+use crate::quant::simd::rows::RowKernel;
+use crate::quant::simd::search::{self, Batch};
+use crate::quant::simd::{quantize_row_isa, Kind, Simd};
+use crate::quant::{Format, Isa};
 
 /// Block: 32 bytes of high bits, 64 bytes of 2-bit levels, 12 bytes of 6-bit scales, f16 d.
 const BYTES: usize = 110;
@@ -38,11 +41,15 @@ fn scale(j: usize, s: &[u8]) -> i8 {
     (low | (((s[8 + j % 4] >> (2 * (j / 4))) & 3) << 4)) as i8 - 32
 }
 
+/// The effective scale of sub-block `j` of a block whose d and scales are stored.
+fn sub_block_d(y: &[u8], j: usize) -> f32 {
+    f16_at(y, D) * scale(j, &y[SCALES..D]) as f32
+}
+
 /// Final levels from the stored d and scales, then the high-bit mask and 2-bit packing.
 fn finish(x: &[f32], y: &mut [u8], l: &mut [u8; QK_K]) {
-    let d_all = f16_at(y, D);
     for j in 0..QK_K / 16 {
-        let d = d_all * scale(j, &y[SCALES..D]) as f32;
+        let d = sub_block_d(y, j);
         if d == 0.0 {
             continue;
         }
@@ -50,7 +57,12 @@ fn finish(x: &[f32], y: &mut [u8], l: &mut [u8; QK_K]) {
             l[16 * j + i] = (nearest_int(x[16 * j + i] / d).clamp(-4, 3) + 4) as u8;
         }
     }
-    // Element e's high bit goes to byte e % 32, bit e / 32.
+    pack(l, y);
+}
+
+/// Packs the levels (0..8): element e's high bit goes to byte e % 32, bit e / 32; the low two
+/// bits as [`pack_2bit`].
+fn pack(l: &mut [u8; QK_K], y: &mut [u8]) {
     let hmask = &mut y[..QS];
     hmask.fill(0);
     for (e, v) in l.iter_mut().enumerate() {
@@ -62,30 +74,56 @@ fn finish(x: &[f32], y: &mut [u8], l: &mut [u8; QK_K]) {
     pack_2bit(l, &mut y[QS..SCALES]);
 }
 
+/// The reference path after the search: 6-bit scales relative to the largest and d into `y`.
+fn store_scales_ref(scales: &[f32], y: &mut [u8]) {
+    let (mut max_scale, mut amax) = (0f32, 0f32);
+    for &s in &scales[..QK_K / 16] {
+        if s.abs() > amax {
+            amax = s.abs();
+            max_scale = s;
+        }
+    }
+    if max_scale != 0.0 {
+        let iscale = -32.0 / max_scale;
+        let ls: [u8; 16] = std::array::from_fn(|j| {
+            ((nearest_int(iscale * scales[j]) as i8).clamp(-32, 31) + 32) as u8
+        });
+        pack_scales(&ls, &mut y[SCALES..D]);
+        put_f16(y, D, 1.0 / iscale);
+    } else {
+        y[SCALES..D].fill(0);
+        put_f16(y, D, 0.0);
+    }
+}
+
+/// The weighted path after the search: scales quantized by `make_qx_quants` under the
+/// sub-block weight sums `sw`, and d, into `y`.
+fn store_scales_impl(scales: &[f32], sw: &[f32], y: &mut [u8]) {
+    let mut ls = [0i8; 16];
+    let d_block = make_qx_quants(32, &scales[..16], &mut ls, Some(&sw[..16]));
+    pack_scales(&ls.map(|v| v as u8), &mut y[SCALES..D]);
+    put_f16(y, D, d_block);
+}
+
+/// σ² of the weighted path: twice the mean square of the super-block.
+fn sigma2_impl(x: &[f32]) -> f32 {
+    let mut sumx2 = 0f32;
+    for &v in x {
+        sumx2 += v * v;
+    }
+    2.0 * sumx2 / QK_K as f32
+}
+
 impl Q3_K {
     /// `quantize_row_q3_K_ref`: the path ggml takes without an importance row.
     pub fn quantize_row_ref(src: &[f32], dst: &mut [u8]) {
         for (x, y) in src.chunks_exact(QK_K).zip(dst.chunks_exact_mut(BYTES)) {
             let mut l8 = [0i8; QK_K];
             let mut scales = [0f32; 16];
-            let (mut max_scale, mut amax) = (0f32, 0f32);
             for j in 0..QK_K / 16 {
                 scales[j] = make_q3_quants(4, &x[16 * j..16 * j + 16], &mut l8[16 * j..]);
-                if scales[j].abs() > amax {
-                    amax = scales[j].abs();
-                    max_scale = scales[j];
-                }
             }
-            if max_scale != 0.0 {
-                let iscale = -32.0 / max_scale;
-                let ls =
-                    scales.map(|s| ((nearest_int(iscale * s) as i8).clamp(-32, 31) + 32) as u8);
-                pack_scales(&ls, &mut y[SCALES..D]);
-                put_f16(y, D, 1.0 / iscale);
-            } else {
-                y[SCALES..D].fill(0);
-                put_f16(y, D, 0.0);
-            }
+            store_scales_ref(&scales, y);
             let mut l = l8.map(|v| v as u8);
             finish(x, y, &mut l);
         }
@@ -101,11 +139,7 @@ impl Q3_K {
         {
             let mut l8 = [0i8; QK_K];
             let (mut scales, mut sw) = ([0f32; 16], [0f32; 16]);
-            let mut sumx2 = 0f32;
-            for &v in x {
-                sumx2 += v * v;
-            }
-            let sigma2 = 2.0 * sumx2 / QK_K as f32;
+            let sigma2 = sigma2_impl(x);
             for j in 0..QK_K / 16 {
                 let xs = &x[16 * j..16 * j + 16];
                 let weight: [f32; 16] = match qw {
@@ -121,12 +155,64 @@ impl Q3_K {
                 sw[j] = sumw;
                 scales[j] = make_qx_quants(4, xs, &mut l8[16 * j..], Some(&weight));
             }
-            let mut ls = [0i8; 16];
-            let d_block = make_qx_quants(32, &scales, &mut ls, Some(&sw));
-            pack_scales(&ls.map(|v| v as u8), &mut y[SCALES..D]);
-            put_f16(y, D, d_block);
+            store_scales_impl(&scales, &sw, y);
             let mut l = l8.map(|v| v as u8);
             finish(x, y, &mut l);
+        }
+    }
+}
+
+/// The vector path of Q3_K ([`crate::quant::simd`]): one lane per sub-block of 16.
+pub(crate) struct Q3Rows;
+
+impl RowKernel for Q3Rows {
+    const SUB: usize = 16;
+    const BYTES: usize = BYTES;
+
+    #[inline(always)]
+    unsafe fn batch<S: Simd, const N: usize>(
+        &self,
+        b: &mut Batch,
+        x: &[f32],
+        qw: Option<&[f32]>,
+        y: &mut [u8],
+    ) {
+        let count = x.len() / QK_K;
+        b.reset(16, N * S::LANES);
+        assert!(count * 16 <= b.nl && y.len() == count * BYTES);
+        b.load_x::<S>(x);
+        match qw {
+            None => {
+                search::q3::<S, N>(4, b);
+                for (s, y) in y.chunks_exact_mut(BYTES).enumerate() {
+                    store_scales_ref(&b.scale[16 * s..], y);
+                }
+            }
+            Some(q) => {
+                b.load_w::<S>(q);
+                for s in 0..count {
+                    let sigma2 = sigma2_impl(&x[s * QK_K..(s + 1) * QK_K]);
+                    b.aux[16 * s..16 * s + 16].fill(sigma2);
+                }
+                search::weights_imatrix::<S, N>(b);
+                search::weight_sums::<S, N>(b);
+                search::qx::<S, N>(4, b);
+                for (s, y) in y.chunks_exact_mut(BYTES).enumerate() {
+                    store_scales_impl(&b.scale[16 * s..], &b.aux[16 * s..], y);
+                }
+            }
+        }
+        b.scale.fill(0.0);
+        for (s, y) in y.chunks_exact(BYTES).enumerate() {
+            for j in 0..16 {
+                b.scale[16 * s + j] = sub_block_d(y, j);
+            }
+        }
+        search::requantize_symmetric::<S, N>(-4, 3, b);
+        b.levels_to_rows::<S>();
+        for (s, y) in y.chunks_exact_mut(BYTES).enumerate() {
+            let mut l = *b.row_levels(s);
+            pack(&mut l, y);
         }
     }
 }
@@ -141,7 +227,20 @@ impl Format for Q3_K {
     }
 
     fn quantize_row_imatrix(&self, src: &[f32], imatrix: Option<&[f32]>, dst: &mut [u8]) {
+        self.quantize_row_imatrix_isa(src, imatrix, dst, Isa::current())
+    }
+
+    fn quantize_row_imatrix_isa(
+        &self,
+        src: &[f32],
+        imatrix: Option<&[f32]>,
+        dst: &mut [u8],
+        isa: Isa,
+    ) {
         check(src, imatrix, dst, BYTES);
+        if quantize_row_isa(isa, Kind::Q3K, src, imatrix, dst) {
+            return;
+        }
         match imatrix {
             None => Q3_K::quantize_row_ref(src, dst),
             Some(_) => Q3_K::quantize_row_impl(src, imatrix, dst),

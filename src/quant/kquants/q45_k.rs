@@ -5,7 +5,11 @@ use super::{check, QK_K};
 use crate::gguf::GgmlType;
 use crate::quant::num::{f16_at, nearest_int, put_f16};
 use crate::quant::search::{make_qkx_quants, make_qp_quants, AffineSearch};
-use crate::quant::Format;
+use crate::quant::simd::rows::RowKernel;
+use crate::quant::simd::search::{self, Batch};
+use crate::quant::simd::Simd;
+use crate::quant::simd::{quantize_row_isa, Kind};
+use crate::quant::{Format, Isa};
 
 /// Q4_K block: f16 d, f16 dmin, 12 bytes of scales and mins, 128 bytes of nibbles.
 const Q4_K_BYTES: usize = 144;
@@ -86,20 +90,74 @@ fn scale_min(j: usize, s: &[u8]) -> (u8, u8) {
     }
 }
 
+/// The effective scale `d·sc` and offset `dmin·m` of sub-block `j` of a block whose d, dmin and
+/// scales are stored.
+fn sub_block_dm(y: &[u8], j: usize) -> (f32, f32) {
+    let (d_all, dmin_all) = (f16_at(y, 0), f16_at(y, 2));
+    let (sc, m) = scale_min(j, &y[SCALES..SCALES + SCALES_BYTES]);
+    (d_all * sc as f32, dmin_all * m as f32)
+}
+
 /// Final levels from the stored (rounded) d, dmin and 6-bit scales, as both paths end.
 fn requantize(x: &[f32], y: &[u8], nmax: i32, l: &mut [u8; QK_K]) {
-    let (d_all, dmin_all) = (f16_at(y, 0), f16_at(y, 2));
     for j in 0..QK_K / 32 {
-        let (sc, m) = scale_min(j, &y[SCALES..SCALES + SCALES_BYTES]);
-        let d = d_all * sc as f32;
+        let (d, dm) = sub_block_dm(y, j);
         if d == 0.0 {
             continue;
         }
-        let dm = dmin_all * m as f32;
         for i in 0..32 {
             l[32 * j + i] = nearest_int((x[32 * j + i] + dm) / d).clamp(0, nmax) as u8;
         }
     }
+}
+
+/// The reference path after the search: 6-bit scales and mins relative to the largest, d and
+/// dmin, into `y`.
+fn store_scales_ref(scales: &[f32], mins: &[f32], y: &mut [u8]) {
+    let (mut max_scale, mut max_min) = (0f32, 0f32);
+    for j in 0..QK_K / 32 {
+        if scales[j] > max_scale {
+            max_scale = scales[j];
+        }
+        if mins[j] > max_min {
+            max_min = mins[j];
+        }
+    }
+    let inv_scale = if max_scale > 0.0 {
+        63.0 / max_scale
+    } else {
+        0.0
+    };
+    let inv_min = if max_min > 0.0 { 63.0 / max_min } else { 0.0 };
+    let ls: [u8; 8] = std::array::from_fn(|j| (nearest_int(inv_scale * scales[j]) as u8).min(63));
+    let lm: [u8; 8] = std::array::from_fn(|j| (nearest_int(inv_min * mins[j]) as u8).min(63));
+    pack_scales(&ls, &lm, &mut y[SCALES..SCALES + SCALES_BYTES]);
+    put_f16(y, 0, max_scale / 63.0);
+    put_f16(y, 2, max_min / 63.0);
+}
+
+/// The weighted path after the search: scales and mins quantized by `make_qp_quants` under
+/// the sub-block weight sums `sw`, d and dmin, into `y`.
+fn store_scales_impl(v: &Variant, scales: &[f32], mins: &[f32], sw: &[f32], y: &mut [u8]) {
+    let (mut ls, mut lm) = ([0u8; 8], [0u8; 8]);
+    let d_block = make_qp_quants(63, &scales[..8], &mut ls, &sw[..8]);
+    let m_block = make_qp_quants(63, &mins[..8], &mut lm, &sw[..8]);
+    if v.clamp_impl_scales {
+        ls = ls.map(|s| s.min(63));
+        lm = lm.map(|m| m.min(63));
+    }
+    pack_scales(&ls, &lm, &mut y[SCALES..SCALES + SCALES_BYTES]);
+    put_f16(y, 0, d_block);
+    put_f16(y, 2, m_block);
+}
+
+/// σ² of the weighted path: twice the mean square of the super-block.
+fn sigma2_impl(x: &[f32]) -> f32 {
+    let mut sum_x2 = 0f32;
+    for &v in x {
+        sum_x2 += v * v;
+    }
+    2.0 * sum_x2 / QK_K as f32
 }
 
 /// `quantize_row_q4_K_ref` / `q5_K_ref` up to the packing of the levels, for one super-block:
@@ -108,7 +166,6 @@ fn block_ref(v: &Variant, x: &[f32], y: &mut [u8]) -> [u8; QK_K] {
     let mut l = [0u8; QK_K];
     let mut aux = [0u8; 32];
     let (mut scales, mut mins) = ([0f32; 8], [0f32; 8]);
-    let (mut max_scale, mut max_min) = (0f32, 0f32);
     for j in 0..QK_K / 32 {
         let xs = &x[32 * j..32 * j + 32];
         let mut sum_x2 = 0f32;
@@ -124,24 +181,8 @@ fn block_ref(v: &Variant, x: &[f32], y: &mut [u8]) -> [u8; QK_K] {
             &mut l[32 * j..],
             &mut aux,
         );
-        if scales[j] > max_scale {
-            max_scale = scales[j];
-        }
-        if mins[j] > max_min {
-            max_min = mins[j];
-        }
     }
-    let inv_scale = if max_scale > 0.0 {
-        63.0 / max_scale
-    } else {
-        0.0
-    };
-    let inv_min = if max_min > 0.0 { 63.0 / max_min } else { 0.0 };
-    let ls = scales.map(|s| (nearest_int(inv_scale * s) as u8).min(63));
-    let lm = mins.map(|m| (nearest_int(inv_min * m) as u8).min(63));
-    pack_scales(&ls, &lm, &mut y[SCALES..SCALES + SCALES_BYTES]);
-    put_f16(y, 0, max_scale / 63.0);
-    put_f16(y, 2, max_min / 63.0);
+    store_scales_ref(&scales, &mins, y);
     requantize(x, y, v.nmax, &mut l);
     l
 }
@@ -152,19 +193,9 @@ fn block_impl(v: &Variant, x: &[f32], qw: Option<&[f32]>, y: &mut [u8]) -> [u8; 
     let mut l = [0u8; QK_K];
     let mut aux = [0u8; 32];
     let (mut scales, mut mins, mut sw) = ([0f32; 8], [0f32; 8], [0f32; 8]);
-    let mut sum_x2 = 0f32;
-    for &v in x {
-        sum_x2 += v * v;
-    }
-    let sigma2 = 2.0 * sum_x2 / QK_K as f32;
+    let sigma2 = sigma2_impl(x);
     let av_x = sigma2.sqrt();
-    let search = AffineSearch {
-        nmax: v.nmax,
-        rmin: -0.9,
-        rdelta: 0.05,
-        nstep: 36,
-        use_mad: false,
-    };
+    let search = impl_search(v);
     for j in 0..QK_K / 32 {
         let xs = &x[32 * j..32 * j + 32];
         let weights: [f32; 32] = match qw {
@@ -179,18 +210,20 @@ fn block_impl(v: &Variant, x: &[f32], qw: Option<&[f32]>, y: &mut [u8]) -> [u8; 
         (scales[j], mins[j]) =
             make_qkx_quants(&search, xs, Some(&weights), &mut l[32 * j..], &mut aux);
     }
-    let (mut ls, mut lm) = ([0u8; 8], [0u8; 8]);
-    let d_block = make_qp_quants(63, &scales, &mut ls, &sw);
-    let m_block = make_qp_quants(63, &mins, &mut lm, &sw);
-    if v.clamp_impl_scales {
-        ls = ls.map(|s| s.min(63));
-        lm = lm.map(|m| m.min(63));
-    }
-    pack_scales(&ls, &lm, &mut y[SCALES..SCALES + SCALES_BYTES]);
-    put_f16(y, 0, d_block);
-    put_f16(y, 2, m_block);
+    store_scales_impl(v, &scales, &mins, &sw, y);
     requantize(x, y, v.nmax, &mut l);
     l
+}
+
+/// The search settings of the weighted path (`make_qkx3_quants`).
+fn impl_search(v: &Variant) -> AffineSearch {
+    AffineSearch {
+        nmax: v.nmax,
+        rmin: -0.9,
+        rdelta: 0.05,
+        nstep: 36,
+        use_mad: false,
+    }
 }
 
 /// Q4_K's level packing: 64 elements per 32 bytes, element `i` low nibble, `i + 32` high.
@@ -204,22 +237,113 @@ fn pack_q4(l: &[u8; QK_K], y: &mut [u8]) {
 }
 
 /// Q5_K's level packing: nibbles as Q4_K, fifth bits of pair `j` in bits `2j`, `2j + 1`.
+/// (Levels are at most 31, so ggml's `if (l > 15) { l -= 16; set bit }` is bit 4 and the low
+/// nibble.)
 fn pack_q5(l: &[u8; QK_K], y: &mut [u8]) {
     let (qh, qs) = y[SCALES + SCALES_BYTES..].split_at_mut(QK_K / 8);
-    qh.fill(0);
+    let qh: &mut [u8; 32] = qh.try_into().unwrap();
+    let qs: &mut [u8; 128] = qs.try_into().unwrap();
+    let mut h = [0u8; 32];
     for j in 0..QK_K / 64 {
         for i in 0..32 {
-            let (mut l1, mut l2) = (l[64 * j + i], l[64 * j + i + 32]);
-            if l1 > 15 {
-                l1 -= 16;
-                qh[i] |= 1 << (2 * j);
-            }
-            if l2 > 15 {
-                l2 -= 16;
-                qh[i] |= 2 << (2 * j);
-            }
-            qs[32 * j + i] = l1 | (l2 << 4);
+            let (l1, l2) = (l[64 * j + i], l[64 * j + i + 32]);
+            debug_assert!(l1 < 32 && l2 < 32);
+            h[i] |= ((l1 >> 4) << (2 * j)) | ((l2 >> 4) << (2 * j + 1));
+            qs[32 * j + i] = (l1 & 0x0f) | ((l2 & 0x0f) << 4);
         }
+    }
+    *qh = h;
+}
+
+/// The vector path of Q4_K ([`crate::quant::simd`]).
+pub(crate) struct Q4Rows;
+/// The vector path of Q5_K ([`crate::quant::simd`]).
+pub(crate) struct Q5Rows;
+
+/// One batch of super-blocks of Q4_K or Q5_K on the vector unit `S`, `N` registers of lanes
+/// (one lane per sub-block of 32).
+///
+/// # Safety
+/// `S`'s CPU feature must be present.
+#[inline(always)]
+unsafe fn batch<S: Simd, const N: usize>(
+    v: &Variant,
+    bytes: usize,
+    b: &mut Batch,
+    x: &[f32],
+    qw: Option<&[f32]>,
+    y: &mut [u8],
+    pack: fn(&[u8; QK_K], &mut [u8]),
+) {
+    let count = x.len() / QK_K;
+    b.reset(32, N * S::LANES);
+    assert!(count * 8 <= b.nl && y.len() == count * bytes);
+    b.load_x::<S>(x);
+    match qw {
+        None => {
+            search::weights_rms_abs::<S, N>(b);
+            search::qkx::<S, N, false>(&v.ref_search, b);
+            for (s, y) in y.chunks_exact_mut(bytes).enumerate() {
+                store_scales_ref(&b.scale[8 * s..], &b.min[8 * s..], y);
+            }
+        }
+        Some(q) => {
+            b.load_w::<S>(q);
+            for s in 0..count {
+                let sigma2 = sigma2_impl(&x[s * QK_K..(s + 1) * QK_K]);
+                b.aux[8 * s..8 * s + 8].fill(sigma2);
+            }
+            search::weights_imatrix::<S, N>(b);
+            search::weight_sums::<S, N>(b);
+            search::qkx::<S, N, false>(&impl_search(v), b);
+            for (s, y) in y.chunks_exact_mut(bytes).enumerate() {
+                let r = 8 * s..8 * s + 8;
+                store_scales_impl(v, &b.scale[r.clone()], &b.min[r.clone()], &b.aux[r], y);
+            }
+        }
+    }
+    b.scale.fill(0.0);
+    for (s, y) in y.chunks_exact(bytes).enumerate() {
+        for j in 0..8 {
+            (b.scale[8 * s + j], b.min[8 * s + j]) = sub_block_dm(y, j);
+        }
+    }
+    search::requantize_affine::<S, N>(v.nmax, b);
+    b.levels_to_rows::<S>();
+    for (s, y) in y.chunks_exact_mut(bytes).enumerate() {
+        pack(b.row_levels(s), y);
+    }
+}
+
+impl RowKernel for Q4Rows {
+    const SUB: usize = 32;
+    const BYTES: usize = Q4_K_BYTES;
+
+    #[inline(always)]
+    unsafe fn batch<S: Simd, const N: usize>(
+        &self,
+        b: &mut Batch,
+        x: &[f32],
+        qw: Option<&[f32]>,
+        y: &mut [u8],
+    ) {
+        batch::<S, N>(&V4, Q4_K_BYTES, b, x, qw, y, pack_q4)
+    }
+}
+
+impl RowKernel for Q5Rows {
+    const SUB: usize = 32;
+    const BYTES: usize = Q5_K_BYTES;
+
+    #[inline(always)]
+    unsafe fn batch<S: Simd, const N: usize>(
+        &self,
+        b: &mut Batch,
+        x: &[f32],
+        qw: Option<&[f32]>,
+        y: &mut [u8],
+    ) {
+        batch::<S, N>(&V5, Q5_K_BYTES, b, x, qw, y, pack_q5)
     }
 }
 
@@ -298,7 +422,20 @@ impl Format for Q4_K {
     }
 
     fn quantize_row_imatrix(&self, src: &[f32], imatrix: Option<&[f32]>, dst: &mut [u8]) {
+        self.quantize_row_imatrix_isa(src, imatrix, dst, Isa::current())
+    }
+
+    fn quantize_row_imatrix_isa(
+        &self,
+        src: &[f32],
+        imatrix: Option<&[f32]>,
+        dst: &mut [u8],
+        isa: Isa,
+    ) {
         check(src, imatrix, dst, Q4_K_BYTES);
+        if quantize_row_isa(isa, Kind::Q4K, src, imatrix, dst) {
+            return;
+        }
         match imatrix {
             None => Q4_K::quantize_row_ref(src, dst),
             Some(_) => Q4_K::quantize_row_impl(src, imatrix, dst),
@@ -327,7 +464,20 @@ impl Format for Q5_K {
     }
 
     fn quantize_row_imatrix(&self, src: &[f32], imatrix: Option<&[f32]>, dst: &mut [u8]) {
+        self.quantize_row_imatrix_isa(src, imatrix, dst, Isa::current())
+    }
+
+    fn quantize_row_imatrix_isa(
+        &self,
+        src: &[f32],
+        imatrix: Option<&[f32]>,
+        dst: &mut [u8],
+        isa: Isa,
+    ) {
         check(src, imatrix, dst, Q5_K_BYTES);
+        if quantize_row_isa(isa, Kind::Q5K, src, imatrix, dst) {
+            return;
+        }
         match imatrix {
             None => Q5_K::quantize_row_ref(src, dst),
             Some(_) => Q5_K::quantize_row_impl(src, imatrix, dst),

@@ -4,7 +4,10 @@ use super::{check, QK_K};
 use crate::gguf::GgmlType;
 use crate::quant::num::{f16_at, nearest_int, put_f16, GROUP_MAX_EPS};
 use crate::quant::search::make_qx_quants;
-use crate::quant::Format;
+use crate::quant::simd::rows::RowKernel;
+use crate::quant::simd::search::{self, Batch, MAX_LANES};
+use crate::quant::simd::{quantize_row_isa, Kind, Simd};
+use crate::quant::{Format, Isa};
 
 /// Block: 128 bytes of low nibbles, 64 bytes of high 2-bit pairs, 16 int8 scales, f16 d.
 const BYTES: usize = 210;
@@ -21,24 +24,13 @@ pub struct Q6_K;
 fn block(x: &[f32], qw: Option<&[f32]>, y: &mut [u8]) {
     let mut l = [0i8; QK_K];
     let mut scales = [0f32; 16];
-    let (mut max_scale, mut max_abs_scale) = (0f32, 0f32);
     for j in 0..QK_K / 16 {
         let w = qw.map(|q| &q[16 * j..16 * j + 16]);
         scales[j] = make_qx_quants(32, &x[16 * j..16 * j + 16], &mut l[16 * j..], w);
-        if scales[j].abs() > max_abs_scale {
-            max_abs_scale = scales[j].abs();
-            max_scale = scales[j];
-        }
     }
-    if max_abs_scale < GROUP_MAX_EPS {
-        y.fill(0);
+    let Some(d_all) = store_scales(&scales, y) else {
         return;
-    }
-    let iscale = -128.0 / max_scale;
-    let d_all = put_f16(y, D, 1.0 / iscale);
-    for j in 0..QK_K / 16 {
-        y[SCALES + j] = nearest_int(iscale * scales[j]).min(127) as u8;
-    }
+    };
     for j in 0..QK_K / 16 {
         let d = d_all * y[SCALES + j] as i8 as f32;
         if d == 0.0 {
@@ -48,10 +40,37 @@ fn block(x: &[f32], qw: Option<&[f32]>, y: &mut [u8]) {
             l[16 * j + i] = (nearest_int(x[16 * j + i] / d).clamp(-32, 31) + 32) as i8;
         }
     }
-    // Per 128 elements: nibbles of e and e + 64 share a byte of 64, the top bits of e, e + 32,
-    // e + 64, e + 96 share a byte of 32.
+    pack(&l.map(|v| v as u8), y);
+}
+
+/// After the search: the 8-bit sub-block scales relative to the largest and d into `y`,
+/// returning d as stored; or, for a block whose scales are all (near) zero, all-zero bytes and
+/// `None`.
+fn store_scales(scales: &[f32], y: &mut [u8]) -> Option<f32> {
+    let (mut max_scale, mut max_abs_scale) = (0f32, 0f32);
+    for &s in &scales[..QK_K / 16] {
+        if s.abs() > max_abs_scale {
+            max_abs_scale = s.abs();
+            max_scale = s;
+        }
+    }
+    if max_abs_scale < GROUP_MAX_EPS {
+        y.fill(0);
+        return None;
+    }
+    let iscale = -128.0 / max_scale;
+    let d_all = put_f16(y, D, 1.0 / iscale);
+    for j in 0..QK_K / 16 {
+        y[SCALES + j] = nearest_int(iscale * scales[j]).min(127) as u8;
+    }
+    Some(d_all)
+}
+
+/// Packs the levels (0..64): per 128 elements, the nibbles of e and e + 64 share a byte of 64,
+/// the top bits of e, e + 32, e + 64, e + 96 share a byte of 32.
+fn pack(l: &[u8; QK_K], y: &mut [u8]) {
     for h in 0..QK_K / 128 {
-        let at = |k: usize, i: usize| l[128 * h + 32 * k + i] as u8;
+        let at = |k: usize, i: usize| l[128 * h + 32 * k + i];
         for i in 0..32 {
             y[64 * h + i] = (at(0, i) & 0x0f) | ((at(2, i) & 0x0f) << 4);
             y[64 * h + i + 32] = (at(1, i) & 0x0f) | ((at(3, i) & 0x0f) << 4);
@@ -59,6 +78,52 @@ fn block(x: &[f32], qw: Option<&[f32]>, y: &mut [u8]) {
                 | ((at(1, i) >> 4) << 2)
                 | ((at(2, i) >> 4) << 4)
                 | ((at(3, i) >> 4) << 6);
+        }
+    }
+}
+
+/// The vector path of Q6_K ([`crate::quant::simd`]): one lane per sub-block of 16.
+pub(crate) struct Q6Rows;
+
+impl RowKernel for Q6Rows {
+    const SUB: usize = 16;
+    const BYTES: usize = BYTES;
+
+    #[inline(always)]
+    unsafe fn batch<S: Simd, const N: usize>(
+        &self,
+        b: &mut Batch,
+        x: &[f32],
+        qw: Option<&[f32]>,
+        y: &mut [u8],
+    ) {
+        let count = x.len() / QK_K;
+        b.reset(16, N * S::LANES);
+        assert!(count * 16 <= b.nl && y.len() == count * BYTES);
+        b.load_x::<S>(x);
+        match qw {
+            Some(q) => b.load_w::<S>(q),
+            None => search::weights_sq::<S, N>(b),
+        }
+        search::qx::<S, N>(32, b);
+        let mut zero = [false; MAX_LANES / 16];
+        for (s, y) in y.chunks_exact_mut(BYTES).enumerate() {
+            let lanes = 16 * s..16 * s + 16;
+            match store_scales(&b.scale[lanes.clone()], y) {
+                Some(d_all) => {
+                    for (j, d) in b.scale[lanes].iter_mut().enumerate() {
+                        *d = d_all * y[SCALES + j] as i8 as f32;
+                    }
+                }
+                None => zero[s] = true,
+            }
+        }
+        search::requantize_symmetric::<S, N>(-32, 31, b);
+        b.levels_to_rows::<S>();
+        for (s, y) in y.chunks_exact_mut(BYTES).enumerate() {
+            if !zero[s] {
+                pack(b.row_levels(s), y);
+            }
         }
     }
 }
@@ -92,7 +157,20 @@ impl Format for Q6_K {
     }
 
     fn quantize_row_imatrix(&self, src: &[f32], imatrix: Option<&[f32]>, dst: &mut [u8]) {
+        self.quantize_row_imatrix_isa(src, imatrix, dst, Isa::current())
+    }
+
+    fn quantize_row_imatrix_isa(
+        &self,
+        src: &[f32],
+        imatrix: Option<&[f32]>,
+        dst: &mut [u8],
+        isa: Isa,
+    ) {
         check(src, imatrix, dst, BYTES);
+        if quantize_row_isa(isa, Kind::Q6K, src, imatrix, dst) {
+            return;
+        }
         Q6_K::quantize_row_impl(src, imatrix, dst);
     }
 
