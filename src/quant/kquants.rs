@@ -55,7 +55,9 @@ fn check(src: &[f32], imatrix: Option<&[f32]>, dst: &[u8], block_bytes: usize) {
 
 /// Packs 256 two-bit levels as Q2_K / Q3_K do: byte `32·h + l` holds elements
 /// `128·h + l + 32·s` in bits `2s..2s+2`.
+#[inline]
 fn pack_2bit(l: &[u8; QK_K], qs: &mut [u8]) {
+    let qs: &mut [u8; QK_K / 4] = qs.try_into().unwrap();
     for h in 0..QK_K / 128 {
         for i in 0..32 {
             let at = 128 * h + i;

@@ -22,6 +22,7 @@ pub struct Q2_K;
 
 /// The effective scale `d·sc` and offset `dmin·m` of sub-block `j` of a block whose d, dmin
 /// and scales are stored.
+#[inline]
 fn sub_block_dm(y: &[u8], j: usize) -> (f32, f32) {
     let (d_all, dmin_all) = (f16_at(y, D), f16_at(y, D + 2));
     (d_all * (y[j] & 0x0f) as f32, dmin_all * (y[j] >> 4) as f32)

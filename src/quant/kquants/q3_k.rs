@@ -36,12 +36,14 @@ fn pack_scales(ls: &[u8; 16], s: &mut [u8]) {
 }
 
 /// The signed scale of sub-block `j` from [`pack_scales`]'s layout.
+#[inline]
 fn scale(j: usize, s: &[u8]) -> i8 {
     let low = if j < 8 { s[j] & 0x0f } else { s[j - 8] >> 4 };
     (low | (((s[8 + j % 4] >> (2 * (j / 4))) & 3) << 4)) as i8 - 32
 }
 
 /// The effective scale of sub-block `j` of a block whose d and scales are stored.
+#[inline]
 fn sub_block_d(y: &[u8], j: usize) -> f32 {
     f16_at(y, D) * scale(j, &y[SCALES..D]) as f32
 }
@@ -61,16 +63,17 @@ fn finish(x: &[f32], y: &mut [u8], l: &mut [u8; QK_K]) {
 }
 
 /// Packs the levels (0..8): element e's high bit goes to byte e % 32, bit e / 32; the low two
-/// bits as [`pack_2bit`].
+/// bits as [`pack_2bit`]. (ggml's `if (l > 3) { set bit; l -= 4 }` is bit 2 and the low bits,
+/// since levels are below 8.)
+#[inline]
 fn pack(l: &mut [u8; QK_K], y: &mut [u8]) {
-    let hmask = &mut y[..QS];
-    hmask.fill(0);
+    let mut hmask = [0u8; 32];
     for (e, v) in l.iter_mut().enumerate() {
-        if *v > 3 {
-            hmask[e % 32] |= 1 << (e / 32);
-            *v -= 4;
-        }
+        debug_assert!(*v < 8);
+        hmask[e % 32] |= (*v >> 2) << (e / 32);
+        *v &= 3;
     }
+    y[..QS].copy_from_slice(&hmask);
     pack_2bit(l, &mut y[QS..SCALES]);
 }
 

@@ -79,6 +79,7 @@ fn pack_scales(ls: &[u8; 8], lm: &[u8; 8], s: &mut [u8]) {
 }
 
 /// ggml's `get_scale_min_k4`: scale and min of sub-block `j` from the 12-byte layout.
+#[inline]
 fn scale_min(j: usize, s: &[u8]) -> (u8, u8) {
     if j < 4 {
         (s[j] & 63, s[j + 4] & 63)
@@ -92,6 +93,7 @@ fn scale_min(j: usize, s: &[u8]) -> (u8, u8) {
 
 /// The effective scale `d·sc` and offset `dmin·m` of sub-block `j` of a block whose d, dmin and
 /// scales are stored.
+#[inline]
 fn sub_block_dm(y: &[u8], j: usize) -> (f32, f32) {
     let (d_all, dmin_all) = (f16_at(y, 0), f16_at(y, 2));
     let (sc, m) = scale_min(j, &y[SCALES..SCALES + SCALES_BYTES]);
@@ -227,8 +229,9 @@ fn impl_search(v: &Variant) -> AffineSearch {
 }
 
 /// Q4_K's level packing: 64 elements per 32 bytes, element `i` low nibble, `i + 32` high.
+#[inline]
 fn pack_q4(l: &[u8; QK_K], y: &mut [u8]) {
-    let qs = &mut y[SCALES + SCALES_BYTES..];
+    let qs: &mut [u8; QK_K / 2] = (&mut y[SCALES + SCALES_BYTES..]).try_into().unwrap();
     for j in 0..QK_K / 64 {
         for i in 0..32 {
             qs[32 * j + i] = l[64 * j + i] | (l[64 * j + i + 32] << 4);
@@ -239,6 +242,7 @@ fn pack_q4(l: &[u8; QK_K], y: &mut [u8]) {
 /// Q5_K's level packing: nibbles as Q4_K, fifth bits of pair `j` in bits `2j`, `2j + 1`.
 /// (Levels are at most 31, so ggml's `if (l > 15) { l -= 16; set bit }` is bit 4 and the low
 /// nibble.)
+#[inline]
 fn pack_q5(l: &[u8; QK_K], y: &mut [u8]) {
     let (qh, qs) = y[SCALES + SCALES_BYTES..].split_at_mut(QK_K / 8);
     let qh: &mut [u8; 32] = qh.try_into().unwrap();

@@ -68,16 +68,18 @@ fn store_scales(scales: &[f32], y: &mut [u8]) -> Option<f32> {
 
 /// Packs the levels (0..64): per 128 elements, the nibbles of e and e + 64 share a byte of 64,
 /// the top bits of e, e + 32, e + 64, e + 96 share a byte of 32.
+#[inline]
 fn pack(l: &[u8; QK_K], y: &mut [u8]) {
+    let (ql, rest) = y.split_at_mut(QH);
+    let ql: &mut [u8; QK_K / 2] = ql.try_into().unwrap();
+    let qh: &mut [u8; QK_K / 4] = (&mut rest[..QK_K / 4]).try_into().unwrap();
     for h in 0..QK_K / 128 {
-        let at = |k: usize, i: usize| l[128 * h + 32 * k + i];
         for i in 0..32 {
-            y[64 * h + i] = (at(0, i) & 0x0f) | ((at(2, i) & 0x0f) << 4);
-            y[64 * h + i + 32] = (at(1, i) & 0x0f) | ((at(3, i) & 0x0f) << 4);
-            y[QH + 32 * h + i] = (at(0, i) >> 4)
-                | ((at(1, i) >> 4) << 2)
-                | ((at(2, i) >> 4) << 4)
-                | ((at(3, i) >> 4) << 6);
+            let at = |k: usize| l[128 * h + 32 * k + i];
+            let (a0, a1, a2, a3) = (at(0), at(1), at(2), at(3));
+            ql[64 * h + i] = (a0 & 0x0f) | ((a2 & 0x0f) << 4);
+            ql[64 * h + i + 32] = (a1 & 0x0f) | ((a3 & 0x0f) << 4);
+            qh[32 * h + i] = (a0 >> 4) | ((a1 >> 4) << 2) | ((a2 >> 4) << 4) | ((a3 >> 4) << 6);
         }
     }
 }

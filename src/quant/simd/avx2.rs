@@ -144,6 +144,10 @@ unsafe impl Simd for Avx2 {
         _mm256_setzero_ps()
     }
     #[inline(always)]
+    unsafe fn splat_m(b: bool) -> __m256 {
+        _mm256_castsi256_ps(_mm256_set1_epi32(if b { -1 } else { 0 }))
+    }
+    #[inline(always)]
     unsafe fn select(m: __m256, a: __m256, b: __m256) -> __m256 {
         _mm256_blendv_ps(b, a, m)
     }
@@ -207,9 +211,10 @@ unsafe impl Simd for Avx2 {
 #[target_feature(enable = "avx2")]
 pub(super) unsafe fn quantize_row(
     kind: super::rows::Kind,
+    b: &mut super::search::Batch,
     src: &[f32],
     qw: Option<&[f32]>,
     dst: &mut [u8],
 ) {
-    super::rows::quantize_row::<Avx2>(kind, src, qw, dst)
+    super::rows::quantize_row::<Avx2>(kind, b, src, qw, dst)
 }

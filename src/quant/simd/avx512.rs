@@ -147,6 +147,14 @@ unsafe impl Simd for Avx512 {
         0
     }
     #[inline(always)]
+    unsafe fn splat_m(b: bool) -> __mmask16 {
+        if b {
+            0xffff
+        } else {
+            0
+        }
+    }
+    #[inline(always)]
     unsafe fn select(m: __mmask16, a: __m512, b: __m512) -> __m512 {
         _mm512_mask_blend_ps(m, b, a)
     }
@@ -220,9 +228,10 @@ unsafe impl Simd for Avx512 {
 #[target_feature(enable = "avx512f")]
 pub(super) unsafe fn quantize_row(
     kind: super::rows::Kind,
+    b: &mut super::search::Batch,
     src: &[f32],
     qw: Option<&[f32]>,
     dst: &mut [u8],
 ) {
-    super::rows::quantize_row::<Avx512>(kind, src, qw, dst)
+    super::rows::quantize_row::<Avx512>(kind, b, src, qw, dst)
 }

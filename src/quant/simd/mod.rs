@@ -94,6 +94,8 @@ pub(crate) unsafe trait Simd: Copy {
     unsafe fn any(m: Self::M) -> bool;
     /// No lane true.
     unsafe fn none() -> Self::M;
+    /// Every lane `b`.
+    unsafe fn splat_m(b: bool) -> Self::M;
     /// `if m { a } else { b }` per lane.
     unsafe fn select(m: Self::M, a: Self::F, b: Self::F) -> Self::F;
     /// `if m { a } else { b }` per lane.

@@ -4,6 +4,7 @@ use super::search::Batch;
 use super::Simd;
 use crate::quant::isa::Isa;
 use crate::quant::num::QK_K;
+use std::cell::RefCell;
 
 /// The k-quant types with a vector path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,6 +51,7 @@ pub(crate) trait RowKernel {
 #[inline(always)]
 pub(crate) unsafe fn drive<S: Simd, K: RowKernel>(
     k: &K,
+    b: &mut Batch,
     src: &[f32],
     qw: Option<&[f32]>,
     dst: &mut [u8],
@@ -59,23 +61,25 @@ pub(crate) unsafe fn drive<S: Simd, K: RowKernel>(
     assert_eq!(dst.len(), nsb * K::BYTES);
     let one = S::LANES * K::SUB / QK_K;
     let two = 2 * S::LANES * K::SUB / QK_K;
+    let four = 4 * S::LANES * K::SUB / QK_K;
     assert!(two >= 1);
-    let mut b = Batch::new();
     let mut s = 0;
     while s < nsb {
         let left = nsb - s;
-        let (count, wide) = if left >= two || one == 0 {
-            (left.min(two), true)
+        let (count, regs) = if S::LANES >= 16 && left >= four {
+            (four, 4)
+        } else if left >= two || one == 0 {
+            (left.min(two), 2)
         } else {
-            (left.min(one), false)
+            (left.min(one), 1)
         };
         let x = &src[s * QK_K..(s + count) * QK_K];
         let q = qw.map(|q| &q[s * QK_K..(s + count) * QK_K]);
         let y = &mut dst[s * K::BYTES..(s + count) * K::BYTES];
-        if wide {
-            k.batch::<S, 2>(&mut b, x, q, y);
-        } else {
-            k.batch::<S, 1>(&mut b, x, q, y);
+        match regs {
+            4 => k.batch::<S, 4>(b, x, q, y),
+            2 => k.batch::<S, 2>(b, x, q, y),
+            _ => k.batch::<S, 1>(b, x, q, y),
         }
         s += count;
     }
@@ -88,17 +92,18 @@ pub(crate) unsafe fn drive<S: Simd, K: RowKernel>(
 #[inline(always)]
 pub(super) unsafe fn quantize_row<S: Simd>(
     kind: Kind,
+    b: &mut Batch,
     src: &[f32],
     qw: Option<&[f32]>,
     dst: &mut [u8],
 ) {
     use crate::quant::kquants::vector as v;
     match kind {
-        Kind::Q2K => drive::<S, _>(&v::Q2Rows, src, qw, dst),
-        Kind::Q3K => drive::<S, _>(&v::Q3Rows, src, qw, dst),
-        Kind::Q4K => drive::<S, _>(&v::Q4Rows, src, qw, dst),
-        Kind::Q5K => drive::<S, _>(&v::Q5Rows, src, qw, dst),
-        Kind::Q6K => drive::<S, _>(&v::Q6Rows, src, qw, dst),
+        Kind::Q2K => drive::<S, _>(&v::Q2Rows, b, src, qw, dst),
+        Kind::Q3K => drive::<S, _>(&v::Q3Rows, b, src, qw, dst),
+        Kind::Q4K => drive::<S, _>(&v::Q4Rows, b, src, qw, dst),
+        Kind::Q5K => drive::<S, _>(&v::Q5Rows, b, src, qw, dst),
+        Kind::Q6K => drive::<S, _>(&v::Q6Rows, b, src, qw, dst),
     }
 }
 
@@ -112,19 +117,29 @@ pub(crate) fn quantize_row_isa(
     qw: Option<&[f32]>,
     dst: &mut [u8],
 ) -> bool {
-    match isa.or_available() {
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => {
-            // SAFETY: AVX-512F was detected on this CPU.
-            unsafe { super::avx512::quantize_row(kind, src, qw, dst) };
-            true
-        }
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => {
-            // SAFETY: AVX2 was detected on this CPU.
-            unsafe { super::avx2::quantize_row(kind, src, qw, dst) };
-            true
-        }
-        _ => false,
+    thread_local! {
+        /// Each thread's scratch batch, allocated once.
+        static BATCH: RefCell<Box<Batch>> = RefCell::new(Box::new(Batch::new()));
     }
+    let isa = isa.or_available();
+    if isa == Isa::Scalar {
+        return false;
+    }
+    BATCH.with(|b| {
+        let b = &mut **b.borrow_mut();
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => {
+                // SAFETY: AVX-512F was detected on this CPU (`or_available`).
+                unsafe { super::avx512::quantize_row(kind, b, src, qw, dst) }
+            }
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => {
+                // SAFETY: AVX2 was detected on this CPU (`or_available`).
+                unsafe { super::avx2::quantize_row(kind, b, src, qw, dst) }
+            }
+            _ => unreachable!("{isa:?} is not available"),
+        }
+    });
+    true
 }

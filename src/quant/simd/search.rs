@@ -18,7 +18,7 @@ use crate::quant::search::AffineSearch;
 /// Longest sub-block.
 pub(crate) const MAX_N: usize = 32;
 /// Most lanes in one batch (two 16-lane registers).
-pub(crate) const MAX_LANES: usize = 32;
+pub(crate) const MAX_LANES: usize = 64;
 
 /// A transposed batch: `x` (and weights, levels) of up to [`MAX_LANES`] sub-blocks of up to
 /// [`MAX_N`] elements.
@@ -74,7 +74,12 @@ impl Batch {
     #[inline(always)]
     unsafe fn transpose<S: Simd>(n: usize, nl: usize, src: &[f32], dst: &mut [f32]) {
         let used = src.len() / n;
-        assert!(used <= nl && src.len() == used * n && nl.is_multiple_of(S::LANES) && n.is_multiple_of(S::LANES));
+        assert!(
+            used <= nl
+                && src.len() == used * n
+                && nl.is_multiple_of(S::LANES)
+                && n.is_multiple_of(S::LANES)
+        );
         assert!(dst.len() >= n * nl);
         for first in (0..nl).step_by(S::LANES) {
             if first + S::LANES <= used {
@@ -292,6 +297,82 @@ pub(crate) unsafe fn weight_sums<S: Simd, const N: usize>(b: &mut Batch) {
     }
 }
 
+/// Three values of one type.
+type Three<T> = (T, T, T);
+
+/// Four values of one type.
+type Four<T> = (T, T, T, T);
+
+/// Largest magnitude of `iscale·x` for which the kernels round in f32 instead of emulating
+/// `nearest_int` bit by bit (it is exact below 2²²).
+const FAST_LIMIT: f32 = 2_097_152.0;
+
+/// Whether `|v| <= FAST_LIMIT` (false for NaN).
+#[inline(always)]
+unsafe fn in_range<S: Simd>(v: S::F) -> S::M {
+    S::le(S::abs(v), S::splat(FAST_LIMIT))
+}
+
+/// Per lane: whether every value of the lane is finite.
+#[inline(always)]
+unsafe fn all_finite<S: Simd, const N: usize>(b: &Batch) -> [S::M; N] {
+    let mut ok = [S::splat_m(true); N];
+    for i in 0..b.n {
+        for (k, ok) in ok.iter_mut().enumerate() {
+            let x = ld::<S>(b.x.as_ptr(), b.nl, i, k);
+            *ok = S::and(*ok, S::le(S::abs(x), S::splat(f32::MAX)));
+        }
+    }
+    ok
+}
+
+/// `clamp(nearest_int(v), lo, hi) as f32`, for `|v| <= FAST_LIMIT` when `FAST`: then
+/// `v + 1.5·2²³` is the rounded value plus 1.5·2²³ exactly, and clamping commutes with it.
+#[inline(always)]
+unsafe fn level_f<S: Simd, const FAST: bool>(v: S::F, lo: f32, hi: f32) -> S::F {
+    if FAST {
+        let magic = S::splat(12_582_912.0);
+        let r = S::sub(S::add(v, magic), magic);
+        S::min(S::max(r, S::splat(lo)), S::splat(hi))
+    } else {
+        S::to_f(S::clamp_i(
+            S::nearest_int(v),
+            S::splat_i(lo as i32),
+            S::splat_i(hi as i32),
+        ))
+    }
+}
+
+/// The first pass of one `make_qkx_quants` candidate: the levels into `laux` and Σ w·l,
+/// Σ w·l², Σ w·l·x.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn qkx_sums<S: Simd, const N: usize, const FAST: bool>(
+    n: usize,
+    nl: usize,
+    xp: *const f32,
+    wp: *const f32,
+    iscale: &[S::F; N],
+    min: &[S::F; N],
+    nmax: i32,
+    laux: &mut [[S::F; N]; MAX_N],
+) -> Three<[S::F; N]> {
+    let zero = S::splat(0.0);
+    let (mut sum_l, mut sum_l2, mut sum_xl) = ([zero; N], [zero; N], [zero; N]);
+    for (i, laux) in laux.iter_mut().enumerate().take(n) {
+        for k in 0..N {
+            let xi = ld::<S>(xp, nl, i, k);
+            let l = level_f::<S, FAST>(S::mul(iscale[k], S::sub(xi, min[k])), 0.0, nmax as f32);
+            laux[k] = l;
+            let wl = S::mul(ld::<S>(wp, nl, i, k), l);
+            sum_l[k] = S::add(sum_l[k], wl);
+            sum_l2[k] = S::add(sum_l2[k], S::mul(wl, l));
+            sum_xl[k] = S::add(sum_xl[k], S::mul(wl, xi));
+        }
+    }
+    (sum_l, sum_l2, sum_xl)
+}
+
 /// `make_qkx_quants` per lane with the weights in [`Batch::w`]: scale into [`Batch::scale`],
 /// the returned (negated) min into [`Batch::min`], levels into [`Batch::l`]. `MAD` is
 /// `p.use_mad`.
@@ -312,6 +393,7 @@ pub(crate) unsafe fn qkx<S: Simd, const N: usize, const MAD: bool>(
     let zero_i = S::splat_i(0);
     let nmax_i = S::splat_i(p.nmax);
     let (mut min, mut max, mut sum_w, mut sum_x) = ([zero; N], [zero; N], [zero; N], [zero; N]);
+    let finite = all_finite::<S, N>(b);
     for k in 0..N {
         let x0 = ld::<S>(xp, nl, 0, k);
         (min[k], max[k]) = (x0, x0);
@@ -327,6 +409,8 @@ pub(crate) unsafe fn qkx<S: Simd, const N: usize, const MAD: bool>(
             sum_x[k] = S::add(sum_x[k], S::mul(wi, xi));
         }
     }
+    // The lane's smallest and largest values, which bound every `iscale·(x - min)`.
+    let (x_lo, x_hi) = (min, max);
     let mut degenerate = [S::none(); N];
     let (mut min0, mut scale, mut best) = ([zero; N], [zero; N], [zero; N]);
     // The inverse scale and offset the current best levels were made with.
@@ -357,18 +441,23 @@ pub(crate) unsafe fn qkx<S: Simd, const N: usize, const MAD: bool>(
             for k in 0..N {
                 iscale[k] = S::div(num, S::sub(max[k], min[k]));
             }
-            let (mut sum_l, mut sum_l2, mut sum_xl) = ([zero; N], [zero; N], [zero; N]);
-            for (i, laux) in laux.iter_mut().enumerate().take(n) {
-                for k in 0..N {
-                    let xi = ld::<S>(xp, nl, i, k);
-                    let l = S::to_f(level_affine::<S>(iscale[k], xi, min[k], zero_i, nmax_i));
-                    laux[k] = l;
-                    let wl = S::mul(ld::<S>(wp, nl, i, k), l);
-                    sum_l[k] = S::add(sum_l[k], wl);
-                    sum_l2[k] = S::add(sum_l2[k], S::mul(wl, l));
-                    sum_xl[k] = S::add(sum_xl[k], S::mul(wl, xi));
-                }
+            // Where every lane that matters stays within ±2²¹, nearest_int is plain rounding
+            // and the float path gives the same levels.
+            let mut exact = S::none();
+            for k in 0..N {
+                let lo = S::mul(iscale[k], S::sub(x_lo[k], min[k]));
+                let hi = S::mul(iscale[k], S::sub(x_hi[k], min[k]));
+                let ok = S::and(S::and(in_range::<S>(lo), in_range::<S>(hi)), finite[k]);
+                exact = S::or(
+                    exact,
+                    S::andnot(S::andnot(S::splat_m(true), degenerate[k]), ok),
+                );
             }
+            let (sum_l, sum_l2, sum_xl) = if S::any(exact) {
+                qkx_sums::<S, N, false>(n, nl, xp, wp, &iscale, &min, p.nmax, &mut laux)
+            } else {
+                qkx_sums::<S, N, true>(n, nl, xp, wp, &iscale, &min, p.nmax, &mut laux)
+            };
             let mut dpos = [S::none(); N];
             let mut any = false;
             let (mut this_scale, mut this_min) = ([zero; N], [zero; N]);
@@ -459,9 +548,6 @@ unsafe fn signed_absmax<S: Simd, const N: usize>(b: &Batch) -> ([S::F; N], [S::M
     (max, zero_lane)
 }
 
-/// Four values of one type.
-type Four<T> = (T, T, T, T);
-
 /// `num / d` per lane.
 #[inline(always)]
 unsafe fn div_by<S: Simd, const N: usize>(num: f32, d: &[S::F; N]) -> [S::F; N] {
@@ -475,14 +561,14 @@ unsafe fn div_by<S: Simd, const N: usize>(num: f32, d: &[S::F; N]) -> [S::F; N] 
 /// Σ w·x·l and Σ w·l² of `make_qx_quants` for two candidate inverse scales at once.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-unsafe fn qx_sums2<S: Simd, const N: usize>(
+unsafe fn qx_sums2<S: Simd, const N: usize, const FAST: bool>(
     n: usize,
     nl: usize,
     xp: *const f32,
     wp: *const f32,
     wxp: *const [S::F; N],
-    lo: S::I,
-    hi: S::I,
+    lo: f32,
+    hi: f32,
     is: [S::F; N],
     is2: [S::F; N],
 ) -> Four<[S::F; N]> {
@@ -493,10 +579,10 @@ unsafe fn qx_sums2<S: Simd, const N: usize>(
         let wx = &*wxp.add(i);
         for k in 0..N {
             let (x, w) = (ld::<S>(xp, nl, i, k), ld::<S>(wp, nl, i, k));
-            let l = S::to_f(level_sym::<S>(is[k], x, lo, hi));
+            let l = level_f::<S, FAST>(S::mul(is[k], x), lo, hi);
             lx[k] = S::add(lx[k], S::mul(wx[k], l));
             l2[k] = S::add(l2[k], S::mul(S::mul(w, l), l));
-            let l = S::to_f(level_sym::<S>(is2[k], x, lo, hi));
+            let l = level_f::<S, FAST>(S::mul(is2[k], x), lo, hi);
             lx2[k] = S::add(lx2[k], S::mul(wx[k], l));
             l22[k] = S::add(l22[k], S::mul(S::mul(w, l), l));
         }
@@ -514,6 +600,7 @@ pub(crate) unsafe fn qx<S: Simd, const N: usize>(nmax: i32, b: &mut Batch) {
     check::<S, N>(b);
     let (n, nl) = (b.n, b.nl);
     let (max, zero_lane) = signed_absmax::<S, N>(b);
+    let finite = all_finite::<S, N>(b);
     let xp = b.x.as_ptr();
     let zero = S::splat(0.0);
     // w·x, the same product in every candidate.
@@ -537,7 +624,27 @@ pub(crate) unsafe fn qx<S: Simd, const N: usize>(nmax: i32, b: &mut Batch) {
     for c in (0..nums.len()).step_by(2) {
         let a = div_by::<S, N>(nums[c], &max);
         let b2 = div_by::<S, N>(nums[(c + 1).min(nums.len() - 1)], &max);
-        let (lx, l2, lx2, l22) = qx_sums2::<S, N>(n, nl, xp, wp, wxp, lo, hi, a, b2);
+        // |iscale·x| <= |iscale·max| (max has the largest magnitude): see `qkx`.
+        let mut exact = S::none();
+        for k in 0..N {
+            let ok = S::and(
+                S::and(
+                    in_range::<S>(S::mul(a[k], max[k])),
+                    in_range::<S>(S::mul(b2[k], max[k])),
+                ),
+                finite[k],
+            );
+            exact = S::or(
+                exact,
+                S::andnot(S::andnot(S::splat_m(true), zero_lane[k]), ok),
+            );
+        }
+        let (lo_f, hi_f) = (-nmax as f32, (nmax - 1) as f32);
+        let (lx, l2, lx2, l22) = if S::any(exact) {
+            qx_sums2::<S, N, false>(n, nl, xp, wp, wxp, lo_f, hi_f, a, b2)
+        } else {
+            qx_sums2::<S, N, true>(n, nl, xp, wp, wxp, lo_f, hi_f, a, b2)
+        };
         let both = [(a, lx, l2), (b2, lx2, l22)];
         for (cc, (iscale, sumlx, suml2)) in both.into_iter().enumerate() {
             if c + cc >= nums.len() {
