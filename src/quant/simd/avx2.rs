@@ -98,6 +98,14 @@ unsafe impl Simd for Avx2 {
         _mm256_cvtepi32_ps(a)
     }
     #[inline(always)]
+    unsafe fn bits(a: __m256) -> __m256i {
+        _mm256_castps_si256(a)
+    }
+    #[inline(always)]
+    unsafe fn from_bits(a: __m256i) -> __m256 {
+        _mm256_castsi256_ps(a)
+    }
+    #[inline(always)]
     unsafe fn lt(a: __m256, b: __m256) -> __m256 {
         _mm256_cmp_ps::<_CMP_LT_OQ>(a, b)
     }

@@ -103,6 +103,14 @@ unsafe impl Simd for Avx512 {
         _mm512_cvtepi32_ps(a)
     }
     #[inline(always)]
+    unsafe fn bits(a: __m512) -> __m512i {
+        _mm512_castps_si512(a)
+    }
+    #[inline(always)]
+    unsafe fn from_bits(a: __m512i) -> __m512 {
+        _mm512_castsi512_ps(a)
+    }
+    #[inline(always)]
     unsafe fn lt(a: __m512, b: __m512) -> __mmask16 {
         _mm512_cmp_ps_mask::<_CMP_LT_OQ>(a, b)
     }

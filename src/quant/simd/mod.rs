@@ -72,6 +72,10 @@ pub(crate) unsafe trait Simd: Copy {
     unsafe fn add_i(a: Self::I, b: Self::I) -> Self::I;
     /// `a as f32`.
     unsafe fn to_f(a: Self::I) -> Self::F;
+    /// `a.to_bits() as i32`.
+    unsafe fn bits(a: Self::F) -> Self::I;
+    /// `f32::from_bits(a as u32)`.
+    unsafe fn from_bits(a: Self::I) -> Self::F;
     /// `a < b`.
     unsafe fn lt(a: Self::F, b: Self::F) -> Self::M;
     /// `a > b`.

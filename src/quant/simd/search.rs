@@ -327,13 +327,17 @@ unsafe fn all_finite<S: Simd, const N: usize>(b: &Batch) -> [S::M; N] {
 }
 
 /// `clamp(nearest_int(v), lo, hi) as f32`, for `|v| <= FAST_LIMIT` when `FAST`: then
-/// `v + 1.5·2²³` is the rounded value plus 1.5·2²³ exactly, and clamping commutes with it.
+/// `v + 1.5·2²³` is exactly the rounded value plus 1.5·2²³, in [2²³, 2²⁴) where the bits grow
+/// with the value, so the clamp works on the bits and one subtraction gives the level.
 #[inline(always)]
 unsafe fn level_f<S: Simd, const FAST: bool>(v: S::F, lo: f32, hi: f32) -> S::F {
     if FAST {
+        const MAGIC_BITS: i32 = 0x4b40_0000;
         let magic = S::splat(12_582_912.0);
-        let r = S::sub(S::add(v, magic), magic);
-        S::min(S::max(r, S::splat(lo)), S::splat(hi))
+        let y = S::bits(S::add(v, magic));
+        let lo = S::splat_i(MAGIC_BITS + lo as i32);
+        let hi = S::splat_i(MAGIC_BITS + hi as i32);
+        S::sub(S::from_bits(S::clamp_i(y, lo, hi)), magic)
     } else {
         S::to_f(S::clamp_i(
             S::nearest_int(v),
