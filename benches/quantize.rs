@@ -5,7 +5,8 @@
 //! `cargo bench --bench quantize` (add `-- Q4_K` to filter). `GQ_BENCH_ROWS` sets the number of
 //! rows (default 4096; fewer makes a quick run). `GQ_BENCH_CLOCK=cpu` times with the thread's
 //! CPU clock instead of the wall clock (Linux), which other processes on a shared machine
-//! disturb much less.
+//! disturb much less. `GQ_BENCH_IMATRIX=1` also times the weighted (importance matrix) path
+//! of the k-quants.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use gq::gguf::GgmlType;
@@ -74,35 +75,45 @@ fn quantize(c: &mut Criterion) {
         GgmlType::Q4_0,
     ];
     let isas: Vec<Isa> = Isa::ALL.into_iter().filter(|i| i.available()).collect();
+    let imatrix = std::env::var("GQ_BENCH_IMATRIX").is_ok_and(|v| v == "1");
+    // A positive importance row, like an imatrix's mean squared activations.
+    let importance: Vec<f32> = matrix(1).iter().map(|v| v * v * 2500.0 + 0.05).collect();
     for ty in types {
         let f = format_for(ty).unwrap();
         let row_bytes = ty.row_bytes(COLS as u64).unwrap() as usize;
         let mut out = vec![0u8; rows * row_bytes];
-        let mut g = c.benchmark_group(format!("quantize_row/{ty}"));
-        g.throughput(Throughput::BytesDecimal((x.len() * 4) as u64));
-        g.sample_size(10);
-        g.warm_up_time(Duration::from_millis(500));
-        g.measurement_time(Duration::from_secs(3));
-        for &isa in &isas {
-            let mut run = || {
-                for (src, dst) in x.chunks_exact(COLS).zip(out.chunks_exact_mut(row_bytes)) {
-                    f.quantize_row_imatrix_isa(src, None, dst, isa);
-                }
+        let weighted = imatrix && ty.block_size() == 256;
+        for qw in std::iter::once(None).chain(weighted.then_some(Some(&importance[..]))) {
+            let name = match qw {
+                None => format!("quantize_row/{ty}"),
+                Some(_) => format!("quantize_row_imatrix/{ty}"),
             };
-            g.bench_function(BenchmarkId::from_parameter(isa.name()), |b| {
-                b.iter_custom(|iters| {
-                    let (t0, c0) = (Instant::now(), cpu_clock.then(thread_cpu_time));
-                    for _ in 0..iters {
-                        run();
+            let mut g = c.benchmark_group(name);
+            g.throughput(Throughput::BytesDecimal((x.len() * 4) as u64));
+            g.sample_size(10);
+            g.warm_up_time(Duration::from_millis(500));
+            g.measurement_time(Duration::from_secs(3));
+            for &isa in &isas {
+                let mut run = || {
+                    for (src, dst) in x.chunks_exact(COLS).zip(out.chunks_exact_mut(row_bytes)) {
+                        f.quantize_row_imatrix_isa(src, qw, dst, isa);
                     }
-                    match c0 {
-                        Some(c0) => thread_cpu_time() - c0,
-                        None => t0.elapsed(),
-                    }
-                })
-            });
+                };
+                g.bench_function(BenchmarkId::from_parameter(isa.name()), |b| {
+                    b.iter_custom(|iters| {
+                        let (t0, c0) = (Instant::now(), cpu_clock.then(thread_cpu_time));
+                        for _ in 0..iters {
+                            run();
+                        }
+                        match c0 {
+                            Some(c0) => thread_cpu_time() - c0,
+                            None => t0.elapsed(),
+                        }
+                    })
+                });
+            }
+            g.finish();
         }
-        g.finish();
     }
 }
 

@@ -43,8 +43,9 @@ pub(crate) trait RowKernel {
     );
 }
 
-/// Runs `k` over a row: batches of two registers of lanes, then one register (or a partial
-/// two-register batch where one register holds less than a super-block).
+/// Runs `k` over a row: batches of four registers of lanes (16-lane units only; 8-lane ones
+/// have too few registers for that), then two, then one (or a partial two-register batch
+/// where one register holds less than a super-block).
 ///
 /// # Safety
 /// `S`'s CPU feature must be present.

@@ -10,6 +10,11 @@
 //! Where the scalar code copies a candidate's levels on an improvement, these kernels keep the
 //! candidate's inverse scale and offset instead and recompute the levels at the end: the
 //! levels are a pure function of them, so the bits are the same.
+//!
+//! `nearest_int` is emulated bit for bit (it returns garbage, deterministically, beyond 2²²);
+//! where bounds computed per candidate show that every lane that matters stays within ±2²¹
+//! and holds only finite values, the candidate's levels come from plain f32 rounding instead,
+//! which is then the same value.
 
 use super::Simd;
 use crate::quant::num::{GROUP_MAX_EPS, QK_K};
@@ -17,7 +22,7 @@ use crate::quant::search::AffineSearch;
 
 /// Longest sub-block.
 pub(crate) const MAX_N: usize = 32;
-/// Most lanes in one batch (two 16-lane registers).
+/// Most lanes in one batch (four 16-lane registers).
 pub(crate) const MAX_LANES: usize = 64;
 
 /// A transposed batch: `x` (and weights, levels) of up to [`MAX_LANES`] sub-blocks of up to
@@ -47,7 +52,7 @@ pub(crate) struct Batch {
 }
 
 impl Batch {
-    /// A zeroed batch (allocate one per row and [`Batch::reset`] it per batch).
+    /// A zeroed batch (allocate one per thread and [`Batch::reset`] it per batch).
     pub(crate) fn new() -> Batch {
         Batch {
             n: 1,
