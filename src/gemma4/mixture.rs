@@ -248,7 +248,7 @@ impl State<'_> {
 
 /// llama-quantize's visiting order (llama_model_loader's `weight_name_comparer`): by layer number
 /// (tensors outside `blk.N.` first), then by name.
-fn visit_key(name: &str) -> (i64, &str) {
+pub fn visit_key(name: &str) -> (i64, &str) {
     let layer = name
         .strip_prefix("blk.")
         .map(|r| r.bytes().take_while(u8::is_ascii_digit).count())

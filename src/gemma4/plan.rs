@@ -3,7 +3,7 @@
 
 use super::config::TextConfig;
 use super::metadata;
-use super::mixture::{select_types, ModelFacts, QuantOptions, TensorDesc};
+use super::mixture::{select_types, visit_key, ModelFacts, QuantOptions, TensorDesc};
 use super::names::{map_name, Mapped};
 use crate::gguf::{layout_tensors, FileType, GgmlType, Metadata, PlannedTensor, DEFAULT_ALIGNMENT};
 use crate::imatrix::Imatrix;
@@ -310,6 +310,10 @@ pub fn build(
             }
         }
     }
+    if !file_type.is_converter_type() {
+        // llama-quantize writes tensors in the order it visits them (layer number, then name).
+        tensors.sort_by(|a, b| visit_key(&a.out.name).cmp(&visit_key(&b.out.name)));
+    }
     let mut outs: Vec<PlannedTensor> = tensors.iter().map(|t| t.out.clone()).collect();
     let data_bytes = layout_tensors(&mut outs, DEFAULT_ALIGNMENT);
     for (t, o) in tensors.iter_mut().zip(outs) {
@@ -341,6 +345,15 @@ pub fn build(
         crate::gguf::MetaValue::U32(2),
     );
     vocab.write(&mut meta);
+    if !file_type.is_converter_type() {
+        // llama-quantize copies the input's keys, then sets these two (ggml moves a key it sets
+        // to the end).
+        for key in ["general.quantization_version", "general.file_type"] {
+            if let Some(v) = meta.remove(key) {
+                meta.set(key, v);
+            }
+        }
+    }
     if let Some(m) = &qopts.imatrix {
         if file_type.is_converter_type() {
             bail!(
