@@ -43,36 +43,7 @@ fn bf16_identical_to_converter_and_same_perplexity() {
     let want = baselines["rows"][0]["ppl"].as_f64().unwrap();
     assert_eq!(baselines["rows"][0]["type"], "BF16");
     let text = fixture("trained").join("eval.txt");
-    let mut got = None;
-    // llama.cpp's asynchronous logger may drop the last lines at exit: up to three runs.
-    for _ in 0..3 {
-        let o = Command::new(llama_tool("llama-perplexity"))
-            .args([
-                "-m",
-                ours.to_str().unwrap(),
-                "-f",
-                text.to_str().unwrap(),
-                "-c",
-                "512",
-                "-b",
-                "512",
-                "-t",
-                "2",
-            ])
-            .output()
-            .unwrap();
-        assert!(o.status.success());
-        let log =
-            String::from_utf8_lossy(&o.stderr).into_owned() + &String::from_utf8_lossy(&o.stdout);
-        got = log
-            .lines()
-            .find_map(|l| l.split("Final estimate: PPL = ").nth(1))
-            .map(|s| s.split_whitespace().next().unwrap().to_string());
-        if got.is_some() {
-            break;
-        }
-    }
-    let got = got.expect("no final PPL from llama-perplexity");
+    let got = llama_perplexity(&ours, &text, 512);
     assert_eq!(
         got,
         format!("{want:.4}"),

@@ -159,3 +159,55 @@ pub fn read_legacy_imatrix(path: &Path) -> std::collections::HashMap<String, Vec
     }
     out
 }
+
+/// Runs llama-perplexity on `model` over `text` with context `ctx` (2 threads) and returns the
+/// final PPL with llama.cpp's four decimals.
+///
+/// llama.cpp's logger is asynchronous and can drop the last lines at exit (common/log.cpp warns
+/// about it), more often on a loaded machine. The final PPL is read from the "Final estimate"
+/// line, or else from the running value after the last chunk ("[N]x.xxxx," with N the chunk
+/// count announced at the start, the same number with the same formatting); a run that lost
+/// both is repeated, at most ten times.
+pub fn llama_perplexity(model: &Path, text: &Path, ctx: usize) -> String {
+    let mut last = String::new();
+    for _ in 0..10 {
+        let c = ctx.to_string();
+        let o = Command::new(llama_tool("llama-perplexity"))
+            .args(["-m", model.to_str().unwrap(), "-f", text.to_str().unwrap()])
+            .args(["-c", &c, "-b", &c, "-t", "2"])
+            .output()
+            .unwrap();
+        let log =
+            String::from_utf8_lossy(&o.stderr).into_owned() + &String::from_utf8_lossy(&o.stdout);
+        assert!(
+            o.status.success(),
+            "llama-perplexity failed on {}:\n{log}",
+            model.display()
+        );
+        if let Some(f) = log
+            .lines()
+            .find_map(|l| l.split("Final estimate: PPL = ").nth(1))
+        {
+            return f.split_whitespace().next().unwrap().to_string();
+        }
+        let n_chunks = log
+            .lines()
+            .find_map(|l| l.split("calculating perplexity over ").nth(1))
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|n| n.parse::<usize>().ok());
+        let running = log.lines().find(|l| l.starts_with("[1]"));
+        if let (Some(n), Some(line)) = (n_chunks, running) {
+            let tag = format!("[{n}]");
+            if let Some(v) = line.split(&tag).nth(1).and_then(|r| r.split(',').next()) {
+                if line.contains(&format!("{tag}{v},")) {
+                    return v.to_string();
+                }
+            }
+        }
+        last = log;
+    }
+    panic!(
+        "no final perplexity from llama-perplexity for {} in 10 runs:\n{last}",
+        model.display()
+    );
+}
