@@ -131,3 +131,72 @@ fn neon_f16_widening_exact() {
         }
     }
 }
+
+/// An activation row of `ty` (Q8_0, Q8_1 or Q8_K) built directly: scale ½, quants in −3..=3,
+/// sums consistent (so every intermediate of a dot with power-of-two weight scales is exact).
+fn exact_act(ty: QType, n: usize) -> Vec<u8> {
+    let mut a = Vec::new();
+    let bs = ty.block_size();
+    for b in 0..n / bs {
+        let q: Vec<i8> = (0..bs).map(|i| ((i * 5 + b) % 7) as i8 - 3).collect();
+        let sum: i32 = q.iter().map(|&v| v as i32).sum();
+        let half = half::f16::from_f32(0.5).to_le_bytes();
+        match ty {
+            QType::Q8_0 => a.extend_from_slice(&half),
+            QType::Q8_1 => {
+                a.extend_from_slice(&half);
+                a.extend_from_slice(&half::f16::from_f32(0.5 * sum as f32).to_le_bytes());
+            }
+            _ => a.extend_from_slice(&0.5f32.to_le_bytes()),
+        }
+        a.extend(q.iter().map(|&v| v as u8));
+        if ty == QType::Q8_K {
+            for g in q.chunks_exact(16) {
+                let s: i16 = g.iter().map(|&v| v as i16).sum();
+                a.extend_from_slice(&s.to_le_bytes());
+            }
+        }
+    }
+    assert_eq!(a.len(), ty.row_bytes(n));
+    a
+}
+
+/// Sets every f16 block scale of `w` (byte offsets `offs` in each block) to ½ or ¼.
+fn exact_weights(ty: QType, n: usize, offs: &[usize]) -> Vec<u8> {
+    let mut w = random_weights(ty, 1, n, 5);
+    for blk in w.chunks_exact_mut(ty.block_bytes()) {
+        for (k, &o) in offs.iter().enumerate() {
+            let v = if k == 0 { 0.5 } else { 0.25 };
+            blk[o..o + 2].copy_from_slice(&half::f16::from_f32(v).to_le_bytes());
+        }
+    }
+    w
+}
+
+fn check_exact(ty: QType, f: Kernel, offs: &[usize]) {
+    let s = kernels_for(Isa::Scalar).unwrap();
+    let n = 1024;
+    let w = exact_weights(ty, n, offs);
+    let a = exact_act(ty.vec_dot_type(), n);
+    // SAFETY: whole rows of matching lengths.
+    let got = unsafe { f(&w, &a) };
+    let want = s.vec_dot(ty, &w, &a);
+    assert_eq!(
+        got.to_bits(),
+        want.to_bits(),
+        "{ty}: neon {got} vs scalar {want}"
+    );
+}
+
+#[test]
+fn neon_32_element_dots() {
+    let cols = [32, 64, 96, 32 * 31, 4096];
+    check(QType::Q4_0, neon::dot_q4_0, &cols);
+    check(QType::Q4_1, neon::dot_q4_1, &cols);
+    check(QType::Q5_0, neon::dot_q5_0, &cols);
+    check(QType::Q5_1, neon::dot_q5_1, &cols);
+    check_exact(QType::Q4_0, neon::dot_q4_0, &[0]);
+    check_exact(QType::Q4_1, neon::dot_q4_1, &[0, 2]);
+    check_exact(QType::Q5_0, neon::dot_q5_0, &[0]);
+    check_exact(QType::Q5_1, neon::dot_q5_1, &[0, 2]);
+}

@@ -10,11 +10,12 @@
 #[cfg(target_arch = "aarch64")]
 pub use core::arch::aarch64::{
     float32x4_t, int16x8_t, int32x4_t, int8x16_t, int8x8_t, uint16x4_t, uint16x8_t, uint32x4_t,
-    uint8x16_t, vaddq_f32, vaddq_s32, vaddvq_f32, vandq_u32, vandq_u8, vbslq_u32, vceqq_u32,
-    vcvtq_f32_s32, vdupq_n_f32, vdupq_n_s32, vdupq_n_u32, vdupq_n_u8, vfmaq_f32, vget_high_s8,
-    vget_low_s8, vget_low_u16, vld1q_f32, vld1q_s8, vld1q_u16, vld1q_u8, vmovl_u16, vmull_s8,
-    vmulq_f32, vmulq_s32, vorrq_u32, vpaddlq_s16, vpaddq_s32, vreinterpretq_f32_u32,
-    vreinterpretq_s8_u8, vreinterpretq_u32_f32, vshlq_n_u32, vshrq_n_u8,
+    uint8x16_t, uint8x8_t, vaddq_f32, vaddq_s32, vaddvq_f32, vandq_u32, vandq_u8, vbslq_u32,
+    vceqq_u32, vcombine_u8, vcvtq_f32_s32, vdup_n_u8, vdupq_n_f32, vdupq_n_s32, vdupq_n_s8,
+    vdupq_n_u32, vdupq_n_u8, vfmaq_f32, vget_high_s8, vget_low_s8, vget_low_u16, vld1q_f32,
+    vld1q_s8, vld1q_u16, vld1q_u8, vmovl_u16, vmull_s8, vmulq_f32, vmulq_s32, vorrq_u32, vorrq_u8,
+    vpaddlq_s16, vpaddq_s32, vreinterpretq_f32_u32, vreinterpretq_s8_u8, vreinterpretq_u32_f32,
+    vshlq_n_u32, vshlq_n_u8, vshrq_n_u8, vsubq_s8, vtstq_u8,
 };
 
 #[cfg(not(target_arch = "aarch64"))]
@@ -40,6 +41,7 @@ mod portable {
         int8x16_t: [i8; 16];
         int8x8_t: [i8; 8];
         uint8x16_t: [u8; 16];
+        uint8x8_t: [u8; 8];
     }
 
     /// Lane-wise map of one or two vectors.
@@ -183,5 +185,41 @@ mod portable {
     /// Bit cast u8 → i8 lanes.
     pub unsafe fn vreinterpretq_s8_u8(a: uint8x16_t) -> int8x16_t {
         lanes!(int8x16_t, 16, |i| a.0[i] as i8)
+    }
+    /// Broadcast u8 (8 lanes).
+    pub unsafe fn vdup_n_u8(v: u8) -> uint8x8_t {
+        uint8x8_t([v; 8])
+    }
+    /// Broadcast i8.
+    pub unsafe fn vdupq_n_s8(v: i8) -> int8x16_t {
+        int8x16_t([v; 16])
+    }
+    /// `low ‖ high`.
+    pub unsafe fn vcombine_u8(low: uint8x8_t, high: uint8x8_t) -> uint8x16_t {
+        lanes!(uint8x16_t, 16, |i| if i < 8 {
+            low.0[i]
+        } else {
+            high.0[i - 8]
+        })
+    }
+    /// Bitwise or (u8 lanes).
+    pub unsafe fn vorrq_u8(a: uint8x16_t, b: uint8x16_t) -> uint8x16_t {
+        lanes!(uint8x16_t, 16, |i| a.0[i] | b.0[i])
+    }
+    /// Wrapping i8 subtract.
+    pub unsafe fn vsubq_s8(a: int8x16_t, b: int8x16_t) -> int8x16_t {
+        lanes!(int8x16_t, 16, |i| a.0[i].wrapping_sub(b.0[i]))
+    }
+    /// Bit test, as CMTST: all-ones where `a & b != 0`, else zero.
+    pub unsafe fn vtstq_u8(a: uint8x16_t, b: uint8x16_t) -> uint8x16_t {
+        lanes!(uint8x16_t, 16, |i| if a.0[i] & b.0[i] != 0 {
+            0xff
+        } else {
+            0
+        })
+    }
+    /// Shift left by `N` (u8 lanes; bits shifted out are lost).
+    pub unsafe fn vshlq_n_u8<const N: i32>(a: uint8x16_t) -> uint8x16_t {
+        lanes!(uint8x16_t, 16, |i| a.0[i] << N)
     }
 }

@@ -203,3 +203,114 @@ pub unsafe fn dot_q4_k(w: &[u8], a: &[u8]) -> f32 {
 unsafe fn mul_s32(a: int32x4_t, b: int32x4_t) -> int32x4_t {
     vmulq_s32(a, b)
 }
+
+/// The fifth bits of 16 elements of a Q5_0 / Q5_1 block: bit `j` of the little-endian u32 `qh`
+/// for elements `base + j` (`base` 0 or 16, i.e. bytes `qh[base/8]`, `qh[base/8 + 1]`), as
+/// `0x10` or `0` per byte.
+#[inline(always)]
+unsafe fn q5_high(qh: *const u8, base: usize) -> uint8x16_t {
+    const BITS: [u8; 16] = [1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128];
+    let b = vcombine_u8(
+        vdup_n_u8(*qh.add(base / 8)),
+        vdup_n_u8(*qh.add(base / 8 + 1)),
+    );
+    vandq_u8(vtstq_u8(b, vld1q_u8(BITS.as_ptr())), vdupq_n_u8(0x10))
+}
+
+/// Shared loop of the 32-element types: `quants(x)` gives the block's 32 weight quants as two
+/// i8 vectors (elements 0..16, 16..32), `qoff` / `yoff` the offsets of the activation quants,
+/// `dw(x)` the weight scale; `min(x, y)` the block's additive term (Q4_1 / Q5_1), summed apart
+/// in block order as the scalar reference does.
+#[inline(always)]
+unsafe fn dot_32(
+    w: &[u8],
+    a: &[u8],
+    (wb, ab, yoff): (usize, usize, usize),
+    quants: impl Fn(*const u8) -> (int8x16_t, int8x16_t),
+    min: impl Fn(*const u8, *const u8) -> f32,
+) -> f32 {
+    let nb = w.len() / wb;
+    let (wp, ap) = (w.as_ptr(), a.as_ptr());
+    let mut acc = [vdupq_n_f32(0.0); 2];
+    let mut summ = 0f32;
+    for i in 0..nb {
+        let (x, y) = (wp.add(wb * i), ap.add(ab * i));
+        let (lo, hi) = quants(x);
+        let mut p = vdupq_n_s32(0);
+        p = dot_s8(p, lo, vld1q_s8(y.add(yoff).cast()));
+        p = dot_s8(p, hi, vld1q_s8(y.add(yoff + 16).cast()));
+        let d = vdupq_n_f32(f16(x) * f16(y));
+        acc[i & 1] = vfmaq_f32(acc[i & 1], vcvtq_f32_s32(p), d);
+        summ += min(x, y);
+    }
+    vaddvq_f32(vaddq_f32(acc[0], acc[1])) + summ
+}
+
+/// Low and high nibbles of 16 bytes at `q` as two u8 vectors.
+#[inline(always)]
+unsafe fn nibbles(q: *const u8) -> (uint8x16_t, uint8x16_t) {
+    let v = vld1q_u8(q);
+    (vandq_u8(v, vdupq_n_u8(0x0f)), vshrq_n_u8::<4>(v))
+}
+
+/// `v − k` as i8 lanes (`v` holds small unsigned quants).
+#[inline(always)]
+unsafe fn offset(v: uint8x16_t, k: i8) -> int8x16_t {
+    vsubq_s8(vreinterpretq_s8_u8(v), vdupq_n_s8(k))
+}
+
+/// Q4_0 · Q8_0: nibbles − 8 against the activations in two emulated SDOTs per block.
+///
+/// # Safety
+/// `w` are whole Q4_0 blocks and `a` as many Q8_0 blocks.
+pub unsafe fn dot_q4_0(w: &[u8], a: &[u8]) -> f32 {
+    let quants = |x: *const u8| {
+        let (lo, hi) = nibbles(x.add(2));
+        (offset(lo, 8), offset(hi, 8))
+    };
+    dot_32(w, a, (18, 34, 2), quants, |_, _| 0.0)
+}
+
+/// Q4_1 · Q8_1: unsigned nibbles; the block term `m·s` is summed apart.
+///
+/// # Safety
+/// `w` are whole Q4_1 blocks and `a` as many Q8_1 blocks.
+pub unsafe fn dot_q4_1(w: &[u8], a: &[u8]) -> f32 {
+    let quants = |x: *const u8| {
+        let (lo, hi) = nibbles(x.add(4));
+        (vreinterpretq_s8_u8(lo), vreinterpretq_s8_u8(hi))
+    };
+    dot_32(w, a, (20, 36, 4), quants, |x, y| {
+        f16(x.add(2)) * f16(y.add(2))
+    })
+}
+
+/// Q5_0 · Q8_0: nibbles with their fifth bits (CMTST against a bit mask), − 16.
+///
+/// # Safety
+/// `w` are whole Q5_0 blocks and `a` as many Q8_0 blocks.
+pub unsafe fn dot_q5_0(w: &[u8], a: &[u8]) -> f32 {
+    let quants = |x: *const u8| {
+        let (lo, hi) = nibbles(x.add(6));
+        let lo = vorrq_u8(lo, q5_high(x.add(2), 0));
+        let hi = vorrq_u8(hi, q5_high(x.add(2), 16));
+        (offset(lo, 16), offset(hi, 16))
+    };
+    dot_32(w, a, (22, 34, 2), quants, |_, _| 0.0)
+}
+
+/// Q5_1 · Q8_1: unsigned 5-bit quants; the block term `m·s` is summed apart.
+///
+/// # Safety
+/// `w` are whole Q5_1 blocks and `a` as many Q8_1 blocks.
+pub unsafe fn dot_q5_1(w: &[u8], a: &[u8]) -> f32 {
+    let quants = |x: *const u8| {
+        let (lo, hi) = nibbles(x.add(8));
+        let lo = vorrq_u8(lo, q5_high(x.add(4), 0));
+        let hi = vorrq_u8(hi, q5_high(x.add(4), 16));
+        (vreinterpretq_s8_u8(lo), vreinterpretq_s8_u8(hi))
+    };
+    dot_32(w, a, (24, 36, 4), quants, |x, y| {
+        f16(x.add(2)) * f16(y.add(2))
+    })
+}
