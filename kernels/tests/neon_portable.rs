@@ -200,3 +200,17 @@ fn neon_32_element_dots() {
     check_exact(QType::Q5_0, neon::dot_q5_0, &[0]);
     check_exact(QType::Q5_1, neon::dot_q5_1, &[0, 2]);
 }
+
+#[test]
+fn neon_k_quant_dots() {
+    let cols = [256, 512, 256 * 7, 4096];
+    for (ty, f, offs) in [
+        (QType::Q6_K, neon::dot_q6_k as Kernel, &[208usize][..]),
+        (QType::Q5_K, neon::dot_q5_k, &[0, 2][..]),
+        (QType::Q2_K, neon::dot_q2_k, &[80, 82][..]),
+        (QType::Q3_K, neon::dot_q3_k, &[108][..]),
+    ] {
+        check(ty, f, &cols);
+        check_exact(ty, f, offs);
+    }
+}

@@ -22,7 +22,7 @@
 
 pub mod intrin;
 
-use crate::blocks::kquant_scales_mins;
+use crate::blocks::{kquant_scales_mins, q3k_scales};
 use core::ptr::read_unaligned as rd;
 use intrin::*;
 
@@ -313,4 +313,173 @@ pub unsafe fn dot_q5_1(w: &[u8], a: &[u8]) -> f32 {
     dot_32(w, a, (24, 36, 4), quants, |x, y| {
         f16(x.add(2)) * f16(y.add(2))
     })
+}
+
+/// `v >> s` (u8 lanes) for the shifts the 2-bit layouts use, `s` in {0, 2, 4, 6}.
+#[inline(always)]
+unsafe fn shr2(v: uint8x16_t, s: usize) -> uint8x16_t {
+    match s {
+        0 => v,
+        2 => vshrq_n_u8::<2>(v),
+        4 => vshrq_n_u8::<4>(v),
+        _ => vshrq_n_u8::<6>(v),
+    }
+}
+
+/// The k-quant tail of a super-block: `sumi` (i32 lanes, already scaled per group) times
+/// `d·yd` into `acc`.
+#[inline(always)]
+unsafe fn kq_acc(acc: float32x4_t, sumi: int32x4_t, d: f32) -> float32x4_t {
+    vfmaq_f32(acc, vcvtq_f32_s32(sumi), vdupq_n_f32(d))
+}
+
+/// Q6_K · Q8_K: per 16 elements (one scale group) 16 bytes of low nibbles and 16 of high-bit
+/// pairs are merged into 6-bit quants − 32, dotted with the activations in an emulated SDOT
+/// and weighted by the group's i8 scale in i32.
+///
+/// # Safety
+/// `w` are whole Q6_K blocks and `a` as many Q8_K blocks.
+pub unsafe fn dot_q6_k(w: &[u8], a: &[u8]) -> f32 {
+    let nb = w.len() / 210;
+    let (wp, ap) = (w.as_ptr(), a.as_ptr());
+    let mut acc = vdupq_n_f32(0.0);
+    for i in 0..nb {
+        let (x, y) = (wp.add(210 * i), ap.add(292 * i));
+        let (ql, qh, sc, yq) = (x, x.add(128), x.add(192).cast::<i8>(), y.add(4));
+        let mut sumi = vdupq_n_s32(0);
+        for h in 0..2 {
+            for lh in 0..2 {
+                let hb = vld1q_u8(qh.add(32 * h + 16 * lh));
+                for k in 0..4 {
+                    let l = vld1q_u8(ql.add(64 * h + 32 * (k & 1) + 16 * lh));
+                    let low = if k < 2 {
+                        vandq_u8(l, vdupq_n_u8(0x0f))
+                    } else {
+                        vshrq_n_u8::<4>(l)
+                    };
+                    let high = vshlq_n_u8::<4>(vandq_u8(shr2(hb, 2 * k), vdupq_n_u8(3)));
+                    let q = offset(vorrq_u8(low, high), 32);
+                    let e = 128 * h + 32 * k + 16 * lh;
+                    let p = dot_s8(vdupq_n_s32(0), q, vld1q_s8(yq.add(e).cast()));
+                    sumi = vaddq_s32(sumi, mul_s32(p, vdupq_n_s32(*sc.add(e / 16) as i32)));
+                }
+            }
+        }
+        acc = kq_acc(acc, sumi, f16(x.add(208)) * rd(y.cast::<f32>()));
+    }
+    vaddvq_f32(acc)
+}
+
+/// Q5_K · Q8_K: Q4_K's nibbles with their fifth bits (CMTST of `qh` against bit `g` of
+/// group g); scales and mins as in Q4_K.
+///
+/// # Safety
+/// `w` are whole Q5_K blocks and `a` as many Q8_K blocks.
+pub unsafe fn dot_q5_k(w: &[u8], a: &[u8]) -> f32 {
+    let nb = w.len() / 176;
+    let (wp, ap) = (w.as_ptr(), a.as_ptr());
+    let mut acc = vdupq_n_f32(0.0);
+    let mut accm = 0f32;
+    for i in 0..nb {
+        let (x, y) = (wp.add(176 * i), ap.add(292 * i));
+        let (sc, mn) = kquant_scales_mins(&rd(x.add(4).cast::<[u8; 12]>()));
+        let mut summs = 0i32;
+        for j in 0..8 {
+            let b = |k: usize| rd(y.add(260 + 2 * k).cast::<i16>()) as i32;
+            summs += mn[j] as i32 * (b(2 * j) + b(2 * j + 1));
+        }
+        let (qh, qs, yq) = (x.add(16), x.add(48), y.add(4));
+        let fifth =
+            |hb: uint8x16_t, g: usize| vandq_u8(vtstq_u8(hb, vdupq_n_u8(1 << g)), vdupq_n_u8(0x10));
+        let mut sumi = vdupq_n_s32(0);
+        for j in 0..4 {
+            let (mut lo, mut hi) = (vdupq_n_s32(0), vdupq_n_s32(0));
+            for h in 0..2 {
+                let hb = vld1q_u8(qh.add(16 * h));
+                let (ql, qu) = nibbles(qs.add(32 * j + 16 * h));
+                let ql = vreinterpretq_s8_u8(vorrq_u8(ql, fifth(hb, 2 * j)));
+                let qu = vreinterpretq_s8_u8(vorrq_u8(qu, fifth(hb, 2 * j + 1)));
+                lo = dot_s8(lo, ql, vld1q_s8(yq.add(64 * j + 16 * h).cast()));
+                hi = dot_s8(hi, qu, vld1q_s8(yq.add(64 * j + 32 + 16 * h).cast()));
+            }
+            let s_lo = vdupq_n_s32(sc[2 * j] as i32);
+            let s_hi = vdupq_n_s32(sc[2 * j + 1] as i32);
+            sumi = vaddq_s32(sumi, vaddq_s32(mul_s32(lo, s_lo), mul_s32(hi, s_hi)));
+        }
+        let yd = rd(y.cast::<f32>());
+        acc = kq_acc(acc, sumi, f16(x) * yd);
+        accm += (f16(x.add(2)) * yd) * summs as f32;
+    }
+    vaddvq_f32(acc) - accm
+}
+
+/// Q2_K · Q8_K: 2-bit quants (byte `32h + l`, bits `2s..2s+2`) per 16-element group against
+/// the activations, weighted by the low nibble of the group's scale byte; the high nibbles
+/// (mins) meet the Q8_K block sums.
+///
+/// # Safety
+/// `w` are whole Q2_K blocks and `a` as many Q8_K blocks.
+pub unsafe fn dot_q2_k(w: &[u8], a: &[u8]) -> f32 {
+    let nb = w.len() / 84;
+    let (wp, ap) = (w.as_ptr(), a.as_ptr());
+    let mut acc = vdupq_n_f32(0.0);
+    let mut accm = 0f32;
+    for i in 0..nb {
+        let (x, y) = (wp.add(84 * i), ap.add(292 * i));
+        let (scales, qs, yq) = (x, x.add(16), y.add(4));
+        let mut summs = 0i32;
+        for g in 0..16 {
+            summs += (*scales.add(g) >> 4) as i32 * rd(y.add(260 + 2 * g).cast::<i16>()) as i32;
+        }
+        let mut sumi = vdupq_n_s32(0);
+        for h in 0..2 {
+            for lh in 0..2 {
+                let b = vld1q_u8(qs.add(32 * h + 16 * lh));
+                for s in 0..4 {
+                    let q = vreinterpretq_s8_u8(vandq_u8(shr2(b, 2 * s), vdupq_n_u8(3)));
+                    let e = 128 * h + 32 * s + 16 * lh;
+                    let p = dot_s8(vdupq_n_s32(0), q, vld1q_s8(yq.add(e).cast()));
+                    let scale = (*scales.add(e / 16) & 0x0f) as i32;
+                    sumi = vaddq_s32(sumi, mul_s32(p, vdupq_n_s32(scale)));
+                }
+            }
+        }
+        let yd = rd(y.cast::<f32>());
+        acc = kq_acc(acc, sumi, yd * f16(x.add(80)));
+        accm += (yd * f16(x.add(82))) * summs as f32;
+    }
+    vaddvq_f32(acc) - accm
+}
+
+/// Q3_K · Q8_K: Q2_K's 2-bit layout, minus 4 where the `hmask` bit (bit `4h + s` of byte l,
+/// tested with CMTST) is clear, weighted by the unpacked 6-bit scales − 32.
+///
+/// # Safety
+/// `w` are whole Q3_K blocks and `a` as many Q8_K blocks.
+pub unsafe fn dot_q3_k(w: &[u8], a: &[u8]) -> f32 {
+    let nb = w.len() / 110;
+    let (wp, ap) = (w.as_ptr(), a.as_ptr());
+    let mut acc = vdupq_n_f32(0.0);
+    for i in 0..nb {
+        let (x, y) = (wp.add(110 * i), ap.add(292 * i));
+        let (hmask, qs, yq) = (x, x.add(32), y.add(4));
+        let sc = q3k_scales(&rd(x.add(96).cast::<[u8; 12]>()));
+        let mut sumi = vdupq_n_s32(0);
+        for h in 0..2 {
+            for lh in 0..2 {
+                let b = vld1q_u8(qs.add(32 * h + 16 * lh));
+                let hm = vld1q_u8(hmask.add(16 * lh));
+                for s in 0..4 {
+                    let low = vandq_u8(shr2(b, 2 * s), vdupq_n_u8(3));
+                    let set = vtstq_u8(hm, vdupq_n_u8(1 << (4 * h + s)));
+                    let q = offset(vorrq_u8(low, vandq_u8(set, vdupq_n_u8(4))), 4);
+                    let e = 128 * h + 32 * s + 16 * lh;
+                    let p = dot_s8(vdupq_n_s32(0), q, vld1q_s8(yq.add(e).cast()));
+                    sumi = vaddq_s32(sumi, mul_s32(p, vdupq_n_s32(sc[e / 16] as i32)));
+                }
+            }
+        }
+        acc = kq_acc(acc, sumi, f16(x.add(108)) * rd(y.cast::<f32>()));
+    }
+    vaddvq_f32(acc)
 }
