@@ -1,5 +1,5 @@
 //! Runtime choice of kernels: one [`Kernels`] table per instruction set, picked by CPU feature
-//! detection or by the environment variable `GQ_KERNELS_ISA=scalar|avx2|avx512`.
+//! detection or by the environment variable `GQ_KERNELS_ISA=scalar|avx2|avx512|neon`.
 
 use crate::scalar;
 use crate::QType;
@@ -19,17 +19,19 @@ pub type QuantizeFn = fn(&[f32], &mut [u8]);
 /// An instruction set the kernels are written for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Isa {
-    /// Portable Rust (also what aarch64 runs today: see docs/kernels.md).
+    /// Portable Rust.
     Scalar,
     /// x86-64 AVX2 + FMA + F16C.
     Avx2,
     /// x86-64 AVX-512 F/BW/VL/VNNI.
     Avx512,
+    /// aarch64 baseline NEON (dot products; scalar dequantizers and activation quantizers).
+    Neon,
 }
 
 impl Isa {
     /// Every ISA, from the most portable.
-    pub const ALL: [Isa; 3] = [Isa::Scalar, Isa::Avx2, Isa::Avx512];
+    pub const ALL: [Isa; 4] = [Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Neon];
 
     /// Lower-case name, as `GQ_KERNELS_ISA` spells it.
     pub fn name(self) -> &'static str {
@@ -37,6 +39,7 @@ impl Isa {
             Isa::Scalar => "scalar",
             Isa::Avx2 => "avx2",
             Isa::Avx512 => "avx512",
+            Isa::Neon => "neon",
         }
     }
 
@@ -51,6 +54,8 @@ impl Isa {
     pub fn available(self) -> bool {
         match self {
             Isa::Scalar => true,
+            // NEON is part of the aarch64 baseline.
+            Isa::Neon => cfg!(target_arch = "aarch64"),
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 => crate::x86::has_avx2(),
             #[cfg(target_arch = "x86_64")]
@@ -221,7 +226,12 @@ pub fn act_bytes(ty: QType, n: usize) -> usize {
     ty.vec_dot_type().row_bytes(n)
 }
 
-static TABLES: [OnceLock<Option<Kernels>>; 3] = [OnceLock::new(), OnceLock::new(), OnceLock::new()];
+static TABLES: [OnceLock<Option<Kernels>>; 4] = [
+    OnceLock::new(),
+    OnceLock::new(),
+    OnceLock::new(),
+    OnceLock::new(),
+];
 
 /// The kernels of `isa`, or `None` when this CPU cannot run them.
 pub fn kernels_for(isa: Isa) -> Option<&'static Kernels> {
@@ -234,6 +244,8 @@ pub fn kernels_for(isa: Isa) -> Option<&'static Kernels> {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `available` checked AVX-512 F/BW/VL/VNNI, AVX2, FMA and F16C.
             Isa::Avx512 if isa.available() => Some(unsafe { crate::x86::avx512_table() }),
+            // Only on aarch64; the same table over the portable intrinsics is tested elsewhere.
+            Isa::Neon if isa.available() => Some(crate::neon::table()),
             _ => None,
         })
         .as_ref()
@@ -253,7 +265,7 @@ pub fn selected_isa() -> Isa {
                     best
                 }
                 None => {
-                    eprintln!("gq-kernels: unknown GQ_KERNELS_ISA={v:?} (scalar|avx2|avx512); using {best}");
+                    eprintln!("gq-kernels: unknown GQ_KERNELS_ISA={v:?} (scalar|avx2|avx512|neon); using {best}");
                     best
                 }
             },

@@ -214,3 +214,34 @@ fn neon_k_quant_dots() {
         check_exact(ty, f, offs);
     }
 }
+
+#[test]
+fn neon_table_uses_the_neon_dots() {
+    // The table `kernels_for(Isa::Neon)` holds on aarch64, here over the portable intrinsics.
+    let k = neon::table();
+    assert_eq!(k.isa(), Isa::Neon);
+    assert_eq!(
+        kernels_for(Isa::Neon).is_some(),
+        cfg!(target_arch = "aarch64")
+    );
+    let s = kernels_for(Isa::Scalar).unwrap();
+    for ty in QType::ALL
+        .into_iter()
+        .filter(|t| !matches!(t, QType::Q8_1 | QType::Q8_K))
+    {
+        let n = 512;
+        let (rows, w) = (3, random_weights(ty, 3, n, 11));
+        let x = xs(n, 7);
+        let mut scratch = vec![0u8; gq_kernels::gemv_scratch_bytes(ty, n)];
+        let a = s.prepare_activation(ty, &x, &mut scratch).to_vec();
+        let rb = ty.row_bytes(n);
+        let mut y = vec![0f32; rows];
+        k.gemv(ty, &w, &x, &mut y, &mut scratch);
+        for r in 0..rows {
+            let want = k.vec_dot(ty, &w[r * rb..(r + 1) * rb], &a);
+            assert_eq!(y[r].to_bits(), want.to_bits(), "{ty} row {r}");
+            let diff = (want - s.vec_dot(ty, &w[r * rb..(r + 1) * rb], &a)).abs();
+            assert!(diff <= 1e-3 * (1.0 + want.abs()), "{ty}: neon {want}");
+        }
+    }
+}

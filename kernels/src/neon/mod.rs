@@ -1,12 +1,12 @@
-//! NEON kernels (aarch64): dot products for F32, F16, BF16 (f32 activations), Q8_0 · Q8_0 and
-//! Q4_K · Q8_K.
+//! NEON kernels (aarch64): dot products for every weight type (F32, F16, BF16 with f32
+//! activations; Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K … Q6_K with their quantized activations).
 //!
 //! No aarch64 standard library can be installed on the build machines, so these kernels are
 //! written against [`intrin`], which re-exports `core::arch::aarch64` on aarch64 and implements
 //! the same intrinsics lane by lane in plain Rust elsewhere: the same source is compiled and
 //! tested against the scalar reference on x86 (`kernels/tests/neon_portable.rs`), and would run
-//! natively on aarch64. They are not yet in a dispatch table (the aarch64 build itself has
-//! never been compiled here); see docs/kernels.md.
+//! natively on aarch64. [`table`] puts them in the `Isa::Neon` dispatch table (selected on
+//! aarch64; the aarch64 build itself has never been compiled here); see docs/kernels.md.
 //!
 //! Arithmetic as on x86: the integer part of each block is exact (8-bit products summed in
 //! i32 with a `vmull_s8` / `vpaddlq_s16` / `vpaddq_s32` emulation of SDOT, since `vdotq_s32` is
@@ -23,6 +23,8 @@
 pub mod intrin;
 
 use crate::blocks::{kquant_scales_mins, q3k_scales};
+use crate::dispatch::{DotFn, Isa, Kernels};
+use crate::QType;
 use core::ptr::read_unaligned as rd;
 use intrin::*;
 
@@ -482,4 +484,49 @@ pub unsafe fn dot_q3_k(w: &[u8], a: &[u8]) -> f32 {
         acc = kq_acc(acc, sumi, f16(x.add(108)) * rd(y.cast::<f32>()));
     }
     vaddvq_f32(acc)
+}
+
+/// The NEON kernel table: the scalar table with every weight type's dot product replaced by
+/// the NEON one (dequantizers, activation quantizers and BF16 × BF16 stay scalar). On aarch64
+/// this is what `kernels_for(Isa::Neon)` holds; elsewhere the same table runs on the portable
+/// intrinsics (slow; only for testing the table itself).
+pub fn table() -> Kernels {
+    macro_rules! safe {
+        ($($f:ident),*) => {
+            [$({
+                fn g(w: &[u8], a: &[u8]) -> f32 {
+                    // SAFETY: the table's callers (`Kernels::vec_dot`, the GEMV / GEMM) check
+                    // that `w` and `a` are whole rows of the same length; NEON is baseline on
+                    // aarch64, and elsewhere the intrinsics are plain Rust.
+                    unsafe { $f(w, a) }
+                }
+                g as DotFn
+            }),*]
+        };
+    }
+    let fns = safe!(
+        dot_f32, dot_f16, dot_bf16, dot_q4_0, dot_q4_1, dot_q5_0, dot_q5_1, dot_q8_0, dot_q2_k,
+        dot_q3_k, dot_q4_k, dot_q5_k, dot_q6_k
+    );
+    let types = [
+        QType::F32,
+        QType::F16,
+        QType::BF16,
+        QType::Q4_0,
+        QType::Q4_1,
+        QType::Q5_0,
+        QType::Q5_1,
+        QType::Q8_0,
+        QType::Q2_K,
+        QType::Q3_K,
+        QType::Q4_K,
+        QType::Q5_K,
+        QType::Q6_K,
+    ];
+    let mut k = Kernels::scalar_table();
+    k.isa = Isa::Neon;
+    for (t, f) in types.into_iter().zip(fns) {
+        k.dot[t.index()] = Some(f);
+    }
+    k
 }
