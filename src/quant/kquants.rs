@@ -11,6 +11,44 @@
 //! [`Format::quantize_row_imatrix`](crate::quant::Format::quantize_row_imatrix) picks the
 //! path the way ggml's `quantize_q4_K` does.
 
+/// The [`Format`](crate::quant::Format) implementation the k-quants share: row checks, the
+/// vector path when the CPU has one, else the type's `quantize_scalar`; dequantization by the
+/// type's `dequantize`.
+macro_rules! kquant_format {
+    ($t:ident, $kind:expr, $bytes:expr) => {
+        impl crate::quant::Format for $t {
+            fn ty(&self) -> crate::gguf::GgmlType {
+                crate::gguf::GgmlType::$t
+            }
+
+            fn quantize_row(&self, src: &[f32], dst: &mut [u8]) {
+                self.quantize_row_imatrix(src, None, dst)
+            }
+
+            fn quantize_row_imatrix(&self, src: &[f32], imatrix: Option<&[f32]>, dst: &mut [u8]) {
+                self.quantize_row_imatrix_isa(src, imatrix, dst, crate::quant::Isa::current())
+            }
+
+            fn quantize_row_imatrix_isa(
+                &self,
+                src: &[f32],
+                imatrix: Option<&[f32]>,
+                dst: &mut [u8],
+                isa: crate::quant::Isa,
+            ) {
+                super::check(src, imatrix, dst, $bytes);
+                if !crate::quant::simd::quantize_row_isa(isa, $kind, src, imatrix, dst) {
+                    $t::quantize_scalar(src, imatrix, dst);
+                }
+            }
+
+            fn dequantize_row(&self, src: &[u8], dst: &mut [f32]) {
+                $t::dequantize(src, dst)
+            }
+        }
+    };
+}
+
 mod q2_k;
 mod q3_k;
 mod q45_k;

@@ -1,13 +1,11 @@
 //! Q2_K: sixteen sub-blocks of 16 with 4-bit scales and mins, `x ≈ d·sc·q - dmin·m`, q in 0..=3.
 
-use super::{check, level_2bit, pack_2bit, QK_K};
-use crate::gguf::GgmlType;
+use super::{level_2bit, pack_2bit, QK_K};
 use crate::quant::num::{f16_at, nearest_int, put_f16};
 use crate::quant::search::{make_qkx_quants, make_qp_quants, AffineSearch};
 use crate::quant::simd::rows::RowKernel;
 use crate::quant::simd::search::{self, Batch};
-use crate::quant::simd::{quantize_row_isa, Kind, Simd};
-use crate::quant::{Format, Isa};
+use crate::quant::simd::{Kind, Simd};
 
 /// Block: 16 bytes of scales (low nibble) and mins (high nibble), 64 bytes of 2-bit levels,
 /// f16 d, f16 dmin.
@@ -215,37 +213,17 @@ impl RowKernel for Q2Rows {
     }
 }
 
-impl Format for Q2_K {
-    fn ty(&self) -> GgmlType {
-        GgmlType::Q2_K
-    }
-
-    fn quantize_row(&self, src: &[f32], dst: &mut [u8]) {
-        self.quantize_row_imatrix(src, None, dst)
-    }
-
-    fn quantize_row_imatrix(&self, src: &[f32], imatrix: Option<&[f32]>, dst: &mut [u8]) {
-        self.quantize_row_imatrix_isa(src, imatrix, dst, Isa::current())
-    }
-
-    fn quantize_row_imatrix_isa(
-        &self,
-        src: &[f32],
-        imatrix: Option<&[f32]>,
-        dst: &mut [u8],
-        isa: Isa,
-    ) {
-        check(src, imatrix, dst, BYTES);
-        if quantize_row_isa(isa, Kind::Q2K, src, imatrix, dst) {
-            return;
-        }
+impl Q2_K {
+    /// The scalar path ggml's `quantize_*` takes: `*_ref` without an importance row,
+    /// `*_impl` with one.
+    fn quantize_scalar(src: &[f32], imatrix: Option<&[f32]>, dst: &mut [u8]) {
         match imatrix {
             None => Q2_K::quantize_row_ref(src, dst),
             Some(qw) => Q2_K::quantize_row_impl(src, qw, dst),
         }
     }
 
-    fn dequantize_row(&self, src: &[u8], dst: &mut [f32]) {
+    fn dequantize(src: &[u8], dst: &mut [f32]) {
         for (b, y) in src.chunks_exact(BYTES).zip(dst.chunks_exact_mut(QK_K)) {
             let (d, min) = (f16_at(b, D), f16_at(b, D + 2));
             // Element 128·h + 32·s + 16·k + i uses scale byte 8·h + 2·s + k.
@@ -259,9 +237,13 @@ impl Format for Q2_K {
     }
 }
 
+kquant_format!(Q2_K, Kind::Q2K, BYTES);
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gguf::GgmlType;
+    use crate::quant::Format;
 
     #[test]
     fn layout() {

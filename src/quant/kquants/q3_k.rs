@@ -1,14 +1,12 @@
 //! Q3_K: sixteen sub-blocks of 16 with signed 6-bit scales, `x ≈ d·sc·q`, q in -4..=3 stored
 //! as two low bits plus a high bit in a separate mask.
 
-use super::{check, level_2bit, pack_2bit, QK_K};
-use crate::gguf::GgmlType;
+use super::{level_2bit, pack_2bit, QK_K};
 use crate::quant::num::{f16_at, nearest_int, put_f16};
 use crate::quant::search::{make_q3_quants, make_qx_quants};
 use crate::quant::simd::rows::RowKernel;
 use crate::quant::simd::search::{self, Batch};
-use crate::quant::simd::{quantize_row_isa, Kind, Simd};
-use crate::quant::{Format, Isa};
+use crate::quant::simd::{Kind, Simd};
 
 /// Block: 32 bytes of high bits, 64 bytes of 2-bit levels, 12 bytes of 6-bit scales, f16 d.
 const BYTES: usize = 110;
@@ -220,37 +218,17 @@ impl RowKernel for Q3Rows {
     }
 }
 
-impl Format for Q3_K {
-    fn ty(&self) -> GgmlType {
-        GgmlType::Q3_K
-    }
-
-    fn quantize_row(&self, src: &[f32], dst: &mut [u8]) {
-        self.quantize_row_imatrix(src, None, dst)
-    }
-
-    fn quantize_row_imatrix(&self, src: &[f32], imatrix: Option<&[f32]>, dst: &mut [u8]) {
-        self.quantize_row_imatrix_isa(src, imatrix, dst, Isa::current())
-    }
-
-    fn quantize_row_imatrix_isa(
-        &self,
-        src: &[f32],
-        imatrix: Option<&[f32]>,
-        dst: &mut [u8],
-        isa: Isa,
-    ) {
-        check(src, imatrix, dst, BYTES);
-        if quantize_row_isa(isa, Kind::Q3K, src, imatrix, dst) {
-            return;
-        }
+impl Q3_K {
+    /// The scalar path ggml's `quantize_*` takes: `*_ref` without an importance row,
+    /// `*_impl` with one.
+    fn quantize_scalar(src: &[f32], imatrix: Option<&[f32]>, dst: &mut [u8]) {
         match imatrix {
             None => Q3_K::quantize_row_ref(src, dst),
             Some(_) => Q3_K::quantize_row_impl(src, imatrix, dst),
         }
     }
 
-    fn dequantize_row(&self, src: &[u8], dst: &mut [f32]) {
+    fn dequantize(src: &[u8], dst: &mut [f32]) {
         for (b, y) in src.chunks_exact(BYTES).zip(dst.chunks_exact_mut(QK_K)) {
             let d_all = f16_at(b, D);
             for (e, v) in y.iter_mut().enumerate() {
@@ -264,9 +242,13 @@ impl Format for Q3_K {
     }
 }
 
+kquant_format!(Q3_K, Kind::Q3K, BYTES);
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gguf::GgmlType;
+    use crate::quant::Format;
 
     #[test]
     fn layout() {

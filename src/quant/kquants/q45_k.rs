@@ -1,15 +1,13 @@
 //! Q4_K and Q5_K: eight sub-blocks of 32 with 6-bit scales and mins, `x ≈ d·sc·q - dmin·m`.
 //! They differ only in the level range (4 or 5 bits), the search settings and the packing.
 
-use super::{check, QK_K};
-use crate::gguf::GgmlType;
+use super::QK_K;
 use crate::quant::num::{f16_at, nearest_int, put_f16};
 use crate::quant::search::{make_qkx_quants, make_qp_quants, AffineSearch};
 use crate::quant::simd::rows::RowKernel;
 use crate::quant::simd::search::{self, Batch};
+use crate::quant::simd::Kind;
 use crate::quant::simd::Simd;
-use crate::quant::simd::{quantize_row_isa, Kind};
-use crate::quant::{Format, Isa};
 
 /// Q4_K block: f16 d, f16 dmin, 12 bytes of scales and mins, 128 bytes of nibbles.
 const Q4_K_BYTES: usize = 144;
@@ -416,37 +414,17 @@ fn dequantize(
     }
 }
 
-impl Format for Q4_K {
-    fn ty(&self) -> GgmlType {
-        GgmlType::Q4_K
-    }
-
-    fn quantize_row(&self, src: &[f32], dst: &mut [u8]) {
-        self.quantize_row_imatrix(src, None, dst)
-    }
-
-    fn quantize_row_imatrix(&self, src: &[f32], imatrix: Option<&[f32]>, dst: &mut [u8]) {
-        self.quantize_row_imatrix_isa(src, imatrix, dst, Isa::current())
-    }
-
-    fn quantize_row_imatrix_isa(
-        &self,
-        src: &[f32],
-        imatrix: Option<&[f32]>,
-        dst: &mut [u8],
-        isa: Isa,
-    ) {
-        check(src, imatrix, dst, Q4_K_BYTES);
-        if quantize_row_isa(isa, Kind::Q4K, src, imatrix, dst) {
-            return;
-        }
+impl Q4_K {
+    /// The scalar path ggml's `quantize_*` takes: `*_ref` without an importance row,
+    /// `*_impl` with one.
+    fn quantize_scalar(src: &[f32], imatrix: Option<&[f32]>, dst: &mut [u8]) {
         match imatrix {
             None => Q4_K::quantize_row_ref(src, dst),
             Some(_) => Q4_K::quantize_row_impl(src, imatrix, dst),
         }
     }
 
-    fn dequantize_row(&self, src: &[u8], dst: &mut [f32]) {
+    fn dequantize(src: &[u8], dst: &mut [f32]) {
         dequantize(src, dst, Q4_K_BYTES, |b, j, i| {
             let q = b[SCALES + SCALES_BYTES + 32 * (j / 2) + i];
             if j % 2 == 0 {
@@ -458,37 +436,19 @@ impl Format for Q4_K {
     }
 }
 
-impl Format for Q5_K {
-    fn ty(&self) -> GgmlType {
-        GgmlType::Q5_K
-    }
+kquant_format!(Q4_K, Kind::Q4K, Q4_K_BYTES);
 
-    fn quantize_row(&self, src: &[f32], dst: &mut [u8]) {
-        self.quantize_row_imatrix(src, None, dst)
-    }
-
-    fn quantize_row_imatrix(&self, src: &[f32], imatrix: Option<&[f32]>, dst: &mut [u8]) {
-        self.quantize_row_imatrix_isa(src, imatrix, dst, Isa::current())
-    }
-
-    fn quantize_row_imatrix_isa(
-        &self,
-        src: &[f32],
-        imatrix: Option<&[f32]>,
-        dst: &mut [u8],
-        isa: Isa,
-    ) {
-        check(src, imatrix, dst, Q5_K_BYTES);
-        if quantize_row_isa(isa, Kind::Q5K, src, imatrix, dst) {
-            return;
-        }
+impl Q5_K {
+    /// The scalar path ggml's `quantize_*` takes: `*_ref` without an importance row,
+    /// `*_impl` with one.
+    fn quantize_scalar(src: &[f32], imatrix: Option<&[f32]>, dst: &mut [u8]) {
         match imatrix {
             None => Q5_K::quantize_row_ref(src, dst),
             Some(_) => Q5_K::quantize_row_impl(src, imatrix, dst),
         }
     }
 
-    fn dequantize_row(&self, src: &[u8], dst: &mut [f32]) {
+    fn dequantize(src: &[u8], dst: &mut [f32]) {
         dequantize(src, dst, Q5_K_BYTES, |b, j, i| {
             let qh = b[SCALES + SCALES_BYTES + i];
             let q = b[SCALES + SCALES_BYTES + QK_K / 8 + 32 * (j / 2) + i];
@@ -498,9 +458,13 @@ impl Format for Q5_K {
     }
 }
 
+kquant_format!(Q5_K, Kind::Q5K, Q5_K_BYTES);
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gguf::GgmlType;
+    use crate::quant::Format;
 
     #[test]
     fn layouts() {

@@ -1,13 +1,11 @@
 //! Q6_K: sixteen sub-blocks of 16 with signed 8-bit scales, `x ≈ d·sc·q`, q in -32..=31.
 
-use super::{check, QK_K};
-use crate::gguf::GgmlType;
+use super::QK_K;
 use crate::quant::num::{f16_at, nearest_int, put_f16, GROUP_MAX_EPS};
 use crate::quant::search::make_qx_quants;
 use crate::quant::simd::rows::RowKernel;
 use crate::quant::simd::search::{self, Batch, MAX_LANES};
-use crate::quant::simd::{quantize_row_isa, Kind, Simd};
-use crate::quant::{Format, Isa};
+use crate::quant::simd::{Kind, Simd};
 
 /// Block: 128 bytes of low nibbles, 64 bytes of high 2-bit pairs, 16 int8 scales, f16 d.
 const BYTES: usize = 210;
@@ -149,34 +147,14 @@ impl Q6_K {
     }
 }
 
-impl Format for Q6_K {
-    fn ty(&self) -> GgmlType {
-        GgmlType::Q6_K
-    }
-
-    fn quantize_row(&self, src: &[f32], dst: &mut [u8]) {
-        self.quantize_row_imatrix(src, None, dst)
-    }
-
-    fn quantize_row_imatrix(&self, src: &[f32], imatrix: Option<&[f32]>, dst: &mut [u8]) {
-        self.quantize_row_imatrix_isa(src, imatrix, dst, Isa::current())
-    }
-
-    fn quantize_row_imatrix_isa(
-        &self,
-        src: &[f32],
-        imatrix: Option<&[f32]>,
-        dst: &mut [u8],
-        isa: Isa,
-    ) {
-        check(src, imatrix, dst, BYTES);
-        if quantize_row_isa(isa, Kind::Q6K, src, imatrix, dst) {
-            return;
-        }
+impl Q6_K {
+    /// The scalar path ggml's `quantize_*` takes: `*_ref` without an importance row,
+    /// `*_impl` with one.
+    fn quantize_scalar(src: &[f32], imatrix: Option<&[f32]>, dst: &mut [u8]) {
         Q6_K::quantize_row_impl(src, imatrix, dst);
     }
 
-    fn dequantize_row(&self, src: &[u8], dst: &mut [f32]) {
+    fn dequantize(src: &[u8], dst: &mut [f32]) {
         for (b, y) in src.chunks_exact(BYTES).zip(dst.chunks_exact_mut(QK_K)) {
             let d = f16_at(b, D);
             for (e, v) in y.iter_mut().enumerate() {
@@ -191,9 +169,13 @@ impl Format for Q6_K {
     }
 }
 
+kquant_format!(Q6_K, Kind::Q6K, BYTES);
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gguf::GgmlType;
+    use crate::quant::Format;
 
     #[test]
     fn layout() {
