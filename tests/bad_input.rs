@@ -331,10 +331,9 @@ fn interrupt_leaves_no_output() {
     // a second in must stop gq with an error and no file at the output path.
     let work = tempfile::tempdir().unwrap();
     let ckpt = work.path().join("synthetic");
-    let o = std::process::Command::new("python3")
-        .arg(root().join("scripts/make_synthetic.py"))
-        .arg(&ckpt)
-        .args([
+    make_synthetic(
+        &ckpt,
+        &[
             "--layers",
             "12",
             "--hidden",
@@ -345,13 +344,7 @@ fn interrupt_leaves_no_output() {
             "4",
             "--head-dim",
             "64",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "make_synthetic.py: {}",
-        String::from_utf8_lossy(&o.stderr)
+        ],
     );
     let out = tempfile::tempdir().unwrap();
     let target = out.path().join("out.gguf");

@@ -36,16 +36,7 @@ fn converter_input(name: &str, work: &Path) -> PathBuf {
         "trained" => {
             // The converter's BF16 of the trained model is stored as a gguf-py manifest; gq's BF16
             // is checked against it here first, then used as llama-quantize's input.
-            let out = work.join("trained-bf16.gguf");
-            gq_ok(&[
-                "quantize",
-                fixture("trained").to_str().unwrap(),
-                "-o",
-                out.to_str().unwrap(),
-                "--type",
-                "bf16",
-                "-q",
-            ]);
+            let out = gq_convert(&fixture("trained"), "bf16", work);
             let manifest = fixture("trained.ref").join("convert-bf16.manifest.json");
             let o = python(
                 "gguf_manifest.py",
@@ -303,10 +294,9 @@ fn twelve_layer_model_visits_layers_like_llama_quantize() {
     // numeric layer order, not name order: a 12-layer checkpoint from scripts/make_synthetic.py.
     let work = tempfile::tempdir().unwrap();
     let ckpt = work.path().join("synthetic-12");
-    let o = Command::new("python3")
-        .arg(root().join("scripts/make_synthetic.py"))
-        .arg(&ckpt)
-        .args([
+    make_synthetic(
+        &ckpt,
+        &[
             "--layers",
             "12",
             "--hidden",
@@ -317,13 +307,7 @@ fn twelve_layer_model_visits_layers_like_llama_quantize() {
             "2",
             "--head-dim",
             "64",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "make_synthetic.py: {}",
-        String::from_utf8_lossy(&o.stderr)
+        ],
     );
     let bf16 = work.path().join("synthetic-bf16.gguf");
     gq_ok(&[

@@ -12,17 +12,7 @@ use gq::gguf::{GgmlType, GgufFile};
 use gq::quant::format_for;
 use std::path::Path;
 
-const TYPES: [(&str, GgmlType); 9] = [
-    ("Q4_0", GgmlType::Q4_0),
-    ("Q4_1", GgmlType::Q4_1),
-    ("Q5_0", GgmlType::Q5_0),
-    ("Q5_1", GgmlType::Q5_1),
-    ("Q2_K", GgmlType::Q2_K),
-    ("Q3_K_S", GgmlType::Q3_K),
-    ("Q4_K_S", GgmlType::Q4_K),
-    ("Q5_K_S", GgmlType::Q5_K),
-    ("Q6_K", GgmlType::Q6_K),
-];
+const TYPES: [(&str, GgmlType); 9] = PURE_TYPES;
 
 /// Dequantizes every quantized tensor of `file` with gq and with gguf-py; returns the number
 /// of tensors compared and panics on the first value whose bits differ.

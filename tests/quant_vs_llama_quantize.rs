@@ -17,18 +17,7 @@ use gq::quant::format_for;
 use std::collections::HashMap;
 use std::path::Path;
 
-/// llama-quantize's type argument and the tensor type it gives every matrix under `--pure`.
-const TYPES: [(&str, GgmlType); 9] = [
-    ("Q4_0", GgmlType::Q4_0),
-    ("Q4_1", GgmlType::Q4_1),
-    ("Q5_0", GgmlType::Q5_0),
-    ("Q5_1", GgmlType::Q5_1),
-    ("Q2_K", GgmlType::Q2_K),
-    ("Q3_K_S", GgmlType::Q3_K),
-    ("Q4_K_S", GgmlType::Q4_K),
-    ("Q5_K_S", GgmlType::Q5_K),
-    ("Q6_K", GgmlType::Q6_K),
-];
+const TYPES: [(&str, GgmlType); 9] = PURE_TYPES;
 
 /// The dense fixture's 2-D tensors: token_embd and 7 + 6 block matrices (blk.1 has no attn_v).
 /// The stress inputs share its layout.

@@ -7,24 +7,10 @@ mod common;
 use common::*;
 use std::process::Command;
 
-fn gq_bf16(dir: &std::path::Path) -> std::path::PathBuf {
-    let out = dir.join("trained-bf16.gguf");
-    gq_ok(&[
-        "quantize",
-        fixture("trained").to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "--type",
-        "bf16",
-        "-q",
-    ]);
-    out
-}
-
 #[test]
 fn bf16_identical_to_converter_and_same_perplexity() {
     let dir = tempfile::tempdir().unwrap();
-    let ours = gq_bf16(dir.path());
+    let ours = gq_convert(&fixture("trained"), "bf16", dir.path());
     let manifest = fixture("trained.ref").join("convert-bf16.manifest.json");
     let o = python(
         "gguf_manifest.py",
@@ -54,7 +40,7 @@ fn bf16_identical_to_converter_and_same_perplexity() {
 #[test]
 fn llama_cpp_tokenizes_held_out_text_like_transformers() {
     let dir = tempfile::tempdir().unwrap();
-    let ours = gq_bf16(dir.path());
+    let ours = gq_convert(&fixture("trained"), "bf16", dir.path());
     let refs =
         std::fs::read(fixture("trained.ref").join("transformers-reference.safetensors")).unwrap();
     let st = safetensors::SafeTensors::deserialize(&refs).unwrap();

@@ -211,3 +211,48 @@ pub fn llama_perplexity(model: &Path, text: &Path, ctx: usize) -> String {
         model.display()
     );
 }
+
+/// Converts fixture (or checkpoint directory) `src` with `gq quantize --type ty -q` to
+/// `dir/NAME-TY.gguf` and returns that path.
+pub fn gq_convert(src: &Path, ty: &str, dir: &Path) -> PathBuf {
+    let name = src.file_name().unwrap().to_string_lossy();
+    let out = dir.join(format!("{name}-{ty}.gguf"));
+    gq_ok(&[
+        "quantize",
+        src.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--type",
+        ty,
+        "-q",
+    ]);
+    out
+}
+
+/// Writes a synthetic Gemma 4 checkpoint with scripts/make_synthetic.py (`args` are its options).
+pub fn make_synthetic(dir: &Path, args: &[&str]) {
+    let o = Command::new("python3")
+        .arg(root().join("scripts/make_synthetic.py"))
+        .arg(dir)
+        .args(args)
+        .output()
+        .expect("python3 not found");
+    assert!(
+        o.status.success(),
+        "make_synthetic.py: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// llama-quantize's type argument and the tensor type it gives every matrix under `--pure`.
+pub const PURE_TYPES: [(&str, gq::gguf::GgmlType); 9] = [
+    ("Q4_0", gq::gguf::GgmlType::Q4_0),
+    ("Q4_1", gq::gguf::GgmlType::Q4_1),
+    ("Q5_0", gq::gguf::GgmlType::Q5_0),
+    ("Q5_1", gq::gguf::GgmlType::Q5_1),
+    ("Q2_K", gq::gguf::GgmlType::Q2_K),
+    ("Q3_K_S", gq::gguf::GgmlType::Q3_K),
+    ("Q4_K_S", gq::gguf::GgmlType::Q4_K),
+    ("Q5_K_S", gq::gguf::GgmlType::Q5_K),
+    ("Q6_K", gq::gguf::GgmlType::Q6_K),
+];
