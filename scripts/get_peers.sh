@@ -14,16 +14,18 @@ python3 -c "import gguf, numpy; assert gguf.__version__ == '0.19.0' if hasattr(g
   || python3 -m pip install -q "gguf==0.19.0" numpy
 SRC="$PEERS/sdist/llama_cpp_python-$VER/vendor/llama.cpp"
 if [ ! -f "$SRC/CMakeLists.txt" ]; then
+  # pip prepares the sdist's metadata through scikit-build-core, which needs cmake.
+  command -v cmake >/dev/null || { apt-get update -qq && apt-get install -y -qq cmake >/dev/null; }
   python3 -m pip install -q scikit-build-core numpy
   python3 -m pip download -q --no-deps --no-binary :all: --no-build-isolation -d "$PEERS/sdist" "llama-cpp-python==$VER"
   tar xzf "$PEERS/sdist/llama_cpp_python-$VER.tar.gz" -C "$PEERS/sdist"
 fi
 BIN="$PEERS/build/bin"
-TOOLS="llama-quantize llama-perplexity llama-imatrix llama-gguf-split llama-tokenize test-backend-ops"
+TOOLS="llama-quantize llama-perplexity llama-imatrix llama-gguf-split llama-tokenize llama-bench test-backend-ops"
 need=0
 for t in $TOOLS; do [ -x "$BIN/$t" ] || need=1; done
 if [ $need = 1 ]; then
-  command -v cmake >/dev/null || { apt-get update -qq && apt-get install -y -qq cmake; }
+  command -v cmake >/dev/null || { apt-get update -qq && apt-get install -y -qq cmake >/dev/null; }
   flags="-DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON"
   for f in avx512f:AVX512 avx512vbmi:AVX512_VBMI avx512_vnni:AVX512_VNNI avx512_bf16:AVX512_BF16; do
     grep -qw "${f%%:*}" /proc/cpuinfo && flags="$flags -DGGML_${f##*:}=ON"
