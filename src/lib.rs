@@ -3,15 +3,13 @@
 //! streaming pass with bounded memory.
 //!
 //! Data flows one way: containers ([`safetensors`], [`gguf`]) → plan ([`gemma4`]) → formats
-//! ([`quant`]) → containers, driven by [`pipeline`]; [`cli`] only parses and prints.
+//! (the `gq-kernels` crate, [`gq_kernels::formats`]) → containers, driven by [`pipeline`];
+//! [`cli`] only parses and prints.
 
-pub mod bench;
-pub mod bench_quantize;
 pub mod cli;
 pub mod gemma4;
 pub mod gguf;
 pub mod imatrix;
 pub mod pipeline;
-pub mod quant;
 pub mod safetensors;
 pub mod tokenizer;

@@ -6,9 +6,9 @@
 //! only on its input rows, so the output does not depend on the thread count.
 
 use crate::gemma4::mixture::QuantOptions;
+use crate::gemma4::FileType;
 use crate::gemma4::{self, Plan, Source, TextConfig};
-use crate::gguf::{FileType, GgmlType, GgufWriter};
-use crate::quant::format_for;
+use crate::gguf::{GgmlType, GgufWriter};
 use crate::safetensors::Checkpoint;
 use crate::tokenizer::Vocab;
 use anyhow::{anyhow, bail, Context, Result};
@@ -141,10 +141,14 @@ fn convert(ckpt: &Checkpoint, plan: &Plan, c: Chunk) -> Result<Done> {
         }
     }
     let nonfinite = vals.iter().filter(|v| !v.is_finite()).count();
-    let fmt =
-        format_for(t.out.ty).ok_or_else(|| anyhow!("type {} is not supported yet", t.out.ty))?;
+    let fmt = gq_kernels::format(t.out.ty)
+        .ok_or_else(|| anyhow!("type {} is not supported yet", t.out.ty))?;
     let row = t.out.dims[0] as usize;
-    let row_bytes = t.out.ty.row_bytes(row as u64).unwrap() as usize;
+    let row_bytes = t
+        .out
+        .ty
+        .row_bytes(row)
+        .expect("row length checked by the plan");
     let mut bytes = vec![0u8; c.n / row * row_bytes];
     let rows_per_expert = t.out.dims.get(1).copied().unwrap_or(1).max(1) as usize;
     let first_row = c.first / row;
@@ -161,7 +165,7 @@ fn convert(ckpt: &Checkpoint, plan: &Plan, c: Chunk) -> Result<Done> {
             None => fmt.quantize_row(src, dst),
         }
     }
-    if nonfinite == 0 && !crate::quant::validate_row(t.out.ty, &bytes) {
+    if nonfinite == 0 && !fmt.validate_row(&bytes) {
         bail!(
             "tensor {} ({}): quantized data validation failed: a {} block scale is not finite \
              (llama-quantize refuses such rows too)",

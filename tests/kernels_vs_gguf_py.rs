@@ -8,35 +8,35 @@ mod common;
 use common::*;
 
 use gq::gguf::GgufFile;
-use gq_kernels::{kernels_for, Isa, QType};
+use gq_kernels::{kernels_for, GgmlType, Isa};
 use std::path::Path;
 
 /// llama-quantize type names and the tensor type they give with `--pure`.
-const TYPES: [(&str, QType); 13] = [
-    ("F32", QType::F32),
-    ("F16", QType::F16),
-    ("BF16", QType::BF16),
-    ("Q4_0", QType::Q4_0),
-    ("Q4_1", QType::Q4_1),
-    ("Q5_0", QType::Q5_0),
-    ("Q5_1", QType::Q5_1),
-    ("Q8_0", QType::Q8_0),
-    ("Q2_K", QType::Q2_K),
-    ("Q3_K_S", QType::Q3_K),
-    ("Q4_K_S", QType::Q4_K),
-    ("Q5_K_S", QType::Q5_K),
-    ("Q6_K", QType::Q6_K),
+const TYPES: [(&str, GgmlType); 13] = [
+    ("F32", GgmlType::F32),
+    ("F16", GgmlType::F16),
+    ("BF16", GgmlType::BF16),
+    ("Q4_0", GgmlType::Q4_0),
+    ("Q4_1", GgmlType::Q4_1),
+    ("Q5_0", GgmlType::Q5_0),
+    ("Q5_1", GgmlType::Q5_1),
+    ("Q8_0", GgmlType::Q8_0),
+    ("Q2_K", GgmlType::Q2_K),
+    ("Q3_K_S", GgmlType::Q3_K),
+    ("Q4_K_S", GgmlType::Q4_K),
+    ("Q5_K_S", GgmlType::Q5_K),
+    ("Q6_K", GgmlType::Q6_K),
 ];
 
 /// Compares every tensor of `file`; returns how many tensors of type `want` were seen.
-fn compare(file: &Path, out_dir: &Path, want: QType) -> usize {
+fn compare(file: &Path, out_dir: &Path, want: GgmlType) -> usize {
     let o = python("kernels_dequant.py", &[file, out_dir], &[]);
     assert_py_ok(&o, "kernels_dequant.py");
     let g = GgufFile::open(file).unwrap();
     let isas: Vec<_> = Isa::ALL.into_iter().filter_map(kernels_for).collect();
     let mut seen = 0;
     for t in &g.tensors {
-        let ty = QType::from_id(t.ty.id()).expect("known type");
+        let ty = GgmlType::from_id(t.ty.id()).expect("known type");
         seen += (ty == want) as usize;
         let reference = read_f32s(&out_dir.join(format!("{}.f32", t.name)));
         let n = t.dims.iter().product::<u64>() as usize;
@@ -73,7 +73,6 @@ fn dequantizers_match_gguf_py_for_every_type() {
 
 #[test]
 fn q8_0_activation_quantizer_matches_gq_format() {
-    use gq::quant::Format;
     let mut x = vec![0f32; 32 * 40];
     let mut s = 0x1234_5678u32;
     for (i, v) in x.iter_mut().enumerate() {
@@ -84,11 +83,13 @@ fn q8_0_activation_quantizer_matches_gq_format() {
         }
     }
     x[64..96].fill(0.0);
-    let mut want = vec![0u8; QType::Q8_0.row_bytes(x.len())];
-    gq::quant::Q8_0.quantize_row(&x, &mut want);
+    let mut want = vec![0u8; GgmlType::Q8_0.row_bytes(x.len()).unwrap()];
+    gq_kernels::format(GgmlType::Q8_0)
+        .unwrap()
+        .quantize_row(&x, &mut want);
     for k in Isa::ALL.into_iter().filter_map(kernels_for) {
         let mut got = vec![0u8; want.len()];
-        k.quantize_row(QType::Q8_0, &x, &mut got);
+        k.quantize_row(GgmlType::Q8_0, &x, &mut got);
         assert_eq!(got, want, "{}: Q8_0 activation quantizer", k.isa());
     }
 }

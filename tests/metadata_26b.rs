@@ -4,8 +4,9 @@
 
 mod common;
 use common::*;
+use gq::gemma4::FileType;
 use gq::gemma4::{metadata, TextConfig};
-use gq::gguf::{FileType, GgufWriter, Metadata};
+use gq::gguf::{GgufWriter, Metadata};
 
 #[test]
 fn gemma4_keys_of_26b_a4b_match_llama_cpp_vocab_file() {

@@ -9,7 +9,7 @@ mod common;
 use common::*;
 
 use gq::gguf::{GgmlType, GgufFile};
-use gq::quant::format_for;
+use gq_kernels::format as format_for;
 use std::path::Path;
 
 const TYPES: [(&str, GgmlType); 9] = PURE_TYPES;
@@ -159,7 +159,7 @@ fn legacy_quantizers_match_gguf_py() {
         );
         assert_py_ok(&o, "quant_ref.py quantize");
         let want = std::fs::read(&out).unwrap();
-        let row_bytes = ty.row_bytes(256).unwrap() as usize;
+        let row_bytes = ty.row_bytes(256).unwrap();
         let mut ours = vec![0u8; x.len() / 256 * row_bytes];
         for (xr, yr) in x.chunks_exact(256).zip(ours.chunks_exact_mut(row_bytes)) {
             format_for(ty).unwrap().quantize_row(xr, yr);

@@ -13,7 +13,7 @@ mod common;
 use common::*;
 
 use gq::gguf::{GgmlType, GgufFile};
-use gq::quant::format_for;
+use gq_kernels::format as format_for;
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -74,7 +74,7 @@ fn check(input: &Path, imatrix: Option<&Path>) -> Vec<String> {
                 weighted += 1;
             }
             let want = q.tensor_data(o);
-            let row_bytes = ty.row_bytes(n as u64).unwrap() as usize;
+            let row_bytes = ty.row_bytes(n).unwrap();
             let mut ours = vec![0u8; want.len()];
             for (xr, yr) in x.chunks_exact(n).zip(ours.chunks_exact_mut(row_bytes)) {
                 fmt.quantize_row_imatrix(xr, imat, yr);

@@ -1,15 +1,15 @@
 //! Quick GEMV bandwidth check: `cargo run --release -p gq-kernels --example quickbench -- [MB] [threads] [types]`.
 use gq_kernels::bench::{random_weights, stream_buffer, time_gemv, time_read};
-use gq_kernels::{kernels, QType};
+use gq_kernels::{kernels, GgmlType};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let mb: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(256);
     let threads: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(2);
-    let types: Vec<QType> = args
+    let types: Vec<GgmlType> = args
         .get(3)
-        .map(|s| s.split(',').filter_map(QType::parse).collect())
-        .unwrap_or_else(|| QType::WEIGHTS.to_vec());
+        .map(|s| s.split(',').filter_map(GgmlType::parse).collect())
+        .unwrap_or_else(|| GgmlType::WEIGHTS.to_vec());
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
@@ -25,7 +25,7 @@ fn main() {
         );
         for ty in types {
             let cols = 4096;
-            let rows = (mb << 20) / ty.row_bytes(cols);
+            let rows = (mb << 20) / ty.row_bytes(cols).unwrap();
             let w = random_weights(ty, rows, cols, 1);
             let t = time_gemv(k, ty, &w, cols, 10);
             let g = t.gbps(w.len());

@@ -1,7 +1,7 @@
 //! Measurement helpers shared by the criterion benches and `gq bench kernels`: valid random
 //! weight matrices, timed GEMV runs and a STREAM-style read-bandwidth probe.
 
-use crate::{gemv_scratch_bytes, Kernels, QType};
+use crate::{gemv_scratch_bytes, GgmlType, Kernels};
 use std::time::Instant;
 
 /// Best and median wall time of repeated runs.
@@ -39,28 +39,28 @@ impl Timing {
 
 /// Offsets of the f16 scale fields in one block of `ty` (each set to a small positive value
 /// by [`random_weights`]).
-fn scale_fields(ty: QType) -> &'static [usize] {
+fn scale_fields(ty: GgmlType) -> &'static [usize] {
     match ty {
-        QType::Q4_0 | QType::Q5_0 | QType::Q8_0 => &[0],
-        QType::Q4_1 | QType::Q5_1 => &[0, 2],
-        QType::Q2_K => &[80, 82],
-        QType::Q3_K => &[108],
-        QType::Q4_K | QType::Q5_K => &[0, 2],
-        QType::Q6_K => &[208],
+        GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0 => &[0],
+        GgmlType::Q4_1 | GgmlType::Q5_1 => &[0, 2],
+        GgmlType::Q2_K => &[80, 82],
+        GgmlType::Q3_K => &[108],
+        GgmlType::Q4_K | GgmlType::Q5_K => &[0, 2],
+        GgmlType::Q6_K => &[208],
         _ => &[],
     }
 }
 
 /// A `rows × cols` matrix of `ty` with random quants and finite, small scales (float types:
 /// values in ±1). Deterministic for a seed.
-pub fn random_weights(ty: QType, rows: usize, cols: usize, seed: u64) -> Vec<u8> {
-    let mut w = vec![0u8; ty.row_bytes(cols) * rows];
+pub fn random_weights(ty: GgmlType, rows: usize, cols: usize, seed: u64) -> Vec<u8> {
+    let mut w = vec![0u8; ty.row_bytes(cols).expect("whole blocks") * rows];
     fill_random_weights(ty, &mut w, seed);
     w
 }
 
 /// Fills `w` (whole blocks of `ty`) like [`random_weights`].
-pub fn fill_random_weights(ty: QType, w: &mut [u8], seed: u64) {
+pub fn fill_random_weights(ty: GgmlType, w: &mut [u8], seed: u64) {
     let mut s = seed | 1;
     let mut next = move || {
         s ^= s << 13;
@@ -80,15 +80,15 @@ pub fn fill_random_weights(ty: QType, w: &mut [u8], seed: u64) {
         }
     };
     match ty {
-        QType::F32 => fix_float(w, 4),
-        QType::F16 | QType::BF16 => fix_float(w, 2),
+        GgmlType::F32 => fix_float(w, 4),
+        GgmlType::F16 | GgmlType::BF16 => fix_float(w, 2),
         _ => {
             let f16 = half::f16::from_f32(0.01).to_le_bytes();
             for b in w.chunks_exact_mut(ty.block_bytes()) {
                 for &o in scale_fields(ty) {
                     b[o..o + 2].copy_from_slice(&f16);
                 }
-                if ty == QType::Q8_0 {
+                if ty == GgmlType::Q8_0 {
                     for q in &mut b[2..] {
                         if *q == 0x80 {
                             *q = 0x81;
@@ -101,8 +101,8 @@ pub fn fill_random_weights(ty: QType, w: &mut [u8], seed: u64) {
 }
 
 /// Times `y = W·x` for a `rows × cols` matrix `w` of `ty` in the current rayon pool.
-pub fn time_gemv(k: &Kernels, ty: QType, w: &[u8], cols: usize, reps: usize) -> Timing {
-    let rows = w.len() / ty.row_bytes(cols);
+pub fn time_gemv(k: &Kernels, ty: GgmlType, w: &[u8], cols: usize, reps: usize) -> Timing {
+    let rows = w.len() / ty.row_bytes(cols).expect("whole blocks");
     let x: Vec<f32> = (0..cols)
         .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
         .collect();

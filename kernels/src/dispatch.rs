@@ -1,86 +1,24 @@
 //! Runtime choice of kernels: one [`Kernels`] table per instruction set, picked by CPU feature
-//! detection or by the environment variable `GQ_KERNELS_ISA=scalar|avx2|avx512|neon`.
+//! detection or by the environment variable `GQ_ISA` ([`Isa::selected`]). The scalar table is
+//! built from the format registry ([`crate::formats::REGISTRY`]); the SIMD tables start from it
+//! and replace what they have faster code for.
 
-use crate::scalar;
-use crate::QType;
+pub use crate::formats::{DequantFn, DotFn};
+use crate::isa::Isa;
+use crate::GgmlType;
 use std::sync::OnceLock;
 
-/// Dequantizes whole blocks of one type into f32.
-pub type DequantFn = fn(&[u8], &mut [f32]);
-/// Dot product of a weight row with an activation row (of the weight type's
-/// [`QType::vec_dot_type`]; little-endian f32 bytes for the float types).
-pub type DotFn = fn(&[u8], &[u8]) -> f32;
+const N: usize = GgmlType::COUNT;
 /// Dot products of two weight rows with one activation row (bit-identical to two [`DotFn`]
 /// calls; used by the GEMV where sharing the activation loads pays).
 pub type Dot2Fn = fn(&[u8], &[u8], &[u8]) -> [f32; 2];
 /// Quantizes f32 activations into blocks of an activation type.
 pub type QuantizeFn = fn(&[f32], &mut [u8]);
 
-/// An instruction set the kernels are written for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Isa {
-    /// Portable Rust.
-    Scalar,
-    /// x86-64 AVX2 + FMA + F16C.
-    Avx2,
-    /// x86-64 AVX-512 F/BW/VL/VNNI.
-    Avx512,
-    /// aarch64 baseline NEON (dot products; scalar dequantizers and activation quantizers).
-    Neon,
-}
-
-impl Isa {
-    /// Every ISA, from the most portable.
-    pub const ALL: [Isa; 4] = [Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Neon];
-
-    /// Lower-case name, as `GQ_KERNELS_ISA` spells it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Isa::Scalar => "scalar",
-            Isa::Avx2 => "avx2",
-            Isa::Avx512 => "avx512",
-            Isa::Neon => "neon",
-        }
-    }
-
-    /// Parses a name case-insensitively.
-    pub fn parse(s: &str) -> Option<Isa> {
-        Self::ALL
-            .into_iter()
-            .find(|i| i.name().eq_ignore_ascii_case(s.trim()))
-    }
-
-    /// Whether this CPU can run the ISA's kernels.
-    pub fn available(self) -> bool {
-        match self {
-            Isa::Scalar => true,
-            // NEON is part of the aarch64 baseline.
-            Isa::Neon => cfg!(target_arch = "aarch64"),
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => crate::x86::has_avx2(),
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => crate::x86::has_avx512(),
-            #[cfg(not(target_arch = "x86_64"))]
-            _ => false,
-        }
-    }
-
-    /// The ISAs this CPU can run.
-    pub fn available_all() -> Vec<Isa> {
-        Self::ALL.into_iter().filter(|i| i.available()).collect()
-    }
-}
-
-impl core::fmt::Display for Isa {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
 /// The activation format that float weights meet in [`Kernels::gemv`] / [`Kernels::gemm`].
 ///
 /// Only BF16 weights have a BF16-activation path; for every other type both values mean the
-/// type's usual activation ([`QType::vec_dot_type`]).
+/// type's usual activation ([`GgmlType::vec_dot_type`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FloatAct {
     /// f32 activations as given (exact products; the reference semantics of [`Kernels::vec_dot`]).
@@ -96,10 +34,10 @@ pub enum FloatAct {
 /// [`kernels_for`]; the methods check slice lengths and panic on mismatches.
 pub struct Kernels {
     pub(crate) isa: Isa,
-    pub(crate) dequant: [DequantFn; 15],
-    pub(crate) dot: [Option<DotFn>; 15],
-    pub(crate) dot2: [Option<Dot2Fn>; 15],
-    pub(crate) quantize: [Option<QuantizeFn>; 15],
+    pub(crate) dequant: [Option<DequantFn>; N],
+    pub(crate) dot: [Option<DotFn>; N],
+    pub(crate) dot2: [Option<Dot2Fn>; N],
+    pub(crate) quantize: [Option<QuantizeFn>; N],
     /// BF16 weights · BF16 activations (scalar reference unless the CPU has AVX512_BF16).
     pub(crate) bf16_dot: DotFn,
     /// Two BF16 rows · BF16 activations, where a SIMD kernel exists.
@@ -109,46 +47,28 @@ pub struct Kernels {
 }
 
 impl Kernels {
-    /// The portable table.
+    /// The portable table: every registered format's scalar dequantizer, dot product and (for
+    /// the activation types) reference quantizer.
     pub(crate) fn scalar_table() -> Kernels {
-        use scalar::{dequant as dq, dot};
-        let mut dequant = [dq::f32_row as DequantFn; 15];
-        let mut dots: [Option<DotFn>; 15] = [None; 15];
-        let mut quantize: [Option<QuantizeFn>; 15] = [None; 15];
-        let table: [(QType, DequantFn, Option<DotFn>); 15] = [
-            (QType::F32, dq::f32_row, Some(dot::f32_f32)),
-            (QType::F16, dq::f16_row, Some(dot::f16_f32)),
-            (QType::BF16, dq::bf16_row, Some(dot::bf16_f32)),
-            (QType::Q4_0, dq::q4_0, Some(dot::q4_0_q8_0)),
-            (QType::Q4_1, dq::q4_1, Some(dot::q4_1_q8_1)),
-            (QType::Q5_0, dq::q5_0, Some(dot::q5_0_q8_0)),
-            (QType::Q5_1, dq::q5_1, Some(dot::q5_1_q8_1)),
-            (QType::Q8_0, dq::q8_0, Some(dot::q8_0_q8_0)),
-            (QType::Q8_1, dq::q8_1, None),
-            (QType::Q2_K, dq::q2_k, Some(dot::q2_k_q8_k)),
-            (QType::Q3_K, dq::q3_k, Some(dot::q3_k_q8_k)),
-            (QType::Q4_K, dq::q4_k, Some(dot::q4_k_q8_k)),
-            (QType::Q5_K, dq::q5_k, Some(dot::q5_k_q8_k)),
-            (QType::Q6_K, dq::q6_k, Some(dot::q6_k_q8_k)),
-            (QType::Q8_K, dq::q8_k, None),
-        ];
-        for (t, d, v) in table {
-            dequant[t.index()] = d;
-            dots[t.index()] = v;
-        }
-        quantize[QType::Q8_0.index()] = Some(scalar::quantize::q8_0);
-        quantize[QType::Q8_1.index()] = Some(scalar::quantize::q8_1);
-        quantize[QType::Q8_K.index()] = Some(scalar::quantize::q8_k);
-        Kernels {
+        let mut k = Kernels {
             isa: Isa::Scalar,
-            dequant,
-            dot: dots,
-            dot2: [None; 15],
-            quantize,
-            bf16_dot: dot::bf16_bf16,
+            dequant: [None; N],
+            dot: [None; N],
+            dot2: [None; N],
+            quantize: [None; N],
+            bf16_dot: crate::formats::bf16::dot_bf16,
             bf16_dot2: None,
             bf16_native: false,
+        };
+        for f in crate::formats::REGISTRY {
+            let i = f.ty.index();
+            k.dequant[i] = Some(f.dequantize);
+            k.dot[i] = f.dot;
+            if matches!(f.ty, GgmlType::Q8_0 | GgmlType::Q8_1 | GgmlType::Q8_K) {
+                k.quantize[i] = Some(f.quantize_ref);
+            }
         }
+        k
     }
 
     /// The instruction set of this table.
@@ -157,20 +77,26 @@ impl Kernels {
     }
 
     /// Dequantizes `src` (whole blocks of `ty`) into `dst` (`dst.len()` elements).
-    pub fn dequantize_row(&self, ty: QType, src: &[u8], dst: &mut [f32]) {
+    /// Panics for types gq has no dequantizer for.
+    pub fn dequantize_row(&self, ty: GgmlType, src: &[u8], dst: &mut [f32]) {
         assert_eq!(
-            src.len(),
+            Some(src.len()),
             ty.row_bytes(dst.len()),
             "{ty}: dequantize_row sizes"
         );
-        (self.dequant[ty.index()])(src, dst)
+        let f = self.dequant[ty.index()].unwrap_or_else(|| panic!("{ty}: no dequantizer"));
+        f(src, dst)
     }
 
     /// Quantizes f32 activations to `ty` (Q8_0, Q8_1 or Q8_K). Panics for other types.
-    pub fn quantize_row(&self, ty: QType, x: &[f32], dst: &mut [u8]) {
+    pub fn quantize_row(&self, ty: GgmlType, x: &[f32], dst: &mut [u8]) {
         let f =
             self.quantize[ty.index()].unwrap_or_else(|| panic!("{ty} is not an activation type"));
-        assert_eq!(dst.len(), ty.row_bytes(x.len()), "{ty}: quantize_row sizes");
+        assert_eq!(
+            Some(dst.len()),
+            ty.row_bytes(x.len()),
+            "{ty}: quantize_row sizes"
+        );
         f(x, dst)
     }
 
@@ -183,11 +109,11 @@ impl Kernels {
     /// The activation format [`Kernels::gemv`] and [`Kernels::gemm`] use for `ty`:
     /// [`FloatAct::Bf16`] for BF16 weights when this table has the native kernel (unless
     /// `GQ_KERNELS_BF16_ACT=0`), [`FloatAct::F32`] otherwise.
-    pub fn default_act(&self, ty: QType) -> FloatAct {
+    pub fn default_act(&self, ty: GgmlType) -> FloatAct {
         static ENV_OFF: OnceLock<bool> = OnceLock::new();
         let off = *ENV_OFF
             .get_or_init(|| std::env::var("GQ_KERNELS_BF16_ACT").is_ok_and(|v| v.trim() == "0"));
-        if ty == QType::BF16 && self.bf16_native && !off {
+        if ty == GgmlType::BF16 && self.bf16_native && !off {
             FloatAct::Bf16
         } else {
             FloatAct::F32
@@ -198,8 +124,8 @@ impl Kernels {
     /// `ty.vec_dot_type()` (little-endian f32 bytes for the float types). For BF16 weights `a`
     /// may also be a BF16 row (as many bytes as `w`, from [`Kernels::prepare_activation_as`]
     /// with [`FloatAct::Bf16`]), which takes the BF16 × BF16 kernel.
-    pub fn vec_dot(&self, ty: QType, w: &[u8], a: &[u8]) -> f32 {
-        if ty == QType::BF16 && a.len() == w.len() {
+    pub fn vec_dot(&self, ty: GgmlType, w: &[u8], a: &[u8]) -> f32 {
+        if ty == GgmlType::BF16 && a.len() == w.len() {
             assert!(w.len().is_multiple_of(2), "BF16: odd row bytes");
             return (self.bf16_dot)(w, a);
         }
@@ -207,11 +133,11 @@ impl Kernels {
         (self.dot_fn(ty))(w, a)
     }
 
-    pub(crate) fn dot_fn(&self, ty: QType) -> DotFn {
+    pub(crate) fn dot_fn(&self, ty: GgmlType) -> DotFn {
         self.dot[ty.index()].unwrap_or_else(|| panic!("{ty} is not a weight type"))
     }
 
-    pub(crate) fn check_dot(&self, ty: QType, w_len: usize, a_len: usize) {
+    pub(crate) fn check_dot(&self, ty: GgmlType, w_len: usize, a_len: usize) {
         assert!(
             w_len.is_multiple_of(ty.block_bytes()),
             "{ty}: weight row is not whole blocks"
@@ -222,8 +148,24 @@ impl Kernels {
 }
 
 /// Bytes of the activation row that a weight row of `n` elements of `ty` is dotted with.
-pub fn act_bytes(ty: QType, n: usize) -> usize {
-    ty.vec_dot_type().row_bytes(n)
+/// Panics for types without a dot product or `n` not a multiple of the block size.
+pub fn act_bytes(ty: GgmlType, n: usize) -> usize {
+    act_type(ty)
+        .row_bytes(n)
+        .unwrap_or_else(|| panic!("{ty}: {n} is not whole blocks"))
+}
+
+/// The activation type of weight type `ty`; panics for types without a dot product.
+pub(crate) fn act_type(ty: GgmlType) -> GgmlType {
+    ty.vec_dot_type()
+        .unwrap_or_else(|| panic!("{ty} is not a weight type"))
+}
+
+/// Bytes of a row of `n` elements of `ty`; panics when `n` is not whole blocks (kernel
+/// arguments are the caller's, not a file's).
+pub(crate) fn row_bytes(ty: GgmlType, n: usize) -> usize {
+    ty.row_bytes(n)
+        .unwrap_or_else(|| panic!("{ty}: row length {n} is not whole blocks"))
 }
 
 static TABLES: [OnceLock<Option<Kernels>>; 4] = [
@@ -251,27 +193,9 @@ pub fn kernels_for(isa: Isa) -> Option<&'static Kernels> {
         .as_ref()
 }
 
-/// The best ISA this CPU runs, or the one `GQ_KERNELS_ISA` names (an unknown name or one the
-/// CPU lacks falls back to the best available, with a warning on stderr).
+/// The ISA the kernels run ([`Isa::selected`]: the best this CPU runs, or `GQ_ISA`).
 pub fn selected_isa() -> Isa {
-    static SEL: OnceLock<Isa> = OnceLock::new();
-    *SEL.get_or_init(|| {
-        let best = *Isa::available_all().last().unwrap();
-        match std::env::var("GQ_KERNELS_ISA") {
-            Ok(v) if !v.is_empty() => match Isa::parse(&v) {
-                Some(i) if i.available() => i,
-                Some(i) => {
-                    eprintln!("gq-kernels: GQ_KERNELS_ISA={i} is not supported by this CPU; using {best}");
-                    best
-                }
-                None => {
-                    eprintln!("gq-kernels: unknown GQ_KERNELS_ISA={v:?} (scalar|avx2|avx512|neon); using {best}");
-                    best
-                }
-            },
-            _ => best,
-        }
-    })
+    Isa::selected()
 }
 
 /// The kernels of [`selected_isa`].

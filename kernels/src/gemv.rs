@@ -2,12 +2,12 @@
 //! weight matrix given as bytes, split over the current rayon pool.
 //!
 //! The activations are quantized once per call into caller-provided scratch (the weight type's
-//! [`QType::vec_dot_type`]); F32 and F16 weights read the f32 activations directly, BF16
+//! [`GgmlType::vec_dot_type`]); F32 and F16 weights read the f32 activations directly, BF16
 //! weights take them rounded to BF16 where the table has the native kernel
 //! ([`Kernels::default_act`]). Nothing is allocated on the hot path.
 
-use crate::dispatch::{act_bytes, Dot2Fn, DotFn, FloatAct, Kernels};
-use crate::QType;
+use crate::dispatch::{act_bytes, act_type, row_bytes, Dot2Fn, DotFn, FloatAct, Kernels};
+use crate::GgmlType;
 use rayon::prelude::*;
 
 #[cfg(not(target_endian = "little"))]
@@ -16,8 +16,8 @@ compile_error!("gq-kernels reads f32 activations as little-endian bytes");
 /// Scratch bytes [`Kernels::gemv`] needs for one activation row of `cols` elements (0 for F32
 /// and F16, which use the f32 activations as they are; `2·cols` for BF16, whose activations
 /// may be rounded to BF16).
-pub fn gemv_scratch_bytes(ty: QType, cols: usize) -> usize {
-    if ty == QType::BF16 {
+pub fn gemv_scratch_bytes(ty: GgmlType, cols: usize) -> usize {
+    if ty == GgmlType::BF16 {
         2 * cols
     } else if ty.is_float() {
         0
@@ -27,7 +27,7 @@ pub fn gemv_scratch_bytes(ty: QType, cols: usize) -> usize {
 }
 
 /// Scratch bytes [`Kernels::gemm`] needs for `n` activation rows of `cols` elements.
-pub fn gemm_scratch_bytes(ty: QType, cols: usize, n: usize) -> usize {
+pub fn gemm_scratch_bytes(ty: GgmlType, cols: usize, n: usize) -> usize {
     n * gemv_scratch_bytes(ty, cols)
 }
 
@@ -65,7 +65,7 @@ impl Kernels {
     /// [`Kernels::default_act`]), for [`Kernels::vec_dot`].
     pub fn prepare_activation<'a>(
         &self,
-        ty: QType,
+        ty: GgmlType,
         x: &'a [f32],
         scratch: &'a mut [u8],
     ) -> &'a [u8] {
@@ -77,12 +77,12 @@ impl Kernels {
     /// `x`) and returns the activation row for [`Kernels::vec_dot`].
     pub fn prepare_activation_as<'a>(
         &self,
-        ty: QType,
+        ty: GgmlType,
         x: &'a [f32],
         scratch: &'a mut [u8],
         act: FloatAct,
     ) -> &'a [u8] {
-        if ty == QType::BF16 && act == FloatAct::Bf16 {
+        if ty == GgmlType::BF16 && act == FloatAct::Bf16 {
             let n = 2 * x.len();
             assert!(
                 scratch.len() >= n,
@@ -90,7 +90,7 @@ impl Kernels {
                 scratch.len()
             );
             let dst = &mut scratch[..n];
-            crate::scalar::quantize::bf16(x, dst);
+            crate::formats::bf16::quantize_row_ref(x, dst);
             return dst;
         }
         if ty.is_float() {
@@ -103,7 +103,7 @@ impl Kernels {
             scratch.len()
         );
         let dst = &mut scratch[..n];
-        self.quantize_row(ty.vec_dot_type(), x, dst);
+        self.quantize_row(act_type(ty), x, dst);
         dst
     }
 
@@ -111,13 +111,13 @@ impl Kernels {
     /// `scratch` needs [`gemv_scratch_bytes`] bytes. Rows are split over the current rayon
     /// pool (use `ThreadPool::install` to choose the thread count). BF16 weights use
     /// [`Kernels::default_act`]; see [`Kernels::gemv_as`].
-    pub fn gemv(&self, ty: QType, w: &[u8], x: &[f32], y: &mut [f32], scratch: &mut [u8]) {
+    pub fn gemv(&self, ty: GgmlType, w: &[u8], x: &[f32], y: &mut [f32], scratch: &mut [u8]) {
         self.gemv_as(ty, w, x, y, scratch, self.default_act(ty))
     }
 
     /// The dot kernels for `ty` with activations of format `act`.
-    fn dots_for(&self, ty: QType, act: FloatAct) -> (DotFn, Option<Dot2Fn>) {
-        if ty == QType::BF16 && act == FloatAct::Bf16 {
+    fn dots_for(&self, ty: GgmlType, act: FloatAct) -> (DotFn, Option<Dot2Fn>) {
+        if ty == GgmlType::BF16 && act == FloatAct::Bf16 {
             (self.bf16_dot, self.bf16_dot2)
         } else {
             (self.dot_fn(ty), self.dot2[ty.index()])
@@ -129,18 +129,18 @@ impl Kernels {
     /// [`FloatAct::Bf16`] without AVX512_BF16 runs the portable BF16 × BF16 loop).
     pub fn gemv_as(
         &self,
-        ty: QType,
+        ty: GgmlType,
         w: &[u8],
         x: &[f32],
         y: &mut [f32],
         scratch: &mut [u8],
         act_fmt: FloatAct,
     ) {
-        let rb = ty.row_bytes(x.len());
+        let rb = row_bytes(ty, x.len());
         assert_eq!(w.len(), rb * y.len(), "{ty}: weight bytes vs rows × cols");
         let act = self.prepare_activation_as(ty, x, scratch, act_fmt);
         let (dot, dot2) = self.dots_for(ty, act_fmt);
-        if !(ty == QType::BF16 && act_fmt == FloatAct::Bf16) {
+        if !(ty == GgmlType::BF16 && act_fmt == FloatAct::Bf16) {
             self.check_dot(ty, rb, act.len());
         }
         if rb == 0 {
@@ -178,7 +178,7 @@ impl Kernels {
     #[allow(clippy::too_many_arguments)]
     pub fn gemm(
         &self,
-        ty: QType,
+        ty: GgmlType,
         w: &[u8],
         rows: usize,
         cols: usize,
@@ -186,13 +186,13 @@ impl Kernels {
         ys: &mut [f32],
         scratch: &mut [u8],
     ) {
-        let rb = ty.row_bytes(cols);
+        let rb = row_bytes(ty, cols);
         let n = xs.len().checked_div(cols).unwrap_or(0);
         assert_eq!(xs.len(), n * cols, "gemm: xs is not whole rows");
         assert_eq!(ys.len(), n * rows, "gemm: ys length");
         assert_eq!(w.len(), rb * rows, "{ty}: weight bytes vs rows × cols");
         let act_fmt = self.default_act(ty);
-        let bf16_act = ty == QType::BF16 && act_fmt == FloatAct::Bf16;
+        let bf16_act = ty == GgmlType::BF16 && act_fmt == FloatAct::Bf16;
         let ab = if bf16_act {
             2 * cols
         } else {
@@ -205,9 +205,9 @@ impl Kernels {
             let s = &mut scratch[..n * ab];
             for (x, d) in xs.chunks_exact(cols).zip(s.chunks_exact_mut(ab)) {
                 if bf16_act {
-                    crate::scalar::quantize::bf16(x, d);
+                    crate::formats::bf16::quantize_row_ref(x, d);
                 } else {
-                    self.quantize_row(ty.vec_dot_type(), x, d);
+                    self.quantize_row(act_type(ty), x, d);
                 }
             }
             s

@@ -4,7 +4,7 @@
 //! widening is checked bit for bit on all 65536 values.
 
 use gq_kernels::bench::random_weights;
-use gq_kernels::{kernels_for, neon, Isa, QType};
+use gq_kernels::{kernels_for, neon, GgmlType, Isa};
 
 fn xs(n: usize, seed: u32) -> Vec<f32> {
     (0..n)
@@ -21,7 +21,7 @@ fn bytes(x: &[f32]) -> Vec<u8> {
 
 type Kernel = unsafe fn(&[u8], &[u8]) -> f32;
 
-fn check(ty: QType, f: Kernel, cols: &[usize]) {
+fn check(ty: GgmlType, f: Kernel, cols: &[usize]) {
     let s = kernels_for(Isa::Scalar).unwrap();
     for (t, &n) in cols.iter().enumerate() {
         let w = random_weights(ty, 1, n, 17 + t as u64);
@@ -56,15 +56,15 @@ fn check(ty: QType, f: Kernel, cols: &[usize]) {
 #[test]
 fn neon_float_dots_match_scalar() {
     let cols = [1, 3, 4, 15, 16, 17, 64, 257, 1000, 4099];
-    check(QType::F32, neon::dot_f32, &cols);
-    check(QType::F16, neon::dot_f16, &cols);
-    check(QType::BF16, neon::dot_bf16, &cols);
+    check(GgmlType::F32, neon::dot_f32, &cols);
+    check(GgmlType::F16, neon::dot_f16, &cols);
+    check(GgmlType::BF16, neon::dot_bf16, &cols);
 }
 
 #[test]
 fn neon_quant_dots_match_scalar() {
-    check(QType::Q8_0, neon::dot_q8_0, &[32, 64, 96, 32 * 31, 4096]);
-    check(QType::Q4_K, neon::dot_q4_k, &[256, 512, 256 * 7, 4096]);
+    check(GgmlType::Q8_0, neon::dot_q8_0, &[32, 64, 96, 32 * 31, 4096]);
+    check(GgmlType::Q4_K, neon::dot_q4_k, &[256, 512, 256 * 7, 4096]);
 }
 
 #[test]
@@ -73,8 +73,8 @@ fn neon_q8_0_and_q4_k_bit_exact_on_exact_data() {
     // scalar sums must agree bit for bit (an integer-part bug shows as a difference).
     let s = kernels_for(Isa::Scalar).unwrap();
     for (ty, f) in [
-        (QType::Q8_0, neon::dot_q8_0 as Kernel),
-        (QType::Q4_K, neon::dot_q4_k),
+        (GgmlType::Q8_0, neon::dot_q8_0 as Kernel),
+        (GgmlType::Q4_K, neon::dot_q4_k),
     ] {
         let n = 1024;
         let mut w = random_weights(ty, 1, n, 5);
@@ -83,7 +83,7 @@ fn neon_q8_0_and_q4_k_bit_exact_on_exact_data() {
         let bb = ty.block_bytes();
         for blk in w.chunks_exact_mut(bb) {
             match ty {
-                QType::Q8_0 => blk[..2].copy_from_slice(&one),
+                GgmlType::Q8_0 => blk[..2].copy_from_slice(&one),
                 _ => {
                     blk[..2].copy_from_slice(&one);
                     blk[2..4].copy_from_slice(&half::f16::from_f32(0.25).to_le_bytes());
@@ -91,7 +91,7 @@ fn neon_q8_0_and_q4_k_bit_exact_on_exact_data() {
             }
         }
         let mut scratch = vec![0u8; gq_kernels::gemv_scratch_bytes(ty, n)];
-        let a = if ty == QType::Q8_0 {
+        let a = if ty == GgmlType::Q8_0 {
             s.prepare_activation(ty, &x, &mut scratch).to_vec()
         } else {
             // Q8_K built directly: d = ½, quants in −3..3, block sums of 16.
@@ -127,14 +127,14 @@ fn neon_f16_widening_exact() {
             assert!(got.is_nan(), "{h:#06x}");
         } else {
             assert_eq!(got.to_bits(), (want + 0.0 * 0.0).to_bits(), "{h:#06x}");
-            assert_eq!(got, s.vec_dot(QType::F16, &w, &a), "{h:#06x}");
+            assert_eq!(got, s.vec_dot(GgmlType::F16, &w, &a), "{h:#06x}");
         }
     }
 }
 
 /// An activation row of `ty` (Q8_0, Q8_1 or Q8_K) built directly: scale ½, quants in −3..=3,
 /// sums consistent (so every intermediate of a dot with power-of-two weight scales is exact).
-fn exact_act(ty: QType, n: usize) -> Vec<u8> {
+fn exact_act(ty: GgmlType, n: usize) -> Vec<u8> {
     let mut a = Vec::new();
     let bs = ty.block_size();
     for b in 0..n / bs {
@@ -142,27 +142,27 @@ fn exact_act(ty: QType, n: usize) -> Vec<u8> {
         let sum: i32 = q.iter().map(|&v| v as i32).sum();
         let half = half::f16::from_f32(0.5).to_le_bytes();
         match ty {
-            QType::Q8_0 => a.extend_from_slice(&half),
-            QType::Q8_1 => {
+            GgmlType::Q8_0 => a.extend_from_slice(&half),
+            GgmlType::Q8_1 => {
                 a.extend_from_slice(&half);
                 a.extend_from_slice(&half::f16::from_f32(0.5 * sum as f32).to_le_bytes());
             }
             _ => a.extend_from_slice(&0.5f32.to_le_bytes()),
         }
         a.extend(q.iter().map(|&v| v as u8));
-        if ty == QType::Q8_K {
+        if ty == GgmlType::Q8_K {
             for g in q.chunks_exact(16) {
                 let s: i16 = g.iter().map(|&v| v as i16).sum();
                 a.extend_from_slice(&s.to_le_bytes());
             }
         }
     }
-    assert_eq!(a.len(), ty.row_bytes(n));
+    assert_eq!(a.len(), ty.row_bytes(n).unwrap());
     a
 }
 
 /// Sets every f16 block scale of `w` (byte offsets `offs` in each block) to ½ or ¼.
-fn exact_weights(ty: QType, n: usize, offs: &[usize]) -> Vec<u8> {
+fn exact_weights(ty: GgmlType, n: usize, offs: &[usize]) -> Vec<u8> {
     let mut w = random_weights(ty, 1, n, 5);
     for blk in w.chunks_exact_mut(ty.block_bytes()) {
         for (k, &o) in offs.iter().enumerate() {
@@ -173,11 +173,11 @@ fn exact_weights(ty: QType, n: usize, offs: &[usize]) -> Vec<u8> {
     w
 }
 
-fn check_exact(ty: QType, f: Kernel, offs: &[usize]) {
+fn check_exact(ty: GgmlType, f: Kernel, offs: &[usize]) {
     let s = kernels_for(Isa::Scalar).unwrap();
     let n = 1024;
     let w = exact_weights(ty, n, offs);
-    let a = exact_act(ty.vec_dot_type(), n);
+    let a = exact_act(ty.vec_dot_type().unwrap(), n);
     // SAFETY: whole rows of matching lengths.
     let got = unsafe { f(&w, &a) };
     let want = s.vec_dot(ty, &w, &a);
@@ -191,24 +191,24 @@ fn check_exact(ty: QType, f: Kernel, offs: &[usize]) {
 #[test]
 fn neon_32_element_dots() {
     let cols = [32, 64, 96, 32 * 31, 4096];
-    check(QType::Q4_0, neon::dot_q4_0, &cols);
-    check(QType::Q4_1, neon::dot_q4_1, &cols);
-    check(QType::Q5_0, neon::dot_q5_0, &cols);
-    check(QType::Q5_1, neon::dot_q5_1, &cols);
-    check_exact(QType::Q4_0, neon::dot_q4_0, &[0]);
-    check_exact(QType::Q4_1, neon::dot_q4_1, &[0, 2]);
-    check_exact(QType::Q5_0, neon::dot_q5_0, &[0]);
-    check_exact(QType::Q5_1, neon::dot_q5_1, &[0, 2]);
+    check(GgmlType::Q4_0, neon::dot_q4_0, &cols);
+    check(GgmlType::Q4_1, neon::dot_q4_1, &cols);
+    check(GgmlType::Q5_0, neon::dot_q5_0, &cols);
+    check(GgmlType::Q5_1, neon::dot_q5_1, &cols);
+    check_exact(GgmlType::Q4_0, neon::dot_q4_0, &[0]);
+    check_exact(GgmlType::Q4_1, neon::dot_q4_1, &[0, 2]);
+    check_exact(GgmlType::Q5_0, neon::dot_q5_0, &[0]);
+    check_exact(GgmlType::Q5_1, neon::dot_q5_1, &[0, 2]);
 }
 
 #[test]
 fn neon_k_quant_dots() {
     let cols = [256, 512, 256 * 7, 4096];
     for (ty, f, offs) in [
-        (QType::Q6_K, neon::dot_q6_k as Kernel, &[208usize][..]),
-        (QType::Q5_K, neon::dot_q5_k, &[0, 2][..]),
-        (QType::Q2_K, neon::dot_q2_k, &[80, 82][..]),
-        (QType::Q3_K, neon::dot_q3_k, &[108][..]),
+        (GgmlType::Q6_K, neon::dot_q6_k as Kernel, &[208usize][..]),
+        (GgmlType::Q5_K, neon::dot_q5_k, &[0, 2][..]),
+        (GgmlType::Q2_K, neon::dot_q2_k, &[80, 82][..]),
+        (GgmlType::Q3_K, neon::dot_q3_k, &[108][..]),
     ] {
         check(ty, f, &cols);
         check_exact(ty, f, offs);
@@ -225,16 +225,16 @@ fn neon_table_uses_the_neon_dots() {
         cfg!(target_arch = "aarch64")
     );
     let s = kernels_for(Isa::Scalar).unwrap();
-    for ty in QType::ALL
+    for ty in GgmlType::ALL
         .into_iter()
-        .filter(|t| !matches!(t, QType::Q8_1 | QType::Q8_K))
+        .filter(|t| !matches!(t, GgmlType::Q8_1 | GgmlType::Q8_K))
     {
         let n = 512;
         let (rows, w) = (3, random_weights(ty, 3, n, 11));
         let x = xs(n, 7);
         let mut scratch = vec![0u8; gq_kernels::gemv_scratch_bytes(ty, n)];
         let a = s.prepare_activation(ty, &x, &mut scratch).to_vec();
-        let rb = ty.row_bytes(n);
+        let rb = ty.row_bytes(n).unwrap();
         let mut y = vec![0f32; rows];
         k.gemv(ty, &w, &x, &mut y, &mut scratch);
         for r in 0..rows {

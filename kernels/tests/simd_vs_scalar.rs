@@ -20,7 +20,7 @@
 //!   rounding is ggml's (ties to even) and checked against `half`.
 
 use gq_kernels::blocks::{QK, QK_K};
-use gq_kernels::{act_bytes, gemv_scratch_bytes, kernels_for, FloatAct, Isa, Kernels, QType};
+use gq_kernels::{act_bytes, gemv_scratch_bytes, kernels_for, FloatAct, GgmlType, Isa, Kernels};
 
 /// xorshift64*: deterministic test data without dependencies.
 struct Rng(u64);
@@ -51,28 +51,33 @@ fn f16b(x: f32) -> [u8; 2] {
 }
 
 /// Offsets of the f16 scale fields and of the (possibly negative) f16 min fields of a block.
-fn f16_fields(ty: QType) -> (&'static [usize], &'static [usize]) {
+fn f16_fields(ty: GgmlType) -> (&'static [usize], &'static [usize]) {
     match ty {
-        QType::Q4_0 | QType::Q5_0 | QType::Q8_0 => (&[0], &[]),
-        QType::Q4_1 | QType::Q5_1 => (&[0], &[2]),
-        QType::Q2_K => (&[80], &[82]),
-        QType::Q3_K => (&[108], &[]),
-        QType::Q4_K | QType::Q5_K => (&[0], &[2]),
-        QType::Q6_K => (&[208], &[]),
+        GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0 => (&[0], &[]),
+        GgmlType::Q4_1 | GgmlType::Q5_1 => (&[0], &[2]),
+        GgmlType::Q2_K => (&[80], &[82]),
+        GgmlType::Q3_K => (&[108], &[]),
+        GgmlType::Q4_K | GgmlType::Q5_K => (&[0], &[2]),
+        GgmlType::Q6_K => (&[208], &[]),
         _ => (&[], &[]),
     }
 }
 
 /// Random weight bytes for `nb` blocks of `ty`: random quants, scales from `scale()`, and
 /// Q8_0 quants kept in ±127 (what the quantizer makes; the SIMD sign trick needs it).
-fn weights(rng: &mut Rng, ty: QType, n: usize, scale: &mut dyn FnMut(&mut Rng) -> f32) -> Vec<u8> {
+fn weights(
+    rng: &mut Rng,
+    ty: GgmlType,
+    n: usize,
+    scale: &mut dyn FnMut(&mut Rng) -> f32,
+) -> Vec<u8> {
     if ty.is_float() {
         let mut out = Vec::with_capacity(n * ty.block_bytes());
         for _ in 0..n {
             let v = scale(rng) * rng.normal();
             match ty {
-                QType::F32 => out.extend_from_slice(&v.to_le_bytes()),
-                QType::F16 => out.extend_from_slice(&f16b(v)),
+                GgmlType::F32 => out.extend_from_slice(&v.to_le_bytes()),
+                GgmlType::F16 => out.extend_from_slice(&f16b(v)),
                 _ => out.extend_from_slice(&((v.to_bits() >> 16) as u16).to_le_bytes()),
             }
         }
@@ -90,7 +95,7 @@ fn weights(rng: &mut Rng, ty: QType, n: usize, scale: &mut dyn FnMut(&mut Rng) -
             let s = if rng.below(2) == 0 { -1.0 } else { 1.0 };
             b[o..o + 2].copy_from_slice(&f16b(s * scale(rng)));
         }
-        if ty == QType::Q8_0 {
+        if ty == GgmlType::Q8_0 {
             for q in &mut b[2..] {
                 if *q == 0x80 {
                     *q = 0x81;
@@ -102,14 +107,14 @@ fn weights(rng: &mut Rng, ty: QType, n: usize, scale: &mut dyn FnMut(&mut Rng) -
 }
 
 /// An activation row for `ty` from realistic f32 data, quantized by the scalar reference.
-fn activation(rng: &mut Rng, ty: QType, n: usize) -> (Vec<f32>, Vec<u8>) {
+fn activation(rng: &mut Rng, ty: GgmlType, n: usize) -> (Vec<f32>, Vec<u8>) {
     let x: Vec<f32> = (0..n).map(|_| rng.normal() * 3.0).collect();
     let k = kernels_for(Isa::Scalar).unwrap();
     let a = if ty.is_float() {
         x.iter().flat_map(|v| v.to_le_bytes()).collect()
     } else {
         let mut a = vec![0u8; act_bytes(ty, n)];
-        k.quantize_row(ty.vec_dot_type(), &x, &mut a);
+        k.quantize_row(ty.vec_dot_type().unwrap(), &x, &mut a);
         a
     };
     (x, a)
@@ -117,14 +122,14 @@ fn activation(rng: &mut Rng, ty: QType, n: usize) -> (Vec<f32>, Vec<u8>) {
 
 /// An activation row with small quants (±4) and scales in {½, 1, 2}: every float the dot
 /// products make is exact.
-fn exact_activation(rng: &mut Rng, ty: QType, n: usize) -> Vec<u8> {
+fn exact_activation(rng: &mut Rng, ty: GgmlType, n: usize) -> Vec<u8> {
     let p2 = [0.5f32, 1.0, 2.0];
-    match ty.vec_dot_type() {
-        QType::F32 => (0..n)
+    match ty.vec_dot_type().unwrap() {
+        GgmlType::F32 => (0..n)
             .flat_map(|_| ((rng.below(17) as f32 - 8.0) * rng.pick(&p2)).to_le_bytes())
             .collect(),
-        QType::Q8_0 | QType::Q8_1 => {
-            let bb = ty.vec_dot_type().block_bytes();
+        GgmlType::Q8_0 | GgmlType::Q8_1 => {
+            let bb = ty.vec_dot_type().unwrap().block_bytes();
             let off = bb - QK;
             let mut out = vec![0u8; n / QK * bb];
             for b in out.chunks_exact_mut(bb) {
@@ -159,7 +164,7 @@ fn exact_activation(rng: &mut Rng, ty: QType, n: usize) -> Vec<u8> {
 }
 
 /// Lengths (in elements) to test for `ty`: one block, a few, an odd number of many.
-fn lengths(ty: QType) -> Vec<usize> {
+fn lengths(ty: GgmlType) -> Vec<usize> {
     match ty.block_size() {
         1 => vec![1, 7, 16, 31, 64, 65, 100, 257, 1000, 4099],
         32 => vec![32, 64, 96, 224, 32 * 31, 32 * 128],
@@ -192,11 +197,11 @@ fn reports_isas() {
 #[test]
 fn dequantize_bit_exact() {
     let mut rng = Rng(0x1234_5678);
-    let types = QType::ALL;
+    let types = GgmlType::ALL;
     for k in simd_tables() {
         for ty in types {
             for n in lengths(ty) {
-                let w = if ty == QType::Q8_1 || ty == QType::Q8_K {
+                let w = if ty == GgmlType::Q8_1 || ty == GgmlType::Q8_K {
                     activation(&mut rng, ty, n).1
                 } else {
                     weights(&mut rng, ty, n, &mut |r| 0.001 + r.uniform() * 0.1)
@@ -225,7 +230,7 @@ fn dot_bit_exact_on_exact_data() {
     let mut rng = Rng(0xdead_beef);
     let p2 = [0.5f32, 1.0, 2.0];
     for k in simd_tables() {
-        for ty in QType::WEIGHTS {
+        for ty in GgmlType::WEIGHTS {
             for n in lengths(ty) {
                 for _ in 0..4 {
                     let w = if ty.is_float() {
@@ -235,8 +240,8 @@ fn dot_bit_exact_on_exact_data() {
                         for c in w.chunks_exact_mut(bb) {
                             let v = (rng.below(17) as f32 - 8.0) * rng.pick(&p2);
                             match ty {
-                                QType::F32 => c.copy_from_slice(&v.to_le_bytes()),
-                                QType::F16 => c.copy_from_slice(&f16b(v)),
+                                GgmlType::F32 => c.copy_from_slice(&v.to_le_bytes()),
+                                GgmlType::F16 => c.copy_from_slice(&f16b(v)),
                                 _ => c.copy_from_slice(&((v.to_bits() >> 16) as u16).to_le_bytes()),
                             }
                         }
@@ -260,7 +265,7 @@ fn dot_bit_exact_on_exact_data() {
 }
 
 /// Zeroes the f16 fields at `offs` in every block.
-fn zero_fields(ty: QType, w: &[u8], offs: &[usize]) -> Vec<u8> {
+fn zero_fields(ty: GgmlType, w: &[u8], offs: &[usize]) -> Vec<u8> {
     let mut w = w.to_vec();
     for b in w.chunks_exact_mut(ty.block_bytes()) {
         for &o in offs {
@@ -272,10 +277,10 @@ fn zero_fields(ty: QType, w: &[u8], offs: &[usize]) -> Vec<u8> {
 }
 
 /// `M` of the module docs: Σ (|scale part| + |min part|)·|a| in f64.
-fn magnitude(ty: QType, w: &[u8], a: &[u8], n: usize) -> f64 {
+fn magnitude(ty: GgmlType, w: &[u8], a: &[u8], n: usize) -> f64 {
     let s = scalar();
     let mut av = vec![0f32; n];
-    s.dequantize_row(ty.vec_dot_type(), a, &mut av);
+    s.dequantize_row(ty.vec_dot_type().unwrap(), a, &mut av);
     let (ds, ms) = f16_fields(ty);
     let mut scale_part = vec![0f32; n];
     s.dequantize_row(ty, &zero_fields(ty, w, ms), &mut scale_part);
@@ -292,7 +297,7 @@ fn magnitude(ty: QType, w: &[u8], a: &[u8], n: usize) -> f64 {
 fn dot_within_bound_on_realistic_data() {
     let mut rng = Rng(0x0bad_cafe);
     for k in simd_tables() {
-        for ty in QType::WEIGHTS {
+        for ty in GgmlType::WEIGHTS {
             for n in lengths(ty) {
                 for _ in 0..4 {
                     let w = weights(&mut rng, ty, n, &mut |r| 0.0005 + r.uniform() * 0.05);
@@ -333,13 +338,13 @@ fn gemv_and_gemm_match_vec_dot_for_any_thread_count() {
     let mut tables = simd_tables();
     tables.push(scalar());
     for k in tables {
-        for ty in QType::WEIGHTS {
+        for ty in GgmlType::WEIGHTS {
             let cols = if ty.block_size() == QK_K { 512 } else { 96 };
             for rows in [1usize, 5, 67] {
                 let w = weights(&mut rng, ty, rows * cols, &mut |r| {
                     0.001 + r.uniform() * 0.02
                 });
-                let rb = ty.row_bytes(cols);
+                let rb = ty.row_bytes(cols).unwrap();
                 let n = 3;
                 let xs: Vec<f32> = (0..n * cols).map(|_| rng.normal()).collect();
                 let mut scratch = vec![0u8; gq_kernels::gemm_scratch_bytes(ty, cols, n)];
@@ -387,21 +392,21 @@ fn gemv_approximates_f32_matmul() {
     let wf: Vec<f32> = (0..rows * cols).map(|_| rng.normal()).collect();
     let x: Vec<f32> = (0..cols).map(|_| rng.normal()).collect();
     let s = scalar();
-    let mut w = vec![0u8; QType::Q8_0.row_bytes(cols) * rows];
+    let mut w = vec![0u8; GgmlType::Q8_0.row_bytes(cols).unwrap() * rows];
     for (src, dst) in wf
         .chunks_exact(cols)
-        .zip(w.chunks_exact_mut(QType::Q8_0.row_bytes(cols)))
+        .zip(w.chunks_exact_mut(GgmlType::Q8_0.row_bytes(cols).unwrap()))
     {
-        s.quantize_row(QType::Q8_0, src, dst);
+        s.quantize_row(GgmlType::Q8_0, src, dst);
     }
     let mut deq = vec![0f32; rows * cols];
-    s.dequantize_row(QType::Q8_0, &w, &mut deq);
+    s.dequantize_row(GgmlType::Q8_0, &w, &mut deq);
     let mut tables = simd_tables();
     tables.push(s);
     for k in tables {
         let mut y = vec![0f32; rows];
-        let mut scratch = vec![0u8; gemv_scratch_bytes(QType::Q8_0, cols)];
-        k.gemv(QType::Q8_0, &w, &x, &mut y, &mut scratch);
+        let mut scratch = vec![0u8; gemv_scratch_bytes(GgmlType::Q8_0, cols)];
+        k.gemv(GgmlType::Q8_0, &w, &x, &mut y, &mut scratch);
         for r in 0..rows {
             let exact: f64 = (0..cols)
                 .map(|c| deq[r * cols + c] as f64 * x[c] as f64)
@@ -429,7 +434,7 @@ fn quantizers_known_values() {
     x[20] = 1.0;
     x[21] = 0.5 * 2.0 / 127.0; // exactly half a step: rounds to even (0)
     let mut b = vec![0u8; 292];
-    s.quantize_row(QType::Q8_K, &x, &mut b);
+    s.quantize_row(GgmlType::Q8_K, &x, &mut b);
     let d = f32::from_le_bytes(b[0..4].try_into().unwrap());
     assert_eq!(d, 1.0 / (-127.0 / -2.0));
     assert_eq!(b[4 + 3] as i8, -127);
@@ -440,7 +445,7 @@ fn quantizers_known_values() {
     assert_eq!(bs0, -127 + 127);
     // A zero block: zero scale, quants and sums.
     let mut z = vec![0xffu8; 292];
-    s.quantize_row(QType::Q8_K, &[0.0; QK_K], &mut z);
+    s.quantize_row(GgmlType::Q8_K, &[0.0; QK_K], &mut z);
     assert!(z.iter().all(|&v| v == 0));
     // Q8_0 / Q8_1: roundf (half away from zero) and Q8_1's sum.
     let mut x = [0f32; QK];
@@ -448,10 +453,10 @@ fn quantizers_known_values() {
     x[1] = 2.5;
     x[2] = -2.5;
     let mut q0 = vec![0u8; 34];
-    s.quantize_row(QType::Q8_0, &x, &mut q0);
+    s.quantize_row(GgmlType::Q8_0, &x, &mut q0);
     assert_eq!((q0[2] as i8, q0[3] as i8, q0[4] as i8), (127, 3, -3));
     let mut q1 = vec![0u8; 36];
-    s.quantize_row(QType::Q8_1, &x, &mut q1);
+    s.quantize_row(GgmlType::Q8_1, &x, &mut q1);
     assert_eq!(q1[4..], q0[2..]);
     let sum = half::f16::from_le_bytes([q1[2], q1[3]]).to_f32();
     assert_eq!(sum, 127.0);
@@ -464,9 +469,9 @@ fn isa_names_round_trip() {
     }
     assert_eq!(Isa::parse("AVX512"), Some(Isa::Avx512));
     assert_eq!(Isa::parse("sse"), None);
-    for t in QType::ALL {
-        assert_eq!(QType::from_id(t.id()), Some(t));
-        assert_eq!(QType::parse(t.name()), Some(t));
+    for t in GgmlType::ALL {
+        assert_eq!(GgmlType::from_id(t.id()), Some(t));
+        assert_eq!(GgmlType::parse(t.name()), Some(t));
     }
 }
 
@@ -477,18 +482,18 @@ fn scalar_dot_matches_dequantized_product() {
     // use Q8_1's f16-rounded block sum for the min term, hence their looser bound.
     let mut rng = Rng(99);
     let s = scalar();
-    for ty in QType::WEIGHTS {
+    for ty in GgmlType::WEIGHTS {
         for n in lengths(ty) {
             let w = weights(&mut rng, ty, n, &mut |r| 0.0005 + r.uniform() * 0.05);
             let (_, a) = activation(&mut rng, ty, n);
             let mut wd = vec![0f32; n];
             let mut ad = vec![0f32; n];
             s.dequantize_row(ty, &w, &mut wd);
-            s.dequantize_row(ty.vec_dot_type(), &a, &mut ad);
+            s.dequantize_row(ty.vec_dot_type().unwrap(), &a, &mut ad);
             let exact: f64 = wd.iter().zip(&ad).map(|(&p, &q)| p as f64 * q as f64).sum();
             let got = s.vec_dot(ty, &w, &a) as f64;
             let m = magnitude(ty, &w, &a, n);
-            let rel = if matches!(ty, QType::Q4_1 | QType::Q5_1) {
+            let rel = if matches!(ty, GgmlType::Q4_1 | GgmlType::Q5_1) {
                 2e-3
             } else {
                 2e-5
@@ -506,7 +511,7 @@ fn scalar_dot_matches_dequantized_product() {
 fn activation_quantizers_bit_exact() {
     let mut rng = Rng(5);
     for k in simd_tables() {
-        for ty in [QType::Q8_0, QType::Q8_1, QType::Q8_K] {
+        for ty in [GgmlType::Q8_0, GgmlType::Q8_1, GgmlType::Q8_K] {
             for n in [QK_K, 2 * QK_K, 8 * QK_K] {
                 let mut x: Vec<f32> = (0..n).map(|_| rng.normal() * 10.0).collect();
                 // Ties: values that land exactly on .5 steps, zero blocks, one-hot blocks.
@@ -516,8 +521,8 @@ fn activation_quantizers_bit_exact() {
                 x[QK..2 * QK].fill(0.0);
                 x[2 * QK..3 * QK].fill(0.0);
                 x[2 * QK + 5] = -3.0;
-                let mut want = vec![0u8; ty.row_bytes(n)];
-                let mut got = vec![0xffu8; ty.row_bytes(n)];
+                let mut want = vec![0u8; ty.row_bytes(n).unwrap()];
+                let mut got = vec![0xffu8; ty.row_bytes(n).unwrap()];
                 scalar().quantize_row(ty, &x, &mut want);
                 k.quantize_row(ty, &x, &mut got);
                 assert_eq!(got, want, "{} {ty} n={n}", k.isa());
@@ -528,7 +533,7 @@ fn activation_quantizers_bit_exact() {
 
 #[test]
 fn f32_to_bf16_rounds_like_ggml() {
-    use gq_kernels::scalar::quantize::f32_to_bf16;
+    use gq_kernels::num::f32_to_bf16;
     // Ties to even: 1 + 2⁻⁸ is halfway between 1 and 1 + 2⁻⁷ → 1; 1 + 3·2⁻⁸ → 1 + 2⁻⁶.
     assert_eq!(f32_to_bf16(1.0 + 2f32.powi(-8)), 0x3f80);
     assert_eq!(f32_to_bf16(1.0 + 3.0 * 2f32.powi(-8)), 0x3f82);
@@ -551,7 +556,7 @@ fn bf16_activation_dot_within_bound() {
     let mut rng = Rng(1234);
     let mut tables = simd_tables();
     tables.push(scalar());
-    let ty = QType::BF16;
+    let ty = GgmlType::BF16;
     for k in tables {
         for n in lengths(ty).into_iter().chain([32, 127, 128, 129, 14336]) {
             let w: Vec<u8> = (0..n)
@@ -614,8 +619,8 @@ fn bf16_activation_is_default_where_native() {
         } else {
             FloatAct::F32
         };
-        assert_eq!(k.default_act(QType::BF16), want);
-        assert_eq!(k.default_act(QType::F16), FloatAct::F32);
+        assert_eq!(k.default_act(GgmlType::BF16), want);
+        assert_eq!(k.default_act(GgmlType::F16), FloatAct::F32);
     }
-    assert_eq!(scalar().default_act(QType::BF16), FloatAct::F32);
+    assert_eq!(scalar().default_act(GgmlType::BF16), FloatAct::F32);
 }

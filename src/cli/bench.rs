@@ -1,9 +1,9 @@
-//! `gq bench`: performance measurements. The measuring lives in [`crate::bench`].
+//! `gq bench`: performance measurements. The measuring lives in `bench_kernels.rs`.
 
-use crate::bench::{run_kernel_bench, KernelBenchOptions, KernelBenchReport};
+use super::bench_kernels::{run_kernel_bench, KernelBenchOptions, KernelBenchReport};
 use anyhow::{anyhow, Result};
 use clap::{Args, Subcommand};
-use gq_kernels::QType;
+use gq_kernels::GgmlType;
 
 /// Arguments of `gq bench`.
 #[derive(Args, Debug)]
@@ -66,8 +66,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 opts.types = types
                     .iter()
                     .map(|s| {
-                        QType::parse(s)
-                            .filter(|t| QType::WEIGHTS.contains(t))
+                        GgmlType::parse(s)
+                            .filter(|t| GgmlType::WEIGHTS.contains(t))
                             .ok_or_else(|| anyhow!("unknown or non-weight --type {s:?}"))
                     })
                     .collect::<Result<_>>()?;

@@ -1,7 +1,7 @@
 //! `gq bench quantize` arguments and output.
 
-use crate::bench_quantize::{run_quantize_bench, QuantizeBenchOptions};
-use crate::gguf::FileType;
+use super::bench_quantize_peers::{run_quantize_bench, QuantizeBenchOptions};
+use crate::gemma4::FileType;
 use anyhow::{anyhow, Result};
 use clap::Args;
 use std::path::PathBuf;

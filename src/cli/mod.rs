@@ -1,7 +1,9 @@
 //! Command-line parsing and printing. The work happens in the library.
 
 mod bench;
+mod bench_kernels;
 mod bench_quantize;
+mod bench_quantize_peers;
 pub(crate) mod inspect;
 mod quantize;
 

@@ -2,7 +2,8 @@
 
 use super::inspect;
 use crate::gemma4::mixture::QuantOptions;
-use crate::gguf::{FileType, GgmlType};
+use crate::gemma4::FileType;
+use crate::gguf::GgmlType;
 use crate::pipeline::{self, Options};
 use anyhow::{anyhow, Context, Result};
 use clap::Args;

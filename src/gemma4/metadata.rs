@@ -2,7 +2,8 @@
 //! llama.cpp's converter (`conversion/gemma.py`, `Gemma4Model`) writes.
 
 use super::config::TextConfig;
-use crate::gguf::{FileType, MetaArray, MetaValue, Metadata};
+use super::FileType;
+use crate::gguf::{MetaArray, MetaValue, Metadata};
 
 /// The GGUF architecture name.
 pub const ARCH: &str = "gemma4";

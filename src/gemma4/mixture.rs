@@ -6,7 +6,8 @@
 //! llama-quantize visits tensors in name order (its weights map is sorted by name) and several
 //! rules count tensors as they go, so the order matters and is reproduced here.
 
-use crate::gguf::{FileType, GgmlType};
+use super::FileType;
+use crate::gguf::GgmlType;
 use anyhow::{bail, Result};
 use regex::Regex;
 

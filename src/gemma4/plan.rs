@@ -5,7 +5,8 @@ use super::config::TextConfig;
 use super::metadata;
 use super::mixture::{select_types, visit_key, ModelFacts, QuantOptions, TensorDesc};
 use super::names::{map_name, Mapped};
-use crate::gguf::{layout_tensors, FileType, GgmlType, Metadata, PlannedTensor, DEFAULT_ALIGNMENT};
+use super::FileType;
+use crate::gguf::{layout_tensors, GgmlType, Metadata, PlannedTensor, DEFAULT_ALIGNMENT};
 use crate::imatrix::Imatrix;
 use crate::safetensors::Checkpoint;
 use crate::tokenizer::Vocab;
@@ -65,7 +66,11 @@ pub fn converter_type(gguf_name: &str, n_dims: usize, ne0: u64, ft: FileType) ->
         return GgmlType::F32;
     }
     let t = ft.base_type();
-    if t.row_bytes(ne0).is_none() {
+    if usize::try_from(ne0)
+        .ok()
+        .and_then(|n| t.row_bytes(n))
+        .is_none()
+    {
         // gguf-py raises QuantError and the converter falls back to F16.
         return GgmlType::F16;
     }

@@ -1,13 +1,13 @@
-//! GGUF v3 containers: the tensor types, metadata values, a validating reader and a streaming
-//! writer. Nothing here knows about Gemma 4 or how tensors are quantized beyond their sizes.
+//! GGUF v3 containers: metadata values, a validating reader and a streaming writer. Nothing
+//! here knows about Gemma 4 or how tensors are quantized beyond their sizes (the type table,
+//! [`GgmlType`], is the formats crate's).
 
 mod reader;
-mod types;
 mod value;
 mod writer;
 
+pub use gq_kernels::GgmlType;
 pub use reader::{GgufFile, TensorInfo};
-pub use types::{FileType, GgmlType};
 pub use value::{MetaArray, MetaValue, Metadata};
 pub use writer::{layout_tensors, GgufWriter, PlannedTensor};
 

@@ -192,13 +192,20 @@ impl GgufFile {
                 .iter()
                 .try_fold(1u64, |a, &d| a.checked_mul(d))
                 .ok_or_else(|| format!("tensor {name}: element count overflows"))?;
-            let row = ty.row_bytes(dims[0]).ok_or_else(|| {
-                format!(
-                    "tensor {name}: row of {} is not a multiple of {}'s block",
-                    dims[0], ty
-                )
-            })?;
-            let n_bytes = n.checked_div(dims[0]).unwrap_or(0) * row;
+            let row = usize::try_from(dims[0])
+                .ok()
+                .and_then(|d| ty.row_bytes(d))
+                .ok_or_else(|| {
+                    format!(
+                        "tensor {name}: row of {} is not a multiple of {}'s block",
+                        dims[0], ty
+                    )
+                })?;
+            let n_bytes = n
+                .checked_div(dims[0])
+                .unwrap_or(0)
+                .checked_mul(row as u64)
+                .ok_or_else(|| format!("tensor {name}: byte size overflows"))?;
             if offset % alignment != 0 {
                 return Err(format!(
                     "tensor {name}: offset {offset} not aligned to {alignment}"

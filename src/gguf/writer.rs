@@ -23,10 +23,11 @@ impl PlannedTensor {
     /// Bytes of data (without padding).
     pub fn n_bytes(&self) -> u64 {
         let rows = self.n_elements() / self.dims[0].max(1);
-        rows * self
+        let row = self
             .ty
-            .row_bytes(self.dims[0])
-            .expect("row length checked by the plan")
+            .row_bytes(self.dims[0] as usize)
+            .expect("row length checked by the plan");
+        rows * row as u64
     }
 }
 

@@ -23,8 +23,9 @@
 pub mod intrin;
 
 use crate::blocks::{kquant_scales_mins, q3k_scales};
-use crate::dispatch::{DotFn, Isa, Kernels};
-use crate::QType;
+use crate::dispatch::{DotFn, Kernels};
+use crate::isa::Isa;
+use crate::GgmlType;
 use core::ptr::read_unaligned as rd;
 use intrin::*;
 
@@ -509,19 +510,19 @@ pub fn table() -> Kernels {
         dot_q3_k, dot_q4_k, dot_q5_k, dot_q6_k
     );
     let types = [
-        QType::F32,
-        QType::F16,
-        QType::BF16,
-        QType::Q4_0,
-        QType::Q4_1,
-        QType::Q5_0,
-        QType::Q5_1,
-        QType::Q8_0,
-        QType::Q2_K,
-        QType::Q3_K,
-        QType::Q4_K,
-        QType::Q5_K,
-        QType::Q6_K,
+        GgmlType::F32,
+        GgmlType::F16,
+        GgmlType::BF16,
+        GgmlType::Q4_0,
+        GgmlType::Q4_1,
+        GgmlType::Q5_0,
+        GgmlType::Q5_1,
+        GgmlType::Q8_0,
+        GgmlType::Q2_K,
+        GgmlType::Q3_K,
+        GgmlType::Q4_K,
+        GgmlType::Q5_K,
+        GgmlType::Q6_K,
     ];
     let mut k = Kernels::scalar_table();
     k.isa = Isa::Neon;

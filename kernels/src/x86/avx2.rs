@@ -166,9 +166,9 @@ unsafe fn load_bf16(p: *const u8) -> __m256 {
     )))
 }
 
-float_dot!(dot_f32, 4, load_f32, crate::scalar::dot::f32_f32);
-float_dot!(dot_f16, 2, load_f16, crate::scalar::dot::f16_f32);
-float_dot!(dot_bf16, 2, load_bf16, crate::scalar::dot::bf16_f32);
+float_dot!(dot_f32, 4, load_f32, crate::formats::f32::dot);
+float_dot!(dot_f16, 2, load_f16, crate::formats::f16::dot);
+float_dot!(dot_bf16, 2, load_bf16, crate::formats::bf16::dot);
 
 // ---------------------------------------------------------------------------------------
 // 32-element blocks
@@ -515,7 +515,7 @@ pub(crate) unsafe fn dequant_f16(src: &[u8], dst: &mut [f32]) {
         _mm256_storeu_ps(dst.as_mut_ptr().add(i), load_f16(src.as_ptr().add(2 * i)));
         i += 8;
     }
-    crate::scalar::dequant::f16_row(&src[2 * i..], &mut dst[i..]);
+    crate::formats::f16::dequantize(&src[2 * i..], &mut dst[i..]);
 }
 
 /// BF16 row to f32.
@@ -527,7 +527,7 @@ pub(crate) unsafe fn dequant_bf16(src: &[u8], dst: &mut [f32]) {
         _mm256_storeu_ps(dst.as_mut_ptr().add(i), load_bf16(src.as_ptr().add(2 * i)));
         i += 8;
     }
-    crate::scalar::dequant::bf16_row(&src[2 * i..], &mut dst[i..]);
+    crate::formats::bf16::dequantize(&src[2 * i..], &mut dst[i..]);
 }
 
 #[inline]
@@ -716,21 +716,21 @@ unsafe fn q8_block(x: *const f32, q: *mut u8) -> (f32, i32) {
     (d, s)
 }
 
-/// Quantizes a row to Q8_0 (same bytes as [`crate::scalar::quantize::q8_0`]).
+/// Quantizes a row to Q8_0 (same bytes as [`crate::formats::q8_0::quantize_row_ref`]).
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) unsafe fn quantize_q8_0(x: &[f32], dst: &mut [u8]) {
     for (b, xs) in dst.chunks_exact_mut(34).zip(x.chunks_exact(QK)) {
         let (d, _) = q8_block(xs.as_ptr(), b.as_mut_ptr().add(2));
-        b[..2].copy_from_slice(&crate::scalar::quantize::f16_bytes(d));
+        b[..2].copy_from_slice(&crate::num::f16_numpy(d));
     }
 }
 
-/// Quantizes a row to Q8_1 (same bytes as [`crate::scalar::quantize::q8_1`]).
+/// Quantizes a row to Q8_1 (same bytes as [`crate::formats::q8_1::quantize_row_ref`]).
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) unsafe fn quantize_q8_1(x: &[f32], dst: &mut [u8]) {
     for (b, xs) in dst.chunks_exact_mut(36).zip(x.chunks_exact(QK)) {
         let (d, s) = q8_block(xs.as_ptr(), b.as_mut_ptr().add(4));
-        b[..2].copy_from_slice(&crate::scalar::quantize::f16_bytes(d));
-        b[2..4].copy_from_slice(&crate::scalar::quantize::f16_bytes(s as f32 * d));
+        b[..2].copy_from_slice(&crate::num::f16_ggml(d));
+        b[2..4].copy_from_slice(&crate::num::f16_ggml(s as f32 * d));
     }
 }

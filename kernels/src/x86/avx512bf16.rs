@@ -2,7 +2,7 @@
 //! instruction, summed pairwise into 16 f32 lanes), as ggml does for BF16 weights.
 //!
 //! The activation row is converted from f32 to BF16 once per GEMV
-//! ([`crate::scalar::quantize::bf16`], round to nearest even like ggml's `GGML_FP32_TO_BF16`),
+//! ([`crate::formats::bf16::quantize_row_ref`], round to nearest even like ggml's `GGML_FP32_TO_BF16`),
 //! which halves the activation bytes streamed from L1/L2 per weight byte and needs no weight
 //! conversion at all. Each product of two BF16 values is exact in f32; the instruction adds the
 //! two products of a pair to the lane with f32 rounding and treats denormal inputs as zero

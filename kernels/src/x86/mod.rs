@@ -3,9 +3,12 @@
 pub mod avx2;
 pub mod avx512;
 pub mod avx512bf16;
+pub(crate) mod vector_avx2;
+pub(crate) mod vector_avx512;
 
-use crate::dispatch::{Isa, Kernels};
-use crate::QType;
+use crate::dispatch::Kernels;
+use crate::isa::Isa;
+use crate::GgmlType;
 
 /// Safe wrappers around the `unsafe` SIMD kernels. They are only reachable through the tables
 /// built below, which the dispatcher creates after checking the CPU features.
@@ -111,34 +114,34 @@ pub(crate) unsafe fn avx2_table() -> Kernels {
     let mut k = Kernels::scalar_table();
     k.isa = Isa::Avx2;
     for (t, f) in [
-        (QType::F32, a2_f32 as crate::dispatch::DotFn),
-        (QType::F16, a2_f16),
-        (QType::BF16, a2_bf16),
-        (QType::Q4_0, a2_q4_0),
-        (QType::Q4_1, a2_q4_1),
-        (QType::Q5_0, a2_q5_0),
-        (QType::Q5_1, a2_q5_1),
-        (QType::Q8_0, a2_q8_0),
-        (QType::Q2_K, a2_q2_k),
-        (QType::Q3_K, a2_q3_k),
-        (QType::Q4_K, a2_q4_k),
-        (QType::Q5_K, a2_q5_k),
-        (QType::Q6_K, a2_q6_k),
+        (GgmlType::F32, a2_f32 as crate::dispatch::DotFn),
+        (GgmlType::F16, a2_f16),
+        (GgmlType::BF16, a2_bf16),
+        (GgmlType::Q4_0, a2_q4_0),
+        (GgmlType::Q4_1, a2_q4_1),
+        (GgmlType::Q5_0, a2_q5_0),
+        (GgmlType::Q5_1, a2_q5_1),
+        (GgmlType::Q8_0, a2_q8_0),
+        (GgmlType::Q2_K, a2_q2_k),
+        (GgmlType::Q3_K, a2_q3_k),
+        (GgmlType::Q4_K, a2_q4_k),
+        (GgmlType::Q5_K, a2_q5_k),
+        (GgmlType::Q6_K, a2_q6_k),
     ] {
         k.dot[t.index()] = Some(f);
     }
     for (t, f) in [
-        (QType::F16, dq2_f16 as crate::dispatch::DequantFn),
-        (QType::BF16, dq2_bf16),
-        (QType::Q8_0, dq2_q8_0),
-        (QType::Q4_0, dq2_q4_0),
-        (QType::Q4_K, dq2_q4_k),
-        (QType::Q6_K, dq2_q6_k),
+        (GgmlType::F16, dq2_f16 as crate::dispatch::DequantFn),
+        (GgmlType::BF16, dq2_bf16),
+        (GgmlType::Q8_0, dq2_q8_0),
+        (GgmlType::Q4_0, dq2_q4_0),
+        (GgmlType::Q4_K, dq2_q4_k),
+        (GgmlType::Q6_K, dq2_q6_k),
     ] {
-        k.dequant[t.index()] = f;
+        k.dequant[t.index()] = Some(f);
     }
-    k.quantize[QType::Q8_0.index()] = Some(q2_q8_0);
-    k.quantize[QType::Q8_1.index()] = Some(q2_q8_1);
+    k.quantize[GgmlType::Q8_0.index()] = Some(q2_q8_0);
+    k.quantize[GgmlType::Q8_1.index()] = Some(q2_q8_1);
     k
 }
 
@@ -153,26 +156,26 @@ pub(crate) unsafe fn avx512_table() -> Kernels {
     let mut k = unsafe { avx2_table() };
     k.isa = Isa::Avx512;
     for (t, f) in [
-        (QType::F32, a5_f32 as crate::dispatch::DotFn),
-        (QType::F16, a5_f16),
-        (QType::BF16, a5_bf16),
-        (QType::Q4_0, a5_q4_0),
-        (QType::Q4_1, a5_q4_1),
-        (QType::Q5_0, a5_q5_0),
-        (QType::Q5_1, a5_q5_1),
-        (QType::Q8_0, a5_q8_0),
-        (QType::Q2_K, a5_q2_k),
-        (QType::Q3_K, a5_q3_k),
-        (QType::Q4_K, a5_q4_k),
-        (QType::Q5_K, a5_q5_k),
-        (QType::Q6_K, a5_q6_k),
+        (GgmlType::F32, a5_f32 as crate::dispatch::DotFn),
+        (GgmlType::F16, a5_f16),
+        (GgmlType::BF16, a5_bf16),
+        (GgmlType::Q4_0, a5_q4_0),
+        (GgmlType::Q4_1, a5_q4_1),
+        (GgmlType::Q5_0, a5_q5_0),
+        (GgmlType::Q5_1, a5_q5_1),
+        (GgmlType::Q8_0, a5_q8_0),
+        (GgmlType::Q2_K, a5_q2_k),
+        (GgmlType::Q3_K, a5_q3_k),
+        (GgmlType::Q4_K, a5_q4_k),
+        (GgmlType::Q5_K, a5_q5_k),
+        (GgmlType::Q6_K, a5_q6_k),
     ] {
         k.dot[t.index()] = Some(f);
     }
     for (t, f) in [
-        (QType::F32, a5_f32x2 as crate::dispatch::Dot2Fn),
-        (QType::F16, a5_f16x2),
-        (QType::BF16, a5_bf16x2),
+        (GgmlType::F32, a5_f32x2 as crate::dispatch::Dot2Fn),
+        (GgmlType::F16, a5_f16x2),
+        (GgmlType::BF16, a5_bf16x2),
     ] {
         k.dot2[t.index()] = Some(f);
     }

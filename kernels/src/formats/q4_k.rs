@@ -1,0 +1,167 @@
+//! Q4_K: 4-bit k-quant (ggml's `block_q4_K`): eight sub-blocks of 32 with 6-bit scales
+//! and mins, `x ≈ d·sc·q − dmin·m`, q in 0..16. The scale machinery is shared with
+//! Q5_K (`k45.rs`).
+
+#![allow(clippy::needless_range_loop)] // index arithmetic mirrors the bit layouts
+
+use super::k45::{self, Pack, Variant, SCALES, SCALES_BYTES};
+use super::kquant::kquant_scales_mins;
+use super::q8_k::BlockQ8K;
+use super::search::AffineSearch;
+use super::Format;
+use crate::blocks::{as_blocks, f16_getters};
+use crate::isa::Isa;
+use crate::num::QK_K;
+use crate::types::GgmlType;
+use crate::vector::rows::RowKernel;
+use crate::vector::search::Batch;
+use crate::vector::{Kind, Simd};
+
+const BYTES: usize = 144;
+
+/// Q4_K block: 8 groups of 32, `d · sc · q − dmin · m`, 6-bit scales and mins packed in 12
+/// bytes.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct BlockQ4K {
+    /// Super-block scale for the scales (f16).
+    pub d: [u8; 2],
+    /// Super-block scale for the mins (f16).
+    pub dmin: [u8; 2],
+    /// 8 scales and 8 mins, 6 bits each.
+    pub scales: [u8; 12],
+    /// Nibbles: byte `32·j + l` holds element `64·j + l` (low) and `64·j + 32 + l` (high).
+    pub qs: [u8; QK_K / 2],
+}
+const _: () = assert!(core::mem::size_of::<BlockQ4K>() == BYTES);
+f16_getters!(BlockQ4K: d, dmin);
+
+/// The Q4_K format.
+pub(crate) const FORMAT: Format = Format {
+    ty: GgmlType::Q4_K,
+    quantize_ref: quantize_row_ref,
+    quantize,
+    dequantize,
+    dot: Some(dot),
+    scale_offsets: &[0, 2],
+};
+
+const VARIANT: Variant = Variant {
+    nmax: 15,
+    ref_search: AffineSearch {
+        nmax: 15,
+        rmin: -1.0,
+        rdelta: 0.1,
+        nstep: 20,
+        use_mad: false,
+    },
+    clamp_impl_scales: false,
+};
+/// Q4_K's level packing: 64 elements per 32 bytes, element `i` low nibble, `i + 32` high.
+#[inline]
+fn pack(l: &[u8; QK_K], y: &mut [u8]) {
+    let qs: &mut [u8; QK_K / 2] = (&mut y[SCALES + SCALES_BYTES..]).try_into().unwrap();
+    for j in 0..QK_K / 64 {
+        for i in 0..32 {
+            qs[32 * j + i] = l[64 * j + i] | (l[64 * j + i + 32] << 4);
+        }
+    }
+}
+
+const PACK: Pack = pack;
+
+/// `quantize_row_q4_K_ref`: the path ggml takes without an importance row.
+pub fn quantize_row_ref(src: &[f32], dst: &mut [u8]) {
+    k45::quantize_rows_ref(&VARIANT, BYTES, PACK, src, dst)
+}
+
+/// `quantize_row_q4_K_impl` with an importance row, or with `None` (its unweighted
+/// variant, which ggml itself never reaches through `quantize_q4_K`).
+pub fn quantize_row_impl(src: &[f32], qw: Option<&[f32]>, dst: &mut [u8]) {
+    k45::quantize_rows_impl(&VARIANT, BYTES, PACK, src, qw, dst)
+}
+
+/// The scalar path ggml's `quantize_*` takes: `*_ref` without an importance row, `*_impl`
+/// with one.
+fn quantize_scalar(src: &[f32], imatrix: Option<&[f32]>, dst: &mut [u8]) {
+    match imatrix {
+        None => quantize_row_ref(src, dst),
+        Some(_) => quantize_row_impl(src, imatrix, dst),
+    }
+}
+
+/// `ggml_quantize_chunk`'s choice on the vector unit `isa` when it has one (same bytes),
+/// else in scalar code.
+fn quantize(src: &[f32], imatrix: Option<&[f32]>, dst: &mut [u8], isa: Isa) {
+    if !crate::vector::quantize_row_isa(isa, Kind::Q4K, src, imatrix, dst) {
+        quantize_scalar(src, imatrix, dst);
+    }
+}
+
+/// The vector path of Q4_K ([`crate::vector`]): one lane per sub-block of 32.
+pub(crate) struct Q4Rows;
+
+impl RowKernel for Q4Rows {
+    const SUB: usize = 32;
+    const BYTES: usize = BYTES;
+
+    #[inline(always)]
+    unsafe fn batch<S: Simd, const N: usize>(
+        &self,
+        b: &mut Batch,
+        x: &[f32],
+        qw: Option<&[f32]>,
+        y: &mut [u8],
+    ) {
+        k45::batch::<S, N>(&VARIANT, BYTES, b, x, qw, y, PACK)
+    }
+}
+
+/// Q4_K to f32.
+pub fn dequantize(src: &[u8], dst: &mut [f32]) {
+    for (b, y) in as_blocks::<BlockQ4K>(src)
+        .iter()
+        .zip(dst.chunks_exact_mut(QK_K))
+    {
+        let (d, dmin) = (b.d(), b.dmin());
+        let (sc, mn) = kquant_scales_mins(&b.scales);
+        for j in 0..4 {
+            let (d1, m1) = (d * sc[2 * j] as f32, dmin * mn[2 * j] as f32);
+            let (d2, m2) = (d * sc[2 * j + 1] as f32, dmin * mn[2 * j + 1] as f32);
+            for l in 0..32 {
+                let q = b.qs[32 * j + l];
+                y[64 * j + l] = d1 * (q & 0x0f) as f32 - m1;
+                y[64 * j + 32 + l] = d2 * (q >> 4) as f32 - m2;
+            }
+        }
+    }
+}
+
+/// Q4_K weights · Q8_K activations: exact integer sums per sub-block, the mins through Q8_K's
+/// group sums, scaled per super-block.
+pub fn dot(w: &[u8], a: &[u8]) -> f32 {
+    let mut s = 0f32;
+    for (x, y) in as_blocks::<BlockQ4K>(w)
+        .iter()
+        .zip(as_blocks::<BlockQ8K>(a))
+    {
+        let (isum, summs) = k45::dot_sums(&x.scales, y, |i| {
+            let b = x.qs[32 * (i / 64) + i % 32];
+            (if i % 64 < 32 { b & 0x0f } else { b >> 4 }) as i32
+        });
+        let yd = y.d();
+        s += (x.d() * yd) * isum as f32 - (x.dmin() * yd) * summs as f32;
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout() {
+        assert_eq!(GgmlType::Q4_K.block_bytes(), BYTES);
+        assert_eq!(SCALES + SCALES_BYTES, 16);
+    }
+}

@@ -1,0 +1,155 @@
+//! llama.cpp's file types (`enum llama_ftype`): what `--type` names, what `general.file_type`
+//! records, and the base tensor type each one starts the mixture rules from.
+
+use gq_kernels::GgmlType;
+
+/// `general.file_type` values (llama.cpp's `enum llama_ftype`) for the file types gq writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[allow(non_camel_case_types)]
+pub enum FileType {
+    /// All tensors F32.
+    ALL_F32,
+    /// Matrices F16.
+    MOSTLY_F16,
+    /// Matrices BF16.
+    MOSTLY_BF16,
+    /// Matrices Q8_0.
+    MOSTLY_Q8_0,
+    /// Matrices Q4_0.
+    MOSTLY_Q4_0,
+    /// Matrices Q4_1.
+    MOSTLY_Q4_1,
+    /// Matrices Q5_0.
+    MOSTLY_Q5_0,
+    /// Matrices Q5_1.
+    MOSTLY_Q5_1,
+    /// Q2_K mixture.
+    MOSTLY_Q2_K,
+    /// Q3_K small mixture.
+    MOSTLY_Q3_K_S,
+    /// Q3_K medium mixture.
+    MOSTLY_Q3_K_M,
+    /// Q3_K large mixture.
+    MOSTLY_Q3_K_L,
+    /// Q4_K small mixture.
+    MOSTLY_Q4_K_S,
+    /// Q4_K medium mixture.
+    MOSTLY_Q4_K_M,
+    /// Q5_K small mixture.
+    MOSTLY_Q5_K_S,
+    /// Q5_K medium mixture.
+    MOSTLY_Q5_K_M,
+    /// Q6_K.
+    MOSTLY_Q6_K,
+}
+
+impl FileType {
+    /// Every file type gq writes.
+    pub const ALL: [FileType; 17] = [
+        FileType::ALL_F32,
+        FileType::MOSTLY_F16,
+        FileType::MOSTLY_BF16,
+        FileType::MOSTLY_Q8_0,
+        FileType::MOSTLY_Q4_0,
+        FileType::MOSTLY_Q4_1,
+        FileType::MOSTLY_Q5_0,
+        FileType::MOSTLY_Q5_1,
+        FileType::MOSTLY_Q2_K,
+        FileType::MOSTLY_Q3_K_S,
+        FileType::MOSTLY_Q3_K_M,
+        FileType::MOSTLY_Q3_K_L,
+        FileType::MOSTLY_Q4_K_S,
+        FileType::MOSTLY_Q4_K_M,
+        FileType::MOSTLY_Q5_K_S,
+        FileType::MOSTLY_Q5_K_M,
+        FileType::MOSTLY_Q6_K,
+    ];
+
+    /// The numeric value written to `general.file_type`.
+    pub fn id(self) -> u32 {
+        match self {
+            FileType::ALL_F32 => 0,
+            FileType::MOSTLY_F16 => 1,
+            FileType::MOSTLY_Q4_0 => 2,
+            FileType::MOSTLY_Q4_1 => 3,
+            FileType::MOSTLY_Q8_0 => 7,
+            FileType::MOSTLY_Q5_0 => 8,
+            FileType::MOSTLY_Q5_1 => 9,
+            FileType::MOSTLY_Q2_K => 10,
+            FileType::MOSTLY_Q3_K_S => 11,
+            FileType::MOSTLY_Q3_K_M => 12,
+            FileType::MOSTLY_Q3_K_L => 13,
+            FileType::MOSTLY_Q4_K_S => 14,
+            FileType::MOSTLY_Q4_K_M => 15,
+            FileType::MOSTLY_Q5_K_S => 16,
+            FileType::MOSTLY_Q5_K_M => 17,
+            FileType::MOSTLY_Q6_K => 18,
+            FileType::MOSTLY_BF16 => 32,
+        }
+    }
+
+    /// The user-facing name (as llama-quantize prints it).
+    pub fn name(self) -> &'static str {
+        match self {
+            FileType::ALL_F32 => "F32",
+            FileType::MOSTLY_F16 => "F16",
+            FileType::MOSTLY_BF16 => "BF16",
+            FileType::MOSTLY_Q8_0 => "Q8_0",
+            FileType::MOSTLY_Q4_0 => "Q4_0",
+            FileType::MOSTLY_Q4_1 => "Q4_1",
+            FileType::MOSTLY_Q5_0 => "Q5_0",
+            FileType::MOSTLY_Q5_1 => "Q5_1",
+            FileType::MOSTLY_Q2_K => "Q2_K",
+            FileType::MOSTLY_Q3_K_S => "Q3_K_S",
+            FileType::MOSTLY_Q3_K_M => "Q3_K_M",
+            FileType::MOSTLY_Q3_K_L => "Q3_K_L",
+            FileType::MOSTLY_Q4_K_S => "Q4_K_S",
+            FileType::MOSTLY_Q4_K_M => "Q4_K_M",
+            FileType::MOSTLY_Q5_K_S => "Q5_K_S",
+            FileType::MOSTLY_Q5_K_M => "Q5_K_M",
+            FileType::MOSTLY_Q6_K => "Q6_K",
+        }
+    }
+
+    /// Parses a type name case-insensitively ("q8_0", "Q4_K_M", ...).
+    pub fn parse(s: &str) -> Option<FileType> {
+        Self::ALL
+            .into_iter()
+            .find(|t| t.name().eq_ignore_ascii_case(s))
+    }
+
+    /// The tensor type of the file's matrices before any per-tensor rule (llama.cpp's
+    /// `llama_ftype_get_default_type`).
+    pub fn base_type(self) -> GgmlType {
+        match self {
+            FileType::ALL_F32 => GgmlType::F32,
+            FileType::MOSTLY_F16 => GgmlType::F16,
+            FileType::MOSTLY_BF16 => GgmlType::BF16,
+            FileType::MOSTLY_Q8_0 => GgmlType::Q8_0,
+            FileType::MOSTLY_Q4_0 => GgmlType::Q4_0,
+            FileType::MOSTLY_Q4_1 => GgmlType::Q4_1,
+            FileType::MOSTLY_Q5_0 => GgmlType::Q5_0,
+            FileType::MOSTLY_Q5_1 => GgmlType::Q5_1,
+            FileType::MOSTLY_Q2_K => GgmlType::Q2_K,
+            FileType::MOSTLY_Q3_K_S | FileType::MOSTLY_Q3_K_M | FileType::MOSTLY_Q3_K_L => {
+                GgmlType::Q3_K
+            }
+            FileType::MOSTLY_Q4_K_S | FileType::MOSTLY_Q4_K_M => GgmlType::Q4_K,
+            FileType::MOSTLY_Q5_K_S | FileType::MOSTLY_Q5_K_M => GgmlType::Q5_K,
+            FileType::MOSTLY_Q6_K => GgmlType::Q6_K,
+        }
+    }
+
+    /// True for the types llama.cpp's converter writes directly (F32, F16, BF16, Q8_0): gq
+    /// reproduces `convert_hf_to_gguf.py --outtype`. The others reproduce `llama-quantize` run on
+    /// the converter's output in the checkpoint's own float type.
+    pub fn is_converter_type(self) -> bool {
+        matches!(
+            self,
+            FileType::ALL_F32
+                | FileType::MOSTLY_F16
+                | FileType::MOSTLY_BF16
+                | FileType::MOSTLY_Q8_0
+        )
+    }
+}
