@@ -24,9 +24,10 @@ fn check(fixture_name: &str) {
             "-q",
         ]);
         let reference = fixture(&format!("{fixture_name}.ref")).join(format!("convert-{ty}.gguf"));
-        let o = python("compare_gguf.py", &[&ours, &reference], &IGNORED);
-        assert_py_ok(
-            &o,
+        assert_no_differences(
+            "compare_gguf.py",
+            &[&ours, &reference],
+            &IGNORED,
             &format!("{fixture_name} {ty}: gq differs from convert_hf_to_gguf.py"),
         );
     }

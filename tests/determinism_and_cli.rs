@@ -59,6 +59,48 @@ fn inspect_json_matches_gguf_py() {
     );
 }
 
+/// `gq inspect` opens files of types gq does not write (the whole type table is known), and
+/// reads their tensor tables as gguf-py does.
+#[test]
+fn inspect_reads_types_gq_does_not_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = fixture("dense.ref").join("convert-bf16.gguf");
+    for ty in [
+        "IQ4_XS",
+        "IQ4_NL",
+        "IQ3_S",
+        "TQ1_0",
+        "TQ2_0",
+        "Q1_0",
+        "MXFP4_MOE",
+    ] {
+        let file = dir.path().join(format!("{ty}.gguf"));
+        llama_quantize(&src, &file, ty, None);
+        let o = gq_ok(&["inspect", file.to_str().unwrap(), "--json"]);
+        let ours: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let py = python("gguf_table.py", &[&file], &[]);
+        assert_py_ok(&py, "gguf_table.py");
+        let theirs: serde_json::Value = serde_json::from_slice(&py.stdout).unwrap();
+        let ours_t: Vec<serde_json::Value> = ours["tensors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| serde_json::json!([t["name"], t["type"], t["shape"], t["offset"], t["bytes"]]))
+            .collect();
+        assert_eq!(serde_json::Value::Array(ours_t), theirs["tensors"], "{ty}");
+        let want = ty.trim_end_matches("_MOE");
+        assert!(
+            ours["tensors"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|t| t["type"] == want),
+            "{ty}: no {want} tensor in {}",
+            file.display()
+        );
+    }
+}
+
 #[test]
 fn dry_run_prints_plan_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();

@@ -38,13 +38,10 @@ fn converter_input(name: &str, work: &Path) -> PathBuf {
             // is checked against it here first, then used as llama-quantize's input.
             let out = gq_convert(&fixture("trained"), "bf16", work);
             let manifest = fixture("trained.ref").join("convert-bf16.manifest.json");
-            let o = python(
+            assert_no_differences(
                 "gguf_manifest.py",
                 &[Path::new("check"), &out, &manifest],
                 &["--ignore-key", "general.name"],
-            );
-            assert_py_ok(
-                &o,
                 "gq BF16 of the trained fixture vs the converter's manifest",
             );
             out
@@ -78,7 +75,7 @@ fn compare(
     args.extend_from_slice(gq_extra);
     gq_ok(&args);
     llama_quantize(input, &theirs, ty, lq_extra);
-    let o = python(
+    let (lines, _) = python_compare(
         "compare_gguf.py",
         &[&ours, &theirs],
         &["--ignore-key", "general.name"],
@@ -91,10 +88,6 @@ fn compare(
             "{name} {ty} {gq_extra:?}: files differ"
         );
     }
-    let lines: Vec<String> = String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect();
     eprintln!(
         "{name} {ty} {gq_extra:?}: {}",
         lines.last().cloned().unwrap_or_default()
@@ -332,7 +325,11 @@ fn twelve_layer_model_visits_layers_like_llama_quantize() {
             "-q",
         ]);
         llama_quantize(&bf16, &theirs, ty, &[]);
-        let o = python("compare_gguf.py", &[&ours, &theirs], &[]);
-        assert_py_ok(&o, &format!("12-layer synthetic {ty}"));
+        assert_no_differences(
+            "compare_gguf.py",
+            &[&ours, &theirs],
+            &[],
+            &format!("12-layer synthetic {ty}"),
+        );
     }
 }

@@ -1,89 +1,14 @@
-//! gq's block formats against gguf-py's numpy implementations (an independent reader/writer):
-//! - every dequantizer, bit for bit, on llama-quantize's output for each type (the dense
-//!   fixture and adversarial F32 data, with and without an importance matrix, so scales of both
-//!   signs, zero blocks and weighted-path blocks all occur);
-//! - the Q4_0 / Q4_1 / Q5_0 / Q5_1 / Q8_0 quantizers, byte for byte, on pseudo-random rows with
-//!   edge-case blocks (gguf-py has numpy versions of ggml's reference quantizers for these).
+//! gq's Q4_0 / Q4_1 / Q5_0 / Q5_1 / Q8_0 quantizers against gguf-py's numpy versions of ggml's
+//! reference quantizers (an independent implementation), byte for byte, on pseudo-random rows
+//! with edge-case blocks. (gq's dequantizers are checked against gguf-py's in
+//! tests/quant_vs_llama_quantize.rs and tests/kernels_vs_gguf_py.rs.)
 
 mod common;
 use common::*;
 
-use gq::gguf::{GgmlType, GgufFile};
+use gq::gguf::GgmlType;
 use gq_kernels::format as format_for;
 use std::path::Path;
-
-const TYPES: [(&str, GgmlType); 9] = PURE_TYPES;
-
-/// Dequantizes every quantized tensor of `file` with gq and with gguf-py; returns the number
-/// of tensors compared and panics on the first value whose bits differ.
-fn compare_dequant(file: &Path, out_dir: &Path) -> usize {
-    let o = python("quant_ref.py", &[Path::new("dequant"), file, out_dir], &[]);
-    assert_py_ok(&o, "quant_ref.py dequant");
-    let g = GgufFile::open(file).unwrap();
-    let mut n = 0;
-    for t in g
-        .tensors
-        .iter()
-        .filter(|t| !matches!(t.ty, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16))
-    {
-        let want = read_f32s(&out_dir.join(format!("{}.f32", t.name)));
-        let mut ours = vec![0f32; t.dims.iter().product::<u64>() as usize];
-        format_for(t.ty)
-            .unwrap()
-            .dequantize_row(g.tensor_data(t), &mut ours);
-        assert_eq!(ours.len(), want.len(), "{} {}: length", t.ty, t.name);
-        if let Some(i) = (0..want.len()).find(|&i| ours[i].to_bits() != want[i].to_bits()) {
-            panic!(
-                "{} {}: element {i}: gq {} vs gguf-py {}",
-                t.ty, t.name, ours[i], want[i]
-            );
-        }
-        n += 1;
-    }
-    n
-}
-
-#[test]
-fn dequantizers_match_gguf_py() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dense = fixture("dense.ref").join("convert-bf16.gguf");
-    let stress = tmp.path().join("stress.gguf");
-    assert_py_ok(
-        &python(
-            "quant_ref.py",
-            &[Path::new("stress"), &dense, &stress],
-            &["21"],
-        ),
-        "stress",
-    );
-    let im = tmp.path().join("imatrix.dat");
-    assert_py_ok(
-        &python(
-            "quant_ref.py",
-            &[Path::new("imatrix"), &dense, &im],
-            &["22"],
-        ),
-        "imatrix",
-    );
-    for (arg, ty) in TYPES {
-        let mut total = 0;
-        for (i, (input, imatrix)) in [
-            (&dense, None),
-            (&stress, None),
-            (&stress, Some(im.as_path())),
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            let q = tmp.path().join(format!("{arg}-{i}.gguf"));
-            llama_quantize(input, &q, arg, imatrix);
-            let n = compare_dequant(&q, &tmp.path().join(format!("{arg}-{i}")));
-            assert_eq!(n, 14, "{arg}: every matrix is {ty}");
-            total += n;
-        }
-        eprintln!("{ty}: {total} tensors dequantize bit-identically");
-    }
-}
 
 /// splitmix64 values in [-1, 1).
 fn noise(n: usize, seed: u64) -> Vec<f32> {

@@ -8,6 +8,9 @@
 //! and copies the 1-D F32 tensors (norms, rope_freqs, layer_output_scale) unchanged; the test
 //! checks that too. The Q3_K_S / Q4_K_S / Q5_K_S file types are plain Q3_K / Q4_K / Q5_K under
 //! `--pure`.
+//!
+//! The same llama-quantize outputs are dequantized with gguf-py (an independent reader) and
+//! with gq's dequantizer on the scalar path and every SIMD table this CPU runs, bit for bit.
 
 mod common;
 use common::*;
@@ -16,6 +19,9 @@ use gq::gguf::{GgmlType, GgufFile};
 use gq_kernels::format as format_for;
 use std::collections::HashMap;
 use std::path::Path;
+
+#[path = "../kernels/tests/common/isas.rs"]
+mod isa_check;
 
 const TYPES: [(&str, GgmlType); 9] = PURE_TYPES;
 
@@ -28,8 +34,10 @@ fn dense() -> std::path::PathBuf {
 }
 
 /// Quantizes `input` with llama-quantize to every type and compares each matrix with gq's
-/// quantizer on the same f32 rows. Returns one line per type; panics listing every mismatch.
-fn check(input: &Path, imatrix: Option<&Path>) -> Vec<String> {
+/// quantizer on the same f32 rows, and (with `dequant`) gq's dequantizers on every ISA with
+/// gguf-py's on llama-quantize's bytes. Returns one line per type; panics listing every
+/// mismatch.
+fn check(input: &Path, imatrix: Option<&Path>, dequant: bool) -> Vec<String> {
     let tmp = tempfile::tempdir().unwrap();
     let src = GgufFile::open(input).unwrap();
     let weights: HashMap<String, Vec<f32>> = imatrix.map(read_legacy_imatrix).unwrap_or_default();
@@ -38,6 +46,11 @@ fn check(input: &Path, imatrix: Option<&Path>) -> Vec<String> {
     for (arg, ty) in TYPES {
         let out = tmp.path().join(format!("{arg}.gguf"));
         llama_quantize(input, &out, arg, imatrix);
+        if dequant {
+            let (isas, n) = dequant_vs_gguf_py(&out, &tmp.path().join(arg), &[ty]);
+            assert_eq!(n, DENSE_MATRICES, "{arg}: matrices dequantized");
+            isa_check::check_exercised("quant_vs_llama_quantize dequant", &isas);
+        }
         let q = GgufFile::open(&out).unwrap();
         assert_eq!(q.tensors.len(), src.tensors.len(), "{arg}: tensor count");
         let fmt = format_for(ty).unwrap();
@@ -133,14 +146,14 @@ fn imatrix_for(dir: &Path, input: &Path, seed: &str) -> std::path::PathBuf {
 
 #[test]
 fn dense_fixture_matches_llama_quantize() {
-    eprintln!("{}", check(&dense(), None).join("\n"));
+    eprintln!("{}", check(&dense(), None, true).join("\n"));
 }
 
 #[test]
 fn dense_fixture_with_imatrix_matches_llama_quantize() {
     let tmp = tempfile::tempdir().unwrap();
     let im = imatrix_for(tmp.path(), &dense(), "11");
-    eprintln!("{}", check(&dense(), Some(&im)).join("\n"));
+    eprintln!("{}", check(&dense(), Some(&im), true).join("\n"));
 }
 
 #[test]
@@ -148,7 +161,7 @@ fn stress_data_matches_llama_quantize() {
     let tmp = tempfile::tempdir().unwrap();
     for seed in ["1", "2"] {
         let input = stress_input(tmp.path(), seed);
-        eprintln!("{}", check(&input, None).join("\n"));
+        eprintln!("{}", check(&input, None, seed == "1").join("\n"));
     }
 }
 
@@ -158,6 +171,6 @@ fn stress_data_with_imatrix_matches_llama_quantize() {
     for seed in ["3", "4"] {
         let input = stress_input(tmp.path(), seed);
         let im = imatrix_for(tmp.path(), &input, seed);
-        eprintln!("{}", check(&input, Some(&im)).join("\n"));
+        eprintln!("{}", check(&input, Some(&im), seed == "3").join("\n"));
     }
 }

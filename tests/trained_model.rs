@@ -12,13 +12,10 @@ fn bf16_identical_to_converter_and_same_perplexity() {
     let dir = tempfile::tempdir().unwrap();
     let ours = gq_convert(&fixture("trained"), "bf16", dir.path());
     let manifest = fixture("trained.ref").join("convert-bf16.manifest.json");
-    let o = python(
+    assert_no_differences(
         "gguf_manifest.py",
         &[std::path::Path::new("check"), &ours, &manifest],
         &["--ignore-key", "general.name"],
-    );
-    assert_py_ok(
-        &o,
         "gq's BF16 of the trained fixture differs from the converter's",
     );
 

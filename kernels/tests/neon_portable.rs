@@ -225,10 +225,7 @@ fn neon_table_uses_the_neon_dots() {
         cfg!(target_arch = "aarch64")
     );
     let s = kernels_for(Isa::Scalar).unwrap();
-    for ty in GgmlType::ALL
-        .into_iter()
-        .filter(|t| !matches!(t, GgmlType::Q8_1 | GgmlType::Q8_K))
-    {
+    for ty in GgmlType::WEIGHTS {
         let n = 512;
         let (rows, w) = (3, random_weights(ty, 3, n, 11));
         let x = xs(n, 7);

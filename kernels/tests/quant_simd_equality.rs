@@ -5,6 +5,8 @@
 //! grids, subnormals, huge magnitudes, infinities and NaNs; row lengths that exercise every
 //! batch shape (full, narrow and padded batches).
 
+mod common;
+use common::isas;
 use gq_kernels::{format, GgmlType, Isa};
 
 const KQUANTS: [GgmlType; 5] = [
@@ -226,6 +228,7 @@ fn vector_isas() -> Vec<Isa> {
 fn compare(rows: &[(String, Vec<f32>)], imatrices: &[(String, Vec<f32>)]) -> usize {
     let mut failures = Vec::new();
     let mut checked = 0;
+    let mut exercised = Vec::new();
     for ty in KQUANTS {
         let f = format(ty).unwrap();
         for (name, x) in rows {
@@ -243,6 +246,7 @@ fn compare(rows: &[(String, Vec<f32>)], imatrices: &[(String, Vec<f32>)]) -> usi
                     let mut got = vec![0xa5u8; nbytes];
                     f.quantize_row_imatrix_isa(x, w.map(|w| &w.1[..]), &mut got, isa);
                     checked += 1;
+                    exercised.push(isa);
                     if got != want {
                         let bb = ty.block_bytes();
                         let first = (0..nbytes / bb)
@@ -266,6 +270,7 @@ fn compare(rows: &[(String, Vec<f32>)], imatrices: &[(String, Vec<f32>)]) -> usi
         failures.len(),
         failures[..failures.len().min(10)].join("\n")
     );
+    isas::check_exercised("quant_simd_equality", &exercised);
     checked
 }
 
@@ -293,6 +298,7 @@ fn vector_paths_match_scalar_on_random_rows() {
 #[test]
 fn vector_paths_match_scalar_on_adversarial_rows() {
     if vector_isas().is_empty() {
+        isas::check_exercised("quant_simd_equality", &[]);
         return;
     }
     let mut rng = Rng(0xadd);
@@ -307,6 +313,7 @@ fn vector_paths_match_scalar_on_adversarial_rows() {
 #[test]
 fn vector_paths_match_scalar_on_many_small_rows() {
     if vector_isas().is_empty() {
+        isas::check_exercised("quant_simd_equality", &[]);
         return;
     }
     let mut rng = Rng(0xfeed);

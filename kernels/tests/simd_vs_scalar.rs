@@ -20,6 +20,8 @@
 //!   rounding is ggml's (ties to even) and checked against `half`.
 
 use gq_kernels::blocks::{QK, QK_K};
+mod common;
+use common::isas;
 use gq_kernels::{act_bytes, gemv_scratch_bytes, kernels_for, FloatAct, GgmlType, Isa, Kernels};
 
 /// xorshift64*: deterministic test data without dependencies.
@@ -172,12 +174,25 @@ fn lengths(ty: GgmlType) -> Vec<usize> {
     }
 }
 
-fn simd_tables() -> Vec<&'static Kernels> {
-    Isa::ALL
+/// The SIMD tables this CPU runs, for the test `what` (every test below compares each table
+/// it gets on every type and length, so the tables returned are the paths exercised; see
+/// `common/isas.rs` for what is said or required about the others).
+fn simd_tables(what: &str) -> Vec<&'static Kernels> {
+    let tables: Vec<&'static Kernels> = Isa::ALL
         .into_iter()
         .filter(|&i| i != Isa::Scalar)
         .filter_map(kernels_for)
-        .collect()
+        .collect();
+    let isas: Vec<Isa> = tables.iter().map(|k| k.isa()).collect();
+    isas::check_exercised(what, &isas);
+    tables
+}
+
+/// The types with an implementation (dequantizer) in gq.
+fn implemented() -> impl Iterator<Item = GgmlType> {
+    GgmlType::ALL
+        .into_iter()
+        .filter(|&t| gq_kernels::format(t).is_some())
 }
 
 fn scalar() -> &'static Kernels {
@@ -186,7 +201,10 @@ fn scalar() -> &'static Kernels {
 
 #[test]
 fn reports_isas() {
-    let isas: Vec<_> = simd_tables().iter().map(|k| k.isa()).collect();
+    let isas: Vec<_> = simd_tables("reports_isas")
+        .iter()
+        .map(|k| k.isa())
+        .collect();
     eprintln!("SIMD tables tested on this CPU: {isas:?}");
     #[cfg(target_arch = "x86_64")]
     if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
@@ -197,9 +215,8 @@ fn reports_isas() {
 #[test]
 fn dequantize_bit_exact() {
     let mut rng = Rng(0x1234_5678);
-    let types = GgmlType::ALL;
-    for k in simd_tables() {
-        for ty in types {
+    for k in simd_tables("dequantize_bit_exact") {
+        for ty in implemented() {
             for n in lengths(ty) {
                 let w = if ty == GgmlType::Q8_1 || ty == GgmlType::Q8_K {
                     activation(&mut rng, ty, n).1
@@ -229,7 +246,7 @@ fn dequantize_bit_exact() {
 fn dot_bit_exact_on_exact_data() {
     let mut rng = Rng(0xdead_beef);
     let p2 = [0.5f32, 1.0, 2.0];
-    for k in simd_tables() {
+    for k in simd_tables("dot_bit_exact_on_exact_data") {
         for ty in GgmlType::WEIGHTS {
             for n in lengths(ty) {
                 for _ in 0..4 {
@@ -296,7 +313,7 @@ fn magnitude(ty: GgmlType, w: &[u8], a: &[u8], n: usize) -> f64 {
 #[test]
 fn dot_within_bound_on_realistic_data() {
     let mut rng = Rng(0x0bad_cafe);
-    for k in simd_tables() {
+    for k in simd_tables("dot_within_bound_on_realistic_data") {
         for ty in GgmlType::WEIGHTS {
             for n in lengths(ty) {
                 for _ in 0..4 {
@@ -335,7 +352,7 @@ fn gemv_and_gemm_match_vec_dot_for_any_thread_count() {
                 .unwrap()
         })
         .collect();
-    let mut tables = simd_tables();
+    let mut tables = simd_tables("gemv_and_gemm_match_vec_dot_for_any_thread_count");
     tables.push(scalar());
     for k in tables {
         for ty in GgmlType::WEIGHTS {
@@ -401,7 +418,7 @@ fn gemv_approximates_f32_matmul() {
     }
     let mut deq = vec![0f32; rows * cols];
     s.dequantize_row(GgmlType::Q8_0, &w, &mut deq);
-    let mut tables = simd_tables();
+    let mut tables = simd_tables("gemv_approximates_f32_matmul");
     tables.push(s);
     for k in tables {
         let mut y = vec![0f32; rows];
@@ -510,7 +527,7 @@ fn scalar_dot_matches_dequantized_product() {
 #[test]
 fn activation_quantizers_bit_exact() {
     let mut rng = Rng(5);
-    for k in simd_tables() {
+    for k in simd_tables("activation_quantizers_bit_exact") {
         for ty in [GgmlType::Q8_0, GgmlType::Q8_1, GgmlType::Q8_K] {
             for n in [QK_K, 2 * QK_K, 8 * QK_K] {
                 let mut x: Vec<f32> = (0..n).map(|_| rng.normal() * 10.0).collect();
@@ -554,7 +571,7 @@ fn f32_to_bf16_rounds_like_ggml() {
 #[test]
 fn bf16_activation_dot_within_bound() {
     let mut rng = Rng(1234);
-    let mut tables = simd_tables();
+    let mut tables = simd_tables("bf16_activation_dot_within_bound");
     tables.push(scalar());
     let ty = GgmlType::BF16;
     for k in tables {
@@ -608,7 +625,7 @@ fn bf16_activation_dot_within_bound() {
 
 #[test]
 fn bf16_activation_is_default_where_native() {
-    for k in simd_tables() {
+    for k in simd_tables("bf16_activation_is_default_where_native") {
         let native = k.has_native_bf16_act();
         assert_eq!(
             native,

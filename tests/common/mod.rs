@@ -64,8 +64,31 @@ pub fn llama_src() -> PathBuf {
     p
 }
 
+/// Fails unless the installed gguf-py is the pinned 0.19.0 (its distribution version: the
+/// package itself has no `__version__`). Checked once per test binary.
+fn check_gguf_py() {
+    static CHECKED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    CHECKED.get_or_init(|| {
+        let o = Command::new("python3")
+            .args([
+                "-c",
+                "import importlib.metadata as m; print(m.version('gguf'))",
+            ])
+            .output()
+            .expect("python3 not found: install Python 3 and `pip install gguf==0.19.0 numpy`");
+        let v = String::from_utf8_lossy(&o.stdout).trim().to_string();
+        assert!(
+            o.status.success() && v == "0.19.0",
+            "gguf-py 0.19.0 is required (found {v:?}; {}): run `pip install gguf==0.19.0 numpy` \
+             (or scripts/get_peers.sh)",
+            String::from_utf8_lossy(&o.stderr).trim()
+        );
+    });
+}
+
 /// Runs one of the Python reference scripts in tests/py (needs gguf-py 0.19.0 and numpy).
 pub fn python(script: &str, args: &[&Path], extra: &[&str]) -> Output {
+    check_gguf_py();
     let o = Command::new("python3")
         .arg(root().join("tests/py").join(script))
         .args(args)
@@ -88,6 +111,79 @@ pub fn assert_py_ok(o: &Output, what: &str) {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     );
+}
+
+/// Runs a comparison script (compare_gguf.py, gguf_manifest.py check) that ends with a summary
+/// line `… N differences` and exits 0 when N is 0, 1 otherwise. Panics when the script did not
+/// finish that way (a crash, an exception, a missing summary, or an exit code that contradicts
+/// it), so that a broken comparison can never pass. Returns its stdout lines and N.
+pub fn python_compare(script: &str, args: &[&Path], extra: &[&str]) -> (Vec<String>, usize) {
+    let o = python(script, args, extra);
+    let out = String::from_utf8_lossy(&o.stdout);
+    let lines: Vec<String> = out.lines().map(str::to_string).collect();
+    let n = lines
+        .last()
+        .and_then(|l| l.strip_suffix(" differences"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse::<usize>().ok());
+    let code = o.status.code();
+    let consistent = match n {
+        Some(0) => code == Some(0),
+        Some(_) => code == Some(1),
+        None => false,
+    };
+    assert!(
+        consistent,
+        "{script} did not finish its comparison (exit {code:?}, last line {:?}):\n{out}{}",
+        lines.last(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    (lines, n.unwrap())
+}
+
+/// [`python_compare`] that must find no difference: panics with the differences otherwise.
+pub fn assert_no_differences(script: &str, args: &[&Path], extra: &[&str], what: &str) {
+    let (lines, n) = python_compare(script, args, extra);
+    assert_eq!(n, 0, "{what}:\n{}", lines.join("\n"));
+}
+
+/// Dequantizes every tensor of `file` (types in `types` only) with gguf-py (tests/py/
+/// gguf_dequant.py) and with the scalar reference and every SIMD table this CPU runs; panics on
+/// the first value whose bits differ. Returns the SIMD ISAs compared (once per tensor) and the
+/// number of tensors compared.
+pub fn dequant_vs_gguf_py(
+    file: &Path,
+    out_dir: &Path,
+    types: &[gq::gguf::GgmlType],
+) -> (Vec<gq_kernels::Isa>, usize) {
+    use gq_kernels::{kernels_for, Isa};
+    let o = python("gguf_dequant.py", &[file, out_dir], &[]);
+    assert_py_ok(&o, "gguf_dequant.py");
+    let g = gq::gguf::GgufFile::open(file).unwrap();
+    let tables: Vec<_> = Isa::ALL.into_iter().filter_map(kernels_for).collect();
+    let (mut exercised, mut n_tensors) = (Vec::new(), 0);
+    for t in g.tensors.iter().filter(|t| types.contains(&t.ty)) {
+        let reference = read_f32s(&out_dir.join(format!("{}.f32", t.name)));
+        let n = t.dims.iter().product::<u64>() as usize;
+        assert_eq!(reference.len(), n, "{} {}: gguf-py length", t.ty, t.name);
+        for k in &tables {
+            let mut ours = vec![f32::NAN; n];
+            k.dequantize_row(t.ty, g.tensor_data(t), &mut ours);
+            if let Some(i) = (0..n).find(|&i| ours[i].to_bits() != reference[i].to_bits()) {
+                panic!(
+                    "{} {} {}: element {i}: gq {} vs gguf-py {}",
+                    k.isa(),
+                    t.ty,
+                    t.name,
+                    ours[i],
+                    reference[i]
+                );
+            }
+            exercised.push(k.isa());
+        }
+        n_tensors += 1;
+    }
+    (exercised, n_tensors)
 }
 
 /// Copies a fixture into a fresh temp dir (for tests that corrupt it).

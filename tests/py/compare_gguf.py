@@ -12,10 +12,10 @@ import numpy as np
 from gguf import GGUFReader
 
 
-def fields(r):
+def fields(r, prefix=None):
     out = {}
     for k, f in r.fields.items():
-        if k.startswith("GGUF."):
+        if k.startswith("GGUF.") or (prefix and not k.startswith(prefix)):
             continue
         types = [t.name for t in f.types]
         val = f.contents()
@@ -36,7 +36,7 @@ def main():
     a = ap.parse_args()
     ours, ref = GGUFReader(a.ours), GGUFReader(a.ref)
     diffs = []
-    fo, fr = fields(ours), fields(ref)
+    fo, fr = fields(ours, a.only_prefix), fields(ref, a.only_prefix)
     for k in sorted(set(fo) | set(fr)):
         if k in a.ignore_key or (a.only_prefix and not k.startswith(a.only_prefix)):
             continue

@@ -10,9 +10,6 @@ Usage:
       Write a legacy-format importance matrix (ncall = 1, so llama-quantize uses the values as
       stored) for every 2-D tensor of IN: random positive weights with exact zeros and a run of
       32 zero columns.
-  quant_ref.py dequant IN.gguf OUT_DIR
-      For every tensor of a quantized type, write gguf.quants.dequantize of its bytes to
-      OUT_DIR/<name>.f32 (little-endian f32).
   quant_ref.py quantize TYPE N_PER_ROW IN.f32 OUT.bin
       gguf.quants.quantize of the rows of IN.f32 to TYPE (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0).
 """
@@ -22,7 +19,7 @@ import sys
 
 import numpy as np
 from gguf import GGMLQuantizationType, GGUFReader, GGUFValueType, GGUFWriter
-from gguf.quants import dequantize, quantize
+from gguf.quants import quantize
 
 FLOAT_TYPES = {GGMLQuantizationType.F32, GGMLQuantizationType.F16, GGMLQuantizationType.BF16}
 
@@ -111,22 +108,13 @@ def cmd_imatrix(src, dst, seed):
             f.write(struct.pack("<i", len(b)) + b + struct.pack("<ii", 1, v.size) + v.tobytes())
 
 
-def cmd_dequant(src, out_dir):
-    os.makedirs(out_dir, exist_ok=True)
-    for t in GGUFReader(src).tensors:
-        if t.tensor_type in FLOAT_TYPES:
-            continue
-        y = dequantize(np.asarray(t.data), t.tensor_type).astype(np.float32)
-        y.tofile(os.path.join(out_dir, t.name + ".f32"))
-
-
 def cmd_quantize(ty, n, src, dst):
     x = np.fromfile(src, dtype="<f4").reshape(-1, int(n))
     quantize(x, GGMLQuantizationType[ty]).tofile(dst)
 
 
 def main():
-    cmds = {"stress": cmd_stress, "imatrix": cmd_imatrix, "dequant": cmd_dequant, "quantize": cmd_quantize}
+    cmds = {"stress": cmd_stress, "imatrix": cmd_imatrix, "quantize": cmd_quantize}
     if len(sys.argv) < 2 or sys.argv[1] not in cmds:
         sys.exit(__doc__)
     with np.errstate(all="ignore"):

@@ -216,6 +216,29 @@ pub(super) fn quantize_rows_impl(
     }
 }
 
+/// The vector path of one of the two types (`$rows`), from the calling file's `BYTES`,
+/// `VARIANT` and `PACK`: one lane per sub-block of 32.
+macro_rules! k45_rows {
+    ($rows:ident) => {
+        impl $crate::vector::rows::RowKernel for $rows {
+            const SUB: usize = 32;
+            const BYTES: usize = BYTES;
+
+            #[inline(always)]
+            unsafe fn batch<S: $crate::vector::Simd, const N: usize>(
+                &self,
+                b: &mut $crate::vector::search::Batch,
+                x: &[f32],
+                qw: Option<&[f32]>,
+                y: &mut [u8],
+            ) {
+                k45::batch::<S, N>(&VARIANT, BYTES, b, x, qw, y, PACK)
+            }
+        }
+    };
+}
+pub(super) use k45_rows;
+
 /// Places 256 levels into a block.
 pub(super) type Pack = fn(&[u8; QK_K], &mut [u8]);
 

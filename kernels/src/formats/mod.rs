@@ -171,6 +171,37 @@ macro_rules! unweighted {
 }
 pub(crate) use unweighted;
 
+/// The quantizer `ggml_quantize_chunk` runs for a type with a weighted path: `$ref`
+/// (`fn(&[f32], &mut [u8])`) without an importance row, `$weighted` with one
+/// (`fn(&[f32], &[f32], &mut [u8])`, or with `weighted_opt:` `fn(&[f32], Option<&[f32]>,
+/// &mut [u8])`). With `vector: $kind`, the vector path of that kind is tried first on the
+/// requested ISA (same bytes); otherwise the ISA is ignored.
+macro_rules! ggml_quantizer {
+    (@weighted $w:path, $src:ident, $qw:ident, $dst:ident) => { $w($src, $qw, $dst) };
+    (@weighted_opt $w:path, $src:ident, $qw:ident, $dst:ident) => { $w($src, Some($qw), $dst) };
+    ($ref:path, $how:ident: $w:path) => {{
+        fn quantize(src: &[f32], imatrix: Option<&[f32]>, dst: &mut [u8], _isa: $crate::isa::Isa) {
+            match imatrix {
+                None => $ref(src, dst),
+                Some(qw) => $crate::formats::ggml_quantizer!(@$how $w, src, qw, dst),
+            }
+        }
+        quantize
+    }};
+    ($ref:path, $how:ident: $w:path, vector: $kind:expr) => {{
+        fn quantize(src: &[f32], imatrix: Option<&[f32]>, dst: &mut [u8], isa: $crate::isa::Isa) {
+            if !$crate::vector::quantize_row_isa(isa, $kind, src, imatrix, dst) {
+                match imatrix {
+                    None => $ref(src, dst),
+                    Some(qw) => $crate::formats::ggml_quantizer!(@$how $w, src, qw, dst),
+                }
+            }
+        }
+        quantize
+    }};
+}
+pub(crate) use ggml_quantizer;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,9 +5,8 @@
 use super::kquant::{level_2bit, pack_2bit};
 use super::q8_k::BlockQ8K;
 use super::search::{make_qkx_quants, make_qp_quants, AffineSearch};
-use super::Format;
+use super::{ggml_quantizer, Format};
 use crate::blocks::{as_blocks, f16_getters};
-use crate::isa::Isa;
 use crate::num::QK_K;
 use crate::num::{f16_at, nearest_int, put_f16};
 use crate::types::GgmlType;
@@ -42,7 +41,7 @@ f16_getters!(BlockQ2K: d, dmin);
 pub(crate) const FORMAT: Format = Format {
     ty: GgmlType::Q2_K,
     quantize_ref: quantize_row_ref,
-    quantize,
+    quantize: ggml_quantizer!(quantize_row_ref, weighted: quantize_row_impl, vector: Kind::Q2K),
     dequantize,
     dot: Some(dot),
     scale_offsets: &[80, 82],
@@ -238,23 +237,6 @@ impl RowKernel for Q2Rows {
         for (s, y) in y.chunks_exact_mut(BYTES).enumerate() {
             pack_2bit(b.row_levels(s), &mut y[QS..D]);
         }
-    }
-}
-
-/// The scalar path ggml's `quantize_*` takes: `*_ref` without an importance row,
-/// `*_impl` with one.
-fn quantize_scalar(src: &[f32], imatrix: Option<&[f32]>, dst: &mut [u8]) {
-    match imatrix {
-        None => quantize_row_ref(src, dst),
-        Some(qw) => quantize_row_impl(src, qw, dst),
-    }
-}
-
-/// `ggml_quantize_chunk`'s choice (reference path, or the weighted one with an importance
-/// row), on the vector unit `isa` when it has one (same bytes), else in scalar code.
-fn quantize(src: &[f32], imatrix: Option<&[f32]>, dst: &mut [u8], isa: Isa) {
-    if !crate::vector::quantize_row_isa(isa, Kind::Q2K, src, imatrix, dst) {
-        quantize_scalar(src, imatrix, dst);
     }
 }
 

@@ -7,9 +7,8 @@ use super::kquant::q3k_scales;
 use super::kquant::{level_2bit, pack_2bit};
 use super::q8_k::BlockQ8K;
 use super::search::{make_q3_quants, make_qx_quants};
-use super::Format;
+use super::{ggml_quantizer, Format};
 use crate::blocks::{as_blocks, f16_getters};
-use crate::isa::Isa;
 use crate::num::QK_K;
 use crate::num::{f16_at, nearest_int, put_f16};
 use crate::types::GgmlType;
@@ -45,7 +44,7 @@ f16_getters!(BlockQ3K: d);
 pub(crate) const FORMAT: Format = Format {
     ty: GgmlType::Q3_K,
     quantize_ref: quantize_row_ref,
-    quantize,
+    quantize: ggml_quantizer!(quantize_row_ref, weighted_opt: quantize_row_impl, vector: Kind::Q3K),
     dequantize,
     dot: Some(dot),
     scale_offsets: &[108],
@@ -238,23 +237,6 @@ impl RowKernel for Q3Rows {
             let mut l = *b.row_levels(s);
             pack(&mut l, y);
         }
-    }
-}
-
-/// The scalar path ggml's `quantize_*` takes: `*_ref` without an importance row,
-/// `*_impl` with one.
-fn quantize_scalar(src: &[f32], imatrix: Option<&[f32]>, dst: &mut [u8]) {
-    match imatrix {
-        None => quantize_row_ref(src, dst),
-        Some(_) => quantize_row_impl(src, imatrix, dst),
-    }
-}
-
-/// `ggml_quantize_chunk`'s choice (reference path, or the weighted one with an importance
-/// row), on the vector unit `isa` when it has one (same bytes), else in scalar code.
-fn quantize(src: &[f32], imatrix: Option<&[f32]>, dst: &mut [u8], isa: Isa) {
-    if !crate::vector::quantize_row_isa(isa, Kind::Q3K, src, imatrix, dst) {
-        quantize_scalar(src, imatrix, dst);
     }
 }
 

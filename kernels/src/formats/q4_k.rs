@@ -8,14 +8,11 @@ use super::k45::{self, Pack, Variant, SCALES, SCALES_BYTES};
 use super::kquant::kquant_scales_mins;
 use super::q8_k::BlockQ8K;
 use super::search::AffineSearch;
-use super::Format;
+use super::{ggml_quantizer, Format};
 use crate::blocks::{as_blocks, f16_getters};
-use crate::isa::Isa;
 use crate::num::QK_K;
 use crate::types::GgmlType;
-use crate::vector::rows::RowKernel;
-use crate::vector::search::Batch;
-use crate::vector::{Kind, Simd};
+use crate::vector::Kind;
 
 const BYTES: usize = 144;
 
@@ -40,7 +37,7 @@ f16_getters!(BlockQ4K: d, dmin);
 pub(crate) const FORMAT: Format = Format {
     ty: GgmlType::Q4_K,
     quantize_ref: quantize_row_ref,
-    quantize,
+    quantize: ggml_quantizer!(quantize_row_ref, weighted_opt: quantize_row_impl, vector: Kind::Q4K),
     dequantize,
     dot: Some(dot),
     scale_offsets: &[0, 2],
@@ -81,41 +78,10 @@ pub fn quantize_row_impl(src: &[f32], qw: Option<&[f32]>, dst: &mut [u8]) {
     k45::quantize_rows_impl(&VARIANT, BYTES, PACK, src, qw, dst)
 }
 
-/// The scalar path ggml's `quantize_*` takes: `*_ref` without an importance row, `*_impl`
-/// with one.
-fn quantize_scalar(src: &[f32], imatrix: Option<&[f32]>, dst: &mut [u8]) {
-    match imatrix {
-        None => quantize_row_ref(src, dst),
-        Some(_) => quantize_row_impl(src, imatrix, dst),
-    }
-}
-
-/// `ggml_quantize_chunk`'s choice on the vector unit `isa` when it has one (same bytes),
-/// else in scalar code.
-fn quantize(src: &[f32], imatrix: Option<&[f32]>, dst: &mut [u8], isa: Isa) {
-    if !crate::vector::quantize_row_isa(isa, Kind::Q4K, src, imatrix, dst) {
-        quantize_scalar(src, imatrix, dst);
-    }
-}
-
 /// The vector path of Q4_K ([`crate::vector`]): one lane per sub-block of 32.
 pub(crate) struct Q4Rows;
 
-impl RowKernel for Q4Rows {
-    const SUB: usize = 32;
-    const BYTES: usize = BYTES;
-
-    #[inline(always)]
-    unsafe fn batch<S: Simd, const N: usize>(
-        &self,
-        b: &mut Batch,
-        x: &[f32],
-        qw: Option<&[f32]>,
-        y: &mut [u8],
-    ) {
-        k45::batch::<S, N>(&VARIANT, BYTES, b, x, qw, y, PACK)
-    }
-}
+k45::k45_rows!(Q4Rows);
 
 /// Q4_K to f32.
 pub fn dequantize(src: &[u8], dst: &mut [f32]) {

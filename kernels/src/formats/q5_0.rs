@@ -5,9 +5,8 @@
 use super::legacy::{inverse, pack_nibbles, q5_high, q5_values, signed_max, RowWeights};
 use super::q8_0::BlockQ8_0;
 use super::search::make_qx_quants;
-use super::Format;
+use super::{ggml_quantizer, Format};
 use crate::blocks::{as_blocks, f16_getters};
-use crate::isa::Isa;
 use crate::num::{f16_ggml, trunc_i32, QK};
 use crate::types::GgmlType;
 
@@ -31,20 +30,11 @@ f16_getters!(BlockQ5_0: d);
 pub(crate) const FORMAT: Format = Format {
     ty: GgmlType::Q5_0,
     quantize_ref: quantize_row_ref,
-    quantize,
+    quantize: ggml_quantizer!(quantize_row_ref, weighted: quantize_row_impl),
     dequantize,
     dot: Some(dot),
     scale_offsets: &[0],
 };
-
-/// `ggml_quantize_chunk`'s choice: the reference path without an importance row, the weighted
-/// one with it (no vector path: `isa` is ignored).
-fn quantize(src: &[f32], imatrix: Option<&[f32]>, dst: &mut [u8], _isa: Isa) {
-    match imatrix {
-        None => quantize_row_ref(src, dst),
-        Some(qw) => quantize_row_impl(src, qw, dst),
-    }
-}
 
 /// `quantize_row_q5_0_ref`: the path ggml takes without an importance row.
 pub fn quantize_row_ref(src: &[f32], dst: &mut [u8]) {

@@ -2,9 +2,8 @@
 
 use super::q8_k::BlockQ8K;
 use super::search::make_qx_quants;
-use super::Format;
+use super::{ggml_quantizer, Format};
 use crate::blocks::{as_blocks, f16_getters};
-use crate::isa::Isa;
 use crate::num::QK_K;
 use crate::num::{nearest_int, put_f16, GROUP_MAX_EPS};
 use crate::types::GgmlType;
@@ -39,7 +38,7 @@ f16_getters!(BlockQ6K: d);
 pub(crate) const FORMAT: Format = Format {
     ty: GgmlType::Q6_K,
     quantize_ref: quantize_row_ref,
-    quantize,
+    quantize: ggml_quantizer!(quantize_row_ref, weighted_opt: quantize_row_impl, vector: Kind::Q6K),
     dequantize,
     dot: Some(dot),
     scale_offsets: &[208],
@@ -169,20 +168,6 @@ pub fn quantize_row_impl(src: &[f32], qw: Option<&[f32]>, dst: &mut [u8]) {
         .enumerate()
     {
         block(x, qw.map(|q| &q[QK_K * b..QK_K * (b + 1)]), y);
-    }
-}
-
-/// The scalar path ggml's `quantize_*` takes: `*_ref` without an importance row,
-/// `*_impl` with one.
-fn quantize_scalar(src: &[f32], imatrix: Option<&[f32]>, dst: &mut [u8]) {
-    quantize_row_impl(src, imatrix, dst);
-}
-
-/// `ggml_quantize_chunk`'s choice (reference path, or the weighted one with an importance
-/// row), on the vector unit `isa` when it has one (same bytes), else in scalar code.
-fn quantize(src: &[f32], imatrix: Option<&[f32]>, dst: &mut [u8], isa: Isa) {
-    if !crate::vector::quantize_row_isa(isa, Kind::Q6K, src, imatrix, dst) {
-        quantize_scalar(src, imatrix, dst);
     }
 }
 

@@ -509,21 +509,8 @@ pub fn table() -> Kernels {
         dot_f32, dot_f16, dot_bf16, dot_q4_0, dot_q4_1, dot_q5_0, dot_q5_1, dot_q8_0, dot_q2_k,
         dot_q3_k, dot_q4_k, dot_q5_k, dot_q6_k
     );
-    let types = [
-        GgmlType::F32,
-        GgmlType::F16,
-        GgmlType::BF16,
-        GgmlType::Q4_0,
-        GgmlType::Q4_1,
-        GgmlType::Q5_0,
-        GgmlType::Q5_1,
-        GgmlType::Q8_0,
-        GgmlType::Q2_K,
-        GgmlType::Q3_K,
-        GgmlType::Q4_K,
-        GgmlType::Q5_K,
-        GgmlType::Q6_K,
-    ];
+    // In the order of `GgmlType::WEIGHTS`.
+    let types = GgmlType::WEIGHTS;
     let mut k = Kernels::scalar_table();
     k.isa = Isa::Neon;
     for (t, f) in types.into_iter().zip(fns) {

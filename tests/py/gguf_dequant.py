@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Reference for gq-kernels' dequantizers, with gguf-py and numpy only.
+"""Reference for gq's dequantizers, with gguf-py and numpy only.
 
-Usage: kernels_dequant.py IN.gguf OUT_DIR
+Usage: gguf_dequant.py IN.gguf OUT_DIR
   For every tensor of IN, writes gguf.quants.dequantize of its raw bytes (any type, float types
   included) to OUT_DIR/<name>.f32 as little-endian f32, and prints "name type n" per tensor.
 """
