@@ -11,6 +11,7 @@ pub mod cli;
 pub mod gemma4;
 pub mod gguf;
 pub mod imatrix;
+pub mod npy;
 pub mod pipeline;
 pub mod quant;
 pub mod safetensors;
