@@ -94,7 +94,9 @@ pub fn run(a: LogitsArgs) -> Result<()> {
         .num_threads(a.threads)
         .build()
         .context("cannot start the thread pool")?;
-    let rows = pool.install(|| logits_at(&model, &ids, &positions, a.ubatch))?;
+    let rows = pool
+        .install(|| logits_at(&model, &ids, &positions, a.ubatch))
+        .with_context(|| format!("{}", a.model.display()))?;
     let vocab = model.n_vocab();
     if a.json {
         #[derive(serde::Serialize)]
