@@ -174,7 +174,8 @@ impl Kernels {
     /// `ys` receives `n` output rows of `rows` elements (`ys[j·rows + r]` = row r of W · row j
     /// of X), `w` is `rows × cols` of type `ty`. Each weight row is read once and dotted with
     /// all `n` activations while it is in L1. `scratch` needs [`gemm_scratch_bytes`] bytes.
-    /// Meant for n ≤ 16; works for any n.
+    /// Meant for n ≤ 16; works for any n. BF16 weights use [`Kernels::default_act`]; see
+    /// [`Kernels::gemm_as`].
     #[allow(clippy::too_many_arguments)]
     pub fn gemm(
         &self,
@@ -186,12 +187,29 @@ impl Kernels {
         ys: &mut [f32],
         scratch: &mut [u8],
     ) {
+        self.gemm_as(ty, w, rows, cols, xs, ys, scratch, self.default_act(ty))
+    }
+
+    /// [`Kernels::gemm`] with an explicit activation format for BF16 weights
+    /// ([`FloatAct::F32`]: exact f32 activations on every CPU). Row j of the result is
+    /// bit-identical to [`Kernels::gemv_as`] of row j of `xs` with the same format.
+    #[allow(clippy::too_many_arguments)]
+    pub fn gemm_as(
+        &self,
+        ty: GgmlType,
+        w: &[u8],
+        rows: usize,
+        cols: usize,
+        xs: &[f32],
+        ys: &mut [f32],
+        scratch: &mut [u8],
+        act_fmt: FloatAct,
+    ) {
         let rb = row_bytes(ty, cols);
         let n = xs.len().checked_div(cols).unwrap_or(0);
         assert_eq!(xs.len(), n * cols, "gemm: xs is not whole rows");
         assert_eq!(ys.len(), n * rows, "gemm: ys length");
         assert_eq!(w.len(), rb * rows, "{ty}: weight bytes vs rows × cols");
-        let act_fmt = self.default_act(ty);
         let bf16_act = ty == GgmlType::BF16 && act_fmt == FloatAct::Bf16;
         let ab = if bf16_act {
             2 * cols

@@ -5,6 +5,7 @@ mod bench_kernels;
 mod bench_quantize;
 mod bench_quantize_peers;
 pub(crate) mod inspect;
+mod logits;
 mod quantize;
 
 use anyhow::Result;
@@ -35,6 +36,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The raw logits (after soft-capping) of a GGUF file or checkpoint at chosen positions of
+    /// an input (`--ids 2,651,…`), as text, JSON or a .npy file.
+    Logits(logits::LogitsArgs),
     /// Measure performance: `gq bench kernels` (memory bandwidth, GEMV per type, ggml peer).
     Bench(bench::BenchArgs),
 }
@@ -45,5 +49,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Quantize(args) => quantize::run(args),
         Command::Inspect { path, json } => inspect::run(&path, json),
         Command::Bench(args) => bench::run(args),
+        Command::Logits(args) => logits::run(args),
     }
 }

@@ -1,0 +1,487 @@
+//! The Gemma 4 text forward pass on the CPU: a [`Session`] holds the KV cache and runs batches of
+//! tokens through every layer (prompt processing through the kernels' GEMM, one token at a time
+//! for generation), returning the final logits (after soft-capping) at the positions asked for.
+//!
+//! Float weights meet exact f32 activations ([`FloatAct::F32`]); quantized weights meet the
+//! type's Q8 activations, as in llama.cpp. Work is split over the current rayon pool by output
+//! rows, tokens or heads, never inside a sum, so results do not depend on the thread count; a
+//! batch of n tokens gives bit-for-bit the logits that n one-token calls give.
+
+use super::model::{Layer, Mat, Model, Moe};
+use super::ops::{
+    argmax, axpy, dot, gelu_tanh, rms_norm, rms_norm_to, rope_apply, rope_cos_sin, rope_inv_freq,
+    softcap,
+};
+use anyhow::{bail, Result};
+use gq_kernels::{gemm_scratch_bytes, kernels, FloatAct};
+use rayon::prelude::*;
+
+/// `Y = X·Wᵀ` for `n = xs.len() / w.cols` activation rows (GEMV for one row, GEMM otherwise:
+/// the same dot per output element either way).
+pub fn matmul(model: &Model, w: &Mat, xs: &[f32]) -> Vec<f32> {
+    let n = xs.len() / w.cols;
+    debug_assert_eq!(xs.len(), n * w.cols);
+    let mut ys = vec![0f32; n * w.rows];
+    let mut scratch = vec![0u8; gemm_scratch_bytes(w.ty, w.cols, n)];
+    let k = kernels();
+    let bytes = model.bytes(w);
+    if n == 1 {
+        k.gemv_as(w.ty, bytes, xs, &mut ys, &mut scratch, FloatAct::F32);
+    } else {
+        k.gemm_as(
+            w.ty,
+            bytes,
+            w.rows,
+            w.cols,
+            xs,
+            &mut ys,
+            &mut scratch,
+            FloatAct::F32,
+        );
+    }
+    ys
+}
+
+/// K and V of every position so far for one layer, `[pos][n_head_kv · head_dim]`, after the
+/// K norm and RoPE / the V norm.
+#[derive(Default, Clone)]
+pub struct KvCache {
+    k: Vec<f32>,
+    v: Vec<f32>,
+}
+
+/// A sequence being evaluated: the model and its KV cache.
+pub struct Session<'m> {
+    model: &'m Model,
+    cache: Vec<KvCache>,
+    n_past: usize,
+    inv_freq_swa: Vec<f32>,
+    inv_freq_full: Vec<f32>,
+}
+
+/// Cosine and sine tables of the batch's positions for one layer type, `[token][pair]`.
+struct Rope {
+    cos: Vec<f32>,
+    sin: Vec<f32>,
+    half: usize,
+}
+
+impl Rope {
+    fn new(p0: usize, n: usize, inv_freq: &[f32]) -> Rope {
+        let half = inv_freq.len();
+        let (mut cos, mut sin) = (vec![0f32; n * half], vec![0f32; n * half]);
+        for t in 0..n {
+            let r = t * half..(t + 1) * half;
+            rope_cos_sin(p0 + t, inv_freq, &mut cos[r.clone()], &mut sin[r]);
+        }
+        Rope { cos, sin, half }
+    }
+
+    /// Normalizes and rotates every head of `n` rows of `heads · head_dim` values.
+    fn norm_rotate(&self, x: &mut [f32], head_dim: usize, norm: &[f32], eps: f32) {
+        let per_tok = x.len() / (self.cos.len() / self.half);
+        x.par_chunks_mut(per_tok).enumerate().for_each(|(t, row)| {
+            let (c, s) = (
+                &self.cos[t * self.half..(t + 1) * self.half],
+                &self.sin[t * self.half..(t + 1) * self.half],
+            );
+            for head in row.chunks_exact_mut(head_dim) {
+                rms_norm(head, Some(norm), eps);
+                rope_apply(head, c, s);
+            }
+        });
+    }
+}
+
+/// Per-token RMSNorm of `n` rows of `x`.
+fn norm_rows(x: &[f32], width: usize, w: Option<&[f32]>, eps: f32) -> Vec<f32> {
+    let mut out = vec![0f32; x.len()];
+    out.par_chunks_mut(width)
+        .zip(x.par_chunks(width))
+        .for_each(|(o, i)| rms_norm_to(i, o, w, eps));
+    out
+}
+
+/// `x += norm(d)` row by row.
+fn add_normed(x: &mut [f32], mut d: Vec<f32>, width: usize, w: &[f32], eps: f32) {
+    x.par_chunks_mut(width)
+        .zip(d.par_chunks_mut(width))
+        .for_each(|(xr, dr)| {
+            rms_norm(dr, Some(w), eps);
+            for (a, b) in xr.iter_mut().zip(dr.iter()) {
+                *a += *b;
+            }
+        });
+}
+
+impl<'m> Session<'m> {
+    /// An empty sequence.
+    pub fn new(model: &'m Model) -> Session<'m> {
+        let hp = &model.hp;
+        Session {
+            model,
+            cache: vec![KvCache::default(); hp.n_layer],
+            n_past: 0,
+            inv_freq_swa: rope_inv_freq(hp.rope_base_swa, hp.head_dim_swa, None),
+            inv_freq_full: rope_inv_freq(
+                hp.rope_base_full,
+                hp.head_dim_full,
+                Some(&hp.rope_freq_factors_full),
+            ),
+        }
+    }
+
+    /// Tokens evaluated so far.
+    pub fn n_past(&self) -> usize {
+        self.n_past
+    }
+
+    /// Forgets every token (keeps the allocations).
+    pub fn clear(&mut self) {
+        for c in &mut self.cache {
+            c.k.clear();
+            c.v.clear();
+        }
+        self.n_past = 0;
+    }
+
+    /// Runs `tokens` (at positions `n_past ..`) through the model and returns the logits of
+    /// the batch rows listed in `want` (strictly increasing indices into `tokens`), one row of
+    /// [`Model::n_vocab`] values each, concatenated.
+    pub fn forward(&mut self, tokens: &[u32], want: &[usize]) -> Result<Vec<f32>> {
+        let m = self.model;
+        let hp = &m.hp;
+        let n = tokens.len();
+        if n == 0 {
+            bail!("no tokens to evaluate");
+        }
+        if let Some(&t) = tokens.iter().find(|&&t| t as usize >= m.n_embd_rows()) {
+            bail!(
+                "token id {t} is outside the vocabulary ({} rows)",
+                m.n_embd_rows()
+            );
+        }
+        if let Some(pg) = &m.ple {
+            if let Some(&t) = tokens.iter().find(|&&t| t as usize >= pg.tok.rows) {
+                bail!(
+                    "token id {t} is outside the per-layer embedding table ({} rows)",
+                    pg.tok.rows
+                );
+            }
+        }
+        if want.windows(2).any(|w| w[0] >= w[1]) || want.last().is_some_and(|&w| w >= n) {
+            bail!("logit rows {want:?} are not increasing indices below {n}");
+        }
+        let p0 = self.n_past;
+        let h = hp.hidden;
+        let mut x = self.embed(tokens);
+        let ple_in = self.ple_inputs(tokens, &x);
+        let rope_swa = Rope::new(p0, n, &self.inv_freq_swa);
+        let rope_full = Rope::new(p0, n, &self.inv_freq_full);
+        for (il, layer) in m.layers.iter().enumerate() {
+            let rope = if hp.swa[il] { &rope_swa } else { &rope_full };
+            self.attention(il, layer, &mut x, rope, p0);
+            self.feed_forward(layer, &mut x);
+            if let (Some(pl), Some(pin)) = (&layer.ple, &ple_in) {
+                let d = hp.ple_dim;
+                let mut g = matmul(m, &pl.gate, &x);
+                g.par_chunks_mut(d).enumerate().for_each(|(t, row)| {
+                    let inp = &pin[(t * hp.n_layer + il) * d..][..d];
+                    for (v, &p) in row.iter_mut().zip(inp) {
+                        *v = gelu_tanh(*v) * p;
+                    }
+                });
+                let p = matmul(m, &pl.proj, &g);
+                add_normed(&mut x, p, h, &pl.post_norm, hp.rms_eps);
+            }
+            if layer.scalar != 1.0 {
+                x.par_iter_mut().for_each(|v| *v *= layer.scalar);
+            }
+        }
+        self.n_past += n;
+        let mut rows = Vec::with_capacity(want.len() * h);
+        for &t in want {
+            rows.extend_from_slice(&x[t * h..(t + 1) * h]);
+        }
+        if rows.is_empty() {
+            return Ok(rows);
+        }
+        let rows = norm_rows(&rows, h, Some(&m.output_norm), hp.rms_eps);
+        let mut logits = matmul(m, &m.output, &rows);
+        if let Some(c) = hp.softcap {
+            logits.par_iter_mut().for_each(|z| *z = softcap(*z, c));
+        }
+        Ok(logits)
+    }
+
+    /// Scaled token embeddings, `[n][hidden]`.
+    fn embed(&self, tokens: &[u32]) -> Vec<f32> {
+        let m = self.model;
+        let h = m.hp.hidden;
+        let scale = (h as f64).sqrt() as f32;
+        let e = &m.tok_embd;
+        let bytes = m.bytes(e);
+        let rb =
+            e.ty.row_bytes(h)
+                .expect("checked when the model was loaded");
+        let mut x = vec![0f32; tokens.len() * h];
+        x.par_chunks_mut(h).zip(tokens).for_each(|(row, &t)| {
+            let t = t as usize;
+            kernels().dequantize_row(e.ty, &bytes[t * rb..(t + 1) * rb], row);
+            for v in row.iter_mut() {
+                *v *= scale;
+            }
+        });
+        x
+    }
+
+    /// The per-layer inputs `[n][n_layer][ple]`: (RMSNorm(proj(x)·hidden^-½) + table[id]·√ple)·2^-½.
+    fn ple_inputs(&self, tokens: &[u32], x: &[f32]) -> Option<Vec<f32>> {
+        let m = self.model;
+        let hp = &m.hp;
+        let pg = m.ple.as_ref()?;
+        let d = hp.ple_dim;
+        let w = hp.n_layer * d;
+        let mut proj = matmul(m, &pg.model_proj, x);
+        let proj_scale = (hp.hidden as f64).powf(-0.5) as f32;
+        let tok_scale = (d as f64).sqrt() as f32;
+        let in_scale = 0.5f64.sqrt() as f32;
+        let bytes = m.bytes(&pg.tok);
+        let rb = pg
+            .tok
+            .ty
+            .row_bytes(w)
+            .expect("checked when the model was loaded");
+        proj.par_chunks_mut(w).zip(tokens).for_each(|(row, &t)| {
+            let t = t as usize;
+            let mut tok = vec![0f32; w];
+            kernels().dequantize_row(pg.tok.ty, &bytes[t * rb..(t + 1) * rb], &mut tok);
+            for v in row.iter_mut() {
+                *v *= proj_scale;
+            }
+            for (slice, ts) in row.chunks_exact_mut(d).zip(tok.chunks_exact(d)) {
+                rms_norm(slice, Some(&pg.proj_norm), hp.rms_eps);
+                for (v, &e) in slice.iter_mut().zip(ts) {
+                    *v = (*v + e * tok_scale) * in_scale;
+                }
+            }
+        });
+        Some(proj)
+    }
+
+    /// `x += post_norm(attention(input_norm(x)))`, appending this batch's K/V to the cache.
+    fn attention(&mut self, il: usize, layer: &Layer, x: &mut [f32], rope: &Rope, p0: usize) {
+        let m = self.model;
+        let hp = &m.hp;
+        let a = &layer.attn;
+        let (h, hd, nh, nkv) = (hp.hidden, a.head_dim, hp.n_head, a.n_head_kv);
+        let n = x.len() / h;
+        let xn = norm_rows(x, h, Some(&layer.attn_norm), hp.rms_eps);
+        let mut q = matmul(m, &a.q, &xn);
+        rope.norm_rotate(&mut q, hd, &a.q_norm, hp.rms_eps);
+        if let (Some(wk), Some(kn)) = (&a.k, &a.k_norm) {
+            let mut k = matmul(m, wk, &xn);
+            let mut v = match &a.v {
+                Some(wv) => matmul(m, wv, &xn),
+                None => k.clone(),
+            };
+            rope.norm_rotate(&mut k, hd, kn, hp.rms_eps);
+            v.par_chunks_mut(hd)
+                .for_each(|head| rms_norm(head, None, hp.rms_eps));
+            let c = &mut self.cache[il];
+            debug_assert_eq!(c.k.len(), p0 * nkv * hd);
+            c.k.extend_from_slice(&k);
+            c.v.extend_from_slice(&v);
+        }
+        let c = &self.cache[a.kv_source];
+        let window = hp.swa[il].then_some(hp.sliding_window);
+        let kv_dim = nkv * hd;
+        let group = nh / nkv;
+        let mut out = vec![0f32; n * nh * hd];
+        out.par_chunks_mut(hd).enumerate().for_each(|(idx, o)| {
+            let (t, head) = (idx / nh, idx % nh);
+            let g = head / group;
+            let p = p0 + t;
+            let lo = window.map_or(0, |w| (p + 1).saturating_sub(w));
+            let qh = &q[idx * hd..(idx + 1) * hd];
+            let mut s: Vec<f32> = (lo..=p)
+                .map(|j| dot(qh, &c.k[j * kv_dim + g * hd..][..hd]))
+                .collect();
+            let mx = s.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let mut sum = 0f64;
+            for v in s.iter_mut() {
+                *v = (*v - mx).exp();
+                sum += *v as f64;
+            }
+            let inv = (1.0 / sum) as f32;
+            o.fill(0.0);
+            for (j, &e) in (lo..=p).zip(&s) {
+                axpy(o, e * inv, &c.v[j * kv_dim + g * hd..][..hd]);
+            }
+        });
+        let o = matmul(m, &a.o, &out);
+        add_normed(x, o, h, &layer.post_attn_norm, hp.rms_eps);
+    }
+
+    /// `x += post_norm(mlp(norm(x)) [+ experts])`.
+    fn feed_forward(&self, layer: &Layer, x: &mut [f32]) {
+        let m = self.model;
+        let hp = &m.hp;
+        let h = hp.hidden;
+        let xn = norm_rows(x, h, Some(&layer.ffn_norm), hp.rms_eps);
+        let mut d = self.mlp(&layer.mlp.gate, &layer.mlp.up, &layer.mlp.down, &xn);
+        if let Some(moe) = &layer.moe {
+            let e = self.experts(moe, x);
+            d.par_chunks_mut(h)
+                .zip(e.par_chunks(h))
+                .for_each(|(dr, er)| {
+                    rms_norm(dr, Some(&moe.post_norm_mlp), hp.rms_eps);
+                    let mut er = er.to_vec();
+                    rms_norm(&mut er, Some(&moe.post_norm_experts), hp.rms_eps);
+                    for (a, b) in dr.iter_mut().zip(&er) {
+                        *a += *b;
+                    }
+                });
+        }
+        add_normed(x, d, h, &layer.post_ffn_norm, hp.rms_eps);
+    }
+
+    /// `down(gelu(gate(x)) · up(x))`.
+    fn mlp(&self, gate: &Mat, up: &Mat, down: &Mat, xs: &[f32]) -> Vec<f32> {
+        let m = self.model;
+        let mut g = matmul(m, gate, xs);
+        let u = matmul(m, up, xs);
+        g.par_iter_mut()
+            .zip(u.par_iter())
+            .for_each(|(g, &u)| *g = gelu_tanh(*g) * u);
+        matmul(m, down, &g)
+    }
+
+    /// The same with gate and up fused in one matrix (gate rows first), as experts store them.
+    fn mlp_fused(&self, gate_up: &Mat, down: &Mat, xs: &[f32]) -> Vec<f32> {
+        let m = self.model;
+        let ff = gate_up.rows / 2;
+        let y = matmul(m, gate_up, xs);
+        let mut a = vec![0f32; y.len() / 2];
+        a.par_chunks_mut(ff)
+            .zip(y.par_chunks(2 * ff))
+            .for_each(|(ar, yr)| {
+                for i in 0..ff {
+                    ar[i] = gelu_tanh(yr[i]) * yr[ff + i];
+                }
+            });
+        matmul(m, down, &a)
+    }
+
+    /// The routed experts' output for every token (before its post norm): router on
+    /// RMSNorm(x)·scale·hidden^-½, softmax, top-k, renormalized, times the per-expert scale;
+    /// experts on pre_norm(x); outputs summed in ascending expert order, as transformers does.
+    fn experts(&self, moe: &Moe, x: &[f32]) -> Vec<f32> {
+        let m = self.model;
+        let hp = &m.hp;
+        let h = hp.hidden;
+        let n = x.len() / h;
+        let n_exp = moe.router.rows;
+        let k = hp.n_expert_used;
+        let root = (h as f64).powf(-0.5) as f32;
+        let mut rin = norm_rows(x, h, None, hp.rms_eps);
+        rin.par_chunks_mut(h).for_each(|row| {
+            for (v, &s) in row.iter_mut().zip(&moe.router_scale) {
+                *v = *v * s * root;
+            }
+        });
+        let logits = matmul(m, &moe.router, &rin);
+        // Per token: (expert, weight) for its top-k experts.
+        let routes: Vec<Vec<(usize, f32)>> = logits
+            .par_chunks(n_exp)
+            .map(|l| {
+                let mx = l.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let e: Vec<f32> = l.iter().map(|&z| (z - mx).exp()).collect();
+                let sum: f32 = e.iter().sum();
+                let p: Vec<f32> = e.iter().map(|&v| v / sum).collect();
+                let mut idx: Vec<usize> = (0..n_exp).collect();
+                idx.sort_by(|&a, &b| p[b].total_cmp(&p[a]).then(a.cmp(&b)));
+                idx.truncate(k);
+                let tot: f32 = idx.iter().map(|&i| p[i]).sum();
+                idx.iter()
+                    .map(|&i| (i, p[i] / tot * moe.expert_scale[i]))
+                    .collect()
+            })
+            .collect();
+        let xn = norm_rows(x, h, Some(&moe.pre_norm), hp.rms_eps);
+        let mut out = vec![0f32; n * h];
+        for e in 0..n_exp {
+            let mine: Vec<(usize, f32)> = routes
+                .iter()
+                .enumerate()
+                .filter_map(|(t, r)| r.iter().find(|(i, _)| *i == e).map(|&(_, w)| (t, w)))
+                .collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let mut xs = Vec::with_capacity(mine.len() * h);
+            for &(t, _) in &mine {
+                xs.extend_from_slice(&xn[t * h..(t + 1) * h]);
+            }
+            let y = self.mlp_fused(&moe.gate_up[e], &moe.down[e], &xs);
+            for (j, &(t, w)) in mine.iter().enumerate() {
+                axpy(&mut out[t * h..(t + 1) * h], w, &y[j * h..(j + 1) * h]);
+            }
+        }
+        out
+    }
+}
+
+/// Logits at `positions` (indices into `ids`) of one sequence, evaluated in batches of
+/// `ubatch` tokens; one row of [`Model::n_vocab`] values per position, in the order given.
+pub fn logits_at(
+    model: &Model,
+    ids: &[u32],
+    positions: &[usize],
+    ubatch: usize,
+) -> Result<Vec<Vec<f32>>> {
+    if let Some(&p) = positions.iter().find(|&&p| p >= ids.len()) {
+        bail!("position {p} is past the {} input tokens", ids.len());
+    }
+    let mut sorted: Vec<usize> = positions.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let v = model.n_vocab();
+    let mut s = Session::new(model);
+    let mut got = std::collections::HashMap::new();
+    for (c, chunk) in ids.chunks(ubatch.max(1)).enumerate() {
+        let base = c * ubatch.max(1);
+        let want: Vec<usize> = sorted
+            .iter()
+            .filter(|&&p| p >= base && p < base + chunk.len())
+            .map(|&p| p - base)
+            .collect();
+        let l = s.forward(chunk, &want)?;
+        for (i, &w) in want.iter().enumerate() {
+            got.insert(base + w, l[i * v..(i + 1) * v].to_vec());
+        }
+    }
+    Ok(positions.iter().map(|p| got[p].clone()).collect())
+}
+
+/// Greedy decoding: the `n_new` tokens that follow `prompt` when every step takes the most
+/// likely token (the first on ties).
+pub fn greedy(model: &Model, prompt: &[u32], n_new: usize) -> Result<Vec<u32>> {
+    if prompt.is_empty() {
+        bail!("greedy decoding needs a prompt of at least one token");
+    }
+    let mut s = Session::new(model);
+    let mut out = Vec::with_capacity(n_new);
+    if n_new == 0 {
+        return Ok(out);
+    }
+    let mut logits = s.forward(prompt, &[prompt.len() - 1])?;
+    loop {
+        let t = argmax(&logits) as u32;
+        out.push(t);
+        if out.len() == n_new {
+            return Ok(out);
+        }
+        logits = s.forward(&[t], &[0])?;
+    }
+}
