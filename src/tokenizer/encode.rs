@@ -1,0 +1,530 @@
+//! [`Tokenizer`]: built from a checkpoint's tokenizer files or from a GGUF's `tokenizer.ggml.*`
+//! keys, and text → token ids exactly as llama.cpp's `gemma4` tokenizer does it.
+
+use super::attrs::{llama_attrs, TokenAttrs};
+use super::vocab::Vocab;
+use crate::gguf::{GgufFile, MetaArray, MetaValue};
+use anyhow::{anyhow, bail, Result};
+use rustc_hash::FxHashMap;
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap};
+use std::path::Path;
+
+/// "No symbol id": a character that is neither a token nor part of any merge.
+const NONE: u32 = u32::MAX;
+
+/// How [`Tokenizer::encode_with`] treats the text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EncodeOptions {
+    /// Put the BOS token first.
+    pub add_bos: bool,
+    /// Match control tokens written in the text (`<|turn>`, `<bos>`, …) as single tokens, as
+    /// Hugging Face always does and llama.cpp does with `parse_special`. User-defined tokens
+    /// (`<|channel>`, `<|"|>`, …) are matched either way.
+    pub parse_special: bool,
+}
+
+/// Gemma 4's tokenizer (llama.cpp's `gemma4` model): encode, decode, special ids, chat template.
+///
+/// Build it with [`Tokenizer::from_checkpoint`] or [`Tokenizer::from_gguf`]; both give the same
+/// ids for the same vocabulary.
+pub struct Tokenizer {
+    pub(super) tokens: Vec<String>,
+    pub(super) attrs: Vec<TokenAttrs>,
+    token_to_id: FxHashMap<String, u32>,
+    /// Merge parts and results that are not tokens get symbol ids from `tokens.len()` up.
+    extra_symbols: FxHashMap<String, u32>,
+    /// (left symbol << 32 | right symbol) → (rank, merged symbol).
+    merges: FxHashMap<u64, (u32, u32)>,
+    ascii_ids: [u32; 128],
+    byte_ids: [u32; 256],
+    /// Tokens cut out of the text before BPE, longest first.
+    special: Vec<u32>,
+    bos: Option<u32>,
+    eos: Option<u32>,
+    eog: BTreeSet<u32>,
+    pub(super) named_specials: Vec<(&'static str, String)>,
+    add_bos: bool,
+    chat_template: Option<String>,
+    source: String,
+}
+
+/// What both constructors read.
+struct Parts<'a, M: Iterator<Item = &'a [u8]>> {
+    source: String,
+    tokens: Vec<String>,
+    types: Vec<i32>,
+    merges: M,
+    /// (type, id) for bos/eos/unk/pad/mask/… as in the GGUF keys.
+    special_ids: Vec<(&'static str, u32)>,
+    chat_template: Option<String>,
+}
+
+impl Tokenizer {
+    /// Reads a checkpoint directory's `tokenizer.json`, `tokenizer_config.json` (and
+    /// `config.json`, chat template file), typed as llama.cpp's converter types them.
+    pub fn from_checkpoint(dir: &Path) -> Result<Tokenizer> {
+        let v = Vocab::load(dir)?;
+        Self::from_vocab(&v, dir.join("tokenizer.json").display().to_string())
+    }
+
+    /// Builds the tokenizer from a [`Vocab`] read from Hugging Face files (`source` names the
+    /// file in error messages).
+    pub fn from_vocab(v: &Vocab, source: String) -> Result<Tokenizer> {
+        Self::build(Parts {
+            source,
+            tokens: v.tokens.clone(),
+            types: v.types.iter().map(|t| *t as i32).collect(),
+            merges: v.merges.iter().map(|m| m.as_bytes()),
+            special_ids: v.special_ids.clone(),
+            chat_template: v.chat_template.clone(),
+        })
+    }
+
+    /// Reads the `tokenizer.ggml.*` keys (and `tokenizer.chat_template`) of a GGUF file whose
+    /// tokenizer model is `gemma4`.
+    pub fn from_gguf(g: &GgufFile) -> Result<Tokenizer> {
+        let source = g.path.display().to_string();
+        let meta = &g.metadata;
+        let model = meta.get("tokenizer.ggml.model").and_then(MetaValue::as_str);
+        if model != Some("gemma4") {
+            bail!(
+                "{source}: tokenizer.ggml.model is {model:?}; gq encodes only llama.cpp's \
+                 \"gemma4\" tokenizer (Gemma 4's BPE)"
+            );
+        }
+        let strings = |key: &str| match meta.get(key) {
+            Some(MetaValue::Array(MetaArray::Str(v))) => Ok(v),
+            _ => Err(anyhow!(
+                "{source}: {key} is missing or not an array of strings"
+            )),
+        };
+        let tokens = strings("tokenizer.ggml.tokens")?
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                String::from_utf8(t.clone())
+                    .map_err(|_| anyhow!("{source}: token {i} is not UTF-8"))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let types = match meta.get("tokenizer.ggml.token_type") {
+            None => vec![1; tokens.len()],
+            Some(MetaValue::Array(MetaArray::I32(t))) if t.len() >= tokens.len() => t.clone(),
+            Some(_) => bail!(
+                "{source}: tokenizer.ggml.token_type is not an i32 array of {} entries",
+                tokens.len()
+            ),
+        };
+        let merges = strings("tokenizer.ggml.merges")?;
+        let mut special_ids = Vec::new();
+        for (typ, key) in [
+            ("bos", "bos"),
+            ("eos", "eos"),
+            ("unk", "unknown"),
+            ("sep", "seperator"),
+            ("pad", "padding"),
+            ("mask", "mask"),
+        ] {
+            let v = meta.get(&format!("tokenizer.ggml.{key}_token_id"));
+            // llama.cpp ignores an id outside the vocabulary (with a warning).
+            if let Some(id) = v
+                .and_then(MetaValue::as_u64)
+                .filter(|&i| i < tokens.len() as u64)
+            {
+                special_ids.push((typ, id as u32));
+            }
+        }
+        Self::build(Parts {
+            source,
+            tokens,
+            types,
+            merges: merges.iter().map(|m| m.as_slice()),
+            special_ids,
+            chat_template: meta
+                .get("tokenizer.chat_template")
+                .and_then(MetaValue::as_str)
+                .map(str::to_string),
+        })
+    }
+
+    fn build<'a, M: Iterator<Item = &'a [u8]>>(p: Parts<'a, M>) -> Result<Tokenizer> {
+        let source = p.source;
+        let mut tokens = p.tokens;
+        let n = tokens.len();
+        if n == 0 || n >= NONE as usize / 2 {
+            bail!("{source}: vocabulary of {n} tokens");
+        }
+        // llama.cpp renames empty tokens and refuses duplicates.
+        for (i, t) in tokens.iter_mut().enumerate() {
+            if t.is_empty() {
+                *t = format!("[EMPTY_{i}]");
+            }
+        }
+        let mut token_to_id: FxHashMap<String, u32> = FxHashMap::default();
+        token_to_id.reserve(n);
+        for (i, t) in tokens.iter().enumerate() {
+            if let Some(j) = token_to_id.insert(t.clone(), i as u32) {
+                bail!("{source}: token {t:?} appears twice (ids {j} and {i})");
+            }
+        }
+        let id_of = |typ: &str| p.special_ids.iter().find(|(t, _)| *t == typ).map(|x| x.1);
+        let (attrs, eog) = llama_attrs(&tokens, &p.types, id_of("eos"));
+
+        // Merges: "left right", split at the first space after the first byte. Every string
+        // a merge names gets a symbol id, tokens keeping their own.
+        let mut extra_symbols: FxHashMap<String, u32> = FxHashMap::default();
+        let mut merges: FxHashMap<u64, (u32, u32)> = FxHashMap::default();
+        let mut joined = String::new();
+        let symbol = |s: &str, extra: &mut FxHashMap<String, u32>| -> u32 {
+            if let Some(&id) = token_to_id.get(s) {
+                return id;
+            }
+            let next = (n + extra.len()) as u32;
+            *extra.entry(s.to_string()).or_insert(next)
+        };
+        for (rank, m) in p.merges.enumerate() {
+            let Some(sp) = m.iter().skip(1).position(|&b| b == b' ').map(|p| p + 1) else {
+                continue; // llama.cpp keys it as ("", ""), which never matches
+            };
+            let text = std::str::from_utf8(m)
+                .map_err(|_| anyhow!("{source}: merge {rank} is not UTF-8"))?;
+            let (l, r) = (&text[..sp], &text[sp + 1..]);
+            let li = symbol(l, &mut extra_symbols);
+            let ri = symbol(r, &mut extra_symbols);
+            joined.clear();
+            joined.push_str(l);
+            joined.push_str(r);
+            let res = symbol(&joined, &mut extra_symbols);
+            // The first occurrence of a pair keeps its rank.
+            merges
+                .entry(((li as u64) << 32) | ri as u64)
+                .or_insert((rank as u32, res));
+        }
+        if n + extra_symbols.len() >= NONE as usize {
+            bail!("{source}: too many merge symbols");
+        }
+
+        let mut ascii_ids = [NONE; 128];
+        for (c, slot) in ascii_ids.iter_mut().enumerate() {
+            let s = (c as u8 as char).to_string();
+            *slot = token_to_id
+                .get(&s)
+                .or_else(|| extra_symbols.get(&s))
+                .copied()
+                .unwrap_or(NONE);
+        }
+        let mut byte_ids = [NONE; 256];
+        for (b, slot) in byte_ids.iter_mut().enumerate() {
+            *slot = token_to_id
+                .get(&format!("<0x{b:02X}>"))
+                .copied()
+                .unwrap_or(NONE);
+        }
+        let mut special: Vec<u32> = (0..n as u32)
+            .filter(|&i| {
+                attrs[i as usize]
+                    .has(TokenAttrs::CONTROL | TokenAttrs::USER_DEFINED | TokenAttrs::UNKNOWN)
+            })
+            .collect();
+        special.sort_by_key(|&i| Reverse(tokens[i as usize].len()));
+
+        let text_of = |typ: &str| id_of(typ).map(|i| tokens[i as usize].clone());
+        let named_specials = ["bos", "eos", "unk", "sep", "pad", "mask"]
+            .iter()
+            .filter_map(|&t| text_of(t).map(|s| (t, s)))
+            .map(|(t, s)| {
+                let key: &'static str = match t {
+                    "bos" => "bos_token",
+                    "eos" => "eos_token",
+                    "unk" => "unk_token",
+                    "sep" => "sep_token",
+                    "pad" => "pad_token",
+                    _ => "mask_token",
+                };
+                (key, s)
+            })
+            .collect();
+        Ok(Tokenizer {
+            named_specials,
+            bos: id_of("bos"),
+            eos: id_of("eos"),
+            eog,
+            tokens,
+            attrs,
+            token_to_id,
+            extra_symbols,
+            merges,
+            ascii_ids,
+            byte_ids,
+            special,
+            // llama.cpp always adds BOS for gemma4, whatever the file says.
+            add_bos: true,
+            chat_template: p.chat_template,
+            source,
+        })
+    }
+
+    /// Number of tokens in the vocabulary.
+    pub fn n_vocab(&self) -> usize {
+        self.tokens.len()
+    }
+
+    /// The BOS token id.
+    pub fn bos(&self) -> Option<u32> {
+        self.bos
+    }
+
+    /// The EOS token id.
+    pub fn eos(&self) -> Option<u32> {
+        self.eos
+    }
+
+    /// Whether `id` ends generation (EOS, `<turn|>`, `<|tool_response>`, … as llama.cpp sets).
+    pub fn is_eog(&self, id: u32) -> bool {
+        self.eog.contains(&id)
+    }
+
+    /// The end-of-generation ids, ascending.
+    pub fn eog_ids(&self) -> Vec<u32> {
+        self.eog.iter().copied().collect()
+    }
+
+    /// Whether the model wants BOS before a prompt (always, for Gemma 4).
+    pub fn add_bos(&self) -> bool {
+        self.add_bos
+    }
+
+    /// A token's text as stored in the vocabulary ("▁the", "<0x0A>", "<|turn>").
+    pub fn token_text(&self, id: u32) -> Option<&str> {
+        self.tokens.get(id as usize).map(String::as_str)
+    }
+
+    /// A token's llama.cpp attributes.
+    pub fn token_attrs(&self, id: u32) -> Option<TokenAttrs> {
+        self.attrs.get(id as usize).copied()
+    }
+
+    /// The id of the token whose text is `text`.
+    pub fn token_id(&self, text: &str) -> Option<u32> {
+        self.token_to_id.get(text).copied()
+    }
+
+    /// The chat template source, if the checkpoint or file has one.
+    pub fn chat_template_source(&self) -> Option<&str> {
+        self.chat_template.as_deref()
+    }
+
+    /// Where the vocabulary was read from.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// Encodes `text`, matching special tokens written in it (Hugging Face's default), with
+    /// BOS first when `add_bos`.
+    pub fn encode(&self, text: &str, add_bos: bool) -> Vec<u32> {
+        self.encode_with(
+            text,
+            EncodeOptions {
+                add_bos,
+                parse_special: true,
+            },
+        )
+    }
+
+    /// Encodes `text` with explicit options (llama.cpp's `llama_tokenize(add_special,
+    /// parse_special)` for this tokenizer).
+    pub fn encode_with(&self, text: &str, opts: EncodeOptions) -> Vec<u32> {
+        let mut out = Vec::with_capacity(text.len() / 3 + 2);
+        if opts.add_bos {
+            out.extend(self.bos);
+        }
+        let mut ws = Workspace::default();
+        for frag in self.partition(text, opts.parse_special) {
+            match frag {
+                Frag::Token(id) => out.push(id),
+                Frag::Text(s, e) => self.encode_text(&text[s..e], &mut ws, &mut out),
+            }
+        }
+        out
+    }
+
+    /// Cuts special tokens out of the text: each special token in turn, longest first, is found
+    /// in every stretch of text not yet cut (llama.cpp's `tokenizer_st_partition`).
+    fn partition(&self, text: &str, parse_special: bool) -> Vec<Frag> {
+        if text.is_empty() {
+            return Vec::new();
+        }
+        let mut frags = vec![Frag::Text(0, text.len())];
+        let mut next = Vec::new();
+        for &id in &self.special {
+            let a = self.attrs[id as usize];
+            if !parse_special && a.has(TokenAttrs::CONTROL | TokenAttrs::UNKNOWN) {
+                continue;
+            }
+            let pat = self.tokens[id as usize].as_str();
+            if !text.contains(pat) {
+                continue;
+            }
+            next.clear();
+            for f in &frags {
+                let (mut s, e) = match *f {
+                    Frag::Text(s, e) => (s, e),
+                    t => {
+                        next.push(t);
+                        continue;
+                    }
+                };
+                while let Some(p) = text[s..e].find(pat) {
+                    if p > 0 {
+                        next.push(Frag::Text(s, s + p));
+                    }
+                    next.push(Frag::Token(id));
+                    s += p + pat.len();
+                }
+                if s < e {
+                    next.push(Frag::Text(s, e));
+                }
+            }
+            std::mem::swap(&mut frags, &mut next);
+        }
+        frags
+    }
+
+    /// Spaces → "▁", then each run of newlines and each run of other characters through BPE.
+    fn encode_text(&self, text: &str, ws: &mut Workspace, out: &mut Vec<u32>) {
+        ws.escaped.clear();
+        for (i, part) in text.split(' ').enumerate() {
+            if i > 0 {
+                ws.escaped.push('▁');
+            }
+            ws.escaped.push_str(part);
+        }
+        let escaped = std::mem::take(&mut ws.escaped);
+        let b = escaped.as_bytes();
+        let mut start = 0;
+        while start < b.len() {
+            let nl = b[start] == b'\n';
+            let len = b[start..]
+                .iter()
+                .position(|&c| (c == b'\n') != nl)
+                .unwrap_or(b.len() - start);
+            self.bpe_word(&escaped[start..start + len], nl, ws, out);
+            start += len;
+        }
+        ws.escaped = escaped;
+    }
+
+    fn symbol_id(&self, s: &str) -> u32 {
+        if s.len() == 1 {
+            return self.ascii_ids[s.as_bytes()[0] as usize];
+        }
+        match self.token_to_id.get(s) {
+            Some(&id) => id,
+            None => self.extra_symbols.get(s).copied().unwrap_or(NONE),
+        }
+    }
+
+    /// Merges one word's characters by rank (lowest first; leftmost among equals) and emits the
+    /// tokens, falling back to byte tokens for a symbol that is not a token.
+    fn bpe_word(&self, word: &str, newlines: bool, ws: &mut Workspace, out: &mut Vec<u32>) {
+        // A run of newlines that is itself a token stays whole (llama.cpp's Gemma 4 fix).
+        if newlines {
+            if let Some(&id) = self.token_to_id.get(word) {
+                out.push(id);
+                return;
+            }
+        }
+        let syms = &mut ws.syms;
+        syms.clear();
+        ws.heap.clear();
+        for (i, c) in word.char_indices() {
+            let len = c.len_utf8();
+            let k = syms.len() as i32;
+            syms.push(Sym {
+                start: i as u32,
+                len: len as u32,
+                id: self.symbol_id(&word[i..i + len]),
+                prev: k - 1,
+                next: if i + len == word.len() { -1 } else { k + 1 },
+            });
+        }
+        for i in 1..syms.len() {
+            self.push_bigram(&ws.syms, &mut ws.heap, i as i32 - 1, i as i32);
+        }
+        while let Some(Reverse((_, l, r, lid, rid, res))) = ws.heap.pop() {
+            let (l, r) = (l as usize, r as usize);
+            let syms = &mut ws.syms;
+            if syms[l].len == 0 || syms[r].len == 0 || syms[l].id != lid || syms[r].id != rid {
+                continue; // stale: one side has changed since the pair was queued
+            }
+            syms[l].len += syms[r].len;
+            syms[l].id = res;
+            syms[r].len = 0;
+            let after = syms[r].next;
+            syms[l].next = after;
+            if after >= 0 {
+                syms[after as usize].prev = l as i32;
+            }
+            let before = syms[l].prev;
+            self.push_bigram(&ws.syms, &mut ws.heap, before, l as i32);
+            self.push_bigram(&ws.syms, &mut ws.heap, l as i32, after);
+        }
+        let n = self.tokens.len() as u32;
+        let mut i = 0i32;
+        while i >= 0 && !ws.syms.is_empty() {
+            let s = &ws.syms[i as usize];
+            if s.id < n {
+                out.push(s.id);
+            } else {
+                let bytes = &word.as_bytes()[s.start as usize..(s.start + s.len) as usize];
+                out.extend(
+                    bytes
+                        .iter()
+                        .map(|&b| self.byte_ids[b as usize])
+                        .filter(|&id| id != NONE),
+                );
+            }
+            i = s.next;
+        }
+    }
+
+    fn push_bigram(&self, syms: &[Sym], heap: &mut BinaryHeap<Reverse<Bigram>>, l: i32, r: i32) {
+        if l < 0 || r < 0 {
+            return;
+        }
+        let (a, b) = (syms[l as usize].id, syms[r as usize].id);
+        if a == NONE || b == NONE {
+            return;
+        }
+        if let Some(&(rank, res)) = self.merges.get(&(((a as u64) << 32) | b as u64)) {
+            heap.push(Reverse((rank, l as u32, r as u32, a, b, res)));
+        }
+    }
+}
+
+/// (rank, left, right, left id, right id, merged id): ordered by rank, then leftmost.
+type Bigram = (u32, u32, u32, u32, u32, u32);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Frag {
+    /// A byte range of the input still to be tokenized.
+    Text(usize, usize),
+    /// A special token cut out of it.
+    Token(u32),
+}
+
+#[derive(Clone, Copy)]
+struct Sym {
+    start: u32,
+    len: u32,
+    id: u32,
+    prev: i32,
+    next: i32,
+}
+
+#[derive(Default)]
+struct Workspace {
+    escaped: String,
+    syms: Vec<Sym>,
+    heap: BinaryHeap<Reverse<Bigram>>,
+}
