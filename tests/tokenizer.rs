@@ -375,8 +375,7 @@ fn chat_templates_render_like_jinja2() {
             .1;
         let mut t = ChatTemplate::new(src.as_str());
         for (k, v) in cases["specials"].as_object().unwrap() {
-            let k: &'static str = Box::leak(k.clone().into_boxed_str());
-            t = t.with_special(k, v.as_str().unwrap());
+            t = t.with_special(k.as_str(), v.as_str().unwrap());
         }
         let ctx = case["context"].as_object().unwrap().clone();
         let got = t.render_json(ctx);

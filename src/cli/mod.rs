@@ -4,6 +4,7 @@ mod bench;
 mod bench_quantize;
 pub(crate) mod inspect;
 mod quantize;
+mod tokenize;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -33,6 +34,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Tokenize text with a model's tokenizer (GGUF or checkpoint), as llama-tokenize does, or
+    /// decode ids.
+    Tokenize(tokenize::TokenizeArgs),
     /// Measure performance: `gq bench kernels` (memory bandwidth, GEMV per type, ggml peer).
     Bench(bench::BenchArgs),
 }
@@ -43,5 +47,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Quantize(args) => quantize::run(args),
         Command::Inspect { path, json } => inspect::run(&path, json),
         Command::Bench(args) => bench::run(args),
+        Command::Tokenize(args) => tokenize::run(args),
     }
 }

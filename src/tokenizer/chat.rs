@@ -34,7 +34,7 @@ impl ChatMessage {
 #[derive(Clone, Debug)]
 pub struct ChatTemplate {
     source: String,
-    specials: Vec<(&'static str, String)>,
+    specials: Vec<(String, String)>,
 }
 
 impl ChatTemplate {
@@ -48,7 +48,12 @@ impl ChatTemplate {
 
     /// Sets a variable such as `bos_token` that every render sees (transformers passes the
     /// tokenizer's special tokens this way).
-    pub fn with_special(mut self, name: &'static str, text: impl Into<String>) -> ChatTemplate {
+    pub fn with_special(
+        mut self,
+        name: impl Into<String>,
+        text: impl Into<String>,
+    ) -> ChatTemplate {
+        let name = name.into();
         self.specials.retain(|(n, _)| *n != name);
         self.specials.push((name, text.into()));
         self
@@ -78,7 +83,7 @@ impl ChatTemplate {
     pub fn render_json(&self, ctx: Map<String, Json>) -> Result<String> {
         let mut ctx = ctx;
         for (k, v) in &self.specials {
-            ctx.entry(k.to_string())
+            ctx.entry(k.clone())
                 .or_insert_with(|| Json::String(v.clone()));
         }
         for k in ["tools", "documents"] {
@@ -100,7 +105,7 @@ impl Tokenizer {
     pub fn chat_template(&self) -> Option<ChatTemplate> {
         let mut t = ChatTemplate::new(self.chat_template_source()?);
         for (name, text) in &self.named_specials {
-            t = t.with_special(name, text.clone());
+            t = t.with_special(*name, text.clone());
         }
         Some(t)
     }

@@ -5,6 +5,7 @@ use super::attrs::{llama_attrs, TokenAttrs};
 use super::vocab::Vocab;
 use crate::gguf::{GgufFile, MetaArray, MetaValue};
 use anyhow::{anyhow, bail, Result};
+use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap};
@@ -61,6 +62,15 @@ struct Parts<'a, M: Iterator<Item = &'a [u8]>> {
 }
 
 impl Tokenizer {
+    /// The tokenizer of a GGUF file or of a checkpoint directory.
+    pub fn open(path: &Path) -> Result<Tokenizer> {
+        if path.is_dir() {
+            Self::from_checkpoint(path)
+        } else {
+            Self::from_gguf(&GgufFile::open(path)?)
+        }
+    }
+
     /// Reads a checkpoint directory's `tokenizer.json`, `tokenizer_config.json` (and
     /// `config.json`, chat template file), typed as llama.cpp's converter types them.
     pub fn from_checkpoint(dir: &Path) -> Result<Tokenizer> {
@@ -170,11 +180,29 @@ impl Tokenizer {
         let id_of = |typ: &str| p.special_ids.iter().find(|(t, _)| *t == typ).map(|x| x.1);
         let (attrs, eog) = llama_attrs(&tokens, &p.types, id_of("eos"));
 
-        // Merges: "left right", split at the first space after the first byte. Every string
-        // a merge names gets a symbol id, tokens keeping their own.
+        // Merges: "left right", split at the first space after the first byte; rank = index.
+        // Every string a merge names gets a symbol id, tokens keeping their own. First, in
+        // parallel, the merges whose parts and result are all tokens (all of them, in Gemma 4's
+        // vocabulary); then, in rank order, the rest, giving the other strings new ids.
+        let merge_list: Vec<&[u8]> = p.merges.collect();
+        let split = |m: &'a [u8]| -> Option<(&'a [u8], &'a [u8])> {
+            let sp = m.iter().skip(1).position(|&b| b == b' ')? + 1;
+            Some((&m[..sp], &m[sp + 1..]))
+        };
+        let token = |b: &[u8]| std::str::from_utf8(b).ok().and_then(|s| token_to_id.get(s));
+        let resolved: Vec<Option<(u32, u32, u32)>> = merge_list
+            .par_iter()
+            .map_init(Vec::new, |joined: &mut Vec<u8>, m| {
+                let (l, r) = split(m)?;
+                joined.clear();
+                joined.extend_from_slice(l);
+                joined.extend_from_slice(r);
+                Some((*token(l)?, *token(r)?, *token(joined)?))
+            })
+            .collect();
         let mut extra_symbols: FxHashMap<String, u32> = FxHashMap::default();
         let mut merges: FxHashMap<u64, (u32, u32)> = FxHashMap::default();
-        let mut joined = String::new();
+        merges.reserve(merge_list.len());
         let symbol = |s: &str, extra: &mut FxHashMap<String, u32>| -> u32 {
             if let Some(&id) = token_to_id.get(s) {
                 return id;
@@ -182,19 +210,24 @@ impl Tokenizer {
             let next = (n + extra.len()) as u32;
             *extra.entry(s.to_string()).or_insert(next)
         };
-        for (rank, m) in p.merges.enumerate() {
-            let Some(sp) = m.iter().skip(1).position(|&b| b == b' ').map(|p| p + 1) else {
-                continue; // llama.cpp keys it as ("", ""), which never matches
+        for (rank, (m, known)) in merge_list.iter().zip(&resolved).enumerate() {
+            let (li, ri, res) = match *known {
+                Some(ids) => ids,
+                None => {
+                    let Some((l, r)) = split(m) else {
+                        continue; // llama.cpp keys it as ("", ""), which never matches
+                    };
+                    let utf8 = |b| {
+                        std::str::from_utf8(b)
+                            .map_err(|_| anyhow!("{source}: merge {rank} is not UTF-8"))
+                    };
+                    let (l, r) = (utf8(l)?, utf8(r)?);
+                    let li = symbol(l, &mut extra_symbols);
+                    let ri = symbol(r, &mut extra_symbols);
+                    let res = symbol(&format!("{l}{r}"), &mut extra_symbols);
+                    (li, ri, res)
+                }
             };
-            let text = std::str::from_utf8(m)
-                .map_err(|_| anyhow!("{source}: merge {rank} is not UTF-8"))?;
-            let (l, r) = (&text[..sp], &text[sp + 1..]);
-            let li = symbol(l, &mut extra_symbols);
-            let ri = symbol(r, &mut extra_symbols);
-            joined.clear();
-            joined.push_str(l);
-            joined.push_str(r);
-            let res = symbol(&joined, &mut extra_symbols);
             // The first occurrence of a pair keeps its rank.
             merges
                 .entry(((li as u64) << 32) | ri as u64)
@@ -527,4 +560,169 @@ struct Workspace {
     escaped: String,
     syms: Vec<Sym>,
     heap: BinaryHeap<Reverse<Bigram>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tokenizer::TokenType;
+
+    /// A vocabulary of the 256 byte tokens, then `extra` (text, type), with `merges`.
+    fn tok(extra: &[(&str, TokenType)], merges: &[&str]) -> Tokenizer {
+        let mut tokens = vec!["<pad>".to_string(), "<eos>".into(), "<bos>".into()];
+        let mut types = vec![TokenType::Control; 3];
+        for b in 0..=255u8 {
+            tokens.push(format!("<0x{b:02X}>"));
+            types.push(TokenType::Byte);
+        }
+        for (t, ty) in extra {
+            tokens.push(t.to_string());
+            types.push(*ty);
+        }
+        let v = Vocab {
+            n_vocab_real: tokens.len(),
+            tokens,
+            types,
+            merges: merges.iter().map(|m| m.to_string()).collect(),
+            special_ids: vec![("pad", 0), ("eos", 1), ("bos", 2)],
+            add_special: vec![],
+            chat_template: None,
+        };
+        Tokenizer::from_vocab(&v, "test".into()).unwrap()
+    }
+
+    fn texts(t: &Tokenizer, ids: &[u32]) -> Vec<String> {
+        ids.iter()
+            .map(|&i| t.token_text(i).unwrap().to_string())
+            .collect()
+    }
+
+    const N: TokenType = TokenType::Normal;
+
+    #[test]
+    fn equal_ranks_merge_leftmost_first() {
+        let t = tok(&[("a", N), ("aa", N)], &["a a"]);
+        assert_eq!(texts(&t, &t.encode("aaa", false)), ["aa", "a"]);
+        assert_eq!(texts(&t, &t.encode("aaaa", false)), ["aa", "aa"]);
+    }
+
+    #[test]
+    fn lower_rank_wins_and_spaces_become_blocks() {
+        let t = tok(
+            &[("▁", N), ("a", N), ("b", N), ("▁a", N), ("ab", N)],
+            &["a b", "▁ a"],
+        );
+        // "▁ab": "a b" (rank 0) before "▁ a" (rank 1).
+        assert_eq!(texts(&t, &t.encode(" ab", false)), ["▁", "ab"]);
+        assert_eq!(texts(&t, &t.encode(" a", true)), ["<bos>", "▁a"]);
+    }
+
+    #[test]
+    fn merge_results_that_are_not_tokens_fall_back_to_bytes() {
+        // "x y" makes a symbol "xy" that is no token; "xy z" makes the token "xyz".
+        let t = tok(
+            &[("x", N), ("y", N), ("z", N), ("xyz", N)],
+            &["x y", "xy z"],
+        );
+        assert_eq!(texts(&t, &t.encode("xyz", false)), ["xyz"]);
+        assert_eq!(texts(&t, &t.encode("xy", false)), ["<0x78>", "<0x79>"]);
+        // A character that is no token: its UTF-8 bytes.
+        assert_eq!(texts(&t, &t.encode("é", false)), ["<0xC3>", "<0xA9>"]);
+    }
+
+    #[test]
+    fn newline_runs_that_are_tokens_stay_whole() {
+        let t = tok(&[("\n", N), ("\n\n\n", N), ("a", N)], &[]);
+        assert_eq!(
+            texts(&t, &t.encode("a\n\n\na", false)),
+            ["a", "\n\n\n", "a"]
+        );
+        assert_eq!(texts(&t, &t.encode("\n\n", false)), ["\n", "\n"]);
+    }
+
+    #[test]
+    fn special_tokens_longest_first_and_by_kind() {
+        let t = tok(
+            &[
+                ("x", N),
+                ("a", N),
+                ("b", N),
+                ("c", N),
+                ("xa", TokenType::Control),
+                ("abc", TokenType::Control),
+                ("<u>", TokenType::UserDefined),
+            ],
+            &[],
+        );
+        // llama.cpp cuts the longest special token out first, wherever it is.
+        assert_eq!(texts(&t, &t.encode("xabc", false)), ["x", "abc"]);
+        assert_eq!(texts(&t, &t.encode("xab", false)), ["xa", "b"]);
+        let plain = EncodeOptions {
+            add_bos: false,
+            parse_special: false,
+        };
+        // Without parse_special only user-defined tokens are matched.
+        assert_eq!(texts(&t, &t.encode_with("xa<u>", plain)), ["x", "a", "<u>"]);
+        assert_eq!(
+            texts(&t, &t.encode_with("<bos>", plain)).len(),
+            5,
+            "<bos> as text is five characters"
+        );
+        assert_eq!(t.encode("<bos>", false), [2]);
+    }
+
+    #[test]
+    fn decode_hides_control_tokens_and_streams_utf8() {
+        let t = tok(&[("▁hi", N), ("<u>", TokenType::UserDefined)], &[]);
+        let u = t.token_id("<u>").unwrap();
+        let hi = t.token_id("▁hi").unwrap();
+        let byte = |b: u8| t.token_id(&format!("<0x{b:02X}>")).unwrap();
+        let ids = [2, hi, u, byte(0xC3), byte(0xA9), 1];
+        assert_eq!(t.decode(&ids), " hi<u>é");
+        assert_eq!(t.decode_with(&ids, true), "<bos> hi<u>é<eos>");
+        let mut s = t.stream_decoder(false);
+        let parts: Vec<String> = ids.iter().map(|&i| s.push(i)).collect();
+        assert_eq!(parts, ["", " hi", "<u>", "", "é", ""]);
+        // An invalid byte becomes U+FFFD; an unfinished character is flushed as one.
+        let mut s = t.stream_decoder(false);
+        assert_eq!(s.push(byte(0xFF)), "\u{FFFD}");
+        assert_eq!(s.push(byte(0xE2)), "");
+        assert_eq!(s.finish(), "\u{FFFD}");
+        assert_eq!(t.decode(&[byte(0xFF), byte(0xE2)]), "\u{FFFD}\u{FFFD}");
+    }
+
+    #[test]
+    fn end_of_generation_tokens_follow_llama_cpp() {
+        let t = tok(
+            &[
+                ("<turn|>", TokenType::Control),
+                ("<|tool_response>", TokenType::UserDefined),
+                ("</s>", N),
+            ],
+            &[],
+        );
+        let id = |s: &str| t.token_id(s).unwrap();
+        assert_eq!(t.eog_ids(), [1, id("<turn|>"), id("<|tool_response>")]);
+        // "<|tool_response>" becomes a control token too: hidden when decoding.
+        assert!(t
+            .token_attrs(id("<|tool_response>"))
+            .unwrap()
+            .has(TokenAttrs::CONTROL));
+        assert_eq!(t.decode(&[id("<|tool_response>"), id("</s>")]), "</s>");
+    }
+
+    #[test]
+    fn duplicate_tokens_are_refused() {
+        let v = Vocab {
+            tokens: vec!["a".into(), "a".into()],
+            types: vec![N, N],
+            merges: vec![],
+            special_ids: vec![],
+            add_special: vec![],
+            chat_template: None,
+            n_vocab_real: 2,
+        };
+        let e = Tokenizer::from_vocab(&v, "dup.json".into()).err().unwrap();
+        assert!(e.to_string().contains("dup.json"), "{e}");
+    }
 }
