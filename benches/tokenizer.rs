@@ -1,8 +1,8 @@
 //! Tokenizer speed: loading the real Gemma 4 vocabulary (llama.cpp's
 //! models/ggml-vocab-gemma-4.gguf, 262 144 tokens and 514 906 merges) and encoding the trained
 //! fixture's held-out text (fixtures/trained/eval.txt, 174 KB) with it, in-process; then, end to
-//! end in the same run, `gq tokenize` against llama.cpp's `llama-tokenize` (process start,
-//! vocabulary load, encoding of the same file, ids printed), printed as a ratio.
+//! end in the same run, `gq tokenize` against llama.cpp's `llama-tokenize` (process start and
+//! vocabulary load; then tokenizing the same 870 KB text, ids printed), printed as ratios.
 //!
 //! `cargo bench --bench tokenizer`. Needs the peers: `bash scripts/get_peers.sh`.
 
@@ -79,34 +79,58 @@ fn tokenizer(c: &mut Criterion) {
     });
     g.finish();
 
-    // End to end, same file, same machine, same run.
+    // End to end, same machine, same run: each tool started on a prompt of one character (start
+    // + vocabulary load) and on eval.txt repeated 5 times (870 KB); the difference is the
+    // tokenizing (and printing) of the text.
+    let big = std::env::temp_dir().join(format!("gq-bench-eval5-{}.txt", std::process::id()));
+    std::fs::write(&big, eval.repeat(5)).unwrap();
     let llama = need(peers().join("build/bin/llama-tokenize"));
     let gq_bin = Path::new(env!("CARGO_BIN_EXE_gq"));
     let runs = 7;
-    let t_llama = median_run(
-        &mut || {
-            let mut c = Command::new(&llama);
-            c.arg("-m").arg(&vocab).arg("-f").arg(&eval_path);
-            c.args(["--ids", "--no-bos", "--log-disable"]);
-            c
-        },
-        runs,
-    );
-    let t_gq = median_run(
-        &mut || {
-            let mut c = Command::new(gq_bin);
-            c.arg("tokenize").arg(&vocab).arg("-f").arg(&eval_path);
-            c.args(["--ids", "--no-bos"]);
-            c
-        },
-        runs,
+    let time = |tool: &str, text: Option<&Path>| {
+        median_run(
+            &mut || {
+                let mut c;
+                if tool == "llama" {
+                    c = Command::new(&llama);
+                    c.arg("-m").arg(&vocab).args(["--log-disable"]);
+                } else {
+                    c = Command::new(gq_bin);
+                    c.arg("tokenize").arg(&vocab);
+                }
+                match text {
+                    Some(f) => c.arg("-f").arg(f),
+                    None => c.args(["-p", "x"]),
+                };
+                c.args(["--ids", "--no-bos"]);
+                c
+            },
+            runs,
+        )
+    };
+    let (l0, l1) = (time("llama", None), time("llama", Some(&big)));
+    let (g0, g1) = (time("gq", None), time("gq", Some(&big)));
+    let _ = std::fs::remove_file(&big);
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let mbs = |a: Duration, b: Duration| 5.0 * eval.len() as f64 / (b - a).as_secs_f64() / 1e6;
+    println!("end to end, median of {runs} runs, 262 144-token vocabulary:");
+    println!(
+        "  start + load:             llama-tokenize {:6.0} ms   gq tokenize {:6.0} ms   gq {:.2}x faster",
+        ms(l0),
+        ms(g0),
+        ms(l0) / ms(g0)
     );
     println!(
-        "end to end (start, load 262k vocabulary, tokenize eval.txt, print ids), median of {runs}: \
-         llama-tokenize {:.0} ms, gq tokenize {:.0} ms: gq is {:.2}x llama.cpp's speed",
-        t_llama.as_secs_f64() * 1e3,
-        t_gq.as_secs_f64() * 1e3,
-        t_llama.as_secs_f64() / t_gq.as_secs_f64()
+        "  + 870 KB text (ids out):  llama-tokenize {:6.0} ms   gq tokenize {:6.0} ms   gq {:.2}x faster",
+        ms(l1),
+        ms(g1),
+        ms(l1) / ms(g1)
+    );
+    println!(
+        "  tokenizing alone:         llama-tokenize {:6.1} MB/s  gq tokenize {:6.1} MB/s  gq {:.2}x faster",
+        mbs(l0, l1),
+        mbs(g0, g1),
+        mbs(g0, g1) / mbs(l0, l1)
     );
 }
 

@@ -1,8 +1,8 @@
 //! Chat templates: the checkpoint's Jinja template rendered with minijinja, set up the way
 //! transformers' `apply_chat_template` sets up Jinja2 (`trim_blocks`, `lstrip_blocks`, loop
 //! controls, `raise_exception`, `strftime_now`, a `tojson` that is Python's `json.dumps`), with
-//! Python's methods on strings and dicts and Python's way of printing `None`, booleans, floats,
-//! lists and dicts.
+//! Python's methods on strings and dicts, Python's way of printing `None`, booleans, floats,
+//! lists and dicts, and Jinja2's `sequence` test (true for strings and dicts).
 
 use super::encode::Tokenizer;
 use anyhow::{anyhow, Result};
@@ -143,6 +143,13 @@ fn environment() -> Environment<'static> {
         strftime(&fmt, secs)
     });
     env.add_filter("tojson", tojson);
+    // In Jinja2 anything with a length and items is a sequence: strings and dicts too.
+    env.add_test("sequence", |v: &Value| {
+        matches!(
+            v.kind(),
+            ValueKind::String | ValueKind::Seq | ValueKind::Map | ValueKind::Bytes
+        )
+    });
     env
 }
 
