@@ -74,8 +74,22 @@ impl Tokenizer {
     /// Reads a checkpoint directory's `tokenizer.json`, `tokenizer_config.json` (and
     /// `config.json`, chat template file), typed as llama.cpp's converter types them.
     pub fn from_checkpoint(dir: &Path) -> Result<Tokenizer> {
-        let v = Vocab::load(dir)?;
-        Self::from_vocab(&v, dir.join("tokenizer.json").display().to_string())
+        let Vocab {
+            tokens,
+            types,
+            merges,
+            special_ids,
+            chat_template,
+            ..
+        } = Vocab::load(dir)?;
+        Self::build(Parts {
+            source: dir.join("tokenizer.json").display().to_string(),
+            tokens,
+            types: types.iter().map(|t| *t as i32).collect(),
+            merges: merges.iter().map(|m| m.as_bytes()),
+            special_ids,
+            chat_template,
+        })
     }
 
     /// Builds the tokenizer from a [`Vocab`] read from Hugging Face files (`source` names the
