@@ -7,6 +7,7 @@ mod bench_quantize_peers;
 pub(crate) mod inspect;
 mod logits;
 mod quantize;
+mod tokenize;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -39,6 +40,9 @@ pub enum Command {
     /// The raw logits (after soft-capping) of a GGUF file or checkpoint at chosen positions of
     /// an input (`--ids 2,651,…`), as text, JSON or a .npy file.
     Logits(logits::LogitsArgs),
+    /// Tokenize text with a model's tokenizer (GGUF or checkpoint), as llama-tokenize does, or
+    /// decode ids.
+    Tokenize(tokenize::TokenizeArgs),
     /// Measure performance: `gq bench kernels` (memory bandwidth, GEMV per type, ggml peer).
     Bench(bench::BenchArgs),
 }
@@ -50,5 +54,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Inspect { path, json } => inspect::run(&path, json),
         Command::Bench(args) => bench::run(args),
         Command::Logits(args) => logits::run(args),
+        Command::Tokenize(args) => tokenize::run(args),
     }
 }
