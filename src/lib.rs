@@ -12,5 +12,6 @@ pub mod gguf;
 pub mod imatrix;
 pub mod npy;
 pub mod pipeline;
+pub mod report;
 pub mod safetensors;
 pub mod tokenizer;

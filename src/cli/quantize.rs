@@ -55,6 +55,11 @@ pub struct QuantizeArgs {
     /// Importance matrix from llama-imatrix (GGUF or legacy .dat), used as llama-quantize does.
     #[arg(long, value_name = "FILE")]
     pub imatrix: Option<PathBuf>,
+    /// Write per-tensor statistics (type, the rule that chose it, bits per weight, RMSE,
+    /// relative MSE, cosine similarity, max error against the checkpoint) to FILE: CSV for a
+    /// .csv name, JSON otherwise.
+    #[arg(long, value_name = "FILE.json|FILE.csv")]
+    pub report: Option<PathBuf>,
 }
 
 fn ggml_type(s: &str) -> Result<GgmlType> {
@@ -114,8 +119,12 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
         progress: !a.quiet,
         allow_nonfinite: a.allow_nonfinite,
         quant,
+        report: a.report.is_some(),
     };
     let s = pipeline::quantize(&a.checkpoint, &a.output, ft, &opts)?;
+    if let Some(path) = &a.report {
+        crate::report::write(path, &s.report)?;
+    }
     for w in &s.warnings {
         eprintln!("warning: {w}");
     }
