@@ -618,3 +618,48 @@ avx512! {
         legacy_dot::<24, 36, 8, 4, 0, true>(w, a, super::avx2::dot_q5_1)
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Q8_K activation quantizer (same bytes as `formats::q8_k::quantize_row_ref`).
+
+avx512! {
+    /// Quantizes whole blocks of 256 floats to Q8_K: the scale comes from the first element of
+    /// largest magnitude, quants are rounded half to even (`vcvtps2dq` under the default
+    /// rounding mode, as ggml's `nearest_int`), capped at 127.
+    pub(crate) unsafe fn quantize_q8_k(x: &[f32], dst: &mut [u8]) {
+        let absm = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fff_ffff));
+        for (b, xs) in dst.chunks_exact_mut(Q8K).zip(x.chunks_exact(256)) {
+            let xp = xs.as_ptr();
+            let v: [__m512; 16] = core::array::from_fn(|k| _mm512_loadu_ps(xp.add(16 * k)));
+            let mut m = _mm512_and_ps(v[0], absm);
+            for k in 1..16 {
+                m = _mm512_max_ps(m, _mm512_and_ps(v[k], absm));
+            }
+            let amax = _mm512_reduce_max_ps(m);
+            let bp = b.as_mut_ptr();
+            if amax == 0.0 {
+                b.fill(0);
+                continue;
+            }
+            let am = _mm512_set1_ps(amax);
+            let mut max = 0f32;
+            for k in 0..16 {
+                let e = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(_mm512_and_ps(v[k], absm), am);
+                if e != 0 {
+                    max = xs[16 * k + e.trailing_zeros() as usize];
+                    break;
+                }
+            }
+            let iscale = -127.0 / max;
+            let is = _mm512_set1_ps(iscale);
+            let c127 = _mm512_set1_epi32(127);
+            for k in 0..16 {
+                let q = _mm512_min_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(is, v[k])), c127);
+                _mm_storeu_si128(bp.add(4 + 16 * k).cast(), _mm512_cvtepi32_epi8(q));
+                let s = _mm512_reduce_add_epi32(q) as i16;
+                core::ptr::copy_nonoverlapping(s.to_le_bytes().as_ptr(), bp.add(260 + 2 * k), 2);
+            }
+            core::ptr::copy_nonoverlapping((1.0 / iscale).to_le_bytes().as_ptr(), bp, 4);
+        }
+    }
+}

@@ -3,10 +3,11 @@
 pub mod avx2;
 pub mod avx512;
 pub mod avx512bf16;
+pub mod intel;
 pub(crate) mod vector_avx2;
 pub(crate) mod vector_avx512;
 
-use crate::dispatch::Kernels;
+use crate::dispatch::{Kernels, Tune};
 use crate::isa::Isa;
 use crate::GgmlType;
 
@@ -145,12 +146,20 @@ pub(crate) unsafe fn avx2_table() -> Kernels {
     k
 }
 
+fn q5_q8_k(x: &[f32], dst: &mut [u8]) {
+    // SAFETY: only stored in the AVX-512 tables (built after detection); `quantize_row`
+    // checked that `dst` holds exactly the blocks of `x`.
+    unsafe { avx512::quantize_q8_k(x, dst) }
+}
+
 /// The AVX-512 table: the AVX2 table with 512-bit dot products for every weight type, and (where the CPU has AVX512_BF16) `vdpbf16ps` for BF16 weights × BF16
-/// activations.
+/// activations. With [`Tune::Intel`], Q4_K, Q6_K and Q8_0 take the row kernels of
+/// `intel.rs` (GEMV, GEMM and `vec_dot`).
 ///
 /// # Safety
-/// The CPU must support AVX-512 F/BW/VL/VNNI as well as AVX2, FMA and F16C.
-pub(crate) unsafe fn avx512_table() -> Kernels {
+/// The CPU must support AVX-512 F/BW/VL/VNNI as well as AVX2, FMA and F16C; for
+/// [`Tune::Intel`] also GFNI and AVX512_VBMI.
+pub(crate) unsafe fn avx512_table(tune: Tune) -> Kernels {
     // SAFETY: AVX-512 CPUs that pass the caller's check also have AVX2, FMA and F16C (the
     // caller checks those too).
     let mut k = unsafe { avx2_table() };
@@ -184,7 +193,51 @@ pub(crate) unsafe fn avx512_table() -> Kernels {
         k.bf16_dot2 = Some(bf_dot2);
         k.bf16_native = true;
     }
+    k.quantize[GgmlType::Q8_K.index()] = Some(q5_q8_k);
+    k.tune = Some(tune);
+    if tune == Tune::Intel {
+        use crate::dispatch::{ActLayout, RowKernels};
+        for (t, act, gemv, gemm, dot, path) in [
+            (
+                GgmlType::Q4_K,
+                ActLayout::Q8KV,
+                intel::q4_k_gemv as crate::dispatch::Row1Fn,
+                intel::q4_k_gemm as crate::dispatch::GemmFn,
+                intel::q4_k_dot as crate::dispatch::DotFn,
+                "q4_k: gfni nibbles, vpdpbusd+vpackssdw+vpdpwssd, f32 mins",
+            ),
+            (
+                GgmlType::Q6_K,
+                ActLayout::Natural,
+                intel::q6_k_gemv,
+                intel::q6_k_gemm,
+                intel::q6_k_gemv,
+                "q6_k: gfni bits, vpdpbusd+vpackssdw+vpdpwssd",
+            ),
+            (
+                GgmlType::Q8_0,
+                ActLayout::Q8_0Biased,
+                intel::q8_0_gemv,
+                intel::q8_0_gemm,
+                intel::q8_0_dot,
+                "q8_0: biased unsigned activations, vpdpbusd",
+            ),
+        ] {
+            k.rows[t.index()] = Some(RowKernels {
+                act,
+                gemv,
+                gemm,
+                path,
+            });
+            k.dot[t.index()] = Some(dot);
+        }
+    }
     k
+}
+
+/// Whether the CPU has what the [`Tune::Intel`] table needs beyond [`has_avx512`].
+pub(crate) fn has_intel_extras() -> bool {
+    has_avx512() && is_x86_feature_detected!("gfni") && is_x86_feature_detected!("avx512vbmi")
 }
 
 /// Whether the CPU has what [`avx2_table`] needs.
