@@ -36,6 +36,22 @@ fn ghz() -> f64 {
 }
 
 fn main() {
+    if let Ok(shape) = std::env::var("GEMMSHAPE") {
+        let v: Vec<usize> = shape.split(',').map(|x| x.parse().unwrap()).collect();
+        let (rows, cols, n) = (v[0], v[1], v[2]);
+        let k = kernels();
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+        for t in std::env::args().nth(1).unwrap().split(',') {
+            let ty = GgmlType::parse(t).unwrap();
+            let w = random_weights(ty, rows, cols, 7);
+            let xs: Vec<f32> = (0..n * cols).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0).collect();
+            let mut ys = vec![0f32; n * rows];
+            let mut sc = vec![0u8; gq_kernels::gemm_scratch_bytes(ty, cols, n)];
+            let t = pool.install(|| best(20, || k.gemm(ty, &w, rows, cols, &xs, &mut ys, &mut sc)));
+            println!("{ty} gemm {rows}x{cols} n={n} 1 thread: {:.1} GFLOP/s ({:.2} ms)", 2.0 * (rows * cols * n) as f64 / t / 1e9, t * 1e3);
+        }
+        return;
+    }
     if std::env::var("GEMM512").is_ok() {
         let k = kernels();
         let rows: usize = std::env::var("GEMM512").unwrap().parse().unwrap_or(512);

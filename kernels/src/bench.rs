@@ -72,11 +72,20 @@ pub fn fill_random_weights(ty: GgmlType, w: &mut [u8], seed: u64) {
         let v = next().to_le_bytes();
         c.copy_from_slice(&v[..c.len()]);
     }
+    // Float weights: magnitudes in [2⁻⁸, 2) like real weights (random exponent bits would give
+    // denormals, which cost Intel cores microcode assists that real models never trigger).
     let fix_float = |w: &mut [u8], esz: usize| {
         for c in w.chunks_exact_mut(esz) {
-            // Clear the exponent's top bits: |value| < 2 and never NaN/Inf.
             let hi = c.len() - 1;
-            c[hi] &= 0xbf;
+            let top = u16::from_le_bytes([c[hi - 1], c[hi]]);
+            let top = if ty == GgmlType::F16 {
+                // f16: exponent in bits 14..10; 2⁻⁸ .. 2⁻¹.
+                (top & 0x83ff) | ((7 + ((top >> 10) & 7)) << 10)
+            } else {
+                // f32 / bf16: exponent in bits 14..7 of the top 16 bits; 2⁻⁸ .. 2⁻¹.
+                (top & 0x807f) | ((119 + ((top >> 7) & 7)) << 7)
+            };
+            c[hi - 1..].copy_from_slice(&top.to_le_bytes());
         }
     };
     match ty {

@@ -158,7 +158,12 @@ impl Kernels {
             } else {
                 ""
             };
-        format!("{} dot{two}{act}", self.name())
+        let pf = if self.tune == Some(Tune::Intel) && !matches!(ty, GgmlType::Q8_0 | GgmlType::Q4_K | GgmlType::Q6_K) {
+            ", prefetch 4 KiB"
+        } else {
+            ""
+        };
+        format!("{} dot{two}{act}{pf}", self.name())
     }
 
     /// Dequantizes `src` (whole blocks of `ty`) into `dst` (`dst.len()` elements).

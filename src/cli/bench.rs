@@ -42,6 +42,9 @@ pub enum BenchWhat {
         /// Also measure the GEMM at n = 512 (4096 × 14336 weights) against ggml's MUL_MAT.
         #[arg(long)]
         gemm: bool,
+        /// Skip the GEMV tables (with --gemm: measure only the GEMM).
+        #[arg(long)]
+        no_gemv: bool,
         /// Machine-readable JSON output.
         #[arg(long)]
         json: bool,
@@ -59,6 +62,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             reps,
             no_ggml,
             gemm,
+            no_gemv,
             json,
         } => {
             let mut opts = KernelBenchOptions {
@@ -67,6 +71,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 reps,
                 ggml: !no_ggml,
                 gemm,
+                no_gemv,
                 ..Default::default()
             };
             if !types.is_empty() {

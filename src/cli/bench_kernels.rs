@@ -35,6 +35,8 @@ pub struct KernelBenchOptions {
     pub ggml: bool,
     /// Also measure the GEMM (n = [`GEMM_N`]) against ggml.
     pub gemm: bool,
+    /// Skip the GEMV tables (and ggml's GEMV), e.g. to measure only the GEMM.
+    pub no_gemv: bool,
 }
 
 impl Default for KernelBenchOptions {
@@ -47,6 +49,7 @@ impl Default for KernelBenchOptions {
             reps: 10,
             ggml: true,
             gemm: false,
+            no_gemv: false,
         }
     }
 }
@@ -321,6 +324,9 @@ pub fn run_kernel_bench(
             GgmlType::WEIGHTS.map(|t| t.name())
         );
     }
+    if opts.no_gemv && !opts.gemm {
+        bail!("--no-gemv leaves nothing to measure without --gemm");
+    }
     if opts.threads.is_empty() || opts.threads.contains(&0) {
         bail!("--threads needs positive thread counts");
     }
@@ -372,7 +378,11 @@ pub fn run_kernel_bench(
             results: Vec::new(),
         })
         .collect();
+    let gemv_types: &[GgmlType] = if opts.no_gemv { &[] } else { &opts.types };
     for (ri, &t) in opts.threads.iter().enumerate() {
+        if opts.no_gemv {
+            break;
+        }
         let p = pool(t)?;
         let bw0 = p.install(|| time_read(stream, opts.reps));
         runs[ri].bandwidth_gbps = bw0.gbps(bytes);
@@ -383,7 +393,7 @@ pub fn run_kernel_bench(
         ));
     }
     let mut ggml_gemv = Vec::new();
-    for &ty in &opts.types {
+    for &ty in gemv_types {
         let rb = ty
             .row_bytes(opts.cols)
             .ok_or_else(|| anyhow!("{ty}: {} columns are not whole blocks", opts.cols))?;
@@ -399,6 +409,11 @@ pub fn run_kernel_bench(
             let p = pool(t)?;
             let (tg, tr) = gemv_and_read_timing(&p, stream, ty, &w[..wb], opts.cols, opts.reps);
             let bw = tr.gbps(bytes);
+            progress(&format!(
+                "{ty}: {t} threads: {:.2} GB/s, bw {bw:.2} GB/s, {:.1} %bw",
+                tg.gbps(wb),
+                100.0 * tg.gbps(wb) / bw
+            ));
             let run = &mut runs[ri];
             run.bandwidth_gbps = run.bandwidth_gbps.max(bw);
             run.results.push(TypeResult {
@@ -428,6 +443,10 @@ pub fn run_kernel_bench(
             };
             let ggml_gbps = us.map(|us| gb as f64 / (us * 1e-6) / 1e9);
             let gq_gbps = gqt.gbps(gb);
+            progress(&format!(
+                "{ty}: GEMV {gt} thread(s): gq {gq_gbps:.2} GB/s, ggml {:?} GB/s",
+                ggml_gbps
+            ));
             ggml_gemv.push((
                 ty.name().to_string(),
                 GgmlComparison {
@@ -475,6 +494,9 @@ pub fn run_kernel_bench(
                 },
                 None => None,
             };
+            progress(&format!(
+                "{ty}: GEMM {gt} thread(s): gq {gq_gflops:.1} GFLOP/s, ggml {ggml_gflops:?}; max threads {gq_max_threads:?}"
+            ));
             let (ops, what) = gq_kernels::bench::peak_ops_per_cycle(k, ty);
             let peak = ops * clock * gt as f64;
             gemm.push(GemmResult {
@@ -502,7 +524,7 @@ pub fn run_kernel_bench(
             .map(|&t| (t.name().to_string(), k.path(t)))
             .collect(),
         size_mib: opts.size_mib,
-        runs,
+        runs: if opts.no_gemv { Vec::new() } else { runs },
         ggml_gemv,
         gemm,
         ggml_binary: ggml_bin,

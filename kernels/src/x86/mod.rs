@@ -47,15 +47,22 @@ wrap! {
     a5_f32: dot avx512::dot_f32;
     a5_f16: dot avx512::dot_f16;
     a5_bf16: dot avx512::dot_bf16;
-    a5_q4_0: dot avx512::dot_q4_0;
-    a5_q4_1: dot avx512::dot_q4_1;
-    a5_q5_0: dot avx512::dot_q5_0;
-    a5_q5_1: dot avx512::dot_q5_1;
+    a5_q4_0: dot avx512::dot_q4_0::<0>;
+    i5_q4_0: dot avx512::dot_q4_0::<{ intel::PREFETCH_DEFAULT }>;
+    a5_q4_1: dot avx512::dot_q4_1::<0>;
+    i5_q4_1: dot avx512::dot_q4_1::<{ intel::PREFETCH_DEFAULT }>;
+    a5_q5_0: dot avx512::dot_q5_0::<0>;
+    i5_q5_0: dot avx512::dot_q5_0::<{ intel::PREFETCH_DEFAULT }>;
+    a5_q5_1: dot avx512::dot_q5_1::<0>;
+    i5_q5_1: dot avx512::dot_q5_1::<{ intel::PREFETCH_DEFAULT }>;
     a5_q8_0: dot avx512::dot_q8_0;
-    a5_q2_k: dot avx512::dot_q2_k;
-    a5_q3_k: dot avx512::dot_q3_k;
+    a5_q2_k: dot avx512::dot_q2_k::<0>;
+    i5_q2_k: dot avx512::dot_q2_k::<{ intel::PREFETCH_DEFAULT }>;
+    a5_q3_k: dot avx512::dot_q3_k::<0>;
+    i5_q3_k: dot avx512::dot_q3_k::<{ intel::PREFETCH_DEFAULT }>;
     a5_q4_k: dot avx512::dot_q4_k;
-    a5_q5_k: dot avx512::dot_q5_k;
+    a5_q5_k: dot avx512::dot_q5_k::<0>;
+    i5_q5_k: dot avx512::dot_q5_k::<{ intel::PREFETCH_DEFAULT }>;
     a5_q6_k: dot avx512::dot_q6_k;
 }
 
@@ -70,9 +77,12 @@ macro_rules! wrap2 {
 }
 
 wrap2! {
-    a5_f32x2: avx512::dot2_f32;
-    a5_f16x2: avx512::dot2_f16;
-    a5_bf16x2: avx512::dot2_bf16;
+    a5_f32x2: avx512::dot2_f32::<0>;
+    a5_f16x2: avx512::dot2_f16::<0>;
+    a5_bf16x2: avx512::dot2_bf16::<0>;
+    i5_f32x2: avx512::dot2_f32::<{ intel::PREFETCH_DEFAULT }>;
+    i5_f16x2: avx512::dot2_f16::<{ intel::PREFETCH_DEFAULT }>;
+    i5_bf16x2: avx512::dot2_bf16::<{ intel::PREFETCH_DEFAULT }>;
 }
 
 fn bf_dot(w: &[u8], a: &[u8]) -> f32 {
@@ -83,7 +93,12 @@ fn bf_dot(w: &[u8], a: &[u8]) -> f32 {
 
 fn bf_dot2(w0: &[u8], w1: &[u8], a: &[u8]) -> [f32; 2] {
     // SAFETY: as for `bf_dot`; the GEMV passes two rows and an activation of one row's length.
-    unsafe { avx512bf16::dot2_bf16_bf16(w0, w1, a) }
+    unsafe { avx512bf16::dot2_bf16_bf16::<0>(w0, w1, a) }
+}
+
+fn bf_dot2_pf(w0: &[u8], w1: &[u8], a: &[u8]) -> [f32; 2] {
+    // SAFETY: as for `bf_dot2`.
+    unsafe { avx512bf16::dot2_bf16_bf16::<{ intel::PREFETCH_DEFAULT }>(w0, w1, a) }
 }
 
 wrap! {
@@ -196,6 +211,29 @@ pub(crate) unsafe fn avx512_table(tune: Tune) -> Kernels {
     k.quantize[GgmlType::Q8_K.index()] = Some(q5_q8_k);
     k.tune = Some(tune);
     if tune == Tune::Intel {
+        // The Zen kernels of the other types with software prefetch (same results).
+        for (t, f) in [
+            (GgmlType::Q4_0, i5_q4_0 as crate::dispatch::DotFn),
+            (GgmlType::Q4_1, i5_q4_1),
+            (GgmlType::Q5_0, i5_q5_0),
+            (GgmlType::Q5_1, i5_q5_1),
+            (GgmlType::Q2_K, i5_q2_k),
+            (GgmlType::Q3_K, i5_q3_k),
+            (GgmlType::Q5_K, i5_q5_k),
+        ] {
+            k.dot[t.index()] = Some(f);
+        }
+        // The same two-row float kernels with software prefetch (bit-identical results).
+        for (t, f) in [
+            (GgmlType::F32, i5_f32x2 as crate::dispatch::Dot2Fn),
+            (GgmlType::F16, i5_f16x2),
+            (GgmlType::BF16, i5_bf16x2),
+        ] {
+            k.dot2[t.index()] = Some(f);
+        }
+        if k.bf16_native {
+            k.bf16_dot2 = Some(bf_dot2_pf);
+        }
         use crate::dispatch::{ActLayout, RowKernels};
         for (t, act, gemv, gemm, dot, path) in [
             (
