@@ -158,7 +158,9 @@ impl Kernels {
             } else {
                 ""
             };
-        let pf = if self.tune == Some(Tune::Intel) && !matches!(ty, GgmlType::Q8_0 | GgmlType::Q4_K | GgmlType::Q6_K) {
+        let pf = if self.tune == Some(Tune::Intel)
+            && !matches!(ty, GgmlType::Q8_0 | GgmlType::Q4_K | GgmlType::Q6_K)
+        {
             ", prefetch 4 KiB"
         } else {
             ""

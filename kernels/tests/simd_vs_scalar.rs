@@ -419,7 +419,9 @@ fn gemm_matches_gemv_and_scalar_on_odd_shapes() {
             let bs = ty.block_size().max(16);
             for (rows, nb, n) in [(1usize, 1usize, 9usize), (9, 13, 11), (17, 3, 17)] {
                 let cols = bs * nb;
-                let w = weights(&mut rng, ty, rows * cols, &mut |r| 0.001 + r.uniform() * 0.02);
+                let w = weights(&mut rng, ty, rows * cols, &mut |r| {
+                    0.001 + r.uniform() * 0.02
+                });
                 let rb = ty.row_bytes(cols).unwrap();
                 let xs: Vec<f32> = (0..n * cols).map(|_| rng.normal() * 3.0).collect();
                 let mut scratch = vec![0u8; gq_kernels::gemm_scratch_bytes(ty, cols, n)];

@@ -485,7 +485,15 @@ fn prefetch<const N: usize>(x: *const u8, pf: usize) {
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,gfni,avx2,fma,f16c")]
 unsafe fn gemv_row(k: KernFn<1>, w: &[u8], nb: usize, a: &[u8]) -> f32 {
     let mut acc = [[_mm512_setzero_ps(); 2]; 1];
-    k(w.as_ptr(), 0, nb, nb, [a.as_ptr()], &mut acc, prefetch_distance());
+    k(
+        w.as_ptr(),
+        0,
+        nb,
+        nb,
+        [a.as_ptr()],
+        &mut acc,
+        prefetch_distance(),
+    );
     finish(acc[0])
 }
 
@@ -511,7 +519,8 @@ unsafe fn gemm_rows(
     let n = acts.len() / ab;
     let zero = [_mm512_setzero_ps(); 2];
     let ntc = n / TC * TC;
-    let cb = ((COL_BLOCK_BYTES / ab.max(1)) / TC).max(1) * TC;
+    let (kb, cbb) = gemm_blocking();
+    let cb = ((cbb / ab.max(1)) / TC).max(1) * TC;
     let mut jb = 0;
     while jb < ntc {
         let je = (jb + cb).min(ntc);
@@ -520,11 +529,12 @@ unsafe fn gemm_rows(
             let r1 = (r0 + TR).min(rows);
             let mut j0 = jb;
             while j0 < je {
-                let ys: [*const u8; TC] = core::array::from_fn(|c| acts.as_ptr().add((j0 + c) * ab));
+                let ys: [*const u8; TC] =
+                    core::array::from_fn(|c| acts.as_ptr().add((j0 + c) * ab));
                 let mut acc = [[zero; TC]; TR];
                 let mut i = 0;
                 while i < nb {
-                    let i1 = (i + KB).min(nb);
+                    let i1 = (i + kb).min(nb);
                     for r in r0..r1 {
                         k8(w.as_ptr().add(r * rb), i, i1, nb, ys, &mut acc[r - r0], 0);
                     }
@@ -551,6 +561,23 @@ unsafe fn gemm_rows(
 
 /// Activation bytes per GEMM column block (fits in L2 with the row tile).
 const COL_BLOCK_BYTES: usize = 768 << 10;
+
+/// The GEMM's K chunk (blocks, a multiple of 4) and column-block bytes: [`KB`] and
+/// [`COL_BLOCK_BYTES`] unless `GQ_GEMM_KB` / `GQ_GEMM_CB_KIB` say otherwise (for tuning runs;
+/// results do not depend on them).
+fn gemm_blocking() -> (usize, usize) {
+    static B: std::sync::OnceLock<(usize, usize)> = std::sync::OnceLock::new();
+    *B.get_or_init(|| {
+        let get = |k: &str| {
+            std::env::var(k)
+                .ok()
+                .and_then(|v| v.trim().parse::<usize>().ok())
+        };
+        let kb = get("GQ_GEMM_KB").map_or(KB, |v| (v.max(4) / 4) * 4);
+        let cb = get("GQ_GEMM_CB_KIB").map_or(COL_BLOCK_BYTES, |v| v.max(1) << 10);
+        (kb, cb)
+    })
+}
 
 /// GEMV and GEMM entry points of one weight type.
 macro_rules! entries {
