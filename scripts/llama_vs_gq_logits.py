@@ -95,8 +95,9 @@ def main():
     print(f"  KLD(llama.cpp || gq): mean {k.mean():.3e}, median {np.median(k):.3e}, "
           f"p99 {np.percentile(k, 99):.3e}, max {k.max():.3e}")
     print(f"  same top-1: {100 * same / n:.3f} %")
-    print(f"  PPL llama.cpp {np.exp(np.concatenate(nll_l).mean()):.4f}, "
-          f"gq {np.exp(np.concatenate(nll_g).mean()):.4f}")
+    nl, ng = np.concatenate(nll_l), np.concatenate(nll_g)
+    print(f"  PPL llama.cpp {np.exp(nl.mean()):.4f}, gq {np.exp(ng.mean()):.4f}; per position, "
+          f"rms of the difference of the next token's -ln p: {np.sqrt(((nl - ng) ** 2).mean()):.4f}")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,18 @@
 //! file, mean KLD within 2 % and top-1 agreement within 0.2 points of
 //! `llama-perplexity --kl-divergence`. Few chunks here to keep the suite short;
 //! scripts/ppl_vs_llama.py runs the whole text (docs/eval.md has its output).
+//!
+//! Two things the bounds account for (docs/eval.md measures both):
+//! - llama.cpp multiplies BF16 weights with BF16-rounded activations; that rounding alone moves
+//!   the BF16 baseline by a KLD of ~9e-6, which llama.cpp's Q8_0 KLD (2.7e-4) carries on top.
+//!   The KLD comparisons run gq with `--bf16-act` (the same rounding); gq's default (exact f32
+//!   activations) is 3 % below llama.cpp on Q8_0 for that reason.
+//! - Two implementations of the same quantized file (gq's and llama.cpp's) disagree on the top-1
+//!   token at up to 2 % of positions (their rounding differs before each Q8 activation
+//!   quantization), so the top-1 agreement of a sample of n positions differs by noise of
+//!   standard deviation up to 100·sqrt(0.02 / n) points: 0.31 at n = 2040. The 0.2-point bound
+//!   holds on the whole text (31 110 positions, the script); here the bound is that or 3σ,
+//!   whichever is larger.
 
 mod common;
 use common::*;
@@ -106,11 +118,12 @@ fn after(log: &str, label: &str) -> f64 {
 
 fn gq_ppl(model: &Path, ctx: usize, chunks: usize, extra: &[&str]) -> serde_json::Value {
     let (c, n) = (ctx.to_string(), chunks.to_string());
+    let text = eval_text();
     let mut args = vec![
         "ppl",
         model.to_str().unwrap(),
         "--text",
-        eval_text().to_str().unwrap(),
+        text.to_str().unwrap(),
     ];
     args.extend(["--ctx", c.as_str(), "--chunks", n.as_str(), "--json"]);
     args.extend(extra);
@@ -165,6 +178,8 @@ fn kld_matches_llama_kl_divergence() {
         &["Final estimate"],
     );
     let cache = tmp.path().join("cache");
+    let n = (CHUNKS * 255) as f64;
+    let top1_bound = f64::max(0.2, 3.0 * 100.0 * (0.02 / n).sqrt());
     for ty in ["q8_0", "q4_k_m", "q2_k"] {
         let p = file(ty);
         let log = llama_log(
@@ -188,6 +203,7 @@ fn kld_matches_llama_kl_divergence() {
                 bf16.to_str().unwrap(),
                 "--cache-dir",
                 cache.to_str().unwrap(),
+                "--bf16-act",
             ],
         );
         let (g_kld, g_top1) = (f(&j, "kld_mean"), 100.0 * f(&j, "top1_agreement"));
@@ -200,8 +216,8 @@ fn kld_matches_llama_kl_divergence() {
             "{ty}: KLD {g_kld} vs llama {kld}"
         );
         assert!(
-            (g_top1 - top1).abs() <= 0.2,
-            "{ty}: top-1 {g_top1} vs llama {top1}"
+            (g_top1 - top1).abs() <= top1_bound,
+            "{ty}: top-1 {g_top1} vs llama {top1} (bound {top1_bound:.2} points)"
         );
         let q_ppl = after(&log, "Mean PPL(Q)                   :");
         assert!((f(&j, "ppl") / q_ppl - 1.0).abs() < 1e-3);
@@ -238,7 +254,12 @@ fn long_context_4096_matches_and_shows_the_drift_table() {
         &q4,
         4096,
         1,
-        &["--baseline", bf16.to_str().unwrap(), "--no-cache"],
+        &[
+            "--baseline",
+            bf16.to_str().unwrap(),
+            "--no-cache",
+            "--bf16-act",
+        ],
     );
     assert_eq!(j["n_tokens"], 2047);
     let ppl_base = after(&blog, "Final estimate: PPL = ");
@@ -255,7 +276,8 @@ fn long_context_4096_matches_and_shows_the_drift_table() {
     assert!((f(&j, "ppl_base") / ppl_base - 1.0).abs() < 1e-3);
     assert!((f(&j, "ppl") / ppl_q - 1.0).abs() < 1e-3);
     assert!((f(&j, "kld_mean") / kld - 1.0).abs() < 0.02);
-    assert!((100.0 * f(&j, "top1_agreement") - top1).abs() <= 0.2);
+    let top1_bound = f64::max(0.2, 3.0 * 100.0 * (0.02f64 / 2047.0).sqrt());
+    assert!((100.0 * f(&j, "top1_agreement") - top1).abs() <= top1_bound);
     let drift = j["drift"].as_array().unwrap();
     assert_eq!(drift.len(), 8);
     assert_eq!(drift[0]["first_pos"], 2048);
@@ -266,24 +288,6 @@ fn long_context_4096_matches_and_shows_the_drift_table() {
         assert!(b["kld_mean"].as_f64().unwrap() > 0.0);
         assert!(b["top1_agreement"].as_f64().unwrap() > 0.5);
     }
-    // The table in the text output has the long-context rows.
-    let o = gq_ok(&[
-        "ppl",
-        q4.to_str().unwrap(),
-        "--text",
-        eval_text().to_str().unwrap(),
-        "--ctx",
-        "4096",
-        "--chunks",
-        "1",
-        "--baseline",
-        bf16.to_str().unwrap(),
-        "--cache-dir",
-        tmp.path().join("cache").to_str().unwrap(),
-    ]);
-    let out = String::from_utf8_lossy(&o.stdout);
-    assert!(out.contains(" 3840-4094 "), "{out}");
-    assert!(out.contains(" 2048-2302 "), "{out}");
 }
 
 #[test]
@@ -333,6 +337,32 @@ fn cache_threads_and_exact_kld() {
             "{k} differs between the run and the cached run"
         );
     }
+    // The text output: the summary and the drift table, from the cache.
+    let o = gq_ok(&[
+        "ppl",
+        q4.to_str().unwrap(),
+        "--text",
+        eval_text().to_str().unwrap(),
+        "--chunks",
+        "2",
+        "--baseline",
+        b,
+        "--cache-dir",
+        cs,
+    ]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    for want in [
+        "PPL = ",
+        "KLD mean",
+        "same top-1",
+        "RMS Δp",
+        "(read,",
+        "drift along the context",
+        "    256-286 ",
+        "    479-510 ",
+    ] {
+        assert!(out.contains(want), "{want:?} not in:\n{out}");
+    }
     let exact = gq_ppl(&q4, 512, 2, &["--baseline", b, "--kld-exact"]);
     let (cached, full) = (f(&exact, "kld_mean"), f(&exact["kld"], "kld_mean_exact"));
     assert_eq!(cached, f(&first, "kld_mean"));
@@ -368,7 +398,7 @@ fn interrupted_run_leaves_no_cache_file() {
     let (bf16, q4) = (file("bf16"), file("q4_k_m"));
     let tmp = tempfile::tempdir().unwrap();
     let cache = tmp.path().join("c");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gq"))
+    let child = Command::new(env!("CARGO_BIN_EXE_gq"))
         .args(["ppl", q4.to_str().unwrap(), "--text"])
         .arg(eval_text())
         .args(["--baseline", bf16.to_str().unwrap(), "--cache-dir"])
