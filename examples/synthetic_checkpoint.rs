@@ -394,7 +394,7 @@ fn write_shard(path: &Path, ts: &[&Tensor], rng: &mut Rng) -> Result<u64> {
         off += t.bytes();
     }
     let mut h = serde_json::to_vec(&Value::Object(header))?;
-    while h.len() % 8 != 0 {
+    while !h.len().is_multiple_of(8) {
         h.push(b' ');
     }
     let partial = path.with_extension("safetensors.partial");

@@ -16,6 +16,9 @@ pub struct BenchArgs {
 /// The benchmarks.
 #[derive(Subcommand, Debug)]
 pub enum BenchWhat {
+    /// The runner's prompt processing (pp) and generation (tg) tokens/s on a model, and with
+    /// --peer llama.cpp's llama-bench on the same file and threads, with the ratios.
+    Run(super::bench_run::RunBenchArgs),
     /// gq quantize (safetensors -> TYPE) against llama-quantize (BF16 GGUF -> TYPE) on the same
     /// threads, and optionally against convert_hf_to_gguf.py + llama-quantize.
     Quantize(super::bench_quantize::QuantizeBenchArgs),
@@ -55,6 +58,7 @@ pub enum BenchWhat {
 pub fn run(args: BenchArgs) -> Result<()> {
     match args.what {
         BenchWhat::Quantize(a) => super::bench_quantize::run(a),
+        BenchWhat::Run(a) => super::bench_run::run(a),
         BenchWhat::Kernels {
             types,
             threads,

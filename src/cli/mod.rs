@@ -4,6 +4,7 @@ mod bench;
 mod bench_kernels;
 mod bench_quantize;
 mod bench_quantize_peers;
+mod bench_run;
 mod generate;
 pub(crate) mod inspect;
 mod logits;
@@ -58,7 +59,8 @@ pub enum Command {
     /// Tokenize text with a model's tokenizer (GGUF or checkpoint), as llama-tokenize does, or
     /// decode ids.
     Tokenize(tokenize::TokenizeArgs),
-    /// Measure performance: `gq bench kernels` (memory bandwidth, GEMV per type, ggml peer).
+    /// Measure performance: `gq bench run` (pp/tg tokens/s vs llama-bench), `gq bench kernels`
+    /// (memory bandwidth, GEMV per type, ggml peer), `gq bench quantize`.
     Bench(bench::BenchArgs),
 }
 

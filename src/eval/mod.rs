@@ -3,6 +3,7 @@
 //! baseline cache ([`cache`]), and text generation ([`generate`]). docs/eval.md describes the
 //! conventions, the cache and what was measured against llama.cpp.
 
+pub mod bench;
 pub mod cache;
 pub mod generate;
 pub mod ppl;
