@@ -18,7 +18,10 @@ preloads a two-line shared library whose destructor sleeps 0.3 s at exit, giving
 time to write (it changes nothing else); a run whose final lines are still missing is repeated
 (at most 10 times), as tests/common::llama_perplexity does.
 
-Usage: python3 scripts/ppl_vs_llama.py [--ctx 512] [--chunks N] [--threads 2]
+llama-perplexity runs with -fa off -ctk f32 -ctv f32 (its f32 attention path, as gq computes)
+unless --llama-default-attn.
+
+Usage: python3 scripts/ppl_vs_llama.py [--ctx 512] [--llama-default-attn] [--chunks N] [--threads 2]
        [--types bf16,q8_0,q6_k,q4_k_m,q2_k] [--model fixtures/trained]
        [--text fixtures/trained/eval.txt] [--work /tmp/gq-ppl-vs-llama] [--json OUT]
 """
@@ -55,9 +58,14 @@ def exit_shim(work):
               file=sys.stderr)
 
 
+# llama.cpp's f32 attention path: its default (flash attention on CPU) rounds Q, K and V to f16,
+# which alone moves PPL by ~0.1 %; gq keeps K and V in f32 (tests/eval_vs_llama.rs does the same).
+LLAMA_EXACT = ["-fa", "off", "-ctk", "f32", "-ctv", "f32"]
+
+
 def llama(bin_dir, model, text, ctx, chunks, threads, extra, need):
     cmd = [bin_dir / "llama-perplexity", "-m", model, "-f", text, "-c", ctx, "-b", ctx,
-           "-t", threads]
+           "-t", threads] + LLAMA_EXACT
     if chunks:
         cmd += ["--chunks", chunks]
     cmd += extra
@@ -111,7 +119,11 @@ def main():
     ap.add_argument("--peers", default=os.environ.get("GQ_PEERS", str(Path.home() / ".cache/gq-peers")))
     ap.add_argument("--gq", default=str(ROOT / "target/release/gq"))
     ap.add_argument("--json", default="")
+    ap.add_argument("--llama-default-attn", action="store_true",
+                    help="llama.cpp's default attention (flash, f16 K/V) instead of f32")
     a = ap.parse_args()
+    if a.llama_default_attn:
+        LLAMA_EXACT.clear()
     bin_dir = Path(a.peers) / "build/bin"
     if not (bin_dir / "llama-perplexity").is_file():
         sys.exit(f"{bin_dir}/llama-perplexity not found: run `bash scripts/get_peers.sh`")

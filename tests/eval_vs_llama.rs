@@ -394,6 +394,30 @@ fn cache_threads_and_exact_kld() {
 }
 
 #[test]
+fn ppl_json_is_the_same_for_one_and_two_threads() {
+    // Model and baseline both evaluated (no cache) with 1 and then 2 threads: every field of
+    // the JSON but the wall time and the peak RSS is identical.
+    let (bf16, q4) = (file("bf16"), file("q4_k_m"));
+    let b = bf16.to_str().unwrap();
+    let run = |t: &str| {
+        let mut j = gq_ppl(
+            &q4,
+            512,
+            2,
+            &["--baseline", b, "--no-cache", "--threads", t],
+        );
+        let o = j.as_object_mut().unwrap();
+        for k in ["seconds", "peak_rss_bytes"] {
+            assert!(o.remove(k).is_some(), "{k} missing");
+        }
+        j
+    };
+    let (one, two) = (run("1"), run("2"));
+    assert!(one["kld_mean"].as_f64().unwrap() > 0.0);
+    assert_eq!(one, two);
+}
+
+#[test]
 fn interrupted_run_leaves_no_cache_file() {
     let (bf16, q4) = (file("bf16"), file("q4_k_m"));
     let tmp = tempfile::tempdir().unwrap();
