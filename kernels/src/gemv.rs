@@ -97,6 +97,19 @@ impl Kernels {
             return f32_bytes(x);
         }
         let n = act_bytes(ty, x.len());
+        if ty.is_turboquant() {
+            let FloatAct::Rotated(p) = act else {
+                panic!("{ty}: TurboQuant weights need FloatAct::Rotated (the file's gq.tq.seed)")
+            };
+            assert!(
+                scratch.len() >= n,
+                "{ty}: scratch of {} bytes < {n}",
+                scratch.len()
+            );
+            let dst = &mut scratch[..n];
+            crate::formats::tq::prepare_activation(ty, &p, x, dst);
+            return dst;
+        }
         assert!(
             scratch.len() >= n,
             "{ty}: scratch of {} bytes < {n}",
@@ -224,6 +237,8 @@ impl Kernels {
             for (x, d) in xs.chunks_exact(cols).zip(s.chunks_exact_mut(ab)) {
                 if bf16_act {
                     crate::formats::bf16::quantize_row_ref(x, d);
+                } else if ty.is_turboquant() {
+                    self.prepare_activation_as(ty, x, d, act_fmt);
                 } else {
                     self.quantize_row(act_type(ty), x, d);
                 }

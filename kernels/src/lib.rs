@@ -42,6 +42,7 @@ pub mod vector;
 pub mod x86;
 
 pub use dispatch::{act_bytes, kernels, kernels_for, selected_isa, FloatAct, Kernels};
+pub use formats::tq::TqParams;
 pub use formats::{format, Format};
 pub use gemv::{gemm_scratch_bytes, gemv_scratch_bytes};
 pub use isa::Isa;
