@@ -10,6 +10,7 @@ pub mod cli;
 pub mod gemma4;
 pub mod gguf;
 pub mod imatrix;
+pub mod modelfile;
 pub mod npy;
 pub mod pipeline;
 pub mod report;

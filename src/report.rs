@@ -244,6 +244,16 @@ pub fn write(path: &Path, rows: &[TensorReport]) -> Result<()> {
         serde_json::to_writer_pretty(&mut out, &serde_json::json!({ "tensors": rows }))?;
         out.push(b'\n');
     }
+    write_bytes(path, &out)
+}
+
+/// Writes `text` to `path` through a temp file in the same directory, renamed into place when
+/// complete.
+pub fn write_text(path: &Path, text: &str) -> Result<()> {
+    write_bytes(path, text.as_bytes())
+}
+
+fn write_bytes(path: &Path, out: &[u8]) -> Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => std::path::PathBuf::from("."),
@@ -253,7 +263,7 @@ pub fn write(path: &Path, rows: &[TensorReport]) -> Result<()> {
         .suffix(".report.tmp")
         .tempfile_in(&dir)
         .with_context(|| format!("{}: cannot create the report there", dir.display()))?;
-    tmp.write_all(&out)
+    tmp.write_all(out)
         .and_then(|_| tmp.as_file().sync_all())
         .with_context(|| format!("{}: write failed", path.display()))?;
     tmp.persist(path).map_err(|e| {
