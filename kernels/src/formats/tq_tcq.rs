@@ -595,7 +595,10 @@ mod tests {
 
     /// docs/turboquant.md §13: 512 weights `f32(0.02·N_i)`, N_i the Box–Muller normals of
     /// SplitMix64(7), default seed. (type, bytes, first 12 bytes, FNV-1a-64, y[0..3], Σy²).
-    const VECTORS: [(GgmlType, usize, &str, u64, [f32; 3], f64); 6] = [
+    /// One test vector: type, bytes, first 12 bytes (hex), FNV-1a-64, y[0..3], Σy².
+    type Vector = (GgmlType, usize, &'static str, u64, [f32; 3], f64);
+
+    const VECTORS: [Vector; 6] = [
         (
             GgmlType::TQT4_5,
             288,
