@@ -17,7 +17,7 @@ use std::time::Instant;
 /// What to measure.
 #[derive(Clone, Debug)]
 pub struct KernelBenchOptions {
-    /// Weight types (default: every type GEMV supports).
+    /// Weight types (default: every type GEMV supports, gq's TurboQuant types included).
     pub types: Vec<GgmlType>,
     /// Threads for the bandwidth probe and the large GEMVs.
     pub threads: usize,
@@ -34,7 +34,10 @@ pub struct KernelBenchOptions {
 impl Default for KernelBenchOptions {
     fn default() -> Self {
         KernelBenchOptions {
-            types: GgmlType::WEIGHTS.to_vec(),
+            types: GgmlType::WEIGHTS
+                .into_iter()
+                .chain(GgmlType::TURBOQUANT)
+                .collect(),
             threads: 2,
             size_mib: 384,
             cols: 4096,
@@ -261,7 +264,11 @@ pub fn run_kernel_bench(
     opts: &KernelBenchOptions,
     mut progress: impl FnMut(&str),
 ) -> Result<KernelBenchReport> {
-    if opts.types.iter().any(|t| !GgmlType::WEIGHTS.contains(t)) {
+    if opts
+        .types
+        .iter()
+        .any(|t| !GgmlType::WEIGHTS.contains(t) && !t.is_turboquant())
+    {
         bail!(
             "GEMV takes weight types only: {:?}",
             GgmlType::WEIGHTS.map(|t| t.name())
@@ -316,7 +323,8 @@ pub fn run_kernel_bench(
         let bw = tr.gbps(bytes);
         bw_best = bw_best.max(bw);
         let ggml = match &ggml_bin {
-            Some(bin) => {
+            // ggml has no TurboQuant types to compare with.
+            Some(bin) if ty.is_ggml() => {
                 progress(&format!(
                     "{ty}: gq and ggml on {GGML_M} × {GGML_K}, {gt} thread(s)"
                 ));
@@ -340,7 +348,7 @@ pub fn run_kernel_bench(
                     ggml_us: us,
                 })
             }
-            None => None,
+            _ => None,
         };
         results.push(TypeResult {
             ty: ty.name().to_string(),

@@ -297,7 +297,7 @@ pub fn dot(ty: GgmlType, w: &[u8], a: &[u8]) -> f32 {
 // ------------------------------------------------------------------------------------------------
 // Encoding (informative: docs/turboquant.md §12).
 
-/// Per-row encoder scratch.
+/// Per-block encoder scratch.
 pub(crate) struct Scratch {
     v: Vec<f32>,
     coded: Vec<Coded>,
@@ -319,7 +319,7 @@ impl Scratch {
 }
 
 /// Reconstruction (rotated domain) of coded pairs with multiplier `d`.
-fn reconstruct(s: &TcqSpec, b: usize, d: f32, coded: &[Coded], out: &mut [f32]) {
+pub(crate) fn reconstruct(s: &TcqSpec, b: usize, d: f32, coded: &[Coded], out: &mut [f32]) {
     for (p, c) in coded.iter().enumerate() {
         let q = book(s.pair_bits(b, p)).pts[c.k as usize];
         out[2 * p] = if c.mirror & 1 == 1 { -q[0] } else { q[0] } * d;
@@ -335,69 +335,102 @@ pub(crate) struct Weighting<'a> {
     pub(crate) signs: &'a [u64; 4],
 }
 
-/// Encodes one rotated block `u` (`b` values) into `dst` (`block_bytes(b)` bytes).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn encode_block(
-    s: &TcqSpec,
-    b: usize,
-    u: &[f32],
-    weights: Option<Weighting>,
-    qjl_signs: &[u64; 4],
-    sc: &mut Scratch,
-    dst: &mut [u8],
-    isa: Isa,
-) {
-    let energy: f32 = u.iter().map(|x| x * x).sum();
-    let np = b / 2;
-    let books = |p: usize| book(s.pair_bits(b, p));
-    let mut best_e = 0u8;
-    let mut best_err = match &weights {
-        None => energy, // the zero block
-        Some(w) => w.imp.iter().zip(w.orig).map(|(a, x)| a * x * x).sum(),
-    };
+/// Energy `Σ u²` of a rotated block in the encoder's fixed order: 16 partial sums (sum `j`
+/// adds `u[j]², u[j+16]², …` in order), then `t[j] = s[j] + s[j+8]`, `t[j] + t[j+4]`,
+/// `+ [j+2]`, `+ [j+1]` (the order a 16-lane vector gives).
+pub(crate) fn energy16(u: &[f32]) -> f32 {
+    let mut s = [0f32; 16];
+    for c in u.chunks_exact(16) {
+        for (a, v) in s.iter_mut().zip(c) {
+            *a += v * v;
+        }
+    }
+    let mut h = 8;
+    while h > 0 {
+        for j in 0..h {
+            s[j] += s[j + h];
+        }
+        h /= 2;
+    }
+    s[0]
+}
+
+/// The scale codes the encoder tries for a block of energy `energy`: the code nearest to the
+/// RMS and the one below, those within 1..=255 (none for a zero block).
+pub(crate) fn scale_candidates(energy: f32, b: usize) -> ([u8; 2], usize) {
+    let mut out = [0u8; 2];
+    let mut k = 0;
     if energy > 0.0 {
-        let rms = (energy / b as f32).sqrt();
-        let e0 = scale_code_of_rms(rms);
+        let e0 = scale_code_of_rms((energy / b as f32).sqrt());
         for e in [e0, e0 - 1] {
-            if !(1..=255).contains(&e) {
-                continue;
-            }
-            let d = scale_of(e as u8);
-            for i in 0..b {
-                sc.v[i] = u[i] / d;
-            }
-            let t = viterbi(&sc.v, &books, &mut sc.nn, &mut sc.coded, isa);
-            let err = match &weights {
-                None => t * d * d,
-                Some(w) => {
-                    reconstruct(s, b, d, &sc.coded, &mut sc.recon);
-                    unrotate_block(&mut sc.recon, w.signs);
-                    w.imp
-                        .iter()
-                        .zip(w.orig)
-                        .zip(&sc.recon)
-                        .map(|((a, x), y)| a * (x - y) * (x - y))
-                        .sum()
-                }
-            };
-            if err < best_err {
-                best_err = err;
-                best_e = e as u8;
-                sc.best.copy_from_slice(&sc.coded[..np]);
+            if (1..=255).contains(&e) {
+                out[k] = e as u8;
+                k += 1;
             }
         }
     }
+    (out, k)
+}
+
+/// The error of the zero block: `Σ u²` (the block's energy), or with importance `Σ imp·x²`.
+pub(crate) fn zero_error(energy: f32, weights: &Option<Weighting>) -> f32 {
+    match weights {
+        None => energy,
+        Some(w) => w.imp.iter().zip(w.orig).map(|(a, x)| a * x * x).sum(),
+    }
+}
+
+/// The error of coded pairs with scale code `e`: the search's squared error `t` (table units)
+/// times `d²`, or with importance the weighted error of the reconstruction in the original
+/// domain (`recon`: scratch of `b` values).
+pub(crate) fn candidate_error(
+    s: &TcqSpec,
+    b: usize,
+    e: u8,
+    t: f32,
+    coded: &[Coded],
+    weights: &Option<Weighting>,
+    recon: &mut [f32],
+) -> f32 {
+    let d = scale_of(e);
+    match weights {
+        None => t * d * d,
+        Some(w) => {
+            reconstruct(s, b, d, coded, recon);
+            unrotate_block(recon, w.signs);
+            w.imp
+                .iter()
+                .zip(w.orig)
+                .zip(recon.iter())
+                .map(|((a, x), y)| a * (x - y) * (x - y))
+                .sum()
+        }
+    }
+}
+
+/// Writes a block: scale byte `e` (0: zero block), for TQJ the residual norm and sign bits of
+/// `u − reconstruction`, then the branch bits and fields of `coded`.
+pub(crate) fn write_block(
+    s: &TcqSpec,
+    b: usize,
+    e: u8,
+    coded: &[Coded],
+    u: &[f32],
+    qjl_signs: &[u64; 4],
+    dst: &mut [u8],
+) {
+    let np = b / 2;
     dst.fill(0);
-    dst[0] = best_e;
-    if best_e == 0 {
+    dst[0] = e;
+    if e == 0 {
         return;
     }
-    let d = scale_of(best_e);
+    let d = scale_of(e);
     let hdr = s.header_bytes(b);
     if s.qjl {
         let m = s.qjl_m(b);
         let mut r = [0f32; 256];
-        reconstruct(s, b, d, &sc.best, &mut r[..b]);
+        reconstruct(s, b, d, coded, &mut r[..b]);
         for i in 0..b {
             r[i] = u[i] - r[i];
         }
@@ -418,16 +451,67 @@ pub(crate) fn encode_block(
             }
         }
     }
-    let mut w = BitWriter::new(&mut dst[hdr..]);
-    for c in &sc.best[..np] {
-        w.put(c.branch as u32, 1);
+    // Branch bits: one per pair, LSB first.
+    let (_, rest) = dst.split_at_mut(hdr);
+    let (br, fields) = rest.split_at_mut(b / 16);
+    for (byte, cs) in br.iter_mut().zip(coded[..np].chunks_exact(8)) {
+        *byte = cs
+            .iter()
+            .enumerate()
+            .fold(0u8, |a, (i, c)| a | (c.branch & 1) << i);
     }
-    for (p, c) in sc.best[..np].iter().enumerate() {
+    // Fields: a 64-bit accumulator flushed a byte at a time.
+    let mut w = BitWriter::new(fields);
+    for (p, c) in coded[..np].iter().enumerate() {
         let bits = s.pair_bits(b, p);
         let q = c.k as u32 & ((1 << (bits - 3)) - 1);
         w.put(q | (c.mirror as u32) << (bits - 3), bits - 1);
     }
-    debug_assert_eq!(hdr * 8 + w.bits(), 8 * s.block_bytes(b));
+    debug_assert_eq!(hdr * 8 + b / 2 + w.bits(), 8 * s.block_bytes(b));
+}
+
+/// Encodes one rotated block `u` (`b` values) into `dst` (`block_bytes(b)` bytes): the scalar
+/// reference of the encoder (informative: docs/turboquant.md §12).
+pub(crate) fn encode_block(
+    s: &TcqSpec,
+    b: usize,
+    u: &[f32],
+    weights: Option<Weighting>,
+    qjl_signs: &[u64; 4],
+    sc: &mut Scratch,
+    dst: &mut [u8],
+) {
+    let energy = energy16(u);
+    let np = b / 2;
+    let books = |p: usize| book(s.pair_bits(b, p));
+    let mut best_e = 0u8;
+    let mut best_err = zero_error(energy, &weights);
+    let (cands, nc) = scale_candidates(energy, b);
+    for &e in &cands[..nc] {
+        let d = scale_of(e);
+        for i in 0..b {
+            sc.v[i] = u[i] / d;
+        }
+        let t = viterbi(&sc.v, &books, &mut sc.nn, &mut sc.coded);
+        let err = candidate_error(s, b, e, t, &sc.coded, &weights, &mut sc.recon);
+        if err < best_err {
+            best_err = err;
+            best_e = e;
+            sc.best.copy_from_slice(&sc.coded[..np]);
+        }
+    }
+    write_block(s, b, best_e, &sc.best, u, qjl_signs, dst);
+}
+
+/// `Err(OutOfRange)` when the RMS of a rotated block of `b` values with energy `energy`
+/// ([`energy16`]; the rotation keeps the energy) is above [`MAX_RMS`] or not finite.
+#[inline]
+pub(crate) fn check_range(energy: f32, b: usize, index: usize) -> Result<(), TqError> {
+    let rms = (energy / b as f32).sqrt();
+    if rms > MAX_RMS || !rms.is_finite() {
+        return Err(TqError::OutOfRange { index, rms });
+    }
+    Ok(())
 }
 
 /// Quantizes rows of `n` weights in column blocks of `b` (see [`super::tq::quantize_rows`]).
@@ -461,6 +545,14 @@ pub(crate) fn quantize_rows(
             }
         })
         .collect();
+    #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Avx512 {
+        // SAFETY: callers pass `Isa::or_available`, so the CPU has AVX-512 F/BW/VL (and AVX2).
+        return unsafe {
+            crate::x86::tq_encode::quantize_rows(s, b, src, n, imatrix, dst, &rot, &qjl)
+        };
+    }
+    let _ = isa;
     let mut sc = Scratch::new(b);
     let mut u = vec![0f32; b];
     for (row, out) in src.chunks_exact(n).zip(dst.chunks_exact_mut(rb)) {
@@ -469,18 +561,15 @@ pub(crate) fn quantize_rows(
             .zip(out.chunks_exact_mut(bb))
             .enumerate()
         {
-            let rms = (x.iter().map(|v| v * v).sum::<f32>() / b as f32).sqrt();
-            if rms > MAX_RMS || !rms.is_finite() {
-                return Err(TqError::OutOfRange { index: j * b, rms });
-            }
             u.copy_from_slice(x);
             rotate_block(&mut u, &rot[j]);
+            check_range(energy16(&u), b, j * b)?;
             let w = imatrix.map(|q| Weighting {
                 imp: &q[j * b..(j + 1) * b],
                 orig: x,
                 signs: &rot[j],
             });
-            encode_block(s, b, &u, w, &qjl[j], &mut sc, y, isa);
+            encode_block(s, b, &u, w, &qjl[j], &mut sc, y);
         }
     }
     Ok(())
