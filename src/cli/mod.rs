@@ -4,8 +4,10 @@ mod bench;
 mod bench_kernels;
 mod bench_quantize;
 mod bench_quantize_peers;
+mod generate;
 pub(crate) mod inspect;
 mod logits;
+mod ppl;
 mod quantize;
 mod tokenize;
 
@@ -46,8 +48,13 @@ pub enum Command {
         checkpoint: Option<PathBuf>,
     },
     /// The raw logits (after soft-capping) of a GGUF file or checkpoint at chosen positions of
-    /// an input (`--ids 2,651,…`), as text, JSON or a .npy file.
+    /// an input (`--ids 2,651,…` or `--text FILE`), as text, JSON or a .npy file.
     Logits(logits::LogitsArgs),
+    /// Perplexity on a text in llama-perplexity's convention and, against a baseline model, KLD,
+    /// top-1 agreement, Δp and their drift along the context.
+    Ppl(ppl::PplArgs),
+    /// Generate text (greedy or sampled, optionally with the chat template), streamed.
+    Generate(generate::GenerateArgs),
     /// Tokenize text with a model's tokenizer (GGUF or checkpoint), as llama-tokenize does, or
     /// decode ids.
     Tokenize(tokenize::TokenizeArgs),
@@ -71,6 +78,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Inspect { path, json, .. } => inspect::run(&path, json),
         Command::Bench(args) => bench::run(args),
         Command::Logits(args) => logits::run(args),
+        Command::Ppl(args) => ppl::run(args),
+        Command::Generate(args) => generate::run(args),
         Command::Tokenize(args) => tokenize::run(args),
     }
 }

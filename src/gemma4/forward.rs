@@ -2,9 +2,10 @@
 //! tokens through every layer (prompt processing through the kernels' GEMM, one token at a time
 //! for generation), returning the final logits (after soft-capping) at the positions asked for.
 //!
-//! Float weights meet exact f32 activations ([`gq_kernels::FloatAct::F32`]); quantized weights meet the
-//! type's Q8 activations, as in llama.cpp; gq's TurboQuant weights meet the activation rotated
-//! with the file's seed ([`gq_kernels::FloatAct::Rotated`], once per matmul) and quantized to int8. Work is split over the current rayon pool by output
+//! Float weights meet exact f32 activations (`FloatAct::F32`, unless [`Model::float_act`] says
+//! otherwise); quantized weights meet the type's Q8 activations, as in llama.cpp; gq's
+//! TurboQuant weights meet the activation rotated with the file's seed
+//! ([`gq_kernels::FloatAct::Rotated`], once per matmul) and quantized to int8. Work is split over the current rayon pool by output
 //! rows, tokens or heads, never inside a sum, so results do not depend on the thread count; a
 //! batch of n tokens gives bit-for-bit the logits that n one-token calls give.
 
@@ -26,7 +27,7 @@ pub fn matmul(model: &Model, w: &Mat, xs: &[f32]) -> Vec<f32> {
     let mut scratch = vec![0u8; gemm_scratch_bytes(w.ty, w.cols, n)];
     let k = kernels();
     let bytes = model.bytes(w);
-    let act = model.file.act_for(w.ty);
+    let act = model.file.act_for(w.ty, model.float_act);
     if n == 1 {
         k.gemv_as(w.ty, bytes, xs, &mut ys, &mut scratch, act);
     } else {

@@ -6,7 +6,7 @@
 use super::hparams::Hparams;
 use super::weights::{TensorEntry, WeightFile};
 use anyhow::{anyhow, bail, Result};
-use gq_kernels::GgmlType;
+use gq_kernels::{FloatAct, GgmlType};
 use std::path::Path;
 
 /// A row-major matrix of `rows` rows of `cols` elements inside the weight file (one expert of a
@@ -133,6 +133,10 @@ pub struct Model {
     pub ple: Option<PleGlobal>,
     /// Layers.
     pub layers: Vec<Layer>,
+    /// What BF16 weights are multiplied with: exact f32 activations ([`FloatAct::F32`], the
+    /// default), or activations rounded to BF16 ([`FloatAct::Bf16`], what llama.cpp's CPU
+    /// backend does). Other types are not affected.
+    pub float_act: FloatAct,
 }
 
 impl Model {
@@ -265,6 +269,7 @@ fn build(file: WeightFile, hp: Hparams) -> Result<Model> {
         output_norm,
         ple,
         layers,
+        float_act: FloatAct::F32,
     })
 }
 

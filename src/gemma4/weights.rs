@@ -191,11 +191,11 @@ impl WeightFile {
     }
 
     /// The activation format the kernels need for weights of type `ty`: the file's rotation
-    /// for TurboQuant weights, exact f32 activations otherwise.
-    pub fn act_for(&self, ty: GgmlType) -> gq_kernels::FloatAct {
+    /// for TurboQuant weights, `float_act` otherwise.
+    pub fn act_for(&self, ty: GgmlType, float_act: gq_kernels::FloatAct) -> gq_kernels::FloatAct {
         match (ty.is_turboquant(), self.tq) {
             (true, Some(p)) => gq_kernels::FloatAct::Rotated(p),
-            _ => gq_kernels::FloatAct::F32,
+            _ => float_act,
         }
     }
 
@@ -205,6 +205,25 @@ impl WeightFile {
         match (ty.is_turboquant(), &self.tq) {
             (true, Some(p)) => gq_kernels::formats::tq::dequantize_row(ty, p, src, dst),
             _ => gq_kernels::kernels().dequantize_row(ty, src, dst),
+        }
+    }
+
+    /// Bytes and element count of the text model's tensors (bits per weight = 8 · bytes / n).
+    pub fn data_bytes_and_weights(&self) -> (u64, u64) {
+        self.by_name.values().fold((0, 0), |(b, n), t| {
+            (
+                b + self.bytes(t).len() as u64,
+                n + t.dims.iter().product::<usize>() as u64,
+            )
+        })
+    }
+
+    /// Size of the files the weights are read from (the GGUF, or the checkpoint's shards).
+    pub fn file_bytes(&self) -> u64 {
+        let len = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        match &self.source {
+            Source::Gguf(g) => len(&g.path),
+            Source::Checkpoint(c) => c.shards.iter().map(|s| len(&s.path)).sum(),
         }
     }
 
