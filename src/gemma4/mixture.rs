@@ -305,13 +305,15 @@ impl State<'_> {
 
 /// gq's TurboQuant `_M` mixtures: the base type everywhere except the tensors measured to be
 /// sensitive (KLD against the BF16 model with `gq ppl --baseline`; docs/turboquant.md §15).
-/// `i_attn_v` counts the attn_v tensors visited so far, `il` is the layer of an ffn_down.
+/// `layer` = (layer, layer count) of an ffn_down. Measured on the trained fixture (§14.3):
+/// TQT4_5_M keeps Q4_K_M's Q6_K ffn_down on the more-bits layers but not its Q6_K attn_v (the
+/// file is then smaller than Q4_K_M's), TQT3_375_M puts attn_k/attn_v/attn_output/ffn_down at
+/// TQT4_5 (smaller than Q3_K_M's), TQT2_5_M attn_v/attn_output/ffn_down at TQT3_375 (not tuned
+/// further; smaller than Q2_K's).
 fn tq_mixture(
     ft: FileType,
     cat: Category,
     tied: bool,
-    i_attn_v: i64,
-    n_attn_v: i64,
     layer: (i64, i64),
 ) -> (GgmlType, Option<&'static str>) {
     use FileType as F;
@@ -322,9 +324,6 @@ fn tq_mixture(
         (G::Q6_K, Some("TQ mixture: output / tied embedding Q6_K"))
     } else if is_attn_v(cat) {
         match ft {
-            F::TQT4_5_M if use_more_bits(i_attn_v, n_attn_v) => {
-                (G::Q6_K, Some("TQ mixture: attn_v Q6_K (more-bits layers)"))
-            }
             F::TQT3_375_M => (G::TQT4_5, Some("TQ mixture: attn_v TQT4_5")),
             F::TQT2_5_M => (G::TQT3_375, Some("TQ mixture: attn_v TQT3_375")),
             _ => (base, None),
@@ -337,6 +336,11 @@ fn tq_mixture(
             ),
             F::TQT3_375_M => (G::TQT4_5, Some("TQ mixture: ffn_down TQT4_5")),
             F::TQT2_5_M => (G::TQT3_375, Some("TQ mixture: ffn_down TQT3_375")),
+            _ => (base, None),
+        }
+    } else if cat == Category::AttnK {
+        match ft {
+            F::TQT3_375_M => (G::TQT4_5, Some("TQ mixture: attn_k TQT4_5")),
             _ => (base, None),
         }
     } else if cat == Category::AttnOutput {
@@ -474,7 +478,7 @@ pub fn select_types(
                     } else {
                         (0, 1)
                     };
-                    let (m, why) = tq_mixture(ft, cat, st.tied, st.i_attn_v, st.n_attn_v, layer);
+                    let (m, why) = tq_mixture(ft, cat, st.tied, layer);
                     if is_attn_v(cat) {
                         st.i_attn_v += 1;
                     }
