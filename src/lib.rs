@@ -7,6 +7,7 @@
 //! the runner ([`gemma4::forward`]) feeds [`eval`] (perplexity, KLD, generation); [`cli`] only
 //! parses and prints.
 
+pub mod check;
 pub mod cli;
 pub mod eval;
 pub mod gemma4;
@@ -17,4 +18,5 @@ pub mod npy;
 pub mod pipeline;
 pub mod report;
 pub mod safetensors;
+pub mod sweep;
 pub mod tokenizer;

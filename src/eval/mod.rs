@@ -5,9 +5,11 @@
 
 pub mod bench;
 pub mod cache;
+pub mod files;
 pub mod generate;
 pub mod ppl;
 pub mod stats;
 
+pub use files::{evaluate_file, EvalText, FileEval};
 pub use generate::{generate, Sampler, SamplerConfig, Stop};
 pub use ppl::{evaluate, text_tokens, Baseline, Chunks, PplOptions, PplReport};
