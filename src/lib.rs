@@ -6,10 +6,12 @@
 //! (the `gq-kernels` crate, [`gq_kernels::formats`]) → containers, driven by [`pipeline`];
 //! [`cli`] only parses and prints.
 
+pub mod atomic_file;
 pub mod cli;
 pub mod gemma4;
 pub mod gguf;
 pub mod imatrix;
+pub mod json;
 pub mod npy;
 pub mod pipeline;
 pub mod safetensors;

@@ -110,6 +110,7 @@ impl WeightFile {
         let hp = Hparams::from_config(&cfg)
             .with_context(|| format!("{}", dir.join("config.json").display()))?;
         let ck = Checkpoint::open(dir)?;
+        super::check::check_tensors(&cfg, &ck)?;
         let mut by_name = HashMap::new();
         for (i, t) in ck.tensors.iter().enumerate() {
             let gguf_name = match map_name(&t.name) {
