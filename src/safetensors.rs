@@ -387,7 +387,11 @@ fn map_file(path: &Path) -> Result<Bytes, CheckpointError> {
         source: e,
     };
     let file = File::open(path).map_err(io)?;
-    if file.metadata().map_err(io)?.len() == 0 {
+    let meta = file.metadata().map_err(io)?;
+    if meta.is_dir() {
+        return Err(io(std::io::Error::other("is a directory, not a file")));
+    }
+    if meta.len() == 0 {
         return Ok(Bytes::Owned(Vec::new())); // an empty map is an error; report the size
     }
     // SAFETY: read-only map of a file gq does not modify while it is mapped.
@@ -554,4 +558,98 @@ fn parse_header(
         }
     }
     Ok((8 + n, list))
+}
+
+#[cfg(test)]
+mod tests {
+    //! Headers built in memory (these run under Miri, which cannot map files); the checkpoint
+    //! catalogue through the CLI is in tests/bad_input.rs and tests/bad_files.rs.
+    use super::*;
+
+    fn shard(header: &str, data: usize) -> Vec<u8> {
+        let mut b = (header.len() as u64).to_le_bytes().to_vec();
+        b.extend_from_slice(header.as_bytes());
+        b.resize(b.len() + data, 0);
+        b
+    }
+
+    fn open(header: &str, data: usize) -> Result<Checkpoint, String> {
+        Checkpoint::from_memory(
+            "ck",
+            None,
+            vec![("model.safetensors".into(), shard(header, data))],
+        )
+        .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn reads_and_converts() {
+        let c = open(
+            r#"{"__metadata__":{"a":"b"},"w":{"dtype":"BF16","shape":[2],"data_offsets":[0,4]},
+                "v":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#,
+            8,
+        )
+        .unwrap();
+        assert_eq!(c.tensors.len(), 2);
+        let w = c.get("w").unwrap();
+        let mut out = [1f32; 2];
+        c.read_f32(w, 0, &mut out).unwrap();
+        assert_eq!(out, [0.0, 0.0]);
+        assert_eq!(c.total_bytes(), 8);
+    }
+
+    #[test]
+    fn every_bad_field_is_named() {
+        let cases = [
+            (r#"{"w":{"dtype":"BF16","shape":[2],"data_offsets":[0,4]}}"#, 3, "truncated"),
+            (r#"{"w":{"dtype":"Q9","shape":[2],"data_offsets":[0,4]}}"#, 4, "unknown dtype"),
+            (r#"{"w":{"dtype":"BF16","shape":[-2],"data_offsets":[0,4]}}"#, 4, "non-negative"),
+            (r#"{"w":{"dtype":"BF16","shape":[2],"data_offsets":[4,0]}}"#, 4, "end before"),
+            (r#"{"w":{"dtype":"BF16","shape":[4294967296,4294967296],"data_offsets":[0,4]}}"#, 4, "overflows"),
+            (r#"{"w":{"dtype":"BF16","shape":[2],"data_offsets":[0,6]}}"#, 6, "needs 4"),
+            (r#"{"w":{"dtype":"BF16","shape":[2],"data_offsets":[9,13]}}"#, 4, "out of bounds"),
+            (r#"{"w":{"dtype":"BF16","shape":[2],"data_offsets":[0,4]},"v":{"dtype":"BF16","shape":[2],"data_offsets":[2,6]}}"#, 6, "overlap"),
+            (r#"{"w":{"dtype":"BF16","shape":[2],"data_offsets":[0,4]},"w":{"dtype":"BF16","shape":[2],"data_offsets":[0,4]}}"#, 4, "duplicate key"),
+            (r#"[1]"#, 0, "not a JSON object"),
+            (r#"{"w":{"shape":[2],"data_offsets":[0,4]}}"#, 4, "dtype"),
+        ];
+        for (h, data, want) in cases {
+            let e = open(h, data).err().unwrap_or_else(|| panic!("accepted {h}"));
+            assert!(e.contains(want) && e.contains("model.safetensors"), "{h}: {e}");
+        }
+        let e = Checkpoint::from_memory("ck", None, vec![("model.safetensors".into(), vec![1])])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("too short"), "{e}");
+        let mut huge = u64::MAX.to_le_bytes().to_vec();
+        huge.push(b'{');
+        let e = Checkpoint::from_memory("ck", None, vec![("model.safetensors".into(), huge)])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("implausibly large"), "{e}");
+    }
+
+    #[test]
+    fn index_checks() {
+        let s = shard(r#"{"w":{"dtype":"BF16","shape":[2],"data_offsets":[0,4]}}"#, 4);
+        let idx = |m: &str| format!(r#"{{"weight_map":{m}}}"#);
+        let open = |i: &str| {
+            Checkpoint::from_memory("ck", Some(i.as_bytes()), vec![("a.st".into(), s.clone())])
+                .err()
+                .map(|e| e.to_string())
+        };
+        assert_eq!(open(&idx(r#"{"w":"a.st"}"#)), None);
+        for (m, want) in [
+            (r#"{"w":"../a.st"}"#, "outside the directory"),
+            (r#"{"w":"b.st"}"#, "missing shard b.st"),
+            (r#"{"w":"a.st","x":"a.st"}"#, "tensor x is listed for a.st"),
+            (r#"{}"#, "not in the weight map"),
+            (r#"{"w":7}"#, "not a file name"),
+        ] {
+            let e = open(&idx(m)).unwrap_or_else(|| panic!("accepted {m}"));
+            assert!(e.contains(want), "{m}: {e}");
+        }
+    }
 }

@@ -9,6 +9,7 @@ use super::config::TextConfig;
 use super::names::{map_name, Mapped};
 use crate::safetensors::Checkpoint;
 use anyhow::{anyhow, bail, Result};
+use std::path::Path;
 
 /// One factor of an expected dimension: the config key it comes from and its value.
 type Dim = (&'static str, usize);
@@ -125,13 +126,28 @@ fn expected(c: &TextConfig, gguf: &str) -> Result<Option<Vec<Vec<Dim>>>> {
 /// Checks every text-model tensor of `ckpt` against `cfg`. Errors name the shard, the tensor,
 /// its shape, the shape config.json implies and the keys it comes from.
 pub fn check_tensors(cfg: &TextConfig, ckpt: &Checkpoint) -> Result<()> {
-    let config = ckpt.dir.join("config.json");
-    for t in &ckpt.tensors {
-        let Some(Mapped::Text(gguf)) = map_name(&t.name) else {
+    check_shapes(
+        cfg,
+        &ckpt.dir.join("config.json"),
+        ckpt.tensors
+            .iter()
+            .map(|t| (ckpt.shards[t.shard].path.as_path(), t.name.as_str(), &t.shape[..])),
+    )
+}
+
+/// [`check_tensors`] over (shard path, checkpoint name, shape) triples; `config` names the
+/// config file in errors.
+pub fn check_shapes<'a>(
+    cfg: &TextConfig,
+    config: &Path,
+    tensors: impl Iterator<Item = (&'a Path, &'a str, &'a [usize])>,
+) -> Result<()> {
+    for (shard, name, shape) in tensors {
+        let Some(Mapped::Text(gguf)) = map_name(name) else {
             continue;
         };
-        let shard = ckpt.shards[t.shard].path.display();
-        let at = |e: anyhow::Error| anyhow!("{shard}: tensor {}: {e}", t.name);
+        let shard = shard.display();
+        let at = |e: anyhow::Error| anyhow!("{shard}: tensor {name}: {e}");
         let Some(want) = expected(cfg, &gguf).map_err(at)? else {
             continue;
         };
@@ -140,13 +156,11 @@ pub fn check_tensors(cfg: &TextConfig, ckpt: &Checkpoint) -> Result<()> {
             .map(|p| product(p))
             .collect::<Result<_>>()
             .map_err(|e| anyhow!("{}: {e}", config.display()))?;
-        if t.shape != dims {
+        if shape != dims {
             let keys: Vec<String> = want.iter().map(|p| describe(p)).collect();
             bail!(
-                "{shard}: tensor {} has shape {:?}, but {} implies {dims:?} ([{}]): the config \
-                 does not describe this checkpoint",
-                t.name,
-                t.shape,
+                "{shard}: tensor {name} has shape {shape:?}, but {} implies {dims:?} ([{}]): the \
+                 config does not describe this checkpoint",
                 config.display(),
                 keys.join(", ")
             );

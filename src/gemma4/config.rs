@@ -237,10 +237,33 @@ impl TextConfig {
             ("sliding_window", self.sliding_window as usize),
             ("max_position_embeddings", self.context_length as usize),
         ];
+        // GGUF stores these as u32, and the per-layer ones as i32 arrays.
+        let limit = i32::MAX as usize;
         for (k, v) in positive {
             if v == 0 {
                 bail!("{k} is 0");
             }
+            if v > limit {
+                bail!("{k} {v} is more than GGUF can store ({limit})");
+            }
+        }
+        for (k, v) in [
+            ("num_kv_shared_layers", Some(self.n_kv_shared)),
+            ("hidden_size_per_layer_input", Some(self.ple_dim)),
+            ("num_global_key_value_heads", self.n_head_kv_full),
+            ("num_experts", self.n_expert),
+            ("top_k_experts", self.n_expert_used),
+            ("moe_intermediate_size", self.expert_ff),
+        ] {
+            if v.is_some_and(|v| v > limit) {
+                bail!("{k} {} is more than GGUF can store ({limit})", v.unwrap_or(0));
+            }
+        }
+        if self.double_wide_mlp && 2 * self.n_ff > limit {
+            bail!(
+                "2 × intermediate_size {} (use_double_wide_mlp) is more than GGUF can store",
+                self.n_ff
+            );
         }
         for (k, v) in [
             ("head_dim", self.head_dim_swa),
@@ -270,7 +293,9 @@ impl TextConfig {
                 self.n_layer
             );
         }
-        if !(self.rms_norm_eps.is_finite() && self.rms_norm_eps > 0.0) {
+        // Written as f32: must stay a positive finite number there.
+        let f32_ok = |x: f64| (x as f32).is_finite() && x as f32 > 0.0;
+        if !f32_ok(self.rms_norm_eps) {
             bail!(
                 "rms_norm_eps {} is not a positive number",
                 self.rms_norm_eps
@@ -280,7 +305,7 @@ impl TextConfig {
             ("full_attention", &self.rope_full),
             ("sliding_attention", &self.rope_swa),
         ] {
-            if !(r.theta.is_finite() && r.theta > 0.0) {
+            if !f32_ok(r.theta) {
                 bail!(
                     "rope_parameters.{name}.rope_theta {} is not a positive number",
                     r.theta
@@ -294,7 +319,7 @@ impl TextConfig {
             }
         }
         if let Some(c) = self.final_logit_softcapping {
-            if !(c.is_finite() && c > 0.0) {
+            if !f32_ok(c) {
                 bail!("final_logit_softcapping {c} is not a positive number");
             }
         }

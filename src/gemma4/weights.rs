@@ -67,7 +67,13 @@ impl WeightFile {
     }
 
     fn open_gguf(path: &Path) -> Result<(WeightFile, Hparams)> {
-        let g = GgufFile::open(path)?;
+        Self::from_gguf(GgufFile::open(path)?)
+    }
+
+    /// The weights of a GGUF file already opened (and validated), and its hyper-parameters.
+    pub fn from_gguf(g: GgufFile) -> Result<(WeightFile, Hparams)> {
+        let path = g.path.clone();
+        let path = path.as_path();
         let mut by_name = HashMap::new();
         for (i, t) in g.tensors.iter().enumerate() {
             let ty = t.ty;
