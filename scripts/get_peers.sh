@@ -10,8 +10,11 @@ set -euo pipefail
 PEERS=${GQ_PEERS:-$HOME/.cache/gq-peers}
 VER=0.3.36
 mkdir -p "$PEERS"
-python3 -c "import gguf, numpy; assert gguf.__version__ == '0.19.0' if hasattr(gguf, '__version__') else True" 2>/dev/null \
-  || python3 -m pip install -q "gguf==0.19.0" numpy
+# gguf-py has no __version__: check the installed distribution's version.
+python3 -c "import importlib.metadata as m, numpy, jinja2; assert m.version('gguf') == '0.19.0'" 2>/dev/null \
+  || python3 -m pip install -q "gguf==0.19.0" numpy jinja2
+# Go's text/template renders Ollama templates in tests/modelfile.rs.
+command -v go >/dev/null || { apt-get update -qq && apt-get install -y -qq golang-go >/dev/null; }
 SRC="$PEERS/sdist/llama_cpp_python-$VER/vendor/llama.cpp"
 if [ ! -f "$SRC/CMakeLists.txt" ]; then
   # pip prepares the sdist's metadata through scikit-build-core, which needs cmake.

@@ -32,7 +32,8 @@ impl Imatrix {
         }
         let n = {
             use std::io::Read;
-            let mut f = std::fs::File::open(path).with_context(|| format!("{shown}: cannot read"))?;
+            let mut f =
+                std::fs::File::open(path).with_context(|| format!("{shown}: cannot read"))?;
             f.read(&mut magic)
                 .with_context(|| format!("{shown}: cannot read"))?
         };
@@ -76,7 +77,10 @@ impl Imatrix {
         let floats = |i: usize| -> Result<Vec<f32>> {
             let t = &f.tensors[i];
             if t.ty != GgmlType::F32 {
-                return Err(err(format!("tensor {}: type is {}, must be F32", t.name, t.ty)));
+                return Err(err(format!(
+                    "tensor {}: type is {}, must be F32",
+                    t.name, t.ty
+                )));
             }
             Ok(f.tensor_data(t)
                 .chunks_exact(4)
@@ -178,7 +182,9 @@ impl Imatrix {
             if nval < 1 {
                 return Err(fail(format!("entry {name}: value count {nval}")));
             }
-            let raw = take(&mut pos, 4 * nval as usize, &|| format!("entry {name}: values"))?;
+            let raw = take(&mut pos, 4 * nval as usize, &|| {
+                format!("entry {name}: values")
+            })?;
             let sums = raw
                 .chunks_exact(4)
                 .map(|c| f32::from_le_bytes(c.try_into().unwrap()));
@@ -277,11 +283,17 @@ mod tests {
 
     #[test]
     fn legacy_reads_and_scales() {
-        let b = legacy(&[("a", 2, &[2.0, 4.0]), ("b", 0, &[3.0])], Some((7, "wiki")));
+        let b = legacy(
+            &[("a", 2, &[2.0, 4.0]), ("b", 0, &[3.0])],
+            Some((7, "wiki")),
+        );
         let m = read(&b).unwrap();
         assert_eq!(m.entries["a"], [1.0, 2.0]);
         assert_eq!(m.entries["b"], [3.0]);
-        assert_eq!((m.chunk_count, m.datasets.clone()), (7, vec!["wiki".to_string()]));
+        assert_eq!(
+            (m.chunk_count, m.datasets.clone()),
+            (7, vec!["wiki".to_string()])
+        );
     }
 
     #[test]

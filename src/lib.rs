@@ -4,15 +4,19 @@
 //!
 //! Data flows one way: containers ([`safetensors`], [`gguf`]) → plan ([`gemma4`]) → formats
 //! (the `gq-kernels` crate, [`gq_kernels::formats`]) → containers, driven by [`pipeline`];
-//! [`cli`] only parses and prints.
+//! the runner ([`gemma4::forward`]) feeds [`eval`] (perplexity, KLD, generation); [`cli`] only
+//! parses and prints.
 
 pub mod atomic_file;
 pub mod cli;
+pub mod eval;
 pub mod gemma4;
 pub mod gguf;
 pub mod imatrix;
 pub mod json;
+pub mod modelfile;
 pub mod npy;
 pub mod pipeline;
+pub mod report;
 pub mod safetensors;
 pub mod tokenizer;

@@ -10,6 +10,7 @@ use crate::gemma4::mixture::QuantOptions;
 use crate::gemma4::FileType;
 use crate::gemma4::{self, Plan, Source, TextConfig};
 use crate::gguf::{GgmlType, GgufWriter};
+use crate::report::{ErrorSums, TensorReport};
 use crate::safetensors::Checkpoint;
 use crate::tokenizer::Vocab;
 use anyhow::{anyhow, bail, Context, Result};
@@ -20,7 +21,7 @@ use std::sync::mpsc::sync_channel;
 use std::time::Instant;
 
 /// Elements per work item. Large tensors are split into row chunks of about this size.
-const CHUNK_ELEMENTS: usize = 1 << 18;
+pub const CHUNK_ELEMENTS: usize = 1 << 18;
 
 /// Set by the interrupt handler ([`crate::atomic_file::install_signal_handler`]); the pipeline
 /// stops at the next window of chunks and removes its temp file.
@@ -37,6 +38,8 @@ pub struct Options {
     pub allow_nonfinite: bool,
     /// llama-quantize's type options (overrides, --pure, imatrix).
     pub quant: QuantOptions,
+    /// Measure each tensor's quantization error ([`Summary::report`]).
+    pub report: bool,
 }
 
 /// What a finished conversion did.
@@ -62,6 +65,8 @@ pub struct Summary {
     pub warnings: Vec<String>,
     /// Peak resident memory of the process (VmHWM), when the OS reports it.
     pub peak_rss_bytes: Option<u64>,
+    /// Per-tensor types, rules and errors, in file order (with [`Options::report`]).
+    pub report: Vec<TensorReport>,
 }
 
 /// The process's peak resident set size (Linux `VmHWM`).
@@ -138,9 +143,10 @@ fn chunks(plan: &Plan) -> Vec<Chunk> {
 struct Done {
     bytes: Vec<u8>,
     nonfinite: usize,
+    stats: Option<ErrorSums>,
 }
 
-fn convert(ckpt: &Checkpoint, plan: &Plan, c: Chunk) -> Result<Done> {
+fn convert(ckpt: &Checkpoint, plan: &Plan, c: Chunk, report: bool) -> Result<Done> {
     let t = &plan.tensors[c.tensor];
     let mut vals = vec![0f32; c.n];
     match &t.source {
@@ -190,7 +196,16 @@ fn convert(ckpt: &Checkpoint, plan: &Plan, c: Chunk) -> Result<Done> {
             t.out.ty
         );
     }
-    Ok(Done { bytes, nonfinite })
+    let stats = if report {
+        Some(ErrorSums::of_quantized(&vals, t.out.ty, &bytes)?)
+    } else {
+        None
+    };
+    Ok(Done {
+        bytes,
+        nonfinite,
+        stats,
+    })
 }
 
 fn is_float(ty: GgmlType) -> bool {
@@ -223,6 +238,7 @@ pub fn quantize(dir: &Path, out: &Path, ft: FileType, opts: &Options) -> Result<
     let expected_len = writer.expected_len();
     let mut warnings = Vec::new();
     let mut reported = vec![false; plan.tensors.len()];
+    let mut sums = vec![ErrorSums::default(); plan.tensors.len()];
 
     let (tx, rx) = sync_channel::<Vec<(Chunk, Done)>>(2);
     let result: Result<()> = std::thread::scope(|s| {
@@ -237,12 +253,18 @@ pub fn quantize(dir: &Path, out: &Path, ft: FileType, opts: &Options) -> Result<
         let mut produce = || -> Result<()> {
             for win in work.chunks(window) {
                 check_interrupted()?;
-                let done: Vec<Result<Done>> =
-                    pool.install(|| win.par_iter().map(|&c| convert(&ckpt, &plan, c)).collect());
+                let done: Vec<Result<Done>> = pool.install(|| {
+                    win.par_iter()
+                        .map(|&c| convert(&ckpt, &plan, c, opts.report))
+                        .collect()
+                });
                 let mut batch = Vec::with_capacity(win.len());
                 for (c, d) in win.iter().zip(done) {
                     let d = d?;
                     let t = &plan.tensors[c.tensor];
+                    if let Some(st) = &d.stats {
+                        sums[c.tensor].add(st);
+                    }
                     if d.nonfinite > 0 && !reported[c.tensor] {
                         reported[c.tensor] = true;
                         let msg = format!(
@@ -326,6 +348,17 @@ pub fn quantize(dir: &Path, out: &Path, ft: FileType, opts: &Options) -> Result<
         skipped: plan.skipped.len(),
         warnings,
         peak_rss_bytes: peak_rss_bytes(),
+        report: if opts.report {
+            plan.tensors
+                .iter()
+                .zip(&sums)
+                .map(|(t, s)| {
+                    TensorReport::new(&t.out.name, &t.out.dims, t.out.ty, t.rule.to_string(), s)
+                })
+                .collect()
+        } else {
+            Vec::new()
+        },
     })
 }
 

@@ -601,21 +601,62 @@ mod tests {
     #[test]
     fn every_bad_field_is_named() {
         let cases = [
-            (r#"{"w":{"dtype":"BF16","shape":[2],"data_offsets":[0,4]}}"#, 3, "truncated"),
-            (r#"{"w":{"dtype":"Q9","shape":[2],"data_offsets":[0,4]}}"#, 4, "unknown dtype"),
-            (r#"{"w":{"dtype":"BF16","shape":[-2],"data_offsets":[0,4]}}"#, 4, "non-negative"),
-            (r#"{"w":{"dtype":"BF16","shape":[2],"data_offsets":[4,0]}}"#, 4, "end before"),
-            (r#"{"w":{"dtype":"BF16","shape":[4294967296,4294967296],"data_offsets":[0,4]}}"#, 4, "overflows"),
-            (r#"{"w":{"dtype":"BF16","shape":[2],"data_offsets":[0,6]}}"#, 6, "needs 4"),
-            (r#"{"w":{"dtype":"BF16","shape":[2],"data_offsets":[9,13]}}"#, 4, "out of bounds"),
-            (r#"{"w":{"dtype":"BF16","shape":[2],"data_offsets":[0,4]},"v":{"dtype":"BF16","shape":[2],"data_offsets":[2,6]}}"#, 6, "overlap"),
-            (r#"{"w":{"dtype":"BF16","shape":[2],"data_offsets":[0,4]},"w":{"dtype":"BF16","shape":[2],"data_offsets":[0,4]}}"#, 4, "duplicate key"),
+            (
+                r#"{"w":{"dtype":"BF16","shape":[2],"data_offsets":[0,4]}}"#,
+                3,
+                "truncated",
+            ),
+            (
+                r#"{"w":{"dtype":"Q9","shape":[2],"data_offsets":[0,4]}}"#,
+                4,
+                "unknown dtype",
+            ),
+            (
+                r#"{"w":{"dtype":"BF16","shape":[-2],"data_offsets":[0,4]}}"#,
+                4,
+                "non-negative",
+            ),
+            (
+                r#"{"w":{"dtype":"BF16","shape":[2],"data_offsets":[4,0]}}"#,
+                4,
+                "end before",
+            ),
+            (
+                r#"{"w":{"dtype":"BF16","shape":[4294967296,4294967296],"data_offsets":[0,4]}}"#,
+                4,
+                "overflows",
+            ),
+            (
+                r#"{"w":{"dtype":"BF16","shape":[2],"data_offsets":[0,6]}}"#,
+                6,
+                "needs 4",
+            ),
+            (
+                r#"{"w":{"dtype":"BF16","shape":[2],"data_offsets":[9,13]}}"#,
+                4,
+                "out of bounds",
+            ),
+            (
+                r#"{"w":{"dtype":"BF16","shape":[2],"data_offsets":[0,4]},"v":{"dtype":"BF16","shape":[2],"data_offsets":[2,6]}}"#,
+                6,
+                "overlap",
+            ),
+            (
+                r#"{"w":{"dtype":"BF16","shape":[2],"data_offsets":[0,4]},"w":{"dtype":"BF16","shape":[2],"data_offsets":[0,4]}}"#,
+                4,
+                "duplicate key",
+            ),
             (r#"[1]"#, 0, "not a JSON object"),
             (r#"{"w":{"shape":[2],"data_offsets":[0,4]}}"#, 4, "dtype"),
         ];
         for (h, data, want) in cases {
-            let e = open(h, data).err().unwrap_or_else(|| panic!("accepted {h}"));
-            assert!(e.contains(want) && e.contains("model.safetensors"), "{h}: {e}");
+            let e = open(h, data)
+                .err()
+                .unwrap_or_else(|| panic!("accepted {h}"));
+            assert!(
+                e.contains(want) && e.contains("model.safetensors"),
+                "{h}: {e}"
+            );
         }
         let e = Checkpoint::from_memory("ck", None, vec![("model.safetensors".into(), vec![1])])
             .err()
@@ -633,7 +674,10 @@ mod tests {
 
     #[test]
     fn index_checks() {
-        let s = shard(r#"{"w":{"dtype":"BF16","shape":[2],"data_offsets":[0,4]}}"#, 4);
+        let s = shard(
+            r#"{"w":{"dtype":"BF16","shape":[2],"data_offsets":[0,4]}}"#,
+            4,
+        );
         let idx = |m: &str| format!(r#"{{"weight_map":{m}}}"#);
         let open = |i: &str| {
             Checkpoint::from_memory("ck", Some(i.as_bytes()), vec![("a.st".into(), s.clone())])

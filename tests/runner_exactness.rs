@@ -303,9 +303,9 @@ fn cli_logits_json_and_npy() {
         .collect();
     assert_eq!(vals, rows.concat(), "npy and JSON logits differ");
 
-    let o = gq(&["logits", model, "--text", "x.txt"]);
+    let o = gq(&["logits", model, "--text", "no-such-file.txt"]);
     assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("--ids"));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no-such-file.txt"));
 }
 
 #[test]

@@ -72,11 +72,20 @@ pub fn fill_random_weights(ty: GgmlType, w: &mut [u8], seed: u64) {
         let v = next().to_le_bytes();
         c.copy_from_slice(&v[..c.len()]);
     }
+    // Float weights: magnitudes in [2⁻⁸, 2) like real weights (random exponent bits would give
+    // denormals, which cost Intel cores microcode assists that real models never trigger).
     let fix_float = |w: &mut [u8], esz: usize| {
         for c in w.chunks_exact_mut(esz) {
-            // Clear the exponent's top bits: |value| < 2 and never NaN/Inf.
             let hi = c.len() - 1;
-            c[hi] &= 0xbf;
+            let top = u16::from_le_bytes([c[hi - 1], c[hi]]);
+            let top = if ty == GgmlType::F16 {
+                // f16: exponent in bits 14..10; 2⁻⁸ .. 2⁻¹.
+                (top & 0x83ff) | ((7 + ((top >> 10) & 7)) << 10)
+            } else {
+                // f32 / bf16: exponent in bits 14..7 of the top 16 bits; 2⁻⁸ .. 2⁻¹.
+                (top & 0x807f) | ((119 + ((top >> 7) & 7)) << 7)
+            };
+            c[hi - 1..].copy_from_slice(&top.to_le_bytes());
         }
     };
     match ty {
@@ -131,4 +140,119 @@ pub fn fill_stream_buffer(buf: &mut [u64]) {
     for (i, v) in buf.iter_mut().enumerate() {
         *v = i as u64;
     }
+}
+
+/// Times `Y = X·Wᵀ` ([`Kernels::gemm`]) for `n` activation rows and the `rows × cols` matrix
+/// `w` of `ty` in the current rayon pool (activation quantization included, as in ggml's
+/// MUL_MAT).
+pub fn time_gemm(
+    k: &Kernels,
+    ty: GgmlType,
+    w: &[u8],
+    cols: usize,
+    n: usize,
+    reps: usize,
+) -> Timing {
+    let rows = w.len() / ty.row_bytes(cols).expect("whole blocks");
+    let xs: Vec<f32> = (0..n * cols)
+        .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
+        .collect();
+    let mut ys = vec![0f32; n * rows];
+    let mut scratch = vec![0u8; crate::gemm_scratch_bytes(ty, cols, n)];
+    Timing::measure(reps, || {
+        k.gemm(ty, w, rows, cols, &xs, &mut ys, &mut scratch);
+        std::hint::black_box(&ys);
+    })
+}
+
+/// The core clock while 512-bit (or, without AVX-512, 256-bit) vector code runs, GHz: a chain of
+/// dependent vector integer adds (latency 1 cycle on every x86 core gq targets), best of many
+/// short runs. 0 off x86-64.
+pub fn vector_clock_ghz() -> f64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let chain = |n: u64| {
+            if is_x86_feature_detected!("avx512f") {
+                // SAFETY: AVX-512F detected; the asm only touches the named registers.
+                unsafe { chain512(n) }
+            } else if is_x86_feature_detected!("avx2") {
+                // SAFETY: AVX2 detected.
+                unsafe { chain256(n) }
+            }
+        };
+        let mut best = 0f64;
+        for _ in 0..30 {
+            let n = 100_000u64;
+            let s = Instant::now();
+            chain(n);
+            best = best.max(16.0 * n as f64 / s.elapsed().as_secs_f64() / 1e9);
+        }
+        best
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        0.0
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn chain512(n: u64) {
+    // SAFETY: register-only AVX-512F instructions and a counter; caller checked the feature.
+    unsafe {
+        core::arch::asm!(
+            "vpxord zmm1, zmm1, zmm1",
+            "2:",
+            "vpaddd zmm0, zmm0, zmm1", "vpaddd zmm0, zmm0, zmm1", "vpaddd zmm0, zmm0, zmm1", "vpaddd zmm0, zmm0, zmm1",
+            "vpaddd zmm0, zmm0, zmm1", "vpaddd zmm0, zmm0, zmm1", "vpaddd zmm0, zmm0, zmm1", "vpaddd zmm0, zmm0, zmm1",
+            "vpaddd zmm0, zmm0, zmm1", "vpaddd zmm0, zmm0, zmm1", "vpaddd zmm0, zmm0, zmm1", "vpaddd zmm0, zmm0, zmm1",
+            "vpaddd zmm0, zmm0, zmm1", "vpaddd zmm0, zmm0, zmm1", "vpaddd zmm0, zmm0, zmm1", "vpaddd zmm0, zmm0, zmm1",
+            "sub {n}, 1",
+            "jnz 2b",
+            n = inout(reg) n => _,
+            out("zmm0") _,
+            out("zmm1") _,
+            options(nostack)
+        );
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn chain256(n: u64) {
+    // SAFETY: register-only AVX2 instructions and a counter; caller checked the feature.
+    unsafe {
+        core::arch::asm!(
+            "vpxor ymm1, ymm1, ymm1",
+            "2:",
+            "vpaddd ymm0, ymm0, ymm1", "vpaddd ymm0, ymm0, ymm1", "vpaddd ymm0, ymm0, ymm1", "vpaddd ymm0, ymm0, ymm1",
+            "vpaddd ymm0, ymm0, ymm1", "vpaddd ymm0, ymm0, ymm1", "vpaddd ymm0, ymm0, ymm1", "vpaddd ymm0, ymm0, ymm1",
+            "vpaddd ymm0, ymm0, ymm1", "vpaddd ymm0, ymm0, ymm1", "vpaddd ymm0, ymm0, ymm1", "vpaddd ymm0, ymm0, ymm1",
+            "vpaddd ymm0, ymm0, ymm1", "vpaddd ymm0, ymm0, ymm1", "vpaddd ymm0, ymm0, ymm1", "vpaddd ymm0, ymm0, ymm1",
+            "sub {n}, 1",
+            "jnz 2b",
+            n = inout(reg) n => _,
+            out("ymm0") _,
+            out("ymm1") _,
+            options(nostack)
+        );
+    }
+}
+
+/// Peak multiply-add throughput of one core for the GEMM of `ty` on this table's ISA, in
+/// operations (2 per multiply-add) per cycle, and what it assumes: int8 `vpdpbusd` (64
+/// multiply-adds per 512-bit instruction, two per cycle) for quantized types, `vdpbf16ps` (32,
+/// two per cycle) for BF16 with BF16 activations, f32 FMA (16, two per cycle) otherwise; AVX2
+/// halves the widths. AMX is not counted (gq does not use it).
+pub fn peak_ops_per_cycle(k: &Kernels, ty: GgmlType) -> (f64, &'static str) {
+    let wide = k.isa() == crate::Isa::Avx512;
+    let (per_insn, what) = if !ty.is_float() {
+        (64.0, "int8 dot (vpdpbusd), 2/cycle")
+    } else if ty == GgmlType::BF16 && k.default_act(ty) == crate::FloatAct::Bf16 {
+        (32.0, "bf16 dot (vdpbf16ps), 2/cycle")
+    } else {
+        (16.0, "f32 FMA, 2/cycle")
+    };
+    let per_insn = if wide { per_insn } else { per_insn / 2.0 };
+    (2.0 * 2.0 * per_insn, what)
 }

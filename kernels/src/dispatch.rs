@@ -14,6 +14,51 @@ const N: usize = GgmlType::COUNT;
 pub type Dot2Fn = fn(&[u8], &[u8], &[u8]) -> [f32; 2];
 /// Quantizes f32 activations into blocks of an activation type.
 pub type QuantizeFn = fn(&[f32], &mut [u8]);
+/// One weight row · one activation row in the row kernels' layout ([`ActLayout`]).
+pub(crate) type Row1Fn = fn(&[u8], &[u8]) -> f32;
+/// Weight rows (`w`, `rb` bytes each) · activation rows (`acts`, `ab` bytes each), every
+/// result to `put(row, column, value)`; each value bit-identical to [`Row1Fn`] on its pair.
+pub(crate) type GemmFn = fn(&[u8], usize, &[u8], usize, &mut dyn FnMut(usize, usize, f32));
+
+/// How the GEMV / GEMM of a table lays out a quantized activation row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ActLayout {
+    /// The activation type's own blocks ([`GgmlType::vec_dot_type`]).
+    Natural,
+    /// Q8_0 quants + 128 (unsigned), contiguous, then the f32 block scales
+    /// (`x86::intel`): 36 bytes per block.
+    Q8_0Biased,
+    /// Q8_K with the group sums replaced by 8 f32 `d·Σ` per 32 quants (`x86::intel`): 292
+    /// bytes per block.
+    Q8KV,
+}
+
+/// GEMV / GEMM row kernels of a weight type (where a table has them).
+#[derive(Clone, Copy)]
+pub(crate) struct RowKernels {
+    /// Activation layout the kernels read.
+    pub act: ActLayout,
+    /// One activation row (GEMV).
+    pub gemv: Row1Fn,
+    /// Many rows × many activation rows (GEMM).
+    pub gemm: GemmFn,
+    /// What the bench prints as the path taken.
+    pub path: &'static str,
+}
+
+/// Which AVX-512 kernels a table holds: both are correct on every AVX-512 CPU that has their
+/// features; they differ in speed by microarchitecture (docs/kernels.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Tune {
+    /// The kernels written for Zen 5 (four full-width 512-bit pipes): `x86/avx512.rs`.
+    Zen,
+    /// Kernels for cores with two 512-bit ports (Intel): `x86/intel.rs` for Q4_K, Q6_K and
+    /// Q8_0 (needs GFNI and AVX512_VBMI too), `x86/avx512.rs` for the rest.
+    Intel,
+}
+
+/// The environment variable that forces a [`Tune`] (`zen` or `intel`).
+pub const TUNE_ENV: &str = "GQ_KERNELS_TUNE";
 
 /// The activation format that float weights meet in [`Kernels::gemv`] / [`Kernels::gemm`].
 ///
@@ -44,6 +89,10 @@ pub struct Kernels {
     pub(crate) bf16_dot2: Option<Dot2Fn>,
     /// Whether `bf16_dot` is a native `vdpbf16ps` kernel.
     pub(crate) bf16_native: bool,
+    /// GEMV / GEMM row kernels, where the table has them.
+    pub(crate) rows: [Option<RowKernels>; N],
+    /// The AVX-512 tuning (None for other ISAs).
+    pub(crate) tune: Option<Tune>,
 }
 
 impl Kernels {
@@ -59,6 +108,8 @@ impl Kernels {
             bf16_dot: crate::formats::bf16::dot_bf16,
             bf16_dot2: None,
             bf16_native: false,
+            rows: [None; N],
+            tune: None,
         };
         for f in crate::formats::REGISTRY {
             let i = f.ty.index();
@@ -74,6 +125,47 @@ impl Kernels {
     /// The instruction set of this table.
     pub fn isa(&self) -> Isa {
         self.isa
+    }
+
+    /// The AVX-512 tuning of this table (`None` for other ISAs).
+    pub fn tune(&self) -> Option<Tune> {
+        self.tune
+    }
+
+    /// A short name of this table: `scalar`, `avx2`, `avx512/zen`, `avx512/intel`, `neon`.
+    pub fn name(&self) -> String {
+        match self.tune {
+            Some(Tune::Zen) => format!("{}/zen", self.isa),
+            Some(Tune::Intel) => format!("{}/intel", self.isa),
+            None => self.isa.to_string(),
+        }
+    }
+
+    /// The code path the GEMV of `ty` takes in this table (for benchmark reports), e.g.
+    /// `avx512/intel q4_k (gfni+vnni, dpbusd+packssdw+dpwssd)`.
+    pub fn path(&self, ty: GgmlType) -> String {
+        if let Some(r) = self.rows[ty.index()] {
+            return format!("{} {}", self.name(), r.path);
+        }
+        let act = if ty == GgmlType::BF16 && self.default_act(ty) == FloatAct::Bf16 {
+            " (bf16 act, vdpbf16ps)"
+        } else {
+            ""
+        };
+        let two =
+            if self.dot2[ty.index()].is_some() || (!act.is_empty() && self.bf16_dot2.is_some()) {
+                " two-row"
+            } else {
+                ""
+            };
+        let pf = if self.tune == Some(Tune::Intel)
+            && !matches!(ty, GgmlType::Q8_0 | GgmlType::Q4_K | GgmlType::Q6_K)
+        {
+            ", prefetch 4 KiB"
+        } else {
+            ""
+        };
+        format!("{} dot{two}{act}{pf}", self.name())
     }
 
     /// Dequantizes `src` (whole blocks of `ty`) into `dst` (`dst.len()` elements).
@@ -174,23 +266,131 @@ static TABLES: [OnceLock<Option<Kernels>>; 4] = [
     OnceLock::new(),
     OnceLock::new(),
 ];
+static TUNED: [OnceLock<Option<Kernels>>; 2] = [OnceLock::new(), OnceLock::new()];
 
-/// The kernels of `isa`, or `None` when this CPU cannot run them.
+/// The kernels of `isa`, or `None` when this CPU cannot run them. For AVX-512 this is the
+/// table of [`default_tune`].
 pub fn kernels_for(isa: Isa) -> Option<&'static Kernels> {
+    if isa == Isa::Avx512 {
+        return kernels_tuned(default_tune());
+    }
     TABLES[isa as usize]
         .get_or_init(|| match isa {
             Isa::Scalar => Some(Kernels::scalar_table()),
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `available` checked AVX2, FMA and F16C.
             Isa::Avx2 if isa.available() => Some(unsafe { crate::x86::avx2_table() }),
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: `available` checked AVX-512 F/BW/VL/VNNI, AVX2, FMA and F16C.
-            Isa::Avx512 if isa.available() => Some(unsafe { crate::x86::avx512_table() }),
             // Only on aarch64; the same table over the portable intrinsics is tested elsewhere.
             Isa::Neon if isa.available() => Some(crate::neon::table()),
             _ => None,
         })
         .as_ref()
+}
+
+/// The AVX-512 table with the given tuning, or `None` when this CPU cannot run it (no
+/// AVX-512; for [`Tune::Intel`] also no GFNI or AVX512_VBMI).
+pub fn kernels_tuned(tune: Tune) -> Option<&'static Kernels> {
+    TUNED[tune as usize]
+        .get_or_init(|| {
+            #[cfg(target_arch = "x86_64")]
+            if Isa::Avx512.available() && (tune == Tune::Zen || crate::x86::has_intel_extras()) {
+                // SAFETY: checked AVX-512 F/BW/VL/VNNI, AVX2, FMA, F16C (and for the Intel
+                // tuning GFNI and AVX512_VBMI) just above.
+                return Some(unsafe { crate::x86::avx512_table(tune) });
+            }
+            None
+        })
+        .as_ref()
+}
+
+/// Every kernel table this CPU runs (scalar, AVX2, both AVX-512 tunings, NEON), for tests and
+/// benchmarks.
+pub fn all_tables() -> Vec<&'static Kernels> {
+    let mut v: Vec<&'static Kernels> = [Isa::Scalar, Isa::Avx2, Isa::Neon]
+        .into_iter()
+        .filter_map(kernels_for)
+        .collect();
+    v.extend(
+        [Tune::Zen, Tune::Intel]
+            .into_iter()
+            .filter_map(kernels_tuned),
+    );
+    v
+}
+
+/// The AVX-512 tuning used by default: `GQ_KERNELS_TUNE` if set (`zen` / `intel`), else
+/// [`Tune::Intel`] on GenuineIntel CPUs that have its features and [`Tune::Zen`] otherwise.
+pub fn default_tune() -> Tune {
+    static T: OnceLock<Tune> = OnceLock::new();
+    *T.get_or_init(|| {
+        let intel_ok = {
+            #[cfg(target_arch = "x86_64")]
+            {
+                crate::x86::has_intel_extras()
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            {
+                false
+            }
+        };
+        match std::env::var(TUNE_ENV).map(|v| v.trim().to_ascii_lowercase()) {
+            Ok(v) if v == "zen" => return Tune::Zen,
+            Ok(v) if v == "intel" && intel_ok => return Tune::Intel,
+            Ok(v) if !v.is_empty() => {
+                eprintln!("gq: {TUNE_ENV}={v:?} is not zen|intel (or not supported here); using the default")
+            }
+            _ => {}
+        }
+        if intel_ok && cpu_vendor() == "GenuineIntel" {
+            Tune::Intel
+        } else {
+            Tune::Zen
+        }
+    })
+}
+
+/// The CPU vendor string (`GenuineIntel`, `AuthenticAMD`, …; empty off x86).
+pub fn cpu_vendor() -> String {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let r = core::arch::x86_64::__cpuid(0);
+        let b: Vec<u8> = [r.ebx, r.edx, r.ecx]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        String::from_utf8_lossy(&b).into_owned()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        String::new()
+    }
+}
+
+/// The CPU model name (`/proc/cpuinfo`'s `model name`, else CPUID's brand string).
+pub fn cpu_model() -> String {
+    if let Ok(s) = std::fs::read_to_string("/proc/cpuinfo") {
+        if let Some(l) = s.lines().find(|l| l.starts_with("model name")) {
+            if let Some((_, v)) = l.split_once(':') {
+                return v.trim().to_string();
+            }
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        let mut b = Vec::new();
+        for leaf in 0x8000_0002u32..=0x8000_0004 {
+            let r = core::arch::x86_64::__cpuid(leaf);
+            for v in [r.eax, r.ebx, r.ecx, r.edx] {
+                b.extend(v.to_le_bytes());
+            }
+        }
+        return String::from_utf8_lossy(&b)
+            .trim_matches(char::from(0))
+            .trim()
+            .to_string();
+    }
+    #[allow(unreachable_code)]
+    String::from("unknown")
 }
 
 /// The ISA the kernels run ([`Isa::selected`]: the best this CPU runs, or `GQ_ISA`).

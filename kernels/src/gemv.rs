@@ -6,7 +6,9 @@
 //! weights take them rounded to BF16 where the table has the native kernel
 //! ([`Kernels::default_act`]). Nothing is allocated on the hot path.
 
-use crate::dispatch::{act_bytes, act_type, row_bytes, Dot2Fn, DotFn, FloatAct, Kernels};
+use crate::dispatch::{
+    act_bytes, act_type, row_bytes, ActLayout, Dot2Fn, DotFn, FloatAct, GemmFn, Kernels, Row1Fn,
+};
 use crate::GgmlType;
 use rayon::prelude::*;
 
@@ -15,14 +17,20 @@ compile_error!("gq-kernels reads f32 activations as little-endian bytes");
 
 /// Scratch bytes [`Kernels::gemv`] needs for one activation row of `cols` elements (0 for F32
 /// and F16, which use the f32 activations as they are; `2·cols` for BF16, whose activations
-/// may be rounded to BF16).
+/// may be rounded to BF16; for quantized types the larger of the activation type's row and
+/// the row kernels' private layout, e.g. 36 bytes per Q8_0 block).
 pub fn gemv_scratch_bytes(ty: GgmlType, cols: usize) -> usize {
     if ty == GgmlType::BF16 {
         2 * cols
     } else if ty.is_float() {
         0
     } else {
-        act_bytes(ty, cols)
+        let natural = act_bytes(ty, cols);
+        if act_type(ty) == GgmlType::Q8_0 {
+            natural.max(36 * (cols / 32))
+        } else {
+            natural
+        }
     }
 }
 
@@ -38,10 +46,14 @@ fn f32_bytes(x: &[f32]) -> &[u8] {
     unsafe { core::slice::from_raw_parts(x.as_ptr().cast::<u8>(), core::mem::size_of_val(x)) }
 }
 
-/// Rows per parallel task: about four tasks per thread, at least `min` rows.
-fn chunk_rows(rows: usize, min: usize) -> usize {
-    let tasks = 4 * rayon::current_num_threads();
-    rows.div_ceil(tasks).max(min).max(1)
+/// Splits `rows` into contiguous ranges, one per thread of the current rayon pool (fewer when
+/// the work is small: at least `min_rows` rows and 64 KiB of weights per range), each a
+/// multiple of `align` rows except the last.
+fn row_ranges(rows: usize, row_bytes: usize, min_rows: usize, align: usize) -> usize {
+    let t = rayon::current_num_threads().max(1);
+    let min = min_rows.max((64 << 10) / row_bytes.max(1)).max(1);
+    let chunk = rows.div_ceil(t).max(min);
+    chunk.div_ceil(align) * align
 }
 
 /// A raw output pointer shared by tasks that write disjoint elements.
@@ -59,6 +71,15 @@ impl OutPtr {
 unsafe impl Send for OutPtr {}
 // SAFETY: as above.
 unsafe impl Sync for OutPtr {}
+
+/// What multiplies a weight row with prepared activations.
+#[derive(Clone, Copy)]
+enum RowOp {
+    /// The row kernels of the table (`RowKernels`).
+    Rows(Row1Fn, GemmFn),
+    /// The table's dot product, with its two-row form where there is one.
+    Dot(DotFn, Option<Dot2Fn>),
+}
 
 impl Kernels {
     /// The activation row [`Kernels::gemv`] dots `ty`'s rows with (format
@@ -124,6 +145,70 @@ impl Kernels {
         }
     }
 
+    /// The row operation and activation layout of `ty` with activations of format `act`.
+    fn row_op(&self, ty: GgmlType, act: FloatAct) -> (RowOp, ActLayout) {
+        if ty == GgmlType::BF16 && act == FloatAct::Bf16 {
+            return (
+                RowOp::Dot(self.bf16_dot, self.bf16_dot2),
+                ActLayout::Natural,
+            );
+        }
+        match self.rows[ty.index()] {
+            Some(r) => (RowOp::Rows(r.gemv, r.gemm), r.act),
+            None => {
+                let (d, d2) = self.dots_for(ty, act);
+                (RowOp::Dot(d, d2), ActLayout::Natural)
+            }
+        }
+    }
+
+    /// Bytes of one prepared activation row of `cols` elements.
+    fn act_row_bytes(ty: GgmlType, cols: usize, act: FloatAct, layout: ActLayout) -> usize {
+        if ty == GgmlType::BF16 && act == FloatAct::Bf16 {
+            2 * cols
+        } else if ty.is_float() {
+            4 * cols
+        } else if layout == ActLayout::Q8_0Biased {
+            36 * (cols / 32)
+        } else {
+            act_bytes(ty, cols)
+        }
+    }
+
+    /// Prepares `x` into `dst` (exactly [`Self::act_row_bytes`] bytes) for the row operation.
+    fn prepare_into(
+        &self,
+        ty: GgmlType,
+        x: &[f32],
+        dst: &mut [u8],
+        act: FloatAct,
+        layout: ActLayout,
+    ) {
+        if ty == GgmlType::BF16 && act == FloatAct::Bf16 {
+            crate::formats::bf16::quantize_row_ref(x, dst);
+        } else if ty.is_float() {
+            dst.copy_from_slice(f32_bytes(x));
+        } else if layout == ActLayout::Q8_0Biased {
+            let nb = x.len() / 32;
+            let (q, s) = dst.split_at_mut(32 * nb);
+            let mut blk = [0u8; 34];
+            for (b, xs) in x.chunks_exact(32).enumerate() {
+                self.quantize_row(GgmlType::Q8_0, xs, &mut blk);
+                for (o, &v) in q[32 * b..32 * b + 32].iter_mut().zip(&blk[2..]) {
+                    *o = v ^ 0x80;
+                }
+                let d = half::f16::from_le_bytes([blk[0], blk[1]]).to_f32();
+                s[4 * b..4 * b + 4].copy_from_slice(&d.to_le_bytes());
+            }
+        } else {
+            self.quantize_row(act_type(ty), x, dst);
+            if layout == ActLayout::Q8KV {
+                #[cfg(target_arch = "x86_64")]
+                crate::x86::intel::q8_k_to_v(dst);
+            }
+        }
+    }
+
     /// [`Kernels::gemv`] with an explicit activation format for BF16 weights
     /// ([`FloatAct::F32`] gives the exact-activation reference semantics on every CPU;
     /// [`FloatAct::Bf16`] without AVX512_BF16 runs the portable BF16 × BF16 loop).
@@ -138,44 +223,65 @@ impl Kernels {
     ) {
         let rb = row_bytes(ty, x.len());
         assert_eq!(w.len(), rb * y.len(), "{ty}: weight bytes vs rows × cols");
-        let act = self.prepare_activation_as(ty, x, scratch, act_fmt);
-        let (dot, dot2) = self.dots_for(ty, act_fmt);
-        if !(ty == GgmlType::BF16 && act_fmt == FloatAct::Bf16) {
+        let (op, layout) = self.row_op(ty, act_fmt);
+        let float_act = ty.is_float() && !(ty == GgmlType::BF16 && act_fmt == FloatAct::Bf16);
+        let act: &[u8] = if float_act {
+            f32_bytes(x)
+        } else {
+            let ab = Self::act_row_bytes(ty, x.len(), act_fmt, layout);
+            assert!(
+                scratch.len() >= ab,
+                "{ty}: scratch of {} bytes < {ab}",
+                scratch.len()
+            );
+            let dst = &mut scratch[..ab];
+            self.prepare_into(ty, x, dst, act_fmt, layout);
+            dst
+        };
+        if layout == ActLayout::Natural && !(ty == GgmlType::BF16 && act_fmt == FloatAct::Bf16) {
             self.check_dot(ty, rb, act.len());
         }
         if rb == 0 {
             y.fill(0.0);
             return;
         }
-        let chunk = chunk_rows(y.len(), 8);
+        let chunk = row_ranges(y.len(), rb, 8, 2);
         y.par_chunks_mut(chunk)
             .zip(w.par_chunks(chunk * rb))
-            .for_each(|(ys, ws)| {
-                let mut r = 0;
-                if let Some(dot2) = dot2 {
-                    while r + 2 <= ys.len() {
-                        let [a, b] = dot2(
-                            &ws[r * rb..(r + 1) * rb],
-                            &ws[(r + 1) * rb..(r + 2) * rb],
-                            act,
-                        );
-                        ys[r] = a;
-                        ys[r + 1] = b;
-                        r += 2;
+            .for_each(|(ys, ws)| match op {
+                RowOp::Rows(k1, _) => {
+                    for (o, row) in ys.iter_mut().zip(ws.chunks_exact(rb)) {
+                        *o = k1(row, act);
                     }
                 }
-                for (o, row) in ys[r..].iter_mut().zip(ws[r * rb..].chunks_exact(rb)) {
-                    *o = dot(row, act);
+                RowOp::Dot(dot, dot2) => {
+                    let mut r = 0;
+                    if let Some(dot2) = dot2 {
+                        while r + 2 <= ys.len() {
+                            let [a, b] = dot2(
+                                &ws[r * rb..(r + 1) * rb],
+                                &ws[(r + 1) * rb..(r + 2) * rb],
+                                act,
+                            );
+                            ys[r] = a;
+                            ys[r + 1] = b;
+                            r += 2;
+                        }
+                    }
+                    for (o, row) in ys[r..].iter_mut().zip(ws[r * rb..].chunks_exact(rb)) {
+                        *o = dot(row, act);
+                    }
                 }
             });
     }
 
-    /// Small-batch product `Y = X·Wᵀ`: `xs` holds `n` activation rows of `cols` elements,
-    /// `ys` receives `n` output rows of `rows` elements (`ys[j·rows + r]` = row r of W · row j
-    /// of X), `w` is `rows × cols` of type `ty`. Each weight row is read once and dotted with
-    /// all `n` activations while it is in L1. `scratch` needs [`gemm_scratch_bytes`] bytes.
-    /// Meant for n ≤ 16; works for any n. BF16 weights use [`Kernels::default_act`]; see
-    /// [`Kernels::gemm_as`].
+    /// Matrix product `Y = X·Wᵀ` (prompt processing): `xs` holds `n` activation rows of `cols`
+    /// elements, `ys` receives `n` output rows of `rows` elements (`ys[j·rows + r]` = row r of W
+    /// · row j of X), `w` is `rows × cols` of type `ty`. The activations are quantized once
+    /// (in parallel); each thread takes a contiguous range of weight rows and, per block of
+    /// columns that fits in L2, reads each of its rows once and multiplies it with four
+    /// columns at a time while it sits in L1. `scratch` needs [`gemm_scratch_bytes`] bytes.
+    /// BF16 weights use [`Kernels::default_act`]; see [`Kernels::gemm_as`].
     #[allow(clippy::too_many_arguments)]
     pub fn gemm(
         &self,
@@ -192,7 +298,8 @@ impl Kernels {
 
     /// [`Kernels::gemm`] with an explicit activation format for BF16 weights
     /// ([`FloatAct::F32`]: exact f32 activations on every CPU). Row j of the result is
-    /// bit-identical to [`Kernels::gemv_as`] of row j of `xs` with the same format.
+    /// bit-identical to [`Kernels::gemv_as`] of row j of `xs` with the same format, for any
+    /// thread count.
     #[allow(clippy::too_many_arguments)]
     pub fn gemm_as(
         &self,
@@ -210,43 +317,56 @@ impl Kernels {
         assert_eq!(xs.len(), n * cols, "gemm: xs is not whole rows");
         assert_eq!(ys.len(), n * rows, "gemm: ys length");
         assert_eq!(w.len(), rb * rows, "{ty}: weight bytes vs rows × cols");
-        let bf16_act = ty == GgmlType::BF16 && act_fmt == FloatAct::Bf16;
-        let ab = if bf16_act {
-            2 * cols
-        } else {
-            act_bytes(ty, cols)
-        };
-        let acts: &[u8] = if ty.is_float() && !bf16_act {
+        let (op, layout) = self.row_op(ty, act_fmt);
+        let float_act = ty.is_float() && !(ty == GgmlType::BF16 && act_fmt == FloatAct::Bf16);
+        let ab = Self::act_row_bytes(ty, cols, act_fmt, layout);
+        let acts: &[u8] = if float_act {
             f32_bytes(xs)
         } else {
             assert!(scratch.len() >= n * ab, "{ty}: gemm scratch too small");
             let s = &mut scratch[..n * ab];
-            for (x, d) in xs.chunks_exact(cols).zip(s.chunks_exact_mut(ab)) {
-                if bf16_act {
-                    crate::formats::bf16::quantize_row_ref(x, d);
-                } else {
-                    self.quantize_row(act_type(ty), x, d);
-                }
+            if ab > 0 {
+                s.par_chunks_mut(ab)
+                    .zip(xs.par_chunks(cols.max(1)))
+                    .for_each(|(d, x)| self.prepare_into(ty, x, d, act_fmt, layout));
             }
             s
         };
         if rows == 0 || n == 0 {
             return;
         }
-        if !bf16_act {
+        if layout == ActLayout::Natural && !(ty == GgmlType::BF16 && act_fmt == FloatAct::Bf16) {
             self.check_dot(ty, rb, ab);
         }
-        let (dot, _) = self.dots_for(ty, act_fmt);
+        if rb == 0 {
+            ys.fill(0.0);
+            return;
+        }
         let out = OutPtr(ys.as_mut_ptr());
-        let chunk = chunk_rows(rows, 4);
+        let chunk = row_ranges(rows, rb, 8, 8);
         w.par_chunks(chunk * rb).enumerate().for_each(|(c, ws)| {
-            for (k, row) in ws.chunks_exact(rb).enumerate() {
-                let r = c * chunk + k;
-                for (j, a) in acts.chunks_exact(ab).enumerate() {
-                    let v = dot(row, a);
-                    // SAFETY: r < rows and j < n, so j·rows + r is inside `ys`; each (j, r) is
-                    // written by exactly one task (the one owning row r).
-                    unsafe { *out.at(j * rows + r) = v };
+            let r0 = c * chunk;
+            let mut put = |r: usize, j: usize, v: f32| {
+                debug_assert!(r0 + r < rows && j < n);
+                // SAFETY: r0 + r < rows and j < n, so j·rows + r0 + r is inside `ys`; each
+                // (j, row) is written by exactly one task (the one owning the row).
+                unsafe { *out.at(j * rows + r0 + r) = v };
+            };
+            match op {
+                RowOp::Rows(_, gemm) => gemm(ws, rb, acts, ab, &mut put),
+                RowOp::Dot(dot, _) => {
+                    // Columns per block: their activations take at most ~512 KiB (L2).
+                    let cb = ((512 << 10) / ab.max(1)).clamp(1, 256);
+                    let mut j0 = 0;
+                    while j0 < n {
+                        let j1 = (j0 + cb).min(n);
+                        for (r, row) in ws.chunks_exact(rb).enumerate() {
+                            for j in j0..j1 {
+                                put(r, j, dot(row, &acts[j * ab..(j + 1) * ab]));
+                            }
+                        }
+                        j0 = j1;
+                    }
                 }
             }
         });

@@ -41,7 +41,10 @@ pub mod vector;
 #[cfg(target_arch = "x86_64")]
 pub mod x86;
 
-pub use dispatch::{act_bytes, kernels, kernels_for, selected_isa, FloatAct, Kernels};
+pub use dispatch::{
+    act_bytes, all_tables, cpu_model, cpu_vendor, default_tune, kernels, kernels_for,
+    kernels_tuned, selected_isa, FloatAct, Kernels, Tune,
+};
 pub use formats::{format, Format};
 pub use gemv::{gemm_scratch_bytes, gemv_scratch_bytes};
 pub use isa::Isa;

@@ -178,10 +178,10 @@ fn lengths(ty: GgmlType) -> Vec<usize> {
 /// it gets on every type and length, so the tables returned are the paths exercised; see
 /// `common/isas.rs` for what is said or required about the others).
 fn simd_tables(what: &str) -> Vec<&'static Kernels> {
-    let tables: Vec<&'static Kernels> = Isa::ALL
+    // Every table: AVX2, both AVX-512 tunings (Zen and Intel kernels), NEON.
+    let tables: Vec<&'static Kernels> = gq_kernels::all_tables()
         .into_iter()
-        .filter(|&i| i != Isa::Scalar)
-        .filter_map(kernels_for)
+        .filter(|k| k.isa() != Isa::Scalar)
         .collect();
     let isas: Vec<Isa> = tables.iter().map(|k| k.isa()).collect();
     isas::check_exercised(what, &isas);
@@ -388,6 +388,92 @@ fn gemv_and_gemm_match_vec_dot_for_any_thread_count() {
                             bits(&want[j * rows..(j + 1) * rows]),
                             "{} {ty} gemv rows={rows}",
                             k.isa()
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// GEMM against per-column GEMV (bit-identical, 1 and 3 threads) and against the scalar
+/// reference (the realistic-data bound per output) on shapes that are not multiples of the
+/// GEMM tiles (rows not a multiple of 8, blocks per row not a multiple of the 8-block K chunk,
+/// columns not a multiple of 8).
+#[test]
+fn gemm_matches_gemv_and_scalar_on_odd_shapes() {
+    let mut rng = Rng(0x6e6d);
+    let pools: Vec<_> = [1, 3]
+        .into_iter()
+        .map(|t| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(t)
+                .build()
+                .unwrap()
+        })
+        .collect();
+    let mut tables = simd_tables("gemm_matches_gemv_and_scalar_on_odd_shapes");
+    tables.push(scalar());
+    for k in tables {
+        for ty in GgmlType::WEIGHTS {
+            let bs = ty.block_size().max(16);
+            for (rows, nb, n) in [(1usize, 1usize, 9usize), (9, 13, 11), (17, 3, 17)] {
+                let cols = bs * nb;
+                let w = weights(&mut rng, ty, rows * cols, &mut |r| {
+                    0.001 + r.uniform() * 0.02
+                });
+                let rb = ty.row_bytes(cols).unwrap();
+                let xs: Vec<f32> = (0..n * cols).map(|_| rng.normal() * 3.0).collect();
+                let mut scratch = vec![0u8; gq_kernels::gemm_scratch_bytes(ty, cols, n)];
+                // Per-column GEMV, the reference for bit-identity.
+                let mut want = vec![0f32; n * rows];
+                for j in 0..n {
+                    let x = &xs[j * cols..(j + 1) * cols];
+                    pools[0].install(|| {
+                        k.gemv(ty, &w, x, &mut want[j * rows..(j + 1) * rows], &mut scratch)
+                    });
+                }
+                for pool in &pools {
+                    let mut ys = vec![f32::NAN; n * rows];
+                    pool.install(|| k.gemm(ty, &w, rows, cols, &xs, &mut ys, &mut scratch));
+                    assert_eq!(
+                        bits(&ys),
+                        bits(&want),
+                        "{} {ty} gemm rows={rows} cols={cols} n={n} threads={}",
+                        k.name(),
+                        pool.current_num_threads()
+                    );
+                }
+                // Against the scalar reference on the scalar table's activations.
+                let s = scalar();
+                for j in 0..n {
+                    let x = &xs[j * cols..(j + 1) * cols];
+                    let mut sa = vec![0u8; gemv_scratch_bytes(ty, cols)];
+                    let act = k.default_act(ty);
+                    let a = s.prepare_activation_as(ty, x, &mut sa, act).to_vec();
+                    for r in 0..rows {
+                        let wr = &w[r * rb..(r + 1) * rb];
+                        let ref_v = s.vec_dot(ty, wr, &a) as f64;
+                        let got = want[j * rows + r] as f64;
+                        let bound = if ty.is_float() {
+                            let m: f64 = if ty == GgmlType::BF16 && a.len() == wr.len() {
+                                // BF16 × BF16: products of the rounded activations.
+                                let mut av = vec![0f32; cols];
+                                s.dequantize_row(GgmlType::BF16, &a, &mut av);
+                                let mut wv = vec![0f32; cols];
+                                s.dequantize_row(ty, wr, &mut wv);
+                                (0..cols).map(|i| (wv[i] as f64 * av[i] as f64).abs()).sum()
+                            } else {
+                                magnitude(ty, wr, &a, cols)
+                            };
+                            (cols as f64 + 16.0) * 2f64.powi(-23) * m
+                        } else {
+                            (nb as f64 + 4.0) * 2f64.powi(-21) * magnitude(ty, wr, &a, cols)
+                        };
+                        assert!(
+                            (got - ref_v).abs() <= bound,
+                            "{} {ty} rows={rows} cols={cols} n={n} (r={r}, j={j}): {got} vs scalar {ref_v}, bound {bound}",
+                            k.name()
                         );
                     }
                 }

@@ -19,15 +19,17 @@ pub enum BenchWhat {
     /// gq quantize (safetensors -> TYPE) against llama-quantize (BF16 GGUF -> TYPE) on the same
     /// threads, and optionally against convert_hf_to_gguf.py + llama-quantize.
     Quantize(super::bench_quantize::QuantizeBenchArgs),
-    /// Memory read bandwidth and GEMV weight throughput per type, with ggml's MUL_MAT on the
-    /// same GEMV shape when llama.cpp's test-backend-ops is built (scripts/get_peers.sh).
+    /// CPU, kernel paths, memory read bandwidth and GEMV weight throughput per type (per thread
+    /// count), with ggml's MUL_MAT on the same GEMV shape when llama.cpp's test-backend-ops is
+    /// built (scripts/get_peers.sh); `--gemm` adds the n = 512 matrix product against ggml.
     Kernels {
         /// Weight type(s), comma-separated or repeated (default: all GEMV types).
         #[arg(short = 't', long = "type", value_name = "TYPE", value_delimiter = ',')]
         types: Vec<String>,
-        /// Threads for the bandwidth probe and the large GEMVs.
-        #[arg(long, default_value_t = 2)]
-        threads: usize,
+        /// Thread counts for the bandwidth probe and the large GEMVs, comma-separated (one
+        /// table each, e.g. 1,2,4,8,16).
+        #[arg(long, value_delimiter = ',', default_value = "2")]
+        threads: Vec<usize>,
         /// Size of the bandwidth buffer and of each weight matrix, MiB.
         #[arg(long, default_value_t = 384)]
         size_mib: usize,
@@ -37,6 +39,12 @@ pub enum BenchWhat {
         /// Skip ggml's test-backend-ops.
         #[arg(long)]
         no_ggml: bool,
+        /// Also measure the GEMM at n = 512 (4096 × 14336 weights) against ggml's MUL_MAT.
+        #[arg(long)]
+        gemm: bool,
+        /// Skip the GEMV tables (with --gemm: measure only the GEMM).
+        #[arg(long)]
+        no_gemv: bool,
         /// Machine-readable JSON output.
         #[arg(long)]
         json: bool,
@@ -53,6 +61,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
             size_mib,
             reps,
             no_ggml,
+            gemm,
+            no_gemv,
             json,
         } => {
             let mut opts = KernelBenchOptions {
@@ -60,6 +70,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 size_mib,
                 reps,
                 ggml: !no_ggml,
+                gemm,
+                no_gemv,
                 ..Default::default()
             };
             if !types.is_empty() {
@@ -93,35 +105,78 @@ fn opt(v: Option<f64>, prec: usize) -> String {
 
 fn print_table(r: &KernelBenchReport) {
     println!(
-        "kernels: {}, {} threads; read bandwidth {:.2} GB/s (best of all probes; first probe's median {:.2}); {} MiB per matrix",
-        r.isa, r.threads, r.bandwidth_gbps, r.bandwidth_median_gbps, r.size_mib
+        "cpu: {} ({}), {} CPUs; kernels {}; clock while vector code runs {:.2} GHz; {} MiB per matrix",
+        r.cpu, r.vendor, r.cpus, r.kernels, r.vector_clock_ghz, r.size_mib
     );
+    println!("paths:");
+    for (t, p) in &r.paths {
+        println!("  {t:<5} {p}");
+    }
     println!("GB/s = weight bytes / best GEMV time; bw = reads alternated with that type's GEMVs; %bw = GB/s / bw");
-    let gt = r.results.iter().find_map(|t| t.ggml.as_ref());
-    if let Some(g) = gt {
+    for run in &r.runs {
         println!(
-            "ggml column: test-backend-ops MUL_MAT m={} k={} n=1 ({} thread(s)) against gq on the same shape and threads",
+            "-- {} threads: read bandwidth {:.2} GB/s (best of all probes; first probe's median {:.2})",
+            run.threads, run.bandwidth_gbps, run.bandwidth_median_gbps
+        );
+        println!(
+            "{:<5} {:>8} {:>8} {:>8} {:>8} {:>7}",
+            "type", "rows", "GB/s", "median", "bw GB/s", "%bw"
+        );
+        for t in &run.results {
+            println!(
+                "{:<5} {:>8} {:>8.2} {:>8.2} {:>8.2} {:>6.1}%",
+                t.ty,
+                t.rows,
+                t.gbps,
+                t.median_gbps,
+                t.bandwidth_gbps,
+                100.0 * t.ratio_to_bandwidth,
+            );
+        }
+    }
+    if let Some((_, g)) = r.ggml_gemv.first() {
+        println!(
+            "-- GEMV vs ggml: test-backend-ops MUL_MAT m={} k={} n=1 ({} thread(s)) against gq on the same shape and threads",
             g.m, g.k, g.threads
         );
-    }
-    println!(
-        "{:<5} {:>8} {:>8} {:>8} {:>8} {:>7} | {:>8} {:>9} {:>7}",
-        "type", "rows", "GB/s", "median", "bw GB/s", "%bw", "gq GB/s", "ggml GB/s", "gq/ggml"
-    );
-    for t in &r.results {
-        let g = t.ggml.as_ref();
         println!(
-            "{:<5} {:>8} {:>8.2} {:>8.2} {:>8.2} {:>6.1}% | {:>8} {:>9} {:>7}",
-            t.ty,
-            t.rows,
-            t.gbps,
-            t.median_gbps,
-            t.bandwidth_gbps,
-            100.0 * t.ratio_to_bandwidth,
-            opt(g.map(|g| g.gq_gbps), 2),
-            opt(g.and_then(|g| g.ggml_gbps), 2),
-            opt(g.and_then(|g| g.ratio), 2),
+            "{:<5} {:>8} {:>9} {:>7}",
+            "type", "gq GB/s", "ggml GB/s", "gq/ggml"
         );
+        for (t, g) in &r.ggml_gemv {
+            println!(
+                "{:<5} {:>8.2} {:>9} {:>7}",
+                t,
+                g.gq_gbps,
+                opt(g.ggml_gbps, 2),
+                opt(g.ratio, 2)
+            );
+        }
+    }
+    if let Some(g0) = r.gemm.first() {
+        println!(
+            "-- GEMM m=4096 k=14336 n=512, {} thread(s) (ggml's count); % peak = GFLOP/s / peak (peak per type below)",
+            g0.threads
+        );
+        println!(
+            "{:<5} {:>9} {:>7} {:>10} {:>7} {:>14}",
+            "type", "gq GFLOP/s", "% peak", "ggml GFLOP/s", "gq/ggml", "gq, max threads"
+        );
+        for g in &r.gemm {
+            println!(
+                "{:<5} {:>9.1} {:>6.1}% {:>10} {:>7} {:>14}",
+                g.ty,
+                g.gq_gflops,
+                100.0 * g.gq_frac_peak,
+                opt(g.ggml_gflops, 1),
+                opt(g.ratio, 2),
+                g.gq_max_threads
+                    .map_or("-".to_string(), |(t, v)| format!("{v:.1} ({t} thr)")),
+            );
+        }
+        for g in &r.gemm {
+            println!("  {} peak: {}", g.ty, g.peak);
+        }
     }
     if let Some(n) = &r.ggml_note {
         println!("note: {n}");

@@ -1,6 +1,7 @@
 //! `gq logits`: the raw logits (after soft-capping) of a model at chosen positions of an input.
 
 use crate::gemma4::{logits_at, Model};
+use crate::tokenizer::Tokenizer;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use std::io::Write;
@@ -14,7 +15,8 @@ pub struct LogitsArgs {
     /// The input as token ids, comma-separated (BOS included if wanted), e.g. `2,651,1234`.
     #[arg(long, value_name = "ID,ID,…")]
     pub ids: Option<String>,
-    /// The input as a text file (tokenized with the model's tokenizer).
+    /// The input as a text file, taken as is (tokenized with the model's tokenizer, BOS first
+    /// when it adds one, special tokens written in the text parsed).
     #[arg(long, value_name = "FILE", conflicts_with = "ids")]
     pub text: Option<PathBuf>,
     /// Which positions: `last`, `all`, or comma-separated indices (0 is the first token).
@@ -32,6 +34,10 @@ pub struct LogitsArgs {
     /// Tokens per forward batch.
     #[arg(long, default_value_t = 512)]
     pub ubatch: usize,
+    /// Multiply BF16 weights with activations rounded to BF16, as llama.cpp's CPU backend does,
+    /// instead of exact f32 activations.
+    #[arg(long)]
+    pub bf16_act: bool,
 }
 
 /// Parses `2,651,1234`.
@@ -81,15 +87,23 @@ pub fn parse_positions(s: &str, n: usize) -> Result<Vec<usize>> {
 pub fn run(a: LogitsArgs) -> Result<()> {
     let ids = match (&a.ids, &a.text) {
         (Some(s), _) => parse_ids(s)?,
-        (None, Some(f)) => bail!(
-            "--text {}: gq cannot tokenize text yet (the Gemma 4 tokenizer encoder is not in \
-             this build); pass token ids with --ids",
-            f.display()
-        ),
-        (None, None) => bail!("give the input with --ids ID,ID,… (or --text FILE)"),
+        (None, Some(f)) => {
+            let text = std::fs::read_to_string(f)
+                .with_context(|| format!("{}: cannot read as UTF-8 text", f.display()))?;
+            let tok = Tokenizer::open(&a.model)?;
+            let ids = tok.encode(&text, tok.add_bos());
+            if ids.is_empty() {
+                bail!("--text {}: no tokens", f.display());
+            }
+            ids
+        }
+        (None, None) => bail!("give the input with --ids ID,ID,… or --text FILE"),
     };
     let positions = parse_positions(&a.positions, ids.len())?;
-    let model = Model::open(&a.model)?;
+    let mut model = Model::open(&a.model)?;
+    if a.bf16_act {
+        model.float_act = gq_kernels::FloatAct::Bf16;
+    }
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(a.threads)
         .build()

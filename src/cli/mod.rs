@@ -4,8 +4,10 @@ mod bench;
 mod bench_kernels;
 mod bench_quantize;
 mod bench_quantize_peers;
+mod generate;
 pub(crate) mod inspect;
 mod logits;
+mod ppl;
 mod quantize;
 mod tokenize;
 
@@ -36,10 +38,23 @@ pub enum Command {
         /// Machine-readable JSON output.
         #[arg(long)]
         json: bool,
+        /// With a .gguf file: write per-tensor statistics against the checkpoint given by
+        /// --checkpoint (type, rule, bits per weight, RMSE, relative MSE, cosine, max error) to
+        /// FILE (CSV for a .csv name, JSON otherwise), as `gq quantize --report` does.
+        #[arg(long, value_name = "FILE.json|FILE.csv", requires = "checkpoint")]
+        report: Option<PathBuf>,
+        /// The checkpoint directory the file was made from (for --report).
+        #[arg(long, value_name = "DIR")]
+        checkpoint: Option<PathBuf>,
     },
     /// The raw logits (after soft-capping) of a GGUF file or checkpoint at chosen positions of
-    /// an input (`--ids 2,651,…`), as text, JSON or a .npy file.
+    /// an input (`--ids 2,651,…` or `--text FILE`), as text, JSON or a .npy file.
     Logits(logits::LogitsArgs),
+    /// Perplexity on a text in llama-perplexity's convention and, against a baseline model, KLD,
+    /// top-1 agreement, Δp and their drift along the context.
+    Ppl(ppl::PplArgs),
+    /// Generate text (greedy or sampled, optionally with the chat template), streamed.
+    Generate(generate::GenerateArgs),
     /// Tokenize text with a model's tokenizer (GGUF or checkpoint), as llama-tokenize does, or
     /// decode ids.
     Tokenize(tokenize::TokenizeArgs),
@@ -51,9 +66,20 @@ pub enum Command {
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Quantize(args) => quantize::run(args),
-        Command::Inspect { path, json } => inspect::run(&path, json),
+        Command::Inspect {
+            path,
+            json,
+            report: Some(report),
+            checkpoint: Some(ckpt),
+        } => {
+            let _ = json;
+            crate::report::write(&report, &crate::report::inspect_report(&path, &ckpt)?)
+        }
+        Command::Inspect { path, json, .. } => inspect::run(&path, json),
         Command::Bench(args) => bench::run(args),
         Command::Logits(args) => logits::run(args),
+        Command::Ppl(args) => ppl::run(args),
+        Command::Generate(args) => generate::run(args),
         Command::Tokenize(args) => tokenize::run(args),
     }
 }

@@ -55,6 +55,16 @@ pub struct QuantizeArgs {
     /// Importance matrix from llama-imatrix (GGUF or legacy .dat), used as llama-quantize does.
     #[arg(long, value_name = "FILE")]
     pub imatrix: Option<PathBuf>,
+    /// Write per-tensor statistics (type, the rule that chose it, bits per weight, RMSE,
+    /// relative MSE, cosine similarity, max error against the checkpoint) to FILE: CSV for a
+    /// .csv name, JSON otherwise.
+    #[arg(long, value_name = "FILE.json|FILE.csv")]
+    pub report: Option<PathBuf>,
+    /// Also write an Ollama Modelfile beside the output (OUTPUT with the extension .Modelfile):
+    /// FROM the GGUF, TEMPLATE translated from the chat template, PARAMETER stop tokens and
+    /// the generation config's sampling defaults (docs/ollama.md).
+    #[arg(long)]
+    pub modelfile: bool,
 }
 
 fn ggml_type(s: &str) -> Result<GgmlType> {
@@ -97,6 +107,26 @@ impl QuantizeArgs {
     }
 }
 
+/// The Modelfile for `a.output`, from the checkpoint's tokenizer and generation config.
+fn modelfile_text(a: &QuantizeArgs) -> Result<String> {
+    let tok = crate::tokenizer::Tokenizer::from_checkpoint(&a.checkpoint)?;
+    let gen_path = a.checkpoint.join("generation_config.json");
+    let gen = match std::fs::read_to_string(&gen_path) {
+        Ok(text) => Some(
+            serde_json::from_str::<serde_json::Value>(&text)
+                .with_context(|| format!("{}: not valid JSON", gen_path.display()))?,
+        ),
+        Err(_) => None,
+    };
+    let name = a
+        .output
+        .file_name()
+        .ok_or_else(|| anyhow!("{}: not a file name", a.output.display()))?
+        .to_string_lossy();
+    crate::modelfile::modelfile(&name, &tok, gen.as_ref())
+        .with_context(|| format!("{}: cannot write a Modelfile", a.checkpoint.display()))
+}
+
 /// Runs `gq quantize`.
 pub fn run(a: QuantizeArgs) -> Result<()> {
     let ft = FileType::parse(&a.ty).ok_or_else(|| {
@@ -114,8 +144,30 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
         progress: !a.quiet,
         allow_nonfinite: a.allow_nonfinite,
         quant,
+        report: a.report.is_some(),
+    };
+    // The Modelfile is made first, so that a template that cannot be translated fails before
+    // the conversion runs.
+    let modelfile = if a.modelfile {
+        Some(modelfile_text(&a)?)
+    } else {
+        None
     };
     let s = pipeline::quantize(&a.checkpoint, &a.output, ft, &opts)?;
+    if let Some(text) = modelfile {
+        let path = a.output.with_extension("Modelfile");
+        crate::report::write_text(&path, &text)?;
+        if !a.quiet {
+            println!(
+                "wrote {} (ollama create NAME -f {})",
+                path.display(),
+                path.display()
+            );
+        }
+    }
+    if let Some(path) = &a.report {
+        crate::report::write(path, &s.report)?;
+    }
     for w in &s.warnings {
         eprintln!("warning: {w}");
     }

@@ -129,9 +129,13 @@ pub fn check_tensors(cfg: &TextConfig, ckpt: &Checkpoint) -> Result<()> {
     check_shapes(
         cfg,
         &ckpt.dir.join("config.json"),
-        ckpt.tensors
-            .iter()
-            .map(|t| (ckpt.shards[t.shard].path.as_path(), t.name.as_str(), &t.shape[..])),
+        ckpt.tensors.iter().map(|t| {
+            (
+                ckpt.shards[t.shard].path.as_path(),
+                t.name.as_str(),
+                &t.shape[..],
+            )
+        }),
     )
 }
 

@@ -256,7 +256,10 @@ impl TextConfig {
             ("moe_intermediate_size", self.expert_ff),
         ] {
             if v.is_some_and(|v| v > limit) {
-                bail!("{k} {} is more than GGUF can store ({limit})", v.unwrap_or(0));
+                bail!(
+                    "{k} {} is more than GGUF can store ({limit})",
+                    v.unwrap_or(0)
+                );
             }
         }
         if self.double_wide_mlp && 2 * self.n_ff > limit {

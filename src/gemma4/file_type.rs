@@ -111,6 +111,11 @@ impl FileType {
         }
     }
 
+    /// The file type with `general.file_type` value `id`.
+    pub fn from_id(id: u32) -> Option<FileType> {
+        Self::ALL.into_iter().find(|t| t.id() == id)
+    }
+
     /// Parses a type name case-insensitively ("q8_0", "Q4_K_M", ...).
     pub fn parse(s: &str) -> Option<FileType> {
         Self::ALL

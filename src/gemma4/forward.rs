@@ -2,8 +2,8 @@
 //! tokens through every layer (prompt processing through the kernels' GEMM, one token at a time
 //! for generation), returning the final logits (after soft-capping) at the positions asked for.
 //!
-//! Float weights meet exact f32 activations ([`FloatAct::F32`]); quantized weights meet the
-//! type's Q8 activations, as in llama.cpp. Work is split over the current rayon pool by output
+//! Float weights meet exact f32 activations (`FloatAct::F32`, unless [`Model::float_act`] says
+//! otherwise); quantized weights meet the type's Q8 activations, as in llama.cpp. Work is split over the current rayon pool by output
 //! rows, tokens or heads, never inside a sum, so results do not depend on the thread count; a
 //! batch of n tokens gives bit-for-bit the logits that n one-token calls give.
 
@@ -13,7 +13,7 @@ use super::ops::{
     softcap,
 };
 use anyhow::{bail, Result};
-use gq_kernels::{gemm_scratch_bytes, kernels, FloatAct};
+use gq_kernels::{gemm_scratch_bytes, kernels};
 use rayon::prelude::*;
 
 /// `Y = X·Wᵀ` for `n = xs.len() / w.cols` activation rows (GEMV for one row, GEMM otherwise:
@@ -26,7 +26,7 @@ pub fn matmul(model: &Model, w: &Mat, xs: &[f32]) -> Vec<f32> {
     let k = kernels();
     let bytes = model.bytes(w);
     if n == 1 {
-        k.gemv_as(w.ty, bytes, xs, &mut ys, &mut scratch, FloatAct::F32);
+        k.gemv_as(w.ty, bytes, xs, &mut ys, &mut scratch, model.float_act);
     } else {
         k.gemm_as(
             w.ty,
@@ -36,7 +36,7 @@ pub fn matmul(model: &Model, w: &Mat, xs: &[f32]) -> Vec<f32> {
             xs,
             &mut ys,
             &mut scratch,
-            FloatAct::F32,
+            model.float_act,
         );
     }
     ys

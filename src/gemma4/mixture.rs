@@ -50,6 +50,50 @@ pub struct TensorDesc {
     pub cur: GgmlType,
 }
 
+/// Why a tensor got its type: the rule that decided it, for `gq quantize --report`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Rule {
+    /// The converter's rule (`convert_hf_to_gguf.py`): F32 for norms, 1-D tensors, the router
+    /// and non-`.weight` tensors, else the `--outtype`.
+    Converter,
+    /// The converter's F16 fallback where the row is not a multiple of the type's block.
+    ConverterFallback,
+    /// Not quantized by llama-quantize (`tensor_allows_quantization`): kept as converted.
+    NotQuantized,
+    /// The file type's base type.
+    Base,
+    /// A mixture rule of `llama_tensor_get_type` (described).
+    Mixture(&'static str),
+    /// `--tensor-type PATTERN=TYPE` (the pattern).
+    Override(String),
+    /// `--output-tensor-type`.
+    OutputType,
+    /// `--token-embedding-type`.
+    TokenEmbeddingType,
+    /// `--pure`: the base type for every quantizable tensor.
+    Pure,
+    /// `tensor_type_fallback`: the chosen type's block does not divide the row; the type that
+    /// was chosen first and the rule that chose it.
+    Fallback(GgmlType, Box<Rule>),
+}
+
+impl std::fmt::Display for Rule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Rule::Converter => f.write_str("converter"),
+            Rule::ConverterFallback => f.write_str("converter fallback (row not whole blocks)"),
+            Rule::NotQuantized => f.write_str("not quantized (kept as converted)"),
+            Rule::Base => f.write_str("base type"),
+            Rule::Mixture(why) => write!(f, "mixture: {why}"),
+            Rule::Override(p) => write!(f, "override --tensor-type {p}"),
+            Rule::OutputType => f.write_str("override --output-tensor-type"),
+            Rule::TokenEmbeddingType => f.write_str("override --token-embedding-type"),
+            Rule::Pure => f.write_str("--pure"),
+            Rule::Fallback(t, r) => write!(f, "fallback from {t} ({r}): row not whole blocks"),
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Category {
     Output,
@@ -152,9 +196,11 @@ impl State<'_> {
         name: &str,
         ne0: u64,
         cat: Category,
-    ) -> Result<GgmlType> {
+    ) -> Result<(GgmlType, Option<&'static str>)> {
         use FileType as F;
         use GgmlType as G;
+        let base = t;
+        let mut why: Option<&'static str> = None;
         let ft = self.ft;
         let gqa = self.facts.n_gqa;
         let n_expert = self.facts.n_expert;
@@ -163,8 +209,10 @@ impl State<'_> {
                 t = o;
             } else if !ne0.is_multiple_of(t.block_size() as u64) {
                 t = G::Q8_0;
+                why = Some("output / tied embedding: Q8_0 (row not whole blocks)");
             } else if t != G::Q8_0 {
                 t = G::Q6_K;
+                why = Some("output / tied embedding: Q6_K");
             }
         } else if cat == Category::TokenEmbd {
             if let Some(e) = self.opts.token_embedding_type {
@@ -172,6 +220,7 @@ impl State<'_> {
             }
         } else if is_attn_v(cat) {
             let i = self.i_attn_v;
+            why = Some("attn_v: more bits");
             match ft {
                 F::MOSTLY_Q2_K => t = if gqa >= 4 { G::Q4_K } else { G::Q3_K },
                 F::MOSTLY_Q3_K_M => t = if i < 2 { G::Q5_K } else { G::Q4_K },
@@ -184,14 +233,17 @@ impl State<'_> {
             }
             if n_expert == 8 {
                 t = G::Q8_0;
+                why = Some("attn_v of an 8-expert model: Q8_0");
             }
             self.i_attn_v += 1;
         } else if cat == Category::AttnK {
             if n_expert == 8 {
                 t = G::Q8_0;
+                why = Some("attn_k of an 8-expert model: Q8_0");
             }
         } else if cat == Category::FfnDown {
             let (il, n) = self.layer_info(self.i_ffn_down, name)?;
+            why = Some("ffn_down: more bits");
             match ft {
                 F::MOSTLY_Q2_K => t = G::Q3_K,
                 F::MOSTLY_Q3_K_M => t = if il < n / 16 { G::Q5_K } else { G::Q4_K },
@@ -210,6 +262,7 @@ impl State<'_> {
             }
             self.i_ffn_down += 1;
         } else if cat == Category::AttnOutput {
+            why = Some("attn_output: more bits");
             if n_expert == 8 {
                 if matches!(
                     ft,
@@ -230,6 +283,7 @@ impl State<'_> {
                 }
             }
         } else if cat == Category::AttnQkv {
+            why = Some("attn_qkv: more bits");
             match ft {
                 F::MOSTLY_Q3_K_M | F::MOSTLY_Q3_K_L => t = G::Q4_K,
                 F::MOSTLY_Q4_K_M => t = G::Q5_K,
@@ -243,7 +297,7 @@ impl State<'_> {
             self.layer_info(self.i_ffn_up, name)?;
             self.i_ffn_up += 1;
         }
-        Ok(t)
+        Ok((t, if t == base { None } else { why }))
     }
 }
 
@@ -280,13 +334,14 @@ pub fn fallback(target: GgmlType, ne0: u64) -> Result<GgmlType> {
     })
 }
 
-/// The type llama-quantize gives each tensor (same order as `tensors`).
+/// The type llama-quantize gives each tensor (same order as `tensors`), with the rule that
+/// chose it.
 pub fn select_types(
     tensors: &[TensorDesc],
     ft: FileType,
     facts: ModelFacts,
     opts: &QuantOptions,
-) -> Result<Vec<GgmlType>> {
+) -> Result<Vec<(GgmlType, Rule)>> {
     let default = ft.base_type();
     let mut order: Vec<usize> = (0..tensors.len()).collect();
     order.sort_by(|&a, &b| visit_key(&tensors[a].name).cmp(&visit_key(&tensors[b].name)));
@@ -304,7 +359,10 @@ pub fn select_types(
         i_ffn_gate: 0,
         i_ffn_up: 0,
     };
-    let mut out: Vec<GgmlType> = tensors.iter().map(|t| t.cur).collect();
+    let mut out: Vec<(GgmlType, Rule)> = tensors
+        .iter()
+        .map(|t| (t.cur, Rule::NotQuantized))
+        .collect();
     for i in order {
         let t = &tensors[i];
         if !allows_quantization(&t.name, t.dims.len()) {
@@ -315,28 +373,42 @@ pub fn select_types(
             let named = t.name == "per_layer_token_embd.weight"
                 && opts.tensor_types.iter().any(|(re, _)| re.is_match(&t.name));
             if !named {
-                out[i] = e;
+                out[i] = (e, Rule::TokenEmbeddingType);
                 continue;
             }
         }
         if let (Some(o), Category::Output) = (opts.output_type, cat) {
-            out[i] = o;
+            out[i] = (o, Rule::OutputType);
             continue;
         }
         let mut ty = default;
+        let mut rule = Rule::Base;
         if default.is_quantized() {
             let manual = opts
                 .tensor_types
                 .iter()
                 .find(|(re, _)| re.is_match(&t.name));
-            if let Some((_, q)) = manual {
+            if let Some((re, q)) = manual {
                 ty = *q;
+                rule = Rule::Override(format!("{}={q}", re.as_str()));
             } else if !opts.pure {
-                ty = st.mixture(ty, &t.name, t.dims[0], cat)?;
+                let (m, why) = st.mixture(ty, &t.name, t.dims[0], cat)?;
+                ty = m;
+                rule = match why {
+                    Some(w) => Rule::Mixture(w),
+                    None if ty != default => Rule::OutputType,
+                    None => Rule::Base,
+                };
+            } else {
+                rule = Rule::Pure;
             }
-            ty = fallback(ty, t.dims[0])?;
+            let fb = fallback(ty, t.dims[0])?;
+            if fb != ty {
+                rule = Rule::Fallback(ty, Box::new(rule));
+                ty = fb;
+            }
         }
-        out[i] = ty;
+        out[i] = (ty, rule);
     }
     Ok(out)
 }

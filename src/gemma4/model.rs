@@ -6,7 +6,7 @@
 use super::hparams::Hparams;
 use super::weights::{TensorEntry, WeightFile};
 use anyhow::{anyhow, bail, Result};
-use gq_kernels::GgmlType;
+use gq_kernels::{FloatAct, GgmlType};
 use std::path::Path;
 
 /// A row-major matrix of `rows` rows of `cols` elements inside the weight file (one expert of a
@@ -133,6 +133,10 @@ pub struct Model {
     pub ple: Option<PleGlobal>,
     /// Layers.
     pub layers: Vec<Layer>,
+    /// What BF16 weights are multiplied with: exact f32 activations ([`FloatAct::F32`], the
+    /// default), or activations rounded to BF16 ([`FloatAct::Bf16`], what llama.cpp's CPU
+    /// backend does). Other types are not affected.
+    pub float_act: FloatAct,
 }
 
 impl Model {
@@ -208,7 +212,10 @@ fn experts(file: &WeightFile, name: &str, cols: usize) -> Result<Vec<Mat>> {
     }
     let (rows, n) = (t.dims[1], t.dims[2]);
     if rows == 0 || n == 0 {
-        bail!("tensor {name} has dims {:?}: no experts or empty rows", t.dims);
+        bail!(
+            "tensor {name} has dims {:?}: no experts or empty rows",
+            t.dims
+        );
     }
     let size = t.ty.row_bytes(cols).ok_or_else(|| {
         anyhow!(
@@ -253,10 +260,13 @@ fn build(file: WeightFile, hp: Hparams) -> Result<Model> {
     };
     let output_norm = vec_n(&file, "output_norm.weight", h)?;
     let ple = if hp.ple_dim > 0 {
-        let w = hp
-            .n_layer
-            .checked_mul(hp.ple_dim)
-            .ok_or_else(|| anyhow!("{} layers × {} per-layer width overflows", hp.n_layer, hp.ple_dim))?;
+        let w = hp.n_layer.checked_mul(hp.ple_dim).ok_or_else(|| {
+            anyhow!(
+                "{} layers × {} per-layer width overflows",
+                hp.n_layer,
+                hp.ple_dim
+            )
+        })?;
         Some(PleGlobal {
             tok: mat_rows(&file, "per_layer_token_embd.weight", w)?,
             model_proj: mat(&file, "per_layer_model_proj.weight", w, h)?,
@@ -277,6 +287,7 @@ fn build(file: WeightFile, hp: Hparams) -> Result<Model> {
         output_norm,
         ple,
         layers,
+        float_act: FloatAct::F32,
     })
 }
 

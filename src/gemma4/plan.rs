@@ -3,7 +3,7 @@
 
 use super::config::TextConfig;
 use super::metadata;
-use super::mixture::{select_types, visit_key, ModelFacts, QuantOptions, TensorDesc};
+use super::mixture::{select_types, visit_key, ModelFacts, QuantOptions, Rule, TensorDesc};
 use super::names::{map_name, Mapped};
 use super::FileType;
 use crate::gguf::{layout_tensors, GgmlType, Metadata, PlannedTensor, DEFAULT_ALIGNMENT};
@@ -39,6 +39,8 @@ pub struct PlanTensor {
     pub hf_name: String,
     /// Importance weights for the quantizer: `dims[0]` values per expert (`--imatrix`).
     pub importance: Option<std::sync::Arc<Vec<f32>>>,
+    /// The rule that chose the tensor's type.
+    pub rule: Rule,
 }
 
 /// Everything `gq quantize` will write, decided before any weight is read.
@@ -217,6 +219,7 @@ pub fn build(
         source: Source::Values(freqs),
         hf_name: "(rope_freqs: generated)".into(),
         importance: None,
+        rule: Rule::Converter,
     });
 
     for (index, t) in ckpt.tensors.iter().enumerate() {
@@ -265,6 +268,12 @@ pub fn build(
         }
         let dims: Vec<u64> = shape.iter().rev().map(|&d| d as u64).collect();
         let ty = converter_type(&gname, shape.len(), dims[0], conv_type);
+        let rule =
+            if ty == GgmlType::F16 && conv_type.base_type() != GgmlType::F16 && shape.len() > 1 {
+                Rule::ConverterFallback
+            } else {
+                Rule::Converter
+            };
         let n_elements = shape.iter().product();
         tensors.push(PlanTensor {
             out: PlannedTensor {
@@ -276,6 +285,7 @@ pub fn build(
             source: Source::Checkpoint { index, n_elements },
             hf_name: t.name.clone(),
             importance: None,
+            rule,
         });
     }
     for want in expected_tensors(cfg) {
@@ -307,9 +317,10 @@ pub fn build(
             n_expert: cfg.n_expert.unwrap_or(0),
         };
         let types = select_types(&descs, file_type, facts, qopts)?;
-        for (t, ty) in tensors.iter_mut().zip(types) {
+        for (t, (ty, rule)) in tensors.iter_mut().zip(types) {
             let requantized = t.out.ty != ty;
             t.out.ty = ty;
+            t.rule = rule;
             if let (Some(m), true) = (&qopts.imatrix, requantized) {
                 t.importance = importance_for(m, &t.out)?;
             }

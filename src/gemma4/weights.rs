@@ -184,6 +184,25 @@ impl WeightFile {
         Ok(out)
     }
 
+    /// Bytes and element count of the text model's tensors (bits per weight = 8 · bytes / n).
+    pub fn data_bytes_and_weights(&self) -> (u64, u64) {
+        self.by_name.values().fold((0, 0), |(b, n), t| {
+            (
+                b + self.bytes(t).len() as u64,
+                n + t.dims.iter().product::<usize>() as u64,
+            )
+        })
+    }
+
+    /// Size of the files the weights are read from (the GGUF, or the checkpoint's shards).
+    pub fn file_bytes(&self) -> u64 {
+        let len = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        match &self.source {
+            Source::Gguf(g) => len(&g.path),
+            Source::Checkpoint(c) => c.shards.iter().map(|s| len(&s.path)).sum(),
+        }
+    }
+
     /// Whether the weights come from a checkpoint directory.
     pub fn is_checkpoint(&self) -> bool {
         matches!(self.source, Source::Checkpoint(_))

@@ -197,7 +197,9 @@ impl<W: Write> GgufWriter<W> {
 
 fn check_plan(tensors: &[PlannedTensor], alignment: u64) -> Result<(), String> {
     if !alignment.is_power_of_two() {
-        return Err(format!("general.alignment {alignment} is not a power of two"));
+        return Err(format!(
+            "general.alignment {alignment} is not a power of two"
+        ));
     }
     let mut names = std::collections::HashSet::new();
     let mut end = 0u64;
@@ -210,16 +212,23 @@ fn check_plan(tensors: &[PlannedTensor], alignment: u64) -> Result<(), String> {
             return bad(format!("{} dims", t.dims.len()));
         }
         let n = t.dims.iter().try_fold(1u64, |a, &d| a.checked_mul(d));
-        let row = usize::try_from(t.dims[0]).ok().and_then(|d| t.ty.row_bytes(d));
+        let row = usize::try_from(t.dims[0])
+            .ok()
+            .and_then(|d| t.ty.row_bytes(d));
         let size = match (n, row) {
-            (Some(n), Some(r)) if n <= i64::MAX as u64 => (n / t.dims[0].max(1)).checked_mul(r as u64),
+            (Some(n), Some(r)) if n <= i64::MAX as u64 => {
+                (n / t.dims[0].max(1)).checked_mul(r as u64)
+            }
             _ => None,
         };
         let Some(size) = size else {
             return bad(format!("dims {:?} are not whole {} rows", t.dims, t.ty));
         };
         if t.offset % alignment != 0 || t.offset < end {
-            return bad(format!("offset {} is not aligned after the previous tensor", t.offset));
+            return bad(format!(
+                "offset {} is not aligned after the previous tensor",
+                t.offset
+            ));
         }
         end = t
             .offset
@@ -300,7 +309,12 @@ mod tests {
             ty: GgmlType::F32,
             offset: 0,
         };
-        let mut ts = vec![t("a", vec![0]), t("b", vec![3]), t("c", vec![4, 0]), t("d", vec![2])];
+        let mut ts = vec![
+            t("a", vec![0]),
+            t("b", vec![3]),
+            t("c", vec![4, 0]),
+            t("d", vec![2]),
+        ];
         layout_tensors(&mut ts, 32);
         let mut w = GgufWriter::new(Vec::new(), &Metadata::new(), ts.clone()).unwrap();
         w.write_tensor_data(&[]).unwrap();
@@ -326,18 +340,30 @@ mod tests {
         let m = Metadata::new();
         for (plan, want) in [
             (vec![t("a", vec![33], GgmlType::Q8_0, 0)], "whole"),
-            (vec![t("a", vec![1 << 40, 1 << 40], GgmlType::F32, 0)], "whole"),
+            (
+                vec![t("a", vec![1 << 40, 1 << 40], GgmlType::F32, 0)],
+                "whole",
+            ),
             (vec![t("a", vec![], GgmlType::F32, 0)], "0 dims"),
             (
-                vec![t("a", vec![8], GgmlType::F32, 0), t("a", vec![8], GgmlType::F32, 32)],
+                vec![
+                    t("a", vec![8], GgmlType::F32, 0),
+                    t("a", vec![8], GgmlType::F32, 32),
+                ],
                 "twice",
             ),
             (
-                vec![t("a", vec![16], GgmlType::F32, 0), t("b", vec![8], GgmlType::F32, 32)],
+                vec![
+                    t("a", vec![16], GgmlType::F32, 0),
+                    t("b", vec![8], GgmlType::F32, 32),
+                ],
                 "not aligned after",
             ),
         ] {
-            let e = GgufWriter::new(Vec::new(), &m, plan).err().unwrap().to_string();
+            let e = GgufWriter::new(Vec::new(), &m, plan)
+                .err()
+                .unwrap()
+                .to_string();
             assert!(e.contains(want), "{e}");
         }
     }

@@ -157,18 +157,26 @@ macro_rules! float_dot {
 
 /// Two rows at once against the same activations: each activation load serves both rows
 /// (the f32 activations of a long row do not fit L1). Each row's sum is formed exactly as
-/// the one-row kernel forms it, so results are bit-identical to two single-row calls.
+/// the one-row kernel forms it, so results are bit-identical to two single-row calls. `PF` > 0
+/// adds software prefetches of both weight rows `PF` bytes ahead (the Intel table; with 0 the
+/// code is what it was).
 macro_rules! float_dot2 {
     ($name:ident, $esz:expr, $load:ident) => {
         avx512! {
             /// Dot products of two weight rows with the same f32 activations.
-            pub(crate) unsafe fn $name(w0: &[u8], w1: &[u8], a: &[u8]) -> [f32; 2] {
+            pub(crate) unsafe fn $name<const PF: usize>(w0: &[u8], w1: &[u8], a: &[u8]) -> [f32; 2] {
                 let n = w0.len() / $esz;
                 let (p0, p1, ap) = (w0.as_ptr(), w1.as_ptr(), a.as_ptr().cast::<f32>());
                 let mut c0 = [_mm512_setzero_ps(); 4];
                 let mut c1 = [_mm512_setzero_ps(); 4];
                 let mut i = 0;
                 while i + 64 <= n {
+                    if PF > 0 {
+                        for l in 0..$esz {
+                            _mm_prefetch::<_MM_HINT_T0>(p0.wrapping_add($esz * i + PF + 64 * l).cast());
+                            _mm_prefetch::<_MM_HINT_T0>(p1.wrapping_add($esz * i + PF + 64 * l).cast());
+                        }
+                    }
                     for k in 0..4 {
                         let j = i + 16 * k;
                         let x = _mm512_loadu_ps(ap.add(j));
@@ -200,6 +208,20 @@ float_dot2!(dot2_bf16, 2, load_bf16);
 float_dot!(dot_f32, 4, load_f32);
 float_dot!(dot_f16, 2, load_f16);
 float_dot!(dot_bf16, 2, load_bf16);
+
+/// `L` software prefetches of the lines from `x + PF` (nothing when `PF` is 0: the Zen table's
+/// kernels compile exactly as before; the Intel table passes
+/// [`super::intel::PREFETCH_DEFAULT`]). Prefetches never fault.
+#[inline(always)]
+fn pf_lines<const PF: usize, const L: usize>(x: *const u8) {
+    if PF > 0 {
+        for l in 0..L {
+            // SAFETY: a prefetch is a hint that cannot fault; the address uses wrapping
+            // arithmetic.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(x.wrapping_add(PF + 64 * l).cast()) };
+        }
+    }
+}
 
 /// Software prefetch distance in bytes for the weight stream (helps the 34-byte Q8_0 blocks,
 /// whose loads straddle cache lines).
@@ -323,7 +345,7 @@ avx512! {
     }
 
     /// Q5_K · Q8_K.
-    pub(crate) unsafe fn dot_q5_k(w: &[u8], a: &[u8]) -> f32 {
+    pub(crate) unsafe fn dot_q5_k<const PF: usize>(w: &[u8], a: &[u8]) -> f32 {
         let nb = w.len() / 176;
         let (wp, ap) = (w.as_ptr(), a.as_ptr());
         let m4 = _mm512_set1_epi8(0x0f);
@@ -337,6 +359,7 @@ avx512! {
         let mut accm = _mm256_setzero_ps();
         for i in 0..nb {
             let (x, y) = (wp.add(176 * i), ap.add(Q8K * i));
+            pf_lines::<PF, 4>(x);
             let (sc, mn) = k45_scales(&*x.add(4).cast::<[u8; 12]>());
             let s16 = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(sc as i64)));
             let m = _mm_cvtsi64_si128(mn as i64);
@@ -405,7 +428,7 @@ avx512! {
     }
 
     /// Q2_K · Q8_K.
-    pub(crate) unsafe fn dot_q2_k(w: &[u8], a: &[u8]) -> f32 {
+    pub(crate) unsafe fn dot_q2_k<const PF: usize>(w: &[u8], a: &[u8]) -> f32 {
         let nb = w.len() / 84;
         let (wp, ap) = (w.as_ptr(), a.as_ptr());
         let m3 = _mm512_set1_epi8(3);
@@ -419,6 +442,7 @@ avx512! {
         let mut accm = _mm256_setzero_ps();
         for i in 0..nb {
             let (x, y) = (wp.add(84 * i), ap.add(Q8K * i));
+            pf_lines::<PF, 3>(x);
             let sc = _mm_loadu_si128(x.cast());
             let lo16 = _mm256_cvtepu8_epi16(_mm_and_si128(sc, _mm_set1_epi8(0x0f)));
             let mn16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16::<4>(sc), _mm_set1_epi8(0x0f)));
@@ -441,7 +465,7 @@ avx512! {
     }
 
     /// Q3_K · Q8_K: quants taken as `low | 4·hbit` (0..8), the −4 folded into the group sums.
-    pub(crate) unsafe fn dot_q3_k(w: &[u8], a: &[u8]) -> f32 {
+    pub(crate) unsafe fn dot_q3_k<const PF: usize>(w: &[u8], a: &[u8]) -> f32 {
         let nb = w.len() / 110;
         let (wp, ap) = (w.as_ptr(), a.as_ptr());
         let m3 = _mm512_set1_epi8(3);
@@ -459,6 +483,7 @@ avx512! {
         let mut acc = 0f32;
         for i in 0..nb {
             let (x, y) = (wp.add(110 * i), ap.add(Q8K * i));
+            pf_lines::<PF, 3>(x);
             let sc = crate::blocks::q3k_scales(&*x.add(96).cast::<[u8; 12]>());
             let sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(sc.as_ptr().cast()));
             let corr = _mm256_madd_epi16(ld256(y.add(260)), sc16);
@@ -567,6 +592,7 @@ unsafe fn legacy_dot<
     const QH: usize,
     const OFF: i8,
     const MIN: bool,
+    const PF: usize,
 >(
     w: &[u8],
     a: &[u8],
@@ -578,7 +604,14 @@ unsafe fn legacy_dot<
     let mut accm = _mm_setzero_ps();
     let mut i = 0;
     while i + 4 <= nb {
-        _mm_prefetch::<_MM_HINT_T0>(wp.wrapping_add(BW * i + PREFETCH).cast());
+        if PF == 0 {
+            _mm_prefetch::<_MM_HINT_T0>(wp.wrapping_add(BW * i + PREFETCH).cast());
+        } else {
+            // The Intel table: every line of the next four blocks, PF bytes ahead.
+            for l in 0..(4 * BW).div_ceil(64) + 1 {
+                _mm_prefetch::<_MM_HINT_T0>(wp.wrapping_add(BW * i + PF + 64 * l).cast());
+            }
+        }
         let (x, y) = (wp.add(BW * i), ap.add(BA * i));
         a0 = legacy_pair::<BW, BA, QS, QH, OFF, MIN>(x, y, a0, &mut accm);
         a1 = legacy_pair::<BW, BA, QS, QH, OFF, MIN>(x.add(2 * BW), y.add(2 * BA), a1, &mut accm);
@@ -602,23 +635,68 @@ unsafe fn legacy_dot<
 }
 
 avx512! {
-    /// Q4_0 · Q8_0.
-    pub(crate) unsafe fn dot_q4_0(w: &[u8], a: &[u8]) -> f32 {
-        legacy_dot::<18, 34, 2, 0, 8, false>(w, a, super::avx2::dot_q4_0)
+    /// Q4_0 · Q8_0 (`PF`: see [`pf_lines`]).
+    pub(crate) unsafe fn dot_q4_0<const PF: usize>(w: &[u8], a: &[u8]) -> f32 {
+        legacy_dot::<18, 34, 2, 0, 8, false, PF>(w, a, super::avx2::dot_q4_0)
     }
 
     /// Q4_1 · Q8_1.
-    pub(crate) unsafe fn dot_q4_1(w: &[u8], a: &[u8]) -> f32 {
-        legacy_dot::<20, 36, 4, 0, 0, true>(w, a, super::avx2::dot_q4_1)
+    pub(crate) unsafe fn dot_q4_1<const PF: usize>(w: &[u8], a: &[u8]) -> f32 {
+        legacy_dot::<20, 36, 4, 0, 0, true, PF>(w, a, super::avx2::dot_q4_1)
     }
 
     /// Q5_0 · Q8_0.
-    pub(crate) unsafe fn dot_q5_0(w: &[u8], a: &[u8]) -> f32 {
-        legacy_dot::<22, 34, 6, 2, 16, false>(w, a, super::avx2::dot_q5_0)
+    pub(crate) unsafe fn dot_q5_0<const PF: usize>(w: &[u8], a: &[u8]) -> f32 {
+        legacy_dot::<22, 34, 6, 2, 16, false, PF>(w, a, super::avx2::dot_q5_0)
     }
 
     /// Q5_1 · Q8_1.
-    pub(crate) unsafe fn dot_q5_1(w: &[u8], a: &[u8]) -> f32 {
-        legacy_dot::<24, 36, 8, 4, 0, true>(w, a, super::avx2::dot_q5_1)
+    pub(crate) unsafe fn dot_q5_1<const PF: usize>(w: &[u8], a: &[u8]) -> f32 {
+        legacy_dot::<24, 36, 8, 4, 0, true, PF>(w, a, super::avx2::dot_q5_1)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Q8_K activation quantizer (same bytes as `formats::q8_k::quantize_row_ref`).
+
+avx512! {
+    /// Quantizes whole blocks of 256 floats to Q8_K: the scale comes from the first element of
+    /// largest magnitude, quants are rounded half to even (`vcvtps2dq` under the default
+    /// rounding mode, as ggml's `nearest_int`), capped at 127.
+    pub(crate) unsafe fn quantize_q8_k(x: &[f32], dst: &mut [u8]) {
+        let absm = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fff_ffff));
+        for (b, xs) in dst.chunks_exact_mut(Q8K).zip(x.chunks_exact(256)) {
+            let xp = xs.as_ptr();
+            let v: [__m512; 16] = core::array::from_fn(|k| _mm512_loadu_ps(xp.add(16 * k)));
+            let mut m = _mm512_and_ps(v[0], absm);
+            for k in 1..16 {
+                m = _mm512_max_ps(m, _mm512_and_ps(v[k], absm));
+            }
+            let amax = _mm512_reduce_max_ps(m);
+            let bp = b.as_mut_ptr();
+            if amax == 0.0 {
+                b.fill(0);
+                continue;
+            }
+            let am = _mm512_set1_ps(amax);
+            let mut max = 0f32;
+            for k in 0..16 {
+                let e = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(_mm512_and_ps(v[k], absm), am);
+                if e != 0 {
+                    max = xs[16 * k + e.trailing_zeros() as usize];
+                    break;
+                }
+            }
+            let iscale = -127.0 / max;
+            let is = _mm512_set1_ps(iscale);
+            let c127 = _mm512_set1_epi32(127);
+            for k in 0..16 {
+                let q = _mm512_min_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(is, v[k])), c127);
+                _mm_storeu_si128(bp.add(4 + 16 * k).cast(), _mm512_cvtepi32_epi8(q));
+                let s = _mm512_reduce_add_epi32(q) as i16;
+                core::ptr::copy_nonoverlapping(s.to_le_bytes().as_ptr(), bp.add(260 + 2 * k), 2);
+            }
+            core::ptr::copy_nonoverlapping((1.0 / iscale).to_le_bytes().as_ptr(), bp, 4);
+        }
     }
 }

@@ -3,10 +3,11 @@
 pub mod avx2;
 pub mod avx512;
 pub mod avx512bf16;
+pub mod intel;
 pub(crate) mod vector_avx2;
 pub(crate) mod vector_avx512;
 
-use crate::dispatch::Kernels;
+use crate::dispatch::{Kernels, Tune};
 use crate::isa::Isa;
 use crate::GgmlType;
 
@@ -46,15 +47,22 @@ wrap! {
     a5_f32: dot avx512::dot_f32;
     a5_f16: dot avx512::dot_f16;
     a5_bf16: dot avx512::dot_bf16;
-    a5_q4_0: dot avx512::dot_q4_0;
-    a5_q4_1: dot avx512::dot_q4_1;
-    a5_q5_0: dot avx512::dot_q5_0;
-    a5_q5_1: dot avx512::dot_q5_1;
+    a5_q4_0: dot avx512::dot_q4_0::<0>;
+    i5_q4_0: dot avx512::dot_q4_0::<{ intel::PREFETCH_DEFAULT }>;
+    a5_q4_1: dot avx512::dot_q4_1::<0>;
+    i5_q4_1: dot avx512::dot_q4_1::<{ intel::PREFETCH_DEFAULT }>;
+    a5_q5_0: dot avx512::dot_q5_0::<0>;
+    i5_q5_0: dot avx512::dot_q5_0::<{ intel::PREFETCH_DEFAULT }>;
+    a5_q5_1: dot avx512::dot_q5_1::<0>;
+    i5_q5_1: dot avx512::dot_q5_1::<{ intel::PREFETCH_DEFAULT }>;
     a5_q8_0: dot avx512::dot_q8_0;
-    a5_q2_k: dot avx512::dot_q2_k;
-    a5_q3_k: dot avx512::dot_q3_k;
+    a5_q2_k: dot avx512::dot_q2_k::<0>;
+    i5_q2_k: dot avx512::dot_q2_k::<{ intel::PREFETCH_DEFAULT }>;
+    a5_q3_k: dot avx512::dot_q3_k::<0>;
+    i5_q3_k: dot avx512::dot_q3_k::<{ intel::PREFETCH_DEFAULT }>;
     a5_q4_k: dot avx512::dot_q4_k;
-    a5_q5_k: dot avx512::dot_q5_k;
+    a5_q5_k: dot avx512::dot_q5_k::<0>;
+    i5_q5_k: dot avx512::dot_q5_k::<{ intel::PREFETCH_DEFAULT }>;
     a5_q6_k: dot avx512::dot_q6_k;
 }
 
@@ -69,9 +77,12 @@ macro_rules! wrap2 {
 }
 
 wrap2! {
-    a5_f32x2: avx512::dot2_f32;
-    a5_f16x2: avx512::dot2_f16;
-    a5_bf16x2: avx512::dot2_bf16;
+    a5_f32x2: avx512::dot2_f32::<0>;
+    a5_f16x2: avx512::dot2_f16::<0>;
+    a5_bf16x2: avx512::dot2_bf16::<0>;
+    i5_f32x2: avx512::dot2_f32::<{ intel::PREFETCH_DEFAULT }>;
+    i5_f16x2: avx512::dot2_f16::<{ intel::PREFETCH_DEFAULT }>;
+    i5_bf16x2: avx512::dot2_bf16::<{ intel::PREFETCH_DEFAULT }>;
 }
 
 fn bf_dot(w: &[u8], a: &[u8]) -> f32 {
@@ -82,7 +93,12 @@ fn bf_dot(w: &[u8], a: &[u8]) -> f32 {
 
 fn bf_dot2(w0: &[u8], w1: &[u8], a: &[u8]) -> [f32; 2] {
     // SAFETY: as for `bf_dot`; the GEMV passes two rows and an activation of one row's length.
-    unsafe { avx512bf16::dot2_bf16_bf16(w0, w1, a) }
+    unsafe { avx512bf16::dot2_bf16_bf16::<0>(w0, w1, a) }
+}
+
+fn bf_dot2_pf(w0: &[u8], w1: &[u8], a: &[u8]) -> [f32; 2] {
+    // SAFETY: as for `bf_dot2`.
+    unsafe { avx512bf16::dot2_bf16_bf16::<{ intel::PREFETCH_DEFAULT }>(w0, w1, a) }
 }
 
 wrap! {
@@ -145,12 +161,20 @@ pub(crate) unsafe fn avx2_table() -> Kernels {
     k
 }
 
+fn q5_q8_k(x: &[f32], dst: &mut [u8]) {
+    // SAFETY: only stored in the AVX-512 tables (built after detection); `quantize_row`
+    // checked that `dst` holds exactly the blocks of `x`.
+    unsafe { avx512::quantize_q8_k(x, dst) }
+}
+
 /// The AVX-512 table: the AVX2 table with 512-bit dot products for every weight type, and (where the CPU has AVX512_BF16) `vdpbf16ps` for BF16 weights × BF16
-/// activations.
+/// activations. With [`Tune::Intel`], Q4_K, Q6_K and Q8_0 take the row kernels of
+/// `intel.rs` (GEMV, GEMM and `vec_dot`).
 ///
 /// # Safety
-/// The CPU must support AVX-512 F/BW/VL/VNNI as well as AVX2, FMA and F16C.
-pub(crate) unsafe fn avx512_table() -> Kernels {
+/// The CPU must support AVX-512 F/BW/VL/VNNI as well as AVX2, FMA and F16C; for
+/// [`Tune::Intel`] also GFNI and AVX512_VBMI.
+pub(crate) unsafe fn avx512_table(tune: Tune) -> Kernels {
     // SAFETY: AVX-512 CPUs that pass the caller's check also have AVX2, FMA and F16C (the
     // caller checks those too).
     let mut k = unsafe { avx2_table() };
@@ -184,7 +208,74 @@ pub(crate) unsafe fn avx512_table() -> Kernels {
         k.bf16_dot2 = Some(bf_dot2);
         k.bf16_native = true;
     }
+    k.quantize[GgmlType::Q8_K.index()] = Some(q5_q8_k);
+    k.tune = Some(tune);
+    if tune == Tune::Intel {
+        // The Zen kernels of the other types with software prefetch (same results).
+        for (t, f) in [
+            (GgmlType::Q4_0, i5_q4_0 as crate::dispatch::DotFn),
+            (GgmlType::Q4_1, i5_q4_1),
+            (GgmlType::Q5_0, i5_q5_0),
+            (GgmlType::Q5_1, i5_q5_1),
+            (GgmlType::Q2_K, i5_q2_k),
+            (GgmlType::Q3_K, i5_q3_k),
+            (GgmlType::Q5_K, i5_q5_k),
+        ] {
+            k.dot[t.index()] = Some(f);
+        }
+        // The same two-row float kernels with software prefetch (bit-identical results).
+        for (t, f) in [
+            (GgmlType::F32, i5_f32x2 as crate::dispatch::Dot2Fn),
+            (GgmlType::F16, i5_f16x2),
+            (GgmlType::BF16, i5_bf16x2),
+        ] {
+            k.dot2[t.index()] = Some(f);
+        }
+        if k.bf16_native {
+            k.bf16_dot2 = Some(bf_dot2_pf);
+        }
+        use crate::dispatch::{ActLayout, RowKernels};
+        for (t, act, gemv, gemm, dot, path) in [
+            (
+                GgmlType::Q4_K,
+                ActLayout::Q8KV,
+                intel::q4_k_gemv as crate::dispatch::Row1Fn,
+                intel::q4_k_gemm as crate::dispatch::GemmFn,
+                intel::q4_k_dot as crate::dispatch::DotFn,
+                "q4_k: gfni nibbles, vpdpbusd+vpackssdw+vpdpwssd, f32 mins",
+            ),
+            (
+                GgmlType::Q6_K,
+                ActLayout::Natural,
+                intel::q6_k_gemv,
+                intel::q6_k_gemm,
+                intel::q6_k_gemv,
+                "q6_k: gfni bits, vpdpbusd+vpackssdw+vpdpwssd",
+            ),
+            (
+                GgmlType::Q8_0,
+                ActLayout::Q8_0Biased,
+                intel::q8_0_gemv,
+                intel::q8_0_gemm,
+                intel::q8_0_dot,
+                "q8_0: biased unsigned activations, vpdpbusd",
+            ),
+        ] {
+            k.rows[t.index()] = Some(RowKernels {
+                act,
+                gemv,
+                gemm,
+                path,
+            });
+            k.dot[t.index()] = Some(dot);
+        }
+    }
     k
+}
+
+/// Whether the CPU has what the [`Tune::Intel`] table needs beyond [`has_avx512`].
+pub(crate) fn has_intel_extras() -> bool {
+    has_avx512() && is_x86_feature_detected!("gfni") && is_x86_feature_detected!("avx512vbmi")
 }
 
 /// Whether the CPU has what [`avx2_table`] needs.
