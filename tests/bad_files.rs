@@ -52,7 +52,11 @@ fn deep_nesting_in_config_and_tokenizer() {
     for file in ["config.json", "tokenizer.json", "tokenizer_config.json"] {
         let (_t, d) = moe();
         // A million nested arrays: a stack overflow for a naive recursive parser.
-        let deep = format!("{{\"a\": {}{}}}", "[".repeat(1_000_000), "]".repeat(1_000_000));
+        let deep = format!(
+            "{{\"a\": {}{}}}",
+            "[".repeat(1_000_000),
+            "]".repeat(1_000_000)
+        );
         std::fs::write(d.join(file), deep).unwrap();
         let e = quantize_fails(&d);
         assert!(
@@ -151,7 +155,10 @@ fn tokenizer_files() {
     // Two tokens with one id.
     let (_t, d) = edit(&|v| v["model"]["vocab"]["<bos>"] = 5.into());
     let e = quantize_fails(&d);
-    assert!(e.contains("tokenizer.json") && e.contains("both have id 5"), "{e}");
+    assert!(
+        e.contains("tokenizer.json") && e.contains("both have id 5"),
+        "{e}"
+    );
     // An added token far beyond the vocabulary.
     let (_t, d) = edit(&|v| {
         v["added_tokens"]
@@ -164,7 +171,10 @@ fn tokenizer_files() {
     // A negative id.
     let (_t, d) = edit(&|v| v["model"]["vocab"]["<bos>"] = (-1).into());
     let e = quantize_fails(&d);
-    assert!(e.contains("tokenizer.json") && e.contains("no integer id"), "{e}");
+    assert!(
+        e.contains("tokenizer.json") && e.contains("no integer id"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -350,7 +360,10 @@ fn wait_for_temp(dir: &Path) -> PathBuf {
         if let Some(e) = std::fs::read_dir(dir).unwrap().flatten().next() {
             return e.path();
         }
-        assert!(t.elapsed() < Duration::from_secs(30), "no temp file appeared");
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "no temp file appeared"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -374,7 +387,10 @@ fn sigterm_and_kill_9_mid_write() {
     let o = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success(), "finished before SIGTERM");
-    assert!(err.contains("interrupted") && !err.contains("panicked"), "{err}");
+    assert!(
+        err.contains("interrupted") && !err.contains("panicked"),
+        "{err}"
+    );
     assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0);
 
     // kill -9: the temp file stays, named for the process and the target.

@@ -4,7 +4,9 @@
 
 mod common;
 use common::*;
-use gq::gguf::{layout_tensors, GgmlType, GgufFile, GgufWriter, MetaValue, Metadata, PlannedTensor};
+use gq::gguf::{
+    layout_tensors, GgmlType, GgufFile, GgufWriter, MetaValue, Metadata, PlannedTensor,
+};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -14,11 +16,22 @@ fn fails(args: &[&str]) -> String {
     let o = gq(args);
     let took = t.elapsed();
     let err = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert!(!o.status.success(), "gq {args:?} should fail; stderr: {err}");
-    assert_eq!(o.status.code(), Some(1), "gq {args:?}: exit code; stderr: {err}");
+    assert!(
+        !o.status.success(),
+        "gq {args:?} should fail; stderr: {err}"
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "gq {args:?}: exit code; stderr: {err}"
+    );
     assert!(!err.contains("panicked"), "gq {args:?} panicked: {err}");
     let lines: Vec<&str> = err.lines().collect();
-    assert_eq!(lines.len(), 1, "gq {args:?}: want one error line, got:\n{err}");
+    assert_eq!(
+        lines.len(),
+        1,
+        "gq {args:?}: want one error line, got:\n{err}"
+    );
     assert!(lines[0].starts_with("error: "), "{err}");
     assert!(
         took < Duration::from_secs(1),
@@ -86,7 +99,8 @@ fn good() -> Layout {
     layout_tensors(&mut tensors, 32);
     let mut w = GgufWriter::new(Vec::new(), &meta, tensors.clone()).unwrap();
     for t in &tensors {
-        w.write_tensor_data(&vec![0x11; t.n_bytes() as usize]).unwrap();
+        w.write_tensor_data(&vec![0x11; t.n_bytes() as usize])
+            .unwrap();
     }
     let bytes = w.finish().unwrap();
     // magic 0, version 4, n_tensors 8, n_kv 16; key 0 at 24.
@@ -175,7 +189,10 @@ fn absurd_counts() {
     }
     // A count a little too large runs out of bytes, with the entry named.
     let e = inspect_fails(&l.with("n_kv", &3u64.to_le_bytes()));
-    assert!(e.contains("metadata entry 2") || e.contains("metadata key"), "{e}");
+    assert!(
+        e.contains("metadata entry 2") || e.contains("metadata key"),
+        "{e}"
+    );
     let e = inspect_fails(&l.with("n_tensors", &3u64.to_le_bytes()));
     assert!(e.contains("tensor info 2") || e.contains("tensor "), "{e}");
 }
@@ -299,7 +316,10 @@ fn duplicates() {
     b.extend_from_slice(&l.bytes[l.at("key0.len")..l.at("key1.len")]);
     b.extend_from_slice(&l.bytes[l.at("t0.name.len")..]);
     let e = inspect_fails(&b);
-    assert!(e.contains("metadata key general.name: appears twice"), "{e}");
+    assert!(
+        e.contains("metadata key general.name: appears twice"),
+        "{e}"
+    );
 }
 
 #[test]
