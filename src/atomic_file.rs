@@ -1,5 +1,12 @@
 //! Crash-safe output files: every file gq writes goes through [`AtomicFile`].
 //!
+//! Use, from the simplest:
+//! - built in memory: `write_bytes_atomic(path, &bytes)?`;
+//! - streamed: `write_atomic(path, |w| { write!(w, ...)?; Ok(()) })?` (`w` is buffered);
+//! - long or positioned writes: `let mut f = AtomicFile::create(path)?;` write to `f` (or
+//!   `BufWriter::new(&mut f)`, `f.file()` for `write_at`), poll [`check_interrupted`] in long
+//!   loops, then `f.commit()?`. Returning early (`?`) drops `f`, which removes the temp file.
+//!
 //! The bytes go to a temporary file in the target's own directory (so the final rename never
 //! crosses a filesystem), named `.<target name>.gq-tmp-<pid>-<random>`. [`AtomicFile::commit`]
 //! flushes, `fsync`s the file, renames it over the target and `fsync`s the directory; until then
@@ -315,6 +322,16 @@ pub fn write_atomic(
     }
     check_interrupted()?;
     f.commit()
+}
+
+/// Writes `bytes` to `target` crash-safely (see [`write_atomic`]): the one call for an output
+/// that is built in memory (reports, Modelfiles, small JSON/CSV files).
+pub fn write_bytes_atomic(target: impl AsRef<Path>, bytes: &[u8]) -> Result<()> {
+    let target = target.as_ref();
+    write_atomic(target, |w| {
+        w.write_all(bytes)
+            .with_context(|| format!("{}: write failed", target.display()))
+    })
 }
 
 #[cfg(test)]

@@ -74,7 +74,7 @@ fn json_bombs() {
     f.set_len(64 << 20).unwrap();
     let e = quantize_fails(&d);
     assert!(
-        e.contains("config.json") && e.contains("more than the 16777216 bytes"),
+        e.contains("config.json") && e.contains("more than the 16777216"),
         "{e}"
     );
     // Duplicate keys: which value would a tool use?
@@ -298,17 +298,23 @@ fn finished_files_get_umask_permissions() {
     let out = tempfile::tempdir().unwrap();
     let g = out.path().join("out.gguf");
     let n = out.path().join("out.npy");
-    // Under umask 027 the files must be 0640 (a temp file's 0600 would fail this).
+    let r = out.path().join("report.csv");
+    let m = out.path().join("out.Modelfile");
+    // Under umask 027 the files must be 0640 (a temp file's 0600 would fail this): the GGUF, its
+    // report and Modelfile, and logits --out.
     let script = format!(
-        "umask 027 && {gq} quantize {src} -o {g} --type q8_0 -q && {gq} logits {src} --ids 2,3 --out {n}",
+        "umask 027 && {gq} quantize {src} -o {g} --type q8_0 -q --report {r} --modelfile \
+         && {gq} logits {src} --ids 2,3 --out {n}",
         gq = env!("CARGO_BIN_EXE_gq"),
         src = fixture("moe").display(),
         g = g.display(),
+        r = r.display(),
         n = n.display()
     );
     let o = Command::new("sh").args(["-c", &script]).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    for f in [&g, &n] {
+    assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 4);
+    for f in [&g, &n, &r, &m] {
         let mode = std::fs::metadata(f).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o640, "{}: mode {mode:o}", f.display());
     }
