@@ -21,8 +21,11 @@
 //!   such registers, and one `vpdpwssd` applies the sub-block scales to both: two scale
 //!   multiplies and two scale vectors (`vpermb`) per Q4_K block instead of four of each;
 //! - Q4_K mins: the activation is prepared once per call as Q8_K with its group sums replaced
-//!   by `d_a·Σ` per 32 quants (f32), so the min term is one fused multiply-add of 8 lanes
-//!   (`−dmin·m` prepared per weight block) into the same accumulator;
+//!   by `Σ` per 32 quants (as f32, exact), so the min term is one multiply by `d_a` and one
+//!   fused multiply-add of 8 lanes (`−dmin·m` prepared per weight block) into the same
+//!   accumulator (`d_a·Σ` stored instead overflowed f32 for activations above ~10^34 where the
+//!   scalar reference, which scales `dmin·d_a` first, does not: a fuzz finding,
+//!   fuzz/regressions/vec_dot/q4k-intel-activation-group-sum-overflows);
 //! - Q6_K: the `−32` offset enters the integer sum through one `vpdpwssd` of the group sums
 //!   with `−32·scale`;
 //! - Q8_0: the activation is prepared once per call in a private layout (quants + 128, i.e.
@@ -192,12 +195,11 @@ unsafe fn finish(a: Acc) -> f32 {
 }
 
 /// Q4_K's activation layout "Q8_K-v": a Q8_K block whose 16 i16 group sums (bytes 260..292)
-/// are replaced by 8 f32 `d·(bsum[2j] + bsum[2j+1])`, one per 32 quants.
+/// are replaced by 8 f32 `bsum[2j] + bsum[2j+1]` (exact), one per 32 quants.
 pub(crate) fn q8_k_to_v(blocks: &mut [u8]) {
     for b in blocks.chunks_exact_mut(Q8K) {
-        let d = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
         let bs = |g: usize| i16::from_le_bytes([b[260 + 2 * g], b[261 + 2 * g]]) as i32;
-        let v: [f32; 8] = core::array::from_fn(|j| d * (bs(2 * j) + bs(2 * j + 1)) as f32);
+        let v: [f32; 8] = core::array::from_fn(|j| (bs(2 * j) + bs(2 * j + 1)) as f32);
         for (j, x) in v.iter().enumerate() {
             b[260 + 4 * j..264 + 4 * j].copy_from_slice(&x.to_le_bytes());
         }
@@ -237,10 +239,11 @@ intel! {
                     core::array::from_fn(|j| _mm512_dpbusd_epi32(zero, q[j], ld512(yq.add(64 * j))));
                 let sumi = _mm512_dpwssd_epi32(zero, _mm512_packs_epi32(p[0], p[1]), s01);
                 let sumi = _mm512_dpwssd_epi32(sumi, _mm512_packs_epi32(p[2], p[3]), s23);
-                let dy = _mm512_mul_ps(d, _mm512_set1_ps(rd(y.cast::<f32>())));
+                let yd = _mm512_set1_ps(rd(y.cast::<f32>()));
+                let dy = _mm512_mul_ps(d, yd);
                 a[c] = _mm512_fmadd_ps(dy, _mm512_cvtepi32_ps(sumi), a[c]);
                 let v = _mm512_zextps256_ps512(_mm256_loadu_ps(y.add(260).cast()));
-                a[c] = _mm512_fmadd_ps(u, v, a[c]);
+                a[c] = _mm512_fmadd_ps(_mm512_mul_ps(u, yd), v, a[c]);
             }
         }
         for c in 0..C {
