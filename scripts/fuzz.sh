@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# gq's fuzz targets (fuzz/README.md): cargo-fuzz + libFuzzer on the nightly toolchain.
+# gq's fuzz targets (docs/robustness.md): cargo-fuzz + libFuzzer on the nightly toolchain.
 #
 #   scripts/fuzz.sh ci [SECONDS]        every target for SECONDS (default 30) from its seeds, after
 #                                       replaying fuzz/regressions/; fails on any finding

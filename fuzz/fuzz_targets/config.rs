@@ -22,7 +22,13 @@ fn fixtures() -> &'static Vec<Vec<(PathBuf, String, Vec<usize>)>> {
                 let c = gq::safetensors::Checkpoint::open(root.join(n)).expect("fixture");
                 c.tensors
                     .iter()
-                    .map(|t| (c.shards[t.shard].path.clone(), t.name.clone(), t.shape.clone()))
+                    .map(|t| {
+                        (
+                            c.shards[t.shard].path.clone(),
+                            t.name.clone(),
+                            t.shape.clone(),
+                        )
+                    })
                     .collect()
             })
             .collect()

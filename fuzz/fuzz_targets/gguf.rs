@@ -26,14 +26,18 @@ fuzz_target!(|data: &[u8]| {
             k.dequantize_row(t.ty, d, &mut out);
         }
     }
-    let _ = gq::imatrix::Imatrix::from_gguf(GgufFile::from_bytes("fuzz.gguf", data.to_vec()).unwrap());
+    let _ =
+        gq::imatrix::Imatrix::from_gguf(GgufFile::from_bytes("fuzz.gguf", data.to_vec()).unwrap());
     let Ok((w, hp)) = WeightFile::from_gguf(f) else {
         return;
     };
     let Ok(m) = Model::from_weights(w, hp) else {
         return;
     };
-    let ids: Vec<u32> = [0u32, 1].iter().map(|&i| i.min(m.n_embd_rows().saturating_sub(1) as u32)).collect();
+    let ids: Vec<u32> = [0u32, 1]
+        .iter()
+        .map(|&i| i.min(m.n_embd_rows().saturating_sub(1) as u32))
+        .collect();
     if m.n_embd_rows() > 0 {
         let _ = logits_at(&m, &ids, &[0, 1], 2);
     }

@@ -5,7 +5,9 @@
 //! same bytes.
 #![no_main]
 use arbitrary::Arbitrary;
-use gq::gguf::{layout_tensors, GgmlType, GgufFile, GgufWriter, MetaArray, MetaValue, Metadata, PlannedTensor};
+use gq::gguf::{
+    layout_tensors, GgmlType, GgufFile, GgufWriter, MetaArray, MetaValue, Metadata, PlannedTensor,
+};
 use libfuzzer_sys::fuzz_target;
 
 #[derive(Arbitrary, Debug)]
@@ -88,7 +90,11 @@ fn value(v: Val) -> MetaValue {
     }
 }
 
-fn write(meta: &Metadata, tensors: &[PlannedTensor], data: &dyn Fn(usize, &PlannedTensor) -> Vec<u8>) -> Vec<u8> {
+fn write(
+    meta: &Metadata,
+    tensors: &[PlannedTensor],
+    data: &dyn Fn(usize, &PlannedTensor) -> Vec<u8>,
+) -> Vec<u8> {
     let mut w = GgufWriter::new(Vec::new(), meta, tensors.to_vec()).expect("header");
     let expected = w.expected_len();
     for (i, t) in tensors.iter().enumerate() {
@@ -121,15 +127,23 @@ fuzz_target!(|input: Input| {
         let ty = GgmlType::ALL[t.ty as usize % GgmlType::ALL.len()];
         let mut dims = vec![(1 + t.blocks as u64 % 4) * ty.block_size() as u64];
         dims.extend(t.more.iter().take(3).map(|&d| d as u64 % 5));
-        tensors.push(PlannedTensor { name: t.name, dims, ty, offset: 0 });
+        tensors.push(PlannedTensor {
+            name: t.name,
+            dims,
+            ty,
+            offset: 0,
+        });
     }
     layout_tensors(&mut tensors, alignment);
     let fill = input.fill;
     let data = |i: usize, t: &PlannedTensor| -> Vec<u8> {
-        (0..t.n_bytes() as usize).map(|j| (i as u8).wrapping_mul(31) ^ (j as u8) ^ fill).collect()
+        (0..t.n_bytes() as usize)
+            .map(|j| (i as u8).wrapping_mul(31) ^ (j as u8) ^ fill)
+            .collect()
     };
     let bytes = write(&meta, &tensors, &data);
-    let f = GgufFile::from_bytes("roundtrip.gguf", bytes.clone()).expect("gq must read what it writes");
+    let f =
+        GgufFile::from_bytes("roundtrip.gguf", bytes.clone()).expect("gq must read what it writes");
     assert_eq!(f.version, 3);
     assert_eq!(f.metadata.len(), meta.len());
     for ((k1, v1), (k2, v2)) in f.metadata.iter().zip(meta.iter()) {
@@ -139,14 +153,22 @@ fuzz_target!(|input: Input| {
     }
     assert_eq!(f.tensors.len(), tensors.len());
     for (i, (a, b)) in f.tensors.iter().zip(&tensors).enumerate() {
-        assert_eq!((&a.name, &a.dims, a.ty, a.offset, a.n_bytes), (&b.name, &b.dims, b.ty, b.offset, b.n_bytes()));
+        assert_eq!(
+            (&a.name, &a.dims, a.ty, a.offset, a.n_bytes),
+            (&b.name, &b.dims, b.ty, b.offset, b.n_bytes())
+        );
         assert_eq!(f.tensor_data(a), &data(i, b)[..]);
     }
     // Writing what was read gives the same bytes.
     let again: Vec<PlannedTensor> = f
         .tensors
         .iter()
-        .map(|t| PlannedTensor { name: t.name.clone(), dims: t.dims.clone(), ty: t.ty, offset: t.offset })
+        .map(|t| PlannedTensor {
+            name: t.name.clone(),
+            dims: t.dims.clone(),
+            ty: t.ty,
+            offset: t.offset,
+        })
         .collect();
     let read_data = |i: usize, _: &PlannedTensor| f.tensor_data(&f.tensors[i]).to_vec();
     assert_eq!(write(&f.metadata, &again, &read_data), bytes);

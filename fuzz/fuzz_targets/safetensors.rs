@@ -16,7 +16,8 @@ fuzz_target!(|data: &[u8]| {
         let shard = files.get(1).copied().unwrap_or_default().to_vec();
         Checkpoint::from_memory("fuzz", None, vec![("model.safetensors".into(), shard)])
     } else {
-        let names = match gq::safetensors::parse_index(std::path::Path::new("fuzz/index"), files[0]) {
+        let names = match gq::safetensors::parse_index(std::path::Path::new("fuzz/index"), files[0])
+        {
             Ok((names, _)) => names,
             Err(_) => return,
         };

@@ -18,7 +18,9 @@ fuzz_target!(|data: &[u8]| {
     };
     let json = |i: usize| files.get(i).and_then(|f| gq::json::parse(f).ok());
     let (tc, cfg) = (json(1), json(2));
-    let template = files.get(3).map(|t| String::from_utf8_lossy(t).into_owned());
+    let template = files
+        .get(3)
+        .map(|t| String::from_utf8_lossy(t).into_owned());
     let Ok(v) = Vocab::from_json(
         std::path::Path::new("fuzz"),
         &tj,

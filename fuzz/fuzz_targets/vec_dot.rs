@@ -34,7 +34,12 @@ fn pools() -> &'static [rayon::ThreadPool] {
     P.get_or_init(|| {
         [1, 2]
             .into_iter()
-            .map(|t| rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap())
+            .map(|t| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(t)
+                    .build()
+                    .unwrap()
+            })
             .collect()
     })
 }
@@ -192,14 +197,25 @@ fn check_gemv(k: &Kernels, ty: GgmlType, w_row: &[u8], x: &[f32]) {
         let mut y = vec![f32::NAN; rows];
         pool.install(|| k.gemv(ty, &w, x, &mut y, &mut scratch));
         for r in 0..rows {
-            assert!(same(y[r], want[r]), "{} {ty} gemv row {r}: {} vs vec_dot {}", k.isa(), y[r], want[r]);
+            assert!(
+                same(y[r], want[r]),
+                "{} {ty} gemv row {r}: {} vs vec_dot {}",
+                k.isa(),
+                y[r],
+                want[r]
+            );
         }
         let mut ys = vec![f32::NAN; 2 * rows];
         pool.install(|| k.gemm(ty, &w, rows, cols, &xs, &mut ys, &mut scratch));
         for j in 0..2 {
             for r in 0..rows {
                 let g = ys[j * rows + r];
-                assert!(same(g, want[r]), "{} {ty} gemm {j},{r}: {g} vs vec_dot {}", k.isa(), want[r]);
+                assert!(
+                    same(g, want[r]),
+                    "{} {ty} gemm {j},{r}: {g} vs vec_dot {}",
+                    k.isa(),
+                    want[r]
+                );
             }
         }
     }
@@ -225,7 +241,12 @@ fuzz_target!(|data: &[u8]| {
         let want = s.vec_dot(ty, &w, &a);
         for k in &tables {
             let got = k.vec_dot(ty, &w, &a);
-            assert_eq!(got.to_bits(), want.to_bits(), "{} {ty} n={n} exact: {got} vs scalar {want}", k.isa());
+            assert_eq!(
+                got.to_bits(),
+                want.to_bits(),
+                "{} {ty} n={n} exact: {got} vs scalar {want}",
+                k.isa()
+            );
         }
         return;
     }
@@ -264,8 +285,12 @@ fuzz_target!(|data: &[u8]| {
     if ty == GgmlType::BF16 {
         // BF16 weights × BF16-rounded activations, every table against an f64 sum.
         let mut scratch = vec![0u8; 2 * n];
-        let ab = s.prepare_activation_as(ty, &x, &mut scratch, FloatAct::Bf16).to_vec();
-        let bf = |b: &[u8], i: usize| f32::from_bits((u16::from_le_bytes([b[2 * i], b[2 * i + 1]]) as u32) << 16) as f64;
+        let ab = s
+            .prepare_activation_as(ty, &x, &mut scratch, FloatAct::Bf16)
+            .to_vec();
+        let bf = |b: &[u8], i: usize| {
+            f32::from_bits((u16::from_le_bytes([b[2 * i], b[2 * i + 1]]) as u32) << 16) as f64
+        };
         let (mut exact_sum, mut mag, mut flushed) = (0f64, 0f64, 0f64);
         let subnormal = |x: f64| x != 0.0 && x.abs() < f32::MIN_POSITIVE as f64;
         for i in 0..n {

@@ -1,4 +1,4 @@
-//! Helpers shared by gq's fuzz targets (fuzz/README.md lists the targets and how to run them).
+//! Helpers shared by gq's fuzz targets (docs/robustness.md lists the targets and how to run them).
 
 use gq_kernels::{kernels_for, GgmlType, Isa, Kernels};
 
