@@ -9,16 +9,21 @@
 # are deleted at the end (KEEP=1 keeps them). LAYERS (default 29) sets the size: the 31B shapes
 # (hidden 5376, FFN 21504, vocab 262144) give 2.8 GB of embedding plus ~0.96 GB per layer, so 29
 # layers are ~30.7 GB of BF16 and ~9.3 GB of Q4_K_M. The script refuses to start without that
-# much free space plus 3 GB. THREADS (default: all cores) is passed to gq.
+# much free space plus 3 GB. THREADS (default: all cores) is passed to gq. GGUF_DIR puts the
+# output elsewhere (e.g. /dev/shm when the disk cannot hold both; the read side is unchanged).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=${1:-${TMPDIR:-/tmp}}/gq-scale-bench
 layers=${2:-29}
 threads=${THREADS:-0}
 ckpt=$work/ckpt
-out=$work/out-Q4_K_M.gguf
+out=${GGUF_DIR:-$work}/gq-scale-bench-Q4_K_M.gguf
 
-need_gb=$(echo "(2.8 + 0.96 * $layers) * 1.32 + 3" | bc -l)
+if [ -n "${GGUF_DIR:-}" ]; then
+  need_gb=$(echo "(2.8 + 0.96 * $layers) + 3" | bc -l)
+else
+  need_gb=$(echo "(2.8 + 0.96 * $layers) * 1.32 + 3" | bc -l)
+fi
 free_kb=$(df -Pk "$(dirname "$work")" | awk 'NR == 2 {print $4}')
 free_gb=$(echo "$free_kb / 1000000" | bc -l)
 if (($(echo "$free_gb < $need_gb" | bc -l))); then
@@ -27,7 +32,7 @@ if (($(echo "$free_gb < $need_gb" | bc -l))); then
   exit 1
 fi
 cleanup() {
-  [ "${KEEP:-0}" = 1 ] || rm -rf "$work"
+  [ "${KEEP:-0}" = 1 ] || rm -rf "$work" "$out"
 }
 trap cleanup EXIT
 rm -rf "$work"

@@ -740,7 +740,9 @@ fn q3_k_dot_bit_exact_on_any_bytes() {
     for trial in 0..400 {
         let nb = 1 + rng.below(12) as usize;
         let n = nb * QK_K;
-        let mut w: Vec<u8> = (0..nb * ty.block_bytes()).map(|_| rng.next() as u8).collect();
+        let mut w: Vec<u8> = (0..nb * ty.block_bytes())
+            .map(|_| rng.next() as u8)
+            .collect();
         for b in w.chunks_exact_mut(ty.block_bytes()) {
             // Any finite f16 scale, from subnormal to 65504, either sign.
             let e = rng.below(31) as u16;
@@ -776,7 +778,9 @@ fn q4_k_dot_with_huge_activations_stays_finite() {
     for trial in 0..50 {
         let nb = 1 + rng.below(4) as usize;
         let n = nb * QK_K;
-        let mut w: Vec<u8> = (0..nb * ty.block_bytes()).map(|_| rng.next() as u8).collect();
+        let mut w: Vec<u8> = (0..nb * ty.block_bytes())
+            .map(|_| rng.next() as u8)
+            .collect();
         for b in w.chunks_exact_mut(ty.block_bytes()) {
             b[0..2].copy_from_slice(&f16b(0.0)); // d
             b[2..4].copy_from_slice(&0x0100u16.to_le_bytes()); // dmin ≈ 1.5e-5
