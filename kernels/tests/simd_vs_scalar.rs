@@ -800,3 +800,39 @@ fn q4_k_dot_with_huge_activations_stays_finite() {
         }
     }
 }
+
+/// Q6_K's SIMD dots reduce each block's integer sum exactly before the scalar reference's one
+/// float step, so they equal scalar bit for bit on any bytes with finite scales, large ones
+/// included. Fuzz finding: f32 lanes holding the −32 corrections apart from the products they
+/// cancel overflowed to +inf and −inf (NaN) (fuzz/regressions/vec_dot/q6k-avx2-lanes-overflow).
+#[test]
+fn q6_k_dot_bit_exact_on_any_bytes() {
+    let ty = GgmlType::Q6_K;
+    let mut rng = Rng(0x6b6b_0fed_cba9_8765);
+    let tables = simd_tables("q6_k_dot_bit_exact_on_any_bytes");
+    for trial in 0..400 {
+        let nb = 1 + rng.below(12) as usize;
+        let n = nb * QK_K;
+        let mut w: Vec<u8> = (0..nb * ty.block_bytes())
+            .map(|_| rng.next() as u8)
+            .collect();
+        for b in w.chunks_exact_mut(ty.block_bytes()) {
+            let e = rng.below(31) as u16;
+            let bits = (rng.below(2) as u16) << 15 | e << 10 | rng.below(1024) as u16;
+            b[208..210].copy_from_slice(&bits.to_le_bytes());
+        }
+        let scale = [1e-3f32, 1.0, 1e6, 1e30][trial % 4];
+        let x: Vec<f32> = (0..n).map(|_| rng.normal() * scale).collect();
+        let mut a = vec![0u8; act_bytes(ty, n)];
+        scalar().quantize_row(GgmlType::Q8_K, &x, &mut a);
+        let want = scalar().vec_dot(ty, &w, &a);
+        for k in &tables {
+            let got = k.vec_dot(ty, &w, &a);
+            assert!(
+                got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
+                "{} Q6_K trial {trial} n={n}: {got} vs scalar {want}",
+                k.isa()
+            );
+        }
+    }
+}

@@ -469,7 +469,7 @@ pub(crate) unsafe fn dot_q6_k(w: &[u8], a: &[u8]) -> f32 {
     let (wp, ap) = (w.as_ptr(), a.as_ptr());
     let m4 = _mm256_set1_epi8(0x0f);
     let m3 = _mm256_set1_epi8(0x30);
-    let mut acc = _mm256_setzero_ps();
+    let mut acc = 0f32;
     for i in 0..nb {
         let (x, y) = (wp.add(210 * i), ap.add(Q8K * i));
         let sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(x.add(192).cast()));
@@ -507,10 +507,20 @@ pub(crate) unsafe fn dot_q6_k(w: &[u8], a: &[u8]) -> f32 {
             }
         }
         sumi = _mm256_sub_epi32(sumi, _mm256_slli_epi32::<5>(corr));
-        let d = _mm256_set1_ps(f16_end(x.add(208)) * q8k_d(y));
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc);
+        // The lanes hold the −32 offsets' corrections apart from the products they cancel, so
+        // they are summed as integers (exact) before the one float step, as the scalar
+        // reference does: in f32 lanes the cancelling parts overflowed to +inf and −inf (NaN)
+        // for large scales (a fuzz finding, fuzz/regressions/vec_dot/q6k-avx2-lanes-overflow).
+        let s = _mm_add_epi32(
+            _mm256_castsi256_si128(sumi),
+            _mm256_extracti128_si256::<1>(sumi),
+        );
+        let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01_00_11_10>(s));
+        let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
+        let d = f16_end(x.add(208)) * q8k_d(y);
+        acc += d * _mm_cvtsi128_si32(s) as f32;
     }
-    hsum(acc)
+    acc
 }
 
 // ---------------------------------------------------------------------------------------
