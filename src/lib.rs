@@ -8,6 +8,7 @@
 //! parses and prints.
 
 pub mod atomic_file;
+pub mod check;
 pub mod cli;
 pub mod eval;
 pub mod gemma4;
@@ -19,4 +20,5 @@ pub mod npy;
 pub mod pipeline;
 pub mod report;
 pub mod safetensors;
+pub mod sweep;
 pub mod tokenizer;

@@ -4,11 +4,13 @@ mod bench;
 mod bench_kernels;
 mod bench_quantize;
 mod bench_quantize_peers;
+mod check;
 mod generate;
 pub(crate) mod inspect;
 mod logits;
 mod ppl;
 mod quantize;
+mod sweep;
 mod tokenize;
 
 use anyhow::Result;
@@ -58,9 +60,41 @@ pub enum Command {
     /// Tokenize text with a model's tokenizer (GGUF or checkpoint), as llama-tokenize does, or
     /// decode ids.
     Tokenize(tokenize::TokenizeArgs),
+    /// Check a model against a baseline with quality thresholds (mean/p99 KLD, PPL increase,
+    /// top-1 agreement): exit 0 when all hold, 1 when one fails, 2 on a usage or input error;
+    /// optional JSON and JUnit XML output.
+    Check(check::CheckArgs),
+    /// Quantize a checkpoint to several types and evaluate each against it: results.md,
+    /// results.json and plots (SVG, PNG); resumable.
+    Sweep(sweep::SweepArgs),
     /// Measure performance: `gq bench kernels` (memory bandwidth, GEMV per type, ggml peer).
     Bench(bench::BenchArgs),
 }
+
+/// An error that ends the process with a chosen exit status (`gq check`'s 1 and 2); its
+/// message, when not empty, is printed as `error: …`.
+#[derive(Debug)]
+pub struct Exit {
+    /// The exit status.
+    pub code: i32,
+    /// What to print (nothing when the command already said it).
+    pub message: String,
+}
+
+impl Exit {
+    /// An exit with `code` and `message`.
+    pub fn new(code: i32, message: String) -> Exit {
+        Exit { code, message }
+    }
+}
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Exit {}
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
@@ -81,5 +115,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Ppl(args) => ppl::run(args),
         Command::Generate(args) => generate::run(args),
         Command::Tokenize(args) => tokenize::run(args),
+        Command::Check(args) => check::run(args),
+        Command::Sweep(args) => sweep::run(args),
     }
 }

@@ -63,7 +63,7 @@ pub struct PplArgs {
     pub bf16_act: bool,
 }
 
-fn progress_bar() -> indicatif::ProgressBar {
+pub(super) fn progress_bar() -> indicatif::ProgressBar {
     use std::io::IsTerminal;
     if !std::io::stderr().is_terminal() {
         return indicatif::ProgressBar::hidden();

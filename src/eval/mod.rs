@@ -4,9 +4,11 @@
 //! conventions, the cache and what was measured against llama.cpp.
 
 pub mod cache;
+pub mod files;
 pub mod generate;
 pub mod ppl;
 pub mod stats;
 
+pub use files::{evaluate_file, EvalText, FileEval};
 pub use generate::{generate, Sampler, SamplerConfig, Stop};
 pub use ppl::{evaluate, text_tokens, Baseline, Chunks, PplOptions, PplReport};
