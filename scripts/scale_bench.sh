@@ -49,7 +49,7 @@ target/release/examples/synthetic_checkpoint --shape 31b --layers "$layers" --ou
 t1=$(date +%s.%N)
 bytes=$(du -cb "$ckpt"/*.safetensors | tail -1 | cut -f1)
 printf "checkpoint: %s layers, %d shards, %.2f GB, written in %.0f s\n" "$layers" \
-  "$(ls "$ckpt"/*.safetensors | wc -l)" "$(echo "$bytes / 1e9" | bc -l)" "$(echo "$t1 - $t0" | bc -l)"
+  "$(ls "$ckpt"/*.safetensors | wc -l)" "$(echo "$bytes / 1000000000" | bc -l)" "$(echo "$t1 - $t0" | bc -l)"
 
 # Drop the checkpoint from the page cache (dd iflag=nocache count=0 on each shard), so neither
 # the read test nor gq finds it in RAM.
@@ -65,8 +65,8 @@ for f in $(ls -S "$ckpt"/*.safetensors | head -2); do
   read_bytes=$((read_bytes + $(stat -c %s "$f")))
 done
 t1=$(date +%s.%N)
-disk=$(echo "$read_bytes / ($t1 - $t0) / 1e6" | bc -l)
-printf "disk sequential read (O_DIRECT, %.1f GB): %.0f MB/s\n" "$(echo "$read_bytes / 1e9" | bc -l)" "$disk"
+disk=$(echo "$read_bytes / ($t1 - $t0) / 1000000" | bc -l)
+printf "disk sequential read (O_DIRECT, %.1f GB): %.0f MB/s\n" "$(echo "$read_bytes / 1000000000" | bc -l)" "$disk"
 evict
 
 log=$work/time.log
@@ -77,8 +77,8 @@ secs=$(echo "$wall" | awk -F: '{ s = 0; for (i = 1; i <= NF; i++) s = s * 60 + $
 rss_kb=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$log")
 user=$(awk -F': ' '/User time/ {print $2}' "$log")
 sys=$(awk -F': ' '/System time/ {print $2}' "$log")
-mbs=$(echo "$bytes / $secs / 1e6" | bc -l)
+mbs=$(echo "$bytes / $secs / 1000000" | bc -l)
 printf "quantize Q4_K_M: %.0f s wall (user %s s, sys %s s), %.0f MB/s of BF16 read, peak RSS %.2f GiB, output %.2f GB\n" \
-  "$secs" "$user" "$sys" "$mbs" "$(echo "$rss_kb / 1048576" | bc -l)" "$(echo "$(stat -c %s "$out") / 1e9" | bc -l)"
+  "$secs" "$user" "$sys" "$mbs" "$(echo "$rss_kb / 1048576" | bc -l)" "$(echo "$(stat -c %s "$out") / 1000000000" | bc -l)"
 printf "throughput / disk read: %.2f\n" "$(echo "$mbs / $disk" | bc -l)"
 "$gq" inspect "$out" >/dev/null && echo "output: gq inspect reads it"
