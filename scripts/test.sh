@@ -6,3 +6,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/get_peers.sh >/dev/null
 cargo test --workspace
+# The TurboQuant codebook generator reproduces the committed tables (too slow unoptimised).
+cargo test --release -p gq-kernels --lib tq_codebook

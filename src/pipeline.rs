@@ -67,6 +67,9 @@ pub struct Summary {
     pub peak_rss_bytes: Option<u64>,
     /// Per-tensor types, rules and errors, in file order (with [`Options::report`]).
     pub report: Vec<TensorReport>,
+    /// The tensor types of the file that only gq reads (TurboQuant), sorted, each once: a
+    /// non-empty list means llama.cpp and Ollama cannot load the file.
+    pub gq_only_types: Vec<String>,
 }
 
 /// The process's peak resident set size (Linux `VmHWM`).
@@ -146,7 +149,13 @@ struct Done {
     stats: Option<ErrorSums>,
 }
 
-fn convert(ckpt: &Checkpoint, plan: &Plan, c: Chunk, report: bool) -> Result<Done> {
+fn convert(
+    ckpt: &Checkpoint,
+    plan: &Plan,
+    c: Chunk,
+    report: bool,
+    tq: Option<&gq_kernels::TqParams>,
+) -> Result<Done> {
     let t = &plan.tensors[c.tensor];
     let mut vals = vec![0f32; c.n];
     match &t.source {
@@ -174,6 +183,50 @@ fn convert(ckpt: &Checkpoint, plan: &Plan, c: Chunk, report: bool) -> Result<Don
     let mut bytes = vec![0u8; c.n / row * row_bytes];
     let rows_per_expert = t.out.dims.get(1).copied().unwrap_or(1).max(1) as usize;
     let first_row = c.first / row;
+    if t.out.ty.is_turboquant() {
+        let p = tq.expect("the plan writes gq.tq.* for TurboQuant tensors");
+        if nonfinite > 0 {
+            bail!(
+                "tensor {} ({}): non-finite values (NaN/Inf) cannot be stored in {} (it has no \
+                 code for them); choose another type for this tensor with --tensor-type",
+                t.hf_name,
+                t.out.name,
+                t.out.ty
+            );
+        }
+        // All rows of the chunk in one call (the encoder batches blocks across rows), split
+        // where the importance changes (one row of importance per expert).
+        let n_rows = c.n / row;
+        let mut r = 0;
+        while r < n_rows {
+            let e = (first_row + r) / rows_per_expert;
+            let end = ((e + 1) * rows_per_expert - first_row).min(n_rows);
+            let imp = t.importance.as_ref().map(|i| &i[e * row..(e + 1) * row]);
+            gq_kernels::formats::tq::quantize_rows(
+                t.out.ty,
+                p,
+                &vals[r * row..end * row],
+                row,
+                imp,
+                &mut bytes[r * row_bytes..end * row_bytes],
+                gq_kernels::Isa::selected(),
+            )
+            .map_err(|e| anyhow!("tensor {} ({}): {e}", t.hf_name, t.out.name))?;
+            r = end;
+        }
+        let stats = if report {
+            Some(ErrorSums::of_quantized_rows(
+                &vals, t.out.ty, &bytes, row, tq,
+            )?)
+        } else {
+            None
+        };
+        return Ok(Done {
+            bytes,
+            nonfinite,
+            stats,
+        });
+    }
     for (r, (src, dst)) in vals
         .chunks_exact(row)
         .zip(bytes.chunks_exact_mut(row_bytes))
@@ -224,6 +277,7 @@ pub fn quantize(dir: &Path, out: &Path, ft: FileType, opts: &Options) -> Result<
         .build()
         .context("cannot start worker threads")?;
     let work = chunks(&plan);
+    let tq = plan.tq_params();
     let window = (pool.current_num_threads() * 4).max(4);
     let bar = progress_bar(opts.progress, plan.data_bytes);
 
@@ -255,7 +309,7 @@ pub fn quantize(dir: &Path, out: &Path, ft: FileType, opts: &Options) -> Result<
                 check_interrupted()?;
                 let done: Vec<Result<Done>> = pool.install(|| {
                     win.par_iter()
-                        .map(|&c| convert(&ckpt, &plan, c, opts.report))
+                        .map(|&c| convert(&ckpt, &plan, c, opts.report, tq.as_ref()))
                         .collect()
                 });
                 let mut batch = Vec::with_capacity(win.len());
@@ -348,6 +402,17 @@ pub fn quantize(dir: &Path, out: &Path, ft: FileType, opts: &Options) -> Result<
         skipped: plan.skipped.len(),
         warnings,
         peak_rss_bytes: peak_rss_bytes(),
+        gq_only_types: {
+            let mut v: Vec<String> = plan
+                .tensors
+                .iter()
+                .filter(|t| !t.out.ty.is_ggml())
+                .map(|t| t.out.ty.name().to_string())
+                .collect();
+            v.sort();
+            v.dedup();
+            v
+        },
         report: if opts.report {
             plan.tensors
                 .iter()

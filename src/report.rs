@@ -57,6 +57,29 @@ impl ErrorSums {
         Ok(ErrorSums::of(reference, &stored))
     }
 
+    /// [`ErrorSums::of_quantized`] for whole rows of `row` elements, dequantized row by row (the
+    /// TurboQuant types decode per row, with the file's parameters `tq`).
+    pub fn of_quantized_rows(
+        reference: &[f32],
+        ty: GgmlType,
+        bytes: &[u8],
+        row: usize,
+        tq: Option<&gq_kernels::TqParams>,
+    ) -> Result<ErrorSums> {
+        if !ty.is_turboquant() {
+            return Self::of_quantized(reference, ty, bytes);
+        }
+        let p = tq.ok_or_else(|| anyhow!("type {ty}: no gq.tq parameters"))?;
+        let rb = ty
+            .row_bytes(row)
+            .ok_or_else(|| anyhow!("type {ty}: rows of {row} are not whole blocks"))?;
+        let mut stored = vec![0f32; reference.len()];
+        for (b, y) in bytes.chunks_exact(rb).zip(stored.chunks_exact_mut(row)) {
+            gq_kernels::formats::tq::dequantize_row(ty, p, b, y);
+        }
+        Ok(ErrorSums::of(reference, &stored))
+    }
+
     /// Adds another chunk's sums.
     pub fn add(&mut self, o: &ErrorSums) {
         self.n += o.n;
@@ -143,6 +166,12 @@ pub fn inspect_report(gguf: &Path, checkpoint: &Path) -> Result<Vec<TensorReport
         has_imatrix: g.metadata.get("quantize.imatrix.file").is_some(),
         ..Default::default()
     };
+    let tq = crate::gguf::turboquant::read_params(&g.metadata, g.tensors.iter().map(|t| t.ty))
+        .map_err(|e| anyhow!("{}: {e}", gguf.display()))?;
+    let qopts = QuantOptions {
+        tq_seed: tq.map(|p| p.seed),
+        ..qopts
+    };
     let (ckpt, plan) = crate::pipeline::open_and_plan(checkpoint, ft, &qopts)?;
     let mut rows = Vec::with_capacity(g.tensors.len());
     for t in &g.tensors {
@@ -204,7 +233,13 @@ pub fn inspect_report(gguf: &Path, checkpoint: &Path) -> Result<Vec<TensorReport
                 }
             }
             let bytes = &data[first / row * row_bytes..(first + m) / row * row_bytes];
-            sums.add(&ErrorSums::of_quantized(&vals, t.ty, bytes)?);
+            sums.add(&ErrorSums::of_quantized_rows(
+                &vals,
+                t.ty,
+                bytes,
+                row,
+                tq.as_ref(),
+            )?);
             first += m;
         }
         rows.push(TensorReport::new(&t.name, &t.dims, t.ty, rule, &sums));

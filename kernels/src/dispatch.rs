@@ -60,10 +60,12 @@ pub enum Tune {
 /// The environment variable that forces a [`Tune`] (`zen` or `intel`).
 pub const TUNE_ENV: &str = "GQ_KERNELS_TUNE";
 
-/// The activation format that float weights meet in [`Kernels::gemv`] / [`Kernels::gemm`].
+/// The activation format that float weights meet in [`Kernels::gemv`] / [`Kernels::gemm`], and
+/// the rotation that TurboQuant weights need ([`FloatAct::Rotated`]).
 ///
-/// Only BF16 weights have a BF16-activation path; for every other type both values mean the
-/// type's usual activation ([`GgmlType::vec_dot_type`]).
+/// Only BF16 weights have a BF16-activation path; for every other non-TurboQuant type `F32` and
+/// `Bf16` both mean the type's usual activation ([`GgmlType::vec_dot_type`]). TurboQuant weights
+/// take only `Rotated`: the activation is rotated with the file's seed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FloatAct {
     /// f32 activations as given (exact products; the reference semantics of [`Kernels::vec_dot`]).
@@ -73,6 +75,10 @@ pub enum FloatAct {
     /// ggml does for BF16 weights): relative error of each activation ≤ 2⁻⁹, half the
     /// activation bytes, no weight conversion.
     Bf16,
+    /// For TurboQuant weights ([`GgmlType::is_turboquant`]): the activation rotated block by
+    /// block with these file parameters (`gq.tq.seed`) and quantized to [`GgmlType::TQA8`]
+    /// ([`crate::formats::tq::prepare_activation`]), once per call. Other types ignore it.
+    Rotated(crate::formats::tq::TqParams),
 }
 
 /// The kernels of one instruction set, per type. Obtain one with [`kernels`] or
@@ -200,8 +206,12 @@ impl Kernels {
 
     /// The activation format [`Kernels::gemv`] and [`Kernels::gemm`] use for `ty`:
     /// [`FloatAct::Bf16`] for BF16 weights when this table has the native kernel (unless
-    /// `GQ_KERNELS_BF16_ACT=0`), [`FloatAct::F32`] otherwise.
+    /// `GQ_KERNELS_BF16_ACT=0`), [`FloatAct::Rotated`] with the default seed for TurboQuant
+    /// weights (files with another seed need [`Kernels::gemv_as`]), [`FloatAct::F32`] otherwise.
     pub fn default_act(&self, ty: GgmlType) -> FloatAct {
+        if ty.is_turboquant() {
+            return FloatAct::Rotated(crate::formats::tq::TqParams::default());
+        }
         static ENV_OFF: OnceLock<bool> = OnceLock::new();
         let off = *ENV_OFF
             .get_or_init(|| std::env::var("GQ_KERNELS_BF16_ACT").is_ok_and(|v| v.trim() == "0"));
@@ -242,6 +252,10 @@ impl Kernels {
 /// Bytes of the activation row that a weight row of `n` elements of `ty` is dotted with.
 /// Panics for types without a dot product or `n` not a multiple of the block size.
 pub fn act_bytes(ty: GgmlType, n: usize) -> usize {
+    if ty.is_turboquant() {
+        return crate::formats::tq::act_bytes(ty, n)
+            .unwrap_or_else(|| panic!("{ty}: {n} is not whole blocks"));
+    }
     act_type(ty)
         .row_bytes(n)
         .unwrap_or_else(|| panic!("{ty}: {n} is not whole blocks"))

@@ -118,6 +118,19 @@ impl Kernels {
             return f32_bytes(x);
         }
         let n = act_bytes(ty, x.len());
+        if ty.is_turboquant() {
+            let FloatAct::Rotated(p) = act else {
+                panic!("{ty}: TurboQuant weights need FloatAct::Rotated (the file's gq.tq.seed)")
+            };
+            assert!(
+                scratch.len() >= n,
+                "{ty}: scratch of {} bytes < {n}",
+                scratch.len()
+            );
+            let dst = &mut scratch[..n];
+            crate::formats::tq::prepare_activation(ty, &p, x, dst);
+            return dst;
+        }
         assert!(
             scratch.len() >= n,
             "{ty}: scratch of {} bytes < {n}",
@@ -188,6 +201,8 @@ impl Kernels {
             crate::formats::bf16::quantize_row_ref(x, dst);
         } else if ty.is_float() {
             dst.copy_from_slice(f32_bytes(x));
+        } else if ty.is_turboquant() {
+            self.prepare_activation_as(ty, x, dst, act);
         } else if layout == ActLayout::Q8_0Biased {
             let nb = x.len() / 32;
             let (q, s) = dst.split_at_mut(32 * nb);

@@ -45,6 +45,7 @@ pub use dispatch::{
     act_bytes, all_tables, cpu_model, cpu_vendor, default_tune, kernels, kernels_for,
     kernels_tuned, selected_isa, FloatAct, Kernels, Tune,
 };
+pub use formats::tq::TqParams;
 pub use formats::{format, Format};
 pub use gemv::{gemm_scratch_bytes, gemv_scratch_bytes};
 pub use isa::Isa;

@@ -122,6 +122,27 @@ ggml_types! {
     Q1_0 = 41, "q1_0", 128, 18;
     /// 2-bit, f16 scale per 64.
     Q2_0 = 42, "q2_0", 64, 18;
+    /// gq's TurboQuant trellis type, 4.5 bits per weight (MSE codes; docs/turboquant.md).
+    TQT4_5 = 4200, "tqt4_5", 32, 18;
+    /// gq's TurboQuant trellis type, 3.375 bits per weight (MSE codes).
+    TQT3_375 = 4201, "tqt3_375", 64, 27;
+    /// gq's TurboQuant trellis type, 2.5 bits per weight (MSE codes).
+    TQT2_5 = 4202, "tqt2_5", 32, 10;
+    /// gq's TurboQuant trellis type with QJL residual signs, 4.5 bits per weight.
+    TQJ4_5 = 4203, "tqj4_5", 32, 18;
+    /// gq's TurboQuant trellis type with QJL residual signs, 3.375 bits per weight.
+    TQJ3_375 = 4204, "tqj3_375", 64, 27;
+    /// gq's TurboQuant trellis type with QJL residual signs, 2.5 bits per weight.
+    TQJ2_5 = 4205, "tqj2_5", 32, 10;
+    /// gq's TurboQuant PolarQuant type, 4.5 bits per weight (experimental).
+    TQP4_5 = 4210, "tqp4_5", 256, 144;
+    /// gq's TurboQuant PolarQuant type, 3.4375 bits per weight (experimental).
+    TQP3_4375 = 4211, "tqp3_4375", 256, 110;
+    /// gq's TurboQuant PolarQuant type, 2.5 bits per weight (experimental).
+    TQP2_5 = 4212, "tqp2_5", 256, 80;
+    /// The activation of the TurboQuant types: the rotated activation, int8 per 32 with an
+    /// f32 scale (de-interleaved per 128; never stored in files).
+    TQA8 = 4250, "tqa8", 32, 36;
 }
 
 impl GgmlType {
@@ -142,6 +163,57 @@ impl GgmlType {
         GgmlType::Q5_K,
         GgmlType::Q6_K,
     ];
+
+    /// gq's TurboQuant weight types (docs/turboquant.md): they load only in gq.
+    pub const TURBOQUANT: [GgmlType; 9] = [
+        GgmlType::TQT4_5,
+        GgmlType::TQT3_375,
+        GgmlType::TQT2_5,
+        GgmlType::TQJ4_5,
+        GgmlType::TQJ3_375,
+        GgmlType::TQJ2_5,
+        GgmlType::TQP4_5,
+        GgmlType::TQP3_4375,
+        GgmlType::TQP2_5,
+    ];
+
+    /// Whether this is one of gq's TurboQuant weight types ([`GgmlType::TURBOQUANT`]).
+    pub const fn is_turboquant(self) -> bool {
+        matches!(
+            self,
+            GgmlType::TQT4_5
+                | GgmlType::TQT3_375
+                | GgmlType::TQT2_5
+                | GgmlType::TQJ4_5
+                | GgmlType::TQJ3_375
+                | GgmlType::TQJ2_5
+                | GgmlType::TQP4_5
+                | GgmlType::TQP3_4375
+                | GgmlType::TQP2_5
+        )
+    }
+
+    /// Whether this is a TurboQuant type with QJL residual signs (`TQJ*`).
+    pub const fn is_tq_qjl(self) -> bool {
+        matches!(
+            self,
+            GgmlType::TQJ4_5 | GgmlType::TQJ3_375 | GgmlType::TQJ2_5
+        )
+    }
+
+    /// Whether this is a TurboQuant PolarQuant type (`TQP*`).
+    pub const fn is_tq_polar(self) -> bool {
+        matches!(
+            self,
+            GgmlType::TQP4_5 | GgmlType::TQP3_4375 | GgmlType::TQP2_5
+        )
+    }
+
+    /// Whether llama.cpp / ggml know this type id (gq's own types are the TurboQuant ones and
+    /// their activation type).
+    pub const fn is_ggml(self) -> bool {
+        !self.is_turboquant() && !matches!(self, GgmlType::TQA8)
+    }
 
     /// The type with ggml id `id`, or `None` for ids ggml does not define (or has retired, such
     /// as 4, 5 and 31–33).
@@ -218,6 +290,9 @@ impl GgmlType {
             | GgmlType::Q6_K
             | GgmlType::Q8_K => GgmlType::Q8_K,
             GgmlType::F32 | GgmlType::F16 | GgmlType::BF16 => GgmlType::F32,
+            // TurboQuant: the rotated activation (two TQA8 rows for the TQJ types; see
+            // `formats::tq::act_bytes`).
+            t if t.is_turboquant() => GgmlType::TQA8,
             _ => return None,
         })
     }
@@ -246,7 +321,7 @@ mod tests {
             assert_eq!(GgmlType::parse(t.name()), Some(t));
             assert_eq!(GgmlType::parse(t.ggml_name()), Some(t));
         }
-        for retired in [4, 5, 31, 32, 33, 36, 37, 38, 43, 1000] {
+        for retired in [4, 5, 31, 32, 33, 36, 37, 38, 43, 1000, 4206, 4213] {
             assert_eq!(GgmlType::from_id(retired), None);
         }
     }

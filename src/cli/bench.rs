@@ -79,7 +79,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
                     .iter()
                     .map(|s| {
                         GgmlType::parse(s)
-                            .filter(|t| GgmlType::WEIGHTS.contains(t))
+                            .filter(|t| GgmlType::WEIGHTS.contains(t) || t.is_turboquant())
                             .ok_or_else(|| anyhow!("unknown or non-weight --type {s:?}"))
                     })
                     .collect::<Result<_>>()?;

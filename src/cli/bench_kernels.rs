@@ -21,7 +21,7 @@ use std::time::Instant;
 /// What to measure.
 #[derive(Clone, Debug)]
 pub struct KernelBenchOptions {
-    /// Weight types (default: every type GEMV supports).
+    /// Weight types (default: every type GEMV supports, gq's TurboQuant types included).
     pub types: Vec<GgmlType>,
     /// Thread counts for the bandwidth probe and the large GEMVs (one table each).
     pub threads: Vec<usize>,
@@ -42,7 +42,10 @@ pub struct KernelBenchOptions {
 impl Default for KernelBenchOptions {
     fn default() -> Self {
         KernelBenchOptions {
-            types: GgmlType::WEIGHTS.to_vec(),
+            types: GgmlType::WEIGHTS
+                .into_iter()
+                .chain(GgmlType::TURBOQUANT)
+                .collect(),
             threads: vec![2],
             size_mib: 384,
             cols: 4096,
@@ -318,7 +321,11 @@ pub fn run_kernel_bench(
     opts: &KernelBenchOptions,
     mut progress: impl FnMut(&str),
 ) -> Result<KernelBenchReport> {
-    if opts.types.iter().any(|t| !GgmlType::WEIGHTS.contains(t)) {
+    if opts
+        .types
+        .iter()
+        .any(|t| !GgmlType::WEIGHTS.contains(t) && !t.is_turboquant())
+    {
         bail!(
             "GEMV takes weight types only: {:?}",
             GgmlType::WEIGHTS.map(|t| t.name())
@@ -429,7 +436,8 @@ pub fn run_kernel_bench(
             });
         }
         drop(w);
-        if let Some(bin) = &ggml_bin {
+        // ggml has no TurboQuant types to compare with.
+        if let Some(bin) = ggml_bin.as_ref().filter(|_| ty.is_ggml()) {
             progress(&format!(
                 "{ty}: gq and ggml on {GGML_M} × {GGML_K}, {gt} thread(s)"
             ));
@@ -485,14 +493,14 @@ pub fn run_kernel_bench(
             };
             drop(w);
             let ggml_gflops = match &ggml_bin {
-                Some(bin) => match run_ggml(bin, ty, GEMM_N) {
+                Some(bin) if ty.is_ggml() => match run_ggml(bin, ty, GEMM_N) {
                     Ok(us) => Some(flops / (us * 1e-6) / 1e9),
                     Err(e) => {
                         progress(&format!("{ty}: ggml failed: {e:#}"));
                         None
                     }
                 },
-                None => None,
+                _ => None,
             };
             progress(&format!(
                 "{ty}: GEMM {gt} thread(s): gq {gq_gflops:.1} GFLOP/s, ggml {ggml_gflops:?}; max threads {gq_max_threads:?}"

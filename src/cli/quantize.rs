@@ -20,6 +20,13 @@ pub struct QuantizeArgs {
     /// Output type, as llama.cpp names it (case-insensitive). F32, F16, BF16, Q8_0 are what
     /// convert_hf_to_gguf.py --outtype writes; Q4_0 Q4_1 Q5_0 Q5_1 Q2_K Q3_K_S Q3_K_M Q3_K_L
     /// Q4_K_S Q4_K_M Q5_K_S Q5_K_M Q6_K are what llama-quantize makes from the converter's file.
+    /// gq's own TurboQuant types (docs/turboquant.md; such files load only in gq, not in
+    /// llama.cpp or Ollama): TQT4_5 TQT3_375 TQT2_5 (rotation + trellis-coded 2-D Lloyd–Max
+    /// codes, the recommended ones), TQJ4_5 TQJ3_375 TQJ2_5 (+ 1-bit QJL residual signs:
+    /// inner-product unbiased), TQP4_5 TQP3_4375 TQP2_5 (PolarQuant, experimental) — every
+    /// quantizable matrix of that type — and the mixtures TQT4_5_M TQT3_375_M TQT2_5_M
+    /// (sensitive tensors at more bits, like llama.cpp's _M types). The number is the exact
+    /// bits per weight of the type.
     #[arg(
         short = 't',
         long = "type",
@@ -55,6 +62,9 @@ pub struct QuantizeArgs {
     /// Importance matrix from llama-imatrix (GGUF or legacy .dat), used as llama-quantize does.
     #[arg(long, value_name = "FILE")]
     pub imatrix: Option<PathBuf>,
+    /// Rotation seed of the TurboQuant types (written as gq.tq.seed; default 0x54515F47515F0001).
+    #[arg(long, value_name = "U64", value_parser = parse_u64)]
+    pub tq_seed: Option<u64>,
     /// Write per-tensor statistics (type, the rule that chose it, bits per weight, RMSE,
     /// relative MSE, cosine similarity, max error against the checkpoint) to FILE: CSV for a
     /// .csv name, JSON otherwise.
@@ -65,6 +75,15 @@ pub struct QuantizeArgs {
     /// the generation config's sampling defaults (docs/ollama.md).
     #[arg(long)]
     pub modelfile: bool,
+}
+
+fn parse_u64(s: &str) -> std::result::Result<u64, String> {
+    let t = s.trim();
+    match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        Some(h) => u64::from_str_radix(h, 16),
+        None => t.parse(),
+    }
+    .map_err(|e| format!("{s:?}: {e}"))
 }
 
 fn ggml_type(s: &str) -> Result<GgmlType> {
@@ -103,6 +122,7 @@ impl QuantizeArgs {
             pure: self.pure,
             has_imatrix: imatrix.is_some(),
             imatrix,
+            tq_seed: self.tq_seed,
         })
     }
 }
@@ -154,6 +174,14 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
         None
     };
     let s = pipeline::quantize(&a.checkpoint, &a.output, ft, &opts)?;
+    if !s.gq_only_types.is_empty() {
+        eprintln!(
+            "note: {} holds gq's own TurboQuant tensor types ({}): llama.cpp and Ollama cannot \
+             load it; run it with gq (gq logits / gq ppl / gq generate)",
+            s.path.display(),
+            s.gq_only_types.join(", ")
+        );
+    }
     if let Some(text) = modelfile {
         let path = a.output.with_extension("Modelfile");
         crate::report::write_text(&path, &text)?;

@@ -1,5 +1,7 @@
 //! llama.cpp's file types (`enum llama_ftype`): what `--type` names, what `general.file_type`
-//! records, and the base tensor type each one starts the mixture rules from.
+//! records, and the base tensor type each one starts the mixture rules from; and gq's own
+//! TurboQuant file types (docs/turboquant.md), whose `general.file_type` values (4300 and up)
+//! are outside llama.cpp's `llama_ftype` range (0–41, and 1024 for "guessed").
 
 use gq_kernels::GgmlType;
 
@@ -41,11 +43,35 @@ pub enum FileType {
     MOSTLY_Q5_K_M,
     /// Q6_K.
     MOSTLY_Q6_K,
+    /// Every quantizable matrix TQT4_5 (gq only).
+    TQT4_5,
+    /// Every quantizable matrix TQT3_375 (gq only).
+    TQT3_375,
+    /// Every quantizable matrix TQT2_5 (gq only).
+    TQT2_5,
+    /// Every quantizable matrix TQJ4_5 (gq only).
+    TQJ4_5,
+    /// Every quantizable matrix TQJ3_375 (gq only).
+    TQJ3_375,
+    /// Every quantizable matrix TQJ2_5 (gq only).
+    TQJ2_5,
+    /// Every quantizable matrix TQP4_5 (gq only, experimental).
+    TQP4_5,
+    /// Every quantizable matrix TQP3_4375 (gq only, experimental).
+    TQP3_4375,
+    /// Every quantizable matrix TQP2_5 (gq only, experimental).
+    TQP2_5,
+    /// TQT4_5 with sensitive tensors at more bits (gq only; rules in `mixture.rs`).
+    TQT4_5_M,
+    /// TQT3_375 with sensitive tensors at more bits (gq only).
+    TQT3_375_M,
+    /// TQT2_5 with sensitive tensors at more bits (gq only).
+    TQT2_5_M,
 }
 
 impl FileType {
     /// Every file type gq writes.
-    pub const ALL: [FileType; 17] = [
+    pub const ALL: [FileType; 29] = [
         FileType::ALL_F32,
         FileType::MOSTLY_F16,
         FileType::MOSTLY_BF16,
@@ -63,6 +89,18 @@ impl FileType {
         FileType::MOSTLY_Q5_K_S,
         FileType::MOSTLY_Q5_K_M,
         FileType::MOSTLY_Q6_K,
+        FileType::TQT4_5,
+        FileType::TQT3_375,
+        FileType::TQT2_5,
+        FileType::TQJ4_5,
+        FileType::TQJ3_375,
+        FileType::TQJ2_5,
+        FileType::TQP4_5,
+        FileType::TQP3_4375,
+        FileType::TQP2_5,
+        FileType::TQT4_5_M,
+        FileType::TQT3_375_M,
+        FileType::TQT2_5_M,
     ];
 
     /// The numeric value written to `general.file_type`.
@@ -85,6 +123,18 @@ impl FileType {
             FileType::MOSTLY_Q5_K_M => 17,
             FileType::MOSTLY_Q6_K => 18,
             FileType::MOSTLY_BF16 => 32,
+            FileType::TQT4_5 => 4300,
+            FileType::TQT3_375 => 4301,
+            FileType::TQT2_5 => 4302,
+            FileType::TQJ4_5 => 4303,
+            FileType::TQJ3_375 => 4304,
+            FileType::TQJ2_5 => 4305,
+            FileType::TQP4_5 => 4310,
+            FileType::TQP3_4375 => 4311,
+            FileType::TQP2_5 => 4312,
+            FileType::TQT4_5_M => 4320,
+            FileType::TQT3_375_M => 4321,
+            FileType::TQT2_5_M => 4322,
         }
     }
 
@@ -108,6 +158,18 @@ impl FileType {
             FileType::MOSTLY_Q5_K_S => "Q5_K_S",
             FileType::MOSTLY_Q5_K_M => "Q5_K_M",
             FileType::MOSTLY_Q6_K => "Q6_K",
+            FileType::TQT4_5 => "TQT4_5",
+            FileType::TQT3_375 => "TQT3_375",
+            FileType::TQT2_5 => "TQT2_5",
+            FileType::TQJ4_5 => "TQJ4_5",
+            FileType::TQJ3_375 => "TQJ3_375",
+            FileType::TQJ2_5 => "TQJ2_5",
+            FileType::TQP4_5 => "TQP4_5",
+            FileType::TQP3_4375 => "TQP3_4375",
+            FileType::TQP2_5 => "TQP2_5",
+            FileType::TQT4_5_M => "TQT4_5_M",
+            FileType::TQT3_375_M => "TQT3_375_M",
+            FileType::TQT2_5_M => "TQT2_5_M",
         }
     }
 
@@ -142,7 +204,31 @@ impl FileType {
             FileType::MOSTLY_Q4_K_S | FileType::MOSTLY_Q4_K_M => GgmlType::Q4_K,
             FileType::MOSTLY_Q5_K_S | FileType::MOSTLY_Q5_K_M => GgmlType::Q5_K,
             FileType::MOSTLY_Q6_K => GgmlType::Q6_K,
+            FileType::TQT4_5 | FileType::TQT4_5_M => GgmlType::TQT4_5,
+            FileType::TQT3_375 | FileType::TQT3_375_M => GgmlType::TQT3_375,
+            FileType::TQT2_5 | FileType::TQT2_5_M => GgmlType::TQT2_5,
+            FileType::TQJ4_5 => GgmlType::TQJ4_5,
+            FileType::TQJ3_375 => GgmlType::TQJ3_375,
+            FileType::TQJ2_5 => GgmlType::TQJ2_5,
+            FileType::TQP4_5 => GgmlType::TQP4_5,
+            FileType::TQP3_4375 => GgmlType::TQP3_4375,
+            FileType::TQP2_5 => GgmlType::TQP2_5,
         }
+    }
+
+    /// Whether this is one of gq's TurboQuant file types (llama.cpp and Ollama cannot load
+    /// such a file).
+    pub fn is_turboquant(self) -> bool {
+        self.base_type().is_turboquant()
+    }
+
+    /// Whether this TurboQuant file type applies mixture rules (the `_M` types); the plain
+    /// TurboQuant types give every quantizable matrix the base type.
+    pub fn is_tq_mixture(self) -> bool {
+        matches!(
+            self,
+            FileType::TQT4_5_M | FileType::TQT3_375_M | FileType::TQT2_5_M
+        )
     }
 
     /// True for the types llama.cpp's converter writes directly (F32, F16, BF16, Q8_0): gq

@@ -3,7 +3,9 @@
 //! for generation), returning the final logits (after soft-capping) at the positions asked for.
 //!
 //! Float weights meet exact f32 activations (`FloatAct::F32`, unless [`Model::float_act`] says
-//! otherwise); quantized weights meet the type's Q8 activations, as in llama.cpp. Work is split over the current rayon pool by output
+//! otherwise); quantized weights meet the type's Q8 activations, as in llama.cpp; gq's
+//! TurboQuant weights meet the activation rotated with the file's seed
+//! ([`gq_kernels::FloatAct::Rotated`], once per matmul) and quantized to int8. Work is split over the current rayon pool by output
 //! rows, tokens or heads, never inside a sum, so results do not depend on the thread count; a
 //! batch of n tokens gives bit-for-bit the logits that n one-token calls give.
 
@@ -25,19 +27,11 @@ pub fn matmul(model: &Model, w: &Mat, xs: &[f32]) -> Vec<f32> {
     let mut scratch = vec![0u8; gemm_scratch_bytes(w.ty, w.cols, n)];
     let k = kernels();
     let bytes = model.bytes(w);
+    let act = model.file.act_for(w.ty, model.float_act);
     if n == 1 {
-        k.gemv_as(w.ty, bytes, xs, &mut ys, &mut scratch, model.float_act);
+        k.gemv_as(w.ty, bytes, xs, &mut ys, &mut scratch, act);
     } else {
-        k.gemm_as(
-            w.ty,
-            bytes,
-            w.rows,
-            w.cols,
-            xs,
-            &mut ys,
-            &mut scratch,
-            model.float_act,
-        );
+        k.gemm_as(w.ty, bytes, w.rows, w.cols, xs, &mut ys, &mut scratch, act);
     }
     ys
 }
@@ -227,7 +221,8 @@ impl<'m> Session<'m> {
         let mut x = vec![0f32; tokens.len() * h];
         x.par_chunks_mut(h).zip(tokens).for_each(|(row, &t)| {
             let t = t as usize;
-            kernels().dequantize_row(e.ty, &bytes[t * rb..(t + 1) * rb], row);
+            m.file
+                .dequantize_row(e.ty, &bytes[t * rb..(t + 1) * rb], row);
             for v in row.iter_mut() {
                 *v *= scale;
             }
@@ -255,7 +250,8 @@ impl<'m> Session<'m> {
         proj.par_chunks_mut(w).zip(tokens).for_each(|(row, &t)| {
             let t = t as usize;
             let mut tok = vec![0f32; w];
-            kernels().dequantize_row(pg.tok.ty, &bytes[t * rb..(t + 1) * rb], &mut tok);
+            m.file
+                .dequantize_row(pg.tok.ty, &bytes[t * rb..(t + 1) * rb], &mut tok);
             for v in row.iter_mut() {
                 *v *= proj_scale;
             }

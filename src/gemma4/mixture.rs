@@ -37,6 +37,8 @@ pub struct QuantOptions {
     pub has_imatrix: bool,
     /// The importance matrix (`--imatrix`).
     pub imatrix: Option<std::sync::Arc<crate::imatrix::Imatrix>>,
+    /// The TurboQuant rotation seed (`--tq-seed`; `None`: the default seed).
+    pub tq_seed: Option<u64>,
 }
 
 /// One tensor as llama-quantize sees it in its input file.
@@ -301,6 +303,62 @@ impl State<'_> {
     }
 }
 
+/// gq's TurboQuant `_M` mixtures: the base type everywhere except the tensors measured to be
+/// sensitive (KLD against the BF16 model with `gq ppl --baseline`; docs/turboquant.md §15).
+/// `layer` = (layer, layer count) of an ffn_down. Measured on the trained fixture (§14.3):
+/// TQT4_5_M keeps Q4_K_M's Q6_K ffn_down on the more-bits layers but not its Q6_K attn_v (the
+/// file is then smaller than Q4_K_M's), TQT3_375_M puts attn_k/attn_v/attn_output/ffn_down at
+/// TQT4_5 (smaller than Q3_K_M's), TQT2_5_M attn_v/attn_output/ffn_down at TQT3_375 (not tuned
+/// further; smaller than Q2_K's).
+fn tq_mixture(
+    ft: FileType,
+    cat: Category,
+    tied: bool,
+    layer: (i64, i64),
+) -> (GgmlType, Option<&'static str>) {
+    use FileType as F;
+    use GgmlType as G;
+    let base = ft.base_type();
+    let (il, n) = layer;
+    let t = if cat == Category::Output || (tied && cat == Category::TokenEmbd) {
+        (G::Q6_K, Some("TQ mixture: output / tied embedding Q6_K"))
+    } else if is_attn_v(cat) {
+        match ft {
+            F::TQT3_375_M => (G::TQT4_5, Some("TQ mixture: attn_v TQT4_5")),
+            F::TQT2_5_M => (G::TQT3_375, Some("TQ mixture: attn_v TQT3_375")),
+            _ => (base, None),
+        }
+    } else if cat == Category::FfnDown {
+        match ft {
+            F::TQT4_5_M if use_more_bits(il, n) => (
+                G::Q6_K,
+                Some("TQ mixture: ffn_down Q6_K (more-bits layers)"),
+            ),
+            F::TQT3_375_M => (G::TQT4_5, Some("TQ mixture: ffn_down TQT4_5")),
+            F::TQT2_5_M => (G::TQT3_375, Some("TQ mixture: ffn_down TQT3_375")),
+            _ => (base, None),
+        }
+    } else if cat == Category::AttnK {
+        match ft {
+            F::TQT3_375_M => (G::TQT4_5, Some("TQ mixture: attn_k TQT4_5")),
+            _ => (base, None),
+        }
+    } else if cat == Category::AttnOutput {
+        match ft {
+            F::TQT3_375_M => (G::TQT4_5, Some("TQ mixture: attn_output TQT4_5")),
+            F::TQT2_5_M => (G::TQT3_375, Some("TQ mixture: attn_output TQT3_375")),
+            _ => (base, None),
+        }
+    } else {
+        (base, None)
+    };
+    if t.0 == base {
+        (base, None)
+    } else {
+        t
+    }
+}
+
 /// llama-quantize's visiting order (llama_model_loader's `weight_name_comparer`): by layer number
 /// (tensors outside `blk.N.` first), then by name.
 pub fn visit_key(name: &str) -> (i64, &str) {
@@ -313,11 +371,29 @@ pub fn visit_key(name: &str) -> (i64, &str) {
     (layer, name)
 }
 
-/// `tensor_type_fallback`: a type whose block divides the row, or F16.
+/// `tensor_type_fallback`: a type whose block divides the row, or F16. For gq's TurboQuant
+/// types: the next type of the family with a smaller block (TQT3_375 → TQT4_5, TQJ3_375 →
+/// TQJ4_5, TQP* → the TQT type of the same width), then F16.
 pub fn fallback(target: GgmlType, ne0: u64) -> Result<GgmlType> {
     use GgmlType as G;
     if ne0.is_multiple_of(target.block_size() as u64) {
         return Ok(target);
+    }
+    if target.is_turboquant() {
+        let mut t = target;
+        loop {
+            t = match t {
+                G::TQT3_375 => G::TQT4_5,
+                G::TQJ3_375 => G::TQJ4_5,
+                G::TQP4_5 => G::TQT4_5,
+                G::TQP3_4375 => G::TQT3_375,
+                G::TQP2_5 => G::TQT2_5,
+                _ => return Ok(G::F16),
+            };
+            if ne0.is_multiple_of(t.block_size() as u64) {
+                return Ok(t);
+            }
+        }
     }
     let ret = match target {
         G::Q2_K | G::Q3_K => G::Q4_0,
@@ -391,6 +467,26 @@ pub fn select_types(
             if let Some((re, q)) = manual {
                 ty = *q;
                 rule = Rule::Override(format!("{}={q}", re.as_str()));
+            } else if ft.is_turboquant() {
+                // gq's own file types: the plain ones give every quantizable matrix the base
+                // type (with fallbacks), the `_M` ones apply the TurboQuant mixture.
+                if ft.is_tq_mixture() && !opts.pure {
+                    let layer = if cat == Category::FfnDown {
+                        let l = st.layer_info(st.i_ffn_down, &t.name)?;
+                        st.i_ffn_down += 1;
+                        l
+                    } else {
+                        (0, 1)
+                    };
+                    let (m, why) = tq_mixture(ft, cat, st.tied, layer);
+                    if is_attn_v(cat) {
+                        st.i_attn_v += 1;
+                    }
+                    ty = m;
+                    rule = why.map_or(Rule::Base, Rule::Mixture);
+                } else if opts.pure {
+                    rule = Rule::Pure;
+                }
             } else if !opts.pure {
                 let (m, why) = st.mixture(ty, &t.name, t.dims[0], cat)?;
                 ty = m;
@@ -454,5 +550,17 @@ mod tests {
         assert_eq!(fallback(GgmlType::Q3_K, 16).unwrap(), GgmlType::F16);
         assert_eq!(fallback(GgmlType::Q8_0, 48).unwrap(), GgmlType::F16);
         assert_eq!(fallback(GgmlType::Q4_K, 512).unwrap(), GgmlType::Q4_K);
+        assert_eq!(fallback(GgmlType::TQT4_5, 96).unwrap(), GgmlType::TQT4_5);
+        assert_eq!(fallback(GgmlType::TQT3_375, 96).unwrap(), GgmlType::TQT4_5);
+        assert_eq!(fallback(GgmlType::TQJ3_375, 32).unwrap(), GgmlType::TQJ4_5);
+        assert_eq!(
+            fallback(GgmlType::TQP3_4375, 192).unwrap(),
+            GgmlType::TQT3_375
+        );
+        assert_eq!(
+            fallback(GgmlType::TQP3_4375, 160).unwrap(),
+            GgmlType::TQT4_5
+        );
+        assert_eq!(fallback(GgmlType::TQT2_5, 16).unwrap(), GgmlType::F16);
     }
 }

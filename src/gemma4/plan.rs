@@ -43,6 +43,15 @@ pub struct PlanTensor {
     pub rule: Rule,
 }
 
+impl Plan {
+    /// The TurboQuant parameters of the file (`None` when no tensor is a TurboQuant type).
+    pub fn tq_params(&self) -> Option<gq_kernels::TqParams> {
+        crate::gguf::turboquant::read_params(&self.metadata, self.tensors.iter().map(|t| t.out.ty))
+            .ok()
+            .flatten()
+    }
+}
+
 /// Everything `gq quantize` will write, decided before any weight is read.
 pub struct Plan {
     /// GGUF metadata.
@@ -369,6 +378,17 @@ pub fn build(
                 meta.set(key, v);
             }
         }
+    }
+    if tensors.iter().any(|t| t.out.ty.is_turboquant()) {
+        // gq's own types: the rotation parameters a decoder needs (docs/turboquant.md §2).
+        let params = qopts
+            .tq_seed
+            .map_or_else(gq_kernels::TqParams::default, |seed| gq_kernels::TqParams {
+                seed,
+            });
+        crate::gguf::turboquant::write_params(&mut meta, &params);
+    } else if qopts.tq_seed.is_some() {
+        bail!("--tq-seed applies to files with TurboQuant tensors (--type TQ…)");
     }
     if let Some(m) = &qopts.imatrix {
         if file_type.is_converter_type() {

@@ -43,6 +43,8 @@ pub struct WeightFile {
     pub path: PathBuf,
     /// The mapped source.
     pub source: Source,
+    /// The TurboQuant parameters (`gq.tq.*`) of a GGUF file with TurboQuant tensors.
+    pub tq: Option<gq_kernels::TqParams>,
     by_name: HashMap<String, TensorEntry>,
 }
 
@@ -94,9 +96,12 @@ impl WeightFile {
                 },
             );
         }
+        let tq = crate::gguf::turboquant::read_params(&g.metadata, g.tensors.iter().map(|t| t.ty))
+            .map_err(|e| anyhow!("{}: {e}", path.display()))?;
         let wf = WeightFile {
             path: path.to_path_buf(),
             source: Source::Gguf(g),
+            tq,
             by_name,
         };
         let freqs = match wf.get("rope_freqs.weight") {
@@ -143,6 +148,7 @@ impl WeightFile {
             WeightFile {
                 path: dir.to_path_buf(),
                 source: Source::Checkpoint(ck),
+                tq: None,
                 by_name,
             },
             hp,
@@ -180,8 +186,33 @@ impl WeightFile {
                 self.path.display()
             );
         }
+        if t.ty.is_turboquant() {
+            bail!(
+                "{}: tensor {name} is {}; gq expects it in a float type",
+                self.path.display(),
+                t.ty
+            );
+        }
         gq_kernels::kernels().dequantize_row(t.ty, b, &mut out);
         Ok(out)
+    }
+
+    /// The activation format the kernels need for weights of type `ty`: the file's rotation
+    /// for TurboQuant weights, `float_act` otherwise.
+    pub fn act_for(&self, ty: GgmlType, float_act: gq_kernels::FloatAct) -> gq_kernels::FloatAct {
+        match (ty.is_turboquant(), self.tq) {
+            (true, Some(p)) => gq_kernels::FloatAct::Rotated(p),
+            _ => float_act,
+        }
+    }
+
+    /// Dequantizes one row (`dst.len()` elements) of a tensor of type `ty` (TurboQuant rows
+    /// with the file's rotation).
+    pub fn dequantize_row(&self, ty: GgmlType, src: &[u8], dst: &mut [f32]) {
+        match (ty.is_turboquant(), &self.tq) {
+            (true, Some(p)) => gq_kernels::formats::tq::dequantize_row(ty, p, src, dst),
+            _ => gq_kernels::kernels().dequantize_row(ty, src, dst),
+        }
     }
 
     /// Bytes and element count of the text model's tensors (bits per weight = 8 · bytes / n).

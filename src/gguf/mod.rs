@@ -3,6 +3,7 @@
 //! [`GgmlType`], is the formats crate's).
 
 mod reader;
+pub mod turboquant;
 mod value;
 mod writer;
 

@@ -1,5 +1,6 @@
-//! Every tensor format gq implements, one file each: its block layout, scale packing,
-//! reference quantizer (plain and importance-weighted), dequantizer and scalar dot product.
+//! Every tensor format gq implements, one file each (one per family for gq's TurboQuant types,
+//! `tq*.rs`, see [`tq`]): its block layout, scale packing, reference quantizer (plain and
+//! importance-weighted), dequantizer and scalar dot product.
 //! The scalar code here is the truth that the SIMD paths (in `x86/`, `neon/`, `vector/`) are
 //! tested against.
 //!
@@ -30,6 +31,14 @@ pub mod q8_0;
 pub mod q8_1;
 pub mod q8_k;
 pub(crate) mod search;
+pub mod tq;
+pub mod tq_codebook;
+pub mod tq_polar;
+pub mod tq_rotation;
+#[rustfmt::skip]
+pub mod tq_tables;
+pub mod tq_tcq;
+pub(crate) mod tq_trellis;
 
 use crate::isa::Isa;
 use crate::types::GgmlType;
@@ -82,6 +91,16 @@ pub const REGISTRY: &[&Format] = &[
     &q5_k::FORMAT,
     &q6_k::FORMAT,
     &q8_k::FORMAT,
+    &tq_tcq::FORMAT_TQT4_5,
+    &tq_tcq::FORMAT_TQT3_375,
+    &tq_tcq::FORMAT_TQT2_5,
+    &tq_tcq::FORMAT_TQJ4_5,
+    &tq_tcq::FORMAT_TQJ3_375,
+    &tq_tcq::FORMAT_TQJ2_5,
+    &tq_polar::FORMAT_TQP4_5,
+    &tq_polar::FORMAT_TQP3_4375,
+    &tq_polar::FORMAT_TQP2_5,
+    &tq::FORMAT_TQA8,
 ];
 
 /// The implementation of `ty`, or `None` when gq cannot compute with that type.
@@ -219,7 +238,7 @@ mod tests {
                 assert!(format(act).is_some(), "{}", f.ty);
             }
         }
-        for t in GgmlType::WEIGHTS {
+        for t in GgmlType::WEIGHTS.into_iter().chain(GgmlType::TURBOQUANT) {
             assert!(format(t).is_some_and(|f| f.dot.is_some()), "{t}");
         }
         assert!(format(GgmlType::IQ4_XS).is_none());

@@ -4,6 +4,9 @@ pub mod avx2;
 pub mod avx512;
 pub mod avx512bf16;
 pub mod intel;
+pub mod tq_avx2;
+pub mod tq_avx512;
+pub(crate) mod tq_encode;
 pub(crate) mod vector_avx2;
 pub(crate) mod vector_avx512;
 
@@ -85,6 +88,35 @@ wrap2! {
     i5_bf16x2: avx512::dot2_bf16::<{ intel::PREFETCH_DEFAULT }>;
 }
 
+macro_rules! wrap_tq {
+    ($($name:ident: $path:path;)*) => {$(
+        fn $name(w: &[u8], a: &[u8]) -> f32 {
+            // SAFETY: only stored in the AVX-512 table when `tq_avx512::available()` (VBMI,
+            // BMI2) holds on top of the table's own features; `Kernels::vec_dot` / the GEMV
+            // checked that `w` is whole rows and `a` the matching prepared activation.
+            unsafe { $path(w, a) }
+        }
+    )*};
+}
+
+wrap! {
+    a2_tqt4_5: dot tq_avx2::dot_tqt4_5;
+    a2_tqt3_375: dot tq_avx2::dot_tqt3_375;
+    a2_tqt2_5: dot tq_avx2::dot_tqt2_5;
+    a2_tqj4_5: dot tq_avx2::dot_tqj4_5;
+    a2_tqj3_375: dot tq_avx2::dot_tqj3_375;
+    a2_tqj2_5: dot tq_avx2::dot_tqj2_5;
+}
+
+wrap_tq! {
+    a5_tqt4_5: tq_avx512::dot_tqt4_5;
+    a5_tqt3_375: tq_avx512::dot_tqt3_375;
+    a5_tqt2_5: tq_avx512::dot_tqt2_5;
+    a5_tqj4_5: tq_avx512::dot_tqj4_5;
+    a5_tqj3_375: tq_avx512::dot_tqj3_375;
+    a5_tqj2_5: tq_avx512::dot_tqj2_5;
+}
+
 fn bf_dot(w: &[u8], a: &[u8]) -> f32 {
     // SAFETY: only stored in a table built after detecting AVX-512 F/BW and AVX512_BF16 (see
     // `avx512_table`); `Kernels::vec_dot` / the GEMV pass a BF16 row as long as `w`.
@@ -143,6 +175,12 @@ pub(crate) unsafe fn avx2_table() -> Kernels {
         (GgmlType::Q4_K, a2_q4_k),
         (GgmlType::Q5_K, a2_q5_k),
         (GgmlType::Q6_K, a2_q6_k),
+        (GgmlType::TQT4_5, a2_tqt4_5),
+        (GgmlType::TQT3_375, a2_tqt3_375),
+        (GgmlType::TQT2_5, a2_tqt2_5),
+        (GgmlType::TQJ4_5, a2_tqj4_5),
+        (GgmlType::TQJ3_375, a2_tqj3_375),
+        (GgmlType::TQJ2_5, a2_tqj2_5),
     ] {
         k.dot[t.index()] = Some(f);
     }
@@ -202,6 +240,18 @@ pub(crate) unsafe fn avx512_table(tune: Tune) -> Kernels {
         (GgmlType::BF16, a5_bf16x2),
     ] {
         k.dot2[t.index()] = Some(f);
+    }
+    if tq_avx512::available() {
+        for (t, f) in [
+            (GgmlType::TQT4_5, a5_tqt4_5 as crate::dispatch::DotFn),
+            (GgmlType::TQT3_375, a5_tqt3_375),
+            (GgmlType::TQT2_5, a5_tqt2_5),
+            (GgmlType::TQJ4_5, a5_tqj4_5),
+            (GgmlType::TQJ3_375, a5_tqj3_375),
+            (GgmlType::TQJ2_5, a5_tqj2_5),
+        ] {
+            k.dot[t.index()] = Some(f);
+        }
     }
     if is_x86_feature_detected!("avx512bf16") {
         k.bf16_dot = bf_dot;

@@ -1,0 +1,62 @@
+//! TurboQuant encoder throughput (wall µs per 256-block, one thread) against gq's Q4_K / Q6_K
+//! quantizers on the same data: `cargo run --release -p gq-kernels --example tq_quant_bench --
+//! [types] [isa]`.
+use gq_kernels::formats::tq::{self, TqParams};
+use gq_kernels::formats::tq_rotation::SplitMix64;
+use gq_kernels::{format, GgmlType, Isa};
+/// Monotonic wall time (ns). (`/proc/thread-self/schedstat` on-CPU time was tried: it only
+/// advances at scheduling events, so short runs read 0.) Types alternate within each rep, so a
+/// loaded machine slows them alike; the median ratio is the figure to quote.
+fn cpu_ns() -> u64 {
+    static T0: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    T0.get_or_init(std::time::Instant::now).elapsed().as_nanos() as u64
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let types: Vec<GgmlType> = args
+        .get(1)
+        .map(|s| s.split(',').filter_map(GgmlType::parse).collect())
+        .unwrap_or_else(|| vec![GgmlType::TQT4_5, GgmlType::Q4_K, GgmlType::Q6_K]);
+    let isa = args
+        .get(2)
+        .and_then(|s| Isa::parse(s))
+        .unwrap_or_else(Isa::best);
+    let (rows, n) = (64, 4096);
+    let mut g = SplitMix64::new(1);
+    let x: Vec<f32> = (0..rows * n)
+        .map(|_| g.next_normal() as f32 * 0.02)
+        .collect();
+    let reps = 30;
+    let mut best = vec![f64::MAX; types.len()];
+    let mut times = vec![Vec::new(); types.len()];
+    for _ in 0..reps {
+        for (i, &ty) in types.iter().enumerate() {
+            let rb = ty.row_bytes(n).unwrap();
+            let mut y = vec![0u8; rows * rb];
+            let t = cpu_ns();
+            if ty.is_turboquant() {
+                tq::quantize_rows(ty, &TqParams::default(), &x, n, None, &mut y, isa).unwrap();
+            } else {
+                let f = format(ty).unwrap();
+                for (r, o) in x.chunks_exact(n).zip(y.chunks_exact_mut(rb)) {
+                    f.quantize_row_imatrix_isa(r, None, o, isa);
+                }
+            }
+            let dt = (cpu_ns() - t) as f64 * 1e-9;
+            best[i] = best[i].min(dt);
+            times[i].push(dt);
+        }
+    }
+    for (i, (ty, t)) in types.iter().zip(best).enumerate() {
+        // Median over reps of this type's time over the first type's in the same rep.
+        let mut r: Vec<f64> = times[i].iter().zip(&times[0]).map(|(a, b)| a / b).collect();
+        r.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        println!(
+            "{isa} {ty:8} {:6.2} µs/256-block (best of {reps}, types alternating); median ratio to {}: {:.3}",
+            t / (rows * n / 256) as f64 * 1e6,
+            types[0],
+            r[r.len() / 2]
+        );
+    }
+}

@@ -1,0 +1,411 @@
+//! The encoder's search for the trellis types (informative: docs/turboquant.md §12): the
+//! nearest point of each of the 4 subsets of a pair code to every coordinate pair (a grid of
+//! candidate lists per table), and the Viterbi search of the 8-state trellis. The scalar path is
+//! the reference; the AVX-512 path does exactly its arithmetic (no FMA, first-minimum ties) and
+//! gives the same bytes.
+
+// Index loops over the 4 subsets and the 8 trellis states read better than iterator chains.
+#![allow(clippy::needless_range_loop)]
+
+use super::tq_tables::pair_table;
+use std::sync::OnceLock;
+
+// ------------------------------------------------------------------------------------------------
+// Tables prepared for the encoder.
+
+/// Extent (table units) of the nearest-neighbour accelerator grid; cells are `128 / ncell`
+/// wide with `ncell` = 64 for the two widest tables and 32 otherwise.
+const EXTENT: f32 = 128.0;
+
+/// A candidate of the folded nearest-neighbour search.
+#[derive(Clone, Copy, Debug)]
+struct Cand {
+    x: f32,
+    y: f32,
+    k: u16,
+    mirror: u8,
+}
+
+/// One pair table with its encoder accelerator.
+pub(crate) struct Book {
+    pub(crate) pts: Vec<[f32; 2]>,
+    /// Candidates of every (cell, folded subset) list, each list padded to `width` entries with
+    /// far-away dummies, so the search loops have a fixed trip count.
+    cand: Vec<Cand>,
+    /// Padded list length.
+    width: usize,
+    /// Grid cells per side and cell width.
+    ncell: usize,
+    cell: f32,
+    /// All candidates per folded subset (fallback outside the grid).
+    all: [Vec<Cand>; 4],
+}
+
+impl Book {
+    fn new(bits: u32) -> Book {
+        let t = pair_table(bits);
+        let per = 1usize << (bits - 3);
+        let pts: Vec<[f32; 2]> = t.iter().map(|p| [p[0] as f32, p[1] as f32]).collect();
+        // All mirror images, grouped by the subset they belong to in the folded plane (entry k
+        // has label k / per; its mirror image by `mirror` is in subset label ^ mirror).
+        let mut all: [Vec<Cand>; 4] = Default::default();
+        for (k, p) in pts.iter().enumerate() {
+            for mirror in 0..4u8 {
+                let x = if mirror & 1 == 1 { -p[0] } else { p[0] };
+                let y = if mirror & 2 == 2 { -p[1] } else { p[1] };
+                all[((k / per) as u8 ^ mirror) as usize].push(Cand {
+                    x,
+                    y,
+                    k: k as u16,
+                    mirror,
+                });
+            }
+        }
+        let ncell = if bits >= 8 { 64 } else { 32 };
+        let cw = EXTENT / ncell as f32;
+        let mut book = Book {
+            pts,
+            cand: Vec::new(),
+            width: 0,
+            ncell,
+            cell: cw,
+            all,
+        };
+        let mut lists: Vec<Vec<Cand>> = Vec::with_capacity(ncell * ncell * 4);
+        for cy in 0..ncell {
+            for cx in 0..ncell {
+                let (x0, y0) = (cx as f32 * cw, cy as f32 * cw);
+                for z in 0..4 {
+                    lists.push(book.cell_list(z, x0, y0, x0 + cw, y0 + cw));
+                }
+            }
+        }
+        let width = lists.iter().map(|l| l.len()).max().unwrap();
+        let dummy = Cand {
+            x: 1e6,
+            y: 1e6,
+            k: 0,
+            mirror: 0,
+        };
+        for l in &lists {
+            book.cand.extend(
+                l.iter()
+                    .copied()
+                    .chain(std::iter::repeat(dummy))
+                    .take(width),
+            );
+        }
+        book.width = width;
+        book
+    }
+
+    /// The candidates of folded subset `z` that can be nearest somewhere in the cell
+    /// `[x0, x1] × [y0, y1]` (those whose smallest distance to the cell is at most the smallest
+    /// farthest distance of any candidate), in the order of the subset's list.
+    fn cell_list(&self, z: usize, x0: f32, y0: f32, x1: f32, y1: f32) -> Vec<Cand> {
+        let far = |c: &Cand| {
+            let dx = (c.x - x0).abs().max((c.x - x1).abs());
+            let dy = (c.y - y0).abs().max((c.y - y1).abs());
+            dx * dx + dy * dy
+        };
+        let near = |c: &Cand| {
+            let dx = if c.x < x0 {
+                x0 - c.x
+            } else if c.x > x1 {
+                c.x - x1
+            } else {
+                0.0
+            };
+            let dy = if c.y < y0 {
+                y0 - c.y
+            } else if c.y > y1 {
+                c.y - y1
+            } else {
+                0.0
+            };
+            dx * dx + dy * dy
+        };
+        let bound = self.all[z].iter().map(far).fold(f32::INFINITY, f32::min);
+        self.all[z]
+            .iter()
+            .filter(|c| near(c) <= bound)
+            .copied()
+            .collect()
+    }
+
+    /// Nearest point of each folded subset to the folded point (ax, ay) (table units):
+    /// `(distance², k, mirror)` per subset.
+    #[inline]
+    pub(crate) fn nearest4(&self, ax: f32, ay: f32) -> [(f32, u16, u8); 4] {
+        let mut out = [(f32::INFINITY, 0u16, 0u8); 4];
+        let inside = ax < EXTENT && ay < EXTENT;
+        let cell = if inside {
+            (ay / self.cell) as usize * self.ncell + (ax / self.cell) as usize
+        } else {
+            0
+        };
+        let w = self.width;
+        for z in 0..4 {
+            let list = if inside {
+                &self.cand[(cell * 4 + z) * w..(cell * 4 + z + 1) * w]
+            } else {
+                &self.all[z][..]
+            };
+            let mut bd = f32::INFINITY;
+            let mut bi = 0usize;
+            for (i, c) in list.iter().enumerate() {
+                let d = (ax - c.x) * (ax - c.x) + (ay - c.y) * (ay - c.y);
+                let lt = d < bd;
+                bd = if lt { d } else { bd };
+                bi = if lt { i } else { bi };
+            }
+            out[z] = (bd, list[bi].k, list[bi].mirror);
+        }
+        out
+    }
+}
+
+pub(crate) fn book(bits: u32) -> &'static Book {
+    static BOOKS: [OnceLock<Book>; 10] = [const { OnceLock::new() }; 10];
+    BOOKS[bits as usize].get_or_init(|| Book::new(bits))
+}
+
+// ------------------------------------------------------------------------------------------------
+// Trellis.
+
+/// Subset of pair `p` from state `s = b_{p-1} | b_{p-2} << 1 | b_{p-3} << 2` and branch bit `b`.
+#[inline]
+pub(crate) fn subset(s: usize, b: usize) -> usize {
+    2 * (b ^ ((s >> 1) & 1) ^ ((s >> 2) & 1)) + (s & 1)
+}
+
+/// Next state after branch bit `b`.
+#[inline]
+pub(crate) fn next_state(s: usize, b: usize) -> usize {
+    (b | (s << 1)) & 7
+}
+
+/// One coded pair.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Coded {
+    pub(crate) branch: u8,
+    /// Table entry.
+    pub(crate) k: u16,
+    /// Sign bits (mx | my << 1).
+    pub(crate) mirror: u8,
+}
+
+/// Subset of the branch from state `s` with bit `b` (`SUB[s][b]`).
+pub(crate) const SUB: [[u8; 2]; 8] = {
+    let mut t = [[0u8; 2]; 8];
+    let mut s = 0;
+    while s < 8 {
+        t[s][0] = (2 * ((s >> 1) & 1 ^ (s >> 2) & 1) + (s & 1)) as u8;
+        t[s][1] = (2 * (1 ^ (s >> 1) & 1 ^ (s >> 2) & 1) + (s & 1)) as u8;
+        s += 1;
+    }
+    t
+};
+
+/// Nearest points of the 4 subsets for every pair of a block.
+pub(crate) struct Nn {
+    d: Vec<[f32; 4]>,
+    k: Vec<[u16; 4]>,
+    m: Vec<[u8; 4]>,
+    back: Vec<u8>,
+}
+
+impl Nn {
+    pub(crate) fn new(np: usize) -> Self {
+        Nn {
+            d: vec![[0.0; 4]; np],
+            k: vec![[0; 4]; np],
+            m: vec![[0; 4]; np],
+            back: vec![0; np],
+        }
+    }
+}
+
+/// Viterbi search of the trellis for the normalised block `v` (table units). Returns the total
+/// squared error (table units) and writes the coded pairs. `book_of(p)`: the table of pair `p`.
+pub(crate) fn viterbi(
+    v: &[f32],
+    book_of: &dyn Fn(usize) -> &'static Book,
+    nn: &mut Nn,
+    out: &mut [Coded],
+) -> f32 {
+    viterbi_scalar(v, book_of, nn, out)
+}
+
+/// Scalar Viterbi (the reference the vector path must reproduce bit for bit).
+fn viterbi_scalar(
+    v: &[f32],
+    book_of: &dyn Fn(usize) -> &'static Book,
+    nn: &mut Nn,
+    out: &mut [Coded],
+) -> f32 {
+    let np = v.len() / 2;
+    for p in 0..np {
+        let (x, y) = (v[2 * p], v[2 * p + 1]);
+        let fold = (x.is_sign_negative() as usize) | ((y.is_sign_negative() as usize) << 1);
+        let r = book_of(p).nearest4(x.abs(), y.abs());
+        for (zf, &(d, k, m)) in r.iter().enumerate() {
+            // Unfold: folded subset zf is true subset zf ^ fold; the mirror composes with the fold.
+            nn.d[p][zf ^ fold] = d;
+            nn.k[p][zf ^ fold] = k;
+            nn.m[p][zf ^ fold] = m ^ fold as u8;
+        }
+    }
+    // Forward pass: next state ns = (b | s << 1) & 7 has predecessors s = ns >> 1 and
+    // (ns >> 1) | 4, both with branch bit b = ns & 1. Ties keep the smaller predecessor.
+    let mut cost = [f32::INFINITY; 8];
+    cost[0] = 0.0;
+    for p in 0..np {
+        let d = nn.d[p];
+        let mut nc = [0f32; 8];
+        let mut bits = 0u8;
+        for ns in 0..8 {
+            let (s0, s1, b) = (ns >> 1, (ns >> 1) | 4, ns & 1);
+            let c0 = cost[s0] + d[SUB[s0][b] as usize];
+            let c1 = cost[s1] + d[SUB[s1][b] as usize];
+            if c1 < c0 {
+                nc[ns] = c1;
+                bits |= 1 << ns;
+            } else {
+                nc[ns] = c0;
+            }
+        }
+        nn.back[p] = bits;
+        cost = nc;
+    }
+    traceback(&cost, nn, out)
+}
+
+/// Best end state and traceback (shared by both paths).
+fn traceback(cost: &[f32; 8], nn: &Nn, out: &mut [Coded]) -> f32 {
+    let mut s = 0;
+    for t in 1..8 {
+        if cost[t] < cost[s] {
+            s = t;
+        }
+    }
+    let total = cost[s];
+    for p in (0..out.len()).rev() {
+        let ps = (s >> 1) | (((nn.back[p] >> s) & 1) as usize) << 2;
+        let b = s & 1;
+        let z = SUB[ps][b] as usize;
+        out[p] = Coded {
+            branch: b as u8,
+            k: nn.k[p][z],
+            mirror: nn.m[p][z],
+        };
+        s = ps;
+    }
+    total
+}
+
+/// Cells per side of the vector encoder's grid ([`VLines`]).
+pub(crate) const VCELLS: usize = 64;
+
+/// The vector encoder's candidate lines of one pair table: a 64×64 grid of 2-unit cells over
+/// the folded quadrant [0, 128)² (table units); per cell the candidates of each folded subset
+/// that can be nearest somewhere in the cell (in the order of the scalar search's lists, padded
+/// to 4 by repeating the last one), slot-major: `x[4s + z]`, `y[4s + z]` for slot `s`, subset
+/// `z`, as f16 (small integers: exact), and their table entries and mirrors. A cell where some
+/// subset has more than 4 candidates (9 of 4096 cells of the 9-bit table, 1 of the 8-bit one,
+/// none of the others) also has a line of 8 slots per subset (`xy8`, `meta8`, at index
+/// `long[cell]`).
+pub(crate) struct VLines {
+    /// Per cell: 16 x values, then 16 y values (f16 bits).
+    pub(crate) xy: Vec<[u16; 32]>,
+    /// Per cell and lane `4s + z`: (table entry, mirror) of the candidate.
+    pub(crate) meta: Vec<[(u8, u8); 16]>,
+    /// Per cell: the index of its 8-slot line, or `u16::MAX`.
+    pub(crate) long: Vec<u16>,
+    /// 8-slot lines of the long cells: 32 x values, then 32 y values (f16 bits).
+    pub(crate) xy8: Vec<[u16; 64]>,
+    /// Per long cell and lane `4s + z`: (table entry, mirror).
+    pub(crate) meta8: Vec<[(u8, u8); 32]>,
+}
+
+/// The [`VLines`] of the `bits`-bit pair table.
+pub(crate) fn vlines(bits: u32) -> &'static VLines {
+    static LINES: [OnceLock<VLines>; 10] = [const { OnceLock::new() }; 10];
+    LINES[bits as usize].get_or_init(|| {
+        let bk = book(bits);
+        let cw = EXTENT / VCELLS as f32;
+        let n = VCELLS * VCELLS;
+        let mut v = VLines {
+            xy: Vec::with_capacity(n),
+            meta: Vec::with_capacity(n),
+            long: Vec::with_capacity(n),
+            xy8: Vec::new(),
+            meta8: Vec::new(),
+        };
+        for cy in 0..VCELLS {
+            for cx in 0..VCELLS {
+                let (x0, y0) = (cx as f32 * cw, cy as f32 * cw);
+                let lists: Vec<Vec<Cand>> = (0..4)
+                    .map(|z| bk.cell_list(z, x0, y0, x0 + cw, y0 + cw))
+                    .collect();
+                let line = |slots: usize, xy: &mut [u16], mm: &mut [(u8, u8)]| {
+                    for (z, list) in lists.iter().enumerate() {
+                        assert!(
+                            list.len() <= 8,
+                            "candidate list too long for the vector path"
+                        );
+                        for s in 0..slots {
+                            let c = list[s.min(list.len() - 1)];
+                            xy[4 * s + z] = f16_of_small_int(c.x as i8);
+                            xy[4 * slots + 4 * s + z] = f16_of_small_int(c.y as i8);
+                            mm[4 * s + z] = (c.k as u8, c.mirror);
+                        }
+                    }
+                };
+                let mut l = [0u16; 32];
+                let mut mm = [(0u8, 0u8); 16];
+                line(4, &mut l, &mut mm);
+                v.xy.push(l);
+                v.meta.push(mm);
+                if lists.iter().any(|l| l.len() > 4) {
+                    let mut l8 = [0u16; 64];
+                    let mut m8 = [(0u8, 0u8); 32];
+                    line(8, &mut l8, &mut m8);
+                    v.long.push(v.xy8.len() as u16);
+                    v.xy8.push(l8);
+                    v.meta8.push(m8);
+                } else {
+                    v.long.push(u16::MAX);
+                }
+            }
+        }
+        v
+    })
+}
+
+/// The f16 bits of a small integer (|v| < 2048: exact).
+fn f16_of_small_int(v: i8) -> u16 {
+    let x = v as i32;
+    if x == 0 {
+        return 0;
+    }
+    let (sign, a) = if x < 0 {
+        (0x8000u16, -x as u32)
+    } else {
+        (0, x as u32)
+    };
+    let e = 31 - a.leading_zeros(); // a = 1.f · 2^e
+    let mant = (a << (10 - e)) & 0x3ff;
+    sign | ((e + 15) as u16) << 10 | mant as u16
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn f16_of_small_ints_is_exact() {
+        for v in i8::MIN..=i8::MAX {
+            let h = half::f16::from_bits(super::f16_of_small_int(v));
+            assert_eq!(h.to_f32(), v as f32);
+        }
+    }
+}

@@ -1,0 +1,303 @@
+//! AVX-512 (F/BW/VL/VNNI + VBMI, BMI2) dot products of the TurboQuant trellis types with their
+//! prepared activation ([`crate::formats::tq::prepare_activation`]): the weights are decoded in
+//! registers, 64 pairs at a time, and never leave the rotated domain.
+//!
+//! Per 64 pairs (one chunk of 128 rotated coordinates): the subsets `z` of all pairs come from
+//! the branch bits as two 64-bit masks (`z0 = b_{p−1}`, `z1 = b_p ⊕ b_{p−2} ⊕ b_{p−3}`); the
+//! fields are unpacked to one byte per pair (`vpermb` + `vpmultishiftqb`); the table entry is
+//! `k = f ⊕ (z << (w−3))` (two masked XORs); `|X_k|`, `|Y_k|` come from the int8 tables by
+//! `vpermi2b` / `vpermb`; the sign bits of the field negate the activation bytes instead; and
+//! `vpdpbusd` sums `|X|·(±a_even) + |Y|·(±a_odd)` in groups of 4 pairs, i.e. 8 coordinates, so
+//! that 4 lanes make one group of 32 coordinates, scaled by its activation scale. The integer
+//! sums are exact; only the float accumulation order differs from the scalar reference.
+//!
+//! Rows whose column block is below 128 take the scalar reference.
+
+use crate::formats::tq::{block_for, scale_of};
+use crate::formats::tq_tables::pair_table;
+use crate::formats::tq_tcq::{qjl_coef, spec, TcqSpec};
+use crate::GgmlType;
+use core::arch::x86_64::*;
+use std::sync::OnceLock;
+
+/// The `target_feature` list of this module (the dispatcher checks each).
+pub const FEATURES: &str = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,bmi2,avx2,fma";
+
+/// Whether the CPU has [`FEATURES`] (beyond the AVX-512 table's own requirements).
+pub fn available() -> bool {
+    is_x86_feature_detected!("avx512vbmi") && is_x86_feature_detected!("bmi2")
+}
+
+/// Unpacking and lookup constants of one chunk of 64 pairs of a block.
+#[derive(Clone, Debug)]
+struct Shape {
+    /// Byte offset of the chunk's first field from the start of the fields.
+    off: usize,
+    /// Mask of the field bytes to load.
+    load: u64,
+    /// Whether the fields need unpacking (not all 8 bits wide).
+    unpack: bool,
+    /// `vpermb` index: qword `k` gets the bytes of fields `8k … 8k+7`.
+    idx: [u8; 64],
+    /// `vpmultishiftqb` control: field `i` of a qword starts at bit `i·(w−1)`.
+    shift: [u8; 64],
+    /// `(1 << (w−1)) − 1` per lane.
+    wmask: [u8; 64],
+    /// `1 << (w−3)` (the x sign bit, XORed with `z0`) per lane.
+    zb0: [u8; 64],
+    /// `1 << (w−2)` (the y sign bit, XORed with `z1`) per lane.
+    zb1: [u8; 64],
+    /// Lanes that use the narrow ("lo") table.
+    lo: u64,
+}
+
+fn shape(s: &TcqSpec, b: usize, t: usize) -> Shape {
+    let np = b / 2;
+    let mut at = vec![0usize; np + 1];
+    for p in 0..np {
+        at[p + 1] = at[p] + s.pair_bits(b, p) as usize - 1;
+    }
+    let p0 = 64 * t;
+    let base = at[p0];
+    debug_assert_eq!(base % 8, 0);
+    let nbytes = (at[p0 + 64] - base) / 8;
+    let mut sh = Shape {
+        off: base / 8,
+        load: if nbytes >= 64 {
+            u64::MAX
+        } else {
+            (1u64 << nbytes) - 1
+        },
+        unpack: false,
+        idx: [0; 64],
+        shift: [0; 64],
+        wmask: [0; 64],
+        zb0: [0; 64],
+        zb1: [0; 64],
+        lo: 0,
+    };
+    for k in 0..8 {
+        let p = p0 + 8 * k;
+        let w = s.pair_bits(b, p);
+        let gbyte = (at[p] - base) / 8;
+        for i in 0..8 {
+            let l = 8 * k + i;
+            sh.idx[l] = (gbyte + i).min(63) as u8;
+            sh.shift[l] = (i as u32 * (w - 1)) as u8;
+            sh.wmask[l] = ((1u32 << (w - 1)) - 1) as u8;
+            sh.zb0[l] = 1 << (w - 3);
+            sh.zb1[l] = 1 << (w - 2);
+            if w != s.hi {
+                sh.lo |= 1 << l;
+            }
+        }
+        if w != 9 {
+            sh.unpack = true;
+        }
+    }
+    sh
+}
+
+/// Per type: the chunk shapes for blocks of 128 and 256, and the tables (|X| and |Y| bytes of
+/// the hi and lo pair codes, padded to 256 entries).
+struct Prep {
+    s128: [Shape; 1],
+    s256: [Shape; 2],
+    hi: ([u8; 256], [u8; 256]),
+    lo: ([u8; 256], [u8; 256]),
+}
+
+fn tables(w: u32) -> ([u8; 256], [u8; 256]) {
+    let (mut x, mut y) = ([0u8; 256], [0u8; 256]);
+    for (k, p) in pair_table(w).iter().enumerate() {
+        x[k] = p[0] as u8;
+        y[k] = p[1] as u8;
+    }
+    (x, y)
+}
+
+fn prep(ty: GgmlType) -> &'static Prep {
+    static PREPS: [OnceLock<Prep>; 6] = [const { OnceLock::new() }; 6];
+    let i = crate::formats::tq_tcq::SPECS
+        .iter()
+        .position(|s| s.ty == ty)
+        .expect("a trellis type");
+    PREPS[i].get_or_init(|| {
+        let s = spec(ty);
+        Prep {
+            s128: [shape(s, 128, 0)],
+            s256: [shape(s, 256, 0), shape(s, 256, 1)],
+            hi: tables(s.hi),
+            lo: tables(s.lo),
+        }
+    })
+}
+
+#[inline(always)]
+unsafe fn ld(p: &[u8; 64]) -> __m512i {
+    _mm512_loadu_si512(p.as_ptr().cast())
+}
+
+/// The four table registers of a width-`w` table (`t[64i .. 64i + 64]`).
+#[inline(always)]
+unsafe fn regs(t: &[u8; 256]) -> [__m512i; 4] {
+    [
+        _mm512_loadu_si512(t.as_ptr().cast()),
+        _mm512_loadu_si512(t.as_ptr().add(64).cast()),
+        _mm512_loadu_si512(t.as_ptr().add(128).cast()),
+        _mm512_loadu_si512(t.as_ptr().add(192).cast()),
+    ]
+}
+
+/// Entry `k` (byte lanes) of a table of `2^(w−1)` entries held in `t`.
+#[inline(always)]
+unsafe fn lookup<const W: u32>(k: __m512i, t: &[__m512i; 4]) -> __m512i {
+    if W == 9 {
+        let lo = _mm512_permutex2var_epi8(t[0], k, t[1]);
+        let hi = _mm512_permutex2var_epi8(t[2], k, t[3]);
+        _mm512_mask_blend_epi8(_mm512_movepi8_mask(k), lo, hi)
+    } else if W == 8 {
+        _mm512_permutex2var_epi8(t[0], k, t[1])
+    } else {
+        _mm512_permutexvar_epi8(k, t[0])
+    }
+}
+
+/// 4 f32 scales at `p` as lanes `4i … 4i+3` ← scale `i`.
+#[inline(always)]
+unsafe fn scales4(p: *const u8) -> __m512 {
+    let idx = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+    _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(_mm_loadu_ps(p.cast())))
+}
+
+/// The dot product of one row of a trellis type (hi width `HI`, lo width `LO`, QJL signs or
+/// not) with its prepared activation.
+///
+/// # Safety
+/// The CPU must have [`FEATURES`]; `w` is whole rows of the type and `a` its activation
+/// (checked by `Kernels::vec_dot` / the GEMV).
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,bmi2,avx2,fma")]
+unsafe fn dot_tcq<const HI: u32, const LO: u32, const QJL: bool>(
+    ty: GgmlType,
+    w: &[u8],
+    a: &[u8],
+) -> f32 {
+    let s = spec(ty);
+    let n = w.len() * 512 / s.bpw64;
+    let b = match block_for(ty, n) {
+        Some(b) if b >= 128 => b,
+        _ => return crate::formats::tq_tcq::dot(ty, w, a),
+    };
+    let pr = prep(ty);
+    let shapes: &[Shape] = if b == 256 { &pr.s256 } else { &pr.s128 };
+    let bb = s.block_bytes(b);
+    let hdr = s.header_bytes(b);
+    let m = s.qjl_m(b);
+    let one = n + n / 8;
+    let (hx, hy) = (regs(&pr.hi.0), regs(&pr.hi.1));
+    let (lx, ly) = (regs(&pr.lo.0), regs(&pr.lo.1));
+    let zero = _mm512_setzero_si512();
+    let ones = _mm512_set1_epi8(1);
+    let wp = w.as_ptr();
+    let ap = a.as_ptr();
+    let mut total = _mm512_setzero_ps();
+    for j in 0..n / b {
+        let blk = wp.add(j * bb);
+        let e = *blk;
+        if e == 0 {
+            continue;
+        }
+        let br = blk.add(hdr);
+        let fields = br.add(b / 16);
+        let mut prev = 0u64;
+        let mut bacc = _mm512_setzero_ps();
+        let mut qacc = _mm512_setzero_ps();
+        for (t, sh) in shapes.iter().enumerate() {
+            let bw = core::ptr::read_unaligned(br.add(8 * t).cast::<u64>());
+            let z0 = (bw << 1) | (prev >> 63);
+            let z1 = bw ^ ((bw << 2) | (prev >> 62)) ^ ((bw << 3) | (prev >> 61));
+            prev = bw;
+            let raw = _mm512_maskz_loadu_epi8(sh.load, fields.add(sh.off).cast());
+            let f = if sh.unpack {
+                let g = _mm512_permutexvar_epi8(ld(&sh.idx), raw);
+                _mm512_and_si512(
+                    _mm512_multishift_epi64_epi8(ld(&sh.shift), g),
+                    ld(&sh.wmask),
+                )
+            } else {
+                raw
+            };
+            let (zb0, zb1) = (ld(&sh.zb0), ld(&sh.zb1));
+            let k = _mm512_ternarylogic_epi64::<0x96>(
+                f,
+                _mm512_maskz_mov_epi8(z0, zb0),
+                _mm512_maskz_mov_epi8(z1, zb1),
+            );
+            let mx = _mm512_test_epi8_mask(f, zb0);
+            let my = _mm512_test_epi8_mask(f, zb1);
+            let mut x = lookup::<HI>(k, &hx);
+            let mut y = lookup::<HI>(k, &hy);
+            if LO != HI && sh.lo != 0 {
+                x = _mm512_mask_blend_epi8(sh.lo, x, lookup::<LO>(k, &lx));
+                y = _mm512_mask_blend_epi8(sh.lo, y, lookup::<LO>(k, &ly));
+            }
+            let c = (j * b) / 128 + t;
+            let ae = _mm512_loadu_si512(ap.add(128 * c).cast());
+            let ao = _mm512_loadu_si512(ap.add(128 * c + 64).cast());
+            let ae = _mm512_mask_sub_epi8(ae, mx, zero, ae);
+            let ao = _mm512_mask_sub_epi8(ao, my, zero, ao);
+            let isum = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(zero, x, ae), y, ao);
+            bacc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), scales4(ap.add(n + 16 * c)), bacc);
+            if QJL {
+                let sp = blk.add(2 + 16 * t);
+                let w0 = core::ptr::read_unaligned(sp.cast::<u64>());
+                let w1 = core::ptr::read_unaligned(sp.add(8).cast::<u64>());
+                const EV: u64 = 0x5555_5555_5555_5555;
+                const OD: u64 = 0xAAAA_AAAA_AAAA_AAAA;
+                let neg_e = _pext_u64(w0, EV) | (_pext_u64(w1, EV) << 32);
+                let neg_o = _pext_u64(w0, OD) | (_pext_u64(w1, OD) << 32);
+                let lim = m.saturating_sub(128 * t).min(128) / 2;
+                let valid = if lim >= 64 {
+                    u64::MAX
+                } else {
+                    (1u64 << lim) - 1
+                };
+                let q = ap.add(one);
+                let te = _mm512_maskz_loadu_epi8(valid, q.add(128 * c).cast());
+                let to = _mm512_maskz_loadu_epi8(valid, q.add(128 * c + 64).cast());
+                let te = _mm512_mask_sub_epi8(te, neg_e, zero, te);
+                let to = _mm512_mask_sub_epi8(to, neg_o, zero, to);
+                let qs = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(zero, ones, te), ones, to);
+                qacc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(qs), scales4(q.add(n + 16 * c)), qacc);
+            }
+        }
+        let d = scale_of(e);
+        total = _mm512_fmadd_ps(bacc, _mm512_set1_ps(d), total);
+        if QJL && *blk.add(1) != 0 {
+            let coef = qjl_coef(b, m, d, *blk.add(1));
+            total = _mm512_fmadd_ps(qacc, _mm512_set1_ps(coef), total);
+        }
+    }
+    _mm512_reduce_add_ps(total)
+}
+
+macro_rules! dots {
+    ($($name:ident: $ty:expr, $hi:literal, $lo:literal, $qjl:literal;)*) => {$(
+        /// The AVX-512 dot product of one row of this type with its prepared activation.
+        ///
+        /// # Safety
+        /// The CPU must have [`FEATURES`]; the lengths are the caller's to check.
+        pub(crate) unsafe fn $name(w: &[u8], a: &[u8]) -> f32 {
+            dot_tcq::<$hi, $lo, $qjl>($ty, w, a)
+        }
+    )*};
+}
+
+dots! {
+    dot_tqt4_5: GgmlType::TQT4_5, 9, 8, false;
+    dot_tqt3_375: GgmlType::TQT3_375, 7, 6, false;
+    dot_tqt2_5: GgmlType::TQT2_5, 5, 4, false;
+    dot_tqj4_5: GgmlType::TQJ4_5, 7, 7, true;
+    dot_tqj3_375: GgmlType::TQJ3_375, 5, 5, true;
+    dot_tqj2_5: GgmlType::TQJ2_5, 3, 3, true;
+}

@@ -1,0 +1,241 @@
+//! gq's TurboQuant types: every SIMD path this CPU runs against the scalar reference.
+//!
+//! - dot products with powers-of-two scales, small activations and no QJL residual: bit-exact
+//!   (every intermediate is a float with few significant bits, so any summation order gives
+//!   the same value and a difference is a bug in the integer part: decoding, signs, lanes);
+//! - dot products on quantized Gaussian rows with their prepared activations (QJL residuals
+//!   included): `|simd − scalar| ≤ 2⁻¹⁶·M`, `M = Σ|ŵ·x|`, far below one integer unit of any
+//!   group, far above the rounding of two summation orders;
+//! - GEMV / GEMM: bit-identical to the same table's `vec_dot` per row (with the seed passed as
+//!   `FloatAct::Rotated`);
+//! - the encoder's vector path: the scalar path's bytes.
+
+mod common;
+use common::isas;
+use gq_kernels::formats::tq::{self, TqParams};
+use gq_kernels::formats::tq_rotation::SplitMix64;
+use gq_kernels::{kernels_for, FloatAct, GgmlType, Isa};
+
+const TRELLIS: [GgmlType; 6] = [
+    GgmlType::TQT4_5,
+    GgmlType::TQT3_375,
+    GgmlType::TQT2_5,
+    GgmlType::TQJ4_5,
+    GgmlType::TQJ3_375,
+    GgmlType::TQJ2_5,
+];
+
+/// Row lengths: column blocks of 256 (one and many), 128, 64 and 32 (scalar fallback inside the
+/// SIMD kernels), and Gemma 4 widths.
+const LENS: [usize; 8] = [256, 128, 384, 768, 192, 96, 2816, 5376];
+
+fn simd_isas() -> Vec<Isa> {
+    [Isa::Avx2, Isa::Avx512, Isa::Neon]
+        .into_iter()
+        .filter(|i| i.available())
+        .collect()
+}
+
+fn gaussian(g: &mut SplitMix64, n: usize, sigma: f32) -> Vec<f32> {
+    (0..n).map(|_| g.next_normal() as f32 * sigma).collect()
+}
+
+/// Random weight bytes with scale bytes of d ∈ {½, 1, 2} and no QJL residual.
+fn exact_weights(g: &mut SplitMix64, ty: GgmlType, n: usize) -> Vec<u8> {
+    let b = tq::block_for(ty, n).unwrap();
+    let rb = ty.row_bytes(n).unwrap();
+    let bb = rb / (n / b);
+    let mut w: Vec<u8> = (0..rb).map(|_| g.next_u64() as u8).collect();
+    for blk in w.chunks_exact_mut(bb) {
+        blk[0] = [192u8, 200, 208, 0][(g.next_u64() % 4) as usize];
+        if ty.is_tq_qjl() {
+            blk[1] = 0;
+        }
+    }
+    w
+}
+
+/// A TQA8 activation (twice for TQJ) with int8 values in [−2, 2] and scales in {½, 1}.
+fn exact_act(g: &mut SplitMix64, ty: GgmlType, n: usize) -> Vec<u8> {
+    let one = GgmlType::TQA8.row_bytes(n).unwrap();
+    let mut a = vec![0u8; tq::act_bytes(ty, n).unwrap()];
+    for half in a.chunks_exact_mut(one) {
+        for q in &mut half[..n] {
+            *q = ((g.next_u64() % 5) as i8 - 2) as u8;
+        }
+        for s in half[n..].chunks_exact_mut(4) {
+            let v: f32 = if g.next_u64().is_multiple_of(2) {
+                0.5
+            } else {
+                1.0
+            };
+            s.copy_from_slice(&v.to_le_bytes());
+        }
+    }
+    a
+}
+
+#[test]
+fn dot_products_are_bit_exact_on_exact_data() {
+    let s = kernels_for(Isa::Scalar).unwrap();
+    let mut g = SplitMix64::new(1);
+    let mut exercised = Vec::new();
+    for isa in simd_isas() {
+        let k = kernels_for(isa).unwrap();
+        for ty in TRELLIS {
+            for n in LENS {
+                if tq::block_for(ty, n).is_none() {
+                    continue;
+                }
+                for _ in 0..4 {
+                    let w = exact_weights(&mut g, ty, n);
+                    let a = exact_act(&mut g, ty, n);
+                    let want = s.vec_dot(ty, &w, &a);
+                    let got = k.vec_dot(ty, &w, &a);
+                    assert_eq!(got, want, "{isa} {ty} n={n}");
+                    exercised.push(isa);
+                }
+            }
+        }
+    }
+    isas::check_exercised("TurboQuant exact dot products", &exercised);
+}
+
+#[test]
+fn dot_products_agree_on_quantized_rows() {
+    let s = kernels_for(Isa::Scalar).unwrap();
+    let p = TqParams { seed: 99 };
+    let mut g = SplitMix64::new(2);
+    let mut exercised = Vec::new();
+    for ty in TRELLIS {
+        for n in LENS {
+            if tq::block_for(ty, n).is_none() {
+                continue;
+            }
+            let w = gaussian(&mut g, n, 0.03);
+            let mut q = vec![0u8; ty.row_bytes(n).unwrap()];
+            tq::quantize_row(ty, &p, &w, None, &mut q).unwrap();
+            let mut y = vec![0f32; n];
+            tq::dequantize_row(ty, &p, &q, &mut y);
+            let x = gaussian(&mut g, n, 2.0);
+            let mut a = vec![0u8; tq::act_bytes(ty, n).unwrap()];
+            tq::prepare_activation(ty, &p, &x, &mut a);
+            let mag: f64 = y
+                .iter()
+                .zip(&x)
+                .map(|(u, v)| (*u as f64 * *v as f64).abs())
+                .sum();
+            let want = s.vec_dot(ty, &q, &a);
+            for isa in simd_isas() {
+                let got = kernels_for(isa).unwrap().vec_dot(ty, &q, &a);
+                assert!(
+                    ((got - want) as f64).abs() <= mag * 2f64.powi(-16),
+                    "{isa} {ty} n={n}: {got} vs {want} (magnitude {mag})"
+                );
+                exercised.push(isa);
+            }
+        }
+    }
+    isas::check_exercised("TurboQuant dot products on quantized rows", &exercised);
+}
+
+#[test]
+fn gemv_and_gemm_equal_vec_dot_per_row_for_any_thread_count() {
+    let p = TqParams { seed: 5 };
+    let mut g = SplitMix64::new(3);
+    let mut isas_all = vec![Isa::Scalar];
+    isas_all.extend(simd_isas());
+    let mut exercised = Vec::new();
+    for isa in isas_all {
+        let k = kernels_for(isa).unwrap();
+        for ty in gq_kernels::GgmlType::TURBOQUANT {
+            let (rows, cols) = (37, if ty.is_tq_polar() { 512 } else { 384 });
+            let rb = ty.row_bytes(cols).unwrap();
+            let wf = gaussian(&mut g, rows * cols, 0.02);
+            let mut w = vec![0u8; rb * rows];
+            tq::quantize_rows(ty, &p, &wf, cols, None, &mut w, Isa::Scalar).unwrap();
+            let nx = 3;
+            let xs = gaussian(&mut g, nx * cols, 1.0);
+            let act = FloatAct::Rotated(p);
+            let mut scratch = vec![0u8; gq_kernels::gemm_scratch_bytes(ty, cols, nx)];
+            let mut want = vec![0f32; nx * rows];
+            for j in 0..nx {
+                let mut a = vec![0u8; tq::act_bytes(ty, cols).unwrap()];
+                tq::prepare_activation(ty, &p, &xs[j * cols..(j + 1) * cols], &mut a);
+                for r in 0..rows {
+                    want[j * rows + r] = k.vec_dot(ty, &w[r * rb..(r + 1) * rb], &a);
+                }
+            }
+            for threads in [1, 2, 3] {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                pool.install(|| {
+                    let mut y = vec![0f32; rows];
+                    k.gemv_as(ty, &w, &xs[..cols], &mut y, &mut scratch, act);
+                    assert_eq!(y, want[..rows], "{isa} {ty} GEMV, {threads} threads");
+                    let mut ys = vec![0f32; nx * rows];
+                    k.gemm_as(ty, &w, rows, cols, &xs, &mut ys, &mut scratch, act);
+                    assert_eq!(ys, want, "{isa} {ty} GEMM, {threads} threads");
+                });
+            }
+            if isa != Isa::Scalar {
+                exercised.push(isa);
+            }
+        }
+    }
+    isas::check_exercised("TurboQuant GEMV/GEMM", &exercised);
+}
+
+#[test]
+#[should_panic(expected = "FloatAct::Rotated")]
+fn turboquant_weights_refuse_unrotated_activations() {
+    let k = kernels_for(Isa::Scalar).unwrap();
+    let w = vec![0u8; GgmlType::TQT4_5.row_bytes(256).unwrap()];
+    let mut scratch = vec![0u8; gq_kernels::gemv_scratch_bytes(GgmlType::TQT4_5, 256)];
+    let mut y = [0f32];
+    k.gemv_as(
+        GgmlType::TQT4_5,
+        &w,
+        &[0.0; 256],
+        &mut y,
+        &mut scratch,
+        FloatAct::F32,
+    );
+}
+
+#[test]
+fn vector_encoder_gives_the_scalar_bytes() {
+    let p = TqParams::default();
+    let mut g = SplitMix64::new(4);
+    let mut exercised = Vec::new();
+    for isa in simd_isas() {
+        for ty in TRELLIS {
+            for (n, sigma) in [(256 * 6, 0.02f32), (768, 1.0), (512, 300.0), (192, 0.05)] {
+                if tq::block_for(ty, n).is_none() {
+                    continue;
+                }
+                let mut w = gaussian(&mut g, 2 * n, sigma);
+                w[5] *= 40.0; // an outlier: pairs outside the search grid
+                w[n + 7] = 0.0;
+                let rb = ty.row_bytes(n).unwrap();
+                let mut want = vec![0u8; 2 * rb];
+                tq::quantize_rows(ty, &p, &w, n, None, &mut want, Isa::Scalar).unwrap();
+                let mut got = vec![0u8; 2 * rb];
+                tq::quantize_rows(ty, &p, &w, n, None, &mut got, isa).unwrap();
+                assert_eq!(got, want, "{isa} {ty} n={n} sigma={sigma}");
+                let imp: Vec<f32> = (0..n).map(|i| 1.0 + (i % 7) as f32).collect();
+                tq::quantize_rows(ty, &p, &w, n, Some(&imp), &mut want, Isa::Scalar).unwrap();
+                tq::quantize_rows(ty, &p, &w, n, Some(&imp), &mut got, isa).unwrap();
+                assert_eq!(got, want, "{isa} {ty} n={n} with importance");
+                exercised.push(isa);
+            }
+        }
+    }
+    // The encoder has a vector path on AVX-512 only (other ISAs run the scalar search).
+    eprintln!("TurboQuant encoder: comparisons per ISA: {exercised:?}");
+    if Isa::Avx512.available() {
+        assert!(exercised.contains(&Isa::Avx512));
+    }
+}
