@@ -7,12 +7,14 @@
 //! the runner ([`gemma4::forward`]) feeds [`eval`] (perplexity, KLD, generation); [`cli`] only
 //! parses and prints.
 
+pub mod atomic_file;
 pub mod check;
 pub mod cli;
 pub mod eval;
 pub mod gemma4;
 pub mod gguf;
 pub mod imatrix;
+pub mod json;
 pub mod modelfile;
 pub mod npy;
 pub mod pipeline;

@@ -1,9 +1,7 @@
 use clap::Parser;
 
 fn main() {
-    let _ = ctrlc::set_handler(|| {
-        gq::pipeline::INTERRUPTED.store(true, std::sync::atomic::Ordering::Relaxed);
-    });
+    let _ = gq::atomic_file::install_signal_handler();
     let cli = gq::cli::Cli::parse();
     if let Err(e) = gq::cli::run(cli) {
         if let Some(x) = e.downcast_ref::<gq::cli::Exit>() {

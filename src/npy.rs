@@ -1,8 +1,8 @@
-//! NumPy `.npy` files (format 1.0) of little-endian f32, written to a temporary file beside the
-//! target and renamed over it when complete, so a failed write never leaves half a file.
+//! NumPy `.npy` files (format 1.0) of little-endian f32, written through
+//! [`crate::atomic_file`], so a failed write never leaves half a file.
 
 use anyhow::{Context, Result};
-use std::io::Write;
+
 use std::path::Path;
 
 /// The `.npy` header for a C-order f32 array of `shape`.
@@ -23,30 +23,22 @@ pub fn header(shape: &[usize]) -> Vec<u8> {
     h
 }
 
-/// Writes `data` (C order, `shape.iter().product()` values) to `path` as `.npy`.
+/// Writes `data` (C order, `shape.iter().product()` values) to `path` as `.npy`, crash-safely
+/// ([`crate::atomic_file`]).
 pub fn write_f32(path: &Path, shape: &[usize], data: &[f32]) -> Result<()> {
     assert_eq!(
         shape.iter().product::<usize>(),
         data.len(),
         "npy: shape vs data"
     );
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("{}: cannot create a temporary file", dir.display()))?;
-    let mut w = std::io::BufWriter::new(tmp.as_file_mut());
-    w.write_all(&header(shape))?;
-    for v in data {
-        w.write_all(&v.to_le_bytes())?;
-    }
-    w.flush()
-        .with_context(|| format!("{}: write failed", path.display()))?;
-    drop(w);
-    tmp.persist(path)
-        .with_context(|| format!("{}: cannot rename the finished file", path.display()))?;
-    Ok(())
+    crate::atomic_file::write_atomic(path, |w| {
+        let io = || format!("{}: write failed", path.display());
+        w.write_all(&header(shape)).with_context(io)?;
+        for v in data {
+            w.write_all(&v.to_le_bytes()).with_context(io)?;
+        }
+        Ok(())
+    })
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! is bounded by the window size and the channel depth, not by the model. A chunk's bytes depend
 //! only on its input rows, so the output does not depend on the thread count.
 
+use crate::atomic_file::{check_interrupted, AtomicFile};
 use crate::gemma4::mixture::QuantOptions;
 use crate::gemma4::FileType;
 use crate::gemma4::{self, Plan, Source, TextConfig};
@@ -16,15 +17,15 @@ use anyhow::{anyhow, bail, Context, Result};
 use rayon::prelude::*;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::sync_channel;
 use std::time::Instant;
 
 /// Elements per work item. Large tensors are split into row chunks of about this size.
 pub const CHUNK_ELEMENTS: usize = 1 << 18;
 
-/// Set by the Ctrl-C handler; the pipeline stops at the next chunk and removes its temp file.
-pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+/// Set by the interrupt handler ([`crate::atomic_file::install_signal_handler`]); the pipeline
+/// stops at the next window of chunks and removes its temp file.
+pub use crate::atomic_file::INTERRUPTED;
 
 /// Options of one conversion.
 #[derive(Clone, Debug, Default)]
@@ -88,8 +89,10 @@ impl Summary {
 
 /// Reads config, checkpoint and tokenizer and builds the plan (step 1 and 2).
 pub fn open_and_plan(dir: &Path, ft: FileType, qopts: &QuantOptions) -> Result<(Checkpoint, Plan)> {
+    check_dir(dir)?;
     let cfg = TextConfig::load(dir)?;
     let ckpt = Checkpoint::open(dir)?;
+    gemma4::check::check_tensors(&cfg, &ckpt)?;
     let vocab = Vocab::load(dir)?;
     let name = std::fs::canonicalize(dir)
         .ok()
@@ -97,6 +100,19 @@ pub fn open_and_plan(dir: &Path, ft: FileType, qopts: &QuantOptions) -> Result<(
         .unwrap_or_else(|| "model".into());
     let plan = gemma4::plan::build(&ckpt, &cfg, &vocab, ft, &name, qopts)?;
     Ok((ckpt, plan))
+}
+
+/// `dir` must be a directory (a file, a symbolic link loop or a missing path is named as such).
+pub fn check_dir(dir: &Path) -> Result<()> {
+    let m = std::fs::metadata(dir)
+        .with_context(|| format!("{}: cannot open the checkpoint directory", dir.display()))?;
+    if !m.is_dir() {
+        bail!(
+            "{}: not a directory (a checkpoint is a directory with config.json, safetensors and tokenizer files)",
+            dir.display()
+        );
+    }
+    Ok(())
 }
 
 /// One unit of work: elements `[first, first + n)` of plan tensor `tensor`.
@@ -253,15 +269,7 @@ fn is_float(ty: GgmlType) -> bool {
 pub fn quantize(dir: &Path, out: &Path, ft: FileType, opts: &Options) -> Result<Summary> {
     let start = Instant::now();
     let (ckpt, plan) = open_and_plan(dir, ft, &opts.quant)?;
-    let out_dir = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let tmp = tempfile::Builder::new()
-        .prefix(".gq-")
-        .suffix(".gguf.tmp")
-        .tempfile_in(&out_dir)
-        .with_context(|| format!("{}: cannot create the output file there", out_dir.display()))?;
+    let tmp = AtomicFile::create(out)?;
     let wctx = || format!("{}: write failed", out.display());
 
     let pool = rayon::ThreadPoolBuilder::new()
@@ -273,7 +281,7 @@ pub fn quantize(dir: &Path, out: &Path, ft: FileType, opts: &Options) -> Result<
     let window = (pool.current_num_threads() * 4).max(4);
     let bar = progress_bar(opts.progress, plan.data_bytes);
 
-    let file = tmp.as_file().try_clone().with_context(wctx)?;
+    let file = tmp.file().try_clone().with_context(wctx)?;
     let tensors_out: Vec<_> = plan.tensors.iter().map(|t| t.out.clone()).collect();
     let mut writer = GgufWriter::new(
         BufWriter::with_capacity(1 << 22, file),
@@ -298,9 +306,7 @@ pub fn quantize(dir: &Path, out: &Path, ft: FileType, opts: &Options) -> Result<
         });
         let mut produce = || -> Result<()> {
             for win in work.chunks(window) {
-                if INTERRUPTED.load(Ordering::Relaxed) {
-                    bail!("interrupted");
-                }
+                check_interrupted()?;
                 let done: Vec<Result<Done>> = pool.install(|| {
                     win.par_iter()
                         .map(|&c| convert(&ckpt, &plan, c, opts.report, tq.as_ref()))
@@ -365,20 +371,15 @@ pub fn quantize(dir: &Path, out: &Path, ft: FileType, opts: &Options) -> Result<
     });
     bar.finish_and_clear();
     result?;
-    let actual = tmp.as_file().metadata().with_context(wctx)?.len();
+    let actual = tmp.file().metadata().with_context(wctx)?.len();
     if actual != expected_len {
         bail!(
             "{}: wrote {actual} bytes, expected {expected_len}",
             out.display()
         );
     }
-    tmp.persist(out).map_err(|e| {
-        anyhow!(
-            "{}: cannot rename the finished file into place: {}",
-            out.display(),
-            e.error
-        )
-    })?;
+    check_interrupted()?;
+    tmp.commit()?;
 
     let bytes_in = plan
         .tensors

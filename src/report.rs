@@ -6,7 +6,7 @@
 //! in file order, so a report does not depend on the thread count.
 
 use crate::gguf::GgmlType;
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, Result};
 use serde::Serialize;
 use std::io::Write;
 use std::path::Path;
@@ -247,8 +247,8 @@ pub fn inspect_report(gguf: &Path, checkpoint: &Path) -> Result<Vec<TensorReport
     Ok(rows)
 }
 
-/// Writes `rows` to `path` as CSV (a `.csv` name) or JSON (anything else), through a temp file
-/// in the same directory that is renamed into place when complete.
+/// Writes `rows` to `path` as CSV (a `.csv` name) or JSON (anything else), crash-safely
+/// ([`crate::atomic_file`]).
 pub fn write(path: &Path, rows: &[TensorReport]) -> Result<()> {
     let csv = path
         .extension()
@@ -282,33 +282,13 @@ pub fn write(path: &Path, rows: &[TensorReport]) -> Result<()> {
     write_bytes(path, &out)
 }
 
-/// Writes `text` to `path` through a temp file in the same directory, renamed into place when
-/// complete.
+/// Writes `text` to `path` crash-safely ([`crate::atomic_file`]).
 pub fn write_text(path: &Path, text: &str) -> Result<()> {
     write_bytes(path, text.as_bytes())
 }
 
 fn write_bytes(path: &Path, out: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".gq-")
-        .suffix(".report.tmp")
-        .tempfile_in(&dir)
-        .with_context(|| format!("{}: cannot create the report there", dir.display()))?;
-    tmp.write_all(out)
-        .and_then(|_| tmp.as_file().sync_all())
-        .with_context(|| format!("{}: write failed", path.display()))?;
-    tmp.persist(path).map_err(|e| {
-        anyhow!(
-            "{}: cannot rename the report into place: {}",
-            path.display(),
-            e.error
-        )
-    })?;
-    Ok(())
+    crate::atomic_file::write_bytes_atomic(path, out)
 }
 
 #[cfg(test)]

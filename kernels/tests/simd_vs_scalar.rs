@@ -727,3 +727,112 @@ fn bf16_activation_is_default_where_native() {
     }
     assert_eq!(scalar().default_act(GgmlType::BF16), FloatAct::F32);
 }
+
+/// Q3_K's SIMD dots sum each block's integer products exactly, then do the scalar reference's
+/// one float step per block (`s += d·isum`), so they equal scalar bit for bit on any bytes with
+/// finite scales. Fuzz finding: f32 lanes that held the +4 offsets and their corrections apart
+/// lost later blocks to rounding (fuzz/regressions/vec_dot/q3k-*-lanes-cancel-in-f32).
+#[test]
+fn q3_k_dot_bit_exact_on_any_bytes() {
+    let ty = GgmlType::Q3_K;
+    let mut rng = Rng(0x0b3c_4d5e_6f70_8192);
+    let tables = simd_tables("q3_k_dot_bit_exact_on_any_bytes");
+    for trial in 0..400 {
+        let nb = 1 + rng.below(12) as usize;
+        let n = nb * QK_K;
+        let mut w: Vec<u8> = (0..nb * ty.block_bytes())
+            .map(|_| rng.next() as u8)
+            .collect();
+        for b in w.chunks_exact_mut(ty.block_bytes()) {
+            // Any finite f16 scale, from subnormal to 65504, either sign.
+            let e = rng.below(31) as u16;
+            let bits = (rng.below(2) as u16) << 15 | e << 10 | rng.below(1024) as u16;
+            b[108..110].copy_from_slice(&bits.to_le_bytes());
+        }
+        let scale = [1e-3f32, 1.0, 1e3, 1e6][trial % 4];
+        let x: Vec<f32> = (0..n).map(|_| rng.normal() * scale).collect();
+        let mut a = vec![0u8; act_bytes(ty, n)];
+        scalar().quantize_row(GgmlType::Q8_K, &x, &mut a);
+        let want = scalar().vec_dot(ty, &w, &a);
+        for k in &tables {
+            let got = k.vec_dot(ty, &w, &a);
+            assert_eq!(
+                got.to_bits(),
+                want.to_bits(),
+                "{} Q3_K trial {trial} n={n}: {got} vs scalar {want}",
+                k.isa()
+            );
+        }
+    }
+}
+
+/// Q4_K with activations near f32's limit (Q8_K scale ~10^36) and a tiny `dmin`: the scalar
+/// reference scales `dmin·d_a` first and stays finite; so must every SIMD table. Fuzz finding:
+/// the Intel kernel stored `d_a·Σ` per 32 quants, which overflowed to infinity
+/// (fuzz/regressions/vec_dot/q4k-intel-activation-group-sum-overflows).
+#[test]
+fn q4_k_dot_with_huge_activations_stays_finite() {
+    let ty = GgmlType::Q4_K;
+    let mut rng = Rng(0x4b4b_1234_5678_9abc);
+    let tables = simd_tables("q4_k_dot_with_huge_activations_stays_finite");
+    for trial in 0..50 {
+        let nb = 1 + rng.below(4) as usize;
+        let n = nb * QK_K;
+        let mut w: Vec<u8> = (0..nb * ty.block_bytes())
+            .map(|_| rng.next() as u8)
+            .collect();
+        for b in w.chunks_exact_mut(ty.block_bytes()) {
+            b[0..2].copy_from_slice(&f16b(0.0)); // d
+            b[2..4].copy_from_slice(&0x0100u16.to_le_bytes()); // dmin ≈ 1.5e-5
+        }
+        let x: Vec<f32> = (0..n).map(|_| rng.uniform() * 2.4e38).collect();
+        let mut a = vec![0u8; act_bytes(ty, n)];
+        scalar().quantize_row(GgmlType::Q8_K, &x, &mut a);
+        let want = scalar().vec_dot(ty, &w, &a);
+        assert!(want.is_finite(), "trial {trial}: scalar {want}");
+        for k in &tables {
+            let got = k.vec_dot(ty, &w, &a);
+            assert!(
+                (got - want).abs() <= want.abs() * 1e-5,
+                "{} Q4_K trial {trial}: {got} vs scalar {want}",
+                k.isa()
+            );
+        }
+    }
+}
+
+/// Q6_K's SIMD dots reduce each block's integer sum exactly before the scalar reference's one
+/// float step, so they equal scalar bit for bit on any bytes with finite scales, large ones
+/// included. Fuzz finding: f32 lanes holding the −32 corrections apart from the products they
+/// cancel overflowed to +inf and −inf (NaN) (fuzz/regressions/vec_dot/q6k-avx2-lanes-overflow).
+#[test]
+fn q6_k_dot_bit_exact_on_any_bytes() {
+    let ty = GgmlType::Q6_K;
+    let mut rng = Rng(0x6b6b_0fed_cba9_8765);
+    let tables = simd_tables("q6_k_dot_bit_exact_on_any_bytes");
+    for trial in 0..400 {
+        let nb = 1 + rng.below(12) as usize;
+        let n = nb * QK_K;
+        let mut w: Vec<u8> = (0..nb * ty.block_bytes())
+            .map(|_| rng.next() as u8)
+            .collect();
+        for b in w.chunks_exact_mut(ty.block_bytes()) {
+            let e = rng.below(31) as u16;
+            let bits = (rng.below(2) as u16) << 15 | e << 10 | rng.below(1024) as u16;
+            b[208..210].copy_from_slice(&bits.to_le_bytes());
+        }
+        let scale = [1e-3f32, 1.0, 1e6, 1e30][trial % 4];
+        let x: Vec<f32> = (0..n).map(|_| rng.normal() * scale).collect();
+        let mut a = vec![0u8; act_bytes(ty, n)];
+        scalar().quantize_row(GgmlType::Q8_K, &x, &mut a);
+        let want = scalar().vec_dot(ty, &w, &a);
+        for k in &tables {
+            let got = k.vec_dot(ty, &w, &a);
+            assert!(
+                got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
+                "{} Q6_K trial {trial} n={n}: {got} vs scalar {want}",
+                k.isa()
+            );
+        }
+    }
+}

@@ -172,7 +172,7 @@ pub fn default_dir() -> Option<PathBuf> {
 
 /// A cache file being written.
 pub struct CacheWriter {
-    tmp: std::io::BufWriter<tempfile::NamedTempFile>,
+    tmp: std::io::BufWriter<crate::atomic_file::AtomicFile>,
     hash: Fnv,
     target: PathBuf,
     key: CacheKey,
@@ -184,14 +184,14 @@ impl CacheWriter {
     pub fn create(dir: &Path, key: &CacheKey, tokens: &[u32]) -> Result<CacheWriter> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("{}: cannot create the cache directory", dir.display()))?;
-        let tmp = tempfile::Builder::new()
-            .prefix(".gqbase-")
-            .tempfile_in(dir)
-            .with_context(|| format!("{}: cannot create a temporary file", dir.display()))?;
+        let target = dir.join(key.file_name());
+        // Temp file beside the target, umask permissions, removed on error and on SIGINT/SIGTERM;
+        // one left by `kill -9` is cleaned by the next run (crate::atomic_file).
+        let tmp = crate::atomic_file::AtomicFile::create(&target)?;
         let mut w = CacheWriter {
             tmp: std::io::BufWriter::with_capacity(1 << 20, tmp),
             hash: Fnv::default(),
-            target: dir.join(key.file_name()),
+            target,
             key: key.clone(),
             records: 0,
         };
@@ -251,23 +251,10 @@ impl CacheWriter {
             .tmp
             .into_inner()
             .map_err(|e| anyhow!("{}: write failed: {}", self.target.display(), e.error()))?;
-        tmp.as_file()
-            .sync_all()
-            .with_context(|| format!("{}: cannot flush to disk", self.target.display()))?;
+        crate::atomic_file::check_interrupted()?;
+        let size = tmp.file().metadata().map(|m| m.len()).unwrap_or(0);
         let target = self.target;
-        let size = tmp.as_file().metadata().map(|m| m.len()).unwrap_or(0);
-        tmp.persist(&target).map_err(|e| {
-            anyhow!(
-                "{}: cannot rename into place: {}",
-                target.display(),
-                e.error
-            )
-        })?;
-        if let Some(dir) = target.parent() {
-            if let Ok(d) = std::fs::File::open(dir) {
-                let _ = d.sync_all();
-            }
-        }
+        tmp.commit()?;
         Ok((target, size))
     }
 }

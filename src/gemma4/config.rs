@@ -119,10 +119,7 @@ impl TextConfig {
     /// Reads `dir/config.json`.
     pub fn load(dir: &Path) -> Result<TextConfig> {
         let path = dir.join("config.json");
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("{}: cannot read", path.display()))?;
-        let v: Value = serde_json::from_str(&text)
-            .with_context(|| format!("{}: invalid JSON", path.display()))?;
+        let v = crate::json::read(&path, crate::json::SMALL_LIMIT)?;
         Self::from_json(&v).with_context(|| format!("{}", path.display()))
     }
 
@@ -221,14 +218,128 @@ impl TextConfig {
                 .unwrap_or(false),
             raw,
         };
-        if cfg.n_kv_shared > cfg.n_layer {
+        cfg.check_values()?;
+        Ok(cfg)
+    }
+
+    /// The checks that need no tensors: every size positive, head sizes even, heads a multiple
+    /// of KV heads, floats finite and in range, expert counts consistent.
+    fn check_values(&self) -> Result<()> {
+        let positive = [
+            ("num_hidden_layers", self.n_layer),
+            ("hidden_size", self.hidden),
+            ("intermediate_size", self.n_ff),
+            ("num_attention_heads", self.n_head),
+            ("num_key_value_heads", self.n_head_kv_swa),
+            ("head_dim", self.head_dim_swa),
+            ("global_head_dim", self.head_dim_full),
+            ("vocab_size", self.vocab_size),
+            ("sliding_window", self.sliding_window as usize),
+            ("max_position_embeddings", self.context_length as usize),
+        ];
+        // GGUF stores these as u32, and the per-layer ones as i32 arrays.
+        let limit = i32::MAX as usize;
+        for (k, v) in positive {
+            if v == 0 {
+                bail!("{k} is 0");
+            }
+            if v > limit {
+                bail!("{k} {v} is more than GGUF can store ({limit})");
+            }
+        }
+        for (k, v) in [
+            ("num_kv_shared_layers", Some(self.n_kv_shared)),
+            ("hidden_size_per_layer_input", Some(self.ple_dim)),
+            ("num_global_key_value_heads", self.n_head_kv_full),
+            ("num_experts", self.n_expert),
+            ("top_k_experts", self.n_expert_used),
+            ("moe_intermediate_size", self.expert_ff),
+        ] {
+            if v.is_some_and(|v| v > limit) {
+                bail!(
+                    "{k} {} is more than GGUF can store ({limit})",
+                    v.unwrap_or(0)
+                );
+            }
+        }
+        if self.double_wide_mlp && 2 * self.n_ff > limit {
             bail!(
-                "num_kv_shared_layers {} exceeds {} layers",
-                cfg.n_kv_shared,
-                cfg.n_layer
+                "2 × intermediate_size {} (use_double_wide_mlp) is more than GGUF can store",
+                self.n_ff
             );
         }
-        Ok(cfg)
+        for (k, v) in [
+            ("head_dim", self.head_dim_swa),
+            ("global_head_dim", self.head_dim_full),
+        ] {
+            if !v.is_multiple_of(2) {
+                bail!("{k} {v} is odd (RoPE rotates pairs)");
+            }
+        }
+        for (k, kv) in [
+            ("num_key_value_heads", Some(self.n_head_kv_swa)),
+            ("num_global_key_value_heads", self.n_head_kv_full),
+        ] {
+            if let Some(kv) = kv {
+                if kv == 0 || !self.n_head.is_multiple_of(kv) {
+                    bail!(
+                        "num_attention_heads {} is not a multiple of {k} {kv}",
+                        self.n_head
+                    );
+                }
+            }
+        }
+        if self.n_kv_shared >= self.n_layer {
+            bail!(
+                "num_kv_shared_layers {} leaves none of the {} layers to compute K/V",
+                self.n_kv_shared,
+                self.n_layer
+            );
+        }
+        // Written as f32: must stay a positive finite number there.
+        let f32_ok = |x: f64| (x as f32).is_finite() && x as f32 > 0.0;
+        if !f32_ok(self.rms_norm_eps) {
+            bail!(
+                "rms_norm_eps {} is not a positive number",
+                self.rms_norm_eps
+            );
+        }
+        for (name, r) in [
+            ("full_attention", &self.rope_full),
+            ("sliding_attention", &self.rope_swa),
+        ] {
+            if !f32_ok(r.theta) {
+                bail!(
+                    "rope_parameters.{name}.rope_theta {} is not a positive number",
+                    r.theta
+                );
+            }
+            if !(0.0..=1.0).contains(&r.partial_rotary_factor) {
+                bail!(
+                    "rope_parameters.{name}.partial_rotary_factor {} is not in [0, 1]",
+                    r.partial_rotary_factor
+                );
+            }
+        }
+        if let Some(c) = self.final_logit_softcapping {
+            if !f32_ok(c) {
+                bail!("final_logit_softcapping {c} is not a positive number");
+            }
+        }
+        let moe = self.raw.get("enable_moe_block").and_then(|b| b.as_bool()) == Some(true);
+        match (self.n_expert, self.n_expert_used, self.expert_ff) {
+            (Some(0), ..) => bail!("num_experts is 0"),
+            (_, Some(0), _) if moe => bail!("top_k_experts is 0"),
+            (_, _, Some(0)) => bail!("moe_intermediate_size is 0"),
+            (Some(n), Some(k), _) if k > n => {
+                bail!("top_k_experts {k} is more than num_experts {n}")
+            }
+            (None, ..) | (_, None, _) | (.., None) if moe => {
+                bail!("enable_moe_block needs num_experts, top_k_experts and moe_intermediate_size")
+            }
+            _ => {}
+        }
+        Ok(())
     }
 
     /// Index of the first KV-shared layer.

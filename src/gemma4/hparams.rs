@@ -9,6 +9,11 @@ use super::config::TextConfig;
 use crate::gguf::{MetaArray, MetaValue, Metadata};
 use anyhow::{anyhow, bail, Result};
 
+/// Largest width (model, head, per-layer embedding) a GGUF's keys may state: far above any
+/// Gemma 4 (hidden 5376), low enough that nothing sized by it before the tensors are checked
+/// can exhaust memory.
+pub const MAX_WIDTH: usize = 1 << 20;
+
 /// What the forward pass needs beyond the tensors' shapes.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Hparams {
@@ -121,6 +126,15 @@ impl Hparams {
             }
         };
         let n_layer = uint("block_count")?;
+        // Per-layer values are expanded to n_layer entries below: the count must be what the
+        // sliding-window pattern (an array whose bytes exist) says, before anything is sized by
+        // it.
+        let swa = match get("attention.sliding_window_pattern") {
+            Some(MetaValue::Array(MetaArray::Bool(v))) if v.len() == n_layer && n_layer > 0 => {
+                v.clone()
+            }
+            _ => bail!("gemma4.attention.sliding_window_pattern is not {n_layer} bools"),
+        };
         let per_layer = |k: &str| -> Result<Option<Vec<usize>>> {
             Ok(match get(k) {
                 None => None,
@@ -148,10 +162,6 @@ impl Hparams {
             Some(_) => bail!("gemma4.attention.head_count differs between layers"),
             None => bail!("missing key gemma4.attention.head_count"),
         };
-        let swa = match get("attention.sliding_window_pattern") {
-            Some(MetaValue::Array(MetaArray::Bool(v))) if v.len() == n_layer => v.clone(),
-            _ => bail!("gemma4.attention.sliding_window_pattern is not {n_layer} bools"),
-        };
         let head_dim_full = uint("attention.key_length")?;
         let head_dim_swa = uint("attention.key_length_swa")?;
         if uint("attention.value_length")? != head_dim_full
@@ -163,6 +173,16 @@ impl Hparams {
             || opt_uint("rope.dimension_count_swa").unwrap_or(head_dim_swa) != head_dim_swa
         {
             bail!("rope.dimension_count(_swa) differs from the head size (partial RoPE is expressed by rope_freqs.weight)");
+        }
+        // Sizes that become allocations are bounded before use (the tensors, checked against
+        // them when the model is built, are the final word).
+        for (k, v) in [
+            ("attention.key_length", head_dim_full),
+            ("attention.key_length_swa", head_dim_swa),
+        ] {
+            if v == 0 || v % 2 != 0 || v > MAX_WIDTH {
+                bail!("gemma4.{k} {v} is not an even size from 2 to {MAX_WIDTH}");
+            }
         }
         let pairs = head_dim_full / 2;
         let factors = rope_freqs.unwrap_or_else(|| vec![1.0; pairs]);
@@ -176,9 +196,24 @@ impl Hparams {
             None => None,
             Some(_) => Some(float("final_logit_softcapping")?).filter(|&c| c != 0.0),
         };
+        let hidden = uint("embedding_length")?;
+        let n_kv_shared = opt_uint("attention.shared_kv_layers").unwrap_or(0);
+        if n_kv_shared >= n_layer {
+            bail!("gemma4.attention.shared_kv_layers {n_kv_shared} leaves none of the {n_layer} layers to compute K/V");
+        }
+        let ple_dim = opt_uint("embedding_length_per_layer_input").unwrap_or(0);
+        for (k, v) in [
+            ("embedding_length", hidden),
+            ("attention.head_count", n_head),
+            ("embedding_length_per_layer_input", ple_dim),
+        ] {
+            if v > MAX_WIDTH {
+                bail!("gemma4.{k} {v} is implausibly large (more than {MAX_WIDTH})");
+            }
+        }
         Ok(Hparams {
             n_layer,
-            hidden: uint("embedding_length")?,
+            hidden,
             n_head,
             n_head_kv: per_layer("attention.head_count_kv")?,
             swa,
@@ -190,8 +225,8 @@ impl Hparams {
             rope_freq_factors_full: factors,
             rms_eps: float("attention.layer_norm_rms_epsilon")?,
             softcap,
-            n_kv_shared: opt_uint("attention.shared_kv_layers").unwrap_or(0),
-            ple_dim: opt_uint("embedding_length_per_layer_input").unwrap_or(0),
+            n_kv_shared,
+            ple_dim,
             n_expert_used: opt_uint("expert_used_count").unwrap_or(0),
         })
     }

@@ -1,6 +1,7 @@
 //! Everything gq knows about Gemma 4: its config, tensor names, GGUF metadata, the plan of a
 //! conversion and the forward pass. The only module that knows what Gemma 4 is.
 
+pub mod check;
 pub mod config;
 mod file_type;
 pub mod forward;

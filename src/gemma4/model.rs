@@ -146,6 +146,12 @@ impl Model {
         build(file, hp).map_err(|e| anyhow!("{}: {e:#}", path.display()))
     }
 
+    /// Builds the model from weights already opened (checks every shape against `hp`).
+    pub fn from_weights(file: WeightFile, hp: Hparams) -> Result<Model> {
+        let path = file.path.clone();
+        build(file, hp).map_err(|e| anyhow!("{}: {e:#}", path.display()))
+    }
+
     /// Vocabulary size (rows of the output projection).
     pub fn n_vocab(&self) -> usize {
         self.output.rows
@@ -205,6 +211,12 @@ fn experts(file: &WeightFile, name: &str, cols: usize) -> Result<Vec<Mat>> {
         );
     }
     let (rows, n) = (t.dims[1], t.dims[2]);
+    if rows == 0 || n == 0 {
+        bail!(
+            "tensor {name} has dims {:?}: no experts or empty rows",
+            t.dims
+        );
+    }
     let size = t.ty.row_bytes(cols).ok_or_else(|| {
         anyhow!(
             "tensor {name}: rows of {cols} are not whole {} blocks",
@@ -248,7 +260,13 @@ fn build(file: WeightFile, hp: Hparams) -> Result<Model> {
     };
     let output_norm = vec_n(&file, "output_norm.weight", h)?;
     let ple = if hp.ple_dim > 0 {
-        let w = hp.n_layer * hp.ple_dim;
+        let w = hp.n_layer.checked_mul(hp.ple_dim).ok_or_else(|| {
+            anyhow!(
+                "{} layers × {} per-layer width overflows",
+                hp.n_layer,
+                hp.ple_dim
+            )
+        })?;
         Some(PleGlobal {
             tok: mat_rows(&file, "per_layer_token_embd.weight", w)?,
             model_proj: mat(&file, "per_layer_model_proj.weight", w, h)?,

@@ -69,7 +69,13 @@ impl WeightFile {
     }
 
     fn open_gguf(path: &Path) -> Result<(WeightFile, Hparams)> {
-        let g = GgufFile::open(path)?;
+        Self::from_gguf(GgufFile::open(path)?)
+    }
+
+    /// The weights of a GGUF file already opened (and validated), and its hyper-parameters.
+    pub fn from_gguf(g: GgufFile) -> Result<(WeightFile, Hparams)> {
+        let path = g.path.clone();
+        let path = path.as_path();
         let mut by_name = HashMap::new();
         for (i, t) in g.tensors.iter().enumerate() {
             let ty = t.ty;
@@ -115,6 +121,7 @@ impl WeightFile {
         let hp = Hparams::from_config(&cfg)
             .with_context(|| format!("{}", dir.join("config.json").display()))?;
         let ck = Checkpoint::open(dir)?;
+        super::check::check_tensors(&cfg, &ck)?;
         let mut by_name = HashMap::new();
         for (i, t) in ck.tensors.iter().enumerate() {
             let gguf_name = match map_name(&t.name) {

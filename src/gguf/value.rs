@@ -231,6 +231,12 @@ impl Metadata {
         }
     }
 
+    /// Appends a key the caller knows is new (the reader checks uniqueness with a hash set, so
+    /// a file with many keys is not quadratic).
+    pub(crate) fn push_new(&mut self, key: String, value: MetaValue) {
+        self.entries.push((key, value));
+    }
+
     /// The value of `key`.
     pub fn get(&self, key: &str) -> Option<&MetaValue> {
         self.entries.iter().find(|(k, _)| k == key).map(|(_, v)| v)

@@ -62,11 +62,18 @@ pub struct GgufWriter<W: Write> {
 impl<W: Write> GgufWriter<W> {
     /// Writes the header, metadata and tensor infos. `tensors` must have offsets from
     /// [`layout_tensors`] with the same alignment as `general.alignment` (32 when absent).
+    ///
+    /// The plan is checked first (alignment a power of two; names unique; 1 to 4 dims whose
+    /// rows are whole blocks and whose sizes do not overflow; offsets aligned, increasing and
+    /// not overlapping): a bad plan is an `InvalidInput` error, never a file that no reader
+    /// accepts.
     pub fn new(out: W, meta: &Metadata, tensors: Vec<PlannedTensor>) -> io::Result<Self> {
-        let alignment = meta
-            .get("general.alignment")
-            .and_then(|v| v.as_u64())
-            .unwrap_or(DEFAULT_ALIGNMENT);
+        let alignment = match meta.get("general.alignment") {
+            None => DEFAULT_ALIGNMENT,
+            Some(v) => v.as_u64().unwrap_or(0),
+        };
+        check_plan(&tensors, alignment)
+            .map_err(|m| io::Error::new(io::ErrorKind::InvalidInput, m))?;
         let mut w = GgufWriter {
             out,
             tensors,
@@ -114,7 +121,20 @@ impl<W: Write> GgufWriter<W> {
     }
 
     /// Appends bytes of the current tensor; moves to the next tensor when this one is complete.
+    /// Tensors of zero bytes need no call (an empty `bytes` writes nothing).
     pub fn write_tensor_data(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        // Skip zero-byte tensors: they never get data.
+        while self.current_written == 0
+            && self
+                .tensors
+                .get(self.current)
+                .is_some_and(|t| t.n_bytes() == 0)
+        {
+            self.current += 1;
+        }
         let t = self.tensors.get(self.current).ok_or_else(|| {
             io::Error::new(io::ErrorKind::InvalidInput, "all tensors already written")
         })?;
@@ -175,6 +195,49 @@ impl<W: Write> GgufWriter<W> {
     }
 }
 
+fn check_plan(tensors: &[PlannedTensor], alignment: u64) -> Result<(), String> {
+    if !alignment.is_power_of_two() {
+        return Err(format!(
+            "general.alignment {alignment} is not a power of two"
+        ));
+    }
+    let mut names = std::collections::HashSet::new();
+    let mut end = 0u64;
+    for t in tensors {
+        let bad = |m: String| Err(format!("tensor {}: {m}", t.name));
+        if !names.insert(t.name.as_str()) {
+            return bad("appears twice".into());
+        }
+        if t.dims.is_empty() || t.dims.len() > 4 {
+            return bad(format!("{} dims", t.dims.len()));
+        }
+        let n = t.dims.iter().try_fold(1u64, |a, &d| a.checked_mul(d));
+        let row = usize::try_from(t.dims[0])
+            .ok()
+            .and_then(|d| t.ty.row_bytes(d));
+        let size = match (n, row) {
+            (Some(n), Some(r)) if n <= i64::MAX as u64 => {
+                (n / t.dims[0].max(1)).checked_mul(r as u64)
+            }
+            _ => None,
+        };
+        let Some(size) = size else {
+            return bad(format!("dims {:?} are not whole {} rows", t.dims, t.ty));
+        };
+        if t.offset % alignment != 0 || t.offset < end {
+            return bad(format!(
+                "offset {} is not aligned after the previous tensor",
+                t.offset
+            ));
+        }
+        end = t
+            .offset
+            .checked_add(size)
+            .ok_or_else(|| format!("tensor {}: offset overflows", t.name))?;
+    }
+    Ok(())
+}
+
 fn put_str(buf: &mut Vec<u8>, s: &[u8]) {
     buf.extend_from_slice(&(s.len() as u64).to_le_bytes());
     buf.extend_from_slice(s);
@@ -227,6 +290,81 @@ fn put_value(buf: &mut Vec<u8>, v: &MetaValue) {
                     .iter()
                     .for_each(|x| buf.extend_from_slice(&x.to_le_bytes())),
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gguf::GgufFile;
+
+    /// Fuzz finding (fuzz/regressions/gguf_roundtrip/zero-byte-tensor-before-data): a zero-byte
+    /// tensor before others took the next tensor's bytes ("N bytes given, 0 left").
+    #[test]
+    fn zero_byte_tensors_anywhere() {
+        let t = |name: &str, dims: Vec<u64>| PlannedTensor {
+            name: name.into(),
+            dims,
+            ty: GgmlType::F32,
+            offset: 0,
+        };
+        let mut ts = vec![
+            t("a", vec![0]),
+            t("b", vec![3]),
+            t("c", vec![4, 0]),
+            t("d", vec![2]),
+        ];
+        layout_tensors(&mut ts, 32);
+        let mut w = GgufWriter::new(Vec::new(), &Metadata::new(), ts.clone()).unwrap();
+        w.write_tensor_data(&[]).unwrap();
+        w.write_tensor_data(&[1; 12]).unwrap();
+        w.write_tensor_data(&[2; 8]).unwrap();
+        let expected = w.expected_len();
+        let out = w.finish().unwrap();
+        assert_eq!(out.len() as u64, expected);
+        let f = GgufFile::from_bytes("w.gguf", out).unwrap();
+        assert_eq!(f.tensor_data(&f.tensors[1]), &[1; 12]);
+        assert_eq!(f.tensor_data(&f.tensors[3]), &[2; 8]);
+        assert!(f.tensor_data(&f.tensors[2]).is_empty());
+    }
+
+    #[test]
+    fn bad_plans_are_refused() {
+        let t = |name: &str, dims: Vec<u64>, ty, offset| PlannedTensor {
+            name: name.into(),
+            dims,
+            ty,
+            offset,
+        };
+        let m = Metadata::new();
+        for (plan, want) in [
+            (vec![t("a", vec![33], GgmlType::Q8_0, 0)], "whole"),
+            (
+                vec![t("a", vec![1 << 40, 1 << 40], GgmlType::F32, 0)],
+                "whole",
+            ),
+            (vec![t("a", vec![], GgmlType::F32, 0)], "0 dims"),
+            (
+                vec![
+                    t("a", vec![8], GgmlType::F32, 0),
+                    t("a", vec![8], GgmlType::F32, 32),
+                ],
+                "twice",
+            ),
+            (
+                vec![
+                    t("a", vec![16], GgmlType::F32, 0),
+                    t("b", vec![8], GgmlType::F32, 32),
+                ],
+                "not aligned after",
+            ),
+        ] {
+            let e = GgufWriter::new(Vec::new(), &m, plan)
+                .err()
+                .unwrap()
+                .to_string();
+            assert!(e.contains(want), "{e}");
         }
     }
 }

@@ -23,7 +23,6 @@ use anyhow::{anyhow, Context, Result};
 use gq_kernels::FloatAct;
 use indicatif::ProgressBar;
 pub use results::{Settings, SweepResults, TypeResult};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -69,32 +68,11 @@ pub struct Sweep {
     pub written: Vec<PathBuf>,
 }
 
-/// Writes `bytes` to `path` through a temp file in the same directory, flushed and renamed into
-/// place: a reader sees the old file or the whole new one.
+/// Writes `bytes` to `path` crash-safely ([`crate::atomic_file::write_bytes_atomic`]): a reader
+/// sees the old file or the whole new one; the file gets the umask's permissions; an error or an
+/// interrupt leaves no temp file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".gq-")
-        .suffix(".tmp")
-        .tempfile_in(&dir)
-        .with_context(|| format!("{}: cannot create a file there", dir.display()))?;
-    tmp.write_all(bytes)
-        .and_then(|_| tmp.as_file().sync_all())
-        .with_context(|| format!("{}: write failed", path.display()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        // A results file, not a private one: the usual 0644 (tempfile creates 0600).
-        let _ = tmp
-            .as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644));
-    }
-    tmp.persist(path)
-        .map_err(|e| anyhow!("{}: cannot rename into place: {}", path.display(), e.error))?;
-    Ok(())
+    crate::atomic_file::write_bytes_atomic(path, bytes)
 }
 
 /// The settings of a sweep (reads the checkpoint's tokenizer to count the chunks; fails early

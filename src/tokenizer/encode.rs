@@ -199,6 +199,18 @@ impl Tokenizer {
         // parallel, the merges whose parts and result are all tokens (all of them, in Gemma 4's
         // vocabulary); then, in rank order, the rest, giving the other strings new ids.
         let merge_list: Vec<&[u8]> = p.merges.collect();
+        // Each merge can add at most three symbols; their ids must stay below NONE.
+        if merge_list
+            .len()
+            .checked_mul(3)
+            .and_then(|m| m.checked_add(n))
+            .is_none_or(|m| m >= NONE as usize)
+        {
+            bail!(
+                "{source}: {} merges for {n} tokens are more than symbol ids can number",
+                merge_list.len()
+            );
+        }
         let split = |m: &'a [u8]| -> Option<(&'a [u8], &'a [u8])> {
             let sp = m.iter().skip(1).position(|&b| b == b' ')? + 1;
             Some((&m[..sp], &m[sp + 1..]))

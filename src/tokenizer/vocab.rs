@@ -59,9 +59,7 @@ pub struct Vocab {
 }
 
 fn read_json(path: &Path) -> Result<Value> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("{}: cannot read", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("{}: invalid JSON", path.display()))
+    crate::json::read(path, crate::json::LARGE_LIMIT)
 }
 
 fn token_content(v: &Value) -> Option<&str> {
@@ -73,8 +71,25 @@ impl Vocab {
     /// Reads `tokenizer.json`, `tokenizer_config.json`, `chat_template.jinja` and the special
     /// token ids in `config.json` from `dir`.
     pub fn load(dir: &Path) -> Result<Vocab> {
+        let tj = read_json(&dir.join("tokenizer.json"))?;
+        let tc = optional_json(&dir.join("tokenizer_config.json"))?;
+        let cfg = optional_json(&dir.join("config.json"))?;
+        Self::from_json(dir, &tj, tc.as_ref(), cfg.as_ref(), || {
+            read_template_file(dir)
+        })
+    }
+
+    /// [`Vocab::load`] from the parsed files: `tokenizer.json`, `tokenizer_config.json` and
+    /// `config.json` when present, and `template_file` reading the chat template file (called
+    /// only when tokenizer_config.json has none). `dir` names the files in errors.
+    pub fn from_json(
+        dir: &Path,
+        tj: &Value,
+        tc: Option<&Value>,
+        cfg: Option<&Value>,
+        template_file: impl FnOnce() -> Result<Option<String>>,
+    ) -> Result<Vocab> {
         let tj_path = dir.join("tokenizer.json");
-        let tj = read_json(&tj_path)?;
         let fail = |m: String| anyhow!("{}: {m}", tj_path.display());
         let model = tj.get("model").ok_or_else(|| fail("no \"model\"".into()))?;
         let is_bpe = model.get("type").and_then(|t| t.as_str()) == Some("BPE");
@@ -95,23 +110,31 @@ impl Vocab {
         for (tok, id) in vocab {
             let id = id
                 .as_u64()
-                .ok_or_else(|| fail(format!("token {tok:?} has no integer id")))?;
-            reverse.insert(id, tok.clone());
+                .ok_or_else(|| fail(format!("model.vocab: token {tok:?} has no integer id")))?;
+            if let Some(other) = reverse.insert(id, tok.clone()) {
+                bail!(
+                    "{}: model.vocab: tokens {other:?} and {tok:?} both have id {id}",
+                    tj_path.display()
+                );
+            }
         }
-        let added: Vec<(u64, String)> = tj
-            .get("added_tokens")
-            .and_then(|a| a.as_array())
-            .map(|a| {
-                a.iter()
-                    .filter_map(|t| {
-                        Some((
-                            t.get("id")?.as_u64()?,
-                            t.get("content")?.as_str()?.to_string(),
+        let added: Vec<(u64, String)> = match tj.get("added_tokens") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(a)) => a
+                .iter()
+                .enumerate()
+                .map(|(i, t)| {
+                    let id = t.get("id").and_then(Value::as_u64);
+                    let content = t.get("content").and_then(Value::as_str);
+                    id.zip(content.map(str::to_string)).ok_or_else(|| {
+                        fail(format!(
+                            "added_tokens[{i}] has no integer \"id\" and string \"content\""
                         ))
                     })
-                    .collect()
-            })
-            .unwrap_or_default();
+                })
+                .collect::<Result<_>>()?,
+            Some(_) => bail!("{}: added_tokens is not a list", tj_path.display()),
+        };
         let n_added_json = tj
             .get("added_tokens")
             .and_then(|a| a.as_array())
@@ -120,27 +143,31 @@ impl Vocab {
         for (tok, id) in vocab {
             lookup.insert(tok, id.as_u64().unwrap());
         }
+        let mut added_ids: HashMap<u64, &str> = HashMap::new();
         for (id, c) in &added {
+            if let Some(other) = added_ids.insert(*id, c).filter(|o| o != c) {
+                bail!(
+                    "{}: added_tokens: {other:?} and {c:?} both have id {id}",
+                    tj_path.display()
+                );
+            }
             reverse.insert(*id, c.clone());
             lookup.insert(c, *id);
         }
 
         let tc_path = dir.join("tokenizer_config.json");
-        let tc: Option<Map<String, Value>> = if tc_path.is_file() {
-            Some(
-                read_json(&tc_path)?
-                    .as_object()
-                    .cloned()
+        let tc: Option<&Map<String, Value>> = match tc {
+            Some(v) => Some(
+                v.as_object()
                     .ok_or_else(|| anyhow!("{}: not a JSON object", tc_path.display()))?,
-            )
-        } else {
-            None
+            ),
+            None => None,
         };
 
         // transformers' all_special_tokens: the named special tokens, other `*_token` keys, and
         // extra (or legacy additional) special tokens.
         let mut special_strs: Vec<String> = Vec::new();
-        if let Some(tc) = &tc {
+        if let Some(tc) = tc {
             for (key, v) in tc {
                 if key.ends_with("_token") {
                     if let Some(s) = token_content(v) {
@@ -177,8 +204,20 @@ impl Vocab {
                 .filter(|(id, _)| *id >= n_base as u64)
                 .collect();
             v.sort_by_key(|(id, _)| *id);
+            v.dedup_by_key(|(id, _)| *id);
             v
         };
+        // Tokens beyond the base vocabulary take the next ids, with no gaps: an id further on
+        // would put every later token at the wrong id in the GGUF.
+        for (k, (id, t)) in added_beyond.iter().enumerate() {
+            if *id != (n_base + k) as u64 {
+                bail!(
+                    "{}: added token {t:?} has id {id}, but the vocabulary so far ends at {}",
+                    tj_path.display(),
+                    n_base + k
+                );
+            }
+        }
         let mut tokens = Vec::with_capacity(n_base + added_beyond.len());
         let mut types = Vec::with_capacity(tokens.capacity());
         for id in 0..n_base as u64 {
@@ -220,7 +259,7 @@ impl Vocab {
             }
         };
         let mut add_special: Vec<(&'static str, bool)> = Vec::new();
-        if let Some(tc) = &tc {
+        if let Some(tc) = tc {
             if let Some(pp) = tj.get("post_processor").filter(|p| !p.is_null()) {
                 post_processor_flags(pp, tc, &mut add_special);
             }
@@ -240,9 +279,7 @@ impl Vocab {
                 }
             }
         }
-        let cfg_path = dir.join("config.json");
-        if cfg_path.is_file() {
-            let cfg = read_json(&cfg_path)?;
+        if let Some(cfg) = cfg {
             for typ in SPECIAL_TYPES {
                 let key = format!("{typ}_token_id");
                 let v = cfg
@@ -254,11 +291,11 @@ impl Vocab {
                 }
             }
         }
-        let chat_template = match &tc {
+        let chat_template = match tc {
             None => None,
             Some(tc) => match tc.get("chat_template") {
                 Some(Value::String(s)) => Some(s.clone()),
-                _ => read_template_file(dir)?,
+                _ => template_file()?,
             },
         };
         Ok(Vocab {
@@ -403,6 +440,16 @@ fn upsert(out: &mut Vec<(&'static str, bool)>, typ: &'static str, v: bool) {
     match out.iter_mut().find(|(t, _)| *t == typ) {
         Some(e) => e.1 = v,
         None => out.push((typ, v)),
+    }
+}
+
+/// The JSON file at `path`, or `None` when there is none (any other error, a symbolic link
+/// loop for one, is reported).
+fn optional_json(path: &Path) -> Result<Option<Value>> {
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(anyhow!("{}: cannot read: {e}", path.display())),
+        Ok(_) => read_json(path).map(Some),
     }
 }
 

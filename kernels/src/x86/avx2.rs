@@ -334,7 +334,7 @@ pub(crate) unsafe fn dot_q3_k(w: &[u8], a: &[u8]) -> f32 {
     let (wp, ap) = (w.as_ptr(), a.as_ptr());
     let m3 = _mm256_set1_epi8(3);
     let m4 = _mm256_set1_epi8(4);
-    let mut acc = _mm256_setzero_ps();
+    let mut acc = 0f32;
     for i in 0..nb {
         let (x, y) = (wp.add(110 * i), ap.add(Q8K * i));
         let raw: [u8; 12] = rd(x.add(96).cast());
@@ -360,10 +360,20 @@ pub(crate) unsafe fn dot_q3_k(w: &[u8], a: &[u8]) -> f32 {
             }
         }
         sumi = _mm256_sub_epi32(sumi, _mm256_slli_epi32::<2>(corr));
-        let d = _mm256_set1_ps(f16_end(x.add(108)) * q8k_d(y));
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc);
+        // Lane k holds groups' +4 offsets but only groups 2k, 2k+1's correction: the lanes are
+        // summed as integers (exact) before the one float step, as the scalar reference does
+        // (in f32 lanes the cancelling parts swamped the result: a fuzz finding,
+        // fuzz/regressions/vec_dot/q3k-avx2-lanes-cancel-in-f32).
+        let s = _mm_add_epi32(
+            _mm256_castsi256_si128(sumi),
+            _mm256_extracti128_si256::<1>(sumi),
+        );
+        let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01_00_11_10>(s));
+        let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
+        let d = f16_end(x.add(108)) * q8k_d(y);
+        acc += d * _mm_cvtsi128_si32(s) as f32;
     }
-    hsum(acc)
+    acc
 }
 
 /// Loads the Q4_K/Q5_K scales as i16 in both lanes and the mins duplicated per 16-group.
@@ -459,7 +469,7 @@ pub(crate) unsafe fn dot_q6_k(w: &[u8], a: &[u8]) -> f32 {
     let (wp, ap) = (w.as_ptr(), a.as_ptr());
     let m4 = _mm256_set1_epi8(0x0f);
     let m3 = _mm256_set1_epi8(0x30);
-    let mut acc = _mm256_setzero_ps();
+    let mut acc = 0f32;
     for i in 0..nb {
         let (x, y) = (wp.add(210 * i), ap.add(Q8K * i));
         let sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(x.add(192).cast()));
@@ -497,10 +507,20 @@ pub(crate) unsafe fn dot_q6_k(w: &[u8], a: &[u8]) -> f32 {
             }
         }
         sumi = _mm256_sub_epi32(sumi, _mm256_slli_epi32::<5>(corr));
-        let d = _mm256_set1_ps(f16_end(x.add(208)) * q8k_d(y));
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc);
+        // The lanes hold the −32 offsets' corrections apart from the products they cancel, so
+        // they are summed as integers (exact) before the one float step, as the scalar
+        // reference does: in f32 lanes the cancelling parts overflowed to +inf and −inf (NaN)
+        // for large scales (a fuzz finding, fuzz/regressions/vec_dot/q6k-avx2-lanes-overflow).
+        let s = _mm_add_epi32(
+            _mm256_castsi256_si128(sumi),
+            _mm256_extracti128_si256::<1>(sumi),
+        );
+        let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01_00_11_10>(s));
+        let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
+        let d = f16_end(x.add(208)) * q8k_d(y);
+        acc += d * _mm_cvtsi128_si32(s) as f32;
     }
-    hsum(acc)
+    acc
 }
 
 // ---------------------------------------------------------------------------------------

@@ -400,7 +400,7 @@ avx512! {
         let sh12 = _mm512_set_epi64(2, 2, 2, 2, 4, 4, 4, 4);
         let sh34 = _mm512_set_epi64(2, 2, 2, 2, 0, 0, 0, 0);
         let idx = [idx16([0, 1, 2, 3]), idx16([4, 5, 6, 7]), idx16([8, 9, 10, 11]), idx16([12, 13, 14, 15])];
-        let mut acc = _mm512_setzero_ps();
+        let mut acc = 0f32;
         for i in 0..nb {
             let (x, y) = (wp.add(210 * i), ap.add(Q8K * i));
             let sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(x.add(192).cast()));
@@ -421,10 +421,14 @@ avx512! {
                 sumi = _mm512_dpwssd_epi32(sumi, p0, _mm512_permutexvar_epi16(idx[2 * h], s16));
                 sumi = _mm512_dpwssd_epi32(sumi, p1, _mm512_permutexvar_epi16(idx[2 * h + 1], s16));
             }
-            let d = _mm512_set1_ps(f16_end(x.add(208)) * rd(y.cast::<f32>()));
-            acc = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(sumi), acc);
+            // The lanes hold the −32 corrections apart from the products they cancel: summed as
+            // integers (exact) before the one float step, as the scalar reference does (in f32
+            // lanes they overflowed to +inf and −inf: a fuzz finding,
+            // fuzz/regressions/vec_dot/q6k-avx2-lanes-overflow).
+            let d = f16_end(x.add(208)) * rd(y.cast::<f32>());
+            acc += d * _mm512_reduce_add_epi32(sumi) as f32;
         }
-        _mm512_reduce_add_ps(acc)
+        acc
     }
 
     /// Q2_K · Q8_K.
@@ -480,7 +484,7 @@ avx512! {
             _mm512_inserti64x4::<1>(_mm512_set1_epi8(a), _mm256_set1_epi8(b))
         };
         let hb = [bits(1, 16), bits(2, 32), bits(4, 64), bits(8, -128)];
-        let mut acc = _mm512_setzero_ps();
+        let mut acc = 0f32;
         for i in 0..nb {
             let (x, y) = (wp.add(110 * i), ap.add(Q8K * i));
             pf_lines::<PF, 3>(x);
@@ -501,10 +505,14 @@ avx512! {
                 let p = _mm512_maddubs_epi16(v, av);
                 sumi = _mm512_dpwssd_epi32(sumi, p, _mm512_permutexvar_epi16(idx[sh], s16));
             }
-            let d = _mm512_set1_ps(f16_end(x.add(108)) * rd(y.cast::<f32>()));
-            acc = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(sumi), acc);
+            // The lanes hold the +4 offsets and their correction apart, so they are summed as
+            // integers (exact) before the one float step, as the scalar reference does: in f32
+            // lanes the large cancelling parts swamped later blocks (a fuzz finding,
+            // fuzz/regressions/vec_dot/q3k-avx512-lanes-cancel-in-f32).
+            let d = f16_end(x.add(108)) * rd(y.cast::<f32>());
+            acc += d * _mm512_reduce_add_epi32(sumi) as f32;
         }
-        _mm512_reduce_add_ps(acc)
+        acc
     }
 }
 

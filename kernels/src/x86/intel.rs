@@ -21,16 +21,22 @@
 //!   such registers, and one `vpdpwssd` applies the sub-block scales to both: two scale
 //!   multiplies and two scale vectors (`vpermb`) per Q4_K block instead of four of each;
 //! - Q4_K mins: the activation is prepared once per call as Q8_K with its group sums replaced
-//!   by `d_a·Σ` per 32 quants (f32), so the min term is one fused multiply-add of 8 lanes
-//!   (`−dmin·m` prepared per weight block) into the same accumulator;
+//!   by `Σ` per 32 quants (as f32, exact), so the min term is one multiply by `d_a` and one
+//!   fused multiply-add of 8 lanes (`−dmin·m` prepared per weight block) into the same
+//!   accumulator (`d_a·Σ` stored instead overflowed f32 for activations above ~10^34 where the
+//!   scalar reference, which scales `dmin·d_a` first, does not: a fuzz finding,
+//!   fuzz/regressions/vec_dot/q4k-intel-activation-group-sum-overflows);
 //! - Q6_K: the `−32` offset enters the integer sum through one `vpdpwssd` of the group sums
-//!   with `−32·scale`;
+//!   with `−32·scale`; the lanes then hold parts that cancel only in their total, so each
+//!   block's sum is reduced to one integer before its float step (kept in f32 lanes, the parts
+//!   overflowed or cancelled the result away: a fuzz finding);
 //! - Q8_0: the activation is prepared once per call in a private layout (quants + 128, i.e.
 //!   unsigned, contiguous; f32 block scales apart), so `vpdpbusd` takes activation × weight
 //!   directly, with `−128·Σw` per lane (from one `vpdpbusd` on the weights) as the starting
 //!   value: no sign tricks, no ±127 precondition, no activation inserts.
 //!
-//! Integer sums are exact, so results match the scalar reference within the stated bounds;
+//! Integer sums are exact, so results match the scalar reference within the stated bounds (Q6_K
+//! bit for bit);
 //! the float accumulation (16 lanes, fused multiply-add, lanes reduced at the end) is the same
 //! for GEMV, GEMM and [`crate::Kernels::vec_dot`] on this table.
 //!
@@ -192,12 +198,11 @@ unsafe fn finish(a: Acc) -> f32 {
 }
 
 /// Q4_K's activation layout "Q8_K-v": a Q8_K block whose 16 i16 group sums (bytes 260..292)
-/// are replaced by 8 f32 `d·(bsum[2j] + bsum[2j+1])`, one per 32 quants.
+/// are replaced by 8 f32 `bsum[2j] + bsum[2j+1]` (exact), one per 32 quants.
 pub(crate) fn q8_k_to_v(blocks: &mut [u8]) {
     for b in blocks.chunks_exact_mut(Q8K) {
-        let d = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
         let bs = |g: usize| i16::from_le_bytes([b[260 + 2 * g], b[261 + 2 * g]]) as i32;
-        let v: [f32; 8] = core::array::from_fn(|j| d * (bs(2 * j) + bs(2 * j + 1)) as f32);
+        let v: [f32; 8] = core::array::from_fn(|j| (bs(2 * j) + bs(2 * j + 1)) as f32);
         for (j, x) in v.iter().enumerate() {
             b[260 + 4 * j..264 + 4 * j].copy_from_slice(&x.to_le_bytes());
         }
@@ -237,10 +242,11 @@ intel! {
                     core::array::from_fn(|j| _mm512_dpbusd_epi32(zero, q[j], ld512(yq.add(64 * j))));
                 let sumi = _mm512_dpwssd_epi32(zero, _mm512_packs_epi32(p[0], p[1]), s01);
                 let sumi = _mm512_dpwssd_epi32(sumi, _mm512_packs_epi32(p[2], p[3]), s23);
-                let dy = _mm512_mul_ps(d, _mm512_set1_ps(rd(y.cast::<f32>())));
+                let yd = _mm512_set1_ps(rd(y.cast::<f32>()));
+                let dy = _mm512_mul_ps(d, yd);
                 a[c] = _mm512_fmadd_ps(dy, _mm512_cvtepi32_ps(sumi), a[c]);
                 let v = _mm512_zextps256_ps512(_mm256_loadu_ps(y.add(260).cast()));
-                a[c] = _mm512_fmadd_ps(u, v, a[c]);
+                a[c] = _mm512_fmadd_ps(_mm512_mul_ps(u, yd), v, a[c]);
             }
         }
         for c in 0..C {
@@ -291,7 +297,8 @@ static Q6K_S1: [u16; 32] = words(q6k_pack_map(1));
 
 intel! {
     /// Q6_K blocks `i0..i1` · `C` Q8_K rows: quants unsigned (0..64); the −32 enters as
-    /// `Σ bsum·(−32·scale)` through one `vpdpwssd` on the group sums.
+    /// `Σ bsum·(−32·scale)` through one `vpdpwssd` on the group sums; each block's integer sum
+    /// is reduced to one number before its float step (lane 0 of the accumulator).
     #[inline]
     pub(crate) unsafe fn q6_k<const C: usize>(w: *const u8, i0: usize, i1: usize, _nb: usize, ys: [*const u8; C], acc: &mut [Acc; C], pf: usize) {
         let m4 = _mm512_set1_epi8(0x0f);
@@ -317,7 +324,7 @@ intel! {
                 q[2 * h] = _mm512_ternarylogic_epi64::<0xEA>(ql, m4, h12);
                 q[2 * h + 1] = _mm512_or_si512(_mm512_gf2p8affine_epi64_epi8::<0>(ql, gf_hi), h34);
             }
-            let d = _mm512_permutexvar_ps(_mm512_set1_epi32(1), _mm512_castps128_ps512(f16x2(x.add(206))));
+            let d = _mm_cvtss_f32(_mm_movehdup_ps(f16x2(x.add(206))));
             for c in 0..C {
                 let y = ys[c].add(Q8K * i);
                 let yq = y.add(4);
@@ -328,8 +335,13 @@ intel! {
                     let p1 = _mm512_dpbusd_epi32(zero, q[2 * h + 1], ld512(yq.add(128 * h + 64)));
                     sumi = _mm512_dpwssd_epi32(sumi, _mm512_packs_epi32(p0, p1), s[h]);
                 }
-                let dy = _mm512_mul_ps(d, _mm512_set1_ps(rd(y.cast::<f32>())));
-                a[c] = _mm512_fmadd_ps(dy, _mm512_cvtepi32_ps(sumi), a[c]);
+                // The lanes hold the −32 corrections apart from the products they cancel, so
+                // the block's integer sum is reduced exactly and takes the scalar reference's
+                // one float step in lane 0 (f32 lanes overflowed to +inf and −inf, or lost the
+                // result to cancellation: a fuzz finding, fuzz/regressions/vec_dot/q6k-*).
+                let dy = d * rd(y.cast::<f32>());
+                let v = dy * _mm512_reduce_add_epi32(sumi) as f32;
+                a[c] = _mm512_add_ps(a[c], _mm512_zextps128_ps512(_mm_set_ss(v)));
             }
         }
         for c in 0..C {
