@@ -424,6 +424,9 @@ pub fn parse_index(
         }
         weight_map.insert(k.clone(), s.to_string());
     }
+    if weight_map.is_empty() {
+        return Err(bad("weight_map lists no tensors".into()));
+    }
     let mut names: Vec<String> = weight_map.values().cloned().collect();
     names.sort();
     names.dedup();
@@ -689,11 +692,28 @@ mod tests {
             (r#"{"w":"../a.st"}"#, "outside the directory"),
             (r#"{"w":"b.st"}"#, "missing shard b.st"),
             (r#"{"w":"a.st","x":"a.st"}"#, "tensor x is listed for a.st"),
-            (r#"{}"#, "not in the weight map"),
+            (r#"{}"#, "lists no tensors"),
             (r#"{"w":7}"#, "not a file name"),
         ] {
             let e = open(&idx(m)).unwrap_or_else(|| panic!("accepted {m}"));
             assert!(e.contains(want), "{m}: {e}");
         }
+        // A shard holding a tensor the index does not list.
+        let two = shard(
+            r#"{"v":{"dtype":"BF16","shape":[2],"data_offsets":[0,4]},"w":{"dtype":"BF16","shape":[2],"data_offsets":[4,8]}}"#,
+            8,
+        );
+        let e = Checkpoint::from_memory(
+            "ck",
+            Some(idx(r#"{"w":"a.st"}"#).as_bytes()),
+            vec![("a.st".into(), two)],
+        )
+        .err()
+        .map(|e| e.to_string())
+        .expect("accepted an unlisted tensor");
+        assert!(
+            e.contains("tensor v (in a.st) is not in the weight map"),
+            "{e}"
+        );
     }
 }
