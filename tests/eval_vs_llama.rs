@@ -144,7 +144,11 @@ fn f(v: &serde_json::Value, k: &str) -> f64 {
 
 #[test]
 fn ppl_matches_llama_perplexity() {
-    const CHUNKS: usize = 4;
+    // Two implementations of a quantized file round differently before each Q8 activation
+    // quantization, and a Q2_K model amplifies that: over the first 4 chunks gq and llama.cpp
+    // differ by up to 0.2 % on Q2_K (and gq's own ISAs by 0.12 %), over 16 chunks by 0.016 %.
+    // 16 chunks (4 080 scored tokens) keep the 0.1 % bound above that noise.
+    const CHUNKS: usize = 16;
     for ty in ["bf16", "q8_0", "q6_k", "q4_k_m", "q2_k"] {
         let p = file(ty);
         let log = llama_log(&p, 512, CHUNKS, &[], &["Final estimate: PPL = "]);
