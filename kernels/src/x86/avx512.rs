@@ -12,6 +12,7 @@
 
 #![allow(clippy::needless_range_loop)] // register arrays indexed in step with layouts
 
+use super::avx2::{f16_at, f16_end};
 use core::arch::x86_64::*;
 use core::ptr::read_unaligned as rd;
 
@@ -23,42 +24,6 @@ macro_rules! avx512 {
         #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
         $item
     )*};
-}
-
-/// The two f16 at `p` and `p + 2` (4 bytes read) as lanes 0 and 1 (lanes 2, 3 zero).
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-unsafe fn f16x2(p: *const u8) -> __m128 {
-    let v: u32 = rd(p.cast::<u32>());
-    let out: __m128;
-    // SAFETY: two register-only instructions (SSE2 `vmovd`, which zeroes the upper lanes, and
-    // F16C `vcvtph2ps`, both available under this function's target features); no memory,
-    // stack or flags are touched. Written as asm because LLVM otherwise narrows the load to a
-    // 16-bit insert into whatever register is live (often an accumulator), serializing blocks.
-    unsafe {
-        core::arch::asm!(
-            "vmovd {x}, {v:e}",
-            "vcvtph2ps {x}, {x}",
-            v = in(reg) v,
-            x = out(xmm_reg) out,
-            options(pure, nomem, nostack, preserves_flags)
-        );
-    }
-    out
-}
-
-/// The f16 at `p`; reads `p .. p + 4` (callers guarantee two more bytes in the block).
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-unsafe fn f16_at(p: *const u8) -> f32 {
-    _mm_cvtss_f32(f16x2(p))
-}
-
-/// The f16 at `p`; reads `p − 2 .. p + 2` (for fields at the end of a block).
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-unsafe fn f16_end(p: *const u8) -> f32 {
-    _mm_cvtss_f32(_mm_movehdup_ps(f16x2(p.sub(2))))
 }
 
 #[inline]

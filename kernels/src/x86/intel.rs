@@ -45,6 +45,7 @@
 
 #![allow(clippy::needless_range_loop)] // register arrays indexed in step with columns
 
+use super::avx2::f16x2;
 use core::arch::x86_64::*;
 use core::ptr::read_unaligned as rd;
 
@@ -79,31 +80,12 @@ unsafe fn gf_halves(lo: i64, hi: i64) -> __m512i {
     _mm512_set_epi64(hi, hi, hi, hi, lo, lo, lo, lo)
 }
 
-/// The two f16 at `p`, `p + 2` as f32 lanes 0 and 1 (see `avx512::f16x2` for why asm).
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,gfni,avx2,fma,f16c")]
-unsafe fn f16x2(p: *const u8) -> __m128 {
-    let v: u32 = rd(p.cast::<u32>());
-    let out: __m128;
-    // SAFETY: register-only SSE2 / F16C instructions available under this function's features.
-    unsafe {
-        core::arch::asm!(
-            "vmovd {x}, {v:e}",
-            "vcvtph2ps {x}, {x}",
-            v = in(reg) v,
-            x = out(xmm_reg) out,
-            options(pure, nomem, nostack, preserves_flags)
-        );
-    }
-    out
-}
-
 /// Four f16 given as the low 64 bits of `v`, as four f32 lanes.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,gfni,avx2,fma,f16c")]
 unsafe fn f16x4(v: u64) -> __m128 {
     let out: __m128;
-    // SAFETY: as for `f16x2`.
+    // SAFETY: as for `avx2::f16x2`.
     unsafe {
         core::arch::asm!(
             "vmovq {x}, {v}",
