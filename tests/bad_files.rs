@@ -320,27 +320,6 @@ fn finished_files_get_umask_permissions() {
     }
 }
 
-/// A synthetic checkpoint that takes gq a few seconds to quantize to Q4_K_M on one thread.
-fn slow_checkpoint(work: &Path) -> PathBuf {
-    let ckpt = work.join("synthetic");
-    make_synthetic(
-        &ckpt,
-        &[
-            "--layers",
-            "12",
-            "--hidden",
-            "512",
-            "--ff",
-            "2048",
-            "--heads",
-            "4",
-            "--head-dim",
-            "64",
-        ],
-    );
-    ckpt
-}
-
 fn start_quantize(ckpt: &Path, target: &Path) -> std::process::Child {
     Command::new(env!("CARGO_BIN_EXE_gq"))
         .args([

@@ -334,22 +334,7 @@ fn interrupt_leaves_no_output() {
     // A 12-layer synthetic checkpoint big enough that Q4_K_M takes a while; SIGINT (Ctrl-C) half
     // a second in must stop gq with an error and no file at the output path.
     let work = tempfile::tempdir().unwrap();
-    let ckpt = work.path().join("synthetic");
-    make_synthetic(
-        &ckpt,
-        &[
-            "--layers",
-            "12",
-            "--hidden",
-            "512",
-            "--ff",
-            "2048",
-            "--heads",
-            "4",
-            "--head-dim",
-            "64",
-        ],
-    );
+    let ckpt = slow_checkpoint(work.path());
     let out = tempfile::tempdir().unwrap();
     let target = out.path().join("out.gguf");
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_gq"))

@@ -352,3 +352,24 @@ pub const PURE_TYPES: [(&str, gq::gguf::GgmlType); 9] = [
     ("Q5_K_S", gq::gguf::GgmlType::Q5_K),
     ("Q6_K", gq::gguf::GgmlType::Q6_K),
 ];
+
+/// A synthetic checkpoint that takes gq a few seconds to quantize to Q4_K_M on one thread.
+pub fn slow_checkpoint(work: &Path) -> PathBuf {
+    let ckpt = work.join("synthetic");
+    make_synthetic(
+        &ckpt,
+        &[
+            "--layers",
+            "12",
+            "--hidden",
+            "512",
+            "--ff",
+            "2048",
+            "--heads",
+            "4",
+            "--head-dim",
+            "64",
+        ],
+    );
+    ckpt
+}
