@@ -279,16 +279,7 @@ pub fn write(path: &Path, rows: &[TensorReport]) -> Result<()> {
         serde_json::to_writer_pretty(&mut out, &serde_json::json!({ "tensors": rows }))?;
         out.push(b'\n');
     }
-    write_bytes(path, &out)
-}
-
-/// Writes `text` to `path` crash-safely ([`crate::atomic_file`]).
-pub fn write_text(path: &Path, text: &str) -> Result<()> {
-    write_bytes(path, text.as_bytes())
-}
-
-fn write_bytes(path: &Path, out: &[u8]) -> Result<()> {
-    crate::atomic_file::write_bytes_atomic(path, out)
+    crate::atomic_file::write_bytes_atomic(path, &out)
 }
 
 #[cfg(test)]

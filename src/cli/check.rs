@@ -185,7 +185,7 @@ pub fn run(a: CheckArgs) -> Result<()> {
             if let Some(j) = &a.junit {
                 let xml =
                     check::junit_error(&a.junit_info(t0.elapsed().as_secs_f64(), None), &message);
-                if let Err(w) = crate::report::write_text(j, &xml) {
+                if let Err(w) = crate::atomic_file::write_bytes_atomic(j, xml.as_bytes()) {
                     eprintln!("error: {w:#}");
                 }
             }
@@ -200,7 +200,8 @@ pub fn run(a: CheckArgs) -> Result<()> {
     let secs = t0.elapsed().as_secs_f64();
     if let Some(j) = &a.junit {
         let xml = check::junit(&a.junit_info(secs, Some(&e)), &outcomes);
-        crate::report::write_text(j, &xml).map_err(|w| Exit::new(2, format!("{w:#}")))?;
+        crate::atomic_file::write_bytes_atomic(j, xml.as_bytes())
+            .map_err(|w| Exit::new(2, format!("{w:#}")))?;
     }
     let pass = outcomes.iter().all(|o| o.pass);
     if a.json {

@@ -184,7 +184,7 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
     }
     if let Some(text) = modelfile {
         let path = a.output.with_extension("Modelfile");
-        crate::report::write_text(&path, &text)?;
+        crate::atomic_file::write_bytes_atomic(&path, text.as_bytes())?;
         if !a.quiet {
             println!(
                 "wrote {} (ollama create NAME -f {})",

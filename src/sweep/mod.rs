@@ -68,13 +68,6 @@ pub struct Sweep {
     pub written: Vec<PathBuf>,
 }
 
-/// Writes `bytes` to `path` crash-safely ([`crate::atomic_file::write_bytes_atomic`]): a reader
-/// sees the old file or the whole new one; the file gets the umask's permissions; an error or an
-/// interrupt leaves no temp file.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    crate::atomic_file::write_bytes_atomic(path, bytes)
-}
-
 /// The settings of a sweep (reads the checkpoint's tokenizer to count the chunks; fails early
 /// when the text is too short for the context).
 pub fn settings(o: &SweepOptions) -> Result<Settings> {
@@ -199,8 +192,8 @@ pub fn run(
             settings: settings.clone(),
             result: r.clone(),
         };
-        write_atomic(
-            &type_file(&o.out, ty),
+        crate::atomic_file::write_bytes_atomic(
+            type_file(&o.out, ty),
             &serde_json::to_vec_pretty(&file).context("cannot encode the result")?,
         )?;
         ticker.done += sub.length().unwrap_or(0).max(sub.position());
@@ -229,10 +222,10 @@ pub fn run(
     let p = o.out.join("results.json");
     let mut json = serde_json::to_vec_pretty(&results).context("cannot encode the results")?;
     json.push(b'\n');
-    write_atomic(&p, &json)?;
+    crate::atomic_file::write_bytes_atomic(&p, &json)?;
     written.push(p);
     let p = o.out.join("results.md");
-    write_atomic(&p, results::markdown(&results).as_bytes())?;
+    crate::atomic_file::write_bytes_atomic(&p, results::markdown(&results).as_bytes())?;
     written.push(p);
     written.extend(plot::write_plots(&o.out, &results)?);
     Ok(Sweep {

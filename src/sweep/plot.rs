@@ -509,7 +509,7 @@ pub fn write_plots(dir: &Path, r: &SweepResults) -> Result<Vec<PathBuf>> {
             root.present().map_err(err)?;
         }
         let p = dir.join(format!("{stem}.svg"));
-        super::write_atomic(&p, text.as_bytes())?;
+        crate::atomic_file::write_bytes_atomic(&p, text.as_bytes())?;
         written.push(p);
 
         let (w, h) = SIZE;
@@ -520,7 +520,7 @@ pub fn write_plots(dir: &Path, r: &SweepResults) -> Result<Vec<PathBuf>> {
             root.present().map_err(err)?;
         }
         let p = dir.join(format!("{stem}.png"));
-        super::write_atomic(&p, &encode_png(&rgb, w, h)?)?;
+        crate::atomic_file::write_bytes_atomic(&p, &encode_png(&rgb, w, h)?)?;
         written.push(p);
     }
     Ok(written)
