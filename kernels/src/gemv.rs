@@ -36,7 +36,32 @@ pub fn gemv_scratch_bytes(ty: GgmlType, cols: usize) -> usize {
 
 /// Scratch bytes [`Kernels::gemm`] needs for `n` activation rows of `cols` elements.
 pub fn gemm_scratch_bytes(ty: GgmlType, cols: usize, n: usize) -> usize {
-    n * gemv_scratch_bytes(ty, cols)
+    // The tiled GEMM's activation layouts (`x86::tile`): Q8_K quants + f32 scale + the group
+    // sums it needs, Q8_0 quants + f32 scale + i32 bias.
+    let tiled = match ty {
+        GgmlType::Q4_K => cols / 256 * 276,
+        GgmlType::Q6_K => cols / 256 * 324,
+        GgmlType::Q8_0 => cols / 32 * 40,
+        _ => 0,
+    };
+    n * gemv_scratch_bytes(ty, cols).max(tiled)
+}
+
+/// From this many columns [`Kernels::gemm`] takes the register-tiled path where the table has
+/// one ([`Kernels::gemm_is_tiled`]); fewer columns cannot amortise its weight repacking.
+pub const GEMM_TILE_MIN_N: usize = 16;
+
+/// Which GEMM path `GQ_GEMM` asks for: `rows` (the GEMV-identical row kernels / dots),
+/// `tile` (the register-tiled path for every n where the type has one), otherwise the tiled
+/// path from [`GEMM_TILE_MIN_N`] columns.
+#[cfg(target_arch = "x86_64")]
+fn gemm_mode() -> u8 {
+    static M: std::sync::OnceLock<u8> = std::sync::OnceLock::new();
+    *M.get_or_init(|| match std::env::var("GQ_GEMM").as_deref().map(str::trim) {
+        Ok("rows") => 1,
+        Ok("tile") => 2,
+        _ => 0,
+    })
 }
 
 /// The f32 slice as its little-endian bytes.
@@ -332,6 +357,12 @@ impl Kernels {
         assert_eq!(xs.len(), n * cols, "gemm: xs is not whole rows");
         assert_eq!(ys.len(), n * rows, "gemm: ys length");
         assert_eq!(w.len(), rb * rows, "{ty}: weight bytes vs rows × cols");
+        #[cfg(target_arch = "x86_64")]
+        if rows > 0 && cols > 0 && self.gemm_is_tiled(ty, n) {
+            if let Some(f) = crate::x86::tile::fmt(ty) {
+                return self.gemm_tiled(f, ty, w, rows, cols, xs, ys, scratch);
+            }
+        }
         let (op, layout) = self.row_op(ty, act_fmt);
         let float_act = ty.is_float() && !(ty == GgmlType::BF16 && act_fmt == FloatAct::Bf16);
         let ab = Self::act_row_bytes(ty, cols, act_fmt, layout);
@@ -384,6 +415,78 @@ impl Kernels {
                     }
                 }
             }
+        });
+    }
+
+    /// Whether [`Kernels::gemm`] of `ty` with `n` columns takes the register-tiled path
+    /// (AVX-512 tables, Q4_K / Q6_K / Q8_0, n ≥ [`GEMM_TILE_MIN_N`] unless `GQ_GEMM=rows` or
+    /// `GQ_GEMM=tile`). Its columns are not bit-identical to the GEMV; see docs/kernels.md.
+    pub fn gemm_is_tiled(&self, ty: GgmlType, n: usize) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let mode = gemm_mode();
+            let min_n = if mode == 2 { 1 } else { GEMM_TILE_MIN_N };
+            self.isa == crate::Isa::Avx512
+                && crate::x86::tile::fmt(ty).is_some()
+                && mode != 1
+                && n >= min_n
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = (ty, n);
+            false
+        }
+    }
+
+    /// The register-tiled GEMM (`x86::tile`) of the AVX-512 tables: activations quantized as
+    /// for the GEMV and put in the tile layout once per call (in parallel), then one
+    /// contiguous range of weight rows per thread (a multiple of 16 rows except the last).
+    #[cfg(target_arch = "x86_64")]
+    #[allow(clippy::too_many_arguments)]
+    fn gemm_tiled(
+        &self,
+        f: &crate::x86::tile::Fmt,
+        ty: GgmlType,
+        w: &[u8],
+        rows: usize,
+        cols: usize,
+        xs: &[f32],
+        ys: &mut [f32],
+        scratch: &mut [u8],
+    ) {
+        use crate::x86::tile;
+        let rb = row_bytes(ty, cols);
+        let n = ys.len() / rows;
+        let ab = tile::act_row_bytes(f, cols);
+        let nat = tile::natural_row_bytes(f, cols);
+        assert!(scratch.len() >= n * ab, "{ty}: gemm scratch too small");
+        let acts = &mut scratch[..n * ab];
+        acts.par_chunks_mut(ab)
+            .zip(xs.par_chunks(cols))
+            .for_each_init(
+                || vec![0u8; nat],
+                |tmp, (d, x)| {
+                    self.quantize_row(act_type(ty), x, tmp);
+                    tile::prepare(f, tmp, d);
+                },
+            );
+        let acts = &*acts;
+        let out = OutPtr(ys.as_mut_ptr());
+        let chunk = row_ranges(rows, rb, 16, 16);
+        w.par_chunks(chunk * rb).enumerate().for_each(|(c, ws)| {
+            let r0 = c * chunk;
+            let mut put = |j: usize, r: usize, v: &[f32]| {
+                debug_assert!(r0 + r + v.len() <= rows && j < n);
+                // SAFETY: the values are rows r0 + r .. r0 + r + v.len() ≤ rows of column
+                // j < n, inside `ys`; each (column, row) is written by the one task owning
+                // the row.
+                unsafe {
+                    core::ptr::copy_nonoverlapping(v.as_ptr(), out.at(j * rows + r0 + r), v.len())
+                };
+            };
+            // SAFETY: this table is AVX-512 (F/BW/VL/VNNI, AVX2, FMA, F16C detected when it
+            // was built), `ws` is whole rows of `rb` bytes and `acts` n prepared rows.
+            unsafe { tile::gemm(f, ws, rb, cols, acts, n, &mut put) };
         });
     }
 }

@@ -47,6 +47,6 @@ pub use dispatch::{
 };
 pub use formats::tq::TqParams;
 pub use formats::{format, Format};
-pub use gemv::{gemm_scratch_bytes, gemv_scratch_bytes};
+pub use gemv::{gemm_scratch_bytes, gemv_scratch_bytes, GEMM_TILE_MIN_N};
 pub use isa::Isa;
 pub use types::GgmlType;
