@@ -1,10 +1,10 @@
 //! Register-tiled GEMM for quantized weights on AVX-512 VNNI ("lanes = rows"), used by
 //! [`crate::Kernels::gemm`] from [`crate::gemv::GEMM_TILE_MIN_N`] columns on both AVX-512 tables.
 //!
-//! Per thread (a contiguous range of weight rows) the loops are: column block of [`nc`]
-//! columns (their activations stay in L2) → tile of [`TR`] = 16 weight rows → K chunk of
-//! [`kc`] units → **repack** that (16 rows × chunk) into an L1 buffer → column tiles of
-//! [`TC`] columns → micro-kernel. The repacked weights are u8 quants laid out
+//! Per thread (a contiguous range of weight rows) the loops are: column block (the K chunk of
+//! its activations stays in L2) → K chunk → tile of [`TR`] = 16 weight rows → **repack**
+//! that (16 rows × chunk) into an L1 buffer → column tiles of [`TC`] columns → micro-kernel
+//! (see [`gemm`]). The repacked weights are u8 quants laid out
 //! `[k/4][16 rows][4 bytes]` (one 64-byte load = 16 rows × 4 consecutive k) plus per (group,
 //! row) f32 scales; the micro-kernel multiplies such a register with a broadcast dword of 4
 //! activation quants of one column (`vpdpbusd`), so the 16 i32 lanes are 16 rows of one
@@ -31,7 +31,7 @@ use core::ptr::read_unaligned as rd;
 /// Weight rows per tile (the 16 lanes of a register).
 pub const TR: usize = 16;
 /// Columns per micro-kernel call.
-pub const TC: usize = 8;
+pub const TC: usize = 12;
 
 /// How a weight format is repacked and multiplied.
 #[derive(Clone, Copy)]
@@ -81,8 +81,12 @@ pub(crate) fn prepare(f: &Fmt, src: &[u8], dst: &mut [u8]) {
     }
 }
 
+/// The f16 at `p` as f32 (F16C; exact).
+#[inline]
+#[target_feature(enable = "f16c")]
 fn f16(p: &[u8]) -> f32 {
-    half::f16::from_le_bytes([p[0], p[1]]).to_f32()
+    let v = u16::from_le_bytes([p[0], p[1]]) as i32;
+    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(v)))
 }
 
 fn i16_at(p: &[u8], g: usize) -> i32 {
@@ -118,7 +122,8 @@ fn act_q6k(s: &[u8], d: &mut [u8]) {
 
 fn act_q80(s: &[u8], d: &mut [u8]) {
     d[..32].copy_from_slice(&s[2..34]);
-    d[32..36].copy_from_slice(&f16(s).to_le_bytes());
+    let da = half::f16::from_le_bytes([s[0], s[1]]).to_f32();
+    d[32..36].copy_from_slice(&da.to_le_bytes());
     let sum: i32 = s[2..34].iter().map(|&b| b as i8 as i32).sum();
     d[36..40].copy_from_slice(&(-128 * sum).to_le_bytes());
 }
@@ -142,6 +147,7 @@ fn q4k_scale_min(s: &[u8], j: usize) -> (u8, u8) {
 /// groups 2p, 2p + 1), DMIN [16] f32.
 const Q4K_SB: usize = 512 + 256 + 64;
 
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
 unsafe fn unpack_q4k(x: *const u8, q: *mut u8, s: *mut u8, r: usize) {
     let b = core::slice::from_raw_parts(x, 144);
     let (d, dmin) = (f16(&b[0..2]), f16(&b[2..4]));
@@ -156,19 +162,18 @@ unsafe fn unpack_q4k(x: *const u8, q: *mut u8, s: *mut u8, r: usize) {
         s.add(512 + 4 * (16 * p + r)).cast::<u32>().write_unaligned(v);
     }
     s.add(768 + 4 * r).cast::<f32>().write_unaligned(dmin);
-    let qs = &b[16..144];
+    let m4 = _mm256_set1_epi8(0x0f);
     for j in 0..4 {
-        for l in 0..32 {
-            let v = qs[32 * j + l];
-            *q.add(64 * j + l) = v & 0xf;
-            *q.add(64 * j + 32 + l) = v >> 4;
-        }
+        let v = _mm256_loadu_si256(x.add(16 + 32 * j).cast());
+        _mm256_storeu_si256(q.add(64 * j).cast(), _mm256_and_si256(v, m4));
+        _mm256_storeu_si256(q.add(64 * j + 32).cast(), _mm256_and_si256(_mm256_srli_epi16::<4>(v), m4));
     }
 }
 
 /// Q6_K tile scales per unit: S [16 groups][16 rows] f32 (d·sc).
 const Q6K_SB: usize = 1024;
 
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
 unsafe fn unpack_q6k(x: *const u8, q: *mut u8, s: *mut u8, r: usize) {
     let b = core::slice::from_raw_parts(x, 210);
     let d = f16(&b[208..210]);
@@ -176,28 +181,31 @@ unsafe fn unpack_q6k(x: *const u8, q: *mut u8, s: *mut u8, r: usize) {
         let sc = b[192 + g] as i8 as f32;
         s.add(4 * (16 * g + r)).cast::<f32>().write_unaligned(d * sc);
     }
+    let (m4, m30) = (_mm256_set1_epi8(0x0f), _mm256_set1_epi8(0x30));
     for h in 0..2 {
-        let ql = &b[64 * h..64 * h + 64];
-        let qh = &b[128 + 32 * h..160 + 32 * h];
+        let ql0 = _mm256_loadu_si256(x.add(64 * h).cast());
+        let ql1 = _mm256_loadu_si256(x.add(64 * h + 32).cast());
+        let qh = _mm256_loadu_si256(x.add(128 + 32 * h).cast());
         let o = q.add(128 * h);
-        for l in 0..32 {
-            *o.add(l) = (ql[l] & 0xf) | (qh[l] & 3) << 4;
-            *o.add(l + 32) = (ql[l + 32] & 0xf) | ((qh[l] >> 2) & 3) << 4;
-            *o.add(l + 64) = (ql[l] >> 4) | ((qh[l] >> 4) & 3) << 4;
-            *o.add(l + 96) = (ql[l + 32] >> 4) | ((qh[l] >> 6) & 3) << 4;
-        }
+        let hi = |v: __m256i| _mm256_and_si256(v, m30);
+        let lo = |v: __m256i| _mm256_and_si256(v, m4);
+        let put = |k: usize, v: __m256i| _mm256_storeu_si256(o.add(k).cast(), v);
+        put(0, _mm256_or_si256(lo(ql0), hi(_mm256_slli_epi16::<4>(qh))));
+        put(32, _mm256_or_si256(lo(ql1), hi(_mm256_slli_epi16::<2>(qh))));
+        put(64, _mm256_or_si256(lo(_mm256_srli_epi16::<4>(ql0)), hi(qh)));
+        put(96, _mm256_or_si256(lo(_mm256_srli_epi16::<4>(ql1)), hi(_mm256_srli_epi16::<2>(qh))));
     }
 }
 
 /// Q8_0 tile scales per unit: D [16 rows] f32.
 const Q80_SB: usize = 64;
 
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
 unsafe fn unpack_q80(x: *const u8, q: *mut u8, s: *mut u8, r: usize) {
     let b = core::slice::from_raw_parts(x, 34);
     s.add(4 * r).cast::<f32>().write_unaligned(f16(b));
-    for l in 0..32 {
-        *q.add(l) = b[2 + l] ^ 0x80;
-    }
+    let v = _mm256_loadu_si256(x.add(2).cast());
+    _mm256_storeu_si256(q.cast(), _mm256_xor_si256(v, _mm256_set1_epi8(-128)));
 }
 
 macro_rules! tile_fn {
@@ -243,7 +251,6 @@ tile_fn! {
     /// `vpdpwssd` sum per unit, then × the activation scale.
     #[inline]
     unsafe fn kern_q4k<const C: usize>(w: *const u8, s: *const u8, nu: usize, a: [*const u8; C], acc: *mut f32) {
-        let mut ac: [__m512; C] = core::array::from_fn(|c| _mm512_loadu_ps(acc.add(16 * c)));
         for u in 0..nu {
             let wu = w.add(4096 * u);
             let su = s.add(Q4K_SB * u);
@@ -274,18 +281,15 @@ tile_fn! {
             let dmin = _mm512_loadu_ps(su.add(768).cast());
             for c in 0..C {
                 let b = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(mi[c]), dmin, blk[c]);
-                ac[c] = _mm512_fmadd_ps(b, _mm512_set1_ps(rd(au[c].add(256).cast::<f32>())), ac[c]);
+                let p = acc.add(16 * c);
+                _mm512_storeu_ps(p, _mm512_fmadd_ps(b, _mm512_set1_ps(rd(au[c].add(256).cast::<f32>())), _mm512_loadu_ps(p)));
             }
-        }
-        for c in 0..C {
-            _mm512_storeu_ps(acc.add(16 * c), ac[c]);
         }
     }
 
     /// Q6_K: 16 groups of 16, each starting from −32·Σa (exact), 4 `vpdpbusd`, one f32 step.
     #[inline]
     unsafe fn kern_q6k<const C: usize>(w: *const u8, s: *const u8, nu: usize, a: [*const u8; C], acc: *mut f32) {
-        let mut ac: [__m512; C] = core::array::from_fn(|c| _mm512_loadu_ps(acc.add(16 * c)));
         for u in 0..nu {
             let wu = w.add(4096 * u);
             let su = s.add(Q6K_SB * u);
@@ -307,11 +311,9 @@ tile_fn! {
                 }
             }
             for c in 0..C {
-                ac[c] = _mm512_fmadd_ps(blk[c], _mm512_set1_ps(rd(au[c].add(256).cast::<f32>())), ac[c]);
+                let p = acc.add(16 * c);
+                _mm512_storeu_ps(p, _mm512_fmadd_ps(blk[c], _mm512_set1_ps(rd(au[c].add(256).cast::<f32>())), _mm512_loadu_ps(p)));
             }
-        }
-        for c in 0..C {
-            _mm512_storeu_ps(acc.add(16 * c), ac[c]);
         }
     }
 
@@ -319,7 +321,6 @@ tile_fn! {
     /// step with d_w·d_a.
     #[inline]
     unsafe fn kern_q80<const C: usize>(w: *const u8, s: *const u8, nu: usize, a: [*const u8; C], acc: *mut f32) {
-        let mut ac: [__m512; C] = core::array::from_fn(|c| _mm512_loadu_ps(acc.add(16 * c)));
         for u in 0..nu {
             let wu = w.add(512 * u);
             let au: [*const u8; C] = core::array::from_fn(|c| a[c].add(40 * u));
@@ -335,11 +336,9 @@ tile_fn! {
             let dw = _mm512_loadu_ps(s.add(Q80_SB * u).cast());
             for c in 0..C {
                 let d = _mm512_mul_ps(dw, _mm512_set1_ps(rd(au[c].add(32).cast::<f32>())));
-                ac[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[c]), d, ac[c]);
+                let p = acc.add(16 * c);
+                _mm512_storeu_ps(p, _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[c]), d, _mm512_loadu_ps(p)));
             }
-        }
-        for c in 0..C {
-            _mm512_storeu_ps(acc.add(16 * c), ac[c]);
         }
     }
 }
@@ -392,8 +391,10 @@ static Q80: Fmt = Fmt {
     kern1: q801,
 };
 
-/// Env-tunable blocking: (k elements per chunk, columns per block). Results do not depend on
-/// them. `GQ_TILE_KC` (k elements, rounded to whole units), `GQ_TILE_NC` (columns).
+/// Env-tunable blocking: (k elements per chunk, activation bytes per column block). Results
+/// do not depend on them. `GQ_TILE_KC` (k elements, rounded to whole units; default 1024, so
+/// the repacked tile of 16 rows stays in L1), `GQ_TILE_CB_KIB` (the activation chunk of a
+/// column block, default 768 KiB, so it stays in L2).
 fn blocking() -> (usize, usize) {
     static B: std::sync::OnceLock<(usize, usize)> = std::sync::OnceLock::new();
     *B.get_or_init(|| {
@@ -404,17 +405,24 @@ fn blocking() -> (usize, usize) {
         };
         (
             get("GQ_TILE_KC").unwrap_or(1024).max(32),
-            get("GQ_TILE_NC").unwrap_or(64).max(1),
+            get("GQ_TILE_CB_KIB").unwrap_or(768).max(1) << 10,
         )
     })
 }
 
-/// Rows `w` (`nr` rows of `rb` bytes, `cols` elements) · prepared activations `acts` (`n`
-/// rows of [`act_row_bytes`]): `put(j, r0, vals)` receives `vals[i]` = row `r0 + i` ·
-/// column `j` (16 values or fewer for the last tile).
+/// Rows `w` (`rb` bytes each, `cols` elements) · prepared activations `acts` (`n` rows of
+/// [`act_row_bytes`]): `put(j, r0, vals)` receives `vals[i]` = row `r0 + i` · column `j` (16
+/// values, fewer for the last tile).
+///
+/// Loops: column block (its K chunk of activations fits L2) → K chunk of `kc` units → tile
+/// of 16 rows, repacked once per (block, chunk) → column tiles of [`TC`] (then single
+/// columns) → micro-kernel, adding into f32 accumulators per (tile, column) that persist
+/// across K chunks in memory. Each column sees the same operations in the same order
+/// whatever the blocking, so the results do not depend on it.
 ///
 /// # Safety
-/// The CPU must have AVX-512 F/BW/VL/VNNI, AVX2, FMA and F16C; `w` and `acts` hold whole rows of these lengths.
+/// The CPU must have AVX-512 F/BW/VL/VNNI, AVX2, FMA and F16C; `w` and `acts` hold whole rows
+/// of these lengths.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 pub(crate) unsafe fn gemm(
     f: &Fmt,
@@ -426,10 +434,12 @@ pub(crate) unsafe fn gemm(
     put: &mut dyn FnMut(usize, usize, &[f32]),
 ) {
     let nr_all = w.len() / rb;
+    let ntiles = nr_all.div_ceil(TR);
     let nu_all = cols / f.unit;
     let abr = act_row_bytes(f, cols);
-    let (kck, nc) = blocking();
-    let kc = (kck / f.unit).max(1);
+    let (kck, cbb) = blocking();
+    let kc = (kck / f.unit).clamp(1, nu_all.max(1));
+    let nc = (cbb / (kc * f.ab)).max(TC).min(n);
     // Chunk quants rounded up to whole 64-byte transposes (Q8_0 odd chunks).
     let qrow = (kc * f.unit).div_ceil(64) * 64;
     let wbytes = qrow * TR;
@@ -437,20 +447,19 @@ pub(crate) unsafe fn gemm(
     let tp = tile.as_mut_ptr().cast::<u8>();
     let mut tmp = vec![_mm512_setzero_si512(); qrow * TR / 64];
     let qp = tmp.as_mut_ptr().cast::<u8>();
-    let mut acc = vec![0f32; 16 * nc];
+    let mut acc = vec![0f32; ntiles * 16 * nc];
     let mut j0 = 0;
     while j0 < n {
         let jn = nc.min(n - j0);
-        let mut r0 = 0;
-        while r0 < nr_all {
-            let nr = TR.min(nr_all - r0);
-            acc[..16 * jn].fill(0.0);
-            let mut u0 = 0;
-            while u0 < nu_all {
-                let ku = kc.min(nu_all - u0);
-                // Repack rows r0..r0+nr, units u0..u0+ku.
-                // Lanes are independent: rows past `nr` and k past the chunk hold stale
-                // bytes whose results are never read.
+        acc.fill(0.0);
+        let mut u0 = 0;
+        while u0 < nu_all {
+            let ku = kc.min(nu_all - u0);
+            for t in 0..ntiles {
+                let r0 = t * TR;
+                let nr = TR.min(nr_all - r0);
+                // Repack rows r0..r0+nr, units u0..u0+ku. Lanes are independent: rows past
+                // `nr` and k past the chunk hold stale bytes whose results are never read.
                 let sp = tp.add(wbytes);
                 for r in 0..nr {
                     let row = w.as_ptr().add((r0 + r) * rb + u0 * f.wb);
@@ -458,28 +467,31 @@ pub(crate) unsafe fn gemm(
                         (f.unpack)(row.add(u * f.wb), qp.add(r * qrow + u * f.unit), sp.add(u * f.sb), r);
                     }
                 }
-                let kq = (ku * f.unit).div_ceil(64);
-                for b in 0..kq {
+                for b in 0..(ku * f.unit).div_ceil(64) {
                     transpose16(qp.add(64 * b), qrow, tp.add(1024 * b));
                 }
+                let at = acc.as_mut_ptr().add(t * 16 * nc);
                 let mut c0 = 0;
                 while c0 + TC <= jn {
                     let a: [*const u8; TC] =
                         core::array::from_fn(|c| acts.as_ptr().add((j0 + c0 + c) * abr + u0 * f.ab));
-                    (f.kern)(tp, sp, ku, a, acc.as_mut_ptr().add(16 * c0));
+                    (f.kern)(tp, sp, ku, a, at.add(16 * c0));
                     c0 += TC;
                 }
                 while c0 < jn {
                     let a = [acts.as_ptr().add((j0 + c0) * abr + u0 * f.ab)];
-                    (f.kern1)(tp, sp, ku, a, acc.as_mut_ptr().add(16 * c0));
+                    (f.kern1)(tp, sp, ku, a, at.add(16 * c0));
                     c0 += 1;
                 }
-                u0 += ku;
             }
+            u0 += ku;
+        }
+        for t in 0..ntiles {
+            let nr = TR.min(nr_all - t * TR);
             for c in 0..jn {
-                put(j0 + c, r0, &acc[16 * c..16 * c + nr]);
+                let o = (t * nc + c) * 16;
+                put(j0 + c, t * TR, &acc[o..o + nr]);
             }
-            r0 += nr;
         }
         j0 += jn;
     }
