@@ -37,7 +37,7 @@ fn main() {
             println!(
                 "{ty:5} {} n={n} rows={rows} threads={threads} tiled={}: {:7.1} GFLOP/s wall, {:7.1} per CPU-second/thread",
                 k.name(),
-                k.gemm_is_tiled(ty, n),
+                k.gemm_is_tiled(ty, cols, n, k.default_act(ty)),
                 gf(best_wall),
                 gf(best_cpu)
             );

@@ -51,9 +51,9 @@ pub fn gemm_scratch_bytes(ty: GgmlType, cols: usize, n: usize) -> usize {
 /// one ([`Kernels::gemm_is_tiled`]); fewer columns cannot amortise its weight repacking.
 pub const GEMM_TILE_MIN_N: usize = 16;
 
-/// Which GEMM path `GQ_GEMM` asks for: `rows` (the GEMV-identical row kernels / dots),
-/// `tile` (the register-tiled path for every n where the type has one), otherwise the tiled
-/// path from [`GEMM_TILE_MIN_N`] columns.
+/// Which GEMM path `GQ_GEMM` asks for: `rows` (1: the GEMV-identical row kernels / dots),
+/// `tile` (2: the register-tiled path for every n where the type has one), otherwise (0) the
+/// tiled path from [`GEMM_TILE_MIN_N`] columns.
 #[cfg(target_arch = "x86_64")]
 fn gemm_mode() -> u8 {
     static M: std::sync::OnceLock<u8> = std::sync::OnceLock::new();
@@ -358,8 +358,8 @@ impl Kernels {
         assert_eq!(ys.len(), n * rows, "gemm: ys length");
         assert_eq!(w.len(), rb * rows, "{ty}: weight bytes vs rows × cols");
         #[cfg(target_arch = "x86_64")]
-        if rows > 0 && cols > 0 && self.gemm_is_tiled(ty, n) {
-            if let Some(f) = crate::x86::tile::fmt(ty) {
+        if rows > 0 {
+            if let Some(f) = self.tile_fmt(ty, cols, n, act_fmt) {
                 return self.gemm_tiled(f, ty, w, rows, cols, xs, ys, scratch);
             }
         }
@@ -418,24 +418,42 @@ impl Kernels {
         });
     }
 
-    /// Whether [`Kernels::gemm`] of `ty` with `n` columns takes the register-tiled path
-    /// (AVX-512 tables, Q4_K / Q6_K / Q8_0, n ≥ [`GEMM_TILE_MIN_N`] unless `GQ_GEMM=rows` or
-    /// `GQ_GEMM=tile`). Its columns are not bit-identical to the GEMV; see docs/kernels.md.
-    pub fn gemm_is_tiled(&self, ty: GgmlType, n: usize) -> bool {
+    /// Whether [`Kernels::gemm_as`] of `ty` with `n` columns of `cols` elements and
+    /// activation format `act` takes the register-tiled path: AVX-512 tables; Q4_K, Q6_K,
+    /// Q8_0, and F32 / F16 / BF16 with f32 activations (not BF16 with [`FloatAct::Bf16`]) when
+    /// `cols` is a multiple of 16; n ≥ [`GEMM_TILE_MIN_N`] (`GQ_GEMM=rows`: never,
+    /// `GQ_GEMM=tile`: from n = 1). Its columns are not bit-identical to the GEMV; see
+    /// docs/kernels.md.
+    pub fn gemm_is_tiled(&self, ty: GgmlType, cols: usize, n: usize, act: FloatAct) -> bool {
         #[cfg(target_arch = "x86_64")]
         {
-            let mode = gemm_mode();
-            let min_n = if mode == 2 { 1 } else { GEMM_TILE_MIN_N };
-            self.isa == crate::Isa::Avx512
-                && crate::x86::tile::fmt(ty).is_some()
-                && mode != 1
-                && n >= min_n
+            self.tile_fmt(ty, cols, n, act).is_some()
         }
         #[cfg(not(target_arch = "x86_64"))]
         {
-            let _ = (ty, n);
+            let _ = (ty, cols, n, act);
             false
         }
+    }
+
+    /// The tiled format [`Kernels::gemm_as`] uses, if any (see [`Kernels::gemm_is_tiled`]).
+    #[cfg(target_arch = "x86_64")]
+    fn tile_fmt(
+        &self,
+        ty: GgmlType,
+        cols: usize,
+        n: usize,
+        act: FloatAct,
+    ) -> Option<&'static crate::x86::tile::Fmt> {
+        let mode = gemm_mode();
+        let min_n = if mode == 2 { 1 } else { GEMM_TILE_MIN_N };
+        if self.isa != crate::Isa::Avx512 || mode == 1 || n < min_n || cols == 0 {
+            return None;
+        }
+        if ty == GgmlType::BF16 && act == FloatAct::Bf16 {
+            return None;
+        }
+        crate::x86::tile::fmt(ty).filter(|f| cols % crate::x86::tile::unit(f) == 0)
     }
 
     /// The register-tiled GEMM (`x86::tile`) of the AVX-512 tables: activations quantized as
@@ -457,20 +475,24 @@ impl Kernels {
         use crate::x86::tile;
         let rb = row_bytes(ty, cols);
         let n = ys.len() / rows;
-        let ab = tile::act_row_bytes(f, cols);
-        let nat = tile::natural_row_bytes(f, cols);
-        assert!(scratch.len() >= n * ab, "{ty}: gemm scratch too small");
-        let acts = &mut scratch[..n * ab];
-        acts.par_chunks_mut(ab)
-            .zip(xs.par_chunks(cols))
-            .for_each_init(
-                || vec![0u8; nat],
-                |tmp, (d, x)| {
-                    self.quantize_row(act_type(ty), x, tmp);
-                    tile::prepare(f, tmp, d);
-                },
-            );
-        let acts = &*acts;
+        let acts: &[u8] = if tile::is_float(f) {
+            f32_bytes(xs)
+        } else {
+            let ab = tile::act_row_bytes(f, cols);
+            let nat = tile::natural_row_bytes(f, cols);
+            assert!(scratch.len() >= n * ab, "{ty}: gemm scratch too small");
+            let acts = &mut scratch[..n * ab];
+            acts.par_chunks_mut(ab)
+                .zip(xs.par_chunks(cols))
+                .for_each_init(
+                    || vec![0u8; nat],
+                    |tmp, (d, x)| {
+                        self.quantize_row(act_type(ty), x, tmp);
+                        tile::prepare(f, tmp, d);
+                    },
+                );
+            acts
+        };
         let out = OutPtr(ys.as_mut_ptr());
         let chunk = row_ranges(rows, rb, 16, 16);
         w.par_chunks(chunk * rb).enumerate().for_each(|(c, ws)| {

@@ -435,7 +435,7 @@ fn gemm_matches_gemv_and_scalar_on_odd_shapes() {
                 }
                 // The tiled path (n ≥ GEMM_TILE_MIN_N) is checked against the scalar bound and
                 // for thread-count independence instead (`tiled_gemm_*`).
-                let tiled = k.gemm_is_tiled(ty, n);
+                let tiled = k.gemm_is_tiled(ty, cols, n, k.default_act(ty));
                 let mut first: Option<Vec<f32>> = None;
                 for pool in &pools {
                     let mut ys = vec![f32::NAN; n * rows];
@@ -869,19 +869,28 @@ fn tiled_gemm_deterministic_and_within_scalar_bound() {
     let m = gq_kernels::GEMM_TILE_MIN_N;
     let mut covered = 0;
     for k in simd_tables("tiled_gemm_deterministic_and_within_scalar_bound") {
-        for ty in [GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q8_0] {
-            // K chunks: 4 superblocks (k-quants), 32 blocks (Q8_0).
-            let nbs: [usize; 3] = if ty == GgmlType::Q8_0 {
-                [1, 37, 13]
-            } else {
-                [1, 9, 5]
+        for ty in [
+            GgmlType::Q4_K,
+            GgmlType::Q6_K,
+            GgmlType::Q8_0,
+            GgmlType::F32,
+            GgmlType::F16,
+            GgmlType::BF16,
+        ] {
+            // K chunks: 4 superblocks (k-quants), 32 blocks (Q8_0), 512 (floats, which take
+            // exact f32 activations here: BF16 too).
+            let nbs: [usize; 3] = match ty.block_size() {
+                32 => [1, 37, 13],
+                1 => [16, 16 * 37, 16 * 5],
+                _ => [1, 9, 5],
             };
+            let act = FloatAct::F32;
             for ((rows, n), nb) in [(5usize, m), (17, m + 3), (33, m + 11)].into_iter().zip(nbs) {
-                if !k.gemm_is_tiled(ty, n) {
+                let cols = ty.block_size() * nb;
+                if !k.gemm_is_tiled(ty, cols, n, act) {
                     continue;
                 }
                 covered += 1;
-                let cols = ty.block_size() * nb;
                 let rb = ty.row_bytes(cols).unwrap();
                 let w = weights(&mut rng, ty, rows * cols, &mut |r| {
                     0.001 + r.uniform() * 0.02
@@ -890,7 +899,9 @@ fn tiled_gemm_deterministic_and_within_scalar_bound() {
                     let nn = xs.len() / cols;
                     let mut ys = vec![f32::NAN; nn * rows];
                     let mut scratch = vec![0u8; gq_kernels::gemm_scratch_bytes(ty, cols, nn)];
-                    pool.install(|| k.gemm(ty, &w, rows, cols, xs, &mut ys, &mut scratch));
+                    pool.install(|| {
+                        k.gemm_as(ty, &w, rows, cols, xs, &mut ys, &mut scratch, act)
+                    });
                     ys
                 };
                 let xs: Vec<f32> = (0..n * cols).map(|_| rng.normal() * 3.0).collect();
@@ -937,13 +948,18 @@ fn tiled_gemm_deterministic_and_within_scalar_bound() {
                 for j in 0..n {
                     let mut sa = vec![0u8; gemv_scratch_bytes(ty, cols)];
                     let a = s
-                        .prepare_activation(ty, &xs[j * cols..(j + 1) * cols], &mut sa)
+                        .prepare_activation_as(ty, &xs[j * cols..(j + 1) * cols], &mut sa, act)
                         .to_vec();
                     for r in 0..rows {
                         let wr = &w[r * rb..(r + 1) * rb];
                         let ref_v = s.vec_dot(ty, wr, &a) as f64;
                         let got = ys[j * rows + r] as f64;
-                        let bound = (nb as f64 + 4.0) * 2f64.powi(-21) * magnitude(ty, wr, &a, cols);
+                        let mag = magnitude(ty, wr, &a, cols);
+                        let bound = if ty.is_float() {
+                            (cols as f64 + 16.0) * 2f64.powi(-23) * mag
+                        } else {
+                            (nb as f64 + 4.0) * 2f64.powi(-21) * mag
+                        };
                         assert!(
                             (got - ref_v).abs() <= bound,
                             "{} {ty} rows={rows} cols={cols} n={n} (r={r}, j={j}): {got} vs scalar {ref_v}, bound {bound}",

@@ -38,6 +38,10 @@ pub const TC: usize = 12;
 pub(crate) struct Fmt {
     /// k elements per unit (one Q4_K / Q6_K superblock, one Q8_0 block).
     unit: usize,
+    /// Repacked bytes per unit of one row (u8 quants: `unit`; f32: `4·unit`).
+    qb: usize,
+    /// Default K chunk in units (the repacked tile of 16 rows stays in L1).
+    kc: usize,
     /// Weight bytes per unit of one row.
     wb: usize,
     /// Prepared activation bytes per unit.
@@ -60,8 +64,21 @@ pub(crate) fn fmt(ty: GgmlType) -> Option<&'static Fmt> {
         GgmlType::Q4_K => Some(&Q4K),
         GgmlType::Q6_K => Some(&Q6K),
         GgmlType::Q8_0 => Some(&Q80),
+        GgmlType::F32 => Some(&F32),
+        GgmlType::F16 => Some(&F16),
+        GgmlType::BF16 => Some(&BF16),
         _ => None,
     }
+}
+
+/// Whether `f` multiplies f32 activations as they are (float weights).
+pub(crate) fn is_float(f: &Fmt) -> bool {
+    f.qb == 4 * f.unit
+}
+
+/// The k elements per unit of `f` (rows must be whole units to take the tiled path).
+pub(crate) fn unit(f: &Fmt) -> usize {
+    f.unit
 }
 
 /// Prepared activation bytes of one row of `cols` elements for `f`.
@@ -208,6 +225,29 @@ unsafe fn unpack_q80(x: *const u8, q: *mut u8, s: *mut u8, r: usize) {
     _mm256_storeu_si256(q.cast(), _mm256_xor_si256(v, _mm256_set1_epi8(-128)));
 }
 
+// Float weights: 16 k per unit, repacked as f32 [k][16 rows]; activations are the f32 row.
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+unsafe fn unpack_f32(x: *const u8, q: *mut u8, _s: *mut u8, _r: usize) {
+    _mm512_storeu_si512(q.cast(), _mm512_loadu_si512(x.cast()));
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+unsafe fn unpack_f16(x: *const u8, q: *mut u8, _s: *mut u8, _r: usize) {
+    let v = _mm512_cvtph_ps(_mm256_loadu_si256(x.cast()));
+    _mm512_storeu_ps(q.cast(), v);
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+unsafe fn unpack_bf16(x: *const u8, q: *mut u8, _s: *mut u8, _r: usize) {
+    let v = _mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(_mm256_loadu_si256(x.cast())));
+    _mm512_storeu_si512(q.cast(), v);
+}
+
+fn act_none(_: &[u8], _: &mut [u8]) {
+    unreachable!("float weights read the f32 activations directly")
+}
+
 macro_rules! tile_fn {
     ($($item:item)*) => {$(
         #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
@@ -343,6 +383,28 @@ tile_fn! {
     }
 }
 
+tile_fn! {
+    /// Float weights: per k, one 16-row f32 register times the broadcast activation of each
+    /// column (`vfmadd` with a `{1to16}` operand), in k order.
+    #[inline]
+    unsafe fn kern_f<const C: usize>(w: *const u8, _s: *const u8, nu: usize, a: [*const u8; C], acc: *mut f32) {
+        let mut ac: [__m512; C] = core::array::from_fn(|c| _mm512_loadu_ps(acc.add(16 * c)));
+        for u in 0..nu {
+            let wu = w.add(1024 * u);
+            for k in 0..16 {
+                let wv = _mm512_loadu_ps(wu.add(64 * k).cast());
+                for c in 0..C {
+                    let x = _mm512_set1_ps(rd(a[c].add(64 * u + 4 * k).cast::<f32>()));
+                    ac[c] = _mm512_fmadd_ps(wv, x, ac[c]);
+                }
+            }
+        }
+        for c in 0..C {
+            _mm512_storeu_ps(acc.add(16 * c), ac[c]);
+        }
+    }
+}
+
 macro_rules! kern_entries {
     ($name:ident, $name1:ident, $k:ident) => {
         unsafe fn $name(w: *const u8, s: *const u8, nu: usize, a: [*const u8; TC], acc: *mut f32) {
@@ -356,9 +418,37 @@ macro_rules! kern_entries {
 kern_entries!(q4k8, q4k1, kern_q4k);
 kern_entries!(q6k8, q6k1, kern_q6k);
 kern_entries!(q808, q801, kern_q80);
+kern_entries!(f8, f1, kern_f);
+
+const FLOAT: Fmt = Fmt {
+    unit: 16,
+    qb: 64,
+    kc: 32,
+    wb: 64,
+    ab: 64,
+    sb: 0,
+    nab: 64,
+    unpack: unpack_f32,
+    act: act_none,
+    kern: f8,
+    kern1: f1,
+};
+static F32: Fmt = FLOAT;
+static F16: Fmt = Fmt {
+    wb: 32,
+    unpack: unpack_f16,
+    ..FLOAT
+};
+static BF16: Fmt = Fmt {
+    wb: 32,
+    unpack: unpack_bf16,
+    ..FLOAT
+};
 
 static Q4K: Fmt = Fmt {
     unit: 256,
+    qb: 256,
+    kc: 4,
     wb: 144,
     ab: 276,
     sb: Q4K_SB,
@@ -370,6 +460,8 @@ static Q4K: Fmt = Fmt {
 };
 static Q6K: Fmt = Fmt {
     unit: 256,
+    qb: 256,
+    kc: 4,
     wb: 210,
     ab: 324,
     sb: Q6K_SB,
@@ -381,6 +473,8 @@ static Q6K: Fmt = Fmt {
 };
 static Q80: Fmt = Fmt {
     unit: 32,
+    qb: 32,
+    kc: 32,
     wb: 34,
     ab: 40,
     sb: Q80_SB,
@@ -392,11 +486,11 @@ static Q80: Fmt = Fmt {
 };
 
 /// Env-tunable blocking: (k elements per chunk, activation bytes per column block). Results
-/// do not depend on them. `GQ_TILE_KC` (k elements, rounded to whole units; default 1024, so
-/// the repacked tile of 16 rows stays in L1), `GQ_TILE_CB_KIB` (the activation chunk of a
+/// do not depend on them. `GQ_TILE_KC` (k elements, rounded to whole units; default 1024 k for
+/// quantized types, 512 for floats, so the repacked tile of 16 rows stays in L1), `GQ_TILE_CB_KIB` (the activation chunk of a
 /// column block, default 768 KiB, so it stays in L2).
-fn blocking() -> (usize, usize) {
-    static B: std::sync::OnceLock<(usize, usize)> = std::sync::OnceLock::new();
+fn blocking() -> (Option<usize>, usize) {
+    static B: std::sync::OnceLock<(Option<usize>, usize)> = std::sync::OnceLock::new();
     *B.get_or_init(|| {
         let get = |k: &str| {
             std::env::var(k)
@@ -404,7 +498,7 @@ fn blocking() -> (usize, usize) {
                 .and_then(|v| v.trim().parse::<usize>().ok())
         };
         (
-            get("GQ_TILE_KC").unwrap_or(1024).max(32),
+            get("GQ_TILE_KC").map(|v| v.max(32)),
             get("GQ_TILE_CB_KIB").unwrap_or(768).max(1) << 10,
         )
     })
@@ -438,10 +532,10 @@ pub(crate) unsafe fn gemm(
     let nu_all = cols / f.unit;
     let abr = act_row_bytes(f, cols);
     let (kck, cbb) = blocking();
-    let kc = (kck / f.unit).clamp(1, nu_all.max(1));
+    let kc = kck.map_or(f.kc, |k| k / f.unit).clamp(1, nu_all.max(1));
     let nc = (cbb / (kc * f.ab)).max(TC).min(n);
     // Chunk quants rounded up to whole 64-byte transposes (Q8_0 odd chunks).
-    let qrow = (kc * f.unit).div_ceil(64) * 64;
+    let qrow = (kc * f.qb).div_ceil(64) * 64;
     let wbytes = qrow * TR;
     let mut tile = vec![_mm512_setzero_si512(); (wbytes + kc * f.sb) / 64 + 1];
     let tp = tile.as_mut_ptr().cast::<u8>();
@@ -464,10 +558,10 @@ pub(crate) unsafe fn gemm(
                 for r in 0..nr {
                     let row = w.as_ptr().add((r0 + r) * rb + u0 * f.wb);
                     for u in 0..ku {
-                        (f.unpack)(row.add(u * f.wb), qp.add(r * qrow + u * f.unit), sp.add(u * f.sb), r);
+                        (f.unpack)(row.add(u * f.wb), qp.add(r * qrow + u * f.qb), sp.add(u * f.sb), r);
                     }
                 }
-                for b in 0..(ku * f.unit).div_ceil(64) {
+                for b in 0..(ku * f.qb).div_ceil(64) {
                     transpose16(qp.add(64 * b), qrow, tp.add(1024 * b));
                 }
                 let at = acc.as_mut_ptr().add(t * 16 * nc);
