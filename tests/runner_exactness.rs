@@ -236,7 +236,9 @@ fn batch_matches_token_by_token() {
             .map(|&t| s.forward(&[t], &[0]).unwrap())
             .collect();
         let (e, t) = max_rel_err(&batched, &single);
-        println!("{name}: batched vs token-by-token: max relative difference {e:.3e} (position {t})");
+        println!(
+            "{name}: batched vs token-by-token: max relative difference {e:.3e} (position {t})"
+        );
         assert!(
             e <= BATCH_TOL,
             "{name}: batched and token-by-token logits differ by {e:.3e} > {BATCH_TOL:e} (position {t})"

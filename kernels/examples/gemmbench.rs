@@ -50,7 +50,11 @@ fn cpu_ns() -> u64 {
     let mut t = 0;
     for e in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
         if let Ok(s) = std::fs::read_to_string(e.path().join("schedstat")) {
-            t += s.split_whitespace().next().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+            t += s
+                .split_whitespace()
+                .next()
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
         }
     }
     t

@@ -57,11 +57,13 @@ pub const GEMM_TILE_MIN_N: usize = 16;
 #[cfg(target_arch = "x86_64")]
 fn gemm_mode() -> u8 {
     static M: std::sync::OnceLock<u8> = std::sync::OnceLock::new();
-    *M.get_or_init(|| match std::env::var("GQ_GEMM").as_deref().map(str::trim) {
-        Ok("rows") => 1,
-        Ok("tile") => 2,
-        _ => 0,
-    })
+    *M.get_or_init(
+        || match std::env::var("GQ_GEMM").as_deref().map(str::trim) {
+            Ok("rows") => 1,
+            Ok("tile") => 2,
+            _ => 0,
+        },
+    )
 }
 
 /// The f32 slice as its little-endian bytes.
@@ -420,8 +422,9 @@ impl Kernels {
 
     /// Whether [`Kernels::gemm_as`] of `ty` with `n` columns of `cols` elements and
     /// activation format `act` takes the register-tiled path: AVX-512 tables; Q4_K, Q6_K,
-    /// Q8_0, and F32 / F16 / BF16 with f32 activations (not BF16 with [`FloatAct::Bf16`]) when
-    /// `cols` is a multiple of 16; n ≥ [`GEMM_TILE_MIN_N`] (`GQ_GEMM=rows`: never,
+    /// Q8_0, F32 / F16 / BF16 with f32 activations when `cols` is a multiple of 16, BF16 with
+    /// [`FloatAct::Bf16`] where the table has AVX512_BF16 and `cols` is a multiple of 32;
+    /// n ≥ [`GEMM_TILE_MIN_N`] (`GQ_GEMM=rows`: never,
     /// `GQ_GEMM=tile`: from n = 1). Its columns are not bit-identical to the GEMV; see
     /// docs/kernels.md.
     pub fn gemm_is_tiled(&self, ty: GgmlType, cols: usize, n: usize, act: FloatAct) -> bool {
@@ -450,10 +453,15 @@ impl Kernels {
         if self.isa != crate::Isa::Avx512 || mode == 1 || n < min_n || cols == 0 {
             return None;
         }
-        if ty == GgmlType::BF16 && act == FloatAct::Bf16 {
-            return None;
-        }
-        crate::x86::tile::fmt(ty).filter(|f| cols % crate::x86::tile::unit(f) == 0)
+        let f = if ty == GgmlType::BF16 && act == FloatAct::Bf16 {
+            if !self.bf16_native {
+                return None;
+            }
+            crate::x86::tile::bf16_bf16()
+        } else {
+            crate::x86::tile::fmt(ty)?
+        };
+        Some(f).filter(|f| cols % crate::x86::tile::unit(f) == 0)
     }
 
     /// The register-tiled GEMM (`x86::tile`) of the AVX-512 tables: activations quantized as
@@ -477,6 +485,14 @@ impl Kernels {
         let n = ys.len() / rows;
         let acts: &[u8] = if tile::is_float(f) {
             f32_bytes(xs)
+        } else if tile::is_bf16_bf16(f) {
+            let ab = 2 * cols;
+            assert!(scratch.len() >= n * ab, "{ty}: gemm scratch too small");
+            let acts = &mut scratch[..n * ab];
+            acts.par_chunks_mut(ab)
+                .zip(xs.par_chunks(cols))
+                .for_each(|(d, x)| crate::formats::bf16::quantize_row_ref(x, d));
+            acts
         } else {
             let ab = tile::act_row_bytes(f, cols);
             let nat = tile::natural_row_bytes(f, cols);

@@ -535,7 +535,11 @@ pub fn run_kernel_bench(
             .iter()
             .map(|&t| {
                 let tiled = opts.gemm && k.gemm_is_tiled(t, GGML_K, GEMM_N, k.default_act(t));
-                let gemm = if tiled { "; GEMM n=512: tiled (lanes = rows)" } else { "" };
+                let gemm = if tiled {
+                    "; GEMM n=512: tiled (lanes = rows)"
+                } else {
+                    ""
+                };
                 (t.name().to_string(), format!("{}{gemm}", k.path(t)))
             })
             .collect(),

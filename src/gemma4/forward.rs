@@ -18,8 +18,9 @@ use anyhow::{bail, Result};
 use gq_kernels::{gemm_scratch_bytes, kernels};
 use rayon::prelude::*;
 
-/// `Y = X·Wᵀ` for `n = xs.len() / w.cols` activation rows (GEMV for one row, GEMM otherwise:
-/// the same dot per output element either way).
+/// `Y = X·Wᵀ` for `n = xs.len() / w.cols` activation rows (GEMV for one row, GEMM otherwise;
+/// from 16 rows the GEMM may take the kernels' tiled path, which is within a stated bound of,
+/// not bit-identical to, the GEMV: docs/runner.md, "Precision and determinism").
 pub fn matmul(model: &Model, w: &Mat, xs: &[f32]) -> Vec<f32> {
     let n = xs.len() / w.cols;
     debug_assert_eq!(xs.len(), n * w.cols);

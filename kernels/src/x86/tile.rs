@@ -76,6 +76,11 @@ pub(crate) fn is_float(f: &Fmt) -> bool {
     f.qb == 4 * f.unit
 }
 
+/// Whether `f` is BF16 weights × BF16 activations.
+pub(crate) fn is_bf16_bf16(f: &Fmt) -> bool {
+    core::ptr::eq(f, &BF16_BF16)
+}
+
 /// The k elements per unit of `f` (rows must be whole units to take the tiled path).
 pub(crate) fn unit(f: &Fmt) -> usize {
     f.unit
@@ -172,18 +177,25 @@ unsafe fn unpack_q4k(x: *const u8, q: *mut u8, s: *mut u8, r: usize) {
     for j in 0..8 {
         let (sc, mj) = q4k_scale_min(&b[4..16], j);
         m[j] = mj;
-        s.add(4 * (16 * j + r)).cast::<f32>().write_unaligned(d * sc as f32);
+        s.add(4 * (16 * j + r))
+            .cast::<f32>()
+            .write_unaligned(d * sc as f32);
     }
     for p in 0..4 {
         let v = (m[2 * p] as u32) | (m[2 * p + 1] as u32) << 16;
-        s.add(512 + 4 * (16 * p + r)).cast::<u32>().write_unaligned(v);
+        s.add(512 + 4 * (16 * p + r))
+            .cast::<u32>()
+            .write_unaligned(v);
     }
     s.add(768 + 4 * r).cast::<f32>().write_unaligned(dmin);
     let m4 = _mm256_set1_epi8(0x0f);
     for j in 0..4 {
         let v = _mm256_loadu_si256(x.add(16 + 32 * j).cast());
         _mm256_storeu_si256(q.add(64 * j).cast(), _mm256_and_si256(v, m4));
-        _mm256_storeu_si256(q.add(64 * j + 32).cast(), _mm256_and_si256(_mm256_srli_epi16::<4>(v), m4));
+        _mm256_storeu_si256(
+            q.add(64 * j + 32).cast(),
+            _mm256_and_si256(_mm256_srli_epi16::<4>(v), m4),
+        );
     }
 }
 
@@ -196,7 +208,9 @@ unsafe fn unpack_q6k(x: *const u8, q: *mut u8, s: *mut u8, r: usize) {
     let d = f16(&b[208..210]);
     for g in 0..16 {
         let sc = b[192 + g] as i8 as f32;
-        s.add(4 * (16 * g + r)).cast::<f32>().write_unaligned(d * sc);
+        s.add(4 * (16 * g + r))
+            .cast::<f32>()
+            .write_unaligned(d * sc);
     }
     let (m4, m30) = (_mm256_set1_epi8(0x0f), _mm256_set1_epi8(0x30));
     for h in 0..2 {
@@ -210,7 +224,13 @@ unsafe fn unpack_q6k(x: *const u8, q: *mut u8, s: *mut u8, r: usize) {
         put(0, _mm256_or_si256(lo(ql0), hi(_mm256_slli_epi16::<4>(qh))));
         put(32, _mm256_or_si256(lo(ql1), hi(_mm256_slli_epi16::<2>(qh))));
         put(64, _mm256_or_si256(lo(_mm256_srli_epi16::<4>(ql0)), hi(qh)));
-        put(96, _mm256_or_si256(lo(_mm256_srli_epi16::<4>(ql1)), hi(_mm256_srli_epi16::<2>(qh))));
+        put(
+            96,
+            _mm256_or_si256(
+                lo(_mm256_srli_epi16::<4>(ql1)),
+                hi(_mm256_srli_epi16::<2>(qh)),
+            ),
+        );
     }
 }
 
@@ -245,7 +265,7 @@ unsafe fn unpack_bf16(x: *const u8, q: *mut u8, _s: *mut u8, _r: usize) {
 }
 
 fn act_none(_: &[u8], _: &mut [u8]) {
-    unreachable!("float weights read the f32 activations directly")
+    unreachable!("float weights read their activations as they are")
 }
 
 macro_rules! tile_fn {
@@ -405,6 +425,36 @@ tile_fn! {
     }
 }
 
+/// BF16 weights × BF16 activations: per pair of k, one 16-row register of BF16 pairs times
+/// the broadcast BF16 pair of each column (`vdpbf16ps`), in k order.
+#[inline]
+#[target_feature(enable = "avx512bf16,avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+unsafe fn kern_bf16<const C: usize>(
+    w: *const u8,
+    _s: *const u8,
+    nu: usize,
+    a: [*const u8; C],
+    acc: *mut f32,
+) {
+    let bh = |v: __m512i| core::mem::transmute::<__m512i, __m512bh>(v);
+    let mut ac: [__m512; C] = core::array::from_fn(|c| _mm512_loadu_ps(acc.add(16 * c)));
+    for u in 0..nu {
+        let wu = w.add(1024 * u);
+        for j in 0..16 {
+            let wv = bh(_mm512_loadu_si512(wu.add(64 * j).cast()));
+            for c in 0..C {
+                let x = bh(_mm512_set1_epi32(rd(a[c]
+                    .add(64 * u + 4 * j)
+                    .cast::<i32>())));
+                ac[c] = _mm512_dpbf16_ps(ac[c], wv, x);
+            }
+        }
+    }
+    for c in 0..C {
+        _mm512_storeu_ps(acc.add(16 * c), ac[c]);
+    }
+}
+
 macro_rules! kern_entries {
     ($name:ident, $name1:ident, $k:ident) => {
         unsafe fn $name(w: *const u8, s: *const u8, nu: usize, a: [*const u8; TC], acc: *mut f32) {
@@ -419,6 +469,34 @@ kern_entries!(q4k8, q4k1, kern_q4k);
 kern_entries!(q6k8, q6k1, kern_q6k);
 kern_entries!(q808, q801, kern_q80);
 kern_entries!(f8, f1, kern_f);
+kern_entries!(bb8, bb1, kern_bf16);
+
+/// BF16 rows as they are (their bytes are the BF16 pairs the kernel reads).
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+unsafe fn unpack_raw64(x: *const u8, q: *mut u8, _s: *mut u8, _r: usize) {
+    _mm512_storeu_si512(q.cast(), _mm512_loadu_si512(x.cast()));
+}
+
+/// BF16 weights × BF16 activations (`FloatAct::Bf16`, AVX512_BF16 only): 32 k per unit,
+/// repacked `[k/2][16 rows][2 bf16]`; the activation is the BF16-rounded row.
+static BF16_BF16: Fmt = Fmt {
+    unit: 32,
+    qb: 64,
+    kc: 16,
+    wb: 64,
+    ab: 64,
+    sb: 0,
+    nab: 64,
+    unpack: unpack_raw64,
+    act: act_none,
+    kern: bb8,
+    kern1: bb1,
+};
+
+/// The BF16 × BF16 format (the caller checks AVX512_BF16).
+pub(crate) fn bf16_bf16() -> &'static Fmt {
+    &BF16_BF16
+}
 
 const FLOAT: Fmt = Fmt {
     unit: 16,
@@ -558,7 +636,12 @@ pub(crate) unsafe fn gemm(
                 for r in 0..nr {
                     let row = w.as_ptr().add((r0 + r) * rb + u0 * f.wb);
                     for u in 0..ku {
-                        (f.unpack)(row.add(u * f.wb), qp.add(r * qrow + u * f.qb), sp.add(u * f.sb), r);
+                        (f.unpack)(
+                            row.add(u * f.wb),
+                            qp.add(r * qrow + u * f.qb),
+                            sp.add(u * f.sb),
+                            r,
+                        );
                     }
                 }
                 for b in 0..(ku * f.qb).div_ceil(64) {
@@ -567,8 +650,9 @@ pub(crate) unsafe fn gemm(
                 let at = acc.as_mut_ptr().add(t * 16 * nc);
                 let mut c0 = 0;
                 while c0 + TC <= jn {
-                    let a: [*const u8; TC] =
-                        core::array::from_fn(|c| acts.as_ptr().add((j0 + c0 + c) * abr + u0 * f.ab));
+                    let a: [*const u8; TC] = core::array::from_fn(|c| {
+                        acts.as_ptr().add((j0 + c0 + c) * abr + u0 * f.ab)
+                    });
                     (f.kern)(tp, sp, ku, a, at.add(16 * c0));
                     c0 += TC;
                 }
