@@ -39,6 +39,8 @@ pub fn gemm_scratch_bytes(ty: GgmlType, cols: usize, n: usize) -> usize {
     // The tiled GEMM's activation layouts (`x86::tile`): Q8_K quants + f32 scale + the group
     // sums it needs, Q8_0 quants + f32 scale + i32 bias.
     let tiled = match ty {
+        // BF16 activations widened to f32 (the Intel table's tiled BF16 × BF16).
+        GgmlType::BF16 => 4 * cols,
         GgmlType::Q4_K => cols / 256 * 276,
         GgmlType::Q6_K => cols / 256 * 324,
         GgmlType::Q8_0 => cols / 32 * 40,
@@ -423,7 +425,8 @@ impl Kernels {
     /// Whether [`Kernels::gemm_as`] of `ty` with `n` columns of `cols` elements and
     /// activation format `act` takes the register-tiled path: AVX-512 tables; Q4_K, Q6_K,
     /// Q8_0, F32 / F16 / BF16 with f32 activations when `cols` is a multiple of 16, BF16 with
-    /// [`FloatAct::Bf16`] where the table has AVX512_BF16 and `cols` is a multiple of 32;
+    /// [`FloatAct::Bf16`] where the table has AVX512_BF16 (Zen table: `vdpbf16ps`, `cols` a
+    /// multiple of 32; Intel table: f32 FMA on the BF16-rounded activations, multiple of 16);
     /// n ≥ [`GEMM_TILE_MIN_N`] (`GQ_GEMM=rows`: never,
     /// `GQ_GEMM=tile`: from n = 1). Its columns are not bit-identical to the GEMV; see
     /// docs/kernels.md.
@@ -457,7 +460,7 @@ impl Kernels {
             if !self.bf16_native {
                 return None;
             }
-            crate::x86::tile::bf16_bf16()
+            crate::x86::tile::bf16_bf16(self.tune != Some(crate::Tune::Intel))
         } else {
             crate::x86::tile::fmt(ty)?
         };
@@ -483,7 +486,23 @@ impl Kernels {
         use crate::x86::tile;
         let rb = row_bytes(ty, cols);
         let n = ys.len() / rows;
-        let acts: &[u8] = if tile::is_float(f) {
+        let acts: &[u8] = if tile::is_bf16_rounded_f32(f) {
+            let ab = 4 * cols;
+            assert!(scratch.len() >= n * ab, "{ty}: gemm scratch too small");
+            let acts = &mut scratch[..n * ab];
+            acts.par_chunks_mut(ab)
+                .zip(xs.par_chunks(cols))
+                .for_each_init(
+                    || vec![0u8; 2 * cols],
+                    |tmp, (d, x)| {
+                        crate::formats::bf16::quantize_row_ref(x, tmp);
+                        for (o, b) in d.chunks_exact_mut(4).zip(tmp.chunks_exact(2)) {
+                            o.copy_from_slice(&[0, 0, b[0], b[1]]);
+                        }
+                    },
+                );
+            acts
+        } else if tile::is_float(f) {
             f32_bytes(xs)
         } else if tile::is_bf16_bf16(f) {
             let ab = 2 * cols;

@@ -493,9 +493,29 @@ static BF16_BF16: Fmt = Fmt {
     kern1: bb1,
 };
 
-/// The BF16 × BF16 format (the caller checks AVX512_BF16).
-pub(crate) fn bf16_bf16() -> &'static Fmt {
-    &BF16_BF16
+/// BF16 weights × BF16-rounded activations with f32 FMA: the activations rounded to BF16
+/// and widened back to f32 (exact), so every product is the BF16 × BF16 product, exact in
+/// f32, as with `vdpbf16ps`; used on the Intel table, where `vdpbf16ps` measured slower than
+/// the FMA kernel (docs/kernels.md).
+static BF16_FMA: Fmt = Fmt {
+    wb: 32,
+    unpack: unpack_bf16,
+    ..FLOAT
+};
+
+/// The BF16 × BF16-activation format: `vdpbf16ps` (`native`, the caller checks AVX512_BF16)
+/// or f32 FMA on the rounded activations.
+pub(crate) fn bf16_bf16(native: bool) -> &'static Fmt {
+    if native {
+        &BF16_BF16
+    } else {
+        &BF16_FMA
+    }
+}
+
+/// Whether `f` takes BF16-rounded activations widened to f32.
+pub(crate) fn is_bf16_rounded_f32(f: &Fmt) -> bool {
+    core::ptr::eq(f, &BF16_FMA)
 }
 
 const FLOAT: Fmt = Fmt {
