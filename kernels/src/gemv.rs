@@ -322,9 +322,11 @@ impl Kernels {
     /// Matrix product `Y = X·Wᵀ` (prompt processing): `xs` holds `n` activation rows of `cols`
     /// elements, `ys` receives `n` output rows of `rows` elements (`ys[j·rows + r]` = row r of W
     /// · row j of X), `w` is `rows × cols` of type `ty`. The activations are quantized once
-    /// (in parallel); each thread takes a contiguous range of weight rows and, per block of
-    /// columns that fits in L2, reads each of its rows once and multiplies it with four
-    /// columns at a time while it sits in L1. `scratch` needs [`gemm_scratch_bytes`] bytes.
+    /// (in parallel); each thread takes a contiguous range of weight rows. From
+    /// [`GEMM_TILE_MIN_N`] columns the AVX-512 tables run a register-tiled product for the
+    /// types it covers ([`Kernels::gemm_is_tiled`]); otherwise, per block of columns that fits
+    /// in L2, each row is read once and multiplied with several columns while it sits in L1.
+    /// `scratch` needs [`gemm_scratch_bytes`] bytes.
     /// BF16 weights use [`Kernels::default_act`]; see [`Kernels::gemm_as`].
     #[allow(clippy::too_many_arguments)]
     pub fn gemm(
@@ -341,9 +343,11 @@ impl Kernels {
     }
 
     /// [`Kernels::gemm`] with an explicit activation format for BF16 weights
-    /// ([`FloatAct::F32`]: exact f32 activations on every CPU). Row j of the result is
-    /// bit-identical to [`Kernels::gemv_as`] of row j of `xs` with the same format, for any
-    /// thread count.
+    /// ([`FloatAct::F32`]: exact f32 activations on every CPU). Results are bit-identical for
+    /// any thread count. On the row path row j of the result is bit-identical to
+    /// [`Kernels::gemv_as`] of row j of `xs` with the same format; on the register-tiled path
+    /// ([`Kernels::gemm_is_tiled`]) it is within the scalar bound of it and depends only on row
+    /// j of `xs` and the weights (not on n ≥ [`GEMM_TILE_MIN_N`] or the other rows).
     #[allow(clippy::too_many_arguments)]
     pub fn gemm_as(
         &self,
@@ -464,7 +468,7 @@ impl Kernels {
         } else {
             crate::x86::tile::fmt(ty)?
         };
-        Some(f).filter(|f| cols % crate::x86::tile::unit(f) == 0)
+        Some(f).filter(|f| cols.is_multiple_of(crate::x86::tile::unit(f)))
     }
 
     /// The register-tiled GEMM (`x86::tile`) of the AVX-512 tables: activations quantized as

@@ -7,7 +7,8 @@
 //! TurboQuant weights meet the activation rotated with the file's seed
 //! ([`gq_kernels::FloatAct::Rotated`], once per matmul) and quantized to int8. Work is split over the current rayon pool by output
 //! rows, tokens or heads, never inside a sum, so results do not depend on the thread count; a
-//! batch of n tokens gives bit-for-bit the logits that n one-token calls give.
+//! batch of n tokens gives the logits that n one-token calls give within a stated bound (bit
+//! for bit where the kernels have no tiled GEMM: docs/runner.md, "Precision and determinism").
 
 use super::model::{Layer, Mat, Model, Moe};
 use super::ops::{
