@@ -30,6 +30,7 @@
 pub mod bench;
 pub mod blocks;
 pub mod dispatch;
+pub mod f32rows;
 pub mod formats;
 pub mod gemv;
 pub mod isa;

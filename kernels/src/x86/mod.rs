@@ -3,6 +3,7 @@
 pub mod avx2;
 pub mod avx512;
 pub mod avx512bf16;
+pub(crate) mod f32rows;
 pub mod intel;
 pub(crate) mod tile;
 pub mod tq_avx2;
