@@ -861,6 +861,33 @@ fn q4_k_dot_with_huge_activations_stays_finite() {
     }
 }
 
+/// Q4_K with an activation scale near 10^36 whose large values sit where the mins are zero and
+/// zeros where the mins are large: the scalar reference multiplies `dmin·d_a` first and gives 0.
+/// Fuzz finding: the Intel kernel scaled `−dmin·m` by `d_a` first, which overflowed to infinity
+/// and times a zero group sum gave NaN
+/// (fuzz/regressions/vec_dot/q4k-intel-min-times-activation-scale-overflows).
+#[test]
+fn q4_k_dot_min_terms_do_not_overflow() {
+    let ty = GgmlType::Q4_K;
+    let tables = simd_tables("q4_k_dot_min_terms_do_not_overflow");
+    // d = dmin = −2.375; every scale byte 0xc0: sub-blocks 0..4 have scale and min 0, 4..8
+    // scale 48 and min 60.
+    let mut w = vec![0xc0u8; 16];
+    w.extend((0..128).map(|i| (i * 37 + 11) as u8));
+    let mut x = vec![0f32; QK_K];
+    x[1] = -3.3e38;
+    x[2] = 3.0e38;
+    x[5] = 48.4;
+    let mut a = vec![0u8; act_bytes(ty, QK_K)];
+    scalar().quantize_row(GgmlType::Q8_K, &x, &mut a);
+    let want = scalar().vec_dot(ty, &w, &a);
+    assert_eq!(want, 0.0);
+    for k in &tables {
+        let got = k.vec_dot(ty, &w, &a);
+        assert_eq!(got, want, "{} Q4_K: {got} vs scalar {want}", k.isa());
+    }
+}
+
 /// Q6_K's SIMD dots reduce each block's integer sum exactly before the scalar reference's one
 /// float step, so they equal scalar bit for bit on any bytes with finite scales, large ones
 /// included. Fuzz finding: f32 lanes holding the −32 corrections apart from the products they

@@ -22,11 +22,12 @@
 //!   such registers, and one `vpdpwssd` applies the sub-block scales to both: two scale
 //!   multiplies and two scale vectors (`vpermb`) per Q4_K block instead of four of each;
 //! - Q4_K mins: the activation is prepared once per call as Q8_K with its group sums replaced
-//!   by `Σ` per 32 quants (as f32, exact), so the min term is one multiply by `d_a` and one
-//!   fused multiply-add of 8 lanes (`−dmin·m` prepared per weight block) into the same
-//!   accumulator (`d_a·Σ` stored instead overflowed f32 for activations above ~10^34 where the
-//!   scalar reference, which scales `dmin·d_a` first, does not: a fuzz finding,
-//!   fuzz/regressions/vec_dot/q4k-intel-activation-group-sum-overflows);
+//!   by `Σ` per 32 quants (as f32, exact), so the min term is `m·Σ` per 32 quants (exact in
+//!   f32) times `−dmin·d_a`, one fused multiply-add of 8 lanes into the same accumulator. Both
+//!   earlier orders overflowed f32 where the scalar reference, which scales `dmin·d_a` first,
+//!   does not (fuzz findings: `d_a·Σ` stored in the activation,
+//!   fuzz/regressions/vec_dot/q4k-intel-activation-group-sum-overflows; `(−dmin·m)·d_a`,
+//!   fuzz/regressions/vec_dot/q4k-intel-min-times-activation-scale-overflows);
 //! - Q6_K: the `−32` offset enters the integer sum through one `vpdpwssd` of the group sums
 //!   with `−32·scale`; the lanes then hold parts that cancel only in their total, so each
 //!   block's sum is reduced to one integer before its float step (kept in f32 lanes, the parts
@@ -209,11 +210,11 @@ intel! {
             let t = _mm512_zextsi128_si512(_mm_set_epi64x(hi as i64, lo as i64));
             let s01 = _mm512_permutexvar_epi8(s01i, t);
             let s23 = _mm512_permutexvar_epi8(s23i, t);
-            // −dmin·m_j in lanes 0..8, zero above.
+            // m_j in lanes 0..8 (f32, exact), zero above; −dmin broadcast.
             let m32 = _mm256_permutexvar_epi8(mi, _mm512_castsi512_si256(t));
+            let mf = _mm512_zextps256_ps512(_mm256_cvtepi32_ps(m32));
             let dm = f16x2(x);
-            let negdmin = _mm256_sub_ps(_mm256_setzero_ps(), _mm256_broadcastss_ps(_mm_movehdup_ps(dm)));
-            let u = _mm512_zextps256_ps512(_mm256_mul_ps(negdmin, _mm256_cvtepi32_ps(m32)));
+            let negdmin = _mm512_sub_ps(_mm512_setzero_ps(), _mm512_broadcastss_ps(_mm_movehdup_ps(dm)));
             let d = _mm512_broadcastss_ps(dm);
             let q: [__m512i; 4] = core::array::from_fn(|j| {
                 _mm512_gf2p8affine_epi64_epi8::<0>(bcast256(x.add(16 + 32 * j)), gf)
@@ -228,8 +229,12 @@ intel! {
                 let yd = _mm512_set1_ps(rd(y.cast::<f32>()));
                 let dy = _mm512_mul_ps(d, yd);
                 a[c] = _mm512_fmadd_ps(dy, _mm512_cvtepi32_ps(sumi), a[c]);
+                // (−dmin·d_a)·(m_j·Σ_j): m_j·Σ_j is exact (|·| < 2^18), and dmin meets d_a
+                // first as in the scalar reference. Scaling −dmin·m by d_a first overflowed f32
+                // for d_a near 10^36 where the reference stays finite (a fuzz finding,
+                // fuzz/regressions/vec_dot/q4k-intel-min-times-activation-scale-overflows).
                 let v = _mm512_zextps256_ps512(_mm256_loadu_ps(y.add(260).cast()));
-                a[c] = _mm512_fmadd_ps(_mm512_mul_ps(u, yd), v, a[c]);
+                a[c] = _mm512_fmadd_ps(_mm512_mul_ps(negdmin, yd), _mm512_mul_ps(mf, v), a[c]);
             }
         }
         for c in 0..C {
