@@ -248,6 +248,42 @@ fn gemm_equals_vec_dot_on_every_tile_shape() {
     isas::check_exercised("TurboQuant GEMM tiles", &exercised);
 }
 
+/// The prepared activation (rotation + TQA8) on this CPU's fastest path equals the scalar
+/// reference byte for byte, including zero groups, NaN, ±Inf, huge and tiny values (the
+/// quantizer's exact halves are tested in `formats::tq`'s unit tests).
+#[test]
+fn prepared_activation_equals_the_scalar_reference() {
+    let mut g = SplitMix64::new(8);
+    for ty in [GgmlType::TQT4_5, GgmlType::TQJ4_5, GgmlType::TQT3_375] {
+        for n in [128usize, 256, 384, 512, 768, 2816, 96, 192] {
+            if tq::block_for(ty, n).is_none() {
+                continue;
+            }
+            for case in 0..6 {
+                let mut x = gaussian(&mut g, n, [1.0, 1e-30, 1e30, 3.0, 1.0, 0.5][case]);
+                match case {
+                    1 => x[..32].fill(0.0),
+                    2 => x[3] = f32::NAN,
+                    3 => x[n - 1] = f32::INFINITY,
+                    4 => {
+                        // Structured values (many equal magnitudes and ties after rotation).
+                        for (i, v) in x.iter_mut().enumerate() {
+                            *v = ((i % 61) as f32 - 30.0) * 0.5 + 0.25;
+                        }
+                    }
+                    _ => {}
+                }
+                let mut want = vec![0u8; tq::act_bytes(ty, n).unwrap()];
+                let mut got = want.clone();
+                let p = TqParams { seed: 77 };
+                tq::prepare_activation_ref(ty, &p, &x, &mut want);
+                tq::prepare_activation(ty, &p, &x, &mut got);
+                assert_eq!(got, want, "{ty} n={n} case {case}");
+            }
+        }
+    }
+}
+
 #[test]
 #[should_panic(expected = "FloatAct::Rotated")]
 fn turboquant_weights_refuse_unrotated_activations() {

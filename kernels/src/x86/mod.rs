@@ -6,6 +6,7 @@ pub mod avx512bf16;
 pub mod intel;
 pub mod tq_avx2;
 pub mod tq_avx512;
+pub(crate) mod tq_act;
 pub(crate) mod tq_encode;
 pub(crate) mod vector_avx2;
 pub(crate) mod vector_avx512;
