@@ -493,7 +493,9 @@ mod tests {
         // Each group's amax is 63.5 (d = ½, 1/d = 2) and the other values k/2 + ¼, so every
         // scaled value is an exact half: rounding half away from zero decides each byte.
         let n = 512;
-        let mut x: Vec<f32> = (0..n).map(|i| ((i % 61) as f32 - 30.0) * 0.5 + 0.25).collect();
+        let mut x: Vec<f32> = (0..n)
+            .map(|i| ((i % 61) as f32 - 30.0) * 0.5 + 0.25)
+            .collect();
         for g in x.chunks_exact_mut(32) {
             g[5] = 63.5;
         }
@@ -504,7 +506,11 @@ mod tests {
         quantize_act(&x, &mut want);
         quantize_act_fast(&x, &mut got);
         assert_eq!(got, want);
-        assert_eq!(want[act_pos(n, 0)] as i8, -30, "−14.75·2 = −29.5 rounds away from zero");
+        assert_eq!(
+            want[act_pos(n, 0)] as i8,
+            -30,
+            "−14.75·2 = −29.5 rounds away from zero"
+        );
     }
 
     #[test]

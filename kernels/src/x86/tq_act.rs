@@ -85,7 +85,10 @@ unsafe fn round_i8(q: __m512) -> __m128i {
     let ord = _mm512_cmp_ps_mask::<_CMP_ORD_Q>(r, r);
     let r = _mm512_maskz_mov_ps(ord, r);
     // Clamp before the conversion so that ±Inf and huge values saturate like `as i8`.
-    let r = _mm512_min_ps(_mm512_max_ps(r, _mm512_set1_ps(-128.0)), _mm512_set1_ps(127.0));
+    let r = _mm512_min_ps(
+        _mm512_max_ps(r, _mm512_set1_ps(-128.0)),
+        _mm512_set1_ps(127.0),
+    );
     _mm512_cvtepi32_epi8(_mm512_cvttps_epi32(r))
 }
 
@@ -112,7 +115,8 @@ pub(crate) unsafe fn quantize_act(x: &[f32], dst: &mut [u8]) {
         for g in 0..4 {
             let p = xp.add(128 * c + 32 * g);
             let (v0, v1) = (_mm512_loadu_ps(p), _mm512_loadu_ps(p.add(16)));
-            let abs = |v: __m512| _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(v), absmask));
+            let abs =
+                |v: __m512| _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(v), absmask));
             // vmaxps returns its second operand when either is NaN: NaN lanes are ignored, as
             // `f32::max` ignores them in the scalar fold.
             let m = _mm512_max_ps(abs(v0), _mm512_setzero_ps());

@@ -342,6 +342,10 @@ unsafe fn dot_tcq<const HI: u32, const LO: u32, const QJL: bool, const PF: usize
 const GR: usize = 4;
 /// Columns per GEMM micro-kernel call.
 const GC: usize = 2;
+const _: () = assert!(
+    GR == 4 && GC == 2,
+    "gemm_tile reduces exactly 4 × 2 accumulators"
+);
 /// Bytes of prepared activations per column block (fits in L2 beside the decoded tile).
 const GEMM_COL_BYTES: usize = 768 << 10;
 
@@ -438,11 +442,44 @@ unsafe fn gemm_tile(
             }
         }
     }
-    for r in 0..GR {
-        for k in 0..GC {
-            out[r][k] = _mm512_reduce_add_ps(tot[r][k]);
-        }
+    let v = reduce8([
+        tot[0][0], tot[0][1], tot[1][0], tot[1][1], tot[2][0], tot[2][1], tot[3][0], tot[3][1],
+    ]);
+    let mut lanes = [0f32; 16];
+    _mm512_storeu_ps(lanes.as_mut_ptr(), v);
+    for (i, o) in out.iter_mut().flatten().enumerate() {
+        *o = lanes[4 * (i % 4) + 2 * (i / 4)];
     }
+}
+
+/// `_mm512_reduce_add_ps` of 8 vectors at once, with its exact order of additions (halves of 8
+/// lanes, then of 4, then of 2, then the last two lanes): result `i` in lane
+/// `4·(i mod 4) + 2·(i div 4)`.
+#[inline(always)]
+unsafe fn reduce8(a: [__m512; 8]) -> __m512 {
+    // s8[i] = a[i] + a[i + 8]: two vectors per register.
+    let l1: [__m512; 4] = core::array::from_fn(|k| {
+        let (x, y) = (a[2 * k], a[2 * k + 1]);
+        _mm512_add_ps(
+            _mm512_shuffle_f32x4::<0b01_00_01_00>(x, y),
+            _mm512_shuffle_f32x4::<0b11_10_11_10>(x, y),
+        )
+    });
+    // s4[i] = s8[i] + s8[i + 4]: 128-bit lane k of l2[h] = vector 4h + k.
+    let l2: [__m512; 2] = core::array::from_fn(|h| {
+        let (x, y) = (l1[2 * h], l1[2 * h + 1]);
+        _mm512_add_ps(
+            _mm512_shuffle_f32x4::<0b10_00_10_00>(x, y),
+            _mm512_shuffle_f32x4::<0b11_01_11_01>(x, y),
+        )
+    });
+    // s2[i] = s4[i] + s4[i + 2]: lanes 4k, 4k+1 ← vector k; 4k+2, 4k+3 ← vector 4 + k.
+    let l3 = _mm512_add_ps(
+        _mm512_shuffle_ps::<0b01_00_01_00>(l2[0], l2[1]),
+        _mm512_shuffle_ps::<0b11_10_11_10>(l2[0], l2[1]),
+    );
+    // s2[0] + s2[1].
+    _mm512_add_ps(l3, _mm512_permute_ps::<0b10_11_00_01>(l3))
 }
 
 /// The GEMM of a trellis type without QJL signs: rows `w` (`rb` bytes each) · prepared
@@ -487,7 +524,15 @@ unsafe fn gemm_tcq<const HI: u32, const LO: u32>(
     let tb = tabs(pr);
     // Prepared columns (an even number: a zero column pads an odd count).
     let ncp = ncol.next_multiple_of(GC);
-    let mut colv = vec![_mm512_setzero_si512(); ncp * 3 * nch];
+    let mut bufs = SCRATCH.take();
+    let need = (ncp + GR) * 3 * nch;
+    if bufs.len() < need {
+        bufs = vec![_mm512_setzero_si512(); need];
+    }
+    let (colv, tile) = bufs.split_at_mut(ncp * 3 * nch);
+    if ncp > ncol {
+        colv[ncol * 3 * nch..].fill(_mm512_setzero_si512());
+    }
     let flip = _mm512_set1_epi8(-128);
     for j in 0..ncol {
         let a = acts.as_ptr().add(j * ab);
@@ -500,7 +545,6 @@ unsafe fn gemm_tcq<const HI: u32, const LO: u32>(
             _mm512_store_ps(o.add(3 * c + 2).cast(), scales4(a.add(n + 16 * c)));
         }
     }
-    let mut tile = vec![_mm512_setzero_si512(); GR * 3 * nch];
     let mut ds = vec![0f32; GR * nblk];
     let cb = (GEMM_COL_BYTES / (192 * nch)).max(GC) / GC * GC;
     let mut out = [[0f32; GC]; GR];
@@ -537,6 +581,14 @@ unsafe fn gemm_tcq<const HI: u32, const LO: u32>(
         }
         jb = je;
     }
+    SCRATCH.set(bufs);
+}
+
+thread_local! {
+    /// The GEMM's prepared columns and decoded tile, kept per thread between calls (every
+    /// element a call reads it writes first; stale values only reach padding rows, whose
+    /// results are not used).
+    static SCRATCH: core::cell::Cell<Vec<__m512i>> = const { core::cell::Cell::new(Vec::new()) };
 }
 
 macro_rules! dots {
