@@ -190,9 +190,11 @@ unsafe fn tabs(pr: &Prep) -> Tabs {
 
 /// Decodes one chunk of 64 pairs: `(|X|, |Y|, x sign mask, y sign mask)` per pair (byte lane
 /// `i` = pair `64t + i` of the block). `bw`: the chunk's 64 branch bits, `prev`: the previous
-/// chunk's (0 for the first), `fields`: the block's first field byte.
+/// chunk's (0 for the first), `fields`: the block's first field byte. `F`: the chunk's shape
+/// flags when known at compile time (bit 0: fields need unpacking, bit 1: some pairs use the lo
+/// table), [`RT`] to read them from `sh`.
 #[inline(always)]
-unsafe fn decode_chunk<const HI: u32, const LO: u32>(
+unsafe fn decode_chunk<const HI: u32, const LO: u32, const F: u8>(
     sh: &Shape,
     bw: u64,
     prev: u64,
@@ -202,7 +204,10 @@ unsafe fn decode_chunk<const HI: u32, const LO: u32>(
     let z0 = (bw << 1) | (prev >> 63);
     let z1 = bw ^ ((bw << 2) | (prev >> 62)) ^ ((bw << 3) | (prev >> 61));
     let raw = _mm512_maskz_loadu_epi8(sh.load, fields.add(sh.off).cast());
-    let f = if sh.unpack {
+    debug_assert!(F == RT || (F & 1 != 0) == sh.unpack && (F & 2 != 0) == (sh.lo != 0));
+    let unpack = if F == RT { sh.unpack } else { F & 1 != 0 };
+    let has_lo = if F == RT { sh.lo != 0 } else { F & 2 != 0 };
+    let f = if unpack {
         let g = _mm512_permutexvar_epi8(ld(&sh.idx), raw);
         _mm512_and_si512(
             _mm512_multishift_epi64_epi8(ld(&sh.shift), g),
@@ -221,14 +226,17 @@ unsafe fn decode_chunk<const HI: u32, const LO: u32>(
     let my = _mm512_test_epi8_mask(f, zb1);
     let mut x = lookup::<HI>(k, &tb.hx);
     let mut y = lookup::<HI>(k, &tb.hy);
-    if LO != HI && sh.lo != 0 {
+    if LO != HI && has_lo {
         x = _mm512_mask_blend_epi8(sh.lo, x, lookup::<LO>(k, &tb.lx));
         y = _mm512_mask_blend_epi8(sh.lo, y, lookup::<LO>(k, &tb.ly));
     }
     (x, y, mx, my)
 }
 
-/// Software prefetches of the `L` lines from `x + PF` (none when `PF` is 0). Prefetches
+/// [`decode_chunk`]'s flags: read the shape at run time.
+const RT: u8 = 0xff;
+
+/// Software prefetches of `lines` cache lines from `x + PF` (none when `PF` is 0). Prefetches
 /// never fault.
 #[inline(always)]
 fn prefetch<const PF: usize>(x: *const u8, lines: usize) {
@@ -248,8 +256,88 @@ fn prefetch<const PF: usize>(x: *const u8, lines: usize) {
 /// # Safety
 /// The CPU must have [`FEATURES`]; `w` is whole rows of the type and `a` its activation
 /// (checked by `Kernels::vec_dot` / the GEMV).
+/// What one chunk of the dot product reads besides the weights.
+struct DotCtx<'a> {
+    tb: &'a Tabs,
+    /// Activation row.
+    ap: *const u8,
+    /// Row length.
+    n: usize,
+    /// Column block.
+    b: usize,
+    /// QJL signs per block.
+    m: usize,
+}
+
+/// One chunk `t` of block `j` of the dot product: `bacc += isum · scales`, and for QJL types
+/// `qacc` likewise.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn dot_chunk<const HI: u32, const LO: u32, const QJL: bool, const F: u8>(
+    cx: &DotCtx,
+    sh: &Shape,
+    blk: *const u8,
+    br: *const u8,
+    j: usize,
+    t: usize,
+    prev: &mut u64,
+    bacc: &mut __m512,
+    qacc: &mut __m512,
+) {
+    let zero = _mm512_setzero_si512();
+    let (ap, n, b) = (cx.ap, cx.n, cx.b);
+    let bw = core::ptr::read_unaligned(br.add(8 * t).cast::<u64>());
+    let (x, y, mx, my) = decode_chunk::<HI, LO, F>(sh, bw, *prev, br.add(b / 16), cx.tb);
+    *prev = bw;
+    let c = (j * b) / 128 + t;
+    let ae = _mm512_loadu_si512(ap.add(128 * c).cast());
+    let ao = _mm512_loadu_si512(ap.add(128 * c + 64).cast());
+    let ae = _mm512_mask_sub_epi8(ae, mx, zero, ae);
+    let ao = _mm512_mask_sub_epi8(ao, my, zero, ao);
+    let isum = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(zero, x, ae), y, ao);
+    *bacc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), scales4(ap.add(n + 16 * c)), *bacc);
+    if QJL {
+        let ones = _mm512_set1_epi8(1);
+        let sp = blk.add(2 + 16 * t);
+        let w0 = core::ptr::read_unaligned(sp.cast::<u64>());
+        let w1 = core::ptr::read_unaligned(sp.add(8).cast::<u64>());
+        const EV: u64 = 0x5555_5555_5555_5555;
+        const OD: u64 = 0xAAAA_AAAA_AAAA_AAAA;
+        let neg_e = _pext_u64(w0, EV) | (_pext_u64(w1, EV) << 32);
+        let neg_o = _pext_u64(w0, OD) | (_pext_u64(w1, OD) << 32);
+        let lim = cx.m.saturating_sub(128 * t).min(128) / 2;
+        let valid = if lim >= 64 {
+            u64::MAX
+        } else {
+            (1u64 << lim) - 1
+        };
+        let q = ap.add(n + n / 8);
+        let te = _mm512_maskz_loadu_epi8(valid, q.add(128 * c).cast());
+        let to = _mm512_maskz_loadu_epi8(valid, q.add(128 * c + 64).cast());
+        let te = _mm512_mask_sub_epi8(te, neg_e, zero, te);
+        let to = _mm512_mask_sub_epi8(to, neg_o, zero, to);
+        let qs = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(zero, ones, te), ones, to);
+        *qacc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(qs), scales4(q.add(n + 16 * c)), *qacc);
+    }
+}
+
+/// The dot product of one row of a trellis type (hi width `HI`, lo width `LO`, QJL signs or
+/// not) with its prepared activation; `PF`: software prefetch distance of the weight stream in
+/// bytes (0: none); `F0`, `F1`: the shape flags of the two chunks of a 256-block
+/// ([`decode_chunk`]; blocks of 128 read theirs at run time).
+///
+/// # Safety
+/// The CPU must have [`FEATURES`]; `w` is whole rows of the type and `a` its activation
+/// (checked by `Kernels::vec_dot` / the GEMV).
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,bmi2,avx2,fma")]
-unsafe fn dot_tcq<const HI: u32, const LO: u32, const QJL: bool, const PF: usize>(
+unsafe fn dot_tcq<
+    const HI: u32,
+    const LO: u32,
+    const QJL: bool,
+    const PF: usize,
+    const F0: u8,
+    const F1: u8,
+>(
     ty: GgmlType,
     w: &[u8],
     a: &[u8],
@@ -261,17 +349,18 @@ unsafe fn dot_tcq<const HI: u32, const LO: u32, const QJL: bool, const PF: usize
         _ => return crate::formats::tq_tcq::dot(ty, w, a),
     };
     let pr = prep(ty);
-    let shapes: &[Shape] = if b == 256 { &pr.s256 } else { &pr.s128 };
     let bb = s.block_bytes(b);
     let lines = bb.div_ceil(64);
     let hdr = s.header_bytes(b);
-    let m = s.qjl_m(b);
-    let one = n + n / 8;
     let tb = tabs(pr);
-    let zero = _mm512_setzero_si512();
-    let ones = _mm512_set1_epi8(1);
+    let cx = DotCtx {
+        tb: &tb,
+        ap: a.as_ptr(),
+        n,
+        b,
+        m: s.qjl_m(b),
+    };
     let wp = w.as_ptr();
-    let ap = a.as_ptr();
     let mut total = _mm512_setzero_ps();
     for j in 0..n / b {
         let blk = wp.add(j * bb);
@@ -281,48 +370,21 @@ unsafe fn dot_tcq<const HI: u32, const LO: u32, const QJL: bool, const PF: usize
             continue;
         }
         let br = blk.add(hdr);
-        let fields = br.add(b / 16);
         let mut prev = 0u64;
         let mut bacc = _mm512_setzero_ps();
         let mut qacc = _mm512_setzero_ps();
-        for (t, sh) in shapes.iter().enumerate() {
-            let bw = core::ptr::read_unaligned(br.add(8 * t).cast::<u64>());
-            let (x, y, mx, my) = decode_chunk::<HI, LO>(sh, bw, prev, fields, &tb);
-            prev = bw;
-            let c = (j * b) / 128 + t;
-            let ae = _mm512_loadu_si512(ap.add(128 * c).cast());
-            let ao = _mm512_loadu_si512(ap.add(128 * c + 64).cast());
-            let ae = _mm512_mask_sub_epi8(ae, mx, zero, ae);
-            let ao = _mm512_mask_sub_epi8(ao, my, zero, ao);
-            let isum = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(zero, x, ae), y, ao);
-            bacc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), scales4(ap.add(n + 16 * c)), bacc);
-            if QJL {
-                let sp = blk.add(2 + 16 * t);
-                let w0 = core::ptr::read_unaligned(sp.cast::<u64>());
-                let w1 = core::ptr::read_unaligned(sp.add(8).cast::<u64>());
-                const EV: u64 = 0x5555_5555_5555_5555;
-                const OD: u64 = 0xAAAA_AAAA_AAAA_AAAA;
-                let neg_e = _pext_u64(w0, EV) | (_pext_u64(w1, EV) << 32);
-                let neg_o = _pext_u64(w0, OD) | (_pext_u64(w1, OD) << 32);
-                let lim = m.saturating_sub(128 * t).min(128) / 2;
-                let valid = if lim >= 64 {
-                    u64::MAX
-                } else {
-                    (1u64 << lim) - 1
-                };
-                let q = ap.add(one);
-                let te = _mm512_maskz_loadu_epi8(valid, q.add(128 * c).cast());
-                let to = _mm512_maskz_loadu_epi8(valid, q.add(128 * c + 64).cast());
-                let te = _mm512_mask_sub_epi8(te, neg_e, zero, te);
-                let to = _mm512_mask_sub_epi8(to, neg_o, zero, to);
-                let qs = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(zero, ones, te), ones, to);
-                qacc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(qs), scales4(q.add(n + 16 * c)), qacc);
-            }
+        if b == 256 {
+            let (s0, s1) = (&pr.s256[0], &pr.s256[1]);
+            dot_chunk::<HI, LO, QJL, F0>(&cx, s0, blk, br, j, 0, &mut prev, &mut bacc, &mut qacc);
+            dot_chunk::<HI, LO, QJL, F1>(&cx, s1, blk, br, j, 1, &mut prev, &mut bacc, &mut qacc);
+        } else {
+            let s0 = &pr.s128[0];
+            dot_chunk::<HI, LO, QJL, RT>(&cx, s0, blk, br, j, 0, &mut prev, &mut bacc, &mut qacc);
         }
         let d = scale_of(e);
         total = _mm512_fmadd_ps(bacc, _mm512_set1_ps(d), total);
         if QJL && *blk.add(1) != 0 {
-            let coef = qjl_coef(b, m, d, *blk.add(1));
+            let coef = qjl_coef(b, cx.m, d, *blk.add(1));
             total = _mm512_fmadd_ps(qacc, _mm512_set1_ps(coef), total);
         }
     }
@@ -383,7 +445,7 @@ unsafe fn decode_row<const HI: u32, const LO: u32>(
         let mut prev = 0u64;
         for (t, sh) in shapes.iter().enumerate() {
             let bw = core::ptr::read_unaligned(br.add(8 * t).cast::<u64>());
-            let (x, y, mx, my) = decode_chunk::<HI, LO>(sh, bw, prev, fields, tb);
+            let (x, y, mx, my) = decode_chunk::<HI, LO, RT>(sh, bw, prev, fields, tb);
             prev = bw;
             let wx = _mm512_mask_sub_epi8(x, mx, zero, x);
             let wy = _mm512_mask_sub_epi8(y, my, zero, y);
@@ -505,7 +567,7 @@ unsafe fn gemm_tcq<const HI: u32, const LO: u32>(
         _ => {
             for r in 0..rows {
                 for j in 0..ncol {
-                    let v = dot_tcq::<HI, LO, false, 0>(
+                    let v = dot_tcq::<HI, LO, false, 0, RT, RT>(
                         ty,
                         &w[r * rb..(r + 1) * rb],
                         &acts[j * ab..(j + 1) * ab],
@@ -592,31 +654,34 @@ thread_local! {
 }
 
 macro_rules! dots {
-    ($($name:ident, $pf_name:ident: $ty:expr, $hi:literal, $lo:literal, $qjl:literal;)*) => {$(
+    ($($name:ident, $pf_name:ident: $ty:expr, $hi:literal, $lo:literal, $qjl:literal, $f0:literal, $f1:literal;)*) => {$(
         /// The AVX-512 dot product of one row of this type with its prepared activation.
         ///
         /// # Safety
         /// The CPU must have [`FEATURES`]; the lengths are the caller's to check.
         pub(crate) unsafe fn $name(w: &[u8], a: &[u8]) -> f32 {
-            dot_tcq::<$hi, $lo, $qjl, 0>($ty, w, a)
+            dot_tcq::<$hi, $lo, $qjl, 0, $f0, $f1>($ty, w, a)
         }
         /// The same dot product with software prefetch of the weight stream (same results).
         ///
         /// # Safety
         /// As for the plain one.
         pub(crate) unsafe fn $pf_name(w: &[u8], a: &[u8]) -> f32 {
-            dot_tcq::<$hi, $lo, $qjl, { super::intel::PREFETCH_DEFAULT }>($ty, w, a)
+            dot_tcq::<$hi, $lo, $qjl, { super::intel::PREFETCH_DEFAULT }, $f0, $f1>($ty, w, a)
         }
     )*};
 }
 
+// The shape flags of the two chunks of a 256-block (bit 0: unpack, bit 1: lo pairs; §1, §8):
+// only TQT4_5's first chunk has whole-byte fields; the TQT types' second chunk holds the lo
+// pairs (n_lo = 8, or 40 for 3_375 — all in the second chunk); TQJ types have one width.
 dots! {
-    dot_tqt4_5, dot_tqt4_5_pf: GgmlType::TQT4_5, 9, 8, false;
-    dot_tqt3_375, dot_tqt3_375_pf: GgmlType::TQT3_375, 7, 6, false;
-    dot_tqt2_5, dot_tqt2_5_pf: GgmlType::TQT2_5, 5, 4, false;
-    dot_tqj4_5, dot_tqj4_5_pf: GgmlType::TQJ4_5, 7, 7, true;
-    dot_tqj3_375, dot_tqj3_375_pf: GgmlType::TQJ3_375, 5, 5, true;
-    dot_tqj2_5, dot_tqj2_5_pf: GgmlType::TQJ2_5, 3, 3, true;
+    dot_tqt4_5, dot_tqt4_5_pf: GgmlType::TQT4_5, 9, 8, false, 0, 3;
+    dot_tqt3_375, dot_tqt3_375_pf: GgmlType::TQT3_375, 7, 6, false, 1, 3;
+    dot_tqt2_5, dot_tqt2_5_pf: GgmlType::TQT2_5, 5, 4, false, 1, 3;
+    dot_tqj4_5, dot_tqj4_5_pf: GgmlType::TQJ4_5, 7, 7, true, 1, 1;
+    dot_tqj3_375, dot_tqj3_375_pf: GgmlType::TQJ3_375, 5, 5, true, 1, 1;
+    dot_tqj2_5, dot_tqj2_5_pf: GgmlType::TQJ2_5, 3, 3, true, 1, 1;
 }
 
 macro_rules! gemms {
