@@ -108,19 +108,41 @@ impl Book {
             ys: core::array::from_fn(|z| padded(all[z].iter().map(|c| c.y))),
             all,
         };
-        // One grid row per task (the lists do not depend on each other; concatenated in order,
-        // so the tables are the same whatever the thread count).
-        use rayon::prelude::*;
-        let lists: Vec<Vec<Cand>> = (0..ncell)
-            .into_par_iter()
-            .flat_map_iter(|cy| {
-                let book = &book;
-                (0..ncell).flat_map(move |cx| {
-                    let (x0, y0) = (cx as f32 * cw, cy as f32 * cw);
-                    (0..4).map(move |z| book.cell_list(z, x0, y0, x0 + cw, y0 + cw))
+        // Bands of grid rows on scoped OS threads (not rayon: this runs inside a `OnceLock`
+        // initializer, and a rayon worker waiting here could steal a job that asks for the same
+        // book — a re-entrant initialization, i.e. a deadlock). The lists do not depend on each
+        // other and are concatenated in order: the same tables whatever the thread count.
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |t| t.get())
+            .clamp(1, 8);
+        let band = ncell.div_ceil(threads);
+        let row_lists = |cy: usize| -> Vec<Vec<Cand>> {
+            let mut out = Vec::with_capacity(ncell * 4);
+            for cx in 0..ncell {
+                let (x0, y0) = (cx as f32 * cw, cy as f32 * cw);
+                for z in 0..4 {
+                    out.push(book.cell_list(z, x0, y0, x0 + cw, y0 + cw));
+                }
+            }
+            out
+        };
+        let lists: Vec<Vec<Cand>> = std::thread::scope(|sc| {
+            let handles: Vec<_> = (0..ncell)
+                .step_by(band)
+                .map(|c0| {
+                    let row_lists = &row_lists;
+                    sc.spawn(move || {
+                        (c0..(c0 + band).min(ncell))
+                            .flat_map(row_lists)
+                            .collect::<Vec<_>>()
+                    })
                 })
-            })
-            .collect();
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().expect("book table thread"))
+                .collect()
+        });
         let width = lists.iter().map(|l| l.len()).max().unwrap();
         let dummy = Cand {
             x: 1e6,
