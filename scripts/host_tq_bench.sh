@@ -69,7 +69,7 @@ done
 
 echo
 echo "== SUMMARY ($(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg))"
-awk '/^-- [0-9]+ threads/ {th=$2; bw=$6} /^(TQ|Q4_K)/ && NF >= 6 {printf "  GEMV %-9s %2s thr: %6s GB/s = %6s of the read bw (%s GB/s alongside; best probe %s)\n", $1, th, $3, $6, $5, bw}' "$TMP/gemv.txt"
+awk '/^-- [0-9]+ threads/ {th=$2; bw=$6} /^(TQ|Q4_K)/ && $1 !~ /:$/ && $2 ~ /^[0-9]+$/ && NF >= 6 {printf "  GEMV %-9s %2s thr: %6s GB/s = %6s of the read bw (%s GB/s alongside; best probe %s)\n", $1, th, $3, $6, $5, bw}' "$TMP/gemv.txt"
 for th in 2 16; do
     echo "  quantize threads $th: Q4_K_M ${Q[Q4_K_M/$th]} s  TQT4_5_M ${Q[TQT4_5_M/$th]} s  ratio TQ/Q4_K $(ratio "${Q[TQT4_5_M/$th]}" "${Q[Q4_K_M/$th]}")"
 done

@@ -458,6 +458,8 @@ unsafe fn decode_row<const HI: u32, const LO: u32>(
 }
 
 /// `GR` decoded rows × `GC` prepared columns: `put(r, c, y)` for each.
+// Index loops over the tile's rows and columns read better than zipped iterators here.
+#[allow(clippy::needless_range_loop)]
 #[inline(always)]
 unsafe fn gemm_tile(
     rows: *const __m512i,
