@@ -12,6 +12,10 @@
 //! sums are exact; only the float accumulation order differs from the scalar reference.
 //!
 //! Rows whose column block is below 128 take the scalar reference.
+//!
+//! The GEMM of the types without QJL signs (prompt processing) decodes each row once per column
+//! block to signed int8 and multiplies it with many biased activations (see the GEMM section);
+//! its results are the dot product's bits.
 
 use crate::formats::tq::{block_for, scale_of};
 use crate::formats::tq_tables::pair_table;
