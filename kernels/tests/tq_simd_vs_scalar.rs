@@ -188,6 +188,102 @@ fn gemv_and_gemm_equal_vec_dot_per_row_for_any_thread_count() {
     isas::check_exercised("TurboQuant GEMV/GEMM", &exercised);
 }
 
+/// The trellis GEMM (rows decoded once per column block, tiles of 4 rows × 2 columns, column
+/// blocks of ~768 KiB of activations): every shape class — blocks of 256 with lo pairs, 128,
+/// the scalar fallback (32), row and column counts off the tile sizes, zero blocks, more
+/// columns than one column block — bit-identical to `vec_dot` per element.
+#[test]
+fn gemm_equals_vec_dot_on_every_tile_shape() {
+    let p = TqParams { seed: 11 };
+    let mut g = SplitMix64::new(6);
+    let mut exercised = Vec::new();
+    for isa in simd_isas() {
+        let k = kernels_for(isa).unwrap();
+        for ty in [GgmlType::TQT4_5, GgmlType::TQT3_375, GgmlType::TQT2_5] {
+            for (rows, cols, nx) in [(13, 512, 5), (6, 2816, 190), (5, 384, 3), (3, 96, 4)] {
+                if tq::block_for(ty, cols).is_none() {
+                    continue;
+                }
+                let rb = ty.row_bytes(cols).unwrap();
+                let wf = gaussian(&mut g, rows * cols, 0.02);
+                let mut w = vec![0u8; rb * rows];
+                tq::quantize_rows(ty, &p, &wf, cols, None, &mut w, Isa::Scalar).unwrap();
+                // Zero blocks: the first block of row 1, the whole of row 2.
+                let b = tq::block_for(ty, cols).unwrap();
+                let bb = rb / (cols / b);
+                w[rb..rb + bb].fill(0);
+                w[2 * rb..3 * rb].fill(0);
+                let xs = gaussian(&mut g, nx * cols, 1.0);
+                let mut want = vec![0f32; nx * rows];
+                for j in 0..nx {
+                    let mut a = vec![0u8; tq::act_bytes(ty, cols).unwrap()];
+                    tq::prepare_activation(ty, &p, &xs[j * cols..(j + 1) * cols], &mut a);
+                    for r in 0..rows {
+                        want[j * rows + r] = k.vec_dot(ty, &w[r * rb..(r + 1) * rb], &a);
+                    }
+                }
+                let mut scratch = vec![0u8; gq_kernels::gemm_scratch_bytes(ty, cols, nx)];
+                for threads in [1, 2] {
+                    let pool = rayon::ThreadPoolBuilder::new()
+                        .num_threads(threads)
+                        .build()
+                        .unwrap();
+                    let mut ys = vec![0f32; nx * rows];
+                    pool.install(|| {
+                        let act = FloatAct::Rotated(p);
+                        k.gemm_as(ty, &w, rows, cols, &xs, &mut ys, &mut scratch, act)
+                    });
+                    for (i, (u, v)) in ys.iter().zip(&want).enumerate() {
+                        assert_eq!(
+                            u.to_bits(),
+                            v.to_bits(),
+                            "{isa} {ty} {rows}x{cols} n={nx} threads={threads} element {i}"
+                        );
+                    }
+                }
+                exercised.push(isa);
+            }
+        }
+    }
+    isas::check_exercised("TurboQuant GEMM tiles", &exercised);
+}
+
+/// The prepared activation (rotation + TQA8) on this CPU's fastest path equals the scalar
+/// reference byte for byte, including zero groups, NaN, ±Inf, huge and tiny values (the
+/// quantizer's exact halves are tested in `formats::tq`'s unit tests).
+#[test]
+fn prepared_activation_equals_the_scalar_reference() {
+    let mut g = SplitMix64::new(8);
+    for ty in [GgmlType::TQT4_5, GgmlType::TQJ4_5, GgmlType::TQT3_375] {
+        for n in [128usize, 256, 384, 512, 768, 2816, 96, 192] {
+            if tq::block_for(ty, n).is_none() {
+                continue;
+            }
+            for case in 0..6 {
+                let mut x = gaussian(&mut g, n, [1.0, 1e-30, 1e30, 3.0, 1.0, 0.5][case]);
+                match case {
+                    1 => x[..32].fill(0.0),
+                    2 => x[3] = f32::NAN,
+                    3 => x[n - 1] = f32::INFINITY,
+                    4 => {
+                        // Structured values (many equal magnitudes and ties after rotation).
+                        for (i, v) in x.iter_mut().enumerate() {
+                            *v = ((i % 61) as f32 - 30.0) * 0.5 + 0.25;
+                        }
+                    }
+                    _ => {}
+                }
+                let mut want = vec![0u8; tq::act_bytes(ty, n).unwrap()];
+                let mut got = want.clone();
+                let p = TqParams { seed: 77 };
+                tq::prepare_activation_ref(ty, &p, &x, &mut want);
+                tq::prepare_activation(ty, &p, &x, &mut got);
+                assert_eq!(got, want, "{ty} n={n} case {case}");
+            }
+        }
+    }
+}
+
 #[test]
 #[should_panic(expected = "FloatAct::Rotated")]
 fn turboquant_weights_refuse_unrotated_activations() {

@@ -181,6 +181,50 @@ pub fn prepare_activation(ty: GgmlType, params: &TqParams, x: &[f32], dst: &mut 
         .expect("n is whole groups of 32");
     assert_eq!(Some(dst.len()), act_bytes(ty, n), "{ty}: activation size");
     let mut r = x.to_vec();
+    rotate_fast(&mut r, b, params.seed);
+    quantize_act_fast(&r, &mut dst[..one]);
+    if ty.is_tq_qjl() {
+        rotate_fast(&mut r, b, params.seed ^ super::tq_rotation::QJL_SEED_XOR);
+        quantize_act_fast(&r, &mut dst[one..]);
+    }
+}
+
+/// [`super::tq_rotation::rotate_row`] on the fastest path this CPU has (same bits).
+fn rotate_fast(x: &mut [f32], b: usize, seed: u64) {
+    #[cfg(target_arch = "x86_64")]
+    if b >= 16 && crate::x86::tq_act::usable() {
+        // SAFETY: `usable` checked the CPU features; `x` is whole blocks of `b` (the caller's
+        // `block_for`).
+        unsafe { crate::x86::tq_act::rotate_row(x, b, seed) };
+        return;
+    }
+    super::tq_rotation::rotate_row(x, b, seed)
+}
+
+/// [`quantize_act`] on the fastest path this CPU has (same bytes).
+fn quantize_act_fast(x: &[f32], dst: &mut [u8]) {
+    #[cfg(target_arch = "x86_64")]
+    if x.len().is_multiple_of(128)
+        && dst.len() == x.len() + x.len() / 8
+        && crate::x86::tq_act::usable()
+    {
+        // SAFETY: `usable` checked the CPU features; the lengths are checked above.
+        unsafe { crate::x86::tq_act::quantize_act(x, dst) };
+        return;
+    }
+    quantize_act(x, dst)
+}
+
+/// [`prepare_activation`] with the scalar rotation and quantizer only (the reference the
+/// vector path is tested against; the same bytes).
+pub fn prepare_activation_ref(ty: GgmlType, params: &TqParams, x: &[f32], dst: &mut [u8]) {
+    let n = x.len();
+    let b = block_for(ty, n).unwrap_or_else(|| panic!("{ty}: no column block for rows of {n}"));
+    let one = GgmlType::TQA8
+        .row_bytes(n)
+        .expect("n is whole groups of 32");
+    assert_eq!(Some(dst.len()), act_bytes(ty, n), "{ty}: activation size");
+    let mut r = x.to_vec();
     super::tq_rotation::rotate_row(&mut r, b, params.seed);
     quantize_act(&r, &mut dst[..one]);
     if ty.is_tq_qjl() {
@@ -442,6 +486,31 @@ mod tests {
                 assert!((u - v).abs() <= 3.0 / 127.0 * 0.5 + 1e-6);
             }
         }
+    }
+
+    #[test]
+    fn fast_quantizer_gives_the_reference_bytes_on_ties() {
+        // Each group's amax is 63.5 (d = ½, 1/d = 2) and the other values k/2 + ¼, so every
+        // scaled value is an exact half: rounding half away from zero decides each byte.
+        let n = 512;
+        let mut x: Vec<f32> = (0..n)
+            .map(|i| ((i % 61) as f32 - 30.0) * 0.5 + 0.25)
+            .collect();
+        for g in x.chunks_exact_mut(32) {
+            g[5] = 63.5;
+        }
+        x[40] = f32::NAN;
+        x[100] = -0.0;
+        let mut want = vec![0u8; n + n / 8];
+        let mut got = want.clone();
+        quantize_act(&x, &mut want);
+        quantize_act_fast(&x, &mut got);
+        assert_eq!(got, want);
+        assert_eq!(
+            want[act_pos(n, 0)] as i8,
+            -30,
+            "−14.75·2 = −29.5 rounds away from zero"
+        );
     }
 
     #[test]

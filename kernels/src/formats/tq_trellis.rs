@@ -39,7 +39,41 @@ pub(crate) struct Book {
     cell: f32,
     /// All candidates per folded subset (fallback outside the grid).
     all: [Vec<Cand>; 4],
+    /// Their coordinates, for [`Book::cell_list`] (padded to a multiple of 16).
+    xs: [Vec<f32>; 4],
+    ys: [Vec<f32>; 4],
 }
+
+/// `max` as a compare-and-select (one `maxps`; the same value as `f32::max` for the non-NaN
+/// inputs of [`Book::cell_list`], where only squares of the result are used).
+#[inline(always)]
+fn mx(a: f32, b: f32) -> f32 {
+    if a > b {
+        a
+    } else {
+        b
+    }
+}
+
+/// `min` as a compare-and-select (see [`mx`]).
+#[inline(always)]
+fn mn(a: f32, b: f32) -> f32 {
+    if a < b {
+        a
+    } else {
+        b
+    }
+}
+
+/// The values, then 1e6 up to a multiple of 16.
+fn padded(v: impl Iterator<Item = f32>) -> Vec<f32> {
+    let mut v: Vec<f32> = v.collect();
+    v.resize(v.len().next_multiple_of(16), 1e6);
+    v
+}
+
+/// The longest subset list (`2^(b+1) / 4` points at the widest table, b = 9).
+const MAX_SUBSET: usize = 256;
 
 impl Book {
     fn new(bits: u32) -> Book {
@@ -69,17 +103,46 @@ impl Book {
             width: 0,
             ncell,
             cell: cw,
+            // Padded to whole vectors of 16 with far-away points (never the bound, never kept).
+            xs: core::array::from_fn(|z| padded(all[z].iter().map(|c| c.x))),
+            ys: core::array::from_fn(|z| padded(all[z].iter().map(|c| c.y))),
             all,
         };
-        let mut lists: Vec<Vec<Cand>> = Vec::with_capacity(ncell * ncell * 4);
-        for cy in 0..ncell {
+        // Bands of grid rows on scoped OS threads (not rayon: this runs inside a `OnceLock`
+        // initializer, and a rayon worker waiting here could steal a job that asks for the same
+        // book — a re-entrant initialization, i.e. a deadlock). The lists do not depend on each
+        // other and are concatenated in order: the same tables whatever the thread count.
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |t| t.get())
+            .clamp(1, 8);
+        let band = ncell.div_ceil(threads);
+        let row_lists = |cy: usize| -> Vec<Vec<Cand>> {
+            let mut out = Vec::with_capacity(ncell * 4);
             for cx in 0..ncell {
                 let (x0, y0) = (cx as f32 * cw, cy as f32 * cw);
                 for z in 0..4 {
-                    lists.push(book.cell_list(z, x0, y0, x0 + cw, y0 + cw));
+                    out.push(book.cell_list(z, x0, y0, x0 + cw, y0 + cw));
                 }
             }
-        }
+            out
+        };
+        let lists: Vec<Vec<Cand>> = std::thread::scope(|sc| {
+            let handles: Vec<_> = (0..ncell)
+                .step_by(band)
+                .map(|c0| {
+                    let row_lists = &row_lists;
+                    sc.spawn(move || {
+                        (c0..(c0 + band).min(ncell))
+                            .flat_map(row_lists)
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().expect("book table thread"))
+                .collect()
+        });
         let width = lists.iter().map(|l| l.len()).max().unwrap();
         let dummy = Cand {
             x: 1e6,
@@ -101,36 +164,42 @@ impl Book {
 
     /// The candidates of folded subset `z` that can be nearest somewhere in the cell
     /// `[x0, x1] × [y0, y1]` (those whose smallest distance to the cell is at most the smallest
-    /// farthest distance of any candidate), in the order of the subset's list.
+    /// farthest distance of any candidate), in the order of the subset's list. Branch-free
+    /// passes over the coordinates (so that they vectorise) with exactly the f32 values of the
+    /// plain formulas: `max(|x − x0|, |x − x1|)` for the farthest, `max(x0 − x, x − x1, 0)` for
+    /// the nearest offset.
     fn cell_list(&self, z: usize, x0: f32, y0: f32, x1: f32, y1: f32) -> Vec<Cand> {
-        let far = |c: &Cand| {
-            let dx = (c.x - x0).abs().max((c.x - x1).abs());
-            let dy = (c.y - y0).abs().max((c.y - y1).abs());
-            dx * dx + dy * dy
-        };
-        let near = |c: &Cand| {
-            let dx = if c.x < x0 {
-                x0 - c.x
-            } else if c.x > x1 {
-                c.x - x1
-            } else {
-                0.0
-            };
-            let dy = if c.y < y0 {
-                y0 - c.y
-            } else if c.y > y1 {
-                c.y - y1
-            } else {
-                0.0
-            };
-            dx * dx + dy * dy
-        };
-        let bound = self.all[z].iter().map(far).fold(f32::INFINITY, f32::min);
-        self.all[z]
-            .iter()
-            .filter(|c| near(c) <= bound)
-            .copied()
-            .collect()
+        let all = &self.all[z];
+        let n = all.len();
+        assert!(n <= MAX_SUBSET, "subset list longer than {MAX_SUBSET}");
+        let (xs, ys) = (&self.xs[z], &self.ys[z]);
+        let mut lanes = [f32::INFINITY; 16];
+        let mut near = [0f32; MAX_SUBSET];
+        for ((cx, cy), nr) in xs
+            .chunks_exact(16)
+            .zip(ys.chunks_exact(16))
+            .zip(near.chunks_exact_mut(16))
+        {
+            for l in 0..16 {
+                let (x, y) = (cx[l], cy[l]);
+                let dx = mx((x - x0).abs(), (x - x1).abs());
+                let dy = mx((y - y0).abs(), (y - y1).abs());
+                lanes[l] = mn(lanes[l], dx * dx + dy * dy);
+                let nx = mx(mx(x0 - x, x - x1), 0.0);
+                let ny = mx(mx(y0 - y, y - y1), 0.0);
+                nr[l] = nx * nx + ny * ny;
+            }
+        }
+        // The minimum is exact in any order (no NaN here).
+        let bound = lanes.into_iter().fold(f32::INFINITY, f32::min);
+        let mut out = Vec::with_capacity(32);
+        out.extend(
+            all.iter()
+                .zip(&near[..n])
+                .filter(|(_, &d)| d <= bound)
+                .map(|(c, _)| *c),
+        );
+        out
     }
 
     /// Nearest point of each folded subset to the folded point (ax, ay) (table units):

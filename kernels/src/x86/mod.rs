@@ -6,6 +6,7 @@ pub mod avx512bf16;
 pub(crate) mod f32rows;
 pub mod intel;
 pub(crate) mod tile;
+pub(crate) mod tq_act;
 pub mod tq_avx2;
 pub mod tq_avx512;
 pub(crate) mod tq_encode;
@@ -117,6 +118,28 @@ wrap_tq! {
     a5_tqj4_5: tq_avx512::dot_tqj4_5;
     a5_tqj3_375: tq_avx512::dot_tqj3_375;
     a5_tqj2_5: tq_avx512::dot_tqj2_5;
+    i5_tqt4_5: tq_avx512::dot_tqt4_5_pf;
+    i5_tqt3_375: tq_avx512::dot_tqt3_375_pf;
+    i5_tqt2_5: tq_avx512::dot_tqt2_5_pf;
+    i5_tqj4_5: tq_avx512::dot_tqj4_5_pf;
+    i5_tqj3_375: tq_avx512::dot_tqj3_375_pf;
+    i5_tqj2_5: tq_avx512::dot_tqj2_5_pf;
+}
+
+macro_rules! wrap_tq_gemm {
+    ($($name:ident: $path:path;)*) => {$(
+        fn $name(w: &[u8], rb: usize, acts: &[u8], ab: usize, put: &mut dyn FnMut(usize, usize, f32)) {
+            // SAFETY: as for `wrap_tq`; `Kernels::gemm_as` checked that `w` is whole rows of
+            // `rb` bytes and `acts` whole prepared activations of `ab` bytes.
+            unsafe { $path(w, rb, acts, ab, put) }
+        }
+    )*};
+}
+
+wrap_tq_gemm! {
+    a5_tqt4_5_gemm: tq_avx512::gemm_tqt4_5;
+    a5_tqt3_375_gemm: tq_avx512::gemm_tqt3_375;
+    a5_tqt2_5_gemm: tq_avx512::gemm_tqt2_5;
 }
 
 fn bf_dot(w: &[u8], a: &[u8]) -> f32 {
@@ -244,15 +267,39 @@ pub(crate) unsafe fn avx512_table(tune: Tune) -> Kernels {
         k.dot2[t.index()] = Some(f);
     }
     if tq_avx512::available() {
-        for (t, f) in [
-            (GgmlType::TQT4_5, a5_tqt4_5 as crate::dispatch::DotFn),
-            (GgmlType::TQT3_375, a5_tqt3_375),
-            (GgmlType::TQT2_5, a5_tqt2_5),
-            (GgmlType::TQJ4_5, a5_tqj4_5),
-            (GgmlType::TQJ3_375, a5_tqj3_375),
-            (GgmlType::TQJ2_5, a5_tqj2_5),
+        // The Intel table's dot products prefetch the weight stream (same results).
+        let intel = tune == Tune::Intel;
+        for (t, f, fp) in [
+            (
+                GgmlType::TQT4_5,
+                a5_tqt4_5 as crate::dispatch::DotFn,
+                i5_tqt4_5 as crate::dispatch::DotFn,
+            ),
+            (GgmlType::TQT3_375, a5_tqt3_375, i5_tqt3_375),
+            (GgmlType::TQT2_5, a5_tqt2_5, i5_tqt2_5),
+            (GgmlType::TQJ4_5, a5_tqj4_5, i5_tqj4_5),
+            (GgmlType::TQJ3_375, a5_tqj3_375, i5_tqj3_375),
+            (GgmlType::TQJ2_5, a5_tqj2_5, i5_tqj2_5),
         ] {
-            k.dot[t.index()] = Some(f);
+            k.dot[t.index()] = Some(if intel { fp } else { f });
+        }
+        // The trellis types without QJL signs: a GEMM that decodes each row once per column
+        // block (bit-identical to the dot products).
+        for (t, gemm) in [
+            (GgmlType::TQT4_5, a5_tqt4_5_gemm as crate::dispatch::GemmFn),
+            (GgmlType::TQT3_375, a5_tqt3_375_gemm),
+            (GgmlType::TQT2_5, a5_tqt2_5_gemm),
+        ] {
+            k.rows[t.index()] = Some(crate::dispatch::RowKernels {
+                act: crate::dispatch::ActLayout::Natural,
+                gemv: k.dot[t.index()].expect("set above"),
+                gemm,
+                path: if intel {
+                    "tq: dot GEMV (prefetch 4 KiB); GEMM decodes rows once to int8, vpdpbusd"
+                } else {
+                    "tq: dot GEMV; GEMM decodes rows once to int8, vpdpbusd"
+                },
+            });
         }
     }
     if is_x86_feature_detected!("avx512bf16") {

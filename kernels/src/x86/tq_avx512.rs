@@ -12,6 +12,10 @@
 //! sums are exact; only the float accumulation order differs from the scalar reference.
 //!
 //! Rows whose column block is below 128 take the scalar reference.
+//!
+//! The GEMM of the types without QJL signs (prompt processing) decodes each row once per column
+//! block to signed int8 and multiplies it with many biased activations (see the GEMM section);
+//! its results are the dot product's bits.
 
 use crate::formats::tq::{block_for, scale_of};
 use crate::formats::tq_tables::pair_table;
@@ -170,14 +174,174 @@ unsafe fn scales4(p: *const u8) -> __m512 {
     _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(_mm_loadu_ps(p.cast())))
 }
 
+/// The table registers of a type: |X| and |Y| of the hi and lo pair codes.
+struct Tabs {
+    hx: [__m512i; 4],
+    hy: [__m512i; 4],
+    lx: [__m512i; 4],
+    ly: [__m512i; 4],
+}
+
+#[inline(always)]
+unsafe fn tabs(pr: &Prep) -> Tabs {
+    Tabs {
+        hx: regs(&pr.hi.0),
+        hy: regs(&pr.hi.1),
+        lx: regs(&pr.lo.0),
+        ly: regs(&pr.lo.1),
+    }
+}
+
+/// Decodes one chunk of 64 pairs: `(|X|, |Y|, x sign mask, y sign mask)` per pair (byte lane
+/// `i` = pair `64t + i` of the block). `bw`: the chunk's 64 branch bits, `prev`: the previous
+/// chunk's (0 for the first), `fields`: the block's first field byte. `F`: the chunk's shape
+/// flags when known at compile time (bit 0: fields need unpacking, bit 1: some pairs use the lo
+/// table), [`RT`] to read them from `sh`.
+#[inline(always)]
+unsafe fn decode_chunk<const HI: u32, const LO: u32, const F: u8>(
+    sh: &Shape,
+    bw: u64,
+    prev: u64,
+    fields: *const u8,
+    tb: &Tabs,
+) -> (__m512i, __m512i, u64, u64) {
+    let z0 = (bw << 1) | (prev >> 63);
+    let z1 = bw ^ ((bw << 2) | (prev >> 62)) ^ ((bw << 3) | (prev >> 61));
+    let raw = _mm512_maskz_loadu_epi8(sh.load, fields.add(sh.off).cast());
+    debug_assert!(F == RT || (F & 1 != 0) == sh.unpack && (F & 2 != 0) == (sh.lo != 0));
+    let unpack = if F == RT { sh.unpack } else { F & 1 != 0 };
+    let has_lo = if F == RT { sh.lo != 0 } else { F & 2 != 0 };
+    let f = if unpack {
+        let g = _mm512_permutexvar_epi8(ld(&sh.idx), raw);
+        _mm512_and_si512(
+            _mm512_multishift_epi64_epi8(ld(&sh.shift), g),
+            ld(&sh.wmask),
+        )
+    } else {
+        raw
+    };
+    let (zb0, zb1) = (ld(&sh.zb0), ld(&sh.zb1));
+    let k = _mm512_ternarylogic_epi64::<0x96>(
+        f,
+        _mm512_maskz_mov_epi8(z0, zb0),
+        _mm512_maskz_mov_epi8(z1, zb1),
+    );
+    let mx = _mm512_test_epi8_mask(f, zb0);
+    let my = _mm512_test_epi8_mask(f, zb1);
+    let mut x = lookup::<HI>(k, &tb.hx);
+    let mut y = lookup::<HI>(k, &tb.hy);
+    if LO != HI && has_lo {
+        x = _mm512_mask_blend_epi8(sh.lo, x, lookup::<LO>(k, &tb.lx));
+        y = _mm512_mask_blend_epi8(sh.lo, y, lookup::<LO>(k, &tb.ly));
+    }
+    (x, y, mx, my)
+}
+
+/// [`decode_chunk`]'s flags: read the shape at run time.
+const RT: u8 = 0xff;
+
+/// Software prefetches of `lines` cache lines from `x + PF` (none when `PF` is 0). Prefetches
+/// never fault.
+#[inline(always)]
+fn prefetch<const PF: usize>(x: *const u8, lines: usize) {
+    if PF > 0 {
+        for l in 0..lines {
+            // SAFETY: a prefetch is a hint that cannot fault; the address uses wrapping
+            // arithmetic.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(x.wrapping_add(PF + 64 * l).cast()) };
+        }
+    }
+}
+
 /// The dot product of one row of a trellis type (hi width `HI`, lo width `LO`, QJL signs or
-/// not) with its prepared activation.
+/// not) with its prepared activation; `PF`: software prefetch distance of the weight stream in
+/// bytes (0: none).
+///
+/// # Safety
+/// The CPU must have [`FEATURES`]; `w` is whole rows of the type and `a` its activation
+/// (checked by `Kernels::vec_dot` / the GEMV).
+/// What one chunk of the dot product reads besides the weights.
+struct DotCtx<'a> {
+    tb: &'a Tabs,
+    /// Activation row.
+    ap: *const u8,
+    /// Row length.
+    n: usize,
+    /// Column block.
+    b: usize,
+    /// QJL signs per block.
+    m: usize,
+}
+
+/// One chunk `t` of block `j` of the dot product: `bacc += isum · scales`, and for QJL types
+/// `qacc` likewise.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn dot_chunk<const HI: u32, const LO: u32, const QJL: bool, const F: u8>(
+    cx: &DotCtx,
+    sh: &Shape,
+    blk: *const u8,
+    br: *const u8,
+    j: usize,
+    t: usize,
+    prev: &mut u64,
+    bacc: &mut __m512,
+    qacc: &mut __m512,
+) {
+    let zero = _mm512_setzero_si512();
+    let (ap, n, b) = (cx.ap, cx.n, cx.b);
+    let bw = core::ptr::read_unaligned(br.add(8 * t).cast::<u64>());
+    let (x, y, mx, my) = decode_chunk::<HI, LO, F>(sh, bw, *prev, br.add(b / 16), cx.tb);
+    *prev = bw;
+    let c = (j * b) / 128 + t;
+    let ae = _mm512_loadu_si512(ap.add(128 * c).cast());
+    let ao = _mm512_loadu_si512(ap.add(128 * c + 64).cast());
+    let ae = _mm512_mask_sub_epi8(ae, mx, zero, ae);
+    let ao = _mm512_mask_sub_epi8(ao, my, zero, ao);
+    let isum = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(zero, x, ae), y, ao);
+    *bacc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), scales4(ap.add(n + 16 * c)), *bacc);
+    if QJL {
+        let ones = _mm512_set1_epi8(1);
+        let sp = blk.add(2 + 16 * t);
+        let w0 = core::ptr::read_unaligned(sp.cast::<u64>());
+        let w1 = core::ptr::read_unaligned(sp.add(8).cast::<u64>());
+        const EV: u64 = 0x5555_5555_5555_5555;
+        const OD: u64 = 0xAAAA_AAAA_AAAA_AAAA;
+        let neg_e = _pext_u64(w0, EV) | (_pext_u64(w1, EV) << 32);
+        let neg_o = _pext_u64(w0, OD) | (_pext_u64(w1, OD) << 32);
+        let lim = cx.m.saturating_sub(128 * t).min(128) / 2;
+        let valid = if lim >= 64 {
+            u64::MAX
+        } else {
+            (1u64 << lim) - 1
+        };
+        let q = ap.add(n + n / 8);
+        let te = _mm512_maskz_loadu_epi8(valid, q.add(128 * c).cast());
+        let to = _mm512_maskz_loadu_epi8(valid, q.add(128 * c + 64).cast());
+        let te = _mm512_mask_sub_epi8(te, neg_e, zero, te);
+        let to = _mm512_mask_sub_epi8(to, neg_o, zero, to);
+        let qs = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(zero, ones, te), ones, to);
+        *qacc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(qs), scales4(q.add(n + 16 * c)), *qacc);
+    }
+}
+
+/// The dot product of one row of a trellis type (hi width `HI`, lo width `LO`, QJL signs or
+/// not) with its prepared activation; `PF`: software prefetch distance of the weight stream in
+/// bytes (0: none); `F0`, `F1`: the shape flags of the two chunks of a 256-block
+/// ([`decode_chunk`]; blocks of 128 read theirs at run time).
 ///
 /// # Safety
 /// The CPU must have [`FEATURES`]; `w` is whole rows of the type and `a` its activation
 /// (checked by `Kernels::vec_dot` / the GEMV).
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,bmi2,avx2,fma")]
-unsafe fn dot_tcq<const HI: u32, const LO: u32, const QJL: bool>(
+unsafe fn dot_tcq<
+    const HI: u32,
+    const LO: u32,
+    const QJL: bool,
+    const PF: usize,
+    const F0: u8,
+    const F1: u8,
+>(
     ty: GgmlType,
     w: &[u8],
     a: &[u8],
@@ -189,115 +353,364 @@ unsafe fn dot_tcq<const HI: u32, const LO: u32, const QJL: bool>(
         _ => return crate::formats::tq_tcq::dot(ty, w, a),
     };
     let pr = prep(ty);
-    let shapes: &[Shape] = if b == 256 { &pr.s256 } else { &pr.s128 };
     let bb = s.block_bytes(b);
+    let lines = bb.div_ceil(64);
     let hdr = s.header_bytes(b);
-    let m = s.qjl_m(b);
-    let one = n + n / 8;
-    let (hx, hy) = (regs(&pr.hi.0), regs(&pr.hi.1));
-    let (lx, ly) = (regs(&pr.lo.0), regs(&pr.lo.1));
-    let zero = _mm512_setzero_si512();
-    let ones = _mm512_set1_epi8(1);
+    let tb = tabs(pr);
+    let cx = DotCtx {
+        tb: &tb,
+        ap: a.as_ptr(),
+        n,
+        b,
+        m: s.qjl_m(b),
+    };
     let wp = w.as_ptr();
-    let ap = a.as_ptr();
     let mut total = _mm512_setzero_ps();
     for j in 0..n / b {
         let blk = wp.add(j * bb);
+        prefetch::<PF>(blk, lines);
         let e = *blk;
         if e == 0 {
             continue;
         }
         let br = blk.add(hdr);
-        let fields = br.add(b / 16);
         let mut prev = 0u64;
         let mut bacc = _mm512_setzero_ps();
         let mut qacc = _mm512_setzero_ps();
-        for (t, sh) in shapes.iter().enumerate() {
-            let bw = core::ptr::read_unaligned(br.add(8 * t).cast::<u64>());
-            let z0 = (bw << 1) | (prev >> 63);
-            let z1 = bw ^ ((bw << 2) | (prev >> 62)) ^ ((bw << 3) | (prev >> 61));
-            prev = bw;
-            let raw = _mm512_maskz_loadu_epi8(sh.load, fields.add(sh.off).cast());
-            let f = if sh.unpack {
-                let g = _mm512_permutexvar_epi8(ld(&sh.idx), raw);
-                _mm512_and_si512(
-                    _mm512_multishift_epi64_epi8(ld(&sh.shift), g),
-                    ld(&sh.wmask),
-                )
-            } else {
-                raw
-            };
-            let (zb0, zb1) = (ld(&sh.zb0), ld(&sh.zb1));
-            let k = _mm512_ternarylogic_epi64::<0x96>(
-                f,
-                _mm512_maskz_mov_epi8(z0, zb0),
-                _mm512_maskz_mov_epi8(z1, zb1),
-            );
-            let mx = _mm512_test_epi8_mask(f, zb0);
-            let my = _mm512_test_epi8_mask(f, zb1);
-            let mut x = lookup::<HI>(k, &hx);
-            let mut y = lookup::<HI>(k, &hy);
-            if LO != HI && sh.lo != 0 {
-                x = _mm512_mask_blend_epi8(sh.lo, x, lookup::<LO>(k, &lx));
-                y = _mm512_mask_blend_epi8(sh.lo, y, lookup::<LO>(k, &ly));
-            }
-            let c = (j * b) / 128 + t;
-            let ae = _mm512_loadu_si512(ap.add(128 * c).cast());
-            let ao = _mm512_loadu_si512(ap.add(128 * c + 64).cast());
-            let ae = _mm512_mask_sub_epi8(ae, mx, zero, ae);
-            let ao = _mm512_mask_sub_epi8(ao, my, zero, ao);
-            let isum = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(zero, x, ae), y, ao);
-            bacc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), scales4(ap.add(n + 16 * c)), bacc);
-            if QJL {
-                let sp = blk.add(2 + 16 * t);
-                let w0 = core::ptr::read_unaligned(sp.cast::<u64>());
-                let w1 = core::ptr::read_unaligned(sp.add(8).cast::<u64>());
-                const EV: u64 = 0x5555_5555_5555_5555;
-                const OD: u64 = 0xAAAA_AAAA_AAAA_AAAA;
-                let neg_e = _pext_u64(w0, EV) | (_pext_u64(w1, EV) << 32);
-                let neg_o = _pext_u64(w0, OD) | (_pext_u64(w1, OD) << 32);
-                let lim = m.saturating_sub(128 * t).min(128) / 2;
-                let valid = if lim >= 64 {
-                    u64::MAX
-                } else {
-                    (1u64 << lim) - 1
-                };
-                let q = ap.add(one);
-                let te = _mm512_maskz_loadu_epi8(valid, q.add(128 * c).cast());
-                let to = _mm512_maskz_loadu_epi8(valid, q.add(128 * c + 64).cast());
-                let te = _mm512_mask_sub_epi8(te, neg_e, zero, te);
-                let to = _mm512_mask_sub_epi8(to, neg_o, zero, to);
-                let qs = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(zero, ones, te), ones, to);
-                qacc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(qs), scales4(q.add(n + 16 * c)), qacc);
-            }
+        if b == 256 {
+            let (s0, s1) = (&pr.s256[0], &pr.s256[1]);
+            dot_chunk::<HI, LO, QJL, F0>(&cx, s0, blk, br, j, 0, &mut prev, &mut bacc, &mut qacc);
+            dot_chunk::<HI, LO, QJL, F1>(&cx, s1, blk, br, j, 1, &mut prev, &mut bacc, &mut qacc);
+        } else {
+            let s0 = &pr.s128[0];
+            dot_chunk::<HI, LO, QJL, RT>(&cx, s0, blk, br, j, 0, &mut prev, &mut bacc, &mut qacc);
         }
         let d = scale_of(e);
         total = _mm512_fmadd_ps(bacc, _mm512_set1_ps(d), total);
         if QJL && *blk.add(1) != 0 {
-            let coef = qjl_coef(b, m, d, *blk.add(1));
+            let coef = qjl_coef(b, cx.m, d, *blk.add(1));
             total = _mm512_fmadd_ps(qacc, _mm512_set1_ps(coef), total);
         }
     }
     _mm512_reduce_add_ps(total)
 }
 
+// ------------------------------------------------------------------------------------------------
+// GEMM (prompt processing): each weight row is decoded ONCE per column block into signed int8
+// codes (`±|X|`, `±|Y|`, 128 bytes per chunk of 64 pairs) plus `−128·Σ` of each lane's 8 codes;
+// the activations are biased to unsigned (`a + 128`) once per call, with their group scales
+// expanded to one f32 per lane. Then `vpdpbusd(−128Σw, a + 128, w) = Σ a·w` gives the GEMV's
+// exact integer per lane, and the float steps (per chunk `bacc += isum·scale`, per block
+// `total += bacc·d`, the final reduction) are the GEMV's, in its order: every result is
+// bit-identical to the GEMV's / `vec_dot`'s.
+
+/// Rows per GEMM tile (decoded together, sharing each activation load).
+const GR: usize = 4;
+/// Columns per GEMM micro-kernel call.
+const GC: usize = 2;
+const _: () = assert!(
+    GR == 4 && GC == 2,
+    "gemm_tile reduces exactly 4 × 2 accumulators"
+);
+/// Bytes of prepared activations per column block (fits in L2 beside the decoded tile).
+const GEMM_COL_BYTES: usize = 768 << 10;
+
+/// Decodes row `w` (column block `b`, `nch` chunks of 64 pairs) into `out` (3 vectors per
+/// chunk: x codes, y codes, −128·Σ per lane) and `ds` (the block multipliers `d`, 0 for a zero
+/// block).
+#[inline(always)]
+unsafe fn decode_row<const HI: u32, const LO: u32>(
+    s: &TcqSpec,
+    shapes: &[Shape],
+    tb: &Tabs,
+    b: usize,
+    w: *const u8,
+    out: *mut __m512i,
+    ds: &mut [f32],
+) {
+    let bb = s.block_bytes(b);
+    let hdr = s.header_bytes(b);
+    let zero = _mm512_setzero_si512();
+    let bias = _mm512_set1_epi8(-128);
+    let cpb = shapes.len();
+    for (j, dj) in ds.iter_mut().enumerate() {
+        let blk = w.add(j * bb);
+        let e = *blk;
+        *dj = scale_of(e);
+        let o = out.add(3 * cpb * j);
+        if e == 0 {
+            for i in 0..3 * cpb {
+                _mm512_store_si512(o.add(i).cast(), zero);
+            }
+            continue;
+        }
+        let br = blk.add(hdr);
+        let fields = br.add(b / 16);
+        let mut prev = 0u64;
+        for (t, sh) in shapes.iter().enumerate() {
+            let bw = core::ptr::read_unaligned(br.add(8 * t).cast::<u64>());
+            let (x, y, mx, my) = decode_chunk::<HI, LO, RT>(sh, bw, prev, fields, tb);
+            prev = bw;
+            let wx = _mm512_mask_sub_epi8(x, mx, zero, x);
+            let wy = _mm512_mask_sub_epi8(y, my, zero, y);
+            let corr = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(zero, bias, wx), bias, wy);
+            _mm512_store_si512(o.add(3 * t).cast(), wx);
+            _mm512_store_si512(o.add(3 * t + 1).cast(), wy);
+            _mm512_store_si512(o.add(3 * t + 2).cast(), _mm512_sub_epi32(zero, corr));
+        }
+    }
+}
+
+/// `GR` decoded rows × `GC` prepared columns: `put(r, c, y)` for each.
+// Index loops over the tile's rows and columns read better than zipped iterators here.
+#[allow(clippy::needless_range_loop)]
+#[inline(always)]
+unsafe fn gemm_tile(
+    rows: *const __m512i,
+    ds: &[f32],
+    cols: [*const __m512i; GC],
+    nch: usize,
+    cpb: usize,
+    out: &mut [[f32; GC]; GR],
+) {
+    let nblk = nch / cpb;
+    let zps = _mm512_setzero_ps();
+    let mut tot = [[zps; GC]; GR];
+    for j in 0..nblk {
+        let mut bacc = [[zps; GC]; GR];
+        for t in 0..cpb {
+            let c = j * cpb + t;
+            let mut ae = [_mm512_setzero_si512(); GC];
+            let mut ao = [_mm512_setzero_si512(); GC];
+            let mut sc = [zps; GC];
+            for k in 0..GC {
+                let p = cols[k].add(3 * c);
+                ae[k] = _mm512_load_si512(p.cast());
+                ao[k] = _mm512_load_si512(p.add(1).cast());
+                sc[k] = _mm512_load_ps(p.add(2).cast());
+            }
+            for r in 0..GR {
+                let p = rows.add(3 * (r * nch + c));
+                let wx = _mm512_load_si512(p.cast());
+                let wy = _mm512_load_si512(p.add(1).cast());
+                let nc = _mm512_load_si512(p.add(2).cast());
+                for k in 0..GC {
+                    let isum = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(nc, ae[k], wx), ao[k], wy);
+                    bacc[r][k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), sc[k], bacc[r][k]);
+                }
+            }
+        }
+        for r in 0..GR {
+            let d = ds[r * nblk + j];
+            if d != 0.0 {
+                let dv = _mm512_set1_ps(d);
+                for k in 0..GC {
+                    tot[r][k] = _mm512_fmadd_ps(bacc[r][k], dv, tot[r][k]);
+                }
+            }
+        }
+    }
+    let v = reduce8([
+        tot[0][0], tot[0][1], tot[1][0], tot[1][1], tot[2][0], tot[2][1], tot[3][0], tot[3][1],
+    ]);
+    let mut lanes = [0f32; 16];
+    _mm512_storeu_ps(lanes.as_mut_ptr(), v);
+    for (i, o) in out.iter_mut().flatten().enumerate() {
+        *o = lanes[4 * (i % 4) + 2 * (i / 4)];
+    }
+}
+
+/// `_mm512_reduce_add_ps` of 8 vectors at once, with its exact order of additions (halves of 8
+/// lanes, then of 4, then of 2, then the last two lanes): result `i` in lane
+/// `4·(i mod 4) + 2·(i div 4)`.
+#[inline(always)]
+unsafe fn reduce8(a: [__m512; 8]) -> __m512 {
+    // s8[i] = a[i] + a[i + 8]: two vectors per register.
+    let l1: [__m512; 4] = core::array::from_fn(|k| {
+        let (x, y) = (a[2 * k], a[2 * k + 1]);
+        _mm512_add_ps(
+            _mm512_shuffle_f32x4::<0b01_00_01_00>(x, y),
+            _mm512_shuffle_f32x4::<0b11_10_11_10>(x, y),
+        )
+    });
+    // s4[i] = s8[i] + s8[i + 4]: 128-bit lane k of l2[h] = vector 4h + k.
+    let l2: [__m512; 2] = core::array::from_fn(|h| {
+        let (x, y) = (l1[2 * h], l1[2 * h + 1]);
+        _mm512_add_ps(
+            _mm512_shuffle_f32x4::<0b10_00_10_00>(x, y),
+            _mm512_shuffle_f32x4::<0b11_01_11_01>(x, y),
+        )
+    });
+    // s2[i] = s4[i] + s4[i + 2]: lanes 4k, 4k+1 ← vector k; 4k+2, 4k+3 ← vector 4 + k.
+    let l3 = _mm512_add_ps(
+        _mm512_shuffle_ps::<0b01_00_01_00>(l2[0], l2[1]),
+        _mm512_shuffle_ps::<0b11_10_11_10>(l2[0], l2[1]),
+    );
+    // s2[0] + s2[1].
+    _mm512_add_ps(l3, _mm512_permute_ps::<0b10_11_00_01>(l3))
+}
+
+/// The GEMM of a trellis type without QJL signs: rows `w` (`rb` bytes each) · prepared
+/// activations `acts` (`ab` bytes each), every result bit-identical to [`dot_tcq`]'s.
+///
+/// # Safety
+/// As for [`dot_tcq`]; `w` is whole rows and `acts` whole prepared activations of them.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,bmi2,avx2,fma")]
+unsafe fn gemm_tcq<const HI: u32, const LO: u32>(
+    ty: GgmlType,
+    w: &[u8],
+    rb: usize,
+    acts: &[u8],
+    ab: usize,
+    put: &mut dyn FnMut(usize, usize, f32),
+) {
+    let s = spec(ty);
+    let rows = w.len() / rb;
+    let ncol = acts.len() / ab;
+    let n = rb * 512 / s.bpw64;
+    let b = match block_for(ty, n) {
+        Some(b) if b >= 128 => b,
+        _ => {
+            for r in 0..rows {
+                for j in 0..ncol {
+                    let v = dot_tcq::<HI, LO, false, 0, RT, RT>(
+                        ty,
+                        &w[r * rb..(r + 1) * rb],
+                        &acts[j * ab..(j + 1) * ab],
+                    );
+                    put(r, j, v);
+                }
+            }
+            return;
+        }
+    };
+    let pr = prep(ty);
+    let shapes: &[Shape] = if b == 256 { &pr.s256 } else { &pr.s128 };
+    let cpb = shapes.len();
+    let nch = n / 128;
+    let nblk = n / b;
+    let tb = tabs(pr);
+    // Prepared columns (an even number: a zero column pads an odd count).
+    let ncp = ncol.next_multiple_of(GC);
+    let mut bufs = SCRATCH.take();
+    let need = (ncp + GR) * 3 * nch;
+    if bufs.len() < need {
+        bufs = vec![_mm512_setzero_si512(); need];
+    }
+    let (colv, tile) = bufs.split_at_mut(ncp * 3 * nch);
+    if ncp > ncol {
+        colv[ncol * 3 * nch..].fill(_mm512_setzero_si512());
+    }
+    let flip = _mm512_set1_epi8(-128);
+    for j in 0..ncol {
+        let a = acts.as_ptr().add(j * ab);
+        let o = colv.as_mut_ptr().add(j * 3 * nch);
+        for c in 0..nch {
+            let ae = _mm512_loadu_si512(a.add(128 * c).cast());
+            let ao = _mm512_loadu_si512(a.add(128 * c + 64).cast());
+            _mm512_store_si512(o.add(3 * c).cast(), _mm512_xor_si512(ae, flip));
+            _mm512_store_si512(o.add(3 * c + 1).cast(), _mm512_xor_si512(ao, flip));
+            _mm512_store_ps(o.add(3 * c + 2).cast(), scales4(a.add(n + 16 * c)));
+        }
+    }
+    let mut ds = vec![0f32; GR * nblk];
+    let cb = (GEMM_COL_BYTES / (192 * nch)).max(GC) / GC * GC;
+    let mut out = [[0f32; GC]; GR];
+    let mut jb = 0;
+    while jb < ncp {
+        let je = (jb + cb).min(ncp);
+        let mut r0 = 0;
+        while r0 < rows {
+            let nr = (rows - r0).min(GR);
+            for r in 0..GR {
+                let o = tile.as_mut_ptr().add(r * 3 * nch);
+                let d = &mut ds[r * nblk..(r + 1) * nblk];
+                if r < nr {
+                    decode_row::<HI, LO>(s, shapes, &tb, b, w.as_ptr().add((r0 + r) * rb), o, d);
+                } else {
+                    d.fill(0.0);
+                }
+            }
+            let mut j = jb;
+            while j < je {
+                let cols: [*const __m512i; GC] =
+                    core::array::from_fn(|k| colv.as_ptr().add((j + k) * 3 * nch));
+                gemm_tile(tile.as_ptr(), &ds, cols, nch, cpb, &mut out);
+                for (r, o) in out.iter().enumerate().take(nr) {
+                    for (k, &v) in o.iter().enumerate() {
+                        if j + k < ncol {
+                            put(r0 + r, j + k, v);
+                        }
+                    }
+                }
+                j += GC;
+            }
+            r0 += GR;
+        }
+        jb = je;
+    }
+    SCRATCH.set(bufs);
+}
+
+thread_local! {
+    /// The GEMM's prepared columns and decoded tile, kept per thread between calls (every
+    /// element a call reads it writes first; stale values only reach padding rows, whose
+    /// results are not used).
+    static SCRATCH: core::cell::Cell<Vec<__m512i>> = const { core::cell::Cell::new(Vec::new()) };
+}
+
 macro_rules! dots {
-    ($($name:ident: $ty:expr, $hi:literal, $lo:literal, $qjl:literal;)*) => {$(
+    ($($name:ident, $pf_name:ident: $ty:expr, $hi:literal, $lo:literal, $qjl:literal, $f0:literal, $f1:literal;)*) => {$(
         /// The AVX-512 dot product of one row of this type with its prepared activation.
         ///
         /// # Safety
         /// The CPU must have [`FEATURES`]; the lengths are the caller's to check.
         pub(crate) unsafe fn $name(w: &[u8], a: &[u8]) -> f32 {
-            dot_tcq::<$hi, $lo, $qjl>($ty, w, a)
+            dot_tcq::<$hi, $lo, $qjl, 0, $f0, $f1>($ty, w, a)
+        }
+        /// The same dot product with software prefetch of the weight stream (same results).
+        ///
+        /// # Safety
+        /// As for the plain one.
+        pub(crate) unsafe fn $pf_name(w: &[u8], a: &[u8]) -> f32 {
+            dot_tcq::<$hi, $lo, $qjl, { super::intel::PREFETCH_DEFAULT }, $f0, $f1>($ty, w, a)
         }
     )*};
 }
 
+// The shape flags of the two chunks of a 256-block (bit 0: unpack, bit 1: lo pairs; §1, §8):
+// only TQT4_5's first chunk has whole-byte fields; the TQT types' second chunk holds the lo
+// pairs (n_lo = 8, or 40 for 3_375 — all in the second chunk); TQJ types have one width.
 dots! {
-    dot_tqt4_5: GgmlType::TQT4_5, 9, 8, false;
-    dot_tqt3_375: GgmlType::TQT3_375, 7, 6, false;
-    dot_tqt2_5: GgmlType::TQT2_5, 5, 4, false;
-    dot_tqj4_5: GgmlType::TQJ4_5, 7, 7, true;
-    dot_tqj3_375: GgmlType::TQJ3_375, 5, 5, true;
-    dot_tqj2_5: GgmlType::TQJ2_5, 3, 3, true;
+    dot_tqt4_5, dot_tqt4_5_pf: GgmlType::TQT4_5, 9, 8, false, 0, 3;
+    dot_tqt3_375, dot_tqt3_375_pf: GgmlType::TQT3_375, 7, 6, false, 1, 3;
+    dot_tqt2_5, dot_tqt2_5_pf: GgmlType::TQT2_5, 5, 4, false, 1, 3;
+    dot_tqj4_5, dot_tqj4_5_pf: GgmlType::TQJ4_5, 7, 7, true, 1, 1;
+    dot_tqj3_375, dot_tqj3_375_pf: GgmlType::TQJ3_375, 5, 5, true, 1, 1;
+    dot_tqj2_5, dot_tqj2_5_pf: GgmlType::TQJ2_5, 3, 3, true, 1, 1;
+}
+
+macro_rules! gemms {
+    ($($name:ident: $ty:expr, $hi:literal, $lo:literal;)*) => {$(
+        /// The AVX-512 GEMM of this type (decode each row once per column block; results
+        /// bit-identical to the dot product's).
+        ///
+        /// # Safety
+        /// The CPU must have [`FEATURES`]; the lengths are the caller's to check.
+        pub(crate) unsafe fn $name(
+            w: &[u8],
+            rb: usize,
+            acts: &[u8],
+            ab: usize,
+            put: &mut dyn FnMut(usize, usize, f32),
+        ) {
+            gemm_tcq::<$hi, $lo>($ty, w, rb, acts, ab, put)
+        }
+    )*};
+}
+
+gemms! {
+    gemm_tqt4_5: GgmlType::TQT4_5, 9, 8;
+    gemm_tqt3_375: GgmlType::TQT3_375, 7, 6;
+    gemm_tqt2_5: GgmlType::TQT2_5, 5, 4;
 }
