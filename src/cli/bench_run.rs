@@ -32,6 +32,10 @@ pub struct RunBenchArgs {
     /// Also run llama.cpp's llama-bench ($GQ_PEERS/build/bin, default ~/.cache/gq-peers).
     #[arg(long)]
     pub peer: bool,
+    /// Multiply BF16 weights with activations rounded to BF16, as llama.cpp's CPU backend
+    /// does, instead of exact f32 activations (the runner's default).
+    #[arg(long)]
+    pub bf16_act: bool,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -57,7 +61,10 @@ pub fn run(a: RunBenchArgs) -> Result<()> {
         .num_threads(threads)
         .build()
         .context("cannot start the thread pool")?;
-    let model = Model::open(&a.model)?;
+    let mut model = Model::open(&a.model)?;
+    if a.bf16_act {
+        model.float_act = gq_kernels::FloatAct::Bf16;
+    }
     let peers = std::env::var_os("GQ_PEERS")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
@@ -95,11 +102,20 @@ pub fn run(a: RunBenchArgs) -> Result<()> {
         .collect();
     let cpu = gq_kernels::cpu_model();
     if a.json {
-        let o = json!({"model": a.model, "cpu": cpu, "threads": threads, "results": rows});
+        let o = json!({"model": a.model, "cpu": cpu, "threads": threads,
+            "bf16_act": a.bf16_act, "results": rows});
         println!("{}", serde_json::to_string_pretty(&o)?);
         return Ok(());
     }
-    println!("{} | cpu: {cpu} | {threads} threads", a.model.display());
+    let act = if a.bf16_act {
+        " | BF16 activations"
+    } else {
+        ""
+    };
+    println!(
+        "{} | cpu: {cpu} | {threads} threads{act}",
+        a.model.display()
+    );
     println!(
         "{:<8} {:>18} {:>18} {:>8}",
         "test", "gq t/s", "llama.cpp t/s", "gq/llama"

@@ -433,12 +433,20 @@ avx512! {
         _mm512_reduce_add_ps(acc) - hsum256(accm)
     }
 
-    /// Q3_K · Q8_K: quants taken as `low | 4·hbit` (0..8), the −4 folded into the group sums.
+    /// Q3_K · Q8_K: quants taken as `low | 4·hbit` (0..8) and multiplied with the activations
+    /// by `vpmaddubsw`; the −4 is subtracted in the same i16 lanes (`4·(a₀ + a₁)`, a second
+    /// `vpmaddubsw`), so every lane holds a true partial dot product of its own group and the
+    /// f32 lanes never carry parts that cancel only in total (the fuzz finding
+    /// fuzz/regressions/vec_dot/q3k-avx512-lanes-cancel-in-f32: offsets and their correction
+    /// kept in different lanes lost later blocks to rounding). The result is within the
+    /// bounds of the other k-quants (kernels/tests/simd_vs_scalar.rs), not bit-identical to
+    /// the scalar reference.
     pub(crate) unsafe fn dot_q3_k<const PF: usize>(w: &[u8], a: &[u8]) -> f32 {
         let nb = w.len() / 110;
         let (wp, ap) = (w.as_ptr(), a.as_ptr());
         let m3 = _mm512_set1_epi8(3);
         let c4 = _mm512_set1_epi8(4);
+        let c32 = _mm256_set1_epi16(32);
         let idx = [
             idx16([0, 1, 8, 9]),
             idx16([2, 3, 10, 11]),
@@ -449,36 +457,48 @@ avx512! {
             _mm512_inserti64x4::<1>(_mm512_set1_epi8(a), _mm256_set1_epi8(b))
         };
         let hb = [bits(1, 16), bits(2, 32), bits(4, 64), bits(8, -128)];
-        let mut acc = 0f32;
+        let mut acc = _mm512_setzero_ps();
         for i in 0..nb {
             let (x, y) = (wp.add(110 * i), ap.add(Q8K * i));
             pf_lines::<PF, 3>(x);
-            let sc = crate::blocks::q3k_scales(&*x.add(96).cast::<[u8; 12]>());
-            let sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(sc.as_ptr().cast()));
-            let corr = _mm256_madd_epi16(ld256(y.add(260)), sc16);
+            let (lo, hi) = q3k_scale_words(x.add(96));
+            let sc16 = _mm256_sub_epi16(
+                _mm256_cvtepu8_epi16(_mm_set_epi64x(hi as i64, lo as i64)),
+                c32,
+            );
             let s16 = _mm512_castsi256_si512(sc16);
             let hm = bcast256(x);
             let z = _mm512_loadu_si512(x.add(32).cast());
             let yq = y.add(4);
-            let mut sumi = _mm512_inserti64x4::<0>(_mm512_setzero_si512(), _mm256_slli_epi32::<2>(corr));
-            sumi = _mm512_sub_epi32(_mm512_setzero_si512(), sumi);
+            let mut sumi = _mm512_setzero_si512();
             for sh in 0..4 {
                 let low = _mm512_and_si512(_mm512_srl_epi16(z, _mm_cvtsi32_si128(2 * sh as i32)), m3);
                 let h = _mm512_test_epi8_mask(hm, hb[sh]);
                 let v = _mm512_mask_add_epi8(low, h, low, c4);
                 let av = ld2x256(yq.add(32 * sh), yq.add(128 + 32 * sh));
-                let p = _mm512_maddubs_epi16(v, av);
+                let p = _mm512_sub_epi16(_mm512_maddubs_epi16(v, av), _mm512_maddubs_epi16(c4, av));
                 sumi = _mm512_dpwssd_epi32(sumi, p, _mm512_permutexvar_epi16(idx[sh], s16));
             }
-            // The lanes hold the +4 offsets and their correction apart, so they are summed as
-            // integers (exact) before the one float step, as the scalar reference does: in f32
-            // lanes the large cancelling parts swamped later blocks (a fuzz finding,
-            // fuzz/regressions/vec_dot/q3k-avx512-lanes-cancel-in-f32).
-            let d = f16_end(x.add(108)) * rd(y.cast::<f32>());
-            acc += d * _mm512_reduce_add_epi32(sumi) as f32;
+            let d = _mm512_set1_ps(f16_end(x.add(108)) * rd(y.cast::<f32>()));
+            acc = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(sumi), acc);
         }
-        acc
+        _mm512_reduce_add_ps(acc)
     }
+}
+
+/// Q3_K's 16 packed 6-bit scales (12 bytes at `p`) as unsigned bytes 0..64, scales 0..8 in the
+/// first word and 8..16 in the second (the layout of `formats::kquant::q3k_scales` before its
+/// −32), unpacked with 64-bit integer operations: the vector ports are the bottleneck.
+#[inline(always)]
+fn q3k_scale_words(p: *const u8) -> (u64, u64) {
+    // SAFETY: callers pass a pointer to the 12 scale bytes of a block.
+    let (a, t) = unsafe { (rd(p.cast::<u64>()), rd(p.add(8).cast::<u32>()) as u64) };
+    const LO: u64 = 0x0f0f_0f0f_0f0f_0f0f;
+    const HI: u32 = 0x0303_0303;
+    let h = |s: u32| ((t >> s) as u32 & HI) as u64;
+    let lo = (a & LO) | (h(0) | h(2) << 32) << 4;
+    let hi = ((a >> 4) & LO) | (h(4) | h(6) << 32) << 4;
+    (lo, hi)
 }
 
 // ---------------------------------------------------------------------------------------
