@@ -35,6 +35,7 @@ export GQ_FUZZ_FIXTURES=${GQ_FUZZ_FIXTURES:-$PWD/fixtures}
 w=$(mktemp -d /tmp/gq-host-fuzz.XXXXXX)
 trap 'rm -rf "$w"' EXIT
 mkdir -p "$OUT/artifacts" "$OUT/logs"
+OUT=$(cd "$OUT" && pwd)
 tar -C "$w" -xJf "$D/fuzz.tar.xz" || { echo "host_fuzz: cannot unpack $D/fuzz.tar.xz"; exit 1; }
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 sum=$OUT/summary.txt
@@ -53,7 +54,7 @@ for t in $TARGETS; do
   a=$OUT/artifacts/$t
   mkdir -p "$a" "$w/corpus/$t"
   if [ -d "$w/regressions/$t" ]; then
-    if ! "$b" $LIMITS -runs=0 "$w/regressions/$t" >"$w/replay.log" 2>&1; then
+    if ! (cd "$a" && "$b" $LIMITS -runs=0 -artifact_prefix="$a/regression-" "$w/regressions/$t" >"$w/replay.log" 2>&1); then
       findings="$findings $t:regression-fails-again"
       tail -30 "$w/replay.log" >"$OUT/logs/$t-regressions.log"
     fi
@@ -76,9 +77,11 @@ for t in $TARGETS; do
   fi
   t0=$SECONDS
   # Fork mode stops its jobs through a stop file at S seconds; the outer timeout is a backstop.
-  timeout -k 10 $((st + 60)) "$b" -fork="$FORK" -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1 \
+  # It runs in the artifact folder: fork mode's first pass over the corpus writes what crashes
+  # into the current directory whatever -artifact_prefix says.
+  (cd "$a" && timeout -k 10 $((st + 60)) "$b" -fork="$FORK" -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1 \
     -max_total_time="$st" $LIMITS -artifact_prefix="$a/" -print_final_stats=1 \
-    "$w/corpus/$t" "${seeds[@]}" >"$log" 2>&1
+    "$w/corpus/$t" "${seeds[@]}" >"$log" 2>&1)
   rc=$?
   secs=$((SECONDS - t0))
   grep -E '^#[0-9]+: |INFO: exiting|ERROR|==[0-9]+==' "$log" | tail -40 >"$OUT/logs/$t.log"
@@ -104,7 +107,7 @@ done
 mkdir -p "$w/min"
 for t in $TARGETS; do
   mkdir -p "$w/min/$t"
-  timeout -k 5 25 "$w/bin/$t" -merge=1 $LIMITS "$w/min/$t" "$w/corpus/$t" >/dev/null 2>&1 &
+  (cd "$w" && timeout -k 5 25 "$w/bin/$t" -merge=1 $LIMITS "$w/min/$t" "$w/corpus/$t" >/dev/null 2>&1) &
 done
 wait
 for t in $TARGETS; do
