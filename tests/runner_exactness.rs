@@ -8,7 +8,8 @@
 //!
 //! Also: the trained model's greedy 64 tokens equal transformers' `generate`; the checkpoint and
 //! its float GGUFs give bit-identical logits; 1 and 2 threads give bit-identical logits; one
-//! batch gives the logits of token-by-token decoding, bit for bit.
+//! batch gives the logits of token-by-token decoding within [`BATCH_TOL`] (bit for bit where
+//! the kernels have no tiled GEMM).
 
 mod common;
 use common::*;
@@ -214,8 +215,16 @@ fn logits_independent_of_thread_count() {
     }
 }
 
+/// Batched vs token-by-token logits: a batch of n ≥ 16 tokens takes the kernels' register-tiled
+/// GEMM, whose float accumulation order differs from the GEMV's that one-token steps use
+/// (docs/kernels.md), so the two are no longer bit-identical. Bound, same metric as against
+/// transformers: max over positions of max|Δ| / max|single|. Measured (AVX-512, this
+/// fixture set): see BATCH_TOL; on CPUs without the tiled path (AVX2, scalar, NEON) the
+/// two are still bit-identical and the bound holds trivially.
+const BATCH_TOL: f64 = 5e-5;
+
 #[test]
-fn batch_equals_token_by_token() {
+fn batch_matches_token_by_token() {
     for name in ["e2b", "moe"] {
         let r = reference(name);
         let m = Model::open(&fixture(name)).unwrap();
@@ -226,9 +235,13 @@ fn batch_equals_token_by_token() {
             .iter()
             .map(|&t| s.forward(&[t], &[0]).unwrap())
             .collect();
+        let (e, t) = max_rel_err(&batched, &single);
+        println!(
+            "{name}: batched vs token-by-token: max relative difference {e:.3e} (position {t})"
+        );
         assert!(
-            bits(&batched) == bits(&single),
-            "{name}: batched and token-by-token logits differ"
+            e <= BATCH_TOL,
+            "{name}: batched and token-by-token logits differ by {e:.3e} > {BATCH_TOL:e} (position {t})"
         );
     }
 }

@@ -36,7 +36,36 @@ pub fn gemv_scratch_bytes(ty: GgmlType, cols: usize) -> usize {
 
 /// Scratch bytes [`Kernels::gemm`] needs for `n` activation rows of `cols` elements.
 pub fn gemm_scratch_bytes(ty: GgmlType, cols: usize, n: usize) -> usize {
-    n * gemv_scratch_bytes(ty, cols)
+    // The tiled GEMM's activation layouts (`x86::tile`): Q8_K quants + f32 scale + the group
+    // sums it needs, Q8_0 quants + f32 scale + i32 bias.
+    let tiled = match ty {
+        // BF16 activations widened to f32 (the Intel table's tiled BF16 × BF16).
+        GgmlType::BF16 => 4 * cols,
+        GgmlType::Q4_K => cols / 256 * 276,
+        GgmlType::Q6_K => cols / 256 * 324,
+        GgmlType::Q8_0 => cols / 32 * 40,
+        _ => 0,
+    };
+    n * gemv_scratch_bytes(ty, cols).max(tiled)
+}
+
+/// From this many columns [`Kernels::gemm`] takes the register-tiled path where the table has
+/// one ([`Kernels::gemm_is_tiled`]); fewer columns cannot amortise its weight repacking.
+pub const GEMM_TILE_MIN_N: usize = 16;
+
+/// Which GEMM path `GQ_GEMM` asks for: `rows` (1: the GEMV-identical row kernels / dots),
+/// `tile` (2: the register-tiled path for every n where the type has one), otherwise (0) the
+/// tiled path from [`GEMM_TILE_MIN_N`] columns.
+#[cfg(target_arch = "x86_64")]
+fn gemm_mode() -> u8 {
+    static M: std::sync::OnceLock<u8> = std::sync::OnceLock::new();
+    *M.get_or_init(
+        || match std::env::var("GQ_GEMM").as_deref().map(str::trim) {
+            Ok("rows") => 1,
+            Ok("tile") => 2,
+            _ => 0,
+        },
+    )
 }
 
 /// The f32 slice as its little-endian bytes.
@@ -293,9 +322,11 @@ impl Kernels {
     /// Matrix product `Y = X·Wᵀ` (prompt processing): `xs` holds `n` activation rows of `cols`
     /// elements, `ys` receives `n` output rows of `rows` elements (`ys[j·rows + r]` = row r of W
     /// · row j of X), `w` is `rows × cols` of type `ty`. The activations are quantized once
-    /// (in parallel); each thread takes a contiguous range of weight rows and, per block of
-    /// columns that fits in L2, reads each of its rows once and multiplies it with four
-    /// columns at a time while it sits in L1. `scratch` needs [`gemm_scratch_bytes`] bytes.
+    /// (in parallel); each thread takes a contiguous range of weight rows. From
+    /// [`GEMM_TILE_MIN_N`] columns the AVX-512 tables run a register-tiled product for the
+    /// types it covers ([`Kernels::gemm_is_tiled`]); otherwise, per block of columns that fits
+    /// in L2, each row is read once and multiplied with several columns while it sits in L1.
+    /// `scratch` needs [`gemm_scratch_bytes`] bytes.
     /// BF16 weights use [`Kernels::default_act`]; see [`Kernels::gemm_as`].
     #[allow(clippy::too_many_arguments)]
     pub fn gemm(
@@ -312,9 +343,11 @@ impl Kernels {
     }
 
     /// [`Kernels::gemm`] with an explicit activation format for BF16 weights
-    /// ([`FloatAct::F32`]: exact f32 activations on every CPU). Row j of the result is
-    /// bit-identical to [`Kernels::gemv_as`] of row j of `xs` with the same format, for any
-    /// thread count.
+    /// ([`FloatAct::F32`]: exact f32 activations on every CPU). Results are bit-identical for
+    /// any thread count. On the row path row j of the result is bit-identical to
+    /// [`Kernels::gemv_as`] of row j of `xs` with the same format; on the register-tiled path
+    /// ([`Kernels::gemm_is_tiled`]) it is within the scalar bound of it and depends only on row
+    /// j of `xs` and the weights (not on n ≥ [`GEMM_TILE_MIN_N`] or the other rows).
     #[allow(clippy::too_many_arguments)]
     pub fn gemm_as(
         &self,
@@ -332,6 +365,12 @@ impl Kernels {
         assert_eq!(xs.len(), n * cols, "gemm: xs is not whole rows");
         assert_eq!(ys.len(), n * rows, "gemm: ys length");
         assert_eq!(w.len(), rb * rows, "{ty}: weight bytes vs rows × cols");
+        #[cfg(target_arch = "x86_64")]
+        if rows > 0 {
+            if let Some(f) = self.tile_fmt(ty, cols, n, act_fmt) {
+                return self.gemm_tiled(f, ty, w, rows, cols, xs, ys, scratch);
+            }
+        }
         let (op, layout) = self.row_op(ty, act_fmt);
         let float_act = ty.is_float() && !(ty == GgmlType::BF16 && act_fmt == FloatAct::Bf16);
         let ab = Self::act_row_bytes(ty, cols, act_fmt, layout);
@@ -384,6 +423,131 @@ impl Kernels {
                     }
                 }
             }
+        });
+    }
+
+    /// Whether [`Kernels::gemm_as`] of `ty` with `n` columns of `cols` elements and
+    /// activation format `act` takes the register-tiled path: AVX-512 tables; Q4_K, Q6_K,
+    /// Q8_0, F32 / F16 / BF16 with f32 activations when `cols` is a multiple of 16, BF16 with
+    /// [`FloatAct::Bf16`] where the table has AVX512_BF16 (Zen table: `vdpbf16ps`, `cols` a
+    /// multiple of 32; Intel table: f32 FMA on the BF16-rounded activations, multiple of 16);
+    /// n ≥ [`GEMM_TILE_MIN_N`] (`GQ_GEMM=rows`: never,
+    /// `GQ_GEMM=tile`: from n = 1). Its columns are not bit-identical to the GEMV; see
+    /// docs/kernels.md.
+    pub fn gemm_is_tiled(&self, ty: GgmlType, cols: usize, n: usize, act: FloatAct) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            self.tile_fmt(ty, cols, n, act).is_some()
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = (ty, cols, n, act);
+            false
+        }
+    }
+
+    /// The tiled format [`Kernels::gemm_as`] uses, if any (see [`Kernels::gemm_is_tiled`]).
+    #[cfg(target_arch = "x86_64")]
+    fn tile_fmt(
+        &self,
+        ty: GgmlType,
+        cols: usize,
+        n: usize,
+        act: FloatAct,
+    ) -> Option<&'static crate::x86::tile::Fmt> {
+        let mode = gemm_mode();
+        let min_n = if mode == 2 { 1 } else { GEMM_TILE_MIN_N };
+        if self.isa != crate::Isa::Avx512 || mode == 1 || n < min_n || cols == 0 {
+            return None;
+        }
+        let f = if ty == GgmlType::BF16 && act == FloatAct::Bf16 {
+            if !self.bf16_native {
+                return None;
+            }
+            crate::x86::tile::bf16_bf16(self.tune != Some(crate::Tune::Intel))
+        } else {
+            crate::x86::tile::fmt(ty)?
+        };
+        Some(f).filter(|f| cols.is_multiple_of(crate::x86::tile::unit(f)))
+    }
+
+    /// The register-tiled GEMM (`x86::tile`) of the AVX-512 tables: activations quantized as
+    /// for the GEMV and put in the tile layout once per call (in parallel), then one
+    /// contiguous range of weight rows per thread (a multiple of 16 rows except the last).
+    #[cfg(target_arch = "x86_64")]
+    #[allow(clippy::too_many_arguments)]
+    fn gemm_tiled(
+        &self,
+        f: &crate::x86::tile::Fmt,
+        ty: GgmlType,
+        w: &[u8],
+        rows: usize,
+        cols: usize,
+        xs: &[f32],
+        ys: &mut [f32],
+        scratch: &mut [u8],
+    ) {
+        use crate::x86::tile;
+        let rb = row_bytes(ty, cols);
+        let n = ys.len() / rows;
+        let acts: &[u8] = if tile::is_bf16_rounded_f32(f) {
+            let ab = 4 * cols;
+            assert!(scratch.len() >= n * ab, "{ty}: gemm scratch too small");
+            let acts = &mut scratch[..n * ab];
+            acts.par_chunks_mut(ab)
+                .zip(xs.par_chunks(cols))
+                .for_each_init(
+                    || vec![0u8; 2 * cols],
+                    |tmp, (d, x)| {
+                        crate::formats::bf16::quantize_row_ref(x, tmp);
+                        for (o, b) in d.chunks_exact_mut(4).zip(tmp.chunks_exact(2)) {
+                            o.copy_from_slice(&[0, 0, b[0], b[1]]);
+                        }
+                    },
+                );
+            acts
+        } else if tile::is_float(f) {
+            f32_bytes(xs)
+        } else if tile::is_bf16_bf16(f) {
+            let ab = 2 * cols;
+            assert!(scratch.len() >= n * ab, "{ty}: gemm scratch too small");
+            let acts = &mut scratch[..n * ab];
+            acts.par_chunks_mut(ab)
+                .zip(xs.par_chunks(cols))
+                .for_each(|(d, x)| crate::formats::bf16::quantize_row_ref(x, d));
+            acts
+        } else {
+            let ab = tile::act_row_bytes(f, cols);
+            let nat = tile::natural_row_bytes(f, cols);
+            assert!(scratch.len() >= n * ab, "{ty}: gemm scratch too small");
+            let acts = &mut scratch[..n * ab];
+            acts.par_chunks_mut(ab)
+                .zip(xs.par_chunks(cols))
+                .for_each_init(
+                    || vec![0u8; nat],
+                    |tmp, (d, x)| {
+                        self.quantize_row(act_type(ty), x, tmp);
+                        tile::prepare(f, tmp, d);
+                    },
+                );
+            acts
+        };
+        let out = OutPtr(ys.as_mut_ptr());
+        let chunk = row_ranges(rows, rb, 16, 16);
+        w.par_chunks(chunk * rb).enumerate().for_each(|(c, ws)| {
+            let r0 = c * chunk;
+            let mut put = |j: usize, r: usize, v: &[f32]| {
+                debug_assert!(r0 + r + v.len() <= rows && j < n);
+                // SAFETY: the values are rows r0 + r .. r0 + r + v.len() ≤ rows of column
+                // j < n, inside `ys`; each (column, row) is written by the one task owning
+                // the row.
+                unsafe {
+                    core::ptr::copy_nonoverlapping(v.as_ptr(), out.at(j * rows + r0 + r), v.len())
+                };
+            };
+            // SAFETY: this table is AVX-512 (F/BW/VL/VNNI, AVX2, FMA, F16C detected when it
+            // was built), `ws` is whole rows of `rb` bytes and `acts` n prepared rows.
+            unsafe { tile::gemm(f, ws, rb, cols, acts, n, &mut put) };
         });
     }
 }

@@ -30,6 +30,7 @@
 pub mod bench;
 pub mod blocks;
 pub mod dispatch;
+pub mod f32rows;
 pub mod formats;
 pub mod gemv;
 pub mod isa;
@@ -47,6 +48,6 @@ pub use dispatch::{
 };
 pub use formats::tq::TqParams;
 pub use formats::{format, Format};
-pub use gemv::{gemm_scratch_bytes, gemv_scratch_bytes};
+pub use gemv::{gemm_scratch_bytes, gemv_scratch_bytes, GEMM_TILE_MIN_N};
 pub use isa::Isa;
 pub use types::GgmlType;

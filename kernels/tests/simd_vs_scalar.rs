@@ -433,48 +433,63 @@ fn gemm_matches_gemv_and_scalar_on_odd_shapes() {
                         k.gemv(ty, &w, x, &mut want[j * rows..(j + 1) * rows], &mut scratch)
                     });
                 }
+                // The tiled path (n ≥ GEMM_TILE_MIN_N) is checked against the scalar bound and
+                // for thread-count independence instead (`tiled_gemm_*`).
+                let tiled = k.gemm_is_tiled(ty, cols, n, k.default_act(ty));
+                let mut first: Option<Vec<f32>> = None;
                 for pool in &pools {
                     let mut ys = vec![f32::NAN; n * rows];
                     pool.install(|| k.gemm(ty, &w, rows, cols, &xs, &mut ys, &mut scratch));
+                    let reference = if tiled {
+                        first.get_or_insert(ys.clone())
+                    } else {
+                        &want
+                    };
                     assert_eq!(
                         bits(&ys),
-                        bits(&want),
-                        "{} {ty} gemm rows={rows} cols={cols} n={n} threads={}",
+                        bits(reference),
+                        "{} {ty} gemm rows={rows} cols={cols} n={n} threads={} (tiled: {tiled})",
                         k.name(),
                         pool.current_num_threads()
                     );
                 }
+                let mut outs = vec![("gemv", want.clone())];
+                if let Some(t) = first {
+                    outs.push(("tiled gemm", t));
+                }
                 // Against the scalar reference on the scalar table's activations.
                 let s = scalar();
-                for j in 0..n {
-                    let x = &xs[j * cols..(j + 1) * cols];
-                    let mut sa = vec![0u8; gemv_scratch_bytes(ty, cols)];
-                    let act = k.default_act(ty);
-                    let a = s.prepare_activation_as(ty, x, &mut sa, act).to_vec();
-                    for r in 0..rows {
-                        let wr = &w[r * rb..(r + 1) * rb];
-                        let ref_v = s.vec_dot(ty, wr, &a) as f64;
-                        let got = want[j * rows + r] as f64;
-                        let bound = if ty.is_float() {
-                            let m: f64 = if ty == GgmlType::BF16 && a.len() == wr.len() {
-                                // BF16 × BF16: products of the rounded activations.
-                                let mut av = vec![0f32; cols];
-                                s.dequantize_row(GgmlType::BF16, &a, &mut av);
-                                let mut wv = vec![0f32; cols];
-                                s.dequantize_row(ty, wr, &mut wv);
-                                (0..cols).map(|i| (wv[i] as f64 * av[i] as f64).abs()).sum()
+                for (what, want) in &outs {
+                    for j in 0..n {
+                        let x = &xs[j * cols..(j + 1) * cols];
+                        let mut sa = vec![0u8; gemv_scratch_bytes(ty, cols)];
+                        let act = k.default_act(ty);
+                        let a = s.prepare_activation_as(ty, x, &mut sa, act).to_vec();
+                        for r in 0..rows {
+                            let wr = &w[r * rb..(r + 1) * rb];
+                            let ref_v = s.vec_dot(ty, wr, &a) as f64;
+                            let got = want[j * rows + r] as f64;
+                            let bound = if ty.is_float() {
+                                let m: f64 = if ty == GgmlType::BF16 && a.len() == wr.len() {
+                                    // BF16 × BF16: products of the rounded activations.
+                                    let mut av = vec![0f32; cols];
+                                    s.dequantize_row(GgmlType::BF16, &a, &mut av);
+                                    let mut wv = vec![0f32; cols];
+                                    s.dequantize_row(ty, wr, &mut wv);
+                                    (0..cols).map(|i| (wv[i] as f64 * av[i] as f64).abs()).sum()
+                                } else {
+                                    magnitude(ty, wr, &a, cols)
+                                };
+                                (cols as f64 + 16.0) * 2f64.powi(-23) * m
                             } else {
-                                magnitude(ty, wr, &a, cols)
+                                (nb as f64 + 4.0) * 2f64.powi(-21) * magnitude(ty, wr, &a, cols)
                             };
-                            (cols as f64 + 16.0) * 2f64.powi(-23) * m
-                        } else {
-                            (nb as f64 + 4.0) * 2f64.powi(-21) * magnitude(ty, wr, &a, cols)
-                        };
-                        assert!(
+                            assert!(
                             (got - ref_v).abs() <= bound,
-                            "{} {ty} rows={rows} cols={cols} n={n} (r={r}, j={j}): {got} vs scalar {ref_v}, bound {bound}",
+                            "{} {ty} {what} rows={rows} cols={cols} n={n} (r={r}, j={j}): {got} vs scalar {ref_v}, bound {bound}",
                             k.name()
                         );
+                        }
                     }
                 }
             }
@@ -861,4 +876,149 @@ fn q6_k_dot_bit_exact_on_any_bytes() {
         Check::ExactOrBothNan,
         name,
     );
+}
+
+/// The register-tiled GEMM (`Kernels::gemm` from `GEMM_TILE_MIN_N` columns on the AVX-512
+/// tables, Q4_K / Q6_K / Q8_0), which is not bit-identical to the GEMV: every output within
+/// the scalar bound of `dot_within_bound_on_realistic_data`; bit-identical for 1, 2 and 3
+/// threads; a column's result independent of the batch it is in (other columns, their order,
+/// n, its position modulo the column tile, a subset). Shapes: rows not a multiple of 16, K of
+/// one unit and across several K chunks, n at the threshold and not a multiple of 8.
+#[test]
+fn tiled_gemm_deterministic_and_within_scalar_bound() {
+    let mut rng = Rng(0x711e);
+    let pools: Vec<_> = [1, 2, 3]
+        .into_iter()
+        .map(|t| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(t)
+                .build()
+                .unwrap()
+        })
+        .collect();
+    let m = gq_kernels::GEMM_TILE_MIN_N;
+    let mut covered = 0;
+    for k in simd_tables("tiled_gemm_deterministic_and_within_scalar_bound") {
+        for ty in [
+            GgmlType::Q4_K,
+            GgmlType::Q6_K,
+            GgmlType::Q8_0,
+            GgmlType::F32,
+            GgmlType::F16,
+            GgmlType::BF16,
+        ] {
+            // K chunks: 4 superblocks (k-quants), 32 blocks (Q8_0), 512 (floats, which take
+            // exact f32 activations here: BF16 too).
+            let nbs: [usize; 3] = match ty.block_size() {
+                32 => [1, 37, 13],
+                1 => [32, 32 * 19, 32 * 3],
+                _ => [1, 9, 5],
+            };
+            let mut acts = vec![FloatAct::F32];
+            if ty == GgmlType::BF16 && k.has_native_bf16_act() {
+                acts.push(FloatAct::Bf16);
+            }
+            for act in acts {
+                for ((rows, n), nb) in [(5usize, m), (17, m + 3), (33, m + 11)]
+                    .into_iter()
+                    .zip(nbs)
+                {
+                    let cols = ty.block_size() * nb;
+                    if !k.gemm_is_tiled(ty, cols, n, act) {
+                        continue;
+                    }
+                    covered += 1;
+                    let rb = ty.row_bytes(cols).unwrap();
+                    let w = weights(&mut rng, ty, rows * cols, &mut |r| {
+                        0.001 + r.uniform() * 0.02
+                    });
+                    let gemm = |pool: &rayon::ThreadPool, xs: &[f32]| {
+                        let nn = xs.len() / cols;
+                        let mut ys = vec![f32::NAN; nn * rows];
+                        let mut scratch = vec![0u8; gq_kernels::gemm_scratch_bytes(ty, cols, nn)];
+                        pool.install(|| {
+                            k.gemm_as(ty, &w, rows, cols, xs, &mut ys, &mut scratch, act)
+                        });
+                        ys
+                    };
+                    let xs: Vec<f32> = (0..n * cols).map(|_| rng.normal() * 3.0).collect();
+                    let ys = gemm(&pools[0], &xs);
+                    for pool in &pools[1..] {
+                        assert_eq!(
+                            bits(&gemm(pool, &xs)),
+                            bits(&ys),
+                            "{} {ty} rows={rows} cols={cols} n={n} threads={}",
+                            k.name(),
+                            pool.current_num_threads()
+                        );
+                    }
+                    // Another batch: 9 other columns first, then these in reverse order.
+                    let extra = 9;
+                    let mut xs2: Vec<f32> = (0..extra * cols).map(|_| rng.normal()).collect();
+                    for j in (0..n).rev() {
+                        xs2.extend_from_slice(&xs[j * cols..(j + 1) * cols]);
+                    }
+                    let ys2 = gemm(&pools[2], &xs2);
+                    // A subset: the first `m` columns alone.
+                    let ys3 = gemm(&pools[1], &xs[..m * cols]);
+                    for j in 0..n {
+                        let col = &ys[j * rows..(j + 1) * rows];
+                        let j2 = extra + n - 1 - j;
+                        assert_eq!(
+                        bits(col),
+                        bits(&ys2[j2 * rows..(j2 + 1) * rows]),
+                        "{} {ty} rows={rows} cols={cols}: column {j} of {n} vs column {j2} of {}",
+                        k.name(),
+                        n + extra
+                    );
+                        if j < m {
+                            assert_eq!(
+                                bits(col),
+                                bits(&ys3[j * rows..(j + 1) * rows]),
+                                "{} {ty}: column {j} of {n} vs of {m}",
+                                k.name()
+                            );
+                        }
+                    }
+                    // Against the scalar reference on the scalar table's activations.
+                    let s = scalar();
+                    for j in 0..n {
+                        let mut sa = vec![0u8; gemv_scratch_bytes(ty, cols)];
+                        let a = s
+                            .prepare_activation_as(ty, &xs[j * cols..(j + 1) * cols], &mut sa, act)
+                            .to_vec();
+                        for r in 0..rows {
+                            let wr = &w[r * rb..(r + 1) * rb];
+                            let ref_v = s.vec_dot(ty, wr, &a) as f64;
+                            let got = ys[j * rows + r] as f64;
+                            let mag = if act == FloatAct::Bf16 {
+                                // BF16 × BF16: products of the rounded activations.
+                                let mut av = vec![0f32; cols];
+                                s.dequantize_row(GgmlType::BF16, &a, &mut av);
+                                let mut wv = vec![0f32; cols];
+                                s.dequantize_row(ty, wr, &mut wv);
+                                (0..cols).map(|i| (wv[i] as f64 * av[i] as f64).abs()).sum()
+                            } else {
+                                magnitude(ty, wr, &a, cols)
+                            };
+                            let bound = if ty.is_float() {
+                                (cols as f64 + 16.0) * 2f64.powi(-23) * mag
+                            } else {
+                                (nb as f64 + 4.0) * 2f64.powi(-21) * mag
+                            };
+                            assert!(
+                            (got - ref_v).abs() <= bound,
+                            "{} {ty} rows={rows} cols={cols} n={n} (r={r}, j={j}): {got} vs scalar {ref_v}, bound {bound}",
+                            k.name()
+                        );
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // The tiled path exists on AVX-512 tables only; where there is none, say so loudly.
+    if covered == 0 {
+        eprintln!("tiled_gemm: this CPU has no AVX-512 table, the tiled GEMM is not exercised");
+    }
 }

@@ -509,7 +509,11 @@ pub fn run_kernel_bench(
             let peak = ops * clock * gt as f64;
             gemm.push(GemmResult {
                 ty: ty.name().to_string(),
-                path: k.path(ty),
+                path: if k.gemm_is_tiled(ty, GGML_K, GEMM_N, k.default_act(ty)) {
+                    format!("{}; GEMM: tiled (lanes = rows)", k.path(ty))
+                } else {
+                    k.path(ty)
+                },
                 threads: gt,
                 gq_gflops,
                 gq_frac_peak: if peak > 0.0 { gq_gflops / peak } else { 0.0 },
@@ -529,7 +533,15 @@ pub fn run_kernel_bench(
         paths: opts
             .types
             .iter()
-            .map(|&t| (t.name().to_string(), k.path(t)))
+            .map(|&t| {
+                let tiled = opts.gemm && k.gemm_is_tiled(t, GGML_K, GEMM_N, k.default_act(t));
+                let gemm = if tiled {
+                    "; GEMM n=512: tiled (lanes = rows)"
+                } else {
+                    ""
+                };
+                (t.name().to_string(), format!("{}{gemm}", k.path(t)))
+            })
             .collect(),
         size_mib: opts.size_mib,
         runs: if opts.no_gemv { Vec::new() } else { runs },

@@ -7,19 +7,21 @@
 //! TurboQuant weights meet the activation rotated with the file's seed
 //! ([`gq_kernels::FloatAct::Rotated`], once per matmul) and quantized to int8. Work is split over the current rayon pool by output
 //! rows, tokens or heads, never inside a sum, so results do not depend on the thread count; a
-//! batch of n tokens gives bit-for-bit the logits that n one-token calls give.
+//! batch of n tokens gives the logits that n one-token calls give within a stated bound (bit
+//! for bit where the kernels have no tiled GEMM: docs/runner.md, "Precision and determinism").
 
 use super::model::{Layer, Mat, Model, Moe};
 use super::ops::{
-    argmax, axpy, dot, gelu_tanh, rms_norm, rms_norm_to, rope_apply, rope_cos_sin, rope_inv_freq,
+    argmax, axpy, gelu_tanh, rms_norm, rms_norm_to, rope_apply, rope_cos_sin, rope_inv_freq,
     softcap,
 };
 use anyhow::{bail, Result};
-use gq_kernels::{gemm_scratch_bytes, kernels};
+use gq_kernels::{f32rows, gemm_scratch_bytes, kernels};
 use rayon::prelude::*;
 
-/// `Y = X·Wᵀ` for `n = xs.len() / w.cols` activation rows (GEMV for one row, GEMM otherwise:
-/// the same dot per output element either way).
+/// `Y = X·Wᵀ` for `n = xs.len() / w.cols` activation rows (GEMV for one row, GEMM otherwise;
+/// from 16 rows the GEMM may take the kernels' tiled path, which is within a stated bound of,
+/// not bit-identical to, the GEMV: docs/runner.md, "Precision and determinism").
 pub fn matmul(model: &Model, w: &Mat, xs: &[f32]) -> Vec<f32> {
     let n = xs.len() / w.cols;
     debug_assert_eq!(xs.len(), n * w.cols);
@@ -294,27 +296,30 @@ impl<'m> Session<'m> {
         let kv_dim = nkv * hd;
         let group = nh / nkv;
         let mut out = vec![0f32; n * nh * hd];
-        out.par_chunks_mut(hd).enumerate().for_each(|(idx, o)| {
-            let (t, head) = (idx / nh, idx % nh);
-            let g = head / group;
-            let p = p0 + t;
-            let lo = window.map_or(0, |w| (p + 1).saturating_sub(w));
-            let qh = &q[idx * hd..(idx + 1) * hd];
-            let mut s: Vec<f32> = (lo..=p)
-                .map(|j| dot(qh, &c.k[j * kv_dim + g * hd..][..hd]))
-                .collect();
-            let mx = s.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let mut sum = 0f64;
-            for v in s.iter_mut() {
-                *v = (*v - mx).exp();
-                sum += *v as f64;
-            }
-            let inv = (1.0 / sum) as f32;
-            o.fill(0.0);
-            for (j, &e) in (lo..=p).zip(&s) {
-                axpy(o, e * inv, &c.v[j * kv_dim + g * hd..][..hd]);
-            }
-        });
+        out.par_chunks_mut(hd)
+            .enumerate()
+            .for_each_init(Vec::new, |s, (idx, o)| {
+                let (t, head) = (idx / nh, idx % nh);
+                let g = head / group;
+                let p = p0 + t;
+                let lo = window.map_or(0, |w| (p + 1).saturating_sub(w));
+                let qh = &q[idx * hd..(idx + 1) * hd];
+                let at = lo * kv_dim + g * hd;
+                s.clear();
+                s.resize(p + 1 - lo, 0f32);
+                f32rows::dot_rows(qh, &c.k[at..], kv_dim, s);
+                let mx = s.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let mut sum = 0f64;
+                for v in s.iter_mut() {
+                    *v = (*v - mx).exp();
+                    sum += *v as f64;
+                }
+                let inv = (1.0 / sum) as f32;
+                for v in s.iter_mut() {
+                    *v *= inv;
+                }
+                f32rows::weighted_rows(o, s, &c.v[at..], kv_dim);
+            });
         let o = matmul(m, &a.o, &out);
         add_normed(x, o, h, &layer.post_attn_norm, hp.rms_eps);
     }

@@ -79,24 +79,6 @@ pub fn rope_apply(x: &mut [f32], cos: &[f32], sin: &[f32]) {
     }
 }
 
-/// f32 dot product with eight partial sums (a fixed order: the same result on every run).
-#[inline]
-pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let n = a.len().min(b.len());
-    let chunks = n / 8;
-    for c in 0..chunks {
-        for l in 0..8 {
-            acc[l] += a[c * 8 + l] * b[c * 8 + l];
-        }
-    }
-    let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-    for i in chunks * 8..n {
-        s += a[i] * b[i];
-    }
-    s
-}
-
 /// `y += w · x` over a row.
 #[inline]
 pub fn axpy(y: &mut [f32], w: f32, x: &[f32]) {

@@ -4,7 +4,8 @@
 //! for GEMV; C = 8 for GEMM, which walks K in chunks of [`KB`] blocks over tiles of [`TR`]
 //! rows so that weights and activations are reused from L1). Every column sees exactly the same
 //! instructions in the same block order, so a GEMM column is bit-identical to the GEMV of that
-//! column, whatever the tiling or thread count.
+//! column, whatever the tiling or thread count. (From 16 columns `Kernels::gemm` takes the
+//! register-tiled path of `x86/tile.rs` instead, which does not keep that property.)
 //!
 //! Why these exist (docs/kernels.md, "Intel"): while 512-bit instructions are in flight, an
 //! Intel core issues vector work on two ports only (port 1's vector ALU is fused into port 0),

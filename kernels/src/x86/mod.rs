@@ -3,7 +3,9 @@
 pub mod avx2;
 pub mod avx512;
 pub mod avx512bf16;
+pub(crate) mod f32rows;
 pub mod intel;
+pub(crate) mod tile;
 pub mod tq_avx2;
 pub mod tq_avx512;
 pub(crate) mod tq_encode;

@@ -1,0 +1,696 @@
+//! Register-tiled GEMM for quantized weights on AVX-512 VNNI ("lanes = rows"), used by
+//! [`crate::Kernels::gemm`] from [`crate::gemv::GEMM_TILE_MIN_N`] columns on both AVX-512 tables.
+//!
+//! Per thread (a contiguous range of weight rows) the loops are: column block (the K chunk of
+//! its activations stays in L2) → K chunk → tile of [`TR`] = 16 weight rows → **repack**
+//! that (16 rows × chunk) into an L1 buffer → column tiles of [`TC`] columns → micro-kernel
+//! (see [`gemm`]). The repacked weights are u8 quants laid out
+//! `[k/4][16 rows][4 bytes]` (one 64-byte load = 16 rows × 4 consecutive k) plus per (group,
+//! row) f32 scales; the micro-kernel multiplies such a register with a broadcast dword of 4
+//! activation quants of one column (`vpdpbusd`), so the 16 i32 lanes are 16 rows of one
+//! column and every (group, row) scale is applied once per column, not once per k lane.
+//! Results per column are 16 contiguous f32 (no horizontal reduction).
+//!
+//! Numerics per (row, column): the activation is quantized exactly as for the GEMV (Q8_K for
+//! Q4_K / Q6_K, Q8_0 for Q8_0), every group's integer sum is exact (bias and min terms folded
+//! in integers), and the float steps are a fixed sequence per unit (one `vfmadd` per group,
+//! one for the min term, one for the activation scale), in k order. A column's result depends
+//! only on its activation row and the weights: not on the thread count, the number of
+//! columns, the blocking or the other columns of the batch. It is **not** bit-identical to
+//! the GEMV (whose lanes are k positions), only within the scalar bound.
+//!
+//! Every function is `unsafe`: the CPU must have [`FEATURES`] (checked by the caller, which
+//! only uses this module from the AVX-512 tables), and slices hold whole rows.
+
+#![allow(clippy::needless_range_loop)] // register arrays indexed in step with columns
+
+use crate::GgmlType;
+use core::arch::x86_64::*;
+use core::ptr::read_unaligned as rd;
+
+/// Weight rows per tile (the 16 lanes of a register).
+pub const TR: usize = 16;
+/// Columns per micro-kernel call.
+pub const TC: usize = 12;
+
+/// How a weight format is repacked and multiplied.
+#[derive(Clone, Copy)]
+pub(crate) struct Fmt {
+    /// k elements per unit (one Q4_K / Q6_K superblock, one Q8_0 block).
+    unit: usize,
+    /// Repacked bytes per unit of one row (u8 quants: `unit`; f32: `4·unit`).
+    qb: usize,
+    /// Default K chunk in units (the repacked tile of 16 rows stays in L1).
+    kc: usize,
+    /// Weight bytes per unit of one row.
+    wb: usize,
+    /// Prepared activation bytes per unit.
+    ab: usize,
+    /// Scale bytes per unit of a tile (after the quants of the chunk).
+    sb: usize,
+    /// Natural activation bytes per unit (Q8_K: 292, Q8_0: 34).
+    nab: usize,
+    /// Unpacks unit `u` of a row into `q` (`unit` u8 quants) and row `r`'s scales in `s`.
+    unpack: unsafe fn(x: *const u8, q: *mut u8, s: *mut u8, r: usize),
+    /// One natural activation unit to the prepared layout.
+    act: fn(src: &[u8], dst: &mut [u8]),
+    kern: unsafe fn(*const u8, *const u8, usize, [*const u8; TC], *mut f32),
+    kern1: unsafe fn(*const u8, *const u8, usize, [*const u8; 1], *mut f32),
+}
+
+/// The tiled format of `ty`, if there is one.
+pub(crate) fn fmt(ty: GgmlType) -> Option<&'static Fmt> {
+    match ty {
+        GgmlType::Q4_K => Some(&Q4K),
+        GgmlType::Q6_K => Some(&Q6K),
+        GgmlType::Q8_0 => Some(&Q80),
+        GgmlType::F32 => Some(&F32),
+        GgmlType::F16 => Some(&F16),
+        GgmlType::BF16 => Some(&BF16),
+        _ => None,
+    }
+}
+
+/// Whether `f` multiplies f32 activations as they are (float weights).
+pub(crate) fn is_float(f: &Fmt) -> bool {
+    f.qb == 4 * f.unit
+}
+
+/// Whether `f` is BF16 weights × BF16 activations.
+pub(crate) fn is_bf16_bf16(f: &Fmt) -> bool {
+    core::ptr::eq(f, &BF16_BF16)
+}
+
+/// The k elements per unit of `f` (rows must be whole units to take the tiled path).
+pub(crate) fn unit(f: &Fmt) -> usize {
+    f.unit
+}
+
+/// Prepared activation bytes of one row of `cols` elements for `f`.
+pub(crate) fn act_row_bytes(f: &Fmt, cols: usize) -> usize {
+    cols / f.unit * f.ab
+}
+
+/// Natural activation bytes of one row (what the activation quantizer writes).
+pub(crate) fn natural_row_bytes(f: &Fmt, cols: usize) -> usize {
+    cols / f.unit * f.nab
+}
+
+/// Natural activation blocks (`src`) to the prepared layout (`dst`).
+pub(crate) fn prepare(f: &Fmt, src: &[u8], dst: &mut [u8]) {
+    for (s, d) in src.chunks_exact(f.nab).zip(dst.chunks_exact_mut(f.ab)) {
+        (f.act)(s, d);
+    }
+}
+
+/// The f16 at `p` as f32 (F16C; exact).
+#[inline]
+#[target_feature(enable = "f16c")]
+fn f16(p: &[u8]) -> f32 {
+    let v = u16::from_le_bytes([p[0], p[1]]) as i32;
+    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(v)))
+}
+
+fn i16_at(p: &[u8], g: usize) -> i32 {
+    i16::from_le_bytes([p[2 * g], p[2 * g + 1]]) as i32
+}
+
+// ---------------------------------------------------------------------------------------
+// Prepared activations. Q8_K-based (k-quants): quants (256 i8) at 0, d (f32) at 256, then
+// extras: Q4_K 4 dwords of i16 pairs (Σ of groups 2p, 2p + 1 of 32 quants), Q6_K 16 i32
+// (−32·Σ of each group of 16). Q8_0: quants (32 i8) at 0, d (f32) at 32, −128·Σq (i32) at 36.
+
+fn act_q4k(s: &[u8], d: &mut [u8]) {
+    d[..256].copy_from_slice(&s[4..260]);
+    d[256..260].copy_from_slice(&s[..4]);
+    let bs = &s[260..292];
+    for p in 0..4 {
+        let g0 = i16_at(bs, 4 * p) + i16_at(bs, 4 * p + 1);
+        let g1 = i16_at(bs, 4 * p + 2) + i16_at(bs, 4 * p + 3);
+        d[260 + 4 * p..262 + 4 * p].copy_from_slice(&(g0 as i16).to_le_bytes());
+        d[262 + 4 * p..264 + 4 * p].copy_from_slice(&(g1 as i16).to_le_bytes());
+    }
+}
+
+fn act_q6k(s: &[u8], d: &mut [u8]) {
+    d[..256].copy_from_slice(&s[4..260]);
+    d[256..260].copy_from_slice(&s[..4]);
+    let bs = &s[260..292];
+    for g in 0..16 {
+        let v = -32 * i16_at(bs, g);
+        d[260 + 4 * g..264 + 4 * g].copy_from_slice(&v.to_le_bytes());
+    }
+}
+
+fn act_q80(s: &[u8], d: &mut [u8]) {
+    d[..32].copy_from_slice(&s[2..34]);
+    let da = half::f16::from_le_bytes([s[0], s[1]]).to_f32();
+    d[32..36].copy_from_slice(&da.to_le_bytes());
+    let sum: i32 = s[2..34].iter().map(|&b| b as i8 as i32).sum();
+    d[36..40].copy_from_slice(&(-128 * sum).to_le_bytes());
+}
+
+// ---------------------------------------------------------------------------------------
+// Weight unpacking: unit of one row → `unit` u8 quants and the row's lane of the scales.
+
+/// Q4_K scale / min `j` of the 12 packed bytes.
+fn q4k_scale_min(s: &[u8], j: usize) -> (u8, u8) {
+    if j < 4 {
+        (s[j] & 63, s[j + 4] & 63)
+    } else {
+        (
+            (s[j + 4] & 0xf) | ((s[j - 4] >> 6) << 4),
+            (s[j + 4] >> 4) | ((s[j] >> 6) << 4),
+        )
+    }
+}
+
+/// Q4_K tile scales per unit: S [8 groups][16 rows] f32 (d·sc), M [4][16] i16 pairs (m of
+/// groups 2p, 2p + 1), DMIN [16] f32.
+const Q4K_SB: usize = 512 + 256 + 64;
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+unsafe fn unpack_q4k(x: *const u8, q: *mut u8, s: *mut u8, r: usize) {
+    let b = core::slice::from_raw_parts(x, 144);
+    let (d, dmin) = (f16(&b[0..2]), f16(&b[2..4]));
+    let mut m = [0u8; 8];
+    for j in 0..8 {
+        let (sc, mj) = q4k_scale_min(&b[4..16], j);
+        m[j] = mj;
+        s.add(4 * (16 * j + r))
+            .cast::<f32>()
+            .write_unaligned(d * sc as f32);
+    }
+    for p in 0..4 {
+        let v = (m[2 * p] as u32) | (m[2 * p + 1] as u32) << 16;
+        s.add(512 + 4 * (16 * p + r))
+            .cast::<u32>()
+            .write_unaligned(v);
+    }
+    s.add(768 + 4 * r).cast::<f32>().write_unaligned(dmin);
+    let m4 = _mm256_set1_epi8(0x0f);
+    for j in 0..4 {
+        let v = _mm256_loadu_si256(x.add(16 + 32 * j).cast());
+        _mm256_storeu_si256(q.add(64 * j).cast(), _mm256_and_si256(v, m4));
+        _mm256_storeu_si256(
+            q.add(64 * j + 32).cast(),
+            _mm256_and_si256(_mm256_srli_epi16::<4>(v), m4),
+        );
+    }
+}
+
+/// Q6_K tile scales per unit: S [16 groups][16 rows] f32 (d·sc).
+const Q6K_SB: usize = 1024;
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+unsafe fn unpack_q6k(x: *const u8, q: *mut u8, s: *mut u8, r: usize) {
+    let b = core::slice::from_raw_parts(x, 210);
+    let d = f16(&b[208..210]);
+    for g in 0..16 {
+        let sc = b[192 + g] as i8 as f32;
+        s.add(4 * (16 * g + r))
+            .cast::<f32>()
+            .write_unaligned(d * sc);
+    }
+    let (m4, m30) = (_mm256_set1_epi8(0x0f), _mm256_set1_epi8(0x30));
+    for h in 0..2 {
+        let ql0 = _mm256_loadu_si256(x.add(64 * h).cast());
+        let ql1 = _mm256_loadu_si256(x.add(64 * h + 32).cast());
+        let qh = _mm256_loadu_si256(x.add(128 + 32 * h).cast());
+        let o = q.add(128 * h);
+        let hi = |v: __m256i| _mm256_and_si256(v, m30);
+        let lo = |v: __m256i| _mm256_and_si256(v, m4);
+        let put = |k: usize, v: __m256i| _mm256_storeu_si256(o.add(k).cast(), v);
+        put(0, _mm256_or_si256(lo(ql0), hi(_mm256_slli_epi16::<4>(qh))));
+        put(32, _mm256_or_si256(lo(ql1), hi(_mm256_slli_epi16::<2>(qh))));
+        put(64, _mm256_or_si256(lo(_mm256_srli_epi16::<4>(ql0)), hi(qh)));
+        put(
+            96,
+            _mm256_or_si256(
+                lo(_mm256_srli_epi16::<4>(ql1)),
+                hi(_mm256_srli_epi16::<2>(qh)),
+            ),
+        );
+    }
+}
+
+/// Q8_0 tile scales per unit: D [16 rows] f32.
+const Q80_SB: usize = 64;
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+unsafe fn unpack_q80(x: *const u8, q: *mut u8, s: *mut u8, r: usize) {
+    let b = core::slice::from_raw_parts(x, 34);
+    s.add(4 * r).cast::<f32>().write_unaligned(f16(b));
+    let v = _mm256_loadu_si256(x.add(2).cast());
+    _mm256_storeu_si256(q.cast(), _mm256_xor_si256(v, _mm256_set1_epi8(-128)));
+}
+
+// Float weights: 16 k per unit, repacked as f32 [k][16 rows]; activations are the f32 row.
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+unsafe fn unpack_f32(x: *const u8, q: *mut u8, _s: *mut u8, _r: usize) {
+    _mm512_storeu_si512(q.cast(), _mm512_loadu_si512(x.cast()));
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+unsafe fn unpack_f16(x: *const u8, q: *mut u8, _s: *mut u8, _r: usize) {
+    let v = _mm512_cvtph_ps(_mm256_loadu_si256(x.cast()));
+    _mm512_storeu_ps(q.cast(), v);
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+unsafe fn unpack_bf16(x: *const u8, q: *mut u8, _s: *mut u8, _r: usize) {
+    let v = _mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(_mm256_loadu_si256(x.cast())));
+    _mm512_storeu_si512(q.cast(), v);
+}
+
+fn act_none(_: &[u8], _: &mut [u8]) {
+    unreachable!("float weights read their activations as they are")
+}
+
+macro_rules! tile_fn {
+    ($($item:item)*) => {$(
+        #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+        $item
+    )*};
+}
+
+tile_fn! {
+    /// 16 × 16 dwords: `src` rows (stride `stride` bytes) to `dst` columns (64 bytes each).
+    #[inline]
+    unsafe fn transpose16(src: *const u8, stride: usize, dst: *mut u8) {
+        let r: [__m512i; 16] = core::array::from_fn(|i| _mm512_loadu_si512(src.add(i * stride).cast()));
+        let mut t = [_mm512_setzero_si512(); 16];
+        for i in 0..8 {
+            t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+            t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+        }
+        // s[4g + m]: rows 4g..4g+4 of column 4L + m in 128-bit lane L.
+        let mut s = [_mm512_setzero_si512(); 16];
+        for g in 0..4 {
+            let (a, b, c, d) = (t[4 * g], t[4 * g + 1], t[4 * g + 2], t[4 * g + 3]);
+            s[4 * g] = _mm512_unpacklo_epi64(a, c);
+            s[4 * g + 1] = _mm512_unpackhi_epi64(a, c);
+            s[4 * g + 2] = _mm512_unpacklo_epi64(b, d);
+            s[4 * g + 3] = _mm512_unpackhi_epi64(b, d);
+        }
+        for m in 0..4 {
+            let (a, b, c, d) = (s[m], s[4 + m], s[8 + m], s[12 + m]);
+            let p0 = _mm512_shuffle_i32x4::<0x44>(a, b);
+            let p1 = _mm512_shuffle_i32x4::<0xEE>(a, b);
+            let q0 = _mm512_shuffle_i32x4::<0x44>(c, d);
+            let q1 = _mm512_shuffle_i32x4::<0xEE>(c, d);
+            _mm512_storeu_si512(dst.add(64 * m).cast(), _mm512_shuffle_i32x4::<0x88>(p0, q0));
+            _mm512_storeu_si512(dst.add(64 * (4 + m)).cast(), _mm512_shuffle_i32x4::<0xDD>(p0, q0));
+            _mm512_storeu_si512(dst.add(64 * (8 + m)).cast(), _mm512_shuffle_i32x4::<0x88>(p1, q1));
+            _mm512_storeu_si512(dst.add(64 * (12 + m)).cast(), _mm512_shuffle_i32x4::<0xDD>(p1, q1));
+        }
+    }
+
+    /// Q4_K: 8 groups of 32 (8 `vpdpbusd` each, one f32 step per group), mins as one exact
+    /// `vpdpwssd` sum per unit, then × the activation scale.
+    #[inline]
+    unsafe fn kern_q4k<const C: usize>(w: *const u8, s: *const u8, nu: usize, a: [*const u8; C], acc: *mut f32) {
+        for u in 0..nu {
+            let wu = w.add(4096 * u);
+            let su = s.add(Q4K_SB * u);
+            let au: [*const u8; C] = core::array::from_fn(|c| a[c].add(276 * u));
+            let mut blk = [_mm512_setzero_ps(); C];
+            for g in 0..8 {
+                let mut is = [_mm512_setzero_si512(); C];
+                for t in 0..8 {
+                    let wv = _mm512_loadu_si512(wu.add(64 * (8 * g + t)).cast());
+                    for c in 0..C {
+                        let av = _mm512_set1_epi32(rd(au[c].add(32 * g + 4 * t).cast::<i32>()));
+                        is[c] = _mm512_dpbusd_epi32(is[c], wv, av);
+                    }
+                }
+                let sg = _mm512_loadu_ps(su.add(64 * g).cast());
+                for c in 0..C {
+                    blk[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[c]), sg, blk[c]);
+                }
+            }
+            let mut mi = [_mm512_setzero_si512(); C];
+            for p in 0..4 {
+                let mv = _mm512_loadu_si512(su.add(512 + 64 * p).cast());
+                for c in 0..C {
+                    let av = _mm512_set1_epi32(rd(au[c].add(260 + 4 * p).cast::<i32>()));
+                    mi[c] = _mm512_dpwssd_epi32(mi[c], mv, av);
+                }
+            }
+            let dmin = _mm512_loadu_ps(su.add(768).cast());
+            for c in 0..C {
+                let b = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(mi[c]), dmin, blk[c]);
+                let p = acc.add(16 * c);
+                _mm512_storeu_ps(p, _mm512_fmadd_ps(b, _mm512_set1_ps(rd(au[c].add(256).cast::<f32>())), _mm512_loadu_ps(p)));
+            }
+        }
+    }
+
+    /// Q6_K: 16 groups of 16, each starting from −32·Σa (exact), 4 `vpdpbusd`, one f32 step.
+    #[inline]
+    unsafe fn kern_q6k<const C: usize>(w: *const u8, s: *const u8, nu: usize, a: [*const u8; C], acc: *mut f32) {
+        for u in 0..nu {
+            let wu = w.add(4096 * u);
+            let su = s.add(Q6K_SB * u);
+            let au: [*const u8; C] = core::array::from_fn(|c| a[c].add(324 * u));
+            let mut blk = [_mm512_setzero_ps(); C];
+            for g in 0..16 {
+                let mut is: [__m512i; C] =
+                    core::array::from_fn(|c| _mm512_set1_epi32(rd(au[c].add(260 + 4 * g).cast::<i32>())));
+                for t in 0..4 {
+                    let wv = _mm512_loadu_si512(wu.add(64 * (4 * g + t)).cast());
+                    for c in 0..C {
+                        let av = _mm512_set1_epi32(rd(au[c].add(16 * g + 4 * t).cast::<i32>()));
+                        is[c] = _mm512_dpbusd_epi32(is[c], wv, av);
+                    }
+                }
+                let sg = _mm512_loadu_ps(su.add(64 * g).cast());
+                for c in 0..C {
+                    blk[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[c]), sg, blk[c]);
+                }
+            }
+            for c in 0..C {
+                let p = acc.add(16 * c);
+                _mm512_storeu_ps(p, _mm512_fmadd_ps(blk[c], _mm512_set1_ps(rd(au[c].add(256).cast::<f32>())), _mm512_loadu_ps(p)));
+            }
+        }
+    }
+
+    /// Q8_0: per block, −128·Σa (exact) + 8 `vpdpbusd` of the biased weights, then one f32
+    /// step with d_w·d_a.
+    #[inline]
+    unsafe fn kern_q80<const C: usize>(w: *const u8, s: *const u8, nu: usize, a: [*const u8; C], acc: *mut f32) {
+        for u in 0..nu {
+            let wu = w.add(512 * u);
+            let au: [*const u8; C] = core::array::from_fn(|c| a[c].add(40 * u));
+            let mut is: [__m512i; C] =
+                core::array::from_fn(|c| _mm512_set1_epi32(rd(au[c].add(36).cast::<i32>())));
+            for t in 0..8 {
+                let wv = _mm512_loadu_si512(wu.add(64 * t).cast());
+                for c in 0..C {
+                    let av = _mm512_set1_epi32(rd(au[c].add(4 * t).cast::<i32>()));
+                    is[c] = _mm512_dpbusd_epi32(is[c], wv, av);
+                }
+            }
+            let dw = _mm512_loadu_ps(s.add(Q80_SB * u).cast());
+            for c in 0..C {
+                let d = _mm512_mul_ps(dw, _mm512_set1_ps(rd(au[c].add(32).cast::<f32>())));
+                let p = acc.add(16 * c);
+                _mm512_storeu_ps(p, _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[c]), d, _mm512_loadu_ps(p)));
+            }
+        }
+    }
+}
+
+tile_fn! {
+    /// Float weights: per k, one 16-row f32 register times the broadcast activation of each
+    /// column (`vfmadd` with a `{1to16}` operand), in k order.
+    #[inline]
+    unsafe fn kern_f<const C: usize>(w: *const u8, _s: *const u8, nu: usize, a: [*const u8; C], acc: *mut f32) {
+        let mut ac: [__m512; C] = core::array::from_fn(|c| _mm512_loadu_ps(acc.add(16 * c)));
+        for u in 0..nu {
+            let wu = w.add(1024 * u);
+            for k in 0..16 {
+                let wv = _mm512_loadu_ps(wu.add(64 * k).cast());
+                for c in 0..C {
+                    let x = _mm512_set1_ps(rd(a[c].add(64 * u + 4 * k).cast::<f32>()));
+                    ac[c] = _mm512_fmadd_ps(wv, x, ac[c]);
+                }
+            }
+        }
+        for c in 0..C {
+            _mm512_storeu_ps(acc.add(16 * c), ac[c]);
+        }
+    }
+}
+
+/// BF16 weights × BF16 activations: per pair of k, one 16-row register of BF16 pairs times
+/// the broadcast BF16 pair of each column (`vdpbf16ps`), in k order.
+#[inline]
+#[target_feature(enable = "avx512bf16,avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+unsafe fn kern_bf16<const C: usize>(
+    w: *const u8,
+    _s: *const u8,
+    nu: usize,
+    a: [*const u8; C],
+    acc: *mut f32,
+) {
+    let bh = |v: __m512i| core::mem::transmute::<__m512i, __m512bh>(v);
+    let mut ac: [__m512; C] = core::array::from_fn(|c| _mm512_loadu_ps(acc.add(16 * c)));
+    for u in 0..nu {
+        let wu = w.add(1024 * u);
+        for j in 0..16 {
+            let wv = bh(_mm512_loadu_si512(wu.add(64 * j).cast()));
+            for c in 0..C {
+                let x = bh(_mm512_set1_epi32(rd(a[c]
+                    .add(64 * u + 4 * j)
+                    .cast::<i32>())));
+                ac[c] = _mm512_dpbf16_ps(ac[c], wv, x);
+            }
+        }
+    }
+    for c in 0..C {
+        _mm512_storeu_ps(acc.add(16 * c), ac[c]);
+    }
+}
+
+macro_rules! kern_entries {
+    ($name:ident, $name1:ident, $k:ident) => {
+        unsafe fn $name(w: *const u8, s: *const u8, nu: usize, a: [*const u8; TC], acc: *mut f32) {
+            $k::<TC>(w, s, nu, a, acc)
+        }
+        unsafe fn $name1(w: *const u8, s: *const u8, nu: usize, a: [*const u8; 1], acc: *mut f32) {
+            $k::<1>(w, s, nu, a, acc)
+        }
+    };
+}
+kern_entries!(q4k8, q4k1, kern_q4k);
+kern_entries!(q6k8, q6k1, kern_q6k);
+kern_entries!(q808, q801, kern_q80);
+kern_entries!(f8, f1, kern_f);
+kern_entries!(bb8, bb1, kern_bf16);
+
+/// BF16 rows as they are (their bytes are the BF16 pairs the kernel reads).
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+unsafe fn unpack_raw64(x: *const u8, q: *mut u8, _s: *mut u8, _r: usize) {
+    _mm512_storeu_si512(q.cast(), _mm512_loadu_si512(x.cast()));
+}
+
+/// BF16 weights × BF16 activations (`FloatAct::Bf16`, AVX512_BF16 only): 32 k per unit,
+/// repacked `[k/2][16 rows][2 bf16]`; the activation is the BF16-rounded row.
+static BF16_BF16: Fmt = Fmt {
+    unit: 32,
+    qb: 64,
+    kc: 16,
+    wb: 64,
+    ab: 64,
+    sb: 0,
+    nab: 64,
+    unpack: unpack_raw64,
+    act: act_none,
+    kern: bb8,
+    kern1: bb1,
+};
+
+/// BF16 weights × BF16-rounded activations with f32 FMA: the activations rounded to BF16
+/// and widened back to f32 (exact), so every product is the BF16 × BF16 product, exact in
+/// f32, as with `vdpbf16ps`; used on the Intel table, where `vdpbf16ps` measured slower than
+/// the FMA kernel (docs/kernels.md).
+static BF16_FMA: Fmt = Fmt {
+    wb: 32,
+    unpack: unpack_bf16,
+    ..FLOAT
+};
+
+/// The BF16 × BF16-activation format: `vdpbf16ps` (`native`, the caller checks AVX512_BF16)
+/// or f32 FMA on the rounded activations.
+pub(crate) fn bf16_bf16(native: bool) -> &'static Fmt {
+    if native {
+        &BF16_BF16
+    } else {
+        &BF16_FMA
+    }
+}
+
+/// Whether `f` takes BF16-rounded activations widened to f32.
+pub(crate) fn is_bf16_rounded_f32(f: &Fmt) -> bool {
+    core::ptr::eq(f, &BF16_FMA)
+}
+
+const FLOAT: Fmt = Fmt {
+    unit: 16,
+    qb: 64,
+    kc: 32,
+    wb: 64,
+    ab: 64,
+    sb: 0,
+    nab: 64,
+    unpack: unpack_f32,
+    act: act_none,
+    kern: f8,
+    kern1: f1,
+};
+static F32: Fmt = FLOAT;
+static F16: Fmt = Fmt {
+    wb: 32,
+    unpack: unpack_f16,
+    ..FLOAT
+};
+static BF16: Fmt = Fmt {
+    wb: 32,
+    unpack: unpack_bf16,
+    ..FLOAT
+};
+
+static Q4K: Fmt = Fmt {
+    unit: 256,
+    qb: 256,
+    kc: 4,
+    wb: 144,
+    ab: 276,
+    sb: Q4K_SB,
+    nab: 292,
+    unpack: unpack_q4k,
+    act: act_q4k,
+    kern: q4k8,
+    kern1: q4k1,
+};
+static Q6K: Fmt = Fmt {
+    unit: 256,
+    qb: 256,
+    kc: 4,
+    wb: 210,
+    ab: 324,
+    sb: Q6K_SB,
+    nab: 292,
+    unpack: unpack_q6k,
+    act: act_q6k,
+    kern: q6k8,
+    kern1: q6k1,
+};
+static Q80: Fmt = Fmt {
+    unit: 32,
+    qb: 32,
+    kc: 32,
+    wb: 34,
+    ab: 40,
+    sb: Q80_SB,
+    nab: 34,
+    unpack: unpack_q80,
+    act: act_q80,
+    kern: q808,
+    kern1: q801,
+};
+
+/// Env-tunable blocking: (k elements per chunk, activation bytes per column block). Results
+/// do not depend on them. `GQ_TILE_KC` (k elements, rounded to whole units; default 1024 k for
+/// quantized types, 512 for floats, so the repacked tile of 16 rows stays in L1), `GQ_TILE_CB_KIB` (the activation chunk of a
+/// column block, default 768 KiB, so it stays in L2).
+fn blocking() -> (Option<usize>, usize) {
+    static B: std::sync::OnceLock<(Option<usize>, usize)> = std::sync::OnceLock::new();
+    *B.get_or_init(|| {
+        let get = |k: &str| {
+            std::env::var(k)
+                .ok()
+                .and_then(|v| v.trim().parse::<usize>().ok())
+        };
+        (
+            get("GQ_TILE_KC").map(|v| v.max(32)),
+            get("GQ_TILE_CB_KIB").unwrap_or(768).max(1) << 10,
+        )
+    })
+}
+
+/// Rows `w` (`rb` bytes each, `cols` elements) · prepared activations `acts` (`n` rows of
+/// [`act_row_bytes`]): `put(j, r0, vals)` receives `vals[i]` = row `r0 + i` · column `j` (16
+/// values, fewer for the last tile).
+///
+/// Loops: column block (its K chunk of activations fits L2) → K chunk of `kc` units → tile
+/// of 16 rows, repacked once per (block, chunk) → column tiles of [`TC`] (then single
+/// columns) → micro-kernel, adding into f32 accumulators per (tile, column) that persist
+/// across K chunks in memory. Each column sees the same operations in the same order
+/// whatever the blocking, so the results do not depend on it.
+///
+/// # Safety
+/// The CPU must have AVX-512 F/BW/VL/VNNI, AVX2, FMA and F16C; `w` and `acts` hold whole rows
+/// of these lengths.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(crate) unsafe fn gemm(
+    f: &Fmt,
+    w: &[u8],
+    rb: usize,
+    cols: usize,
+    acts: &[u8],
+    n: usize,
+    put: &mut dyn FnMut(usize, usize, &[f32]),
+) {
+    let nr_all = w.len() / rb;
+    let ntiles = nr_all.div_ceil(TR);
+    let nu_all = cols / f.unit;
+    let abr = act_row_bytes(f, cols);
+    let (kck, cbb) = blocking();
+    let kc = kck.map_or(f.kc, |k| k / f.unit).clamp(1, nu_all.max(1));
+    let nc = (cbb / (kc * f.ab)).max(TC).min(n);
+    // Chunk quants rounded up to whole 64-byte transposes (Q8_0 odd chunks).
+    let qrow = (kc * f.qb).div_ceil(64) * 64;
+    let wbytes = qrow * TR;
+    let mut tile = vec![_mm512_setzero_si512(); (wbytes + kc * f.sb) / 64 + 1];
+    let tp = tile.as_mut_ptr().cast::<u8>();
+    let mut tmp = vec![_mm512_setzero_si512(); qrow * TR / 64];
+    let qp = tmp.as_mut_ptr().cast::<u8>();
+    let mut acc = vec![0f32; ntiles * 16 * nc];
+    let mut j0 = 0;
+    while j0 < n {
+        let jn = nc.min(n - j0);
+        acc.fill(0.0);
+        let mut u0 = 0;
+        while u0 < nu_all {
+            let ku = kc.min(nu_all - u0);
+            for t in 0..ntiles {
+                let r0 = t * TR;
+                let nr = TR.min(nr_all - r0);
+                // Repack rows r0..r0+nr, units u0..u0+ku. Lanes are independent: rows past
+                // `nr` and k past the chunk hold stale bytes whose results are never read.
+                let sp = tp.add(wbytes);
+                for r in 0..nr {
+                    let row = w.as_ptr().add((r0 + r) * rb + u0 * f.wb);
+                    for u in 0..ku {
+                        (f.unpack)(
+                            row.add(u * f.wb),
+                            qp.add(r * qrow + u * f.qb),
+                            sp.add(u * f.sb),
+                            r,
+                        );
+                    }
+                }
+                for b in 0..(ku * f.qb).div_ceil(64) {
+                    transpose16(qp.add(64 * b), qrow, tp.add(1024 * b));
+                }
+                let at = acc.as_mut_ptr().add(t * 16 * nc);
+                let mut c0 = 0;
+                while c0 + TC <= jn {
+                    let a: [*const u8; TC] = core::array::from_fn(|c| {
+                        acts.as_ptr().add((j0 + c0 + c) * abr + u0 * f.ab)
+                    });
+                    (f.kern)(tp, sp, ku, a, at.add(16 * c0));
+                    c0 += TC;
+                }
+                while c0 < jn {
+                    let a = [acts.as_ptr().add((j0 + c0) * abr + u0 * f.ab)];
+                    (f.kern1)(tp, sp, ku, a, at.add(16 * c0));
+                    c0 += 1;
+                }
+            }
+            u0 += ku;
+        }
+        for t in 0..ntiles {
+            let nr = TR.min(nr_all - t * TR);
+            for c in 0..jn {
+                let o = (t * nc + c) * 16;
+                put(j0 + c, t * TR, &acc[o..o + nr]);
+            }
+        }
+        j0 += jn;
+    }
+}
