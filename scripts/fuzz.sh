@@ -21,6 +21,9 @@ TARGETS="safetensors gguf imatrix config tokenizer_json tokenizer_gguf dequantiz
 # libFuzzer limits: a hang is an input slower than 10 s, an OOM one over 2 GiB, and no single
 # allocation may exceed 1 GiB (an allocation sized by a file's claim shows up here).
 LIMITS="-timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=1024"
+# The gguf target runs the model on rayon's global pool: one thread, not one per core, whose idle
+# workers spin between inputs (vec_dot builds its own 1- and 2-thread pools).
+export RAYON_NUM_THREADS=${RAYON_NUM_THREADS:-1}
 
 setup() {
   local t0=$SECONDS

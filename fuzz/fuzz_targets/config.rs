@@ -11,15 +11,21 @@ use libfuzzer_sys::fuzz_target;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-/// (shard, name, shape) of every tensor of the fixtures, read once.
+/// (shard, name, shape) of every tensor of the fixtures, read once: from `$GQ_FUZZ_FIXTURES`
+/// where set (a binary run on another machine, scripts/host_fuzz.sh), else from the checkout
+/// it was built in.
 fn fixtures() -> &'static Vec<Vec<(PathBuf, String, Vec<usize>)>> {
     static F: OnceLock<Vec<Vec<(PathBuf, String, Vec<usize>)>>> = OnceLock::new();
     F.get_or_init(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures");
+        let root = std::env::var_os("GQ_FUZZ_FIXTURES")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures"));
         ["dense", "moe", "e2b", "trained"]
             .iter()
             .map(|n| {
-                let c = gq::safetensors::Checkpoint::open(root.join(n)).expect("fixture");
+                let c = gq::safetensors::Checkpoint::open(root.join(n)).unwrap_or_else(|e| {
+                    panic!("fixture {n} (set GQ_FUZZ_FIXTURES to the repo's fixtures/): {e:#}")
+                });
                 c.tensors
                     .iter()
                     .map(|t| {
