@@ -18,7 +18,9 @@
 //!   {½, 1, 2}: every intermediate is exact, so the results must be bit-identical.
 //!
 //! Both modes also check that GEMV and GEMM (1 and 2 threads) give each row's `vec_dot` bit for
-//! bit, and for BF16 weights the BF16 × BF16 kernels against an f64 sum (bound
+//! bit, that the register-tiled GEMM (16 copies of the activation row; Q4_K, Q6_K, Q8_0, F32,
+//! F16, BF16 on AVX-512) gives bit-identical columns within the bounds above of the scalar
+//! reference, and for BF16 weights the BF16 × BF16 kernels against an f64 sum (bound
 //! `(n/16 + 16)·2⁻²³·Σ|w·a|`, plus the products with a subnormal factor and a subnormal per
 //! element: AVX512_BF16's `vdpbf16ps` treats subnormal inputs and results as zero).
 #![no_main]
@@ -221,6 +223,109 @@ fn check_gemv(k: &Kernels, ty: GgmlType, w_row: &[u8], x: &[f32]) {
     }
 }
 
+/// Absolute error the scalar reference itself may carry from products that fall into f32's
+/// subnormal range: it rounds `d_w·d_a` (and `dmin·d_a`) to f32 before multiplying by the
+/// block's integer sum (below 2^25 in magnitude), so a subnormal scale product loses up to
+/// 2^-150 · 2^25 per block; float types lose up to 2^-150 per product. Kernels that scale the
+/// integer sum first are more accurate there (host fuzz finding
+/// fuzz/regressions/vec_dot/q4k-subnormal-scale-products: the tiled Q4_K GEMM differed from the
+/// reference by 5e-43 on a result of 1e-37 whose reference used `dmin·d_a` = 1e-41).
+fn underflow(ty: GgmlType, nb: usize, n: usize) -> f64 {
+    if ty.is_float() {
+        (n as f64 + 16.0) * 2f64.powi(-149)
+    } else {
+        (nb as f64 + 4.0) * 2f64.powi(-124)
+    }
+}
+
+/// The register-tiled GEMM (taken from `GEMM_TILE_MIN_N` columns, for the types it covers):
+/// the same activation row in every column gives bit-identical columns (a column depends on
+/// its own row only), and each row is within the bound of the scalar reference (the tiled
+/// path is not bit-identical to `vec_dot`). Float weights take exact f32 activations here (the
+/// runner's format), so BF16 is held to the float bound too.
+fn check_tiled(k: &Kernels, ty: GgmlType, w_row: &[u8], x: &[f32]) {
+    let n = gq_kernels::GEMM_TILE_MIN_N;
+    let cols = x.len();
+    // The activation quantizers take finite input only (docs/kernels.md): with a NaN or an
+    // infinity the AVX-512 Q8_K quantizer's group sums need not match its quants (the row
+    // kernels and the tiled path both read those sums), so such rows are checked for not
+    // crashing only. Host fuzz run of 2026-11-29 05:40: 117 such Q6_K inputs.
+    if !k.gemm_is_tiled(ty, cols, n, FloatAct::F32) || !x.iter().all(|v| v.is_finite()) {
+        return;
+    }
+    let rows = 2;
+    let bb = ty.block_bytes();
+    let nb = w_row.len() / bb;
+    let mut w = Vec::with_capacity(rows * w_row.len());
+    for r in 0..rows {
+        let s = (r % nb.max(1)) * bb;
+        w.extend_from_slice(&w_row[s..]);
+        w.extend_from_slice(&w_row[..s]);
+    }
+    let xs: Vec<f32> = (0..n).flat_map(|_| x.iter().copied()).collect();
+    let mut scratch = vec![0u8; gemm_scratch_bytes(ty, cols, n)];
+    let mut ys = vec![f32::NAN; n * rows];
+    pools()[1].install(|| {
+        k.gemm_as(
+            ty,
+            &w,
+            rows,
+            cols,
+            &xs,
+            &mut ys,
+            &mut scratch,
+            FloatAct::F32,
+        )
+    });
+    for j in 1..n {
+        for r in 0..rows {
+            assert!(
+                same(ys[j * rows + r], ys[r]),
+                "{} {ty} tiled gemm column {j} row {r}: {} vs column 0 {}",
+                k.isa(),
+                ys[j * rows + r],
+                ys[r]
+            );
+        }
+    }
+    // The scalar dot on the activation row this table's quantizer made (what the GEMM
+    // multiplies; NaN inputs, which the quantizers do not support, may quantize differently
+    // per ISA).
+    let s = scalar();
+    let a: Vec<u8> = if ty.is_float() {
+        x.iter().flat_map(|v| v.to_le_bytes()).collect()
+    } else {
+        let at = ty.vec_dot_type().unwrap();
+        let mut a = vec![0u8; at.row_bytes(cols).unwrap()];
+        k.quantize_row(at, x, &mut a);
+        a
+    };
+    for r in 0..rows {
+        let wr = &w[r * w_row.len()..(r + 1) * w_row.len()];
+        let want = s.vec_dot(ty, wr, &a);
+        let m = magnitude(ty, wr, &a, cols);
+        // A non-finite reference where M is small overflowed in its own scale product
+        // (`d_w·d_a` before the integer sum): the tiled path scales the sum first and may stay
+        // finite (host fuzz run of 2026-11-29 05:40: 0 vs the reference's NaN from
+        // (−184·−2.4e36)·0).
+        if !(m.is_finite() && m < f32::MAX as f64 / 256.0) || same(ys[r], want) || !want.is_finite()
+        {
+            continue;
+        }
+        let bound = if ty.is_float() {
+            (cols as f64 + 16.0) * 2f64.powi(-23) * m
+        } else {
+            (nb as f64 + 4.0) * 2f64.powi(-21) * m
+        } + underflow(ty, nb, cols);
+        assert!(
+            (ys[r] as f64 - want as f64).abs() <= bound,
+            "{} {ty} tiled gemm row {r} n={cols}: {} vs scalar {want}, bound {bound} (M {m})",
+            k.isa(),
+            ys[r]
+        );
+    }
+}
+
 fuzz_target!(|data: &[u8]| {
     let mut src = Bytes(data);
     let ty = src.pick(&GgmlType::WEIGHTS);
@@ -267,7 +372,7 @@ fuzz_target!(|data: &[u8]| {
         (n as f64 + 16.0) * 2f64.powi(-23) * m
     } else {
         (nb as f64 + 4.0) * 2f64.powi(-21) * m
-    };
+    } + underflow(ty, nb, n);
     for k in &tables {
         let got = k.vec_dot(ty, &w, &a);
         if bounded && !same(got, want) {
@@ -281,6 +386,9 @@ fuzz_target!(|data: &[u8]| {
     }
     for k in tables.iter().copied().chain([s]) {
         check_gemv(k, ty, &w, &x);
+    }
+    for k in &tables {
+        check_tiled(k, ty, &w, &x);
     }
     if ty == GgmlType::BF16 {
         // BF16 weights × BF16-rounded activations, every table against an f64 sum.
