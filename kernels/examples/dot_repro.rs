@@ -33,6 +33,34 @@ fn main() {
     println!("w[..16] = {:02x?}", &w[..16]);
     println!("scalar: {}", s.vec_dot(ty, &w, &a));
     for k in all_tables() {
+        let mut ak = vec![0u8; a.len()];
+        k.quantize_row(at, &x, &mut ak);
+        if ak != a {
+            let i = ak.iter().zip(&a).position(|(p, q)| p != q).unwrap();
+            println!(
+                "  {:?} {at} quantizer differs from scalar at byte {i}: {:02x?} vs {:02x?}",
+                k.isa(),
+                &ak[i.saturating_sub(2)..i + 6],
+                &a[i.saturating_sub(2)..i + 6]
+            );
+        }
         println!("{:?} {:?}: {}", k.isa(), k.path(ty), k.vec_dot(ty, &w, &a));
+        let cols = n;
+        if k.gemm_is_tiled(ty, cols, 16, gq_kernels::FloatAct::F32) {
+            let xs: Vec<f32> = (0..16).flat_map(|_| x.iter().copied()).collect();
+            let mut ys = vec![0f32; 16];
+            let mut scratch = vec![0u8; gq_kernels::gemm_scratch_bytes(ty, cols, 16)];
+            k.gemm_as(
+                ty,
+                &w,
+                1,
+                cols,
+                &xs,
+                &mut ys,
+                &mut scratch,
+                gq_kernels::FloatAct::F32,
+            );
+            println!("    tiled GEMM (16 columns): {}", ys[0]);
+        }
     }
 }
