@@ -179,15 +179,7 @@ fn raw_f32s(src: &mut Bytes, n: usize) -> Vec<f32> {
 fn check_gemv(k: &Kernels, ty: GgmlType, w_row: &[u8], x: &[f32]) {
     let cols = x.len();
     let rows = 3;
-    // Row r is the weight row rotated by r blocks: different rows, same bytes.
-    let bb = ty.block_bytes();
-    let nb = w_row.len() / bb;
-    let mut w = Vec::with_capacity(rows * w_row.len());
-    for r in 0..rows {
-        let s = (r % nb.max(1)) * bb;
-        w.extend_from_slice(&w_row[s..]);
-        w.extend_from_slice(&w_row[..s]);
-    }
+    let w = rotated_rows(ty, w_row, rows);
     let mut s1 = vec![0u8; gemv_scratch_bytes(ty, cols)];
     let a = k.prepare_activation(ty, x, &mut s1).to_vec();
     let want: Vec<f32> = (0..rows)
@@ -223,19 +215,34 @@ fn check_gemv(k: &Kernels, ty: GgmlType, w_row: &[u8], x: &[f32]) {
     }
 }
 
-/// Absolute error the scalar reference itself may carry from products that fall into f32's
+/// The bound on |SIMD − scalar| for a row of `nb` blocks (`n` elements) with `M = m`:
+/// `(nb + 4)·2⁻²¹·M` for the quantized types, `(n + 16)·2⁻²³·M` for the float types, plus the
+/// absolute error the scalar reference itself may carry from products that fall into f32's
 /// subnormal range: it rounds `d_w·d_a` (and `dmin·d_a`) to f32 before multiplying by the
 /// block's integer sum (below 2^25 in magnitude), so a subnormal scale product loses up to
 /// 2^-150 · 2^25 per block; float types lose up to 2^-150 per product. Kernels that scale the
 /// integer sum first are more accurate there (host fuzz finding
 /// fuzz/regressions/vec_dot/q4k-subnormal-scale-products: the tiled Q4_K GEMM differed from the
 /// reference by 5e-43 on a result of 1e-37 whose reference used `dmin·d_a` = 1e-41).
-fn underflow(ty: GgmlType, nb: usize, n: usize) -> f64 {
+fn bound(ty: GgmlType, nb: usize, n: usize, m: f64) -> f64 {
     if ty.is_float() {
-        (n as f64 + 16.0) * 2f64.powi(-149)
+        (n as f64 + 16.0) * (2f64.powi(-23) * m + 2f64.powi(-149))
     } else {
-        (nb as f64 + 4.0) * 2f64.powi(-124)
+        (nb as f64 + 4.0) * (2f64.powi(-21) * m + 2f64.powi(-124))
     }
+}
+
+/// `rows` weight rows, row r being `w_row` rotated by r blocks: different rows, same bytes.
+fn rotated_rows(ty: GgmlType, w_row: &[u8], rows: usize) -> Vec<u8> {
+    let bb = ty.block_bytes();
+    let nb = w_row.len() / bb;
+    let mut w = Vec::with_capacity(rows * w_row.len());
+    for r in 0..rows {
+        let s = (r % nb.max(1)) * bb;
+        w.extend_from_slice(&w_row[s..]);
+        w.extend_from_slice(&w_row[..s]);
+    }
+    w
 }
 
 /// The register-tiled GEMM (taken from `GEMM_TILE_MIN_N` columns, for the types it covers):
@@ -254,14 +261,8 @@ fn check_tiled(k: &Kernels, ty: GgmlType, w_row: &[u8], x: &[f32]) {
         return;
     }
     let rows = 2;
-    let bb = ty.block_bytes();
-    let nb = w_row.len() / bb;
-    let mut w = Vec::with_capacity(rows * w_row.len());
-    for r in 0..rows {
-        let s = (r % nb.max(1)) * bb;
-        w.extend_from_slice(&w_row[s..]);
-        w.extend_from_slice(&w_row[..s]);
-    }
+    let nb = w_row.len() / ty.block_bytes();
+    let w = rotated_rows(ty, w_row, rows);
     let xs: Vec<f32> = (0..n).flat_map(|_| x.iter().copied()).collect();
     let mut scratch = vec![0u8; gemm_scratch_bytes(ty, cols, n)];
     let mut ys = vec![f32::NAN; n * rows];
@@ -312,11 +313,7 @@ fn check_tiled(k: &Kernels, ty: GgmlType, w_row: &[u8], x: &[f32]) {
         {
             continue;
         }
-        let bound = if ty.is_float() {
-            (cols as f64 + 16.0) * 2f64.powi(-23) * m
-        } else {
-            (nb as f64 + 4.0) * 2f64.powi(-21) * m
-        } + underflow(ty, nb, cols);
+        let bound = bound(ty, nb, cols, m);
         assert!(
             (ys[r] as f64 - want as f64).abs() <= bound,
             "{} {ty} tiled gemm row {r} n={cols}: {} vs scalar {want}, bound {bound} (M {m})",
@@ -368,11 +365,7 @@ fuzz_target!(|data: &[u8]| {
     let want = s.vec_dot(ty, &w, &a);
     let m = magnitude(ty, &w, &a, n);
     let bounded = m.is_finite() && m < f32::MAX as f64 / 256.0;
-    let bound = if ty.is_float() {
-        (n as f64 + 16.0) * 2f64.powi(-23) * m
-    } else {
-        (nb as f64 + 4.0) * 2f64.powi(-21) * m
-    } + underflow(ty, nb, n);
+    let bound = bound(ty, nb, n, m);
     for k in &tables {
         let got = k.vec_dot(ty, &w, &a);
         if bounded && !same(got, want) {
