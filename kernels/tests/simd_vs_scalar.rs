@@ -340,18 +340,23 @@ fn dot_within_bound_on_realistic_data() {
     }
 }
 
-#[test]
-fn gemv_and_gemm_match_vec_dot_for_any_thread_count() {
-    let mut rng = Rng(42);
-    let pools: Vec<_> = [1, 2, 3]
-        .into_iter()
-        .map(|t| {
+/// One rayon pool per thread count.
+fn pools(threads: &[usize]) -> Vec<rayon::ThreadPool> {
+    threads
+        .iter()
+        .map(|&t| {
             rayon::ThreadPoolBuilder::new()
                 .num_threads(t)
                 .build()
                 .unwrap()
         })
-        .collect();
+        .collect()
+}
+
+#[test]
+fn gemv_and_gemm_match_vec_dot_for_any_thread_count() {
+    let mut rng = Rng(42);
+    let pools = pools(&[1, 2, 3]);
     let mut tables = simd_tables("gemv_and_gemm_match_vec_dot_for_any_thread_count");
     tables.push(scalar());
     for k in tables {
@@ -403,15 +408,7 @@ fn gemv_and_gemm_match_vec_dot_for_any_thread_count() {
 #[test]
 fn gemm_matches_gemv_and_scalar_on_odd_shapes() {
     let mut rng = Rng(0x6e6d);
-    let pools: Vec<_> = [1, 3]
-        .into_iter()
-        .map(|t| {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(t)
-                .build()
-                .unwrap()
-        })
-        .collect();
+    let pools = pools(&[1, 3]);
     let mut tables = simd_tables("gemm_matches_gemv_and_scalar_on_odd_shapes");
     tables.push(scalar());
     for k in tables {
@@ -914,15 +911,7 @@ fn q6_k_dot_bit_exact_on_any_bytes() {
 #[test]
 fn tiled_gemm_deterministic_and_within_scalar_bound() {
     let mut rng = Rng(0x711e);
-    let pools: Vec<_> = [1, 2, 3]
-        .into_iter()
-        .map(|t| {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(t)
-                .build()
-                .unwrap()
-        })
-        .collect();
+    let pools = pools(&[1, 2, 3]);
     let m = gq_kernels::GEMM_TILE_MIN_N;
     let mut covered = 0;
     for k in simd_tables("tiled_gemm_deterministic_and_within_scalar_bound") {
