@@ -340,6 +340,18 @@ fn dot_within_bound_on_realistic_data() {
     }
 }
 
+/// `Σ |w·a|` of a BF16 weight row and a BF16-rounded activation row (`cols` elements each):
+/// the magnitude the BF16 × BF16 bounds scale with.
+fn bf16_bf16_magnitude(w: &[u8], a: &[u8], cols: usize) -> f64 {
+    let (mut wv, mut av) = (vec![0f32; cols], vec![0f32; cols]);
+    scalar().dequantize_row(GgmlType::BF16, w, &mut wv);
+    scalar().dequantize_row(GgmlType::BF16, a, &mut av);
+    wv.iter()
+        .zip(&av)
+        .map(|(p, q)| (*p as f64 * *q as f64).abs())
+        .sum()
+}
+
 /// One rayon pool per thread count.
 fn pools(threads: &[usize]) -> Vec<rayon::ThreadPool> {
     threads
@@ -468,12 +480,7 @@ fn gemm_matches_gemv_and_scalar_on_odd_shapes() {
                             let got = want[j * rows + r] as f64;
                             let bound = if ty.is_float() {
                                 let m: f64 = if ty == GgmlType::BF16 && a.len() == wr.len() {
-                                    // BF16 × BF16: products of the rounded activations.
-                                    let mut av = vec![0f32; cols];
-                                    s.dequantize_row(GgmlType::BF16, &a, &mut av);
-                                    let mut wv = vec![0f32; cols];
-                                    s.dequantize_row(ty, wr, &mut wv);
-                                    (0..cols).map(|i| (wv[i] as f64 * av[i] as f64).abs()).sum()
+                                    bf16_bf16_magnitude(wr, &a, cols)
                                 } else {
                                     magnitude(ty, wr, &a, cols)
                                 };
@@ -1008,12 +1015,7 @@ fn tiled_gemm_deterministic_and_within_scalar_bound() {
                             let ref_v = s.vec_dot(ty, wr, &a) as f64;
                             let got = ys[j * rows + r] as f64;
                             let mag = if act == FloatAct::Bf16 {
-                                // BF16 × BF16: products of the rounded activations.
-                                let mut av = vec![0f32; cols];
-                                s.dequantize_row(GgmlType::BF16, &a, &mut av);
-                                let mut wv = vec![0f32; cols];
-                                s.dequantize_row(ty, wr, &mut wv);
-                                (0..cols).map(|i| (wv[i] as f64 * av[i] as f64).abs()).sum()
+                                bf16_bf16_magnitude(wr, &a, cols)
                             } else {
                                 magnitude(ty, wr, &a, cols)
                             };
