@@ -6,7 +6,7 @@
 #   D=.devcarry OUT=/some/dir [S=55] [FORK=16] [TOTAL=570] bash scripts/host_fuzz.sh
 #
 # The whole run stays within TOTAL seconds (default 570, for a 600 s command limit): a target gets
-# S seconds or, when that would overrun, an equal share of what is left (the summary says so).
+# S seconds (S_<target> for one target) or, when that would overrun, an equal share of what is left (the summary says so).
 # With S=55 on 16 cores it takes about 9 x (S + 5) + 30 s.
 #
 # Unpacks $D/fuzz.tar.xz in /tmp, replays every kept reproducer (regressions/), then runs each of
@@ -65,7 +65,9 @@ for t in $TARGETS; do
   # Time for this target: S, or an equal share of what is left before the packing (30 s).
   share=$(((total - 30 - (SECONDS - start)) / left - 6))
   left=$((left - 1))
-  st=$S
+  # S_<target> (e.g. S_vec_dot=240) overrides S for one target.
+  var="S_$t"
+  st=${!var:-$S}
   if [ "$share" -lt "$st" ]; then
     st=$share
     echo "$t: $st s instead of $S (TOTAL=$total)" >>"$w/notes"
