@@ -27,7 +27,11 @@ fn softmax_weights(s: &mut [f32]) {
     let mx = s.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let mut sum = 0f64;
     for v in s.iter_mut() {
-        *v = (*v - mx).exp();
+        let d = *v - mx;
+        // Below this, exp is under f32's smallest normal: the weight becomes 0 below anyway,
+        // and the f64 sum (≥ 1) cannot see it, so skipping the (slow, subnormal) exp changes
+        // nothing.
+        *v = if d < -87.5 { 0.0 } else { d.exp() };
         sum += *v as f64;
     }
     let inv = (1.0 / sum) as f32;
