@@ -784,3 +784,153 @@ tile_unpacks! {
     tile_tqt3_375: GgmlType::TQT3_375, 7, 6, 1, 3;
     tile_tqt2_5: GgmlType::TQT2_5, 5, 4, 1, 3;
 }
+
+// ------------------------------------------------------------------------------------------------
+// Two-row GEMV (trellis types without QJL signs): two rows decoded side by side against one
+// activation, sharing its loads and scale permutes and giving the core two independent decode
+// chains. Each row sees exactly [`dot_tcq`]'s operations in its order (a block that is zero in
+// one row only takes the one-row step for the other), so both results are `dot_tcq`'s bits.
+
+/// Chunk `t` of block `j` for two rows at once (`br0`, `br1`: their branch bytes).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn dot2_chunk<const HI: u32, const LO: u32, const F: u8>(
+    cx: &DotCtx,
+    sh: &Shape,
+    br: [*const u8; 2],
+    j: usize,
+    t: usize,
+    prev: &mut [u64; 2],
+    bacc: &mut [__m512; 2],
+) {
+    let zero = _mm512_setzero_si512();
+    let (ap, n, b) = (cx.ap, cx.n, cx.b);
+    let c = (j * b) / 128 + t;
+    let ae = _mm512_loadu_si512(ap.add(128 * c).cast());
+    let ao = _mm512_loadu_si512(ap.add(128 * c + 64).cast());
+    let sc = scales4(ap.add(n + 16 * c));
+    for r in 0..2 {
+        let bw = core::ptr::read_unaligned(br[r].add(8 * t).cast::<u64>());
+        let (x, y, mx, my) = decode_chunk::<HI, LO, F>(sh, bw, prev[r], br[r].add(b / 16), cx.tb);
+        prev[r] = bw;
+        let e = _mm512_mask_sub_epi8(ae, mx, zero, ae);
+        let o = _mm512_mask_sub_epi8(ao, my, zero, ao);
+        let isum = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(zero, x, e), y, o);
+        bacc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), sc, bacc[r]);
+    }
+}
+
+/// Two rows `w0`, `w1` of a trellis type without QJL signs · their prepared activation: each
+/// result bit-identical to [`dot_tcq`]'s (same `PF`, `F0`, `F1` meaning).
+///
+/// # Safety
+/// As for [`dot_tcq`]; `w0` and `w1` have the same length.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,bmi2,avx2,fma")]
+unsafe fn dot2_tcq<const HI: u32, const LO: u32, const PF: usize, const F0: u8, const F1: u8>(
+    ty: GgmlType,
+    w0: &[u8],
+    w1: &[u8],
+    a: &[u8],
+) -> [f32; 2] {
+    let s = spec(ty);
+    let n = w0.len() * 512 / s.bpw64;
+    if block_for(ty, n) != Some(256) {
+        return [
+            dot_tcq::<HI, LO, false, PF, F0, F1>(ty, w0, a),
+            dot_tcq::<HI, LO, false, PF, F0, F1>(ty, w1, a),
+        ];
+    }
+    let b = 256;
+    let pr = prep(ty);
+    let bb = s.block_bytes(b);
+    let lines = bb.div_ceil(64);
+    let tb = tabs(pr);
+    let cx = DotCtx {
+        tb: &tb,
+        ap: a.as_ptr(),
+        n,
+        b,
+        m: 0,
+    };
+    let wp = [w0.as_ptr(), w1.as_ptr()];
+    let (s0, s1) = (&pr.s256[0], &pr.s256[1]);
+    let mut total = [_mm512_setzero_ps(); 2];
+    let mut unused = _mm512_setzero_ps();
+    for j in 0..n / b {
+        let blk = [wp[0].add(j * bb), wp[1].add(j * bb)];
+        prefetch::<PF>(blk[0], lines);
+        prefetch::<PF>(blk[1], lines);
+        let e = [*blk[0], *blk[1]];
+        let br = [blk[0].add(1), blk[1].add(1)];
+        let mut bacc = [_mm512_setzero_ps(); 2];
+        if e[0] != 0 && e[1] != 0 {
+            let mut prev = [0u64; 2];
+            dot2_chunk::<HI, LO, F0>(&cx, s0, br, j, 0, &mut prev, &mut bacc);
+            dot2_chunk::<HI, LO, F1>(&cx, s1, br, j, 1, &mut prev, &mut bacc);
+        } else {
+            for r in 0..2 {
+                if e[r] != 0 {
+                    let mut prev = 0u64;
+                    let (bk, brr) = (blk[r], br[r]);
+                    let acc = &mut bacc[r];
+                    dot_chunk::<HI, LO, false, F0>(
+                        &cx,
+                        s0,
+                        bk,
+                        brr,
+                        j,
+                        0,
+                        &mut prev,
+                        acc,
+                        &mut unused,
+                    );
+                    dot_chunk::<HI, LO, false, F1>(
+                        &cx,
+                        s1,
+                        bk,
+                        brr,
+                        j,
+                        1,
+                        &mut prev,
+                        acc,
+                        &mut unused,
+                    );
+                }
+            }
+        }
+        for r in 0..2 {
+            if e[r] != 0 {
+                total[r] = _mm512_fmadd_ps(bacc[r], _mm512_set1_ps(scale_of(e[r])), total[r]);
+            }
+        }
+    }
+    [
+        _mm512_reduce_add_ps(total[0]),
+        _mm512_reduce_add_ps(total[1]),
+    ]
+}
+
+macro_rules! dots2 {
+    ($($name:ident, $pf_name:ident: $ty:expr, $hi:literal, $lo:literal, $f0:literal, $f1:literal;)*) => {$(
+        /// The AVX-512 two-row dot product of this type (each result the one-row dot's bits).
+        ///
+        /// # Safety
+        /// The CPU must have [`FEATURES`]; the lengths are the caller's to check.
+        pub(crate) unsafe fn $name(w0: &[u8], w1: &[u8], a: &[u8]) -> [f32; 2] {
+            dot2_tcq::<$hi, $lo, 0, $f0, $f1>($ty, w0, w1, a)
+        }
+        /// The same with software prefetch of the weight streams (same results).
+        ///
+        /// # Safety
+        /// As for the plain one.
+        pub(crate) unsafe fn $pf_name(w0: &[u8], w1: &[u8], a: &[u8]) -> [f32; 2] {
+            dot2_tcq::<$hi, $lo, { super::intel::PREFETCH_DEFAULT }, $f0, $f1>($ty, w0, w1, a)
+        }
+    )*};
+}
+
+dots2! {
+    dot2_tqt4_5, dot2_tqt4_5_pf: GgmlType::TQT4_5, 9, 8, 0, 3;
+    dot2_tqt3_375, dot2_tqt3_375_pf: GgmlType::TQT3_375, 7, 6, 1, 3;
+    dot2_tqt2_5, dot2_tqt2_5_pf: GgmlType::TQT2_5, 5, 4, 1, 3;
+}
