@@ -106,9 +106,8 @@ unsafe impl Sync for OutPtr {}
 /// What multiplies a weight row with prepared activations.
 #[derive(Clone, Copy)]
 enum RowOp {
-    /// The row kernels of the table (`RowKernels`), with the table's two-row dot where it has
-    /// one (the GEMV then takes rows in pairs; same results as the one-row kernel).
-    Rows(Row1Fn, GemmFn, Option<Dot2Fn>),
+    /// The row kernels of the table (`RowKernels`).
+    Rows(Row1Fn, GemmFn),
     /// The table's dot product, with its two-row form where there is one.
     Dot(DotFn, Option<Dot2Fn>),
 }
@@ -199,7 +198,7 @@ impl Kernels {
             );
         }
         match self.rows[ty.index()] {
-            Some(r) => (RowOp::Rows(r.gemv, r.gemm, self.dot2[ty.index()]), r.act),
+            Some(r) => (RowOp::Rows(r.gemv, r.gemm), r.act),
             None => {
                 let (d, d2) = self.dots_for(ty, act);
                 (RowOp::Dot(d, d2), ActLayout::Natural)
@@ -296,21 +295,8 @@ impl Kernels {
         y.par_chunks_mut(chunk)
             .zip(w.par_chunks(chunk * rb))
             .for_each(|(ys, ws)| match op {
-                RowOp::Rows(k1, _, dot2) => {
-                    let mut r = 0;
-                    if let Some(dot2) = dot2 {
-                        while r + 2 <= ys.len() {
-                            let [a, b] = dot2(
-                                &ws[r * rb..(r + 1) * rb],
-                                &ws[(r + 1) * rb..(r + 2) * rb],
-                                act,
-                            );
-                            ys[r] = a;
-                            ys[r + 1] = b;
-                            r += 2;
-                        }
-                    }
-                    for (o, row) in ys[r..].iter_mut().zip(ws[r * rb..].chunks_exact(rb)) {
+                RowOp::Rows(k1, _) => {
+                    for (o, row) in ys.iter_mut().zip(ws.chunks_exact(rb)) {
                         *o = k1(row, act);
                     }
                 }
@@ -423,7 +409,7 @@ impl Kernels {
                 unsafe { *out.at(j * rows + r0 + r) = v };
             };
             match op {
-                RowOp::Rows(_, gemm, _) => gemm(ws, rb, acts, ab, &mut put),
+                RowOp::Rows(_, gemm) => gemm(ws, rb, acts, ab, &mut put),
                 RowOp::Dot(dot, _) => {
                     // Columns per block: their activations take at most ~512 KiB (L2).
                     let cb = ((512 << 10) / ab.max(1)).clamp(1, 256);

@@ -191,7 +191,7 @@ fn gemv_and_gemm_equal_vec_dot_per_row_for_any_thread_count() {
 
 /// The trellis GEMM's row path (rows decoded once per column block, tiles of 4 rows × 2
 /// columns, column blocks of ~768 KiB of activations; below `GEMM_TILE_MIN_N` columns, or
-/// column blocks under 256) and the GEMV (two-row kernel): every shape class — blocks of 256 with lo pairs, 128, the scalar
+/// column blocks under 256) and the GEMV: every shape class — blocks of 256 with lo pairs, 128, the scalar
 /// fallback (32), row and column counts off the tile sizes, zero blocks — bit-identical to
 /// `vec_dot` per element. From `GEMM_TILE_MIN_N` columns with 256-blocks the AVX-512 table
 /// takes the register-tiled GEMM instead: see `tiled_gemm_within_bound_and_batch_independent`.
@@ -246,8 +246,7 @@ fn gemm_equals_vec_dot_on_every_tile_shape() {
                         .unwrap();
                     let mut ys = vec![0f32; nx * rows];
                     pool.install(|| k.gemm_as(ty, &w, rows, cols, &xs, &mut ys, &mut scratch, act));
-                    // The GEMV (two-row kernel on rows in pairs: a pair with a zero block in
-                    // one row only, a pair with a zero row, an odd last row) per column.
+                    // The GEMV per column (zero blocks in one row, a zero row, odd row counts).
                     for j in 0..nx {
                         let mut y = vec![0f32; rows];
                         let x = &xs[j * cols..(j + 1) * cols];

@@ -126,25 +126,6 @@ wrap_tq! {
     i5_tqj2_5: tq_avx512::dot_tqj2_5_pf;
 }
 
-macro_rules! wrap_tq2 {
-    ($($name:ident: $path:path;)*) => {$(
-        fn $name(w0: &[u8], w1: &[u8], a: &[u8]) -> [f32; 2] {
-            // SAFETY: as for `wrap_tq`; the GEMV checked that both rows and `a` have the
-            // lengths of one row.
-            unsafe { $path(w0, w1, a) }
-        }
-    )*};
-}
-
-wrap_tq2! {
-    a5_tqt4_5x2: tq_avx512::dot2_tqt4_5;
-    a5_tqt3_375x2: tq_avx512::dot2_tqt3_375;
-    a5_tqt2_5x2: tq_avx512::dot2_tqt2_5;
-    i5_tqt4_5x2: tq_avx512::dot2_tqt4_5_pf;
-    i5_tqt3_375x2: tq_avx512::dot2_tqt3_375_pf;
-    i5_tqt2_5x2: tq_avx512::dot2_tqt2_5_pf;
-}
-
 macro_rules! wrap_tq_gemm {
     ($($name:ident: $path:path;)*) => {$(
         fn $name(w: &[u8], rb: usize, acts: &[u8], ab: usize, put: &mut dyn FnMut(usize, usize, f32)) {
@@ -301,21 +282,6 @@ pub(crate) unsafe fn avx512_table(tune: Tune) -> Kernels {
             (GgmlType::TQJ2_5, a5_tqj2_5, i5_tqj2_5),
         ] {
             k.dot[t.index()] = Some(if intel { fp } else { f });
-        }
-        // The trellis types without QJL signs: a two-row GEMV (bit-identical to the dot
-        // products), unless `GQ_TQ_DOT2=0`.
-        if std::env::var("GQ_TQ_DOT2").map_or(true, |v| v.trim() != "0") {
-            for (t, f, fp) in [
-                (
-                    GgmlType::TQT4_5,
-                    a5_tqt4_5x2 as crate::dispatch::Dot2Fn,
-                    i5_tqt4_5x2 as crate::dispatch::Dot2Fn,
-                ),
-                (GgmlType::TQT3_375, a5_tqt3_375x2, i5_tqt3_375x2),
-                (GgmlType::TQT2_5, a5_tqt2_5x2, i5_tqt2_5x2),
-            ] {
-                k.dot2[t.index()] = Some(if intel { fp } else { f });
-            }
         }
         // The trellis types without QJL signs: a GEMM that decodes each row once per column
         // block (bit-identical to the dot products).
