@@ -17,7 +17,7 @@
 //! block to signed int8 and multiplies it with many biased activations (see the GEMM section);
 //! its results are the dot product's bits. It runs below `GEMM_TILE_MIN_N` columns and for
 //! column blocks under 256; otherwise the register-tiled GEMM (`x86::tile`) takes the rows,
-//! unpacked by [`tile_tqt4_5`] and its siblings (not bit-identical to the dot product).
+//! unpacked by `tile_tqt4_5` and its siblings (not bit-identical to the dot product).
 
 use crate::formats::tq::{block_for, scale_of};
 use crate::formats::tq_tables::pair_table;
