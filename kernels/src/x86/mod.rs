@@ -296,9 +296,9 @@ pub(crate) unsafe fn avx512_table(tune: Tune) -> Kernels {
                 gemv: k.dot[t.index()].expect("set above"),
                 gemm,
                 path: if intel {
-                    "tq: dot GEMV (prefetch 4 KiB); GEMM decodes rows once to int8, vpdpbusd"
+                    "tq: dot GEMV (prefetch 4 KiB); GEMM n >= 16: tiled (x86::tile), else rows decoded once to int8"
                 } else {
-                    "tq: dot GEMV; GEMM decodes rows once to int8, vpdpbusd"
+                    "tq: dot GEMV; GEMM n >= 16: tiled (x86::tile), else rows decoded once to int8"
                 },
             });
         }
