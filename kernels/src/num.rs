@@ -113,9 +113,66 @@ pub(crate) fn f32_at(a: &[u8], i: usize) -> f32 {
     f32::from_le_bytes([a[4 * i], a[4 * i + 1], a[4 * i + 2], a[4 * i + 3]])
 }
 
+/// `Σ_i x(i)` for `i < n`, the portable float dot products' order: eight partial sums (element
+/// `i` goes to sum `i mod 8`) over the whole chunks of eight, combined pairwise as
+/// `((s0+s4)+(s1+s5))+((s2+s6)+(s3+s7))`, then the remaining `n mod 8` terms added in element
+/// order. A single running sum over a long row loses ~√8 times more to rounding; with fewer
+/// than eight terms this is the plain element-order sum. Same order as
+/// [`crate::f32rows::dot_ref`].
+#[inline(always)]
+pub(crate) fn sum8(n: usize, x: impl Fn(usize) -> f32) -> f32 {
+    let mut acc = [0f32; 8];
+    let chunks = n / 8;
+    for c in 0..chunks {
+        for (l, a) in acc.iter_mut().enumerate() {
+            *a += x(8 * c + l);
+        }
+    }
+    let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for i in 8 * chunks..n {
+        s += x(i);
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sum8_order_and_error() {
+        // Fewer than eight terms: the element-order sum (the SIMD kernels' tails rely on it).
+        let x = [1e8f32, 1.0, -1e8, 1.0, 0.5, 3.0, -2.25];
+        for n in 0..x.len() {
+            let mut s = 0f32;
+            for v in &x[..n] {
+                s += v;
+            }
+            assert_eq!(sum8(n, |i| x[i]).to_bits(), s.to_bits(), "n={n}");
+        }
+        // Sixteen terms: lanes, then the pairwise combination.
+        let y: Vec<f32> = (0..19).map(|i| (i as f32 * 0.37).sin()).collect();
+        let l: Vec<f32> = (0..8).map(|k| y[k] + y[k + 8]).collect();
+        let want = ((l[0] + l[4]) + (l[1] + l[5]))
+            + ((l[2] + l[6]) + (l[3] + l[7]))
+            + y[16]
+            + y[17]
+            + y[18];
+        assert_eq!(sum8(19, |i| y[i]).to_bits(), want.to_bits());
+        // A long row of positive terms: within (n/8 + 11)·2⁻²⁴·Σ of the exact sum, where a single
+        // running sum drifts far beyond it.
+        let n = 1 << 16;
+        let z: Vec<f32> = (0..n).map(|i| 1.0 + (i % 7) as f32 * 0.1).collect();
+        let exact: f64 = z.iter().map(|&v| v as f64).sum();
+        let bound = (n as f64 / 8.0 + 11.0) * 2f64.powi(-24) * exact;
+        let got = sum8(n, |i| z[i]) as f64;
+        assert!(
+            (got - exact).abs() <= bound,
+            "{got} vs {exact}, bound {bound}"
+        );
+        let serial = z.iter().fold(0f32, |s, v| s + v) as f64;
+        assert!((serial - exact).abs() > (got - exact).abs());
+    }
 
     #[test]
     fn nearest_int_rounds_half_to_even() {

@@ -5,7 +5,7 @@
 //! exact in f32.
 
 use super::{unweighted, Format};
-use crate::num::{bf16_to_f32, f32_at, f32_to_bf16};
+use crate::num::{bf16_to_f32, f32_at, f32_to_bf16, sum8};
 use crate::types::GgmlType;
 
 /// The BF16 format.
@@ -38,20 +38,12 @@ pub fn dequantize(src: &[u8], dst: &mut [f32]) {
     }
 }
 
-/// BF16 weights · f32 activations, summed in element order.
+/// BF16 weights · f32 activations, in eight partial sums ([`crate::num::sum8`]'s order).
 pub fn dot(w: &[u8], a: &[u8]) -> f32 {
-    let mut s = 0f32;
-    for i in 0..w.len() / 2 {
-        s += at(w, i) * f32_at(a, i);
-    }
-    s
+    sum8(w.len() / 2, |i| at(w, i) * f32_at(a, i))
 }
 
-/// BF16 weights · BF16 activations, summed in element order.
+/// BF16 weights · BF16 activations, in eight partial sums ([`crate::num::sum8`]'s order).
 pub fn dot_bf16(w: &[u8], a: &[u8]) -> f32 {
-    let mut s = 0f32;
-    for i in 0..w.len() / 2 {
-        s += at(w, i) * at(a, i);
-    }
-    s
+    sum8(w.len() / 2, |i| at(w, i) * at(a, i))
 }

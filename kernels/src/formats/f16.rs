@@ -2,7 +2,7 @@
 //! `astype(float16)`, [`crate::num::f16_numpy`]).
 
 use super::{unweighted, Format};
-use crate::num::{f16_numpy, f16_to_f32, f32_at};
+use crate::num::{f16_numpy, f16_to_f32, f32_at, sum8};
 use crate::types::GgmlType;
 
 /// The F16 format.
@@ -29,13 +29,11 @@ pub fn dequantize(src: &[u8], dst: &mut [f32]) {
     }
 }
 
-/// F16 weights · f32 activations, summed in element order.
+/// F16 weights · f32 activations, in eight partial sums ([`crate::num::sum8`]'s order).
 pub fn dot(w: &[u8], a: &[u8]) -> f32 {
-    let mut s = 0f32;
-    for i in 0..w.len() / 2 {
-        s += f16_to_f32([w[2 * i], w[2 * i + 1]]) * f32_at(a, i);
-    }
-    s
+    sum8(w.len() / 2, |i| {
+        f16_to_f32([w[2 * i], w[2 * i + 1]]) * f32_at(a, i)
+    })
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! F32: 32-bit floats, stored as they are (little-endian).
 
 use super::{unweighted, Format};
-use crate::num::f32_at;
+use crate::num::{f32_at, sum8};
 use crate::types::GgmlType;
 
 /// The F32 format.
@@ -28,11 +28,8 @@ pub fn dequantize(src: &[u8], dst: &mut [f32]) {
     }
 }
 
-/// F32 weights · f32 activations, summed in element order (no fused multiply-add).
+/// F32 weights · f32 activations, in eight partial sums ([`crate::num::sum8`]'s order; no
+/// fused multiply-add).
 pub fn dot(w: &[u8], a: &[u8]) -> f32 {
-    let mut s = 0f32;
-    for i in 0..w.len() / 4 {
-        s += f32_at(w, i) * f32_at(a, i);
-    }
-    s
+    sum8(w.len() / 4, |i| f32_at(w, i) * f32_at(a, i))
 }
