@@ -610,9 +610,10 @@ fn blocking() -> (Option<usize>, usize, bool) {
 /// values, fewer for the last tile).
 ///
 /// Loops: column block (its K chunk of activations fits L2) → K chunk of `kc` units → tile
-/// of 16 rows, repacked once per (block, chunk) → column tiles of [`TC`] (a last partial
-/// tile of 2 or more columns padded to [`TC`], a last single column alone) → micro-kernel, adding into f32 accumulators per (tile, column) that persist
-/// across K chunks in memory. Each column sees the same operations in the same order
+/// of 16 rows, repacked once per (block, chunk), the next repack's weights prefetched while
+/// it runs → column tiles of [`TC`] (a last partial tile of 2 or more columns padded to
+/// [`TC`], a last single column alone) → micro-kernel, adding into f32 accumulators per
+/// (tile, column) that persist across K chunks in memory. Each column sees the same operations in the same order
 /// whatever the blocking, so the results do not depend on it.
 ///
 /// # Safety
