@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # TurboQuant speed vs Q4_K on one host, all in the same run (issue 12's speed goals,
 # docs/turboquant.md §16): GEMV of the TQ types vs Q4_K (% of the read bandwidth measured
-# alongside), `gq quantize fixtures/trained` to Q4_K_M and TQT4_5_M, and `gq ppl` on both files.
+# alongside), the n = 512 GEMM of the TQ types vs Q4_K, `gq quantize fixtures/trained` to Q4_K_M
+# and TQT4_5_M, and `gq ppl` on both files.
 #
 #   GQ=/path/to/release/gq bash scripts/host_tq_bench.sh      (from the repository root)
 #
 # Needs no network and no llama.cpp (--no-ggml); writes only under a fresh /tmp directory;
 # about 1–2 minutes on a 16-core host. Prints a compact summary at the end. Overrides for a
 # quick local check: THREADS (GEMV thread counts, default 1,2,8), SIZE_MIB (matrix size, 384),
+# GEMM_THREADS (the GEMM's larger thread count, 16),
 # REPS (timed runs of quantize / ppl, 3).
 set -euo pipefail
 
@@ -28,6 +30,12 @@ echo "== GEMV (TQ types vs Q4_K, threads 1,2,8; %bw = GEMV GB/s / read bandwidth
 "$GQ" bench kernels --type tqt4_5,tqt3_375,tqt2_5,tqj4_5,q4_k --threads "${THREADS:-1,2,8}" --no-ggml \
     --size-mib "${SIZE_MIB:-384}" --reps 5 > "$TMP/gemv.txt" 2>&1 || { cat "$TMP/gemv.txt"; exit 1; }
 sed -n '/^paths:/,$p' "$TMP/gemv.txt"
+
+# The GEMM (prompt processing) of the TQ types vs Q4_K at n = 512 (4096 x 14336 weights).
+echo "== GEMM n=512 (TQ types vs Q4_K; 1 thread and ${GEMM_THREADS:-16})"
+"$GQ" bench kernels --gemm --no-gemv --type tqt4_5,tqt3_375,tqt2_5,q4_k --threads "${GEMM_THREADS:-16}" \
+    --no-ggml --reps 3 > "$TMP/gemm.txt" 2>&1 || { cat "$TMP/gemm.txt"; exit 1; }
+sed -n '/^-- GEMM/,$p' "$TMP/gemm.txt"
 
 # best_of CMD...: runs CMD $REPS times, prints the best wall time in seconds.
 best_of() {
@@ -74,3 +82,4 @@ for th in 2 16; do
     echo "  quantize threads $th: Q4_K_M ${Q[Q4_K_M/$th]} s  TQT4_5_M ${Q[TQT4_5_M/$th]} s  ratio TQ/Q4_K $(ratio "${Q[TQT4_5_M/$th]}" "${Q[Q4_K_M/$th]}")"
 done
 echo "  ppl threads 2: Q4_K_M ${P[Q4_K_M]} s  TQT4_5_M ${P[TQT4_5_M]} s  ratio TQ/Q4_K $(ratio "${P[TQT4_5_M]}" "${P[Q4_K_M]}")"
+awk '/^(TQ|Q4_K)/ && $2 ~ /^[0-9.]+$/ {printf "  GEMM %-9s n=512: %7s GFLOP/s 1 thr, %s GFLOP/s %s %s\n", $1, $2, $(NF-2), $(NF-1), $NF}' "$TMP/gemm.txt"

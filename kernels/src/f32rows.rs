@@ -54,6 +54,61 @@ pub fn weighted_rows(o: &mut [f32], c: &[f32], rows: &[f32], stride: usize) {
     }
 }
 
+/// [`dot_rows`] for several query rows at once (the query heads of one KV group, which share
+/// the key rows): `q` holds `heads` rows of `len`, and
+/// `out[h·n + j] = q[h·len..][..len] · rows[j·stride..][..len]` for `n = out.len() / heads`.
+/// Each key row is loaded once for up to eight heads; every result equals [`dot_rows`]'s bit
+/// for bit (same order per result), so grouping never changes a value.
+pub fn dot_rows_heads(q: &[f32], len: usize, rows: &[f32], stride: usize, out: &mut [f32]) {
+    let heads = heads_of(q.len(), len, out.len());
+    let n = out.len() / heads.max(1);
+    check(n, len, stride, rows.len());
+    #[cfg(target_arch = "x86_64")]
+    if crate::selected_isa() == Isa::Avx512 {
+        // SAFETY: AVX-512 was detected; the shapes and row extents were checked above.
+        unsafe { crate::x86::f32rows::dot_rows_heads(q, len, rows, stride, out) };
+        return;
+    }
+    for h in 0..heads {
+        dot_rows(&q[h * len..][..len], rows, stride, &mut out[h * n..][..n]);
+    }
+}
+
+/// [`weighted_rows`] for several heads at once over the same value rows: `o` holds `heads`
+/// outputs of `len`, `c` their `heads` weight rows of `n = c.len() / heads`, and
+/// `o[h·len + i] = Σ_j c[h·n + j] · rows[j·stride + i]`. Each value row is loaded once for up to
+/// eight heads; every output equals [`weighted_rows`]'s bit for bit.
+pub fn weighted_rows_heads(o: &mut [f32], len: usize, c: &[f32], rows: &[f32], stride: usize) {
+    let heads = heads_of(o.len(), len, c.len());
+    let n = c.len() / heads.max(1);
+    check(n, len, stride, rows.len());
+    #[cfg(target_arch = "x86_64")]
+    if crate::selected_isa() == Isa::Avx512 {
+        // SAFETY: AVX-512 was detected; the shapes and row extents were checked above.
+        unsafe { crate::x86::f32rows::weighted_rows_heads(o, len, c, rows, stride) };
+        return;
+    }
+    for h in 0..heads {
+        weighted_rows(&mut o[h * len..][..len], &c[h * n..][..n], rows, stride);
+    }
+}
+
+/// The number of heads in `per_head_len · heads` floats, checking that `other` splits evenly.
+fn heads_of(total: usize, len: usize, other: usize) -> usize {
+    assert!(len > 0, "head length is zero");
+    assert_eq!(
+        total % len,
+        0,
+        "{total} floats are not whole heads of {len}"
+    );
+    let heads = total / len;
+    assert!(
+        heads > 0 && other.is_multiple_of(heads),
+        "{other} results do not split over {heads} heads"
+    );
+    heads
+}
+
 /// The portable dot product: eight partial sums in a fixed order.
 pub fn dot_ref(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0f32; 8];
@@ -126,6 +181,45 @@ mod tests {
                 assert!(
                     (v as f64 - want).abs() <= n as f64 * 1.2e-7 * mag,
                     "weighted {len} {i}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn heads_match_one_head_at_a_time_bit_for_bit() {
+        for (heads, len, n, stride) in [
+            (8, 256, 37usize, 256),
+            (8, 512, 11, 1024),
+            (7, 64, 9, 128),
+            (2, 33, 13, 40),
+            (1, 256, 5, 256),
+            (16, 16, 4, 48),
+            (4, 100, 70, 128),
+            (8, 256, 0, 256),
+            (3, 7, 1, 7),
+        ] {
+            let q = data(heads * len, 4);
+            let rows = data(n.saturating_sub(1) * stride + len, 5);
+            let mut out = vec![0f32; heads * n];
+            dot_rows_heads(&q, len, &rows, stride, &mut out);
+            let c = data(heads * n, 6);
+            let mut o = vec![7f32; heads * len];
+            weighted_rows_heads(&mut o, len, &c, &rows, stride);
+            for h in 0..heads {
+                let mut one = vec![0f32; n];
+                dot_rows(&q[h * len..][..len], &rows, stride, &mut one);
+                let got = &out[h * n..][..n];
+                assert!(
+                    one.iter().zip(got).all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "dot heads {heads} len {len} n {n}: head {h}"
+                );
+                let mut oh = vec![0f32; len];
+                weighted_rows(&mut oh, &c[h * n..][..n], &rows, stride);
+                let got = &o[h * len..][..len];
+                assert!(
+                    oh.iter().zip(got).all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "weighted heads {heads} len {len} n {n}: head {h}"
                 );
             }
         }

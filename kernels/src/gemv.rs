@@ -44,6 +44,8 @@ pub fn gemm_scratch_bytes(ty: GgmlType, cols: usize, n: usize) -> usize {
         GgmlType::Q4_K => cols / 256 * 276,
         GgmlType::Q6_K => cols / 256 * 324,
         GgmlType::Q8_0 => cols / 32 * 40,
+        // TQ trellis types: 256 int8 + 8 scales + 8 biases per 256-block.
+        GgmlType::TQT4_5 | GgmlType::TQT3_375 | GgmlType::TQT2_5 => cols / 256 * 320,
         _ => 0,
     };
     n * gemv_scratch_bytes(ty, cols).max(tiled)
@@ -368,7 +370,7 @@ impl Kernels {
         #[cfg(target_arch = "x86_64")]
         if rows > 0 {
             if let Some(f) = self.tile_fmt(ty, cols, n, act_fmt) {
-                return self.gemm_tiled(f, ty, w, rows, cols, xs, ys, scratch);
+                return self.gemm_tiled(f, ty, w, rows, cols, xs, ys, scratch, act_fmt);
             }
         }
         let (op, layout) = self.row_op(ty, act_fmt);
@@ -430,7 +432,9 @@ impl Kernels {
     /// activation format `act` takes the register-tiled path: AVX-512 tables; Q4_K, Q6_K,
     /// Q8_0, F32 / F16 / BF16 with f32 activations when `cols` is a multiple of 16, BF16 with
     /// [`FloatAct::Bf16`] where the table has AVX512_BF16 (Zen table: `vdpbf16ps`, `cols` a
-    /// multiple of 32; Intel table: f32 FMA on the BF16-rounded activations, multiple of 16);
+    /// multiple of 32; Intel table: f32 FMA on the BF16-rounded activations, multiple of 16),
+    /// the TurboQuant trellis types without QJL signs (`TQT*`) with [`FloatAct::Rotated`] when
+    /// their column block is 256 and the CPU has the TQ kernels (VBMI, BMI2);
     /// n ≥ [`GEMM_TILE_MIN_N`] (`GQ_GEMM=rows`: never,
     /// `GQ_GEMM=tile`: from n = 1). Its columns are not bit-identical to the GEMV; see
     /// docs/kernels.md.
@@ -465,6 +469,14 @@ impl Kernels {
                 return None;
             }
             crate::x86::tile::bf16_bf16(self.tune != Some(crate::Tune::Intel))
+        } else if ty.is_turboquant() {
+            // The TQ trellis types without QJL signs, rows of 256-blocks, where the table has
+            // the AVX-512 TQ kernels (VBMI, BMI2: their row kernels are registered).
+            let tq = crate::x86::tile::fmt_tq(ty)?;
+            let ok = matches!(act, FloatAct::Rotated(_))
+                && self.rows[ty.index()].is_some()
+                && crate::formats::tq::block_for(ty, cols) == Some(256);
+            return ok.then_some(tq);
         } else {
             crate::x86::tile::fmt(ty)?
         };
@@ -486,6 +498,7 @@ impl Kernels {
         xs: &[f32],
         ys: &mut [f32],
         scratch: &mut [u8],
+        act_fmt: FloatAct,
     ) {
         use crate::x86::tile;
         let rb = row_bytes(ty, cols);
@@ -515,6 +528,21 @@ impl Kernels {
             acts.par_chunks_mut(ab)
                 .zip(xs.par_chunks(cols))
                 .for_each(|(d, x)| crate::formats::bf16::quantize_row_ref(x, d));
+            acts
+        } else if tile::is_tq(f) {
+            let ab = tile::act_row_bytes(f, cols);
+            let nat = crate::formats::tq::act_bytes(ty, cols).expect("a TQ row length");
+            assert!(scratch.len() >= n * ab, "{ty}: gemm scratch too small");
+            let acts = &mut scratch[..n * ab];
+            acts.par_chunks_mut(ab)
+                .zip(xs.par_chunks(cols))
+                .for_each_init(
+                    || vec![0u8; nat],
+                    |tmp, (d, x)| {
+                        self.prepare_activation_as(ty, x, tmp, act_fmt);
+                        tile::prepare_tq(cols, tmp, d);
+                    },
+                );
             acts
         } else {
             let ab = tile::act_row_bytes(f, cols);

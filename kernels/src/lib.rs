@@ -32,6 +32,7 @@ pub mod blocks;
 pub mod dispatch;
 pub mod f32rows;
 pub mod formats;
+pub mod gelu;
 pub mod gemv;
 pub mod isa;
 pub mod neon;

@@ -7,7 +7,8 @@
 //!   included): `|simd − scalar| ≤ 2⁻¹⁶·M`, `M = Σ|ŵ·x|`, far below one integer unit of any
 //!   group, far above the rounding of two summation orders;
 //! - GEMV / GEMM: bit-identical to the same table's `vec_dot` per row (with the seed passed as
-//!   `FloatAct::Rotated`);
+//!   `FloatAct::Rotated`), except the AVX-512 register-tiled GEMM (256-blocks, from
+//!   `GEMM_TILE_MIN_N` columns): within `2⁻¹⁶·M` of it, deterministic, batch-independent;
 //! - the encoder's vector path: the scalar path's bytes.
 
 mod common;
@@ -188,22 +189,37 @@ fn gemv_and_gemm_equal_vec_dot_per_row_for_any_thread_count() {
     isas::check_exercised("TurboQuant GEMV/GEMM", &exercised);
 }
 
-/// The trellis GEMM (rows decoded once per column block, tiles of 4 rows × 2 columns, column
-/// blocks of ~768 KiB of activations): every shape class — blocks of 256 with lo pairs, 128,
-/// the scalar fallback (32), row and column counts off the tile sizes, zero blocks, more
-/// columns than one column block — bit-identical to `vec_dot` per element.
+/// The trellis GEMM's row path (rows decoded once per column block, tiles of 4 rows × 2
+/// columns, column blocks of ~768 KiB of activations; below `GEMM_TILE_MIN_N` columns, or
+/// column blocks under 256) and the GEMV: every shape class — blocks of 256 with lo pairs, 128, the scalar
+/// fallback (32), row and column counts off the tile sizes, zero blocks — bit-identical to
+/// `vec_dot` per element. From `GEMM_TILE_MIN_N` columns with 256-blocks the AVX-512 table
+/// takes the register-tiled GEMM instead: see `tiled_gemm_within_bound_and_batch_independent`.
 #[test]
 fn gemm_equals_vec_dot_on_every_tile_shape() {
     let p = TqParams { seed: 11 };
     let mut g = SplitMix64::new(6);
     let mut exercised = Vec::new();
+    let m = gq_kernels::GEMM_TILE_MIN_N;
     for isa in simd_isas() {
         let k = kernels_for(isa).unwrap();
         for ty in [GgmlType::TQT4_5, GgmlType::TQT3_375, GgmlType::TQT2_5] {
-            for (rows, cols, nx) in [(13, 512, 5), (6, 2816, 190), (5, 384, 3), (3, 96, 4)] {
+            for (rows, cols, nx) in [
+                (13, 512, 5),
+                (6, 2816, m - 1),
+                (5, 384, 3),
+                (3, 96, 4),
+                (7, 384, m + 3),
+                (9, 640, 2 * m + 1),
+            ] {
                 if tq::block_for(ty, cols).is_none() {
                     continue;
                 }
+                let act = FloatAct::Rotated(p);
+                assert!(
+                    !k.gemm_is_tiled(ty, cols, nx, act),
+                    "{isa} {ty} {cols} n={nx}"
+                );
                 let rb = ty.row_bytes(cols).unwrap();
                 let wf = gaussian(&mut g, rows * cols, 0.02);
                 let mut w = vec![0u8; rb * rows];
@@ -229,10 +245,20 @@ fn gemm_equals_vec_dot_on_every_tile_shape() {
                         .build()
                         .unwrap();
                     let mut ys = vec![0f32; nx * rows];
-                    pool.install(|| {
-                        let act = FloatAct::Rotated(p);
-                        k.gemm_as(ty, &w, rows, cols, &xs, &mut ys, &mut scratch, act)
-                    });
+                    pool.install(|| k.gemm_as(ty, &w, rows, cols, &xs, &mut ys, &mut scratch, act));
+                    // The GEMV per column (zero blocks in one row, a zero row, odd row counts).
+                    for j in 0..nx {
+                        let mut y = vec![0f32; rows];
+                        let x = &xs[j * cols..(j + 1) * cols];
+                        pool.install(|| k.gemv_as(ty, &w, x, &mut y, &mut scratch, act));
+                        for (r, (u, v)) in y.iter().zip(&want[j * rows..]).enumerate() {
+                            assert_eq!(
+                                u.to_bits(),
+                                v.to_bits(),
+                                "{isa} {ty} GEMV {rows}x{cols} column {j} threads={threads} row {r}"
+                            );
+                        }
+                    }
                     for (i, (u, v)) in ys.iter().zip(&want).enumerate() {
                         assert_eq!(
                             u.to_bits(),
@@ -246,6 +272,110 @@ fn gemm_equals_vec_dot_on_every_tile_shape() {
         }
     }
     isas::check_exercised("TurboQuant GEMM tiles", &exercised);
+}
+
+/// The register-tiled GEMM of the trellis types (AVX-512 table, 256-blocks, from
+/// `GEMM_TILE_MIN_N` columns), which is not bit-identical to the GEMV (its lanes are rows, and
+/// it sums the same exact group integers in another float order): every output within
+/// `2⁻¹⁶·M` of `vec_dot` (`M = Σ|ŵ·x|` over the row, the bound of
+/// `dot_products_agree_on_quantized_rows`, far below one integer unit of a group, so a decoding
+/// or sign error cannot hide in it); zero blocks; bit-identical for 1, 2 and 3 threads; a
+/// column's result independent of the batch (other columns, their order, n). Shapes: rows not a
+/// multiple of 16, one 256-block and several K chunks (K chunk = 4 blocks), n at the threshold
+/// and not a multiple of the column tile.
+#[test]
+fn tiled_gemm_within_bound_and_batch_independent() {
+    let p = TqParams { seed: 12 };
+    let act = FloatAct::Rotated(p);
+    let mut g = SplitMix64::new(9);
+    let m = gq_kernels::GEMM_TILE_MIN_N;
+    let mut exercised = Vec::new();
+    let pools: Vec<rayon::ThreadPool> = [1, 2, 3]
+        .iter()
+        .map(|&t| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(t)
+                .build()
+                .unwrap()
+        })
+        .collect();
+    for isa in simd_isas() {
+        let k = kernels_for(isa).unwrap();
+        for ty in [GgmlType::TQT4_5, GgmlType::TQT3_375, GgmlType::TQT2_5] {
+            for (rows, cols, nx) in [(5, 256, m), (17, 2816, m + 3), (33, 1280, m + 11)] {
+                if !k.gemm_is_tiled(ty, cols, nx, act) {
+                    continue;
+                }
+                let rb = ty.row_bytes(cols).unwrap();
+                let wf = gaussian(&mut g, rows * cols, 0.02);
+                let mut w = vec![0u8; rb * rows];
+                tq::quantize_rows(ty, &p, &wf, cols, None, &mut w, Isa::Scalar).unwrap();
+                // Zero blocks: the last block of row 0, the whole of row 1.
+                w[rb - rb * 256 / cols..rb].fill(0);
+                w[rb..2 * rb].fill(0);
+                let mut wd = vec![0f32; rows * cols];
+                for (q, y) in w.chunks_exact(rb).zip(wd.chunks_exact_mut(cols)) {
+                    tq::dequantize_row(ty, &p, q, y);
+                }
+                let xs = gaussian(&mut g, nx * cols, 1.5);
+                let gemm = |pool: &rayon::ThreadPool, xs: &[f32]| {
+                    let n = xs.len() / cols;
+                    let mut ys = vec![f32::NAN; n * rows];
+                    let mut scratch = vec![0u8; gq_kernels::gemm_scratch_bytes(ty, cols, n)];
+                    pool.install(|| k.gemm_as(ty, &w, rows, cols, xs, &mut ys, &mut scratch, act));
+                    ys
+                };
+                let ys = gemm(&pools[0], &xs);
+                for j in 0..nx {
+                    let x = &xs[j * cols..(j + 1) * cols];
+                    let mut a = vec![0u8; tq::act_bytes(ty, cols).unwrap()];
+                    tq::prepare_activation(ty, &p, x, &mut a);
+                    for r in 0..rows {
+                        let want = k.vec_dot(ty, &w[r * rb..(r + 1) * rb], &a);
+                        let mag: f64 = wd[r * cols..(r + 1) * cols]
+                            .iter()
+                            .zip(x)
+                            .map(|(u, v)| (*u as f64 * *v as f64).abs())
+                            .sum();
+                        let got = ys[j * rows + r];
+                        assert!(
+                            ((got - want) as f64).abs() <= mag * 2f64.powi(-16),
+                            "{isa} {ty} {rows}x{cols} n={nx} (r={r}, j={j}): {got} vs vec_dot {want} (magnitude {mag})"
+                        );
+                        if r == 1 {
+                            assert_eq!(got, 0.0, "{isa} {ty}: a row of zero blocks");
+                        }
+                    }
+                }
+                let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                for pool in &pools[1..] {
+                    assert_eq!(
+                        bits(&gemm(pool, &xs)),
+                        bits(&ys),
+                        "{isa} {ty} {rows}x{cols} n={nx}"
+                    );
+                }
+                // Another batch: 7 other columns first, then these in reverse order.
+                let extra = 7;
+                let mut xs2 = gaussian(&mut g, extra * cols, 1.0);
+                for j in (0..nx).rev() {
+                    xs2.extend_from_slice(&xs[j * cols..(j + 1) * cols]);
+                }
+                let ys2 = gemm(&pools[2], &xs2);
+                for j in 0..nx {
+                    let j2 = extra + nx - 1 - j;
+                    assert_eq!(
+                        bits(&ys[j * rows..(j + 1) * rows]),
+                        bits(&ys2[j2 * rows..(j2 + 1) * rows]),
+                        "{isa} {ty} {rows}x{cols}: column {j} of {nx} vs column {j2} of {}",
+                        nx + extra
+                    );
+                }
+                exercised.push(isa);
+            }
+        }
+    }
+    isas::check_exercised("TurboQuant tiled GEMM", &exercised);
 }
 
 /// The prepared activation (rotation + TQA8) on this CPU's fastest path equals the scalar

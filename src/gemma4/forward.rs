@@ -12,12 +12,37 @@
 
 use super::model::{Layer, Mat, Model, Moe};
 use super::ops::{
-    argmax, axpy, gelu_tanh, rms_norm, rms_norm_to, rope_apply, rope_cos_sin, rope_inv_freq,
-    softcap,
+    argmax, axpy, rms_norm, rms_norm_to, rope_apply, rope_cos_sin, rope_inv_freq, softcap,
 };
 use anyhow::{bail, Result};
-use gq_kernels::{f32rows, gemm_scratch_bytes, kernels};
+use gq_kernels::{f32rows, gelu::gelu_tanh_mul, gemm_scratch_bytes, kernels};
 use rayon::prelude::*;
+
+/// Softmax of one head's scores in place (max subtracted, sum in f64). Weights below f32's
+/// smallest normal number are set to zero: subnormal operands make every multiply-add with
+/// them take a slow microcode path on x86 (a several-fold slowdown of the value rows where
+/// scores spread widely), and each such term is below 1.2e-38·|v|, under half an ulp of any
+/// output that is not itself that small, so dropping them changes no normal result.
+fn softmax_weights(s: &mut [f32]) {
+    let mx = s.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0f64;
+    for v in s.iter_mut() {
+        let d = *v - mx;
+        // Below this, exp is under f32's smallest normal: the weight becomes 0 below anyway,
+        // and the f64 sum (≥ 1) cannot see it, so skipping the (slow, subnormal) exp changes
+        // nothing.
+        *v = if d < -87.5 { 0.0 } else { d.exp() };
+        sum += *v as f64;
+    }
+    let inv = (1.0 / sum) as f32;
+    for v in s.iter_mut() {
+        let w = *v * inv;
+        *v = if w >= f32::MIN_POSITIVE { w } else { 0.0 };
+    }
+}
+
+/// Elements per parallel piece of the MLP's `gelu(gate) · up`.
+const GELU_CHUNK: usize = 8192;
 
 /// `Y = X·Wᵀ` for `n = xs.len() / w.cols` activation rows (GEMV for one row, GEMM otherwise;
 /// from 16 rows the GEMM may take the kernels' tiled path, which is within a stated bound of,
@@ -182,10 +207,7 @@ impl<'m> Session<'m> {
                 let d = hp.ple_dim;
                 let mut g = matmul(m, &pl.gate, &x);
                 g.par_chunks_mut(d).enumerate().for_each(|(t, row)| {
-                    let inp = &pin[(t * hp.n_layer + il) * d..][..d];
-                    for (v, &p) in row.iter_mut().zip(inp) {
-                        *v = gelu_tanh(*v) * p;
-                    }
+                    gelu_tanh_mul(row, &pin[(t * hp.n_layer + il) * d..][..d]);
                 });
                 let p = matmul(m, &pl.proj, &g);
                 add_normed(&mut x, p, h, &pl.post_norm, hp.rms_eps);
@@ -296,29 +318,32 @@ impl<'m> Session<'m> {
         let kv_dim = nkv * hd;
         let group = nh / nkv;
         let mut out = vec![0f32; n * nh * hd];
-        out.par_chunks_mut(hd)
+        // A work item is the query heads of one KV group at one token: the group kernels load
+        // each cached key / value row once for all of them. With too few items for the threads
+        // (generation: one token) the group is split. Values never depend on the split: the
+        // group kernels give every head the same bits as one head at a time.
+        let mut sub = group;
+        while sub % 2 == 0 && n * nh / sub < 4 * rayon::current_num_threads() {
+            sub /= 2;
+        }
+        out.par_chunks_mut(sub * hd)
             .enumerate()
             .for_each_init(Vec::new, |s, (idx, o)| {
-                let (t, head) = (idx / nh, idx % nh);
+                let first = idx * sub;
+                let (t, head) = (first / nh, first % nh);
                 let g = head / group;
                 let p = p0 + t;
                 let lo = window.map_or(0, |w| (p + 1).saturating_sub(w));
-                let qh = &q[idx * hd..(idx + 1) * hd];
+                let nk = p + 1 - lo;
+                let qs = &q[first * hd..(first + sub) * hd];
                 let at = lo * kv_dim + g * hd;
                 s.clear();
-                s.resize(p + 1 - lo, 0f32);
-                f32rows::dot_rows(qh, &c.k[at..], kv_dim, s);
-                let mx = s.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let mut sum = 0f64;
-                for v in s.iter_mut() {
-                    *v = (*v - mx).exp();
-                    sum += *v as f64;
+                s.resize(sub * nk, 0f32);
+                f32rows::dot_rows_heads(qs, hd, &c.k[at..], kv_dim, s);
+                for sh in s.chunks_exact_mut(nk) {
+                    softmax_weights(sh);
                 }
-                let inv = (1.0 / sum) as f32;
-                for v in s.iter_mut() {
-                    *v *= inv;
-                }
-                f32rows::weighted_rows(o, s, &c.v[at..], kv_dim);
+                f32rows::weighted_rows_heads(o, hd, s, &c.v[at..], kv_dim);
             });
         let o = matmul(m, &a.o, &out);
         add_normed(x, o, h, &layer.post_attn_norm, hp.rms_eps);
@@ -352,9 +377,10 @@ impl<'m> Session<'m> {
         let m = self.model;
         let mut g = matmul(m, gate, xs);
         let u = matmul(m, up, xs);
-        g.par_iter_mut()
-            .zip(u.par_iter())
-            .for_each(|(g, &u)| *g = gelu_tanh(*g) * u);
+        // Element-wise: any split gives the same values.
+        g.par_chunks_mut(GELU_CHUNK)
+            .zip(u.par_chunks(GELU_CHUNK))
+            .for_each(|(g, u)| gelu_tanh_mul(g, u));
         matmul(m, down, &g)
     }
 
@@ -367,9 +393,8 @@ impl<'m> Session<'m> {
         a.par_chunks_mut(ff)
             .zip(y.par_chunks(2 * ff))
             .for_each(|(ar, yr)| {
-                for i in 0..ff {
-                    ar[i] = gelu_tanh(yr[i]) * yr[ff + i];
-                }
+                ar.copy_from_slice(&yr[..ff]);
+                gelu_tanh_mul(ar, &yr[ff..]);
             });
         matmul(m, down, &a)
     }

@@ -1,5 +1,5 @@
 //! The element-wise pieces of the Gemma 4 forward pass, written to follow transformers' fp32
-//! arithmetic (`Gemma4RMSNorm`, `gelu_pytorch_tanh`, the rotary tables) closely. Every function
+//! arithmetic (`Gemma4RMSNorm`, the rotary tables; `gelu_pytorch_tanh` is `gq_kernels::gelu`) closely. Every function
 //! works on one token's row, so splitting rows over threads never changes a result.
 
 /// Gemma 4's RMSNorm: `x · (mean(x²) + eps)^-½ · weight` (no `1 +` on the weight, unlike Gemma 3);
@@ -27,15 +27,6 @@ pub fn rms_norm(x: &mut [f32], weight: Option<&[f32]>, eps: f32) {
 pub fn rms_norm_to(src: &[f32], dst: &mut [f32], weight: Option<&[f32]>, eps: f32) {
     dst.copy_from_slice(src);
     rms_norm(dst, weight, eps);
-}
-
-/// GELU with the tanh approximation, as PyTorch computes `gelu(x, approximate="tanh")` in f32.
-#[inline]
-pub fn gelu_tanh(x: f32) -> f32 {
-    const BETA: f32 = 0.797_884_6; // sqrt(2/pi)
-    const KAPPA: f32 = 0.044715;
-    let inner = BETA * (x + KAPPA * (x * x * x));
-    0.5 * x * (1.0 + inner.tanh())
 }
 
 /// Inverse frequencies of one layer type's rotary embedding, for a head of `head_dim`:
@@ -121,6 +112,7 @@ mod tests {
 
     #[test]
     fn gelu_values() {
+        use gq_kernels::gelu::gelu_tanh;
         // torch.nn.functional.gelu(torch.tensor([-1., 0.5, 3.]), approximate="tanh")
         let want = [-0.158_808, 0.345_714, 2.996_363_6];
         for (x, w) in [-1.0f32, 0.5, 3.0].iter().zip(want) {

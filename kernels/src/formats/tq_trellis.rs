@@ -108,41 +108,7 @@ impl Book {
             ys: core::array::from_fn(|z| padded(all[z].iter().map(|c| c.y))),
             all,
         };
-        // Bands of grid rows on scoped OS threads (not rayon: this runs inside a `OnceLock`
-        // initializer, and a rayon worker waiting here could steal a job that asks for the same
-        // book — a re-entrant initialization, i.e. a deadlock). The lists do not depend on each
-        // other and are concatenated in order: the same tables whatever the thread count.
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |t| t.get())
-            .clamp(1, 8);
-        let band = ncell.div_ceil(threads);
-        let row_lists = |cy: usize| -> Vec<Vec<Cand>> {
-            let mut out = Vec::with_capacity(ncell * 4);
-            for cx in 0..ncell {
-                let (x0, y0) = (cx as f32 * cw, cy as f32 * cw);
-                for z in 0..4 {
-                    out.push(book.cell_list(z, x0, y0, x0 + cw, y0 + cw));
-                }
-            }
-            out
-        };
-        let lists: Vec<Vec<Cand>> = std::thread::scope(|sc| {
-            let handles: Vec<_> = (0..ncell)
-                .step_by(band)
-                .map(|c0| {
-                    let row_lists = &row_lists;
-                    sc.spawn(move || {
-                        (c0..(c0 + band).min(ncell))
-                            .flat_map(row_lists)
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().expect("book table thread"))
-                .collect()
-        });
+        let lists = book.grid_lists(ncell);
         let width = lists.iter().map(|l| l.len()).max().unwrap();
         let dummy = Cand {
             x: 1e6,
@@ -160,6 +126,74 @@ impl Book {
         }
         book.width = width;
         book
+    }
+
+    /// [`Book::cell_list`] of every cell of an `ncell` × `ncell` grid over the folded quadrant
+    /// `[0, EXTENT)²` and every folded subset, in the order (row `cy`, column `cx`, subset `z`).
+    ///
+    /// Two levels: the list of a block of [`COARSE`] × [`COARSE`] cells first (over all
+    /// points), then each cell's list over that block list only. Same lists as the one-level
+    /// search over all points (`lists_equal_the_one_level_search`): a point kept for a cell is
+    /// within the cell's bound of it, hence within the (larger) block bound of the (larger)
+    /// block, and the point giving the cell's bound is kept for the block too; every value
+    /// compared is the same f32 of the same formula (every rounding step is monotone), and the
+    /// block list keeps the order of `all`.
+    /// Bands of coarse rows run on scoped OS threads (not rayon: this runs inside `OnceLock`
+    /// initializers, and a rayon worker waiting here could steal a job that asks for the same
+    /// table — a re-entrant initialization, i.e. a deadlock). The lists do not depend on each
+    /// other and are concatenated in order: the same tables whatever the thread count.
+    fn grid_lists(&self, ncell: usize) -> Vec<Vec<Cand>> {
+        assert!(ncell.is_multiple_of(COARSE), "grid of {ncell} cells");
+        let cw = EXTENT / ncell as f32;
+        // The span of block c along one axis: its first cell's lower edge and its last cell's
+        // upper edge, the same f32 values the cells use.
+        let span = |c: usize| {
+            let lo = (COARSE * c) as f32 * cw;
+            let hi = (COARSE * c + COARSE - 1) as f32 * cw + cw;
+            (lo, hi)
+        };
+        let ncoarse = ncell / COARSE;
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |t| t.get())
+            .clamp(1, 8);
+        let band = ncoarse.div_ceil(threads);
+        let coarse_row = |cr: usize| -> Vec<Vec<Cand>> {
+            let (y0, y1) = span(cr);
+            let sup: Vec<[Vec<Cand>; 4]> = (0..ncoarse)
+                .map(|cc| {
+                    let (x0, x1) = span(cc);
+                    core::array::from_fn(|z| self.cell_list(z, x0, y0, x1, y1))
+                })
+                .collect();
+            let mut out = Vec::with_capacity(COARSE * ncell * 4);
+            for cy in COARSE * cr..COARSE * (cr + 1) {
+                for cx in 0..ncell {
+                    let (x0, y0) = (cx as f32 * cw, cy as f32 * cw);
+                    for z in 0..4 {
+                        let s = &sup[cx / COARSE][z];
+                        out.push(cell_list_in(s, x0, y0, x0 + cw, y0 + cw));
+                    }
+                }
+            }
+            out
+        };
+        std::thread::scope(|sc| {
+            let handles: Vec<_> = (0..ncoarse)
+                .step_by(band)
+                .map(|c0| {
+                    let coarse_row = &coarse_row;
+                    sc.spawn(move || {
+                        (c0..(c0 + band).min(ncoarse))
+                            .flat_map(coarse_row)
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().expect("book table thread"))
+                .collect()
+        })
     }
 
     /// The candidates of folded subset `z` that can be nearest somewhere in the cell
@@ -232,6 +266,29 @@ impl Book {
         }
         out
     }
+}
+
+/// Cells per side of a block of the two-level list search in [`Book::new`].
+const COARSE: usize = 8;
+
+/// [`Book::cell_list`] over the candidates `cands` only (in their order): the same formulas,
+/// scalar.
+fn cell_list_in(cands: &[Cand], x0: f32, y0: f32, x1: f32, y1: f32) -> Vec<Cand> {
+    let mut bound = f32::INFINITY;
+    for c in cands {
+        let dx = mx((c.x - x0).abs(), (c.x - x1).abs());
+        let dy = mx((c.y - y0).abs(), (c.y - y1).abs());
+        bound = mn(bound, dx * dx + dy * dy);
+    }
+    cands
+        .iter()
+        .filter(|c| {
+            let nx = mx(mx(x0 - c.x, c.x - x1), 0.0);
+            let ny = mx(mx(y0 - c.y, c.y - y1), 0.0);
+            nx * nx + ny * ny <= bound
+        })
+        .copied()
+        .collect()
 }
 
 pub(crate) fn book(bits: u32) -> &'static Book {
@@ -402,7 +459,6 @@ pub(crate) fn vlines(bits: u32) -> &'static VLines {
     static LINES: [OnceLock<VLines>; 10] = [const { OnceLock::new() }; 10];
     LINES[bits as usize].get_or_init(|| {
         let bk = book(bits);
-        let cw = EXTENT / VCELLS as f32;
         let n = VCELLS * VCELLS;
         let mut v = VLines {
             xy: Vec::with_capacity(n),
@@ -411,12 +467,10 @@ pub(crate) fn vlines(bits: u32) -> &'static VLines {
             xy8: Vec::new(),
             meta8: Vec::new(),
         };
+        let grid = bk.grid_lists(VCELLS);
         for cy in 0..VCELLS {
             for cx in 0..VCELLS {
-                let (x0, y0) = (cx as f32 * cw, cy as f32 * cw);
-                let lists: Vec<Vec<Cand>> = (0..4)
-                    .map(|z| bk.cell_list(z, x0, y0, x0 + cw, y0 + cw))
-                    .collect();
+                let lists = &grid[4 * (cy * VCELLS + cx)..4 * (cy * VCELLS + cx + 1)];
                 let line = |slots: usize, xy: &mut [u16], mm: &mut [(u8, u8)]| {
                     for (z, list) in lists.iter().enumerate() {
                         assert!(
@@ -470,6 +524,60 @@ fn f16_of_small_int(v: i8) -> u16 {
 
 #[cfg(test)]
 mod tests {
+    /// The two-level search of `Book::new` gives exactly the lists of the one-level search
+    /// (every cell's list over all points), for every table width.
+    #[test]
+    fn lists_equal_the_one_level_search() {
+        for bits in 3..=9 {
+            let b = super::book(bits);
+            let mut want = Vec::new();
+            for cy in 0..b.ncell {
+                for cx in 0..b.ncell {
+                    let (x0, y0) = (cx as f32 * b.cell, cy as f32 * b.cell);
+                    for z in 0..4 {
+                        want.push(b.cell_list(z, x0, y0, x0 + b.cell, y0 + b.cell));
+                    }
+                }
+            }
+            assert_eq!(
+                b.width,
+                want.iter().map(|l| l.len()).max().unwrap(),
+                "{bits} bits"
+            );
+            // The vector encoder's grid (64 × 64 cells for every width).
+            let n = super::VCELLS;
+            let cw = super::EXTENT / n as f32;
+            let grid = b.grid_lists(n);
+            let key = |c: &super::Cand| (c.x.to_bits(), c.y.to_bits(), c.k, c.mirror);
+            for cy in 0..n {
+                for cx in 0..n {
+                    let (x0, y0) = (cx as f32 * cw, cy as f32 * cw);
+                    for z in 0..4 {
+                        let l = b.cell_list(z, x0, y0, x0 + cw, y0 + cw);
+                        let g = &grid[4 * (cy * n + cx) + z];
+                        let (l, g): (Vec<_>, Vec<_>) =
+                            (l.iter().map(key).collect(), g.iter().map(key).collect());
+                        assert_eq!(
+                            g, l,
+                            "{bits} bits, vector grid cell ({cx}, {cy}), subset {z}"
+                        );
+                    }
+                }
+            }
+            for (i, l) in want.iter().enumerate() {
+                let got = &b.cand[i * b.width..(i + 1) * b.width];
+                for (j, c) in got.iter().enumerate() {
+                    let key = |c: &super::Cand| (c.x.to_bits(), c.y.to_bits(), c.k, c.mirror);
+                    if j < l.len() {
+                        assert_eq!(key(c), key(&l[j]), "{bits} bits, list {i}, entry {j}");
+                    } else {
+                        assert_eq!(c.x, 1e6, "{bits} bits, list {i}: padding at {j}");
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn f16_of_small_ints_is_exact() {
         for v in i8::MIN..=i8::MAX {

@@ -4,6 +4,7 @@ pub mod avx2;
 pub mod avx512;
 pub mod avx512bf16;
 pub(crate) mod f32rows;
+pub(crate) mod gelu;
 pub mod intel;
 pub(crate) mod tile;
 pub(crate) mod tq_act;
@@ -295,9 +296,9 @@ pub(crate) unsafe fn avx512_table(tune: Tune) -> Kernels {
                 gemv: k.dot[t.index()].expect("set above"),
                 gemm,
                 path: if intel {
-                    "tq: dot GEMV (prefetch 4 KiB); GEMM decodes rows once to int8, vpdpbusd"
+                    "tq: dot GEMV (prefetch 4 KiB); GEMM n >= 16: tiled (x86::tile), else rows decoded once to int8"
                 } else {
-                    "tq: dot GEMV; GEMM decodes rows once to int8, vpdpbusd"
+                    "tq: dot GEMV; GEMM n >= 16: tiled (x86::tile), else rows decoded once to int8"
                 },
             });
         }

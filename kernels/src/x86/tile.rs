@@ -71,6 +71,17 @@ pub(crate) fn fmt(ty: GgmlType) -> Option<&'static Fmt> {
     }
 }
 
+/// The tiled format of a TurboQuant trellis type without QJL signs (rows of whole 256-blocks;
+/// the caller checks the block size and that the CPU has the TQ kernels' features).
+pub(crate) fn fmt_tq(ty: GgmlType) -> Option<&'static Fmt> {
+    match ty {
+        GgmlType::TQT4_5 => Some(&TQT4_5),
+        GgmlType::TQT3_375 => Some(&TQT3_375),
+        GgmlType::TQT2_5 => Some(&TQT2_5),
+        _ => None,
+    }
+}
+
 /// Whether `f` multiplies f32 activations as they are (float weights).
 pub(crate) fn is_float(f: &Fmt) -> bool {
     f.qb == 4 * f.unit
@@ -94,6 +105,31 @@ pub(crate) fn act_row_bytes(f: &Fmt, cols: usize) -> usize {
 /// Natural activation bytes of one row (what the activation quantizer writes).
 pub(crate) fn natural_row_bytes(f: &Fmt, cols: usize) -> usize {
     cols / f.unit * f.nab
+}
+
+/// A TurboQuant activation (`TQA8` of a row of `n` rotated coordinates: `n` int8, stored
+/// de-interleaved per 128 — even coordinates, then odd — then `n/32` f32 group scales) to the
+/// tiled layout: per 256-block, 256 int8 in the unpacked weights' k order (per chunk of 128
+/// and group `i` of 32 coordinates: the group's 16 even, then its 16 odd ones), the block's 8
+/// group scales (f32), then `−128·Σa` of each group (i32).
+pub(crate) fn prepare_tq(n: usize, src: &[u8], dst: &mut [u8]) {
+    let (q, sc) = src.split_at(n);
+    for (u, d) in dst.chunks_exact_mut(TQ_AB).take(n / 256).enumerate() {
+        for t in 0..2 {
+            let c = 2 * u + t;
+            for i in 0..4 {
+                let g = 4 * t + i;
+                let o = 128 * t + 32 * i;
+                d[o..o + 16].copy_from_slice(&q[128 * c + 16 * i..128 * c + 16 * i + 16]);
+                d[o + 16..o + 32]
+                    .copy_from_slice(&q[128 * c + 64 + 16 * i..128 * c + 64 + 16 * i + 16]);
+                let sum: i32 = d[o..o + 32].iter().map(|&b| b as i8 as i32).sum();
+                d[256 + 4 * g..260 + 4 * g]
+                    .copy_from_slice(&sc[16 * c + 4 * i..16 * c + 4 * i + 4]);
+                d[288 + 4 * g..292 + 4 * g].copy_from_slice(&(-128 * sum).to_le_bytes());
+            }
+        }
+    }
 }
 
 /// Natural activation blocks (`src`) to the prepared layout (`dst`).
@@ -265,7 +301,7 @@ unsafe fn unpack_bf16(x: *const u8, q: *mut u8, _s: *mut u8, _r: usize) {
 }
 
 fn act_none(_: &[u8], _: &mut [u8]) {
-    unreachable!("float weights read their activations as they are")
+    unreachable!("float and TurboQuant weights prepare their activations elsewhere")
 }
 
 macro_rules! tile_fn {
@@ -377,6 +413,38 @@ tile_fn! {
         }
     }
 
+    /// TurboQuant trellis types: per group of 32 coordinates, −128·Σa (exact) + 8 `vpdpbusd`
+    /// of the biased codes, one f32 step with the group's activation scale; per 256-block one
+    /// f32 step with the rows' block multipliers `d`.
+    #[inline]
+    unsafe fn kern_tq<const C: usize>(w: *const u8, s: *const u8, nu: usize, a: [*const u8; C], acc: *mut f32) {
+        for u in 0..nu {
+            let wu = w.add(4096 * u);
+            let au: [*const u8; C] = core::array::from_fn(|c| a[c].add(TQ_AB * u));
+            let mut blk = [_mm512_setzero_ps(); C];
+            for g in 0..8 {
+                let mut is: [__m512i; C] =
+                    core::array::from_fn(|c| _mm512_set1_epi32(rd(au[c].add(288 + 4 * g).cast::<i32>())));
+                for t in 0..8 {
+                    let wv = _mm512_loadu_si512(wu.add(64 * (8 * g + t)).cast());
+                    for c in 0..C {
+                        let av = _mm512_set1_epi32(rd(au[c].add(32 * g + 4 * t).cast::<i32>()));
+                        is[c] = _mm512_dpbusd_epi32(is[c], wv, av);
+                    }
+                }
+                for c in 0..C {
+                    let sa = _mm512_set1_ps(rd(au[c].add(256 + 4 * g).cast::<f32>()));
+                    blk[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[c]), sa, blk[c]);
+                }
+            }
+            let d = _mm512_loadu_ps(s.add(TQ_SB * u).cast());
+            for c in 0..C {
+                let p = acc.add(16 * c);
+                _mm512_storeu_ps(p, _mm512_fmadd_ps(blk[c], d, _mm512_loadu_ps(p)));
+            }
+        }
+    }
+
     /// Q8_0: per block, −128·Σa (exact) + 8 `vpdpbusd` of the biased weights, then one f32
     /// step with d_w·d_a.
     #[inline]
@@ -468,6 +536,7 @@ macro_rules! kern_entries {
 kern_entries!(q4k8, q4k1, kern_q4k);
 kern_entries!(q6k8, q6k1, kern_q6k);
 kern_entries!(q808, q801, kern_q80);
+kern_entries!(tq8, tq1, kern_tq);
 kern_entries!(f8, f1, kern_f);
 kern_entries!(bb8, bb1, kern_bf16);
 
@@ -583,6 +652,43 @@ static Q80: Fmt = Fmt {
     kern1: q801,
 };
 
+/// TurboQuant prepared activation bytes per 256-block: 256 int8, 8 f32 scales, 8 i32 biases.
+const TQ_AB: usize = 320;
+/// TurboQuant tile scales per unit: D [16 rows] f32 (the block multipliers).
+const TQ_SB: usize = 64;
+
+/// TurboQuant trellis types (without QJL signs), 256-blocks: the codes decoded once per
+/// (column block, K chunk) into the tile (`x86::tq_avx512`), activations from [`prepare_tq`].
+const TQ: Fmt = Fmt {
+    unit: 256,
+    qb: 256,
+    kc: 4,
+    wb: 144,
+    ab: TQ_AB,
+    sb: TQ_SB,
+    nab: 0,
+    unpack: super::tq_avx512::tile_tqt4_5,
+    act: act_none,
+    kern: tq8,
+    kern1: tq1,
+};
+static TQT4_5: Fmt = TQ;
+static TQT3_375: Fmt = Fmt {
+    wb: 108,
+    unpack: super::tq_avx512::tile_tqt3_375,
+    ..TQ
+};
+static TQT2_5: Fmt = Fmt {
+    wb: 80,
+    unpack: super::tq_avx512::tile_tqt2_5,
+    ..TQ
+};
+
+/// Whether `f` is a TurboQuant format (activations from [`prepare_tq`]).
+pub(crate) fn is_tq(f: &Fmt) -> bool {
+    f.nab == 0 && f.ab == TQ_AB
+}
+
 /// Env-tunable blocking: (k elements per chunk, activation bytes per column block, prefetch
 /// of the next repack's weights). Results do not depend on them. `GQ_TILE_KC` (k elements,
 /// rounded to whole units; default 1024 k for quantized types, 512 for floats, so the
@@ -613,8 +719,8 @@ fn blocking() -> (Option<usize>, usize, bool) {
 /// of 16 rows, repacked once per (block, chunk), the next repack's weights prefetched while
 /// it runs → column tiles of [`TC`] (a last partial tile of 2 or more columns padded to
 /// [`TC`], a last single column alone) → micro-kernel, adding into f32 accumulators per
-/// (tile, column) that persist across K chunks in memory. Each column sees the same operations in the same order
-/// whatever the blocking, so the results do not depend on it.
+/// (tile, column) that persist across K chunks in memory. Each column sees the same
+/// operations in the same order whatever the blocking, so the results do not depend on it.
 ///
 /// # Safety
 /// The CPU must have AVX-512 F/BW/VL/VNNI, AVX2, FMA and F16C; `w` and `acts` hold whole rows

@@ -15,7 +15,9 @@
 //!
 //! The GEMM of the types without QJL signs (prompt processing) decodes each row once per column
 //! block to signed int8 and multiplies it with many biased activations (see the GEMM section);
-//! its results are the dot product's bits.
+//! its results are the dot product's bits. It runs below `GEMM_TILE_MIN_N` columns and for
+//! column blocks under 256; otherwise the register-tiled GEMM (`x86::tile`) takes the rows,
+//! unpacked by `tile_tqt4_5` and its siblings (not bit-identical to the dot product).
 
 use crate::formats::tq::{block_for, scale_of};
 use crate::formats::tq_tables::pair_table;
@@ -713,4 +715,72 @@ gemms! {
     gemm_tqt4_5: GgmlType::TQT4_5, 9, 8;
     gemm_tqt3_375: GgmlType::TQT3_375, 7, 6;
     gemm_tqt2_5: GgmlType::TQT2_5, 5, 4;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Unpacking for the register-tiled GEMM (`x86::tile`, lanes = rows): one 256-block of one row
+// to 256 biased codes (`code + 128` as u8) in the tile's k order — per chunk `t` of 64 pairs and
+// group `i` of 16 pairs (32 coordinates, one activation scale): the 16 x codes, then the 16 y
+// codes — and the block multiplier `d` (0 for a zero block, whose codes are all 128).
+
+/// Decodes one 256-block at `x` into `q` (256 u8, tile k order) and writes `d` as the f32 at
+/// `s + 4·r`.
+#[inline(always)]
+unsafe fn unpack_tile<const HI: u32, const LO: u32, const F0: u8, const F1: u8>(
+    ty: GgmlType,
+    x: *const u8,
+    q: *mut u8,
+    s: *mut u8,
+    r: usize,
+) {
+    let bias = _mm512_set1_epi8(-128);
+    let e = *x;
+    s.add(4 * r).cast::<f32>().write_unaligned(scale_of(e));
+    if e == 0 {
+        for i in 0..4 {
+            _mm512_storeu_si512(q.add(64 * i).cast(), bias);
+        }
+        return;
+    }
+    let pr = prep(ty);
+    let tb = tabs(pr);
+    let br = x.add(spec(ty).header_bytes(256));
+    let fields = br.add(16);
+    let zero = _mm512_setzero_si512();
+    // [x.l0, y.l0, x.l1, y.l1] and [x.l2, y.l2, x.l3, y.l3] (128-bit lanes of 16 pairs).
+    let i0 = _mm512_setr_epi64(0, 1, 8, 9, 2, 3, 10, 11);
+    let i1 = _mm512_setr_epi64(4, 5, 12, 13, 6, 7, 14, 15);
+    let b0 = core::ptr::read_unaligned(br.cast::<u64>());
+    let b1 = core::ptr::read_unaligned(br.add(8).cast::<u64>());
+    let chunks = [
+        decode_chunk::<HI, LO, F0>(&pr.s256[0], b0, 0, fields, &tb),
+        decode_chunk::<HI, LO, F1>(&pr.s256[1], b1, b0, fields, &tb),
+    ];
+    for (t, (cx, cy, mx, my)) in chunks.into_iter().enumerate() {
+        let wx = _mm512_xor_si512(_mm512_mask_sub_epi8(cx, mx, zero, cx), bias);
+        let wy = _mm512_xor_si512(_mm512_mask_sub_epi8(cy, my, zero, cy), bias);
+        let o = q.add(128 * t);
+        _mm512_storeu_si512(o.cast(), _mm512_permutex2var_epi64(wx, i0, wy));
+        _mm512_storeu_si512(o.add(64).cast(), _mm512_permutex2var_epi64(wx, i1, wy));
+    }
+}
+
+macro_rules! tile_unpacks {
+    ($($name:ident: $ty:expr, $hi:literal, $lo:literal, $f0:literal, $f1:literal;)*) => {$(
+        /// One 256-block of this type to the tiled GEMM's biased codes and block multiplier.
+        ///
+        /// # Safety
+        /// The CPU must have [`FEATURES`]; `x` is a whole 256-block, `q` takes 256 bytes and
+        /// `s + 4·r` an f32.
+        #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,bmi2,avx2,fma")]
+        pub(crate) unsafe fn $name(x: *const u8, q: *mut u8, s: *mut u8, r: usize) {
+            unpack_tile::<$hi, $lo, $f0, $f1>($ty, x, q, s, r)
+        }
+    )*};
+}
+
+tile_unpacks! {
+    tile_tqt4_5: GgmlType::TQT4_5, 9, 8, 0, 3;
+    tile_tqt3_375: GgmlType::TQT3_375, 7, 6, 1, 3;
+    tile_tqt2_5: GgmlType::TQT2_5, 5, 4, 1, 3;
 }
