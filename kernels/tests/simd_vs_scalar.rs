@@ -21,7 +21,7 @@
 
 use gq_kernels::blocks::{QK, QK_K};
 mod common;
-use common::isas;
+use common::{isas, pools};
 use gq_kernels::{act_bytes, gemv_scratch_bytes, kernels_for, FloatAct, GgmlType, Isa, Kernels};
 
 /// xorshift64*: deterministic test data without dependencies.
@@ -350,19 +350,6 @@ fn bf16_bf16_magnitude(w: &[u8], a: &[u8], cols: usize) -> f64 {
         .zip(&av)
         .map(|(p, q)| (*p as f64 * *q as f64).abs())
         .sum()
-}
-
-/// One rayon pool per thread count.
-fn pools(threads: &[usize]) -> Vec<rayon::ThreadPool> {
-    threads
-        .iter()
-        .map(|&t| {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(t)
-                .build()
-                .unwrap()
-        })
-        .collect()
 }
 
 #[test]

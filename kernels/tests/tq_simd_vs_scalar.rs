@@ -12,7 +12,7 @@
 //! - the encoder's vector path: the scalar path's bytes.
 
 mod common;
-use common::isas;
+use common::{isas, pools};
 use gq_kernels::formats::tq::{self, TqParams};
 use gq_kernels::formats::tq_rotation::SplitMix64;
 use gq_kernels::{kernels_for, FloatAct, GgmlType, Isa};
@@ -290,15 +290,7 @@ fn tiled_gemm_within_bound_and_batch_independent() {
     let mut g = SplitMix64::new(9);
     let m = gq_kernels::GEMM_TILE_MIN_N;
     let mut exercised = Vec::new();
-    let pools: Vec<rayon::ThreadPool> = [1, 2, 3]
-        .iter()
-        .map(|&t| {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(t)
-                .build()
-                .unwrap()
-        })
-        .collect();
+    let pools = pools(&[1, 2, 3]);
     for isa in simd_isas() {
         let k = kernels_for(isa).unwrap();
         for ty in [GgmlType::TQT4_5, GgmlType::TQT3_375, GgmlType::TQT2_5] {

@@ -2,3 +2,16 @@
 #![allow(dead_code)]
 
 pub mod isas;
+
+/// One rayon pool per thread count.
+pub fn pools(threads: &[usize]) -> Vec<rayon::ThreadPool> {
+    threads
+        .iter()
+        .map(|&t| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(t)
+                .build()
+                .unwrap()
+        })
+        .collect()
+}
