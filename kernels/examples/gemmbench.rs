@@ -1,5 +1,6 @@
 //! Quick GEMM check: `cargo run --release -p gq-kernels --example gemmbench -- [types] [threads]
-//! [n] [rows]` (k = 14336; `GQ_GEMM=rows|tile` picks the path). GFLOP/s of the best of 5 runs.
+//! [n] [rows] [reps]` (k = 14336; `GQ_GEMM=rows|tile` picks the path). GFLOP/s of the best of
+//! `reps` runs (default 5; more picks quieter moments on a shared machine).
 use gq_kernels::bench::random_weights;
 use gq_kernels::{kernels, GgmlType};
 
@@ -12,6 +13,7 @@ fn main() {
     let threads: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(1);
     let n: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(512);
     let rows: usize = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(1024);
+    let reps: usize = args.get(5).and_then(|s| s.parse().ok()).unwrap_or(5);
     let cols = 14336;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
@@ -27,7 +29,7 @@ fn main() {
             let mut ys = vec![0f32; n * rows];
             let mut scratch = vec![0u8; gq_kernels::gemm_scratch_bytes(ty, cols, n)];
             let (mut best_wall, mut best_cpu) = (f64::MAX, f64::MAX);
-            for _ in 0..5 {
+            for _ in 0..reps {
                 let (c0, t0) = (cpu_ns(), std::time::Instant::now());
                 k.gemm(ty, &w, rows, cols, &xs, &mut ys, &mut scratch);
                 best_wall = best_wall.min(t0.elapsed().as_secs_f64());

@@ -694,11 +694,13 @@ impl Kernels {
                 // jb + j < n, inside `ys`; each (column, row) is written by the one task
                 // owning both.
                 unsafe {
-                    core::ptr::copy_nonoverlapping(
-                        v.as_ptr(),
-                        out.at((jb + j) * rows + r0 + r),
-                        v.len(),
-                    )
+                    let o = out.at((jb + j) * rows + r0 + r);
+                    if v.len() == 16 {
+                        // A whole tile: a fixed-size copy (two vector moves, no memmove call).
+                        core::ptr::copy_nonoverlapping(v.as_ptr(), o, 16)
+                    } else {
+                        core::ptr::copy_nonoverlapping(v.as_ptr(), o, v.len())
+                    }
                 };
             };
             // SAFETY: this table is AVX-512 (F/BW/VL/VNNI, AVX2, FMA, F16C detected when it

@@ -651,15 +651,16 @@ avx512! {
 avx512! {
     /// Quantizes whole blocks of 256 floats to Q8_K: the scale comes from the first element of
     /// largest magnitude, quants are rounded half to even (`vcvtps2dq` under the default
-    /// rounding mode, as ggml's `nearest_int`), capped at 127.
+    /// rounding mode, as ggml's `nearest_int`), capped at 127. The 16 sums of 16 quants come
+    /// from the stored bytes: `vpdpbusd` with ones (sums of 4), then two add-and-shuffle steps
+    /// that leave one group per lane, instead of one horizontal reduction per group.
     pub(crate) unsafe fn quantize_q8_k(x: &[f32], dst: &mut [u8]) {
-        let absm = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fff_ffff));
         for (b, xs) in dst.chunks_exact_mut(Q8K).zip(x.chunks_exact(256)) {
             let xp = xs.as_ptr();
             let v: [__m512; 16] = core::array::from_fn(|k| _mm512_loadu_ps(xp.add(16 * k)));
-            let mut m = _mm512_and_ps(v[0], absm);
+            let mut m = _mm512_abs_ps(v[0]);
             for k in 1..16 {
-                m = _mm512_max_ps(m, _mm512_and_ps(v[k], absm));
+                m = _mm512_max_ps(m, _mm512_abs_ps(v[k]));
             }
             let amax = _mm512_reduce_max_ps(m);
             let bp = b.as_mut_ptr();
@@ -670,7 +671,7 @@ avx512! {
             let am = _mm512_set1_ps(amax);
             let mut max = 0f32;
             for k in 0..16 {
-                let e = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(_mm512_and_ps(v[k], absm), am);
+                let e = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(_mm512_abs_ps(v[k]), am);
                 if e != 0 {
                     max = xs[16 * k + e.trailing_zeros() as usize];
                     break;
@@ -682,9 +683,24 @@ avx512! {
             for k in 0..16 {
                 let q = _mm512_min_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(is, v[k])), c127);
                 _mm_storeu_si128(bp.add(4 + 16 * k).cast(), _mm512_cvtepi32_epi8(q));
-                let s = _mm512_reduce_add_epi32(q) as i16;
-                core::ptr::copy_nonoverlapping(s.to_le_bytes().as_ptr(), bp.add(260 + 2 * k), 2);
             }
+            // s[j] lane l: Σ of quants 64j + 4l .. +4 (group 4j + l/4 of 16).
+            let ones = _mm512_set1_epi8(1);
+            let s: [__m512i; 4] = core::array::from_fn(|j| {
+                let q = _mm512_loadu_si512(bp.add(4 + 64 * j).cast());
+                _mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, q)
+            });
+            // Per 128-bit lane L: (s0, s1) → lanes (a0 + a2, b0 + b2, a1 + a3, b1 + b3), then
+            // + the swapped 64-bit halves: lanes 0, 1 hold the sums of groups L, 4 + L.
+            let pair = |a: __m512i, b: __m512i| {
+                let t = _mm512_add_epi32(_mm512_unpacklo_epi32(a, b), _mm512_unpackhi_epi32(a, b));
+                _mm512_add_epi32(t, _mm512_shuffle_epi32::<0x4E>(t))
+            };
+            // Lane 4L + j: group 4j + L; permute to lane g = group g.
+            let g = _mm512_unpacklo_epi64(pair(s[0], s[1]), pair(s[2], s[3]));
+            let idx = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+            let g = _mm512_permutexvar_epi32(idx, g);
+            _mm256_storeu_si256(bp.add(260).cast(), _mm512_cvtepi32_epi16(g));
             core::ptr::copy_nonoverlapping((1.0 / iscale).to_le_bytes().as_ptr(), bp, 4);
         }
     }

@@ -689,12 +689,14 @@ pub(crate) fn is_tq(f: &Fmt) -> bool {
     f.nab == 0 && f.ab == TQ_AB
 }
 
-/// Env-tunable blocking: (k elements per chunk, activation bytes per column block). Results
-/// do not depend on them. `GQ_TILE_KC` (k elements, rounded to whole units; default 1024 k for
-/// quantized types, 512 for floats, so the repacked tile of 16 rows stays in L1), `GQ_TILE_CB_KIB` (the activation chunk of a
-/// column block, default 768 KiB, so it stays in L2).
-fn blocking() -> (Option<usize>, usize) {
-    static B: std::sync::OnceLock<(Option<usize>, usize)> = std::sync::OnceLock::new();
+/// Env-tunable blocking: (k elements per chunk, activation bytes per column block, prefetch
+/// of the next repack's weights). Results do not depend on them. `GQ_TILE_KC` (k elements,
+/// rounded to whole units; default 1024 k for quantized types, 512 for floats, so the
+/// repacked tile of 16 rows stays in L1), `GQ_TILE_CB_KIB` (the activation chunk of a column
+/// block, default 768 KiB, so it stays in L2), `GQ_TILE_PREFETCH=0` turns the prefetch off
+/// (A/B).
+fn blocking() -> (Option<usize>, usize, bool) {
+    static B: std::sync::OnceLock<(Option<usize>, usize, bool)> = std::sync::OnceLock::new();
     *B.get_or_init(|| {
         let get = |k: &str| {
             std::env::var(k)
@@ -704,6 +706,7 @@ fn blocking() -> (Option<usize>, usize) {
         (
             get("GQ_TILE_KC").map(|v| v.max(32)),
             get("GQ_TILE_CB_KIB").unwrap_or(768).max(1) << 10,
+            get("GQ_TILE_PREFETCH") != Some(0),
         )
     })
 }
@@ -713,10 +716,11 @@ fn blocking() -> (Option<usize>, usize) {
 /// values, fewer for the last tile).
 ///
 /// Loops: column block (its K chunk of activations fits L2) → K chunk of `kc` units → tile
-/// of 16 rows, repacked once per (block, chunk) → column tiles of [`TC`] (then single
-/// columns) → micro-kernel, adding into f32 accumulators per (tile, column) that persist
-/// across K chunks in memory. Each column sees the same operations in the same order
-/// whatever the blocking, so the results do not depend on it.
+/// of 16 rows, repacked once per (block, chunk), the next repack's weights prefetched while
+/// it runs → column tiles of [`TC`] (a last partial tile of 2 or more columns padded to
+/// [`TC`], a last single column alone) → micro-kernel, adding into f32 accumulators per
+/// (tile, column) that persist across K chunks in memory. Each column sees the same
+/// operations in the same order whatever the blocking, so the results do not depend on it.
 ///
 /// # Safety
 /// The CPU must have AVX-512 F/BW/VL/VNNI, AVX2, FMA and F16C; `w` and `acts` hold whole rows
@@ -735,7 +739,7 @@ pub(crate) unsafe fn gemm(
     let ntiles = nr_all.div_ceil(TR);
     let nu_all = cols / f.unit;
     let abr = act_row_bytes(f, cols);
-    let (kck, cbb) = blocking();
+    let (kck, cbb, pf) = blocking();
     let kc = kck.map_or(f.kc, |k| k / f.unit).clamp(1, nu_all.max(1));
     let nc = (cbb / (kc * f.ab)).max(TC).min(n);
     // Chunk quants rounded up to whole 64-byte transposes (Q8_0 odd chunks).
@@ -745,7 +749,13 @@ pub(crate) unsafe fn gemm(
     let tp = tile.as_mut_ptr().cast::<u8>();
     let mut tmp = vec![_mm512_setzero_si512(); qrow * TR / 64];
     let qp = tmp.as_mut_ptr().cast::<u8>();
-    let mut acc = vec![0f32; ntiles * 16 * nc];
+    // Accumulators per (tile, column), the columns padded to whole column tiles: a last
+    // partial column tile of 2 or more columns runs the TC-column kernel, its missing columns
+    // reading the block's last column and writing padding that is never read back (a
+    // column's instructions do not depend on the other columns', so no result changes; one
+    // latency-bound single-column call costs over half of a TC-column call).
+    let ncp = nc.next_multiple_of(TC);
+    let mut acc = vec![0f32; ntiles * 16 * ncp];
     let mut j0 = 0;
     while j0 < n {
         let jn = nc.min(n - j0);
@@ -773,16 +783,48 @@ pub(crate) unsafe fn gemm(
                 for b in 0..(ku * f.qb).div_ceil(64) {
                     transpose16(qp.add(64 * b), qrow, tp.add(1024 * b));
                 }
-                let at = acc.as_mut_ptr().add(t * 16 * nc);
+                let at = acc.as_mut_ptr().add(t * 16 * ncp);
+                // While this tile runs, prefetch the weights the next repack reads (the next
+                // tile of this chunk, else the first of the next chunk or column block) into
+                // L2, a few rows per micro-kernel call: the repack otherwise waits on DRAM.
+                let next = if !pf {
+                    None
+                } else if t + 1 < ntiles {
+                    Some((t + 1, u0))
+                } else if u0 + ku < nu_all {
+                    Some((0, u0 + ku))
+                } else {
+                    (j0 + jn < n).then_some((0, 0))
+                };
+                let calls = jn.div_ceil(TC);
+                let mut call = 0;
+                let mut prefetch = || {
+                    if let Some((tn, un)) = next {
+                        let nrn = TR.min(nr_all - tn * TR);
+                        let seg = kc.min(nu_all - un) * f.wb;
+                        let per = nrn.div_ceil(calls);
+                        for r in (call * per).min(nrn)..((call + 1) * per).min(nrn) {
+                            let p = w.as_ptr().add((tn * TR + r) * rb + un * f.wb);
+                            for o in (0..seg).step_by(64) {
+                                _mm_prefetch::<_MM_HINT_T1>(p.add(o).cast());
+                            }
+                            _mm_prefetch::<_MM_HINT_T1>(p.add(seg - 1).cast());
+                        }
+                    }
+                    call += 1;
+                };
                 let mut c0 = 0;
-                while c0 + TC <= jn {
+                while c0 + 1 < jn {
+                    prefetch();
                     let a: [*const u8; TC] = core::array::from_fn(|c| {
-                        acts.as_ptr().add((j0 + c0 + c) * abr + u0 * f.ab)
+                        let j = j0 + (c0 + c).min(jn - 1);
+                        acts.as_ptr().add(j * abr + u0 * f.ab)
                     });
                     (f.kern)(tp, sp, ku, a, at.add(16 * c0));
                     c0 += TC;
                 }
                 while c0 < jn {
+                    prefetch();
                     let a = [acts.as_ptr().add((j0 + c0) * abr + u0 * f.ab)];
                     (f.kern1)(tp, sp, ku, a, at.add(16 * c0));
                     c0 += 1;
@@ -793,7 +835,7 @@ pub(crate) unsafe fn gemm(
         for t in 0..ntiles {
             let nr = TR.min(nr_all - t * TR);
             for c in 0..jn {
-                let o = (t * nc + c) * 16;
+                let o = (t * ncp + c) * 16;
                 put(j0 + c, t * TR, &acc[o..o + nr]);
             }
         }
