@@ -77,14 +77,119 @@ fn f32_bytes(x: &[f32]) -> &[u8] {
     unsafe { core::slice::from_raw_parts(x.as_ptr().cast::<u8>(), core::mem::size_of_val(x)) }
 }
 
-/// Splits `rows` into contiguous ranges, one per thread of the current rayon pool (fewer when
-/// the work is small: at least `min_rows` rows and 64 KiB of weights per range), each a
-/// multiple of `align` rows except the last.
+/// A tuning knob read once from the environment (`name`, a positive integer), else `default`.
+fn knob(cell: &'static std::sync::OnceLock<usize>, name: &str, default: usize) -> usize {
+    *cell.get_or_init(|| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .filter(|&v| v > 0)
+            .unwrap_or(default)
+    })
+}
+
+/// Least weight bytes per parallel task of a GEMV (`GQ_MIN_TASK_BYTES`, default 64 KiB):
+/// smaller products run on fewer threads, a small one on the calling thread alone.
+pub fn min_task_bytes() -> usize {
+    static C: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    knob(&C, "GQ_MIN_TASK_BYTES", 64 << 10)
+}
+
+/// Least multiply-adds (weight rows × columns × activation rows) per parallel task of a GEMM
+/// (`GQ_MIN_TASK_MACS`, default 2²⁰): small products run on fewer threads.
+pub fn min_task_macs() -> usize {
+    static C: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    knob(&C, "GQ_MIN_TASK_MACS", 1 << 20)
+}
+
+/// Least f32 elements per parallel task of element-wise work (activation quantization here,
+/// the runner's norms, RoPE and the like: `GQ_MIN_TASK_ELEMS`, default 16384): small steps
+/// run on fewer threads, one token's on the calling thread alone.
+pub fn min_task_elems() -> usize {
+    static C: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    knob(&C, "GQ_MIN_TASK_ELEMS", 1 << 14)
+}
+
+/// Least rows of `width` elements per parallel task of element-wise work
+/// ([`min_task_elems`] elements, at least one row).
+pub fn min_task_rows(width: usize) -> usize {
+    (min_task_elems() / width.max(1)).max(1)
+}
+
+/// Least weight rows per parallel task of a GEMM before its activation rows are split too
+/// (`GQ_GEMM_MIN_ROWS`, default 64).
+pub fn gemm_min_rows() -> usize {
+    static C: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    knob(&C, "GQ_GEMM_MIN_ROWS", 64)
+}
+
+/// Splits `rows` into contiguous ranges of about equal size (the returned row count), one per
+/// thread of the current rayon pool (fewer when the work is small: at least `min_rows` rows and
+/// [`min_task_bytes`] of weights per range), each a multiple of `align` rows except the last.
 fn row_ranges(rows: usize, row_bytes: usize, min_rows: usize, align: usize) -> usize {
     let t = rayon::current_num_threads().max(1);
-    let min = min_rows.max((64 << 10) / row_bytes.max(1)).max(1);
-    let chunk = rows.div_ceil(t).max(min);
+    let min = min_rows.max(min_task_bytes() / row_bytes.max(1)).max(1);
+    // As many equal ranges as fit at least `min` rows each, at most one per thread.
+    let tasks = (rows / min).clamp(1, t);
+    let chunk = rows.div_ceil(tasks).max(1);
     chunk.div_ceil(align) * align
+}
+
+/// How a GEMM's work is cut into tasks: ranges of `row_chunk` weight rows (a multiple of the
+/// alignment except the last) times blocks of `col_chunk` activation rows (a multiple of
+/// [`GEMM_TILE_MIN_N`]; the last block takes the rest). Every output element is computed whole
+/// by one task, so the split never changes a value.
+#[derive(Clone, Copy, Debug)]
+struct GemmSplit {
+    row_chunk: usize,
+    row_tasks: usize,
+    col_chunk: usize,
+    col_tasks: usize,
+}
+
+impl GemmSplit {
+    /// At most one task per thread and at least [`min_task_macs`] multiply-adds per task;
+    /// weight rows are split first (down to [`gemm_min_rows`] per task), then activation rows.
+    fn new(rows: usize, cols: usize, n: usize, align: usize) -> GemmSplit {
+        let t = rayon::current_num_threads().max(1);
+        let work = rows.saturating_mul(cols).saturating_mul(n);
+        let tasks = (work / min_task_macs()).clamp(1, t);
+        let per = gemm_min_rows().max(align);
+        let rt = tasks.min(rows.div_ceil(per)).max(1);
+        let row_chunk = rows.div_ceil(rt).div_ceil(align) * align;
+        let row_tasks = rows.div_ceil(row_chunk.max(1)).max(1);
+        let col_tasks = (tasks / row_tasks).min(n / GEMM_TILE_MIN_N).max(1);
+        let col_chunk = if col_tasks == 1 {
+            n
+        } else {
+            n / col_tasks / GEMM_TILE_MIN_N * GEMM_TILE_MIN_N
+        };
+        GemmSplit {
+            row_chunk,
+            row_tasks,
+            col_chunk,
+            col_tasks,
+        }
+    }
+
+    /// Task `i`'s weight rows and activation rows.
+    fn task(
+        &self,
+        i: usize,
+        rows: usize,
+        n: usize,
+    ) -> (core::ops::Range<usize>, core::ops::Range<usize>) {
+        let (rc, cc) = (i % self.row_tasks, i / self.row_tasks);
+        let r0 = rc * self.row_chunk;
+        let r1 = (r0 + self.row_chunk).min(rows);
+        let j0 = cc * self.col_chunk;
+        let j1 = if cc + 1 == self.col_tasks {
+            n
+        } else {
+            j0 + self.col_chunk
+        };
+        (r0..r1, j0..j1)
+    }
 }
 
 /// A raw output pointer shared by tasks that write disjoint elements.
@@ -384,6 +489,7 @@ impl Kernels {
             if ab > 0 {
                 s.par_chunks_mut(ab)
                     .zip(xs.par_chunks(cols.max(1)))
+                    .with_min_len(min_task_rows(cols))
                     .for_each(|(d, x)| self.prepare_into(ty, x, d, act_fmt, layout));
             }
             s
@@ -399,14 +505,18 @@ impl Kernels {
             return;
         }
         let out = OutPtr(ys.as_mut_ptr());
-        let chunk = row_ranges(rows, rb, 8, 8);
-        w.par_chunks(chunk * rb).enumerate().for_each(|(c, ws)| {
-            let r0 = c * chunk;
+        let sp = GemmSplit::new(rows, cols, n, 8);
+        let run = |i: usize| {
+            let (rr, jr) = sp.task(i, rows, n);
+            let (r0, jb) = (rr.start, jr.start);
+            let ws = &w[rr.start * rb..rr.end * rb];
+            let acts = &acts[jr.start * ab..jr.end * ab];
+            let nj = jr.len();
             let mut put = |r: usize, j: usize, v: f32| {
-                debug_assert!(r0 + r < rows && j < n);
-                // SAFETY: r0 + r < rows and j < n, so j·rows + r0 + r is inside `ys`; each
-                // (j, row) is written by exactly one task (the one owning the row).
-                unsafe { *out.at(j * rows + r0 + r) = v };
+                debug_assert!(r0 + r < rows && jb + j < n);
+                // SAFETY: r0 + r < rows and jb + j < n, so (jb + j)·rows + r0 + r is inside
+                // `ys`; each (column, row) is written by exactly one task (the one owning both).
+                unsafe { *out.at((jb + j) * rows + r0 + r) = v };
             };
             match op {
                 RowOp::Rows(_, gemm) => gemm(ws, rb, acts, ab, &mut put),
@@ -414,8 +524,8 @@ impl Kernels {
                     // Columns per block: their activations take at most ~512 KiB (L2).
                     let cb = ((512 << 10) / ab.max(1)).clamp(1, 256);
                     let mut j0 = 0;
-                    while j0 < n {
-                        let j1 = (j0 + cb).min(n);
+                    while j0 < nj {
+                        let j1 = (j0 + cb).min(nj);
                         for (r, row) in ws.chunks_exact(rb).enumerate() {
                             for j in j0..j1 {
                                 put(r, j, dot(row, &acts[j * ab..(j + 1) * ab]));
@@ -425,7 +535,13 @@ impl Kernels {
                     }
                 }
             }
-        });
+        };
+        let tasks = sp.row_tasks * sp.col_tasks;
+        if tasks == 1 {
+            run(0);
+        } else {
+            (0..tasks).into_par_iter().for_each(run);
+        }
     }
 
     /// Whether [`Kernels::gemm_as`] of `ty` with `n` columns of `cols` elements and
@@ -509,6 +625,7 @@ impl Kernels {
             let acts = &mut scratch[..n * ab];
             acts.par_chunks_mut(ab)
                 .zip(xs.par_chunks(cols))
+                .with_min_len(min_task_rows(cols))
                 .for_each_init(
                     || vec![0u8; 2 * cols],
                     |tmp, (d, x)| {
@@ -527,6 +644,7 @@ impl Kernels {
             let acts = &mut scratch[..n * ab];
             acts.par_chunks_mut(ab)
                 .zip(xs.par_chunks(cols))
+                .with_min_len(min_task_rows(cols))
                 .for_each(|(d, x)| crate::formats::bf16::quantize_row_ref(x, d));
             acts
         } else if tile::is_tq(f) {
@@ -536,6 +654,7 @@ impl Kernels {
             let acts = &mut scratch[..n * ab];
             acts.par_chunks_mut(ab)
                 .zip(xs.par_chunks(cols))
+                .with_min_len(min_task_rows(cols))
                 .for_each_init(
                     || vec![0u8; nat],
                     |tmp, (d, x)| {
@@ -551,6 +670,7 @@ impl Kernels {
             let acts = &mut scratch[..n * ab];
             acts.par_chunks_mut(ab)
                 .zip(xs.par_chunks(cols))
+                .with_min_len(min_task_rows(cols))
                 .for_each_init(
                     || vec![0u8; nat],
                     |tmp, (d, x)| {
@@ -561,16 +681,20 @@ impl Kernels {
             acts
         };
         let out = OutPtr(ys.as_mut_ptr());
-        let chunk = row_ranges(rows, rb, 16, 16);
-        w.par_chunks(chunk * rb).enumerate().for_each(|(c, ws)| {
-            let r0 = c * chunk;
+        let ab = acts.len() / n.max(1);
+        let sp = GemmSplit::new(rows, cols, n, 16);
+        let run = |i: usize| {
+            let (rr, jr) = sp.task(i, rows, n);
+            let (r0, jb) = (rr.start, jr.start);
+            let ws = &w[rr.start * rb..rr.end * rb];
+            let acts = &acts[jr.start * ab..jr.end * ab];
             let mut put = |j: usize, r: usize, v: &[f32]| {
-                debug_assert!(r0 + r + v.len() <= rows && j < n);
+                debug_assert!(r0 + r + v.len() <= rows && jb + j < n);
                 // SAFETY: the values are rows r0 + r .. r0 + r + v.len() ≤ rows of column
-                // j < n, inside `ys`; each (column, row) is written by the one task owning
-                // the row.
+                // jb + j < n, inside `ys`; each (column, row) is written by the one task
+                // owning both.
                 unsafe {
-                    let o = out.at(j * rows + r0 + r);
+                    let o = out.at((jb + j) * rows + r0 + r);
                     if v.len() == 16 {
                         // A whole tile: a fixed-size copy (two vector moves, no memmove call).
                         core::ptr::copy_nonoverlapping(v.as_ptr(), o, 16)
@@ -580,8 +704,14 @@ impl Kernels {
                 };
             };
             // SAFETY: this table is AVX-512 (F/BW/VL/VNNI, AVX2, FMA, F16C detected when it
-            // was built), `ws` is whole rows of `rb` bytes and `acts` n prepared rows.
-            unsafe { tile::gemm(f, ws, rb, cols, acts, n, &mut put) };
-        });
+            // was built), `ws` is whole rows of `rb` bytes and `acts` jr.len() prepared rows.
+            unsafe { tile::gemm(f, ws, rb, cols, acts, jr.len(), &mut put) };
+        };
+        let tasks = sp.row_tasks * sp.col_tasks;
+        if tasks == 1 {
+            run(0);
+        } else {
+            (0..tasks).into_par_iter().for_each(run);
+        }
     }
 }

@@ -15,7 +15,9 @@ use super::ops::{
     argmax, axpy, rms_norm, rms_norm_to, rope_apply, rope_cos_sin, rope_inv_freq, softcap,
 };
 use anyhow::{bail, Result};
-use gq_kernels::{f32rows, gelu::gelu_tanh_mul, gemm_scratch_bytes, kernels};
+use gq_kernels::{
+    f32rows, gelu::gelu_tanh_mul, gemm_scratch_bytes, kernels, min_task_elems, min_task_rows,
+};
 use rayon::prelude::*;
 
 /// Softmax of one head's scores in place (max subtracted, sum in f64). Weights below f32's
@@ -51,16 +53,37 @@ pub fn matmul(model: &Model, w: &Mat, xs: &[f32]) -> Vec<f32> {
     let n = xs.len() / w.cols;
     debug_assert_eq!(xs.len(), n * w.cols);
     let mut ys = vec![0f32; n * w.rows];
-    let mut scratch = vec![0u8; gemm_scratch_bytes(w.ty, w.cols, n)];
+    // The kernels write every scratch byte they read, so the buffer is kept (per thread) from
+    // call to call instead of being allocated and zeroed each time.
+    let need = gemm_scratch_bytes(w.ty, w.cols, n);
+    let mut scratch = SCRATCH.with(|c| c.take());
+    if scratch.len() < need {
+        scratch.resize(need, 0);
+    }
     let k = kernels();
     let bytes = model.bytes(w);
     let act = model.file.act_for(w.ty, model.float_act);
     if n == 1 {
-        k.gemv_as(w.ty, bytes, xs, &mut ys, &mut scratch, act);
+        k.gemv_as(w.ty, bytes, xs, &mut ys, &mut scratch[..need], act);
     } else {
-        k.gemm_as(w.ty, bytes, w.rows, w.cols, xs, &mut ys, &mut scratch, act);
+        k.gemm_as(
+            w.ty,
+            bytes,
+            w.rows,
+            w.cols,
+            xs,
+            &mut ys,
+            &mut scratch[..need],
+            act,
+        );
     }
+    SCRATCH.with(|c| c.replace(scratch));
     ys
+}
+
+thread_local! {
+    /// [`matmul`]'s activation scratch, reused across calls on this thread.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// K and V of every position so far for one layer, `[pos][n_head_kv · head_dim]`, after the
@@ -101,16 +124,19 @@ impl Rope {
     /// Normalizes and rotates every head of `n` rows of `heads · head_dim` values.
     fn norm_rotate(&self, x: &mut [f32], head_dim: usize, norm: &[f32], eps: f32) {
         let per_tok = x.len() / (self.cos.len() / self.half);
-        x.par_chunks_mut(per_tok).enumerate().for_each(|(t, row)| {
-            let (c, s) = (
-                &self.cos[t * self.half..(t + 1) * self.half],
-                &self.sin[t * self.half..(t + 1) * self.half],
-            );
-            for head in row.chunks_exact_mut(head_dim) {
-                rms_norm(head, Some(norm), eps);
-                rope_apply(head, c, s);
-            }
-        });
+        x.par_chunks_mut(per_tok)
+            .with_min_len(min_task_rows(per_tok))
+            .enumerate()
+            .for_each(|(t, row)| {
+                let (c, s) = (
+                    &self.cos[t * self.half..(t + 1) * self.half],
+                    &self.sin[t * self.half..(t + 1) * self.half],
+                );
+                for head in row.chunks_exact_mut(head_dim) {
+                    rms_norm(head, Some(norm), eps);
+                    rope_apply(head, c, s);
+                }
+            });
     }
 }
 
@@ -119,6 +145,7 @@ fn norm_rows(x: &[f32], width: usize, w: Option<&[f32]>, eps: f32) -> Vec<f32> {
     let mut out = vec![0f32; x.len()];
     out.par_chunks_mut(width)
         .zip(x.par_chunks(width))
+        .with_min_len(min_task_rows(width))
         .for_each(|(o, i)| rms_norm_to(i, o, w, eps));
     out
 }
@@ -127,6 +154,7 @@ fn norm_rows(x: &[f32], width: usize, w: Option<&[f32]>, eps: f32) -> Vec<f32> {
 fn add_normed(x: &mut [f32], mut d: Vec<f32>, width: usize, w: &[f32], eps: f32) {
     x.par_chunks_mut(width)
         .zip(d.par_chunks_mut(width))
+        .with_min_len(min_task_rows(width))
         .for_each(|(xr, dr)| {
             rms_norm(dr, Some(w), eps);
             for (a, b) in xr.iter_mut().zip(dr.iter()) {
@@ -206,14 +234,19 @@ impl<'m> Session<'m> {
             if let (Some(pl), Some(pin)) = (&layer.ple, &ple_in) {
                 let d = hp.ple_dim;
                 let mut g = matmul(m, &pl.gate, &x);
-                g.par_chunks_mut(d).enumerate().for_each(|(t, row)| {
-                    gelu_tanh_mul(row, &pin[(t * hp.n_layer + il) * d..][..d]);
-                });
+                g.par_chunks_mut(d)
+                    .with_min_len(min_task_rows(d))
+                    .enumerate()
+                    .for_each(|(t, row)| {
+                        gelu_tanh_mul(row, &pin[(t * hp.n_layer + il) * d..][..d]);
+                    });
                 let p = matmul(m, &pl.proj, &g);
                 add_normed(&mut x, p, h, &pl.post_norm, hp.rms_eps);
             }
             if layer.scalar != 1.0 {
-                x.par_iter_mut().for_each(|v| *v *= layer.scalar);
+                x.par_iter_mut()
+                    .with_min_len(min_task_elems())
+                    .for_each(|v| *v *= layer.scalar);
             }
         }
         self.n_past += n;
@@ -227,7 +260,10 @@ impl<'m> Session<'m> {
         let rows = norm_rows(&rows, h, Some(&m.output_norm), hp.rms_eps);
         let mut logits = matmul(m, &m.output, &rows);
         if let Some(c) = hp.softcap {
-            logits.par_iter_mut().for_each(|z| *z = softcap(*z, c));
+            logits
+                .par_iter_mut()
+                .with_min_len(min_task_elems())
+                .for_each(|z| *z = softcap(*z, c));
         }
         Ok(logits)
     }
@@ -243,14 +279,17 @@ impl<'m> Session<'m> {
             e.ty.row_bytes(h)
                 .expect("checked when the model was loaded");
         let mut x = vec![0f32; tokens.len() * h];
-        x.par_chunks_mut(h).zip(tokens).for_each(|(row, &t)| {
-            let t = t as usize;
-            m.file
-                .dequantize_row(e.ty, &bytes[t * rb..(t + 1) * rb], row);
-            for v in row.iter_mut() {
-                *v *= scale;
-            }
-        });
+        x.par_chunks_mut(h)
+            .zip(tokens)
+            .with_min_len(min_task_rows(h))
+            .for_each(|(row, &t)| {
+                let t = t as usize;
+                m.file
+                    .dequantize_row(e.ty, &bytes[t * rb..(t + 1) * rb], row);
+                for v in row.iter_mut() {
+                    *v *= scale;
+                }
+            });
         x
     }
 
@@ -271,21 +310,24 @@ impl<'m> Session<'m> {
             .ty
             .row_bytes(w)
             .expect("checked when the model was loaded");
-        proj.par_chunks_mut(w).zip(tokens).for_each(|(row, &t)| {
-            let t = t as usize;
-            let mut tok = vec![0f32; w];
-            m.file
-                .dequantize_row(pg.tok.ty, &bytes[t * rb..(t + 1) * rb], &mut tok);
-            for v in row.iter_mut() {
-                *v *= proj_scale;
-            }
-            for (slice, ts) in row.chunks_exact_mut(d).zip(tok.chunks_exact(d)) {
-                rms_norm(slice, Some(&pg.proj_norm), hp.rms_eps);
-                for (v, &e) in slice.iter_mut().zip(ts) {
-                    *v = (*v + e * tok_scale) * in_scale;
+        proj.par_chunks_mut(w)
+            .zip(tokens)
+            .with_min_len(min_task_rows(w))
+            .for_each(|(row, &t)| {
+                let t = t as usize;
+                let mut tok = vec![0f32; w];
+                m.file
+                    .dequantize_row(pg.tok.ty, &bytes[t * rb..(t + 1) * rb], &mut tok);
+                for v in row.iter_mut() {
+                    *v *= proj_scale;
                 }
-            }
-        });
+                for (slice, ts) in row.chunks_exact_mut(d).zip(tok.chunks_exact(d)) {
+                    rms_norm(slice, Some(&pg.proj_norm), hp.rms_eps);
+                    for (v, &e) in slice.iter_mut().zip(ts) {
+                        *v = (*v + e * tok_scale) * in_scale;
+                    }
+                }
+            });
         Some(proj)
     }
 
@@ -307,6 +349,7 @@ impl<'m> Session<'m> {
             };
             rope.norm_rotate(&mut k, hd, kn, hp.rms_eps);
             v.par_chunks_mut(hd)
+                .with_min_len(min_task_rows(hd))
                 .for_each(|head| rms_norm(head, None, hp.rms_eps));
             let c = &mut self.cache[il];
             debug_assert_eq!(c.k.len(), p0 * nkv * hd);
@@ -326,7 +369,11 @@ impl<'m> Session<'m> {
         while sub % 2 == 0 && n * nh / sub < 4 * rayon::current_num_threads() {
             sub /= 2;
         }
+        // Items per task: about min_task_elems() multiply-adds of the scores and the values.
+        let keys = window.map_or(p0 + n.div_ceil(2), |w| (p0 + n.div_ceil(2)).min(w)) + 1;
+        let per_item = 2 * sub * hd * keys;
         out.par_chunks_mut(sub * hd)
+            .with_min_len((min_task_elems() / per_item).max(1))
             .enumerate()
             .for_each_init(Vec::new, |s, (idx, o)| {
                 let first = idx * sub;
@@ -360,6 +407,7 @@ impl<'m> Session<'m> {
             let e = self.experts(moe, x);
             d.par_chunks_mut(h)
                 .zip(e.par_chunks(h))
+                .with_min_len(min_task_rows(h))
                 .for_each(|(dr, er)| {
                     rms_norm(dr, Some(&moe.post_norm_mlp), hp.rms_eps);
                     let mut er = er.to_vec();
@@ -392,6 +440,7 @@ impl<'m> Session<'m> {
         let mut a = vec![0f32; y.len() / 2];
         a.par_chunks_mut(ff)
             .zip(y.par_chunks(2 * ff))
+            .with_min_len(min_task_rows(2 * ff))
             .for_each(|(ar, yr)| {
                 ar.copy_from_slice(&yr[..ff]);
                 gelu_tanh_mul(ar, &yr[ff..]);
@@ -411,11 +460,13 @@ impl<'m> Session<'m> {
         let k = hp.n_expert_used;
         let root = (h as f64).powf(-0.5) as f32;
         let mut rin = norm_rows(x, h, None, hp.rms_eps);
-        rin.par_chunks_mut(h).for_each(|row| {
-            for (v, &s) in row.iter_mut().zip(&moe.router_scale) {
-                *v = *v * s * root;
-            }
-        });
+        rin.par_chunks_mut(h)
+            .with_min_len(min_task_rows(h))
+            .for_each(|row| {
+                for (v, &s) in row.iter_mut().zip(&moe.router_scale) {
+                    *v = *v * s * root;
+                }
+            });
         let logits = matmul(m, &moe.router, &rin);
         // Per token: (expert, weight) for its top-k experts.
         let routes: Vec<Vec<(usize, f32)>> = logits
