@@ -647,25 +647,16 @@ impl Kernels {
                 .with_min_len(min_task_rows(cols))
                 .for_each(|(d, x)| crate::formats::bf16::quantize_row_ref(x, d));
             acts
-        } else if tile::is_tq(f) {
-            let ab = tile::act_row_bytes(f, cols);
-            let nat = crate::formats::tq::act_bytes(ty, cols).expect("a TQ row length");
-            assert!(scratch.len() >= n * ab, "{ty}: gemm scratch too small");
-            let acts = &mut scratch[..n * ab];
-            acts.par_chunks_mut(ab)
-                .zip(xs.par_chunks(cols))
-                .with_min_len(min_task_rows(cols))
-                .for_each_init(
-                    || vec![0u8; nat],
-                    |tmp, (d, x)| {
-                        self.prepare_activation_as(ty, x, tmp, act_fmt);
-                        tile::prepare_tq(cols, tmp, d);
-                    },
-                );
-            acts
         } else {
+            // Quantized weights: each column's activation in the table's own format (TQ: rotated
+            // and quantized as `act_fmt` says), then re-laid out for the tile.
+            let tq = tile::is_tq(f);
             let ab = tile::act_row_bytes(f, cols);
-            let nat = tile::natural_row_bytes(f, cols);
+            let nat = if tq {
+                crate::formats::tq::act_bytes(ty, cols).expect("a TQ row length")
+            } else {
+                tile::natural_row_bytes(f, cols)
+            };
             assert!(scratch.len() >= n * ab, "{ty}: gemm scratch too small");
             let acts = &mut scratch[..n * ab];
             acts.par_chunks_mut(ab)
@@ -674,8 +665,13 @@ impl Kernels {
                 .for_each_init(
                     || vec![0u8; nat],
                     |tmp, (d, x)| {
-                        self.quantize_row(act_type(ty), x, tmp);
-                        tile::prepare(f, tmp, d);
+                        if tq {
+                            self.prepare_activation_as(ty, x, tmp, act_fmt);
+                            tile::prepare_tq(cols, tmp, d);
+                        } else {
+                            self.quantize_row(act_type(ty), x, tmp);
+                            tile::prepare(f, tmp, d);
+                        }
                     },
                 );
             acts
