@@ -367,7 +367,8 @@ fn tiled_gemm_within_bound_and_batch_independent() {
             }
         }
     }
-    isas::check_exercised("TurboQuant tiled GEMM", &exercised);
+    // The tiled TQ GEMM exists on the AVX-512 tables only.
+    isas::check_exercised_among("TurboQuant tiled GEMM", &exercised, &[Isa::Avx512]);
 }
 
 /// The prepared activation (rotation + TQA8) on this CPU's fastest path equals the scalar
