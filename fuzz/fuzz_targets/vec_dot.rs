@@ -253,10 +253,11 @@ fn rotated_rows(ty: GgmlType, w_row: &[u8], rows: usize) -> Vec<u8> {
 fn check_tiled(k: &Kernels, ty: GgmlType, w_row: &[u8], x: &[f32]) {
     let n = gq_kernels::GEMM_TILE_MIN_N;
     let cols = x.len();
-    // The activation quantizers take finite input only (docs/kernels.md): with a NaN or an
-    // infinity the AVX-512 Q8_K quantizer's group sums need not match its quants (the row
-    // kernels and the tiled path both read those sums), so such rows are checked for not
-    // crashing only. Host fuzz run of 2026-11-29 05:40: 117 such Q6_K inputs.
+    // The activation quantizers take finite input only (docs/kernels.md), so rows with a NaN
+    // or an infinity are checked for not crashing only. (Host fuzz run of 2026-11-29 05:40:
+    // 117 such Q6_K inputs, where the AVX-512 Q8_K quantizer's group sums did not match its
+    // quants; since the fourth session of that day it takes them from its stored quants, but
+    // such input stays outside the quantizers' contract.)
     if !k.gemm_is_tiled(ty, cols, n, FloatAct::F32) || !x.iter().all(|v| v.is_finite()) {
         return;
     }
