@@ -448,3 +448,19 @@ fn runner_tokenizer_and_imatrix_refuse_the_same_files() {
     assert!(!target.exists());
     assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0);
 }
+
+/// Fuzz finding (2026-11-29, `gguf` target): a GGUF whose `gemma4.attention.sliding_window` is 0
+/// loaded, and its sliding-window layers then saw no key at all and panicked in the attention.
+/// The runner now refuses it while reading the hyper-parameters (config.json already had to
+/// give a positive window). Reproducer: fuzz/regressions/gguf/.
+#[test]
+fn zero_sliding_window_is_refused() {
+    let f = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/regressions/gguf/sliding-window-zero-attention-chunk-panic");
+    let err = fails(&["logits", f.to_str().unwrap(), "--ids", "0,1"]);
+    assert!(err.contains("sliding-window-zero"), "names the file: {err}");
+    assert!(
+        err.contains("gemma4.attention.sliding_window is 0"),
+        "{err}"
+    );
+}

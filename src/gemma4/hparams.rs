@@ -202,6 +202,10 @@ impl Hparams {
             bail!("gemma4.attention.shared_kv_layers {n_kv_shared} leaves none of the {n_layer} layers to compute K/V");
         }
         let ple_dim = opt_uint("embedding_length_per_layer_input").unwrap_or(0);
+        let sliding_window = uint("attention.sliding_window")?;
+        if sliding_window == 0 && swa.iter().any(|&s| s) {
+            bail!("gemma4.attention.sliding_window is 0 while sliding-window layers exist (a window must hold at least the token itself)");
+        }
         for (k, v) in [
             ("embedding_length", hidden),
             ("attention.head_count", n_head),
@@ -219,7 +223,7 @@ impl Hparams {
             swa,
             head_dim_swa,
             head_dim_full,
-            sliding_window: uint("attention.sliding_window")?,
+            sliding_window,
             rope_base_swa: float("rope.freq_base_swa")?,
             rope_base_full: float("rope.freq_base")?,
             rope_freq_factors_full: factors,
