@@ -21,7 +21,7 @@ use crate::formats::tq::TqError;
 use crate::formats::tq_tcq::{
     candidate_error, check_range, scale_candidates, write_block, zero_error, TcqSpec, Weighting,
 };
-use crate::formats::tq_trellis::{book, vlines, Coded, VLines, SUB};
+use crate::formats::tq_trellis::{book, vlines, Coded, VLines, SUB, VCELLS};
 use core::arch::x86_64::*;
 
 /// Blocks per batch (each with up to 2 scale candidates: at most 8 searches per batch).
@@ -172,55 +172,86 @@ unsafe fn search(s: &TcqSpec, b: usize, u: &[f32], d: f32, ch: &mut Chain) {
         let cell = _mm512_add_epi32(_mm512_slli_epi32::<6>(cy), cx);
         _mm512_storeu_si512(cells.as_mut_ptr().add(16 * q).cast(), cell);
     }
-    for p in 0..np {
-        let (x, y) = (ax[p], ay[p]);
-        let lines = if p >= first_lo { vl } else { vh };
-        let cell = cells[p] as usize;
-        if (inside[p / 16] >> (p % 16)) & 1 == 0 {
-            let w = s.pair_bits(b, p);
-            let r = book(w).nearest4(x, y);
-            let f = ch.fold[p] as usize;
-            for z in 0..4 {
-                ch.d[p][z ^ f] = r[z].0;
-                ch.fb[p][z] = (r[z].1, r[z].2);
+    // Raw pointers for the hot loop (it keeps them in registers, with no bounds checks).
+    let (eqp, cellp, dp, foldp) = (
+        ch.eq.as_mut_ptr(),
+        ch.cell.as_mut_ptr(),
+        ch.d.as_mut_ptr(),
+        ch.fold.as_ptr(),
+    );
+    assert!(ch.eq.len() >= np && ch.cell.len() >= np && ch.d.len() >= np && ch.fold.len() >= np);
+    for (range, lines) in [(0..first_lo, vh), (first_lo..np, vl)] {
+        let (xyp, longp) = (lines.xy.as_ptr(), lines.long.as_ptr());
+        assert!(lines.xy.len() >= VCELLS * VCELLS && lines.long.len() >= VCELLS * VCELLS);
+        for p in range {
+            let (x, y) = (ax[p], ay[p]);
+            let cell = cells[p] as usize;
+            if (inside[p / 16] >> (p % 16)) & 1 == 1 {
+                // SAFETY: inside the grid (0 ≤ x, y < 128), cell = 64·⌊y/2⌋ + ⌊x/2⌋ < 4096;
+                // p < np, the length of the chain's arrays (asserted above).
+                let long = *longp.add(cell);
+                if long == u16::MAX {
+                    let (vx, vy) = (_mm512_set1_ps(x), _mm512_set1_ps(y));
+                    let lp = xyp.add(cell).cast::<u16>();
+                    let dx = _mm512_sub_ps(vx, _mm512_cvtph_ps(_mm256_loadu_si256(lp.cast())));
+                    let dy =
+                        _mm512_sub_ps(vy, _mm512_cvtph_ps(_mm256_loadu_si256(lp.add(16).cast())));
+                    let d = _mm512_add_ps(_mm512_mul_ps(dx, dx), _mm512_mul_ps(dy, dy));
+                    let mut m = _mm512_min_ps(d, _mm512_shuffle_f32x4::<0x4e>(d, d));
+                    m = _mm512_min_ps(m, _mm512_shuffle_f32x4::<0xb1>(m, m));
+                    *cellp.add(p) = cell as u16;
+                    *eqp.add(p) = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(d, m) as u32;
+                    unfold(&mut *dp.add(p), m, *foldp.add(p));
+                    continue;
+                }
             }
-            ch.cell[p] = u16::MAX;
-            continue;
-        }
-        let (vx, vy) = (_mm512_set1_ps(x), _mm512_set1_ps(y));
-        let dist = |lp: *const u16| {
-            let dx = _mm512_sub_ps(vx, _mm512_cvtph_ps(_mm256_loadu_si256(lp.cast())));
-            let dy = _mm512_sub_ps(vy, _mm512_cvtph_ps(_mm256_loadu_si256(lp.add(16).cast())));
-            _mm512_add_ps(_mm512_mul_ps(dx, dx), _mm512_mul_ps(dy, dy))
-        };
-        let long = lines.long[cell];
-        if long == u16::MAX {
-            ch.cell[p] = cell as u16;
-            let d = dist(lines.xy[cell].as_ptr());
-            let mut m = _mm512_min_ps(d, _mm512_shuffle_f32x4::<0x4e>(d, d));
-            m = _mm512_min_ps(m, _mm512_shuffle_f32x4::<0xb1>(m, m));
-            ch.eq[p] = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(d, m) as u32;
-            unfold(&mut ch.d[p], m, ch.fold[p]);
-        } else {
-            // A long cell: 8 slots (x of slots 0–3, 4–7, then y), lanes 4s + z of two registers.
-            ch.cell[p] = 0x8000 | long;
-            let lp = lines.xy8[long as usize].as_ptr();
-            let dist8 = |o: usize| {
-                let dx = _mm512_sub_ps(vx, _mm512_cvtph_ps(_mm256_loadu_si256(lp.add(o).cast())));
-                let dy = _mm512_sub_ps(
-                    vy,
-                    _mm512_cvtph_ps(_mm256_loadu_si256(lp.add(32 + o).cast())),
-                );
+            if (inside[p / 16] >> (p % 16)) & 1 == 0 {
+                let w = s.pair_bits(b, p);
+                let r = book(w).nearest4(x, y);
+                let f = ch.fold[p] as usize;
+                for z in 0..4 {
+                    ch.d[p][z ^ f] = r[z].0;
+                    ch.fb[p][z] = (r[z].1, r[z].2);
+                }
+                ch.cell[p] = u16::MAX;
+                continue;
+            }
+            let (vx, vy) = (_mm512_set1_ps(x), _mm512_set1_ps(y));
+            let dist = |lp: *const u16| {
+                let dx = _mm512_sub_ps(vx, _mm512_cvtph_ps(_mm256_loadu_si256(lp.cast())));
+                let dy = _mm512_sub_ps(vy, _mm512_cvtph_ps(_mm256_loadu_si256(lp.add(16).cast())));
                 _mm512_add_ps(_mm512_mul_ps(dx, dx), _mm512_mul_ps(dy, dy))
             };
-            let (d0, d1) = (dist8(0), dist8(16));
-            let mut m = _mm512_min_ps(d0, d1);
-            m = _mm512_min_ps(m, _mm512_shuffle_f32x4::<0x4e>(m, m));
-            m = _mm512_min_ps(m, _mm512_shuffle_f32x4::<0xb1>(m, m));
-            let e0 = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(d0, m) as u32;
-            let e1 = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(d1, m) as u32;
-            ch.eq[p] = e0 | (e1 << 16);
-            unfold(&mut ch.d[p], m, ch.fold[p]);
+            let long = lines.long[cell];
+            if long == u16::MAX {
+                ch.cell[p] = cell as u16;
+                let d = dist(lines.xy[cell].as_ptr());
+                let mut m = _mm512_min_ps(d, _mm512_shuffle_f32x4::<0x4e>(d, d));
+                m = _mm512_min_ps(m, _mm512_shuffle_f32x4::<0xb1>(m, m));
+                ch.eq[p] = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(d, m) as u32;
+                unfold(&mut ch.d[p], m, ch.fold[p]);
+            } else {
+                // A long cell: 8 slots (x of slots 0–3, 4–7, then y), lanes 4s + z of two registers.
+                ch.cell[p] = 0x8000 | long;
+                let lp = lines.xy8[long as usize].as_ptr();
+                let dist8 = |o: usize| {
+                    let dx =
+                        _mm512_sub_ps(vx, _mm512_cvtph_ps(_mm256_loadu_si256(lp.add(o).cast())));
+                    let dy = _mm512_sub_ps(
+                        vy,
+                        _mm512_cvtph_ps(_mm256_loadu_si256(lp.add(32 + o).cast())),
+                    );
+                    _mm512_add_ps(_mm512_mul_ps(dx, dx), _mm512_mul_ps(dy, dy))
+                };
+                let (d0, d1) = (dist8(0), dist8(16));
+                let mut m = _mm512_min_ps(d0, d1);
+                m = _mm512_min_ps(m, _mm512_shuffle_f32x4::<0x4e>(m, m));
+                m = _mm512_min_ps(m, _mm512_shuffle_f32x4::<0xb1>(m, m));
+                let e0 = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(d0, m) as u32;
+                let e1 = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(d1, m) as u32;
+                ch.eq[p] = e0 | (e1 << 16);
+                unfold(&mut ch.d[p], m, ch.fold[p]);
+            }
         }
     }
 }
@@ -352,6 +383,8 @@ fn traceback(s: &TcqSpec, b: usize, ch: &Chain, out: &mut [Coded]) {
     let (fold, cell, eq, fb) = (&ch.fold[..np], &ch.cell[..np], &ch.eq[..np], &ch.fb[..np]);
     let out = &mut out[..np];
     for (range, vlns) in [(0..first_lo, vh), (first_lo..np, vl)] {
+        let meta = vlns.meta.as_ptr();
+        assert!(vlns.meta.len() >= VCELLS * VCELLS);
         for p in range {
             let z = (zs[p] >> 1) as usize;
             let f = fold[p];
@@ -364,7 +397,14 @@ fn traceback(s: &TcqSpec, b: usize, ch: &Chain, out: &mut [Coded]) {
                 let (k, m) = if c & 0x8000 != 0 {
                     vlns.meta8[(c & 0x7fff) as usize][l]
                 } else {
-                    vlns.meta[c as usize][l & 15]
+                    // SAFETY: the search stores cells below 64 · 64 (the mask keeps any value
+                    // there) and `meta` has that many lines (asserted above); l & 15 < 16.
+                    unsafe {
+                        *meta
+                            .add((c & 0xfff) as usize)
+                            .cast::<(u8, u8)>()
+                            .add(l & 15)
+                    }
                 };
                 (k as u16, m)
             };
