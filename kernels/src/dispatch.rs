@@ -31,8 +31,8 @@ pub(crate) enum ActLayout {
     /// Q8_K with the group sums replaced by 8 f32 `d·Σ` per 32 quants (`x86::intel`): 292
     /// bytes per block.
     Q8KV,
-    /// Q8_K quants, then 64 i32 `−4·Σ` per four quants, then the f32 scale (`x86::intel`,
-    /// Q3_K): 516 bytes per block.
+    /// Per block Q8_K quants and 64 i32 `−4·Σ` per four quants, then the f32 block scales
+    /// (`x86::intel`, Q3_K): 516 bytes per block.
     Q8K3,
 }
 

@@ -157,18 +157,18 @@ unsafe fn fma231(acc: __m512, a: __m512, b: __m512) -> __m512 {
     acc
 }
 
-/// f32 lane 1 of `v` in every lane (one `vpermps`; LLVM otherwise emits a shuffle and a
-/// broadcast).
+/// f32 lane `idx` (an index vector, the lane in every dword) of `v` in every lane: one
+/// `vpermps` (LLVM otherwise emits a shuffle and a broadcast).
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,gfni,avx2,fma,f16c")]
-unsafe fn bcast_lane1(v: __m128, ones: __m512i) -> __m512 {
+unsafe fn bcast_lane(v: __m128, idx: __m512i) -> __m512 {
     let out: __m512;
     // SAFETY: an AVX-512 F register instruction available under this function's features.
     unsafe {
         core::arch::asm!(
             "vpermps {o}, {i}, {v}",
             o = lateout(zmm_reg) out,
-            i = in(zmm_reg) ones,
+            i = in(zmm_reg) idx,
             v = in(zmm_reg) _mm512_castps128_ps512(v),
             options(pure, nomem, nostack, preserves_flags)
         );
@@ -526,7 +526,7 @@ intel! {
                 // [d·d_a, −dmin·d_a], as the scalar reference scales each part.
                 let dd = _mm_mul_ps(dm, _mm_set1_ps(rd(y.cast::<f32>())));
                 a0[c] = fma231(a0[c], _mm512_broadcastss_ps(dd), _mm512_cvtepi32_ps(sumi));
-                let dmin = bcast_lane1(dd, one);
+                let dmin = bcast_lane(dd, one);
                 a1[c] = fma231(a1[c], dmin, _mm512_cvtepi32_ps(_mm512_zextsi256_si512(summs)));
             }
         }
@@ -536,40 +536,49 @@ intel! {
     }
 }
 
-/// Q3_K's activation layout "Q8_K-3": per block 256 quants (i8, natural order), then 64 i32
-/// `−4·Σ` of each four quants (the start value of the `vpdpbusd` that meets them, so that
-/// every lane holds a true partial sum of `(q − 4)·a`), then the f32 scale: [`Q8K3`] bytes.
-pub(crate) const Q8K3: usize = 516;
+/// Q3_K's activation layout "Q8_K-3" for a row of `nb` blocks: per block 256 quants (i8,
+/// natural order), then 64 i32 `−4·Σ` of each four quants (the start value of the `vpdpbusd`
+/// that meets them, so that every lane holds a true partial sum of `(q − 4)·a`): [`Q8K3`]
+/// bytes per block; then the `nb` f32 block scales. 516 bytes per block in all.
+pub(crate) const Q8K3: usize = 512;
 
-/// One natural Q8_K block (`src`, 292 bytes) to the Q8_K-3 layout (`dst`, [`Q8K3`] bytes).
-fn q8_k_block_to_3(src: &[u8], dst: &mut [u8]) {
-    dst[..256].copy_from_slice(&src[4..260]);
+/// Bytes of the Q8_K-3 activation of `nb` blocks.
+pub(crate) const fn q8_k3_bytes(nb: usize) -> usize {
+    (Q8K3 + 4) * nb
+}
+
+/// One natural Q8_K block (`src`, 292 bytes) to block `b` of a Q8_K-3 row of `nb` blocks.
+fn q8_k_block_to_3(src: &[u8], dst: &mut [u8], b: usize, nb: usize) {
+    let d = &mut dst[Q8K3 * b..Q8K3 * (b + 1)];
+    d[..256].copy_from_slice(&src[4..260]);
     for j in 0..64 {
         let s: i32 = src[4 + 4 * j..8 + 4 * j]
             .iter()
             .map(|&v| v as i8 as i32)
             .sum();
-        dst[256 + 4 * j..260 + 4 * j].copy_from_slice(&(-4 * s).to_le_bytes());
+        d[256 + 4 * j..260 + 4 * j].copy_from_slice(&(-4 * s).to_le_bytes());
     }
-    dst[512..516].copy_from_slice(&src[..4]);
+    let at = Q8K3 * nb + 4 * b;
+    dst[at..at + 4].copy_from_slice(&src[..4]);
 }
 
-/// Natural Q8_K blocks (`src`) to the Q8_K-3 layout (`dst`, [`Q8K3`] bytes per block).
+/// Natural Q8_K blocks (`src`) to the Q8_K-3 layout (`dst`, [`q8_k3_bytes`]).
 pub(crate) fn q8_k_to_3(src: &[u8], dst: &mut [u8]) {
-    for (s, d) in src.chunks_exact(Q8K).zip(dst.chunks_exact_mut(Q8K3)) {
-        q8_k_block_to_3(s, d);
+    let nb = src.len() / Q8K;
+    for (b, s) in src.chunks_exact(Q8K).enumerate() {
+        q8_k_block_to_3(s, dst, b, nb);
     }
 }
 
-/// [`q8_k_to_3`] in place: `buf` holds [`Q8K3`] bytes per block, the natural Q8_K blocks in
-/// its first 292 bytes per block (converted from the last block down, so no input is
-/// overwritten before it is read).
+/// [`q8_k_to_3`] in place: `buf` holds [`q8_k3_bytes`] bytes, the natural Q8_K blocks in its
+/// first 292 bytes per block (converted from the last block down: block `b`'s output starts at
+/// or after the end of natural block `b − 1`, so no input is overwritten before it is read).
 pub(crate) fn q8_k_to_3_in_place(buf: &mut [u8]) {
-    let nb = buf.len() / Q8K3;
+    let nb = buf.len() / (Q8K3 + 4);
     let mut tmp = [0u8; Q8K];
     for b in (0..nb).rev() {
         tmp.copy_from_slice(&buf[Q8K * b..Q8K * (b + 1)]);
-        q8_k_block_to_3(&tmp, &mut buf[Q8K3 * b..Q8K3 * (b + 1)]);
+        q8_k_block_to_3(&tmp, buf, b, nb);
     }
 }
 
@@ -609,7 +618,7 @@ intel! {
     /// applies `256·(scale − 32)` (a `vpermb` into the high bytes, so no sign extension), and
     /// one `vpsrad` removes the 256 exactly.
     #[inline]
-    pub(crate) unsafe fn q3_k<const C: usize>(w: *const u8, i0: usize, i1: usize, _nb: usize, ys: [*const u8; C], acc: &mut [Acc; C], pf: usize) {
+    pub(crate) unsafe fn q3_k<const C: usize>(w: *const u8, i0: usize, i1: usize, nb: usize, ys: [*const u8; C], acc: &mut [Acc; C], pf: usize) {
         let ga = gf_halves(GF_Q3_A0, GF_Q3_A1);
         let gb = gf_halves(GF_Q3_B0, GF_Q3_B1);
         let swap = _mm512_set1_epi64(GF_SWAP);
@@ -621,12 +630,13 @@ intel! {
         let shc = _mm_loadu_si128(Q3S_HI.as_ptr().cast());
         let m4x = _mm_set1_epi8(0x0f);
         let zero = _mm512_setzero_si512();
+        let dys: [*const f32; C] = core::array::from_fn(|c| ys[c].add(Q8K3 * nb).cast::<f32>());
         let mut a: [__m512; C] = core::array::from_fn(|c| acc[c][0]);
         for i in i0..i1 {
             let x = w.add(110 * i);
             prefetch::<2>(x, pf);
-            // The 16 scales minus 32 as i8, in four vector operations (the general-register
-            // unpacking cost ~30 integer micro-ops that share ports 0 and 5).
+            // The 16 scales minus 32 as i8, in four vector operations (unpacking them in
+            // general registers cost ~30 integer micro-ops, some on ports 0 and 5).
             let lo = _mm_gf2p8affine_epi64_epi8::<0>(_mm_castpd_si128(_mm_loaddup_pd(x.add(96).cast())), gsl);
             let hi = _mm_multishift_epi64_epi8(shc, _mm_set1_epi32(rd(x.add(104).cast::<i32>())));
             let sc = _mm_ternarylogic_epi64::<0xE4>(lo, hi, m4x);
@@ -656,7 +666,8 @@ intel! {
                 let sumi = dpwssd(zero, _mm512_packs_epi32(p[0], p[1]), s01);
                 let sumi = dpwssd(sumi, _mm512_packs_epi32(p[2], p[3]), s23);
                 let sumi = _mm512_srai_epi32::<8>(sumi);
-                let dy = _mm512_set1_ps(d * rd(y.add(512).cast::<f32>()));
+                // d·d_a first, as in the scalar reference.
+                let dy = _mm512_set1_ps(d * rd(dys[c].add(i)));
                 a[c] = fma231(a[c], dy, _mm512_cvtepi32_ps(sumi));
             }
         }
@@ -936,7 +947,7 @@ entries!(q3_k_gemv, q3_k_gemm, q3_k, 110);
 /// Q3_K · natural Q8_K activation (`Kernels::vec_dot`): converts to Q8_K-3 and runs the GEMV
 /// kernel, so the result is bit-identical to the GEMV's.
 pub(crate) fn q3_k_dot(w: &[u8], a: &[u8]) -> f32 {
-    let mut v = vec![0u8; a.len() / Q8K * Q8K3];
+    let mut v = vec![0u8; q8_k3_bytes(a.len() / Q8K)];
     q8_k_to_3(a, &mut v);
     q3_k_gemv(w, &v)
 }
@@ -975,16 +986,16 @@ mod tests {
                 seed as u8
             })
             .collect();
-        let mut out = vec![0u8; nb * Q8K3];
+        let mut out = vec![0u8; q8_k3_bytes(nb)];
         q8_k_to_3(&natural, &mut out);
-        let mut inplace = vec![0u8; nb * Q8K3];
+        let mut inplace = vec![0u8; q8_k3_bytes(nb)];
         inplace[..nb * Q8K].copy_from_slice(&natural);
         q8_k_to_3_in_place(&mut inplace);
         assert_eq!(out, inplace);
         for b in 0..nb {
             let (s, d) = (&natural[Q8K * b..], &out[Q8K3 * b..]);
             assert_eq!(&d[..256], &s[4..260]);
-            assert_eq!(&d[512..516], &s[..4]);
+            assert_eq!(&out[Q8K3 * nb + 4 * b..][..4], &s[..4]);
             for j in 0..64 {
                 let want: i32 = -4 * (0..4).map(|t| s[4 + 4 * j + t] as i8 as i32).sum::<i32>();
                 let got = i32::from_le_bytes(d[256 + 4 * j..260 + 4 * j].try_into().unwrap());
