@@ -1,5 +1,5 @@
 //! AVX-512 kernels for cores with two 512-bit vector ports (Intel Sapphire / Emerald / Granite
-//! Rapids): GEMV and GEMM kernels for Q4_K, Q6_K and Q8_0. A kernel takes one weight row, a
+//! Rapids): GEMV and GEMM kernels for Q2_K, Q3_K, Q4_K, Q6_K and Q8_0. A kernel takes one weight row, a
 //! range of its blocks and `C` activation rows, and adds into per-column accumulators (C = 1
 //! for GEMV; C = 8 for GEMM, which walks K in chunks of [`KB`] blocks over tiles of [`TR`]
 //! rows so that weights and activations are reused from L1). Every column sees exactly the same
@@ -32,6 +32,11 @@
 //!   with `−32·scale`; the lanes then hold parts that cancel only in their total, so each
 //!   block's sum is reduced to one integer before its float step (kept in f32 lanes, the parts
 //!   overflowed or cancelled the result away: a fuzz finding);
+//! - Q2_K / Q3_K: 2-bit fields (and Q3_K's high bits, merged by one `vpternlogq` per 64
+//!   quants) come out of one `vgf2p8affineqb` per 64 quants, two shifts per broadcast 32-byte
+//!   half; Q3_K's −4 enters as the start value of `vpdpbusd`, prepared once per call in the
+//!   activation ("Q8_K-3": `−4·Σ` per four quants), so every lane is an exact partial sum;
+//!   its 6-bit scales are unpacked with four xmm operations (GFNI, `vpmultishiftqb`);
 //! - Q8_0: the activation is prepared once per call in a private layout (quants + 128, i.e.
 //!   unsigned, contiguous; f32 block scales apart), so `vpdpbusd` takes activation × weight
 //!   directly, with `−128·Σw` per lane (from one `vpdpbusd` on the weights) as the starting
