@@ -1,6 +1,7 @@
 //! AVX-512 kernels for cores with two 512-bit vector ports (Intel Sapphire / Emerald / Granite
-//! Rapids): GEMV and GEMM kernels for Q2_K, Q3_K, Q4_K, Q6_K and Q8_0. A kernel takes one weight row, a
-//! range of its blocks and `C` activation rows, and adds into per-column accumulators (C = 1
+//! Rapids): GEMV and GEMM kernels for Q2_K, Q3_K, Q4_K, Q5_K, Q6_K and Q8_0. A kernel takes
+//! one weight row, a range of its blocks and `C` activation rows, and adds into per-column
+//! accumulators (C = 1
 //! for GEMV; C = 8 for GEMM, which walks K in chunks of [`KB`] blocks over tiles of [`TR`]
 //! rows so that weights and activations are reused from L1). Every column sees exactly the same
 //! instructions in the same block order, so a GEMM column is bit-identical to the GEMV of that
@@ -299,6 +300,72 @@ intel! {
             let d = _mm512_broadcastss_ps(dm);
             let q: [__m512i; 4] = core::array::from_fn(|j| {
                 _mm512_gf2p8affine_epi64_epi8::<0>(bcast256(x.add(16 + 32 * j)), gf)
+            });
+            for c in 0..C {
+                let y = ys[c].add(Q8K * i);
+                let yq = y.add(4);
+                let p: [__m512i; 4] =
+                    core::array::from_fn(|j| _mm512_dpbusd_epi32(zero, q[j], ld512(yq.add(64 * j))));
+                let sumi = _mm512_dpwssd_epi32(zero, _mm512_packs_epi32(p[0], p[1]), s01);
+                let sumi = _mm512_dpwssd_epi32(sumi, _mm512_packs_epi32(p[2], p[3]), s23);
+                let yd = _mm512_set1_ps(rd(y.cast::<f32>()));
+                let dy = _mm512_mul_ps(d, yd);
+                a[c] = _mm512_fmadd_ps(dy, _mm512_cvtepi32_ps(sumi), a[c]);
+                // (−dmin·d_a)·(m_j·Σ_j): m_j·Σ_j is exact (|·| < 2^18), and dmin meets d_a
+                // first as in the scalar reference. Scaling −dmin·m by d_a first overflowed f32
+                // for d_a near 10^36 where the reference stays finite (a fuzz finding,
+                // fuzz/regressions/vec_dot/q4k-intel-min-times-activation-scale-overflows).
+                let v = _mm512_zextps256_ps512(_mm256_loadu_ps(y.add(260).cast()));
+                a[c] = _mm512_fmadd_ps(_mm512_mul_ps(negdmin, yd), _mm512_mul_ps(mf, v), a[c]);
+            }
+        }
+        for c in 0..C {
+            acc[c][0] = a[c];
+        }
+    }
+}
+
+/// Q5_K fifth bits: `qh` bit k moved to bit 4.
+const GF_Q5H: [i64; 8] = {
+    let mut out = [0i64; 8];
+    let mut k = 0;
+    while k < 8 {
+        out[k] = gf_bits([NB, NB, NB, NB, k as u8, NB, NB, NB]);
+        k += 1;
+    }
+    out
+};
+
+intel! {
+    /// Q5_K blocks `i0..i1` · `C` Q8_K-v activation rows: Q4_K's kernel with the fifth bits
+    /// put into bit 4 by one `vgf2p8affineqb` of the broadcast `qh` (bit 2j in the low, 2j + 1 in
+    /// the high 256 bits) and one `vpor` per 64 quants.
+    #[inline]
+    pub(crate) unsafe fn q5_k<const C: usize>(w: *const u8, i0: usize, i1: usize, _nb: usize, ys: [*const u8; C], acc: &mut [Acc; C], pf: usize) {
+        let gf = gf_halves(GF_LO, GF_HI);
+        let gfh: [__m512i; 4] = core::array::from_fn(|j| gf_halves(GF_Q5H[2 * j], GF_Q5H[2 * j + 1]));
+        let s01i = ld512(Q4K_S01.as_ptr());
+        let s23i = ld512(Q4K_S23.as_ptr());
+        let mi = _mm256_loadu_si256(Q4K_MIN.as_ptr().cast());
+        let zero = _mm512_setzero_si512();
+        let mut a: [__m512; C] = core::array::from_fn(|c| acc[c][0]);
+        for i in i0..i1 {
+            let x = w.add(176 * i);
+            prefetch::<3>(x, pf);
+            let (lo, hi) = k45_unpack(x.add(4));
+            let t = _mm512_zextsi128_si512(_mm_set_epi64x(hi as i64, lo as i64));
+            let s01 = _mm512_permutexvar_epi8(s01i, t);
+            let s23 = _mm512_permutexvar_epi8(s23i, t);
+            // m_j in lanes 0..8 (f32, exact), zero above; −dmin broadcast.
+            let m32 = _mm256_permutexvar_epi8(mi, _mm512_castsi512_si256(t));
+            let mf = _mm512_zextps256_ps512(_mm256_cvtepi32_ps(m32));
+            let dm = f16x2(x);
+            let negdmin = _mm512_sub_ps(_mm512_setzero_ps(), _mm512_broadcastss_ps(_mm_movehdup_ps(dm)));
+            let d = _mm512_broadcastss_ps(dm);
+            let qh = bcast256(x.add(16));
+            let q: [__m512i; 4] = core::array::from_fn(|j| {
+                let n = _mm512_gf2p8affine_epi64_epi8::<0>(bcast256(x.add(48 + 32 * j)), gf);
+                _mm512_or_si512(n, _mm512_gf2p8affine_epi64_epi8::<0>(qh, gfh[j]))
             });
             for c in 0..C {
                 let y = ys[c].add(Q8K * i);
@@ -948,6 +1015,15 @@ entries!(q6_k_gemv, q6_k_gemm, q6_k, 210);
 entries!(q8_0_gemv, q8_0_gemm, q8_0, 34);
 entries!(q2_k_gemv, q2_k_gemm, q2_k, 84);
 entries!(q3_k_gemv, q3_k_gemm, q3_k, 110);
+entries!(q5_k_gemv, q5_k_gemm, q5_k, 176);
+
+/// Q5_K · natural Q8_K activation (`Kernels::vec_dot`): converts to Q8_K-v and runs the GEMV
+/// kernel, so the result is bit-identical to the GEMV's.
+pub(crate) fn q5_k_dot(w: &[u8], a: &[u8]) -> f32 {
+    let mut v = a.to_vec();
+    q8_k_to_v(&mut v);
+    q5_k_gemv(w, &v)
+}
 
 /// Q3_K · natural Q8_K activation (`Kernels::vec_dot`): converts to Q8_K-3 and runs the GEMV
 /// kernel, so the result is bit-identical to the GEMV's.

@@ -67,7 +67,6 @@ wrap! {
     a5_q3_k: dot avx512::dot_q3_k::<0>;
     a5_q4_k: dot avx512::dot_q4_k;
     a5_q5_k: dot avx512::dot_q5_k::<0>;
-    i5_q5_k: dot avx512::dot_q5_k::<{ intel::PREFETCH_DEFAULT }>;
     a5_q6_k: dot avx512::dot_q6_k;
 }
 
@@ -230,7 +229,7 @@ fn q5_q8_k(x: &[f32], dst: &mut [u8]) {
 }
 
 /// The AVX-512 table: the AVX2 table with 512-bit dot products for every weight type, and (where the CPU has AVX512_BF16) `vdpbf16ps` for BF16 weights × BF16
-/// activations. With [`Tune::Intel`], Q2_K, Q3_K, Q4_K, Q6_K and Q8_0 take the row kernels
+/// activations. With [`Tune::Intel`], Q2_K, Q3_K, Q4_K, Q5_K, Q6_K and Q8_0 take the row kernels
 /// of `intel.rs` (GEMV, GEMM and `vec_dot`).
 ///
 /// # Safety
@@ -315,7 +314,6 @@ pub(crate) unsafe fn avx512_table(tune: Tune) -> Kernels {
             (GgmlType::Q4_1, i5_q4_1),
             (GgmlType::Q5_0, i5_q5_0),
             (GgmlType::Q5_1, i5_q5_1),
-            (GgmlType::Q5_K, i5_q5_k),
         ] {
             k.dot[t.index()] = Some(f);
         }
@@ -363,6 +361,14 @@ pub(crate) unsafe fn avx512_table(tune: Tune) -> Kernels {
                 intel::q3_k_gemm,
                 intel::q3_k_dot,
                 "q3_k: ternlog+gfni 3-bit values, -4 in the activation, vpdpbusd+vpackssdw+vpdpwssd",
+            ),
+            (
+                GgmlType::Q5_K,
+                ActLayout::Q8KV,
+                intel::q5_k_gemv,
+                intel::q5_k_gemm,
+                intel::q5_k_dot,
+                "q5_k: gfni nibbles and fifth bits, vpdpbusd+vpackssdw+vpdpwssd, f32 mins",
             ),
             (
                 GgmlType::Q8_0,
