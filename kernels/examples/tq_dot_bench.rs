@@ -1,5 +1,6 @@
 //! Cache-resident TurboQuant dot-product throughput (ns per 256-block, one thread):
-//! `cargo run --release -p gq-kernels --example tq_dot_bench -- [types] [isa]`.
+//! `cargo run --release -p gq-kernels --example tq_dot_bench -- [types] [isa]` (row length
+//! `TQ_BENCH_COLS`, default 4096).
 use gq_kernels::formats::tq::{self, TqParams};
 use gq_kernels::{kernels_for, GgmlType, Isa};
 use std::time::Instant;
@@ -15,7 +16,11 @@ fn main() {
         .and_then(|s| Isa::parse(s))
         .unwrap_or_else(Isa::best);
     let k = kernels_for(isa).expect("ISA available");
-    let (rows, cols) = (256, 4096);
+    let cols: usize = std::env::var("TQ_BENCH_COLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4096);
+    let rows = 256 * 4096 / cols;
     let p = TqParams::default();
     for ty in types {
         let w = gq_kernels::bench::random_weights(ty, rows, cols, 7);

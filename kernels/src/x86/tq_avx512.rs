@@ -11,7 +11,11 @@
 //! that 4 lanes make one group of 32 coordinates, scaled by its activation scale. The integer
 //! sums are exact; only the float accumulation order differs from the scalar reference.
 //!
-//! Rows whose column block is below 128 take the scalar reference.
+//! Rows of 256-blocks of the types without QJL signs (every Gemma 4 matrix) take
+//! [`dot_tcq256`]: the same values and float order (bit-identical), with the subsets from the
+//! branch bits by `vpmultishiftqb` + `vgf2p8affineqb` instead of scalar masks and `kmov`s, no
+//! per-block address arithmetic, two blocks per iteration and every constant in a register
+//! (docs/turboquant.md §16). Rows whose column block is below 128 take the scalar reference.
 //!
 //! The GEMM of the types without QJL signs (prompt processing) decodes each row once per column
 //! block to signed int8 and multiplies it with many biased activations (see the GEMM section);
@@ -111,6 +115,81 @@ struct Prep {
     s256: [Shape; 2],
     hi: ([u8; 256], [u8; 256]),
     lo: ([u8; 256], [u8; 256]),
+    /// The constants of the 256-block GEMV ([`dot_tcq256`]; trellis types without QJL signs).
+    fast: [Fast; 2],
+    /// `scale_of(e)` for every scale byte.
+    d: [f32; 256],
+    /// |X| and |Y| of the hi table followed by the lo table at `2^(hi−1)` (used by
+    /// [`dot_tcq256`] when both fit in 64 entries, [`merges`]: one lookup instead of two and a
+    /// blend).
+    mrg: ([u8; 256], [u8; 256]),
+}
+
+/// Constants of one chunk of 64 pairs of a 256-block for [`dot_tcq256`], which takes the
+/// subsets `z` from the branch bits in vector registers: the branch-bit qword is broadcast,
+/// `vpmultishiftqb` gives every pair `p` the byte `b_{p−3} b_{p−2} b_{p−1} b_p …` (LSB first)
+/// and one `vgf2p8affineqb` turns it into `z0 << (w−3) | z1 << (w−2)`, since `z0 = b_{p−1}` and
+/// `z1 = b_p ⊕ b_{p−2} ⊕ b_{p−3}` are linear over GF(2) (the matrix per qword, i.e. per 8
+/// pairs of one width). The field bytes are read by one unmasked 64-byte load that ends inside
+/// the block.
+#[derive(Clone, Debug)]
+struct Fast {
+    /// Offset of the 64-byte field load from the block start.
+    at: usize,
+    /// `vpermb` index of the field bytes (the shape's, moved by the load offset).
+    idx: [u8; 64],
+    /// `vpmultishiftqb` control of the branch-bit window of each pair.
+    win: [u8; 64],
+    /// Bits of the window that exist (clears `b_{-1}, b_{-2}, b_{-3}` of the first chunk).
+    keep: [u8; 64],
+    /// `vgf2p8affineqb` matrices: window → `z0 << (w−3) | z1 << (w−2)`, per qword.
+    aff: [u64; 8],
+    /// `2^(hi−1)` on the lo pairs: their entry in [`Prep::mrg`].
+    lob: [u8; 64],
+}
+
+fn fast(s: &TcqSpec, t: usize, sh: &Shape) -> Fast {
+    let fields = 1 + 16 + sh.off;
+    let bb = s.block_bytes(256);
+    let at = fields.min(bb - 64);
+    debug_assert!(sh.unpack || at == fields);
+    let mut f = Fast {
+        at,
+        idx: [0; 64],
+        win: [0; 64],
+        keep: [0xff; 64],
+        aff: [0; 8],
+        lob: [0; 64],
+    };
+    for l in 0..64 {
+        f.idx[l] = (sh.idx[l] as usize + fields - at).min(63) as u8;
+        // Chunk 0: one qword b_0..b_63 for every lane, the window of pair p starts at p − 3
+        // (mod 64; the three bits before b_0 are cleared). Chunk 1: qwords 0..6 hold
+        // b_56..b_119 (window at p + 5), qword 7 holds b_64..b_127 (window at p − 3).
+        f.win[l] = if t == 0 {
+            ((l + 61) % 64) as u8
+        } else if l < 56 {
+            (l + 5) as u8
+        } else {
+            (l - 3) as u8
+        };
+    }
+    for l in 0..64 {
+        if sh.lo >> l & 1 != 0 {
+            f.lob[l] = 1 << (s.hi - 1);
+        }
+    }
+    if t == 0 {
+        f.keep[0] = 0xf8;
+        f.keep[1] = 0xfc;
+        f.keep[2] = 0xfe;
+    }
+    for (q, a) in f.aff.iter_mut().enumerate() {
+        // Output bit i is the parity of (matrix byte 7 − i) & input.
+        let s0 = sh.zb0[8 * q].trailing_zeros() as usize;
+        *a = (0x04u64 << (8 * (7 - s0))) | (0x0bu64 << (8 * (6 - s0)));
+    }
+    f
 }
 
 fn tables(w: u32) -> ([u8; 256], [u8; 256]) {
@@ -118,6 +197,21 @@ fn tables(w: u32) -> ([u8; 256], [u8; 256]) {
     for (k, p) in pair_table(w).iter().enumerate() {
         x[k] = p[0] as u8;
         y[k] = p[1] as u8;
+    }
+    (x, y)
+}
+
+/// [`Prep::mrg`].
+fn merged(s: &TcqSpec) -> ([u8; 256], [u8; 256]) {
+    let (mut x, mut y) = ([0u8; 256], [0u8; 256]);
+    let off = 1usize << (s.hi - 1);
+    if merges(s.hi, s.lo) {
+        for (k, p) in pair_table(s.hi).iter().enumerate() {
+            (x[k], y[k]) = (p[0] as u8, p[1] as u8);
+        }
+        for (k, p) in pair_table(s.lo).iter().enumerate() {
+            (x[off + k], y[off + k]) = (p[0] as u8, p[1] as u8);
+        }
     }
     (x, y)
 }
@@ -130,11 +224,16 @@ fn prep(ty: GgmlType) -> &'static Prep {
         .expect("a trellis type");
     PREPS[i].get_or_init(|| {
         let s = spec(ty);
+        let s256 = [shape(s, 256, 0), shape(s, 256, 1)];
+        let fast = [fast(s, 0, &s256[0]), fast(s, 1, &s256[1])];
         Prep {
             s128: [shape(s, 128, 0)],
-            s256: [shape(s, 256, 0), shape(s, 256, 1)],
+            s256,
             hi: tables(s.hi),
             lo: tables(s.lo),
+            fast,
+            d: core::array::from_fn(|e| scale_of(e as u8)),
+            mrg: merged(s),
         }
     })
 }
@@ -350,6 +449,11 @@ unsafe fn dot_tcq<
 ) -> f32 {
     let s = spec(ty);
     let n = w.len() * 512 / s.bpw64;
+    // Rows of 256-blocks (B_max = 256 divides n: §3) of the types without QJL signs.
+    const _: () = assert!(crate::formats::tq::TQ_MAX_BLOCK == 256);
+    if !QJL && n > 0 && n.is_multiple_of(256) && fast_available() {
+        return dot_tcq256::<HI, LO, PF, F0, F1>(ty, w, a);
+    }
     let b = match block_for(ty, n) {
         Some(b) if b >= 128 => b,
         _ => return crate::formats::tq_tcq::dot(ty, w, a),
@@ -393,6 +497,205 @@ unsafe fn dot_tcq<
             let coef = qjl_coef(b, cx.m, d, *blk.add(1));
             total = _mm512_fmadd_ps(qacc, _mm512_set1_ps(coef), total);
         }
+    }
+    _mm512_reduce_add_ps(total)
+}
+
+/// Whether [`dot_tcq256`] can run (GFNI and VBMI2 on top of [`FEATURES`]).
+fn fast_available() -> bool {
+    is_x86_feature_detected!("gfni") && is_x86_feature_detected!("avx512vbmi2")
+}
+
+/// The branch-bit windows → `z` bits of one chunk ([`Fast`]): `v` holds the branch qwords.
+#[inline(always)]
+unsafe fn z_bits(v: __m512i, win: __m512i, keep: Option<__m512i>, aff: __m512i) -> __m512i {
+    let w = _mm512_multishift_epi64_epi8(win, v);
+    let w = match keep {
+        Some(k) => _mm512_and_si512(w, k),
+        None => w,
+    };
+    _mm512_gf2p8affine_epi64_epi8::<0>(w, aff)
+}
+
+/// The per-chunk constants of [`dot_tcq256`] in registers.
+struct ChunkRegs {
+    idx: __m512i,
+    shift: __m512i,
+    wmask: __m512i,
+    lob: __m512i,
+    sb0: __m512i,
+    sb1: __m512i,
+    lo: u64,
+}
+
+#[inline(always)]
+unsafe fn chunk_regs(f: &Fast, sh: &Shape) -> ChunkRegs {
+    ChunkRegs {
+        idx: ld(&f.idx),
+        shift: ld(&sh.shift),
+        wmask: ld(&sh.wmask),
+        lob: ld(&f.lob),
+        sb0: ld(&sh.zb0),
+        sb1: ld(&sh.zb1),
+        lo: sh.lo,
+    }
+}
+
+/// Whether a type's hi and lo tables fit in one 64-entry `vpermb` table ([`Prep::mrg`];
+/// `TQT2_5`). (`TQT3_375`'s 96 entries would need a `vpermt2b`, which costs two cycles of
+/// port 5 on this core, no less than the two `vpermb` it replaces: measured slower.)
+const fn merges(hi: u32, lo: u32) -> bool {
+    hi <= 7 && (1 << (hi - 1)) + (1 << (lo - 1)) <= 64
+}
+
+/// One chunk of [`dot_tcq256`]: `(|X|, |Y|, x sign mask, y sign mask)` per pair, like
+/// [`decode_chunk`] (the same values; `zb` from [`z_bits`]). `tb`: the hi and lo tables, or
+/// for types that [`merges`], [`Prep::mrg`] in `hx`/`hy`.
+#[inline(always)]
+unsafe fn decode_fast<const HI: u32, const LO: u32, const F: u8>(
+    raw: __m512i,
+    zb: __m512i,
+    c: &ChunkRegs,
+    tb: &Tabs,
+) -> (__m512i, __m512i, u64, u64) {
+    let (k, f) = if F & 1 != 0 {
+        let ms = _mm512_multishift_epi64_epi8(c.shift, _mm512_permutexvar_epi8(c.idx, raw));
+        // (ms & wmask) ^ zb
+        (_mm512_ternarylogic_epi64::<0x6a>(ms, c.wmask, zb), ms)
+    } else {
+        // Whole-byte fields of 9-bit pairs: `[q:6 | mx | my]`.
+        (_mm512_xor_si512(raw, zb), raw)
+    };
+    // (`vpmovb2m` on port 0 instead of these port-5 tests, with the sign bits moved to bit 7
+    // by one more `vgf2p8affineqb`, measured slower.)
+    let (mx, my) = (
+        _mm512_test_epi8_mask(f, c.sb0),
+        _mm512_test_epi8_mask(f, c.sb1),
+    );
+    if merges(HI, LO) {
+        let k = if F & 2 != 0 {
+            _mm512_or_si512(k, c.lob)
+        } else {
+            k
+        };
+        let (x, y) = (
+            _mm512_permutexvar_epi8(k, tb.hx[0]),
+            _mm512_permutexvar_epi8(k, tb.hy[0]),
+        );
+        return (x, y, mx, my);
+    }
+    let mut x = lookup::<HI>(k, &tb.hx);
+    let mut y = lookup::<HI>(k, &tb.hy);
+    if LO != HI && F & 2 != 0 {
+        x = _mm512_mask_blend_epi8(c.lo, x, lookup::<LO>(k, &tb.lx));
+        y = _mm512_mask_blend_epi8(c.lo, y, lookup::<LO>(k, &tb.ly));
+    }
+    (x, y, mx, my)
+}
+
+/// [`dot_tcq`] for rows of 256-blocks of the trellis types without QJL signs: the same
+/// integer sums per lane and the same float steps in the same order (so the same bits), with
+/// the subsets `z` computed in vector registers ([`Fast`]), unmasked field loads, the block
+/// multiplier from a table and every per-type constant in a register: about half the uops
+/// of the generic loop per block.
+///
+/// # Safety
+/// The CPU must have [`FEATURES`], GFNI and VBMI2; `w` is whole rows of 256-blocks of the
+/// type and `a` its activation.
+#[target_feature(
+    enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx512vbmi2,gfni,bmi2,avx2,fma"
+)]
+unsafe fn dot_tcq256<const HI: u32, const LO: u32, const PF: usize, const F0: u8, const F1: u8>(
+    ty: GgmlType,
+    w: &[u8],
+    a: &[u8],
+) -> f32 {
+    let s = spec(ty);
+    let bb = s.block_bytes(256);
+    let nb = w.len() / bb;
+    let n = 256 * nb;
+    let pr = prep(ty);
+    let tb = if merges(HI, LO) {
+        let r = |t: &[u8; 256]| regs(t);
+        Tabs {
+            hx: r(&pr.mrg.0),
+            hy: r(&pr.mrg.1),
+            lx: r(&pr.lo.0),
+            ly: r(&pr.lo.1),
+        }
+    } else {
+        tabs(pr)
+    };
+    let (f0, f1) = (&pr.fast[0], &pr.fast[1]);
+    let (win0, win1) = (ld(&f0.win), ld(&f1.win));
+    let keep0 = ld(&f0.keep);
+    let aff0 = _mm512_loadu_si512(f0.aff.as_ptr().cast());
+    let aff1 = _mm512_loadu_si512(f1.aff.as_ptr().cast());
+    let c0 = chunk_regs(f0, &pr.s256[0]);
+    let c1 = chunk_regs(f1, &pr.s256[1]);
+    let (at0, at1) = (f0.at, f1.at);
+    let sidx = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+    let zero = _mm512_setzero_si512();
+    let lines = bb.div_ceil(64);
+    let mut total = _mm512_setzero_ps();
+    let mut blk = w.as_ptr();
+    let mut ap = a.as_ptr();
+    let mut sp = a.as_ptr().add(n);
+    // One block: its `bacc` (the generic loop's order: 0 + i0·g0, then + i1·g1).
+    let block = |blk: *const u8, ap: *const u8, sp: *const u8| {
+        let br = blk.add(1);
+        // b_0..b_63 in every qword; b_56..b_119 in qwords 0..6 and b_64..b_127 in 7.
+        let v0 = _mm512_set1_epi64(core::ptr::read_unaligned(br.cast::<i64>()));
+        let vh = _mm512_set1_epi64(core::ptr::read_unaligned(br.add(8).cast::<i64>()));
+        // Qwords 0..6: (b_64..b_127 : b_0..b_63) >> 56; qword 7 keeps b_64..b_127.
+        let v1 = _mm512_mask_shrdi_epi64::<56>(vh, 0x7f, v0, vh);
+        let zb0 = z_bits(v0, win0, Some(keep0), aff0);
+        let zb1 = z_bits(v1, win1, None, aff1);
+        let raw0 = _mm512_loadu_si512(blk.add(at0).cast());
+        let raw1 = _mm512_loadu_si512(blk.add(at1).cast());
+        let (x0, y0, mx0, my0) = decode_fast::<HI, LO, F0>(raw0, zb0, &c0, &tb);
+        let (x1, y1, mx1, my1) = decode_fast::<HI, LO, F1>(raw1, zb1, &c1, &tb);
+        let ae0 = _mm512_loadu_si512(ap.cast());
+        let ao0 = _mm512_loadu_si512(ap.add(64).cast());
+        let ae1 = _mm512_loadu_si512(ap.add(128).cast());
+        let ao1 = _mm512_loadu_si512(ap.add(192).cast());
+        let ae0 = _mm512_mask_sub_epi8(ae0, mx0, zero, ae0);
+        let ao0 = _mm512_mask_sub_epi8(ao0, my0, zero, ao0);
+        let ae1 = _mm512_mask_sub_epi8(ae1, mx1, zero, ae1);
+        let ao1 = _mm512_mask_sub_epi8(ao1, my1, zero, ao1);
+        let i0 = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(zero, x0, ae0), y0, ao0);
+        let i1 = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(zero, x1, ae1), y1, ao1);
+        let g0 = _mm512_permutexvar_ps(sidx, _mm512_castps128_ps512(_mm_loadu_ps(sp.cast())));
+        let g1 = _mm512_permutexvar_ps(
+            sidx,
+            _mm512_castps128_ps512(_mm_loadu_ps(sp.add(16).cast())),
+        );
+        let bacc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i0), g0, _mm512_setzero_ps());
+        _mm512_fmadd_ps(_mm512_cvtepi32_ps(i1), g1, bacc)
+    };
+    // total += bacc·d, skipped for a zero block (the lanes keep `total`, as the generic loop's
+    // `continue` does, even for a non-finite bacc).
+    let add = |total: __m512, bacc: __m512, e: u8| {
+        let keep: __mmask16 = if e != 0 { 0xffff } else { 0 };
+        _mm512_mask3_fmadd_ps(bacc, _mm512_set1_ps(pr.d[e as usize]), total, keep)
+    };
+    let mut j = 0;
+    while j + 2 <= nb {
+        prefetch::<PF>(blk, 2 * lines);
+        let (e0, e1) = (*blk, *blk.add(bb));
+        let b0 = block(blk, ap, sp);
+        let b1 = block(blk.add(bb), ap.add(256), sp.add(32));
+        total = add(total, b0, e0);
+        total = add(total, b1, e1);
+        blk = blk.add(2 * bb);
+        ap = ap.add(512);
+        sp = sp.add(64);
+        j += 2;
+    }
+    if j < nb {
+        prefetch::<PF>(blk, lines);
+        let e = *blk;
+        total = add(total, block(blk, ap, sp), e);
     }
     _mm512_reduce_add_ps(total)
 }

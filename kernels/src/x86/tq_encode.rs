@@ -337,9 +337,7 @@ pub(crate) unsafe fn quantize_rows(
     let mut best = vec![Coded::default(); np];
     let mut recon = vec![0f32; b];
     let mut g0 = 0;
-    let mut tt = [0u64; 5];
     while g0 < total {
-        let t0 = _rdtsc();
         let g = (total - g0).min(GROUP);
         // Rotate, check, choose the scale candidates, search.
         let mut cands = [([0u8; 2], 0usize); GROUP];
@@ -351,9 +349,7 @@ pub(crate) unsafe fn quantize_rows(
             let j = blk % nb;
             let x = &src[blk * b..(blk + 1) * b];
             let u = &mut us[i * b..(i + 1) * b];
-            let ta = _rdtsc();
             energy[i] = rotate(x, &rot[j], u);
-            tt[0] += _rdtsc() - ta;
             check_range(energy[i], b, j * b)?;
             cands[i] = scale_candidates(energy[i], b);
             for c in 0..cands[i].1 {
@@ -362,7 +358,6 @@ pub(crate) unsafe fn quantize_rows(
                 nch += 1;
             }
         }
-        let t1 = _rdtsc();
         {
             let mut refs: Vec<&mut Chain> = chains.iter_mut().take(nch).collect();
             match nch {
@@ -377,9 +372,6 @@ pub(crate) unsafe fn quantize_rows(
                 _ => acs::<8>(&mut refs, np),
             }
         }
-        let t2 = _rdtsc();
-        tt[1] += t1 - t0;
-        tt[2] += t2 - t1;
         // Choose each block's scale and write it.
         for i in 0..g {
             let blk = g0 + i;
@@ -412,12 +404,9 @@ pub(crate) unsafe fn quantize_rows(
                     best_chain = c;
                 }
             }
-            let tb = _rdtsc();
             if best_chain != usize::MAX {
                 traceback(s, b, &chains[best_chain], &mut best);
             }
-            let tc = _rdtsc();
-            tt[3] += tc - tb;
             write_block(
                 s,
                 b,
@@ -428,12 +417,7 @@ pub(crate) unsafe fn quantize_rows(
                 &mut dst[blk * bb..(blk + 1) * bb],
             );
         }
-        tt[4] += _rdtsc() - t2;
         g0 += g;
-    }
-    if std::env::var("TQ_PROF").is_ok() {
-        let nb = total as f64;
-        eprintln!("rotate {:.0} search(+rot) {:.0} acs {:.0} traceback {:.0} choose+write(+tb) {:.0} cycles/block", tt[0] as f64/nb, tt[1] as f64/nb, tt[2] as f64/nb, tt[3] as f64/nb, tt[4] as f64/nb);
     }
     Ok(())
 }
