@@ -31,6 +31,9 @@ pub(crate) enum ActLayout {
     /// Q8_K with the group sums replaced by 8 f32 `d·Σ` per 32 quants (`x86::intel`): 292
     /// bytes per block.
     Q8KV,
+    /// Per block Q8_K quants and 64 i32 `−4·Σ` per four quants, then the f32 block scales
+    /// (`x86::intel`, Q3_K): 516 bytes per block.
+    Q8K3,
 }
 
 /// GEMV / GEMM row kernels of a weight type (where a table has them).
@@ -52,8 +55,8 @@ pub(crate) struct RowKernels {
 pub enum Tune {
     /// The kernels written for Zen 5 (four full-width 512-bit pipes): `x86/avx512.rs`.
     Zen,
-    /// Kernels for cores with two 512-bit ports (Intel): `x86/intel.rs` for Q4_K, Q6_K and
-    /// Q8_0 (needs GFNI and AVX512_VBMI too), `x86/avx512.rs` for the rest.
+    /// Kernels for cores with two 512-bit ports (Intel): `x86/intel.rs` for Q2_K, Q3_K, Q4_K,
+    /// Q6_K and Q8_0 (needs GFNI and AVX512_VBMI too), `x86/avx512.rs` for the rest.
     Intel,
 }
 

@@ -28,6 +28,9 @@ pub fn gemv_scratch_bytes(ty: GgmlType, cols: usize) -> usize {
         let natural = act_bytes(ty, cols);
         if act_type(ty) == GgmlType::Q8_0 {
             natural.max(36 * (cols / 32))
+        } else if ty == GgmlType::Q3_K {
+            // The Intel table's Q8_K-3 layout (516 bytes per block).
+            natural.max(516 * (cols / 256))
         } else {
             natural
         }
@@ -319,6 +322,8 @@ impl Kernels {
             4 * cols
         } else if layout == ActLayout::Q8_0Biased {
             36 * (cols / 32)
+        } else if layout == ActLayout::Q8K3 {
+            516 * (cols / 256)
         } else {
             act_bytes(ty, cols)
         }
@@ -351,6 +356,11 @@ impl Kernels {
                 let d = half::f16::from_le_bytes([blk[0], blk[1]]).to_f32();
                 s[4 * b..4 * b + 4].copy_from_slice(&d.to_le_bytes());
             }
+        } else if layout == ActLayout::Q8K3 {
+            let natural = act_bytes(ty, x.len());
+            self.quantize_row(act_type(ty), x, &mut dst[..natural]);
+            #[cfg(target_arch = "x86_64")]
+            crate::x86::intel::q8_k_to_3_in_place(dst);
         } else {
             self.quantize_row(act_type(ty), x, dst);
             if layout == ActLayout::Q8KV {

@@ -1,6 +1,7 @@
 //! AVX-512 kernels for cores with two 512-bit vector ports (Intel Sapphire / Emerald / Granite
-//! Rapids): GEMV and GEMM kernels for Q4_K, Q6_K and Q8_0. A kernel takes one weight row, a
-//! range of its blocks and `C` activation rows, and adds into per-column accumulators (C = 1
+//! Rapids): GEMV and GEMM kernels for Q2_K, Q3_K, Q4_K, Q5_K, Q6_K and Q8_0. A kernel takes
+//! one weight row, a range of its blocks and `C` activation rows, and adds into per-column
+//! accumulators (C = 1
 //! for GEMV; C = 8 for GEMM, which walks K in chunks of [`KB`] blocks over tiles of [`TR`]
 //! rows so that weights and activations are reused from L1). Every column sees exactly the same
 //! instructions in the same block order, so a GEMM column is bit-identical to the GEMV of that
@@ -32,6 +33,11 @@
 //!   with `−32·scale`; the lanes then hold parts that cancel only in their total, so each
 //!   block's sum is reduced to one integer before its float step (kept in f32 lanes, the parts
 //!   overflowed or cancelled the result away: a fuzz finding);
+//! - Q2_K / Q3_K: 2-bit fields (and Q3_K's high bits, merged by one `vpternlogq` per 64
+//!   quants) come out of one `vgf2p8affineqb` per 64 quants, two shifts per broadcast 32-byte
+//!   half; Q3_K's −4 enters as the start value of `vpdpbusd`, prepared once per call in the
+//!   activation ("Q8_K-3": `−4·Σ` per four quants), so every lane is an exact partial sum;
+//!   its 6-bit scales are unpacked with four xmm operations (GFNI, `vpmultishiftqb`);
 //! - Q8_0: the activation is prepared once per call in a private layout (quants + 128, i.e.
 //!   unsigned, contiguous; f32 block scales apart), so `vpdpbusd` takes activation × weight
 //!   directly, with `−128·Σw` per lane (from one `vpdpbusd` on the weights) as the starting
@@ -94,6 +100,82 @@ unsafe fn f16x4(v: u64) -> __m128 {
             "vcvtph2ps {x}, {x}",
             v = in(reg) v,
             x = out(xmm_reg) out,
+            options(pure, nomem, nostack, preserves_flags)
+        );
+    }
+    out
+}
+
+/// Two f16 given as the low 32 bits of `v`, as f32 lanes 0 and 1 (see `avx2::f16x2`).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,gfni,avx2,fma,f16c")]
+unsafe fn f16x2v(v: u32) -> __m128 {
+    let out: __m128;
+    // SAFETY: register-only F16C / SSE2 instructions available under this function's features.
+    unsafe {
+        core::arch::asm!(
+            "vmovd {x}, {v:e}",
+            "vcvtph2ps {x}, {x}",
+            v = in(reg) v,
+            x = out(xmm_reg) out,
+            options(pure, nomem, nostack, preserves_flags)
+        );
+    }
+    out
+}
+
+/// `vpdpwssd` as one instruction: LLVM otherwise splits some into `vpmaddwd` + `vpaddd` (two
+/// vector micro-ops instead of one).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,gfni,avx2,fma,f16c")]
+unsafe fn dpwssd(acc: __m512i, a: __m512i, b: __m512i) -> __m512i {
+    let mut acc = acc;
+    // SAFETY: an AVX512_VNNI register instruction available under this function's features.
+    unsafe {
+        core::arch::asm!(
+            "vpdpwssd {acc}, {a}, {b}",
+            acc = inout(zmm_reg) acc,
+            a = in(zmm_reg) a,
+            b = in(zmm_reg) b,
+            options(pure, nomem, nostack, preserves_flags)
+        );
+    }
+    acc
+}
+
+/// `acc + a·b` (`vfmadd231ps`, fused), computed in the accumulator's register: LLVM otherwise
+/// picks the form that overwrites a product operand and copies it back (one more vector
+/// micro-op per block).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,gfni,avx2,fma,f16c")]
+unsafe fn fma231(acc: __m512, a: __m512, b: __m512) -> __m512 {
+    let mut acc = acc;
+    // SAFETY: an AVX-512 F register instruction available under this function's features.
+    unsafe {
+        core::arch::asm!(
+            "vfmadd231ps {acc}, {a}, {b}",
+            acc = inout(zmm_reg) acc,
+            a = in(zmm_reg) a,
+            b = in(zmm_reg) b,
+            options(pure, nomem, nostack, preserves_flags)
+        );
+    }
+    acc
+}
+
+/// f32 lane `idx` (an index vector, the lane in every dword) of `v` in every lane: one
+/// `vpermps` (LLVM otherwise emits a shuffle and a broadcast).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,gfni,avx2,fma,f16c")]
+unsafe fn bcast_lane(v: __m128, idx: __m512i) -> __m512 {
+    let out: __m512;
+    // SAFETY: an AVX-512 F register instruction available under this function's features.
+    unsafe {
+        core::arch::asm!(
+            "vpermps {o}, {i}, {v}",
+            o = lateout(zmm_reg) out,
+            i = in(zmm_reg) idx,
+            v = in(zmm_reg) _mm512_castps128_ps512(v),
             options(pure, nomem, nostack, preserves_flags)
         );
     }
@@ -243,6 +325,72 @@ intel! {
     }
 }
 
+/// Q5_K fifth bits: `qh` bit k moved to bit 4.
+const GF_Q5H: [i64; 8] = {
+    let mut out = [0i64; 8];
+    let mut k = 0;
+    while k < 8 {
+        out[k] = gf_bits([NB, NB, NB, NB, k as u8, NB, NB, NB]);
+        k += 1;
+    }
+    out
+};
+
+intel! {
+    /// Q5_K blocks `i0..i1` · `C` Q8_K-v activation rows: Q4_K's kernel with the fifth bits
+    /// put into bit 4 by one `vgf2p8affineqb` of the broadcast `qh` (bit 2j in the low, 2j + 1 in
+    /// the high 256 bits) and one `vpor` per 64 quants.
+    #[inline]
+    pub(crate) unsafe fn q5_k<const C: usize>(w: *const u8, i0: usize, i1: usize, _nb: usize, ys: [*const u8; C], acc: &mut [Acc; C], pf: usize) {
+        let gf = gf_halves(GF_LO, GF_HI);
+        let gfh: [__m512i; 4] = core::array::from_fn(|j| gf_halves(GF_Q5H[2 * j], GF_Q5H[2 * j + 1]));
+        let s01i = ld512(Q4K_S01.as_ptr());
+        let s23i = ld512(Q4K_S23.as_ptr());
+        let mi = _mm256_loadu_si256(Q4K_MIN.as_ptr().cast());
+        let zero = _mm512_setzero_si512();
+        let mut a: [__m512; C] = core::array::from_fn(|c| acc[c][0]);
+        for i in i0..i1 {
+            let x = w.add(176 * i);
+            prefetch::<3>(x, pf);
+            let (lo, hi) = k45_unpack(x.add(4));
+            let t = _mm512_zextsi128_si512(_mm_set_epi64x(hi as i64, lo as i64));
+            let s01 = _mm512_permutexvar_epi8(s01i, t);
+            let s23 = _mm512_permutexvar_epi8(s23i, t);
+            // m_j in lanes 0..8 (f32, exact), zero above; −dmin broadcast.
+            let m32 = _mm256_permutexvar_epi8(mi, _mm512_castsi512_si256(t));
+            let mf = _mm512_zextps256_ps512(_mm256_cvtepi32_ps(m32));
+            let dm = f16x2(x);
+            let negdmin = _mm512_sub_ps(_mm512_setzero_ps(), _mm512_broadcastss_ps(_mm_movehdup_ps(dm)));
+            let d = _mm512_broadcastss_ps(dm);
+            let qh = bcast256(x.add(16));
+            let q: [__m512i; 4] = core::array::from_fn(|j| {
+                let n = _mm512_gf2p8affine_epi64_epi8::<0>(bcast256(x.add(48 + 32 * j)), gf);
+                _mm512_or_si512(n, _mm512_gf2p8affine_epi64_epi8::<0>(qh, gfh[j]))
+            });
+            for c in 0..C {
+                let y = ys[c].add(Q8K * i);
+                let yq = y.add(4);
+                let p: [__m512i; 4] =
+                    core::array::from_fn(|j| _mm512_dpbusd_epi32(zero, q[j], ld512(yq.add(64 * j))));
+                let sumi = _mm512_dpwssd_epi32(zero, _mm512_packs_epi32(p[0], p[1]), s01);
+                let sumi = _mm512_dpwssd_epi32(sumi, _mm512_packs_epi32(p[2], p[3]), s23);
+                let yd = _mm512_set1_ps(rd(y.cast::<f32>()));
+                let dy = _mm512_mul_ps(d, yd);
+                a[c] = _mm512_fmadd_ps(dy, _mm512_cvtepi32_ps(sumi), a[c]);
+                // (−dmin·d_a)·(m_j·Σ_j): m_j·Σ_j is exact (|·| < 2^18), and dmin meets d_a
+                // first as in the scalar reference. Scaling −dmin·m by d_a first overflowed f32
+                // for d_a near 10^36 where the reference stays finite (a fuzz finding,
+                // fuzz/regressions/vec_dot/q4k-intel-min-times-activation-scale-overflows).
+                let v = _mm512_zextps256_ps512(_mm256_loadu_ps(y.add(260).cast()));
+                a[c] = _mm512_fmadd_ps(_mm512_mul_ps(negdmin, yd), _mm512_mul_ps(mf, v), a[c]);
+            }
+        }
+        for c in 0..C {
+            acc[c][0] = a[c];
+        }
+    }
+}
+
 /// Q4_K mins: dword lane j takes min j (bytes 1..4 of each dword from byte 31, a zero).
 const fn q4k_min_map() -> [u8; 32] {
     let mut out = [31u8; 32];
@@ -330,6 +478,269 @@ intel! {
                 let dy = d * rd(y.cast::<f32>());
                 let v = dy * _mm512_reduce_add_epi32(sumi) as f32;
                 a[c] = _mm512_add_ps(a[c], _mm512_zextps128_ps512(_mm_set_ss(v)));
+            }
+        }
+        for c in 0..C {
+            acc[c][0] = a[c];
+        }
+    }
+}
+
+/// A `vgf2p8affineqb` bit matrix (one qword): output bit k is input bit `src[k]`, or zero
+/// where `src[k]` is [`NB`].
+const fn gf_bits(src: [u8; 8]) -> i64 {
+    let mut m = 0u64;
+    let mut k = 0;
+    while k < 8 {
+        if src[k] < 8 {
+            m |= (1u64 << src[k]) << (8 * (7 - k));
+        }
+        k += 1;
+    }
+    m as i64
+}
+
+/// "No input bit" in [`gf_bits`].
+const NB: u8 = 8;
+/// The two 2-bit fields at bits (0, 1) and (2, 3) moved to bits (0, 1): Q2_K shifts 0 and 1.
+const GF_Q2_0: i64 = gf_bits([0, 1, NB, NB, NB, NB, NB, NB]);
+/// Q2_K shift 1: bits (2, 3) → (0, 1).
+const GF_Q2_1: i64 = gf_bits([2, 3, NB, NB, NB, NB, NB, NB]);
+/// Q2_K shift 2: bits (4, 5) → (0, 1).
+const GF_Q2_2: i64 = gf_bits([4, 5, NB, NB, NB, NB, NB, NB]);
+/// Q2_K shift 3: bits (6, 7) → (0, 1).
+const GF_Q2_3: i64 = gf_bits([6, 7, NB, NB, NB, NB, NB, NB]);
+/// Nibble swap (Q3_K's high-bit mask, see [`q3_k`]).
+const GF_SWAP: i64 = gf_bits([4, 5, 6, 7, 0, 1, 2, 3]);
+/// Q3_K value `low | 4·high` from a merged byte with the low bits at (0, 1) and the high bit at 4.
+const GF_Q3_A0: i64 = gf_bits([0, 1, 4, NB, NB, NB, NB, NB]);
+/// Low bits at (2, 3), high bit at 5.
+const GF_Q3_A1: i64 = gf_bits([2, 3, 5, NB, NB, NB, NB, NB]);
+/// Low bits at (4, 5), high bit at 2.
+const GF_Q3_B0: i64 = gf_bits([4, 5, 2, NB, NB, NB, NB, NB]);
+/// Low bits at (6, 7), high bit at 3.
+const GF_Q3_B1: i64 = gf_bits([6, 7, 3, NB, NB, NB, NB, NB]);
+
+/// i16 lane → group (16 quants) after `vpackssdw` of the `vpdpbusd` results of quants
+/// `64a .. 64a + 64` and `64b .. 64b + 64` in natural order (128-bit lane L of each holds group
+/// `4a + L` resp. `4b + L`): per 128-bit lane, four lanes from the first, four from the second.
+const fn k16_pack_map(a: u8, b: u8) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    let mut l = 0;
+    while l < 32 {
+        let lane128 = (l / 8) as u8;
+        out[l] = if l % 8 < 4 { 4 * a } else { 4 * b } + lane128;
+        l += 1;
+    }
+    out
+}
+
+/// `vpermb` index bytes that put byte `src(l)` into the high byte of i16 lane `l` and byte 63
+/// (a zero) into its low byte: the lane is `256·src` as a signed i16.
+const fn spread_hi(src: [u8; 32]) -> [u8; 64] {
+    let mut out = [63u8; 64];
+    let mut l = 0;
+    while l < 32 {
+        out[2 * l + 1] = src[l];
+        l += 1;
+    }
+    out
+}
+
+static K16_S01: [u8; 64] = spread(k16_pack_map(0, 1));
+static K16_S23: [u8; 64] = spread(k16_pack_map(2, 3));
+static Q3K_S01: [u8; 64] = spread_hi(k16_pack_map(0, 1));
+static Q3K_S23: [u8; 64] = spread_hi(k16_pack_map(2, 3));
+
+intel! {
+    /// Q2_K blocks `i0..i1` · `C` Q8_K rows (natural layout). Quants (0..4) come out of one
+    /// `vgf2p8affineqb` per 64 (two shifts of a broadcast 32-byte half, one per 256-bit half,
+    /// so the activations are plain loads in natural order); `vpdpbusd` → `vpackssdw` →
+    /// `vpdpwssd` applies the 16 group scales with two scale vectors (`vpermb`); the mins meet
+    /// the Q8_K group sums in one `vpmaddwd`, accumulated (negated, times `dmin·d_a`) in the
+    /// second accumulator.
+    #[inline]
+    pub(crate) unsafe fn q2_k<const C: usize>(w: *const u8, i0: usize, i1: usize, _nb: usize, ys: [*const u8; C], acc: &mut [Acc; C], pf: usize) {
+        let g01 = gf_halves(GF_Q2_0, GF_Q2_1);
+        let g23 = gf_halves(GF_Q2_2, GF_Q2_3);
+        let m4 = _mm_set1_epi8(0x0f);
+        let s01i = ld512(K16_S01.as_ptr());
+        let s23i = ld512(K16_S23.as_ptr());
+        let one = _mm512_set1_epi32(1);
+        let zero = _mm512_setzero_si512();
+        let mut a0: [__m512; C] = core::array::from_fn(|c| acc[c][0]);
+        let mut a1: [__m512; C] = core::array::from_fn(|c| acc[c][1]);
+        for i in i0..i1 {
+            let x = w.add(84 * i);
+            prefetch::<2>(x, pf);
+            let raw = _mm_loadu_si128(x.cast());
+            let t = _mm512_zextsi128_si512(_mm_and_si128(raw, m4));
+            let s01 = _mm512_permutexvar_epi8(s01i, t);
+            let s23 = _mm512_permutexvar_epi8(s23i, t);
+            let mn = _mm256_srli_epi16::<4>(_mm256_cvtepu8_epi16(raw));
+            let (h0, h1) = (bcast256(x.add(16)), bcast256(x.add(48)));
+            let q = [
+                _mm512_gf2p8affine_epi64_epi8::<0>(h0, g01),
+                _mm512_gf2p8affine_epi64_epi8::<0>(h0, g23),
+                _mm512_gf2p8affine_epi64_epi8::<0>(h1, g01),
+                _mm512_gf2p8affine_epi64_epi8::<0>(h1, g23),
+            ];
+            // [d, −dmin] (the f16 sign bit flipped: an exact negation).
+            let dm = f16x2v(rd(x.add(80).cast::<u32>()) ^ 0x8000_0000);
+            for c in 0..C {
+                let y = ys[c].add(Q8K * i);
+                let yq = y.add(4);
+                let p: [__m512i; 4] =
+                    core::array::from_fn(|j| _mm512_dpbusd_epi32(zero, q[j], ld512(yq.add(64 * j))));
+                let sumi = dpwssd(zero, _mm512_packs_epi32(p[0], p[1]), s01);
+                let sumi = dpwssd(sumi, _mm512_packs_epi32(p[2], p[3]), s23);
+                let summs = _mm256_madd_epi16(_mm256_loadu_si256(y.add(260).cast()), mn);
+                // [d·d_a, −dmin·d_a], as the scalar reference scales each part.
+                let dd = _mm_mul_ps(dm, _mm_set1_ps(rd(y.cast::<f32>())));
+                a0[c] = fma231(a0[c], _mm512_broadcastss_ps(dd), _mm512_cvtepi32_ps(sumi));
+                let dmin = bcast_lane(dd, one);
+                a1[c] = fma231(a1[c], dmin, _mm512_cvtepi32_ps(_mm512_zextsi256_si512(summs)));
+            }
+        }
+        for c in 0..C {
+            acc[c] = [a0[c], a1[c]];
+        }
+    }
+}
+
+/// Q3_K's activation layout "Q8_K-3" for a row of `nb` blocks: per block 256 quants (i8,
+/// natural order), then 64 i32 `−4·Σ` of each four quants (the start value of the `vpdpbusd`
+/// that meets them, so that every lane holds a true partial sum of `(q − 4)·a`): [`Q8K3`]
+/// bytes per block; then the `nb` f32 block scales. 516 bytes per block in all.
+pub(crate) const Q8K3: usize = 512;
+
+/// Bytes of the Q8_K-3 activation of `nb` blocks.
+pub(crate) const fn q8_k3_bytes(nb: usize) -> usize {
+    (Q8K3 + 4) * nb
+}
+
+/// One natural Q8_K block (`src`, 292 bytes) to block `b` of a Q8_K-3 row of `nb` blocks.
+fn q8_k_block_to_3(src: &[u8], dst: &mut [u8], b: usize, nb: usize) {
+    let d = &mut dst[Q8K3 * b..Q8K3 * (b + 1)];
+    d[..256].copy_from_slice(&src[4..260]);
+    for j in 0..64 {
+        let s: i32 = src[4 + 4 * j..8 + 4 * j]
+            .iter()
+            .map(|&v| v as i8 as i32)
+            .sum();
+        d[256 + 4 * j..260 + 4 * j].copy_from_slice(&(-4 * s).to_le_bytes());
+    }
+    let at = Q8K3 * nb + 4 * b;
+    dst[at..at + 4].copy_from_slice(&src[..4]);
+}
+
+/// Natural Q8_K blocks (`src`) to the Q8_K-3 layout (`dst`, [`q8_k3_bytes`]).
+pub(crate) fn q8_k_to_3(src: &[u8], dst: &mut [u8]) {
+    let nb = src.len() / Q8K;
+    for (b, s) in src.chunks_exact(Q8K).enumerate() {
+        q8_k_block_to_3(s, dst, b, nb);
+    }
+}
+
+/// [`q8_k_to_3`] in place: `buf` holds [`q8_k3_bytes`] bytes, the natural Q8_K blocks in its
+/// first 292 bytes per block (converted from the last block down: block `b`'s output starts at
+/// or after the end of natural block `b − 1`, so no input is overwritten before it is read).
+pub(crate) fn q8_k_to_3_in_place(buf: &mut [u8]) {
+    let nb = buf.len() / (Q8K3 + 4);
+    let mut tmp = [0u8; Q8K];
+    for b in (0..nb).rev() {
+        tmp.copy_from_slice(&buf[Q8K * b..Q8K * (b + 1)]);
+        q8_k_block_to_3(&tmp, buf, b, nb);
+    }
+}
+
+/// Q3_K scales, low nibbles: qword 0 keeps bits 0..4 of each byte (scales 0..8), qword 1
+/// moves bits 4..8 down (scales 8..16).
+const GF_Q3S_LO: i64 = gf_bits([0, 1, 2, 3, NB, NB, NB, NB]);
+/// See [`GF_Q3S_LO`].
+const GF_Q3S_HI: i64 = gf_bits([4, 5, 6, 7, NB, NB, NB, NB]);
+/// `x − 32` for a 6-bit `x` (bits 0..4 low, bits 4, 5 high; bits 6, 7 ignored) as an i8: bits
+/// 0..5 kept, bit 5 inverted and copied into bits 6, 7 (the XOR constant 0xe0 inverts them).
+const GF_Q3S_M32: i64 = gf_bits([0, 1, 2, 3, 4, 5, 5, 5]);
+
+/// `vpmultishiftqb` control: byte j takes 8 bits of the dword `b[8..12]` (broadcast) starting 4
+/// bits below scale j's high pair (`b[8 + j % 4]` bits `2·(j / 4)`), so the pair lands in bits
+/// 4, 5 (offsets wrap around the qword).
+const fn q3s_hi_ctrl() -> [u8; 16] {
+    let mut out = [0u8; 16];
+    let mut j = 0;
+    while j < 16 {
+        out[j] = ((8 * (j % 4) + 2 * (j / 4) + 64 - 4) % 64) as u8;
+        j += 1;
+    }
+    out
+}
+
+static Q3S_HI: [u8; 16] = q3s_hi_ctrl();
+
+intel! {
+    /// Q3_K blocks `i0..i1` · `C` Q8_K-3 rows ([`Q8K3`]). The 3-bit quants (`low | 4·high`,
+    /// 0..8) take three vector operations per 64 plus one per block: a `vpternlogq` bit select
+    /// merges, into one byte, two shifts' low bits from the `qs` half and their high bits from
+    /// the `hmask` byte (as it is, or nibble-swapped by one `vgf2p8affineqb` where the bits would
+    /// collide), and one `vgf2p8affineqb` per 64 quants extracts the two values (a different bit
+    /// matrix per 256-bit half). `vpdpbusd` starts from the activation's `−4·Σ` per lane, so
+    /// every lane holds an exact partial sum of `(q − 4)·a` (no parts that cancel only in total:
+    /// fuzz/regressions/vec_dot/q3k-avx512-lanes-cancel-in-f32); `vpackssdw` → `vpdpwssd`
+    /// applies `256·(scale − 32)` (a `vpermb` into the high bytes, so no sign extension), and
+    /// one `vpsrad` removes the 256 exactly.
+    #[inline]
+    pub(crate) unsafe fn q3_k<const C: usize>(w: *const u8, i0: usize, i1: usize, nb: usize, ys: [*const u8; C], acc: &mut [Acc; C], pf: usize) {
+        let ga = gf_halves(GF_Q3_A0, GF_Q3_A1);
+        let gb = gf_halves(GF_Q3_B0, GF_Q3_B1);
+        let swap = _mm512_set1_epi64(GF_SWAP);
+        let m4 = _mm512_set1_epi8(0x0f);
+        let s01i = ld512(Q3K_S01.as_ptr());
+        let s23i = ld512(Q3K_S23.as_ptr());
+        let gsl = _mm_set_epi64x(GF_Q3S_HI, GF_Q3S_LO);
+        let gm32 = _mm_set1_epi64x(GF_Q3S_M32);
+        let shc = _mm_loadu_si128(Q3S_HI.as_ptr().cast());
+        let m4x = _mm_set1_epi8(0x0f);
+        let zero = _mm512_setzero_si512();
+        let dys: [*const f32; C] = core::array::from_fn(|c| ys[c].add(Q8K3 * nb).cast::<f32>());
+        let mut a: [__m512; C] = core::array::from_fn(|c| acc[c][0]);
+        for i in i0..i1 {
+            let x = w.add(110 * i);
+            prefetch::<2>(x, pf);
+            // The 16 scales minus 32 as i8, in four vector operations (unpacking them in
+            // general registers cost ~30 integer micro-ops, some on ports 0 and 5).
+            let lo = _mm_gf2p8affine_epi64_epi8::<0>(_mm_castpd_si128(_mm_loaddup_pd(x.add(96).cast())), gsl);
+            let hi = _mm_multishift_epi64_epi8(shc, _mm_set1_epi32(rd(x.add(104).cast::<i32>())));
+            let sc = _mm_ternarylogic_epi64::<0xE4>(lo, hi, m4x);
+            let t = _mm512_zextsi128_si512(_mm_gf2p8affine_epi64_epi8::<0xE0>(sc, gm32));
+            let s01 = _mm512_permutexvar_epi8(s01i, t);
+            let s23 = _mm512_permutexvar_epi8(s23i, t);
+            let hm = bcast256(x);
+            let hs = _mm512_gf2p8affine_epi64_epi8::<0>(hm, swap);
+            let (q0, q1) = (bcast256(x.add(32)), bcast256(x.add(64)));
+            // m4 ? first : second, bit by bit.
+            let c0 = _mm512_ternarylogic_epi64::<0xE4>(q0, hs, m4);
+            let c1 = _mm512_ternarylogic_epi64::<0xE4>(hm, q0, m4);
+            let c2 = _mm512_ternarylogic_epi64::<0xE4>(q1, hm, m4);
+            let c3 = _mm512_ternarylogic_epi64::<0xE4>(hs, q1, m4);
+            let q = [
+                _mm512_gf2p8affine_epi64_epi8::<0>(c0, ga),
+                _mm512_gf2p8affine_epi64_epi8::<0>(c1, gb),
+                _mm512_gf2p8affine_epi64_epi8::<0>(c2, ga),
+                _mm512_gf2p8affine_epi64_epi8::<0>(c3, gb),
+            ];
+            let d = _mm_cvtss_f32(f16x2v(rd(x.add(108).cast::<u16>()) as u32));
+            for c in 0..C {
+                let y = ys[c].add(Q8K3 * i);
+                let p: [__m512i; 4] = core::array::from_fn(|j| {
+                    _mm512_dpbusd_epi32(ld512(y.add(256 + 64 * j)), q[j], ld512(y.add(64 * j)))
+                });
+                let sumi = dpwssd(zero, _mm512_packs_epi32(p[0], p[1]), s01);
+                let sumi = dpwssd(sumi, _mm512_packs_epi32(p[2], p[3]), s23);
+                let sumi = _mm512_srai_epi32::<8>(sumi);
+                // d·d_a first, as in the scalar reference.
+                let dy = _mm512_set1_ps(d * rd(dys[c].add(i)));
+                a[c] = fma231(a[c], dy, _mm512_cvtepi32_ps(sumi));
             }
         }
         for c in 0..C {
@@ -602,6 +1013,25 @@ macro_rules! entries {
 entries!(q4_k_gemv, q4_k_gemm, q4_k, 144);
 entries!(q6_k_gemv, q6_k_gemm, q6_k, 210);
 entries!(q8_0_gemv, q8_0_gemm, q8_0, 34);
+entries!(q2_k_gemv, q2_k_gemm, q2_k, 84);
+entries!(q3_k_gemv, q3_k_gemm, q3_k, 110);
+entries!(q5_k_gemv, q5_k_gemm, q5_k, 176);
+
+/// Q5_K · natural Q8_K activation (`Kernels::vec_dot`): converts to Q8_K-v and runs the GEMV
+/// kernel, so the result is bit-identical to the GEMV's.
+pub(crate) fn q5_k_dot(w: &[u8], a: &[u8]) -> f32 {
+    let mut v = a.to_vec();
+    q8_k_to_v(&mut v);
+    q5_k_gemv(w, &v)
+}
+
+/// Q3_K · natural Q8_K activation (`Kernels::vec_dot`): converts to Q8_K-3 and runs the GEMV
+/// kernel, so the result is bit-identical to the GEMV's.
+pub(crate) fn q3_k_dot(w: &[u8], a: &[u8]) -> f32 {
+    let mut v = vec![0u8; q8_k3_bytes(a.len() / Q8K)];
+    q8_k_to_3(a, &mut v);
+    q3_k_gemv(w, &v)
+}
 
 /// Q4_K · natural Q8_K activation (`Kernels::vec_dot`): converts to Q8_K-v and runs the GEMV
 /// kernel, so the result is bit-identical to the GEMV's.
@@ -617,4 +1047,41 @@ pub(crate) fn q8_0_dot(w: &[u8], a: &[u8]) -> f32 {
     let mut b = vec![0u8; q8_0b_bytes(a.len() / 34)];
     q8_0_to_biased(a, &mut b);
     q8_0_gemv(w, &b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The Q8_K-3 conversion in place equals the one between buffers, and holds the quants,
+    /// `−4·Σ` per four quants and the scale where [`q3_k`] reads them.
+    #[test]
+    fn q8_k_to_3_layout() {
+        let nb = 3;
+        let mut seed = 0x1234_5678_9abc_def0u64;
+        let natural: Vec<u8> = (0..nb * Q8K)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                seed as u8
+            })
+            .collect();
+        let mut out = vec![0u8; q8_k3_bytes(nb)];
+        q8_k_to_3(&natural, &mut out);
+        let mut inplace = vec![0u8; q8_k3_bytes(nb)];
+        inplace[..nb * Q8K].copy_from_slice(&natural);
+        q8_k_to_3_in_place(&mut inplace);
+        assert_eq!(out, inplace);
+        for b in 0..nb {
+            let (s, d) = (&natural[Q8K * b..], &out[Q8K3 * b..]);
+            assert_eq!(&d[..256], &s[4..260]);
+            assert_eq!(&out[Q8K3 * nb + 4 * b..][..4], &s[..4]);
+            for j in 0..64 {
+                let want: i32 = -4 * (0..4).map(|t| s[4 + 4 * j + t] as i8 as i32).sum::<i32>();
+                let got = i32::from_le_bytes(d[256 + 4 * j..260 + 4 * j].try_into().unwrap());
+                assert_eq!(got, want, "block {b} lane {j}");
+            }
+        }
+    }
 }

@@ -64,12 +64,9 @@ wrap! {
     i5_q5_1: dot avx512::dot_q5_1::<{ intel::PREFETCH_DEFAULT }>;
     a5_q8_0: dot avx512::dot_q8_0;
     a5_q2_k: dot avx512::dot_q2_k::<0>;
-    i5_q2_k: dot avx512::dot_q2_k::<{ intel::PREFETCH_DEFAULT }>;
     a5_q3_k: dot avx512::dot_q3_k::<0>;
-    i5_q3_k: dot avx512::dot_q3_k::<{ intel::PREFETCH_DEFAULT }>;
     a5_q4_k: dot avx512::dot_q4_k;
     a5_q5_k: dot avx512::dot_q5_k::<0>;
-    i5_q5_k: dot avx512::dot_q5_k::<{ intel::PREFETCH_DEFAULT }>;
     a5_q6_k: dot avx512::dot_q6_k;
 }
 
@@ -232,8 +229,8 @@ fn q5_q8_k(x: &[f32], dst: &mut [u8]) {
 }
 
 /// The AVX-512 table: the AVX2 table with 512-bit dot products for every weight type, and (where the CPU has AVX512_BF16) `vdpbf16ps` for BF16 weights × BF16
-/// activations. With [`Tune::Intel`], Q4_K, Q6_K and Q8_0 take the row kernels of
-/// `intel.rs` (GEMV, GEMM and `vec_dot`).
+/// activations. With [`Tune::Intel`], Q2_K, Q3_K, Q4_K, Q5_K, Q6_K and Q8_0 take the row kernels
+/// of `intel.rs` (GEMV, GEMM and `vec_dot`).
 ///
 /// # Safety
 /// The CPU must support AVX-512 F/BW/VL/VNNI as well as AVX2, FMA and F16C; for
@@ -317,9 +314,6 @@ pub(crate) unsafe fn avx512_table(tune: Tune) -> Kernels {
             (GgmlType::Q4_1, i5_q4_1),
             (GgmlType::Q5_0, i5_q5_0),
             (GgmlType::Q5_1, i5_q5_1),
-            (GgmlType::Q2_K, i5_q2_k),
-            (GgmlType::Q3_K, i5_q3_k),
-            (GgmlType::Q5_K, i5_q5_k),
         ] {
             k.dot[t.index()] = Some(f);
         }
@@ -351,6 +345,30 @@ pub(crate) unsafe fn avx512_table(tune: Tune) -> Kernels {
                 intel::q6_k_gemm,
                 intel::q6_k_gemv,
                 "q6_k: gfni bits, vpdpbusd+vpackssdw+vpdpwssd",
+            ),
+            (
+                GgmlType::Q2_K,
+                ActLayout::Natural,
+                intel::q2_k_gemv,
+                intel::q2_k_gemm,
+                intel::q2_k_gemv,
+                "q2_k: gfni 2-bit fields, vpdpbusd+vpackssdw+vpdpwssd",
+            ),
+            (
+                GgmlType::Q3_K,
+                ActLayout::Q8K3,
+                intel::q3_k_gemv,
+                intel::q3_k_gemm,
+                intel::q3_k_dot,
+                "q3_k: ternlog+gfni 3-bit values, -4 in the activation, vpdpbusd+vpackssdw+vpdpwssd",
+            ),
+            (
+                GgmlType::Q5_K,
+                ActLayout::Q8KV,
+                intel::q5_k_gemv,
+                intel::q5_k_gemm,
+                intel::q5_k_dot,
+                "q5_k: gfni nibbles and fifth bits, vpdpbusd+vpackssdw+vpdpwssd, f32 mins",
             ),
             (
                 GgmlType::Q8_0,
