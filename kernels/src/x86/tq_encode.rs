@@ -205,53 +205,40 @@ unsafe fn search(s: &TcqSpec, b: usize, u: &[f32], d: f32, ch: &mut Chain) {
                     continue;
                 }
             }
+            // The rare cases, through the same pointers (SAFETY: p < np as above; a long cell's
+            // index is below `xy8.len()`).
             if (inside[p / 16] >> (p % 16)) & 1 == 0 {
                 let w = s.pair_bits(b, p);
                 let r = book(w).nearest4(x, y);
-                let f = ch.fold[p] as usize;
+                let f = *foldp.add(p) as usize;
                 for z in 0..4 {
-                    ch.d[p][z ^ f] = r[z].0;
+                    (*dp.add(p))[z ^ f] = r[z].0;
                     ch.fb[p][z] = (r[z].1, r[z].2);
                 }
-                ch.cell[p] = u16::MAX;
+                *cellp.add(p) = u16::MAX;
                 continue;
             }
+            // A long cell: 8 slots (x of slots 0–3, 4–7, then y), lanes 4s + z of two registers.
+            let long = *longp.add(cell);
             let (vx, vy) = (_mm512_set1_ps(x), _mm512_set1_ps(y));
-            let dist = |lp: *const u16| {
-                let dx = _mm512_sub_ps(vx, _mm512_cvtph_ps(_mm256_loadu_si256(lp.cast())));
-                let dy = _mm512_sub_ps(vy, _mm512_cvtph_ps(_mm256_loadu_si256(lp.add(16).cast())));
+            *cellp.add(p) = 0x8000 | long;
+            let lp = lines.xy8[long as usize].as_ptr();
+            let dist8 = |o: usize| {
+                let dx = _mm512_sub_ps(vx, _mm512_cvtph_ps(_mm256_loadu_si256(lp.add(o).cast())));
+                let dy = _mm512_sub_ps(
+                    vy,
+                    _mm512_cvtph_ps(_mm256_loadu_si256(lp.add(32 + o).cast())),
+                );
                 _mm512_add_ps(_mm512_mul_ps(dx, dx), _mm512_mul_ps(dy, dy))
             };
-            let long = lines.long[cell];
-            if long == u16::MAX {
-                ch.cell[p] = cell as u16;
-                let d = dist(lines.xy[cell].as_ptr());
-                let mut m = _mm512_min_ps(d, _mm512_shuffle_f32x4::<0x4e>(d, d));
-                m = _mm512_min_ps(m, _mm512_shuffle_f32x4::<0xb1>(m, m));
-                ch.eq[p] = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(d, m) as u32;
-                unfold(&mut ch.d[p], m, ch.fold[p]);
-            } else {
-                // A long cell: 8 slots (x of slots 0–3, 4–7, then y), lanes 4s + z of two registers.
-                ch.cell[p] = 0x8000 | long;
-                let lp = lines.xy8[long as usize].as_ptr();
-                let dist8 = |o: usize| {
-                    let dx =
-                        _mm512_sub_ps(vx, _mm512_cvtph_ps(_mm256_loadu_si256(lp.add(o).cast())));
-                    let dy = _mm512_sub_ps(
-                        vy,
-                        _mm512_cvtph_ps(_mm256_loadu_si256(lp.add(32 + o).cast())),
-                    );
-                    _mm512_add_ps(_mm512_mul_ps(dx, dx), _mm512_mul_ps(dy, dy))
-                };
-                let (d0, d1) = (dist8(0), dist8(16));
-                let mut m = _mm512_min_ps(d0, d1);
-                m = _mm512_min_ps(m, _mm512_shuffle_f32x4::<0x4e>(m, m));
-                m = _mm512_min_ps(m, _mm512_shuffle_f32x4::<0xb1>(m, m));
-                let e0 = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(d0, m) as u32;
-                let e1 = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(d1, m) as u32;
-                ch.eq[p] = e0 | (e1 << 16);
-                unfold(&mut ch.d[p], m, ch.fold[p]);
-            }
+            let (d0, d1) = (dist8(0), dist8(16));
+            let mut m = _mm512_min_ps(d0, d1);
+            m = _mm512_min_ps(m, _mm512_shuffle_f32x4::<0x4e>(m, m));
+            m = _mm512_min_ps(m, _mm512_shuffle_f32x4::<0xb1>(m, m));
+            let e0 = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(d0, m) as u32;
+            let e1 = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(d1, m) as u32;
+            *eqp.add(p) = e0 | (e1 << 16);
+            unfold(&mut *dp.add(p), m, *foldp.add(p));
         }
     }
 }
