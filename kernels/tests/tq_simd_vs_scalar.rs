@@ -458,3 +458,39 @@ fn vector_encoder_gives_the_scalar_bytes() {
         assert!(exercised.contains(&Isa::Avx512));
     }
 }
+
+/// Blocks with one scale candidate (RMS at scale code 1: the code below is 0, not tried) and
+/// with none (zero blocks) make odd and uneven numbers of searches per batch of 4 blocks: the
+/// vector trellis pairs searches two per register and must still give the scalar bytes.
+#[test]
+fn vector_encoder_gives_the_scalar_bytes_for_odd_search_counts() {
+    let tiny = 1.04e-6f32;
+    assert_eq!(tq::scale_code_of_rms(tiny), 1, "a block with one candidate");
+    let p = TqParams::default();
+    let mut g = SplitMix64::new(5);
+    let n = 1024;
+    let mut exercised = Vec::new();
+    for isa in simd_isas() {
+        for ty in TRELLIS {
+            let mut w = gaussian(&mut g, 3 * n, 0.02);
+            // Row 0: one 1-candidate quarter; row 1: two; row 2: one and a zero quarter.
+            for (row, quarters) in [(0, &[1usize][..]), (1, &[0, 2]), (2, &[3])] {
+                for &q in quarters {
+                    w[row * n + q * 256..row * n + (q + 1) * 256].fill(tiny);
+                }
+            }
+            w[2 * n..2 * n + 256].fill(0.0);
+            let rb = ty.row_bytes(n).unwrap();
+            let mut want = vec![0u8; 3 * rb];
+            tq::quantize_rows(ty, &p, &w, n, None, &mut want, Isa::Scalar).unwrap();
+            let mut got = vec![0u8; 3 * rb];
+            tq::quantize_rows(ty, &p, &w, n, None, &mut got, isa).unwrap();
+            assert_eq!(got, want, "{isa} {ty}");
+            exercised.push(isa);
+        }
+    }
+    eprintln!("TurboQuant encoder, odd search counts: comparisons per ISA: {exercised:?}");
+    if Isa::Avx512.available() {
+        assert!(exercised.contains(&Isa::Avx512));
+    }
+}

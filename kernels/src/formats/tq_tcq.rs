@@ -20,8 +20,7 @@
 #![allow(clippy::needless_range_loop)]
 
 use super::tq::{
-    act_scale, rho_of, scale_code_of_rms, scale_of, BitReader, BitWriter, TqError, TqParams,
-    MAX_RMS,
+    act_scale, rho_of, scale_code_of_rms, scale_of, BitReader, TqError, TqParams, MAX_RMS,
 };
 use super::tq_rotation::{block_sign_bits, rotate_block, unrotate_block, QJL_SEED_XOR};
 use super::tq_trellis::{book, next_state, subset, viterbi, Coded, Nn};
@@ -460,14 +459,32 @@ pub(crate) fn write_block(
             .enumerate()
             .fold(0u8, |a, (i, c)| a | (c.branch & 1) << i);
     }
-    // Fields: a 64-bit accumulator flushed a byte at a time.
-    let mut w = BitWriter::new(fields);
-    for (p, c) in coded[..np].iter().enumerate() {
-        let bits = s.pair_bits(b, p);
-        let q = c.k as u32 & ((1 << (bits - 3)) - 1);
-        w.put(q | (c.mirror as u32) << (bits - 3), bits - 1);
+    // Fields, LSB first: a 64-bit accumulator flushed 32 bits at a time (every flushed word
+    // lies inside the block: the fields fill it exactly).
+    let first_lo = np - s.n_lo(b);
+    let (mut acc, mut nacc, mut pos) = (0u64, 0u32, 0usize);
+    for (range, bits) in [(0..first_lo, s.hi), (first_lo..np, s.lo)] {
+        let qmask = (1u32 << (bits - 3)) - 1;
+        let fmask = (1u64 << (bits - 1)) - 1;
+        for c in &coded[range] {
+            let v = (c.k as u32 & qmask) | (c.mirror as u32) << (bits - 3);
+            acc |= (v as u64 & fmask) << nacc;
+            nacc += bits - 1;
+            if nacc >= 32 {
+                fields[pos..pos + 4].copy_from_slice(&(acc as u32).to_le_bytes());
+                pos += 4;
+                acc >>= 32;
+                nacc -= 32;
+            }
+        }
     }
-    debug_assert_eq!(hdr * 8 + b / 2 + w.bits(), 8 * s.block_bytes(b));
+    while nacc > 0 {
+        fields[pos] = acc as u8;
+        pos += 1;
+        acc >>= 8;
+        nacc = nacc.saturating_sub(8);
+    }
+    debug_assert_eq!(hdr * 8 + b / 2 + 8 * pos, 8 * s.block_bytes(b));
 }
 
 /// Encodes one rotated block `u` (`b` values) into `dst` (`block_bytes(b)` bytes): the scalar

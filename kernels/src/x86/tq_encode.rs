@@ -8,8 +8,10 @@
 //!   shuffles), exact f32 distances (no FMA) and the first minimum's slot from an equality
 //!   mask; pairs outside the grid or in one of its few cells with longer lists take the scalar
 //!   search;
+//!   the minima are stored in true-subset order (the fold undone here, not in the trellis);
 //! - trellis: the add-compare-select of up to 8 searches (4 blocks × 2 scale candidates) in one
-//!   loop, so that their dependency chains overlap; traceback only for the chosen candidate.
+//!   loop, two searches per 512-bit register, so that their dependency chains overlap;
+//!   traceback (a table-driven state walk) only for the chosen candidate.
 
 // Index loops over pairs, lanes and chains read better than iterator chains here.
 #![allow(clippy::needless_range_loop)]
@@ -19,7 +21,7 @@ use crate::formats::tq::TqError;
 use crate::formats::tq_tcq::{
     candidate_error, check_range, scale_candidates, write_block, zero_error, TcqSpec, Weighting,
 };
-use crate::formats::tq_trellis::{book, vlines, Coded, VLines, SUB};
+use crate::formats::tq_trellis::{book, vlines, Coded, VLines, SUB, VCELLS};
 use core::arch::x86_64::*;
 
 /// Blocks per batch (each with up to 2 scale candidates: at most 8 searches per batch).
@@ -27,8 +29,9 @@ const GROUP: usize = 4;
 
 /// One search (a block at one scale candidate).
 struct Chain {
-    /// Minimum distance per folded subset.
-    dfold: Vec<[f32; 4]>,
+    /// Minimum distance per (true, unfolded) subset: `d[p][t]` is the folded search's minimum
+    /// of subset `t ^ fold[p]`.
+    d: Vec<[f32; 4]>,
     /// Sign bits of the pair (x: bit 0, y: bit 1).
     fold: Vec<u8>,
     /// Grid cell of the pair (with bit 15: the index of a long cell's 8-slot line), or
@@ -47,7 +50,7 @@ struct Chain {
 impl Chain {
     fn new(np: usize) -> Self {
         Chain {
-            dfold: vec![[0.0; 4]; np],
+            d: vec![[0.0; 4]; np],
             fold: vec![0; np],
             cell: vec![0; np],
             eq: vec![0; np],
@@ -113,6 +116,19 @@ unsafe fn rotate(x: &[f32], signs: &[u64; 4], out: &mut [f32]) -> f32 {
     s[0]
 }
 
+/// `vpermilps` controls `t ^ fold` (`t` = 0..4) per fold.
+static UNFOLD: [[i32; 4]; 4] = [[0, 1, 2, 3], [1, 0, 3, 2], [2, 3, 0, 1], [3, 2, 1, 0]];
+
+/// Stores the per-subset minima of lanes 0–3 of `m` (folded subsets) in true-subset order:
+/// `out[t] = m[t ^ fold]`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512vl,avx")]
+unsafe fn unfold(out: &mut [f32; 4], m: __m512, fold: u8) {
+    let idx = _mm_loadu_si128(UNFOLD[fold as usize & 3].as_ptr().cast());
+    let v = _mm_permutevar_ps(_mm512_castps512_ps128(m), idx);
+    _mm_storeu_ps(out.as_mut_ptr(), v);
+}
+
 /// The nearest-point search of one block `u` at scale `d` into `ch`.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,f16c")]
 unsafe fn search(s: &TcqSpec, b: usize, u: &[f32], d: f32, ch: &mut Chain) {
@@ -156,37 +172,56 @@ unsafe fn search(s: &TcqSpec, b: usize, u: &[f32], d: f32, ch: &mut Chain) {
         let cell = _mm512_add_epi32(_mm512_slli_epi32::<6>(cy), cx);
         _mm512_storeu_si512(cells.as_mut_ptr().add(16 * q).cast(), cell);
     }
-    for p in 0..np {
-        let (x, y) = (ax[p], ay[p]);
-        let lines = if p >= first_lo { vl } else { vh };
-        let cell = cells[p] as usize;
-        if (inside[p / 16] >> (p % 16)) & 1 == 0 {
-            let w = s.pair_bits(b, p);
-            let r = book(w).nearest4(x, y);
-            for z in 0..4 {
-                ch.dfold[p][z] = r[z].0;
-                ch.fb[p][z] = (r[z].1, r[z].2);
+    // Raw pointers for the hot loop (it keeps them in registers, with no bounds checks).
+    let (eqp, cellp, dp, foldp) = (
+        ch.eq.as_mut_ptr(),
+        ch.cell.as_mut_ptr(),
+        ch.d.as_mut_ptr(),
+        ch.fold.as_ptr(),
+    );
+    assert!(ch.eq.len() >= np && ch.cell.len() >= np && ch.d.len() >= np && ch.fold.len() >= np);
+    for (range, lines) in [(0..first_lo, vh), (first_lo..np, vl)] {
+        let (xyp, longp) = (lines.xy.as_ptr(), lines.long.as_ptr());
+        assert!(lines.xy.len() >= VCELLS * VCELLS && lines.long.len() >= VCELLS * VCELLS);
+        for p in range {
+            let (x, y) = (ax[p], ay[p]);
+            let cell = cells[p] as usize;
+            if (inside[p / 16] >> (p % 16)) & 1 == 1 {
+                // SAFETY: inside the grid (0 ≤ x, y < 128), cell = 64·⌊y/2⌋ + ⌊x/2⌋ < 4096;
+                // p < np, the length of the chain's arrays (asserted above).
+                let long = *longp.add(cell);
+                if long == u16::MAX {
+                    let (vx, vy) = (_mm512_set1_ps(x), _mm512_set1_ps(y));
+                    let lp = xyp.add(cell).cast::<u16>();
+                    let dx = _mm512_sub_ps(vx, _mm512_cvtph_ps(_mm256_loadu_si256(lp.cast())));
+                    let dy =
+                        _mm512_sub_ps(vy, _mm512_cvtph_ps(_mm256_loadu_si256(lp.add(16).cast())));
+                    let d = _mm512_add_ps(_mm512_mul_ps(dx, dx), _mm512_mul_ps(dy, dy));
+                    let mut m = _mm512_min_ps(d, _mm512_shuffle_f32x4::<0x4e>(d, d));
+                    m = _mm512_min_ps(m, _mm512_shuffle_f32x4::<0xb1>(m, m));
+                    *cellp.add(p) = cell as u16;
+                    *eqp.add(p) = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(d, m) as u32;
+                    unfold(&mut *dp.add(p), m, *foldp.add(p));
+                    continue;
+                }
             }
-            ch.cell[p] = u16::MAX;
-            continue;
-        }
-        let (vx, vy) = (_mm512_set1_ps(x), _mm512_set1_ps(y));
-        let dist = |lp: *const u16| {
-            let dx = _mm512_sub_ps(vx, _mm512_cvtph_ps(_mm256_loadu_si256(lp.cast())));
-            let dy = _mm512_sub_ps(vy, _mm512_cvtph_ps(_mm256_loadu_si256(lp.add(16).cast())));
-            _mm512_add_ps(_mm512_mul_ps(dx, dx), _mm512_mul_ps(dy, dy))
-        };
-        let long = lines.long[cell];
-        if long == u16::MAX {
-            ch.cell[p] = cell as u16;
-            let d = dist(lines.xy[cell].as_ptr());
-            let mut m = _mm512_min_ps(d, _mm512_shuffle_f32x4::<0x4e>(d, d));
-            m = _mm512_min_ps(m, _mm512_shuffle_f32x4::<0xb1>(m, m));
-            ch.eq[p] = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(d, m) as u32;
-            _mm_storeu_ps(ch.dfold[p].as_mut_ptr(), _mm512_castps512_ps128(m));
-        } else {
+            // The rare cases, through the same pointers (SAFETY: p < np as above; a long cell's
+            // index is below `xy8.len()`).
+            if (inside[p / 16] >> (p % 16)) & 1 == 0 {
+                let w = s.pair_bits(b, p);
+                let r = book(w).nearest4(x, y);
+                let f = *foldp.add(p) as usize;
+                for z in 0..4 {
+                    (*dp.add(p))[z ^ f] = r[z].0;
+                    ch.fb[p][z] = (r[z].1, r[z].2);
+                }
+                *cellp.add(p) = u16::MAX;
+                continue;
+            }
             // A long cell: 8 slots (x of slots 0–3, 4–7, then y), lanes 4s + z of two registers.
-            ch.cell[p] = 0x8000 | long;
+            let long = *longp.add(cell);
+            let (vx, vy) = (_mm512_set1_ps(x), _mm512_set1_ps(y));
+            *cellp.add(p) = 0x8000 | long;
             let lp = lines.xy8[long as usize].as_ptr();
             let dist8 = |o: usize| {
                 let dx = _mm512_sub_ps(vx, _mm512_cvtph_ps(_mm256_loadu_si256(lp.add(o).cast())));
@@ -202,62 +237,84 @@ unsafe fn search(s: &TcqSpec, b: usize, u: &[f32], d: f32, ch: &mut Chain) {
             m = _mm512_min_ps(m, _mm512_shuffle_f32x4::<0xb1>(m, m));
             let e0 = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(d0, m) as u32;
             let e1 = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(d1, m) as u32;
-            ch.eq[p] = e0 | (e1 << 16);
-            _mm_storeu_ps(ch.dfold[p].as_mut_ptr(), _mm512_castps512_ps128(m));
+            *eqp.add(p) = e0 | (e1 << 16);
+            unfold(&mut *dp.add(p), m, *foldp.add(p));
         }
     }
 }
 
-/// Add-compare-select of `N` searches over `np` pairs, interleaved.
+/// Add-compare-select of up to `2M` searches over `np` pairs, two per 512-bit register (lanes
+/// 0–7: the states of search `2j`, lanes 8–15: those of search `2j + 1`), the registers
+/// interleaved so that their dependency chains overlap. The reference's arithmetic per state:
+/// `c0 = cost[s0] + d[SUB[s0][b]]`, `c1 = cost[s1] + d[SUB[s1][b]]`, `c1 < c0` picks `c1`.
+/// A missing odd search repeats the previous one and writes its decisions to `spare`.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2")]
-unsafe fn acs<const N: usize>(chains: &mut [&mut Chain], np: usize) {
-    let p0 = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
-    let p1 = _mm256_setr_epi32(4, 4, 5, 5, 6, 6, 7, 7);
-    let sub = |hi: usize| {
-        let s = |st: usize, b: usize| SUB[st][b] as i32;
+unsafe fn acs<const M: usize>(chains: &mut [Chain], nch: usize, np: usize, spare: &mut [u8]) {
+    let sub = |hi: usize, half: i32| {
         let o = 4 * hi;
-        _mm256_setr_epi32(
-            s(o, 0),
-            s(o, 1),
-            s(o + 1, 0),
-            s(o + 1, 1),
-            s(o + 2, 0),
-            s(o + 2, 1),
-            s(o + 3, 0),
-            s(o + 3, 1),
+        let mut l = [0i32; 8];
+        for k in 0..8 {
+            l[k] = SUB[o + k / 2][k % 2] as i32 + half;
+        }
+        l
+    };
+    let both = |a: [i32; 8], b: [i32; 8]| {
+        _mm512_setr_epi32(
+            a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], b[0], b[1], b[2], b[3], b[4], b[5],
+            b[6], b[7],
         )
     };
-    let (sub0, sub1) = (sub(0), sub(1));
+    // Predecessors s0 = ns >> 1, s1 = (ns >> 1) | 4 of the next state ns, per half.
+    let pc0 = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 8, 8, 9, 9, 10, 10, 11, 11);
+    let pc1 = _mm512_setr_epi32(4, 4, 5, 5, 6, 6, 7, 7, 12, 12, 13, 13, 14, 14, 15, 15);
+    let sd0 = both(sub(0, 0), sub(0, 8));
+    let sd1 = both(sub(1, 0), sub(1, 8));
     let inf = f32::INFINITY;
-    let mut cost = [_mm256_setr_ps(0.0, inf, inf, inf, inf, inf, inf, inf); N];
-    let mut dp = [core::ptr::null::<[f32; 4]>(); N];
-    let mut fp = [core::ptr::null::<u8>(); N];
-    let mut bp = [core::ptr::null_mut::<u8>(); N];
-    for c in 0..N {
-        dp[c] = chains[c].dfold.as_ptr();
-        fp[c] = chains[c].fold.as_ptr();
-        bp[c] = chains[c].back.as_mut_ptr();
-    }
-    for p in 0..np {
-        for c in 0..N {
-            // SAFETY: p < np, the length of every chain's arrays.
-            let dv = _mm256_castps128_ps256(_mm_loadu_ps(dp[c].add(p).cast()));
-            let f = _mm256_set1_epi32(*fp[c].add(p) as i32);
-            let c0 = _mm256_add_ps(
-                _mm256_permutevar8x32_ps(cost[c], p0),
-                _mm256_permutevar8x32_ps(dv, _mm256_xor_si256(sub0, f)),
-            );
-            let c1 = _mm256_add_ps(
-                _mm256_permutevar8x32_ps(cost[c], p1),
-                _mm256_permutevar8x32_ps(dv, _mm256_xor_si256(sub1, f)),
-            );
-            let lt = _mm256_cmp_ps::<_CMP_LT_OQ>(c1, c0);
-            cost[c] = _mm256_blendv_ps(c0, c1, lt);
-            *bp[c].add(p) = _mm256_movemask_ps(lt) as u8;
+    let start = _mm512_setr_ps(
+        0.0, inf, inf, inf, inf, inf, inf, inf, 0.0, inf, inf, inf, inf, inf, inf, inf,
+    );
+    let mut cost = [start; M];
+    let mut da = [core::ptr::null::<[f32; 4]>(); M];
+    let mut db = [core::ptr::null::<[f32; 4]>(); M];
+    let mut ba = [core::ptr::null_mut::<u8>(); M];
+    let mut bb = [core::ptr::null_mut::<u8>(); M];
+    for j in 0..M {
+        da[j] = chains[2 * j].d.as_ptr();
+        ba[j] = chains[2 * j].back.as_mut_ptr();
+        if 2 * j + 1 < nch {
+            db[j] = chains[2 * j + 1].d.as_ptr();
+            bb[j] = chains[2 * j + 1].back.as_mut_ptr();
+        } else {
+            db[j] = da[j];
+            bb[j] = spare.as_mut_ptr();
         }
     }
-    for c in 0..N {
-        _mm256_storeu_ps(chains[c].cost.as_mut_ptr(), cost[c]);
+    for p in 0..np {
+        for j in 0..M {
+            // SAFETY: p < np, the length of every chain's arrays and of `spare`.
+            let dv = _mm512_castps128_ps512(_mm_loadu_ps(da[j].add(p).cast()));
+            let dv = _mm512_insertf32x4::<2>(dv, _mm_loadu_ps(db[j].add(p).cast()));
+            let c0 = _mm512_add_ps(
+                _mm512_permutexvar_ps(pc0, cost[j]),
+                _mm512_permutexvar_ps(sd0, dv),
+            );
+            let c1 = _mm512_add_ps(
+                _mm512_permutexvar_ps(pc1, cost[j]),
+                _mm512_permutexvar_ps(sd1, dv),
+            );
+            let lt = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(c1, c0);
+            cost[j] = _mm512_mask_blend_ps(lt, c0, c1);
+            *ba[j].add(p) = lt as u8;
+            *bb[j].add(p) = (lt >> 8) as u8;
+        }
+    }
+    for j in 0..M {
+        let mut c = [0f32; 16];
+        _mm512_storeu_ps(c.as_mut_ptr(), cost[j]);
+        chains[2 * j].cost.copy_from_slice(&c[..8]);
+        if 2 * j + 1 < nch {
+            chains[2 * j + 1].cost.copy_from_slice(&c[8..]);
+        }
     }
 }
 
@@ -272,42 +329,78 @@ fn best_state(cost: &[f32; 8]) -> (usize, f32) {
     (s, cost[s])
 }
 
+/// Per trellis decision byte `back` (bit `s`: state `s` came from its upper predecessor):
+/// byte `s` of `PRED[back]` is `8·ps` with `ps = (s >> 1) | ((back >> s) & 1) << 2`.
+static PRED: [u64; 256] = {
+    let mut t = [0u64; 256];
+    let mut back = 0;
+    while back < 256 {
+        let mut s = 0;
+        while s < 8 {
+            let ps = (s >> 1) | ((back >> s) & 1) << 2;
+            t[back] |= ((8 * ps) as u64) << (8 * s);
+            s += 1;
+        }
+        back += 1;
+    }
+    t
+};
+
 /// The coded pairs of a search's best path: the state path first (a short dependency chain),
 /// then the table entries of the chosen subsets (independent per pair).
+///
+/// The state walk is the reference's `ps = (s >> 1) | ((back[p] >> s) & 1) << 2` with all 8
+/// predecessors of pair `p` looked up first ([`PRED`], off the chain), so that one step is a
+/// shift and a mask on `8·s`.
 fn traceback(s: &TcqSpec, b: usize, ch: &Chain, out: &mut [Coded]) {
     let np = b / 2;
     let first_lo = np - s.n_lo(b);
     let (vh, vl) = (vlines(s.hi), vlines(s.lo));
-    let (mut st, _) = best_state(&ch.cost);
+    let (st, _) = best_state(&ch.cost);
+    let back = &ch.back[..np];
     let mut zs = [0u8; 128];
+    let mut st8 = 8 * st as u64;
     for p in (0..np).rev() {
-        let ps = (st >> 1) | (((ch.back[p] >> st) & 1) as usize) << 2;
-        zs[p] = (SUB[ps][st & 1] << 1) | (st & 1) as u8;
-        st = ps;
+        let t = PRED[back[p] as usize];
+        let ps8 = (t >> st8) & 0x38;
+        let (cur, ps) = ((st8 >> 3) as usize, (ps8 >> 3) as usize);
+        zs[p] = (SUB[ps][cur & 1] << 1) | (cur & 1) as u8;
+        st8 = ps8;
     }
-    for p in 0..np {
-        let z = (zs[p] >> 1) as usize;
-        let fold = ch.fold[p];
-        let zf = z ^ fold as usize;
-        let (k, m) = if ch.cell[p] == u16::MAX {
-            ch.fb[p][zf]
-        } else {
-            let lanes = ch.eq[p] & (0x1111_1111u32 << zf);
-            let l = lanes.trailing_zeros() as usize;
-            let vlns = if p >= first_lo { vl } else { vh };
-            let c = ch.cell[p];
-            let (k, m) = if c & 0x8000 != 0 {
-                vlns.meta8[(c & 0x7fff) as usize][l]
+    let (fold, cell, eq, fb) = (&ch.fold[..np], &ch.cell[..np], &ch.eq[..np], &ch.fb[..np]);
+    let out = &mut out[..np];
+    for (range, vlns) in [(0..first_lo, vh), (first_lo..np, vl)] {
+        let meta = vlns.meta.as_ptr();
+        assert!(vlns.meta.len() >= VCELLS * VCELLS);
+        for p in range {
+            let z = (zs[p] >> 1) as usize;
+            let f = fold[p];
+            let zf = z ^ f as usize;
+            let c = cell[p];
+            let (k, m) = if c == u16::MAX {
+                fb[p][zf]
             } else {
-                vlns.meta[c as usize][l]
+                let l = (eq[p] & (0x1111_1111u32 << zf)).trailing_zeros() as usize;
+                let (k, m) = if c & 0x8000 != 0 {
+                    vlns.meta8[(c & 0x7fff) as usize][l]
+                } else {
+                    // SAFETY: the search stores cells below 64 · 64 (the mask keeps any value
+                    // there) and `meta` has that many lines (asserted above); l & 15 < 16.
+                    unsafe {
+                        *meta
+                            .add((c & 0xfff) as usize)
+                            .cast::<(u8, u8)>()
+                            .add(l & 15)
+                    }
+                };
+                (k as u16, m)
             };
-            (k as u16, m)
-        };
-        out[p] = Coded {
-            branch: zs[p] & 1,
-            k,
-            mirror: m ^ fold,
-        };
+            out[p] = Coded {
+                branch: zs[p] & 1,
+                k,
+                mirror: m ^ f,
+            };
+        }
     }
 }
 
@@ -336,6 +429,7 @@ pub(crate) unsafe fn quantize_rows(
     let mut coded = vec![Coded::default(); np];
     let mut best = vec![Coded::default(); np];
     let mut recon = vec![0f32; b];
+    let mut spare = vec![0u8; np];
     let mut g0 = 0;
     while g0 < total {
         let g = (total - g0).min(GROUP);
@@ -358,19 +452,12 @@ pub(crate) unsafe fn quantize_rows(
                 nch += 1;
             }
         }
-        {
-            let mut refs: Vec<&mut Chain> = chains.iter_mut().take(nch).collect();
-            match nch {
-                0 => {}
-                1 => acs::<1>(&mut refs, np),
-                2 => acs::<2>(&mut refs, np),
-                3 => acs::<3>(&mut refs, np),
-                4 => acs::<4>(&mut refs, np),
-                5 => acs::<5>(&mut refs, np),
-                6 => acs::<6>(&mut refs, np),
-                7 => acs::<7>(&mut refs, np),
-                _ => acs::<8>(&mut refs, np),
-            }
+        match nch.div_ceil(2) {
+            0 => {}
+            1 => acs::<1>(&mut chains, nch, np, &mut spare),
+            2 => acs::<2>(&mut chains, nch, np, &mut spare),
+            3 => acs::<3>(&mut chains, nch, np, &mut spare),
+            _ => acs::<4>(&mut chains, nch, np, &mut spare),
         }
         // Choose each block's scale and write it.
         for i in 0..g {
