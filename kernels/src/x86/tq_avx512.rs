@@ -174,9 +174,13 @@ fn fast(s: &TcqSpec, t: usize, sh: &Shape) -> Fast {
             (l - 3) as u8
         };
     }
-    for l in 0..64 {
-        if sh.lo >> l & 1 != 0 {
-            f.lob[l] = 1 << (s.hi - 1);
+    // Only the types that [`merges`] read `lob` (their `2^(hi−1)` fits a byte; a 9-bit hi
+    // table's would not).
+    if merges(s.hi, s.lo) {
+        for l in 0..64 {
+            if sh.lo >> l & 1 != 0 {
+                f.lob[l] = 1 << (s.hi - 1);
+            }
         }
     }
     if t == 0 {
