@@ -124,44 +124,42 @@ unsafe fn f16x2v(v: u32) -> __m128 {
     out
 }
 
-/// `vpdpwssd` as one instruction: LLVM otherwise splits some into `vpmaddwd` + `vpaddd` (two
-/// vector micro-ops instead of one).
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,gfni,avx2,fma,f16c")]
-unsafe fn dpwssd(acc: __m512i, a: __m512i, b: __m512i) -> __m512i {
-    let mut acc = acc;
-    // SAFETY: an AVX512_VNNI register instruction available under this function's features.
-    unsafe {
-        core::arch::asm!(
-            "vpdpwssd {acc}, {a}, {b}",
-            acc = inout(zmm_reg) acc,
-            a = in(zmm_reg) a,
-            b = in(zmm_reg) b,
-            options(pure, nomem, nostack, preserves_flags)
-        );
-    }
-    acc
+/// A register-only accumulate instruction `acc ← acc ∘ (a, b)` as one `asm!` instruction, so
+/// that LLVM keeps that exact instruction and its accumulator register.
+macro_rules! acc_insn {
+    ($(#[$doc:meta])* $name:ident, $ty:ty, $insn:literal) => {
+        $(#[$doc])*
+        #[inline]
+        #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,gfni,avx2,fma,f16c")]
+        unsafe fn $name(acc: $ty, a: $ty, b: $ty) -> $ty {
+            let mut acc = acc;
+            // SAFETY: an AVX-512 F / VNNI register instruction available under this
+            // function's features.
+            unsafe {
+                core::arch::asm!(
+                    concat!($insn, " {acc}, {a}, {b}"),
+                    acc = inout(zmm_reg) acc,
+                    a = in(zmm_reg) a,
+                    b = in(zmm_reg) b,
+                    options(pure, nomem, nostack, preserves_flags)
+                );
+            }
+            acc
+        }
+    };
 }
 
-/// `acc + a·b` (`vfmadd231ps`, fused), computed in the accumulator's register: LLVM otherwise
-/// picks the form that overwrites a product operand and copies it back (one more vector
-/// micro-op per block).
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,gfni,avx2,fma,f16c")]
-unsafe fn fma231(acc: __m512, a: __m512, b: __m512) -> __m512 {
-    let mut acc = acc;
-    // SAFETY: an AVX-512 F register instruction available under this function's features.
-    unsafe {
-        core::arch::asm!(
-            "vfmadd231ps {acc}, {a}, {b}",
-            acc = inout(zmm_reg) acc,
-            a = in(zmm_reg) a,
-            b = in(zmm_reg) b,
-            options(pure, nomem, nostack, preserves_flags)
-        );
-    }
-    acc
-}
+acc_insn!(
+    /// `vpdpwssd` as one instruction: LLVM otherwise splits some into `vpmaddwd` + `vpaddd`
+    /// (two vector micro-ops instead of one).
+    dpwssd, __m512i, "vpdpwssd"
+);
+acc_insn!(
+    /// `acc + a·b` (`vfmadd231ps`, fused), computed in the accumulator's register: LLVM
+    /// otherwise picks the form that overwrites a product operand and copies it back (one more
+    /// vector micro-op per block).
+    fma231, __m512, "vfmadd231ps"
+);
 
 /// f32 lane `idx` (an index vector, the lane in every dword) of `v` in every lane: one
 /// `vpermps` (LLVM otherwise emits a shuffle and a broadcast).
