@@ -89,6 +89,27 @@ fn every_task_once_spinning_and_parking() {
 }
 
 #[test]
+fn unneeded_workers_park_and_wake_when_needed() {
+    watchdog();
+    // Long runs of two-task steps (workers 2.. are not needed and park after the spin time,
+    // while steps keep coming), then steps that need every worker.
+    let p = Pool::new(8, Duration::from_micros(30), Duration::from_micros(10));
+    for round in 0..60 {
+        for _ in 0..(50 + round * 7) {
+            let sum = AtomicUsize::new(0);
+            p.run(2, &|i| {
+                sum.fetch_add(i + 1, Ordering::Relaxed);
+            });
+            assert_eq!(sum.load(Ordering::Relaxed), 3);
+        }
+        if round % 3 == 0 {
+            std::thread::sleep(Duration::from_micros(100));
+        }
+        check_steps(&p, 7, 24, round as u64, 0);
+    }
+}
+
+#[test]
 fn nested_calls_run_inline() {
     watchdog();
     let p = Pool::new(4, Duration::from_micros(100), Duration::from_micros(10));
