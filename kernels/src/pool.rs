@@ -112,65 +112,54 @@ impl Shared {
     }
 }
 
-/// Whether worker `w` takes part in the step whose packed word is `word`: only the first
-/// n - 1 workers do in a step of n tasks.
-fn needed(word: u64, w: usize) -> bool {
-    ((word >> 32) as usize) > w + 1
-}
-
 /// The loop of worker `w` (0-based; it is participant `w + 1`, the caller is 0).
 fn worker(sh: Arc<Shared>, w: usize) {
     // The step count the pool started with: a worker that starts late still sees every step
     // (and the stop) that came before it.
     let mut seen = 0;
-    // When this worker last ran tasks (or woke): its spin time counts from there, so a worker
-    // that the steps do not need (a small model's steps use a few threads) parks even while
-    // steps keep coming, and only the threads in use keep spinning.
-    let mut busy_at = Instant::now();
-    let mut k = 0u32;
-    let mut yielding = false;
     loop {
-        let s = sh.step.0.load(Ordering::Acquire);
-        if s != seen {
-            seen = s;
-            if sh.stop.load(Ordering::Acquire) {
-                return;
+        let mut s = sh.step.0.load(Ordering::Acquire);
+        let mut t0 = Instant::now();
+        let mut k = 0u32;
+        let mut yielding = false;
+        while s == seen {
+            if yielding {
+                // Past the pure spin: give the CPU to any other runnable thread (on a busy
+                // machine, maybe the one holding this process's current task) between looks.
+                std::thread::yield_now();
+            } else {
+                std::hint::spin_loop();
             }
-            if needed(sh.word.0.load(Ordering::Acquire), w) {
-                sh.work();
-                busy_at = Instant::now();
+            s = sh.step.0.load(Ordering::Acquire);
+            k = k.wrapping_add(1);
+            if s != seen || !(yielding || k.is_multiple_of(64)) {
+                continue;
+            }
+            let e = t0.elapsed();
+            yielding = e >= sh.pure;
+            if e >= sh.spin {
+                // Announce the sleep, then look once more: the caller bumps `step` before it
+                // reads `sleeping` (both SeqCst), so either it sees the flag and unparks, or
+                // this load sees the new step. An unpark that comes early is kept as the
+                // thread's token and makes park() return at once.
+                sh.sleeping[w].0.store(true, Ordering::SeqCst);
+                if sh.step.0.load(Ordering::SeqCst) == seen {
+                    std::thread::park();
+                }
+                sh.sleeping[w].0.store(false, Ordering::SeqCst);
+                s = sh.step.0.load(Ordering::Acquire);
+                t0 = Instant::now();
                 yielding = false;
             }
-            continue;
         }
-        if yielding {
-            // Past the pure spin: give the CPU to any other runnable thread (on a busy machine,
-            // maybe the one holding this process's current task) between looks.
-            std::thread::yield_now();
-        } else {
-            std::hint::spin_loop();
+        seen = s;
+        if sh.stop.load(Ordering::Acquire) {
+            return;
         }
-        k = k.wrapping_add(1);
-        if !(yielding || k.is_multiple_of(64)) {
-            continue;
+        // Only the first n - 1 workers take part in a step of n tasks.
+        if ((sh.word.0.load(Ordering::Acquire) >> 32) as usize) > w + 1 {
+            sh.work();
         }
-        let e = busy_at.elapsed();
-        yielding = e >= sh.pure;
-        if e < sh.spin {
-            continue;
-        }
-        // Announce the sleep, then look once more: the caller publishes the step's word, bumps
-        // `step`, then reads `sleeping` (SeqCst), so either it sees the flag and unparks this
-        // worker when its step needs it, or the loads below see that step. An unpark that comes
-        // early is kept as the thread's token and makes park() return at once.
-        sh.sleeping[w].0.store(true, Ordering::SeqCst);
-        let s2 = sh.step.0.load(Ordering::SeqCst);
-        if s2 == seen || !needed(sh.word.0.load(Ordering::Acquire), w) {
-            std::thread::park();
-        }
-        sh.sleeping[w].0.store(false, Ordering::SeqCst);
-        busy_at = Instant::now();
-        yielding = false;
     }
 }
 

@@ -89,10 +89,10 @@ fn every_task_once_spinning_and_parking() {
 }
 
 #[test]
-fn unneeded_workers_park_and_wake_when_needed() {
+fn long_runs_of_small_steps_then_wide_steps() {
     watchdog();
-    // Long runs of two-task steps (workers 2.. are not needed and park after the spin time,
-    // while steps keep coming), then steps that need every worker.
+    // Long runs of two-task steps (only worker 0 is needed; the others see the steps, and
+    // park after the spin time once the pauses come), then steps that need every worker.
     let p = Pool::new(8, Duration::from_micros(30), Duration::from_micros(10));
     for round in 0..60 {
         for _ in 0..(50 + round * 7) {
