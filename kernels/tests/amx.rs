@@ -322,8 +322,9 @@ fn amx_gemm_matches_avx512_tile_and_scalar_bound() {
                 GgmlType::BF16 => [1, 37, 20],
                 _ => [1, 9, 5],
             };
-            // n: one whole token tile; 37 (BF16: 3 tiles, the last of 5; int8: a call of 32,
-            // then 5); 53 (BF16: 48 + 5; int8: 32 + 16 + 5).
+            // n: one whole token tile; 37 (a call of 32 tokens, then one of 5); 53 (32, then
+            // 16 + 5). Rows: one partial tile; 17 and 33 (BF16: a pair of row tiles whose second
+            // is partial; a pair and a last single tile).
             for ((rows, n), nb) in [(5usize, m), (17, 37), (33, 53)].into_iter().zip(nbs) {
                 let cols = unit * nb;
                 for &mode in &modes {

@@ -9,7 +9,11 @@
 //! `[k/2][16 rows][2 bf16]` (BF16), which **is** the B operand layout of the tile instructions
 //! (K/4 or K/2 rows of 16 dwords, stride 64 bytes). The A operand is up to 16 token rows of the
 //! prepared activations (their own row stride); the C tile is 16 tokens × 16 weight rows, which
-//! is also the layout of the f32 accumulators per (row tile, token) of `x86::tile`.
+//! is also the layout of the f32 accumulators per (row tile, token) of `x86::tile`. One
+//! micro-kernel call takes 32 tokens (two token tiles): BF16 with two tiles of rows at once
+//! (2 × 2 C tiles, tiles 0–3; A 4/5; B 6/7), the int8 formats with one tile of rows and their C
+//! tiles double-buffered (0/1 for even groups, 2/3 for odd; A 4/5; B 6/7), so that the next
+//! group's products are issued before this group's sums are stored and scaled.
 //!
 //! Numerics:
 //! - BF16 × BF16 (`tdpbf16ps`): the C tiles are loaded from the f32 accumulators at the start of

@@ -19,6 +19,10 @@
 //! columns, the blocking or the other columns of the batch. It is **not** bit-identical to
 //! the GEMV (whose lanes are k positions), only within the scalar bound.
 //!
+//! With Intel AMX (`x86::amx`, `AmxMode`), the same loops and repack feed tile instructions
+//! instead of the micro-kernels below for BF16 × BF16 and the int8 formats; see that module for
+//! its numerics (int8: bit-identical to this one).
+//!
 //! Every function is `unsafe`: the CPU must have [`FEATURES`] (checked by the caller, which
 //! only uses this module from the AVX-512 tables), and slices hold whole rows.
 
