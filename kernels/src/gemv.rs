@@ -51,7 +51,13 @@ pub fn gemm_scratch_bytes(ty: GgmlType, cols: usize, n: usize) -> usize {
         GgmlType::TQT4_5 | GgmlType::TQT3_375 | GgmlType::TQT2_5 => cols / 256 * 320,
         _ => 0,
     };
-    n * gemv_scratch_bytes(ty, cols).max(tiled)
+    // Tiled rows are padded to 64 bytes and start at a 64-byte aligned offset of the scratch.
+    let tiled = if tiled > 0 {
+        n * tiled.next_multiple_of(64) + 64
+    } else {
+        0
+    };
+    (n * gemv_scratch_bytes(ty, cols)).max(tiled)
 }
 
 /// Whether the register-tiled GEMM runs its micro-kernel on Intel AMX tiles (`x86::amx`):
@@ -80,13 +86,16 @@ pub fn amx_available() -> bool {
     }
 }
 
-/// The AMX mode [`Kernels::gemm`] uses: [`AmxMode::Hw`] where [`amx_available`] and `GQ_AMX` is
-/// not `0`, else [`AmxMode::Off`].
-pub fn amx_default() -> AmxMode {
+/// The AMX mode [`Kernels::gemm`] uses for weights of type `ty`: [`AmxMode::Hw`] where
+/// [`amx_available`] and `GQ_AMX` allows the type (unset: the types AMX measured faster for,
+/// `x86::amx::DEFAULT_TYPES`; `0`: none; else a list such as `bf16,q4_k`), else
+/// [`AmxMode::Off`].
+pub fn amx_default(ty: GgmlType) -> AmxMode {
     #[cfg(target_arch = "x86_64")]
-    if crate::x86::amx::enabled() {
+    if crate::x86::amx::enabled_for(ty) {
         return AmxMode::Hw;
     }
+    let _ = ty;
     AmxMode::Off
 }
 
@@ -513,7 +522,7 @@ impl Kernels {
         scratch: &mut [u8],
         act_fmt: FloatAct,
     ) {
-        self.gemm_as_amx(ty, w, rows, cols, xs, ys, scratch, act_fmt, amx_default())
+        self.gemm_as_amx(ty, w, rows, cols, xs, ys, scratch, act_fmt, amx_default(ty))
     }
 
     /// [`Kernels::gemm_as`] with an explicit [`AmxMode`] (tests and A/B benchmarks; where the
@@ -628,7 +637,7 @@ impl Kernels {
     pub fn gemm_is_tiled(&self, ty: GgmlType, cols: usize, n: usize, act: FloatAct) -> bool {
         #[cfg(target_arch = "x86_64")]
         {
-            self.tile_fmt(ty, cols, n, act, amx_default()).is_some()
+            self.tile_fmt(ty, cols, n, act, amx_default(ty)).is_some()
         }
         #[cfg(not(target_arch = "x86_64"))]
         {
@@ -720,6 +729,9 @@ impl Kernels {
         use crate::x86::{amx as tiles, tile};
         let rb = row_bytes(ty, cols);
         let n = ys.len() / rows;
+        // Prepared rows start on 64-byte lines (`gemm_scratch_bytes` has room for the offset).
+        let off = scratch.as_ptr().align_offset(64).min(scratch.len());
+        let scratch = &mut scratch[off..];
         let acts: &[u8] = if tile::is_bf16_rounded_f32(f) {
             let ab = 4 * cols;
             assert!(scratch.len() >= n * ab, "{ty}: gemm scratch too small");

@@ -510,7 +510,7 @@ pub fn run_kernel_bench(
                 GGML_K,
                 GEMM_N,
                 k.default_act(ty),
-                gq_kernels::amx_default(),
+                gq_kernels::amx_default(ty),
             );
             let (ops, what) = if amx {
                 gq_kernels::bench::amx_peak_ops_per_cycle(ty)
@@ -552,7 +552,7 @@ pub fn run_kernel_bench(
                         GGML_K,
                         GEMM_N,
                         k.default_act(t),
-                        gq_kernels::amx_default(),
+                        gq_kernels::amx_default(t),
                     );
                     format!("; GEMM n=512: tiled ({})", amx_note(amx))
                 } else {
@@ -575,7 +575,7 @@ fn amx_note(amx: bool) -> &'static str {
     if amx {
         "AMX tiles"
     } else if gq_kernels::amx_available() {
-        "lanes = rows; AMX off: GQ_AMX=0 or no AMX kernel for the type"
+        "lanes = rows; AMX not used for this type (GQ_AMX, or no AMX kernel)"
     } else {
         "lanes = rows; no AMX on this CPU/OS"
     }

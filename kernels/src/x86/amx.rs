@@ -43,6 +43,7 @@
 #![allow(clippy::missing_safety_doc)] // the trait's safety contract is stated once, on it
 
 use super::tile::{Fmt, Kind};
+use crate::GgmlType;
 use core::arch::asm;
 use core::arch::x86_64::*;
 use core::ptr::read_unaligned as rd;
@@ -344,13 +345,67 @@ pub fn hw_available() -> bool {
     *A.get_or_init(detect)
 }
 
-/// Whether the GEMM uses AMX by default: [`hw_available`] and `GQ_AMX` is not `0`.
-pub fn enabled() -> bool {
-    static E: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *E.get_or_init(|| {
-        let off = std::env::var("GQ_AMX").is_ok_and(|v| v.trim() == "0");
-        !off && hw_available()
-    })
+/// The weight types whose GEMM takes AMX by default (where [`hw_available`]).
+pub const DEFAULT_TYPES: &[GgmlType] = &[
+    GgmlType::BF16,
+    GgmlType::Q4_K,
+    GgmlType::Q6_K,
+    GgmlType::Q8_0,
+    GgmlType::TQT4_5,
+    GgmlType::TQT3_375,
+    GgmlType::TQT2_5,
+];
+
+/// Whether the GEMM of `ty` uses AMX by default: [`hw_available`] and `GQ_AMX` allows it
+/// (unset or `1`: the types of [`DEFAULT_TYPES`]; `0`: none; else a comma-separated list of
+/// type names, e.g. `bf16,q4_k`).
+pub fn enabled_for(ty: GgmlType) -> bool {
+    static E: std::sync::OnceLock<Vec<GgmlType>> = std::sync::OnceLock::new();
+    let types = E.get_or_init(|| {
+        if !hw_available() {
+            return Vec::new();
+        }
+        match std::env::var("GQ_AMX").map(|v| v.trim().to_ascii_lowercase()) {
+            Ok(v) if v == "0" => Vec::new(),
+            Ok(v) if !v.is_empty() && v != "1" => GgmlType::ALL
+                .iter()
+                .copied()
+                .filter(|t| {
+                    v.split(',')
+                        .any(|n| n.trim() == t.name().to_ascii_lowercase())
+                })
+                .collect(),
+            _ => DEFAULT_TYPES.to_vec(),
+        }
+    });
+    types.contains(&ty)
+}
+
+/// A-operand prefetch into L1 ahead of the tile loads (`GQ_AMX_PF=0` turns it off, for A/B).
+fn prefetch_on() -> bool {
+    static P: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *P.get_or_init(|| std::env::var("GQ_AMX_PF").map_or(true, |v| v.trim() != "0"))
+}
+
+/// BF16 operand loads software-pipelined one unit ahead (`GQ_AMX_PIPE=0`: load each unit's
+/// operands just before its products, for A/B).
+fn pipelined() -> bool {
+    static P: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *P.get_or_init(|| std::env::var("GQ_AMX_PIPE").map_or(true, |v| v.trim() != "0"))
+}
+
+/// Prefetches into L1 the bytes `[o, o + len)` of the `nt` token rows at `a` (stride `abr`).
+#[inline(always)]
+unsafe fn prefetch_rows(a: *const u8, abr: usize, nt: usize, o: usize, len: usize) {
+    for m in 0..nt {
+        let p = a.add(m * abr + o);
+        let mut l = 0;
+        while l < len {
+            _mm_prefetch::<_MM_HINT_T0>(p.add(l).cast());
+            l += 64;
+        }
+        _mm_prefetch::<_MM_HINT_T0>(p.add(len - 1).cast());
+    }
 }
 
 fn detect() -> bool {
@@ -424,8 +479,8 @@ pub(crate) unsafe fn make_signed(f: &Fmt, q: *mut u8, len: usize) {
 pub(crate) struct Amx<'t, T: Tiles> {
     t: &'t mut T,
     cur: Option<Cfg>,
-    /// Stored int32 C tiles (2 tiles of 16 tokens × 16 rows).
-    ibuf: [[i32; 16]; 32],
+    /// Stored int32 C tiles (2 tiles of 16 tokens × 16 rows), two groups in flight.
+    ibuf: [[[i32; 16]; 32]; 2],
     /// Per-token f32 block sums of the current unit (int8 formats).
     blk: [[f32; 16]; 32],
 }
@@ -436,7 +491,7 @@ impl<'t, T: Tiles> Amx<'t, T> {
         Amx {
             t,
             cur: None,
-            ibuf: [[0; 16]; 32],
+            ibuf: [[[0; 16]; 32]; 2],
             blk: [[0.0; 16]; 32],
         }
     }
@@ -526,19 +581,65 @@ impl<'t, T: Tiles> Amx<'t, T> {
                 t.load::<3>(cp(1, 1), 64);
             }
         }
-        for u in 0..ku {
-            t.load::<6>(w.add(1024 * u), 64);
-            t.load::<4>(a.add(64 * u), abr);
-            t.dpbf16ps::<0, 4, 6>();
+        let pf = prefetch_on();
+        if pipelined() {
+            // Each tile's operand for unit u + 1 is loaded right after its last use in unit u,
+            // so the loads overlap the remaining products of unit u.
+            t.load::<6>(w, 64);
+            t.load::<4>(a, abr);
             if two_r {
-                t.load::<7>(w1.add(1024 * u), 64);
-                t.dpbf16ps::<1, 4, 7>();
+                t.load::<7>(w1, 64);
             }
             if two_t {
-                t.load::<5>(a1.add(64 * u), abr);
-                t.dpbf16ps::<2, 5, 6>();
+                t.load::<5>(a1, abr);
+            }
+            for u in 0..ku {
+                if pf {
+                    // The rows' unit two ahead (64 bytes each), so the A loads hit L1.
+                    prefetch_rows(a, abr, nt, 64 * (u + 2), 64);
+                }
+                let nx = u + 1 < ku;
+                t.dpbf16ps::<0, 4, 6>();
                 if two_r {
+                    t.dpbf16ps::<1, 4, 7>();
+                }
+                if nx {
+                    t.load::<4>(a.add(64 * (u + 1)), abr);
+                }
+                if two_t {
+                    t.dpbf16ps::<2, 5, 6>();
+                }
+                if nx {
+                    t.load::<6>(w.add(1024 * (u + 1)), 64);
+                }
+                if two_t && two_r {
                     t.dpbf16ps::<3, 5, 7>();
+                }
+                if nx && two_t {
+                    t.load::<5>(a1.add(64 * (u + 1)), abr);
+                }
+                if nx && two_r {
+                    t.load::<7>(w1.add(1024 * (u + 1)), 64);
+                }
+            }
+        } else {
+            for u in 0..ku {
+                if pf {
+                    prefetch_rows(a, abr, nt, 64 * (u + 2), 64);
+                }
+                t.load::<6>(w.add(1024 * u), 64);
+                t.load::<4>(a.add(64 * u), abr);
+                t.dpbf16ps::<0, 4, 6>();
+                if two_r {
+                    t.load::<7>(w1.add(1024 * u), 64);
+                    t.dpbf16ps::<1, 4, 7>();
+                }
+                if two_t {
+                    t.load::<5>(a1.add(64 * u), abr);
+                    t.dpbf16ps::<2, 5, 6>();
+                    if two_r {
+                        t.dpbf16ps::<3, 5, 7>();
+                    }
                 }
             }
         }
@@ -600,12 +701,22 @@ impl<'t, T: Tiles> Amx<'t, T> {
                 group::<T, 2, 3, 7>(t, ntt, b, ap, abr, signed);
             }
         };
+        // Prefetch distance in units: at least 256 bytes of each token row ahead.
+        let (pf, dist) = (prefetch_on(), 256usize.div_ceil(f.ab).max(1));
+        if pf {
+            prefetch_rows(a, abr, nt, 0, f.ab * dist.min(ku));
+        }
         issue(self.t, 0);
         for idx in 0..total {
+            if pf && idx % ng == 0 {
+                prefetch_rows(a, abr, nt, f.ab * (idx / ng + dist), f.ab);
+            }
             if idx + 1 < total {
                 issue(self.t, idx + 1);
             }
-            let ib = self.ibuf.as_mut_ptr().cast::<u8>();
+            // Store this group's sums, then fold the previous group's (stored one step
+            // earlier, so its loads do not wait for the tile stores).
+            let ib = self.ibuf[idx % 2].as_mut_ptr().cast::<u8>();
             if idx.is_multiple_of(2) {
                 self.t.store::<0>(ib, 64);
                 if ntt > 1 {
@@ -617,9 +728,13 @@ impl<'t, T: Tiles> Amx<'t, T> {
                     self.t.store::<3>(ib.add(1024), 64);
                 }
             }
-            let (u, g) = (idx / ng, idx % ng);
-            self.flush(f, s, u, g, ng, a, abr, nt, acc);
+            if idx > 0 {
+                let p = idx - 1;
+                self.flush(f, s, p / ng, p % ng, ng, a, abr, nt, acc, p % 2);
+            }
         }
+        let p = total - 1;
+        self.flush(f, s, p / ng, p % ng, ng, a, abr, nt, acc, p % 2);
     }
 
     /// Folds the stored group sums of group `g` of unit `u` into the f32 sums, with exactly the
@@ -638,10 +753,12 @@ impl<'t, T: Tiles> Amx<'t, T> {
         abr: usize,
         nt: usize,
         acc: *mut f32,
+        buf: usize,
     ) {
         let su = s.add(f.sb * u);
         let au = |m: usize| a.add(m * abr + f.ab * u);
-        let is = |m: usize| _mm512_cvtepi32_ps(_mm512_loadu_si512(self.ibuf[m].as_ptr().cast()));
+        let is =
+            |m: usize| _mm512_cvtepi32_ps(_mm512_loadu_si512(self.ibuf[buf][m].as_ptr().cast()));
         let accp = |m: usize| acc.add(16 * m);
         match f.kind {
             Kind::Q4K | Kind::Q6K => {

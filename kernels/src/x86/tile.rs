@@ -122,8 +122,10 @@ pub(crate) fn unit(f: &Fmt) -> usize {
 }
 
 /// Prepared activation bytes of one row of `cols` elements for `f`.
+/// Rows are padded to whole 64-byte lines, so that with a 64-byte aligned base every row
+/// starts a cache line (the AMX kernels load token rows as tiles).
 pub(crate) fn act_row_bytes(f: &Fmt, cols: usize) -> usize {
-    cols / f.unit * f.ab
+    (cols / f.unit * f.ab).next_multiple_of(64)
 }
 
 /// Natural activation bytes of one row (what the activation quantizer writes).
@@ -799,7 +801,9 @@ pub(crate) unsafe fn gemm<T: Tiles>(
     // column's instructions do not depend on the other columns', so no result changes; one
     // latency-bound single-column call costs over half of a TC-column call).
     let ncp = nc.next_multiple_of(TC);
-    let mut acc = vec![0f32; ntiles * 16 * ncp];
+    // 64-byte aligned (AMX loads and stores them as C tiles).
+    let mut acc_v = vec![_mm512_setzero_ps(); ntiles * ncp];
+    let acc = core::slice::from_raw_parts_mut(acc_v.as_mut_ptr().cast::<f32>(), ntiles * 16 * ncp);
     let mut j0 = 0;
     while j0 < n {
         let jn = nc.min(n - j0);
