@@ -87,9 +87,9 @@ pub fn amx_available() -> bool {
 }
 
 /// The AMX mode [`Kernels::gemm`] uses for weights of type `ty`: [`AmxMode::Hw`] where
-/// [`amx_available`] and `GQ_AMX` allows the type (unset: the types AMX measured faster for,
-/// `x86::amx::DEFAULT_TYPES`; `0`: none; else a list such as `bf16,q4_k`), else
-/// [`AmxMode::Off`].
+/// [`amx_available`] and `GQ_AMX` allows the type (unset or `1`: BF16 only, the type AMX
+/// measured faster for, `x86::amx::DEFAULT_TYPES`; `all`: every type with an AMX kernel; `0`:
+/// none; else a list such as `bf16,q4_k`), else [`AmxMode::Off`].
 pub fn amx_default(ty: GgmlType) -> AmxMode {
     #[cfg(target_arch = "x86_64")]
     if crate::x86::amx::enabled_for(ty) {

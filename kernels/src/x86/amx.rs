@@ -38,7 +38,9 @@
 //! Availability ([`hw_available`]): CPUID.(7,0):EDX AMX-TILE (24), AMX-INT8 (25), AMX-BF16 (22),
 //! XCR0 bits 17/18 enabled by the OS, and Linux's `arch_prctl(ARCH_REQ_XCOMP_PERM,
 //! XFEATURE_XTILEDATA)` granted (once per process); anything else means no AMX, and the GEMM
-//! stays on AVX-512. `GQ_AMX=0` turns AMX off ([`enabled`]).
+//! stays on AVX-512. By default only BF16 × BF16 takes AMX ([`DEFAULT_TYPES`]: the int8 kernels
+//! measured slower than the AVX-512 tile on the host, docs/kernels.md); `GQ_AMX` changes that
+//! ([`enabled_for`]: `0` off, `all`, or a list of types).
 
 #![allow(clippy::missing_safety_doc)] // the trait's safety contract is stated once, on it
 
@@ -345,8 +347,14 @@ pub fn hw_available() -> bool {
     *A.get_or_init(detect)
 }
 
-/// The weight types whose GEMM takes AMX by default (where [`hw_available`]).
-pub const DEFAULT_TYPES: &[GgmlType] = &[
+/// The weight types whose GEMM takes AMX by default (where [`hw_available`]): BF16 × BF16
+/// activations only. On the 16-core host (2026-11-29, docs/kernels.md) the int8 kernels
+/// measured slower than the AVX-512 tile (GEMM n = 512 and the runner's pp512), so they are
+/// used only when asked for (`GQ_AMX=all` or a type list).
+pub const DEFAULT_TYPES: &[GgmlType] = &[GgmlType::BF16];
+
+/// Every weight type with an AMX kernel (`GQ_AMX=all`).
+pub const ALL_TYPES: &[GgmlType] = &[
     GgmlType::BF16,
     GgmlType::Q4_K,
     GgmlType::Q6_K,
@@ -357,8 +365,8 @@ pub const DEFAULT_TYPES: &[GgmlType] = &[
 ];
 
 /// Whether the GEMM of `ty` uses AMX by default: [`hw_available`] and `GQ_AMX` allows it
-/// (unset or `1`: the types of [`DEFAULT_TYPES`]; `0`: none; else a comma-separated list of
-/// type names, e.g. `bf16,q4_k`).
+/// (unset or `1`: [`DEFAULT_TYPES`]; `0`: none; `all`: [`ALL_TYPES`]; else a comma-separated
+/// list of type names, e.g. `bf16,q4_k`).
 pub fn enabled_for(ty: GgmlType) -> bool {
     static E: std::sync::OnceLock<Vec<GgmlType>> = std::sync::OnceLock::new();
     let types = E.get_or_init(|| {
@@ -367,7 +375,8 @@ pub fn enabled_for(ty: GgmlType) -> bool {
         }
         match std::env::var("GQ_AMX").map(|v| v.trim().to_ascii_lowercase()) {
             Ok(v) if v == "0" => Vec::new(),
-            Ok(v) if !v.is_empty() && v != "1" => GgmlType::ALL
+            Ok(v) if v == "all" => ALL_TYPES.to_vec(),
+            Ok(v) if !v.is_empty() && v != "1" => ALL_TYPES
                 .iter()
                 .copied()
                 .filter(|t| {
