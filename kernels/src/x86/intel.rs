@@ -273,6 +273,46 @@ pub(crate) fn q8_k_to_v(blocks: &mut [u8]) {
     }
 }
 
+/// One Q4_K / Q5_K superblock at `x` (block `i`) · the `C` Q8_K-v activation rows `ys`, added
+/// to the accumulators `a`: the scales and mins (shared layout) and the per-column products
+/// (same instructions in both kernels); `$quant` is the closure that unpacks the 64 quants
+/// `j` (0..4) as u8, the only step where the two formats differ.
+macro_rules! k45_block {
+    ($x:ident, $i:ident, $ys:ident, $a:ident, ($s01i:ident, $s23i:ident, $mi:ident, $zero:ident), $quant:expr) => {{
+        let (lo, hi) = k45_unpack($x.add(4));
+        let t = _mm512_zextsi128_si512(_mm_set_epi64x(hi as i64, lo as i64));
+        let s01 = _mm512_permutexvar_epi8($s01i, t);
+        let s23 = _mm512_permutexvar_epi8($s23i, t);
+        // m_j in lanes 0..8 (f32, exact), zero above; −dmin broadcast.
+        let m32 = _mm256_permutexvar_epi8($mi, _mm512_castsi512_si256(t));
+        let mf = _mm512_zextps256_ps512(_mm256_cvtepi32_ps(m32));
+        let dm = f16x2($x);
+        let negdmin = _mm512_sub_ps(
+            _mm512_setzero_ps(),
+            _mm512_broadcastss_ps(_mm_movehdup_ps(dm)),
+        );
+        let d = _mm512_broadcastss_ps(dm);
+        let q: [__m512i; 4] = core::array::from_fn($quant);
+        for c in 0..C {
+            let y = $ys[c].add(Q8K * $i);
+            let yq = y.add(4);
+            let p: [__m512i; 4] =
+                core::array::from_fn(|j| _mm512_dpbusd_epi32($zero, q[j], ld512(yq.add(64 * j))));
+            let sumi = _mm512_dpwssd_epi32($zero, _mm512_packs_epi32(p[0], p[1]), s01);
+            let sumi = _mm512_dpwssd_epi32(sumi, _mm512_packs_epi32(p[2], p[3]), s23);
+            let yd = _mm512_set1_ps(rd(y.cast::<f32>()));
+            let dy = _mm512_mul_ps(d, yd);
+            $a[c] = _mm512_fmadd_ps(dy, _mm512_cvtepi32_ps(sumi), $a[c]);
+            // (−dmin·d_a)·(m_j·Σ_j): m_j·Σ_j is exact (|·| < 2^18), and dmin meets d_a
+            // first as in the scalar reference. Scaling −dmin·m by d_a first overflowed f32
+            // for d_a near 10^36 where the reference stays finite (a fuzz finding,
+            // fuzz/regressions/vec_dot/q4k-intel-min-times-activation-scale-overflows).
+            let v = _mm512_zextps256_ps512(_mm256_loadu_ps(y.add(260).cast()));
+            $a[c] = _mm512_fmadd_ps(_mm512_mul_ps(negdmin, yd), _mm512_mul_ps(mf, v), $a[c]);
+        }
+    }};
+}
+
 intel! {
     /// Q4_K blocks `i0..i1` of the row at `w` · `C` Q8_K-v activation rows, added into `acc`.
     #[inline]
@@ -286,36 +326,9 @@ intel! {
         for i in i0..i1 {
             let x = w.add(144 * i);
             prefetch::<3>(x, pf);
-            let (lo, hi) = k45_unpack(x.add(4));
-            let t = _mm512_zextsi128_si512(_mm_set_epi64x(hi as i64, lo as i64));
-            let s01 = _mm512_permutexvar_epi8(s01i, t);
-            let s23 = _mm512_permutexvar_epi8(s23i, t);
-            // m_j in lanes 0..8 (f32, exact), zero above; −dmin broadcast.
-            let m32 = _mm256_permutexvar_epi8(mi, _mm512_castsi512_si256(t));
-            let mf = _mm512_zextps256_ps512(_mm256_cvtepi32_ps(m32));
-            let dm = f16x2(x);
-            let negdmin = _mm512_sub_ps(_mm512_setzero_ps(), _mm512_broadcastss_ps(_mm_movehdup_ps(dm)));
-            let d = _mm512_broadcastss_ps(dm);
-            let q: [__m512i; 4] = core::array::from_fn(|j| {
+            k45_block!(x, i, ys, a, (s01i, s23i, mi, zero), |j| {
                 _mm512_gf2p8affine_epi64_epi8::<0>(bcast256(x.add(16 + 32 * j)), gf)
             });
-            for c in 0..C {
-                let y = ys[c].add(Q8K * i);
-                let yq = y.add(4);
-                let p: [__m512i; 4] =
-                    core::array::from_fn(|j| _mm512_dpbusd_epi32(zero, q[j], ld512(yq.add(64 * j))));
-                let sumi = _mm512_dpwssd_epi32(zero, _mm512_packs_epi32(p[0], p[1]), s01);
-                let sumi = _mm512_dpwssd_epi32(sumi, _mm512_packs_epi32(p[2], p[3]), s23);
-                let yd = _mm512_set1_ps(rd(y.cast::<f32>()));
-                let dy = _mm512_mul_ps(d, yd);
-                a[c] = _mm512_fmadd_ps(dy, _mm512_cvtepi32_ps(sumi), a[c]);
-                // (−dmin·d_a)·(m_j·Σ_j): m_j·Σ_j is exact (|·| < 2^18), and dmin meets d_a
-                // first as in the scalar reference. Scaling −dmin·m by d_a first overflowed f32
-                // for d_a near 10^36 where the reference stays finite (a fuzz finding,
-                // fuzz/regressions/vec_dot/q4k-intel-min-times-activation-scale-overflows).
-                let v = _mm512_zextps256_ps512(_mm256_loadu_ps(y.add(260).cast()));
-                a[c] = _mm512_fmadd_ps(_mm512_mul_ps(negdmin, yd), _mm512_mul_ps(mf, v), a[c]);
-            }
         }
         for c in 0..C {
             acc[c][0] = a[c];
@@ -350,38 +363,11 @@ intel! {
         for i in i0..i1 {
             let x = w.add(176 * i);
             prefetch::<3>(x, pf);
-            let (lo, hi) = k45_unpack(x.add(4));
-            let t = _mm512_zextsi128_si512(_mm_set_epi64x(hi as i64, lo as i64));
-            let s01 = _mm512_permutexvar_epi8(s01i, t);
-            let s23 = _mm512_permutexvar_epi8(s23i, t);
-            // m_j in lanes 0..8 (f32, exact), zero above; −dmin broadcast.
-            let m32 = _mm256_permutexvar_epi8(mi, _mm512_castsi512_si256(t));
-            let mf = _mm512_zextps256_ps512(_mm256_cvtepi32_ps(m32));
-            let dm = f16x2(x);
-            let negdmin = _mm512_sub_ps(_mm512_setzero_ps(), _mm512_broadcastss_ps(_mm_movehdup_ps(dm)));
-            let d = _mm512_broadcastss_ps(dm);
             let qh = bcast256(x.add(16));
-            let q: [__m512i; 4] = core::array::from_fn(|j| {
+            k45_block!(x, i, ys, a, (s01i, s23i, mi, zero), |j| {
                 let n = _mm512_gf2p8affine_epi64_epi8::<0>(bcast256(x.add(48 + 32 * j)), gf);
                 _mm512_or_si512(n, _mm512_gf2p8affine_epi64_epi8::<0>(qh, gfh[j]))
             });
-            for c in 0..C {
-                let y = ys[c].add(Q8K * i);
-                let yq = y.add(4);
-                let p: [__m512i; 4] =
-                    core::array::from_fn(|j| _mm512_dpbusd_epi32(zero, q[j], ld512(yq.add(64 * j))));
-                let sumi = _mm512_dpwssd_epi32(zero, _mm512_packs_epi32(p[0], p[1]), s01);
-                let sumi = _mm512_dpwssd_epi32(sumi, _mm512_packs_epi32(p[2], p[3]), s23);
-                let yd = _mm512_set1_ps(rd(y.cast::<f32>()));
-                let dy = _mm512_mul_ps(d, yd);
-                a[c] = _mm512_fmadd_ps(dy, _mm512_cvtepi32_ps(sumi), a[c]);
-                // (−dmin·d_a)·(m_j·Σ_j): m_j·Σ_j is exact (|·| < 2^18), and dmin meets d_a
-                // first as in the scalar reference. Scaling −dmin·m by d_a first overflowed f32
-                // for d_a near 10^36 where the reference stays finite (a fuzz finding,
-                // fuzz/regressions/vec_dot/q4k-intel-min-times-activation-scale-overflows).
-                let v = _mm512_zextps256_ps512(_mm256_loadu_ps(y.add(260).cast()));
-                a[c] = _mm512_fmadd_ps(_mm512_mul_ps(negdmin, yd), _mm512_mul_ps(mf, v), a[c]);
-            }
         }
         for c in 0..C {
             acc[c][0] = a[c];
