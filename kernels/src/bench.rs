@@ -243,7 +243,7 @@ unsafe fn chain256(n: u64) {
 /// operations (2 per multiply-add) per cycle, and what it assumes: int8 `vpdpbusd` (64
 /// multiply-adds per 512-bit instruction, two per cycle) for quantized types, `vdpbf16ps` (32,
 /// two per cycle) for BF16 with BF16 activations, f32 FMA (16, two per cycle) otherwise; AVX2
-/// halves the widths. AMX is not counted (gq does not use it).
+/// halves the widths. For a GEMM that runs AMX tiles see [`amx_peak_ops_per_cycle`].
 pub fn peak_ops_per_cycle(k: &Kernels, ty: GgmlType) -> (f64, &'static str) {
     let wide = k.isa() == crate::Isa::Avx512;
     let (per_insn, what) = if !ty.is_float() {
@@ -255,4 +255,15 @@ pub fn peak_ops_per_cycle(k: &Kernels, ty: GgmlType) -> (f64, &'static str) {
     };
     let per_insn = if wide { per_insn } else { per_insn / 2.0 };
     (2.0 * 2.0 * per_insn, what)
+}
+
+/// Peak of one core's AMX unit in operations (2 per multiply-add) per cycle: `tdpbssd` /
+/// `tdpbsud` 16·16·64 multiply-adds per 16 cycles (2048 ops/cycle) for the int8 formats,
+/// `tdpbf16ps` 16·16·32 per 16 cycles (1024) for BF16 (Sapphire / Emerald Rapids).
+pub fn amx_peak_ops_per_cycle(ty: GgmlType) -> (f64, &'static str) {
+    if ty.is_float() {
+        (1024.0, "AMX tdpbf16ps, 512 bf16 multiply-adds/cycle")
+    } else {
+        (2048.0, "AMX tdpbssd, 1024 int8 multiply-adds/cycle")
+    }
 }

@@ -51,7 +51,52 @@ pub fn gemm_scratch_bytes(ty: GgmlType, cols: usize, n: usize) -> usize {
         GgmlType::TQT4_5 | GgmlType::TQT3_375 | GgmlType::TQT2_5 => cols / 256 * 320,
         _ => 0,
     };
-    n * gemv_scratch_bytes(ty, cols).max(tiled)
+    // Tiled rows are padded to 64 bytes and start at a 64-byte aligned offset of the scratch.
+    let tiled = if tiled > 0 {
+        n * tiled.next_multiple_of(64) + 64
+    } else {
+        0
+    };
+    (n * gemv_scratch_bytes(ty, cols)).max(tiled)
+}
+
+/// Whether the register-tiled GEMM runs its micro-kernel on Intel AMX tiles (`x86::amx`):
+/// BF16 × BF16 activations and the int8 formats (Q4_K, Q6_K, Q8_0, TQT*).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AmxMode {
+    /// AVX-512 micro-kernels only.
+    Off,
+    /// The AMX driver on a plain-Rust model of the tile instructions (tests on CPUs without
+    /// AMX; slow).
+    Emu,
+    /// The AMX driver on the hardware tiles ([`amx_available`] must hold).
+    Hw,
+}
+
+/// Whether this CPU and OS let the process use AMX-TILE, AMX-INT8 and AMX-BF16 (CPUID, XCR0 and
+/// Linux's permission request, done once).
+pub fn amx_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        crate::x86::amx::hw_available()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// The AMX mode [`Kernels::gemm`] uses for weights of type `ty`: [`AmxMode::Hw`] where
+/// [`amx_available`] and `GQ_AMX` allows the type (unset or `1`: BF16 only, the type AMX
+/// measured faster for, `x86::amx::DEFAULT_TYPES`; `all`: every type with an AMX kernel; `0`:
+/// none; else a list such as `bf16,q4_k`), else [`AmxMode::Off`].
+pub fn amx_default(ty: GgmlType) -> AmxMode {
+    #[cfg(target_arch = "x86_64")]
+    if crate::x86::amx::enabled_for(ty) {
+        return AmxMode::Hw;
+    }
+    let _ = ty;
+    AmxMode::Off
 }
 
 /// From this many columns [`Kernels::gemm`] takes the register-tiled path where the table has
@@ -478,6 +523,31 @@ impl Kernels {
         scratch: &mut [u8],
         act_fmt: FloatAct,
     ) {
+        self.gemm_as_amx(ty, w, rows, cols, xs, ys, scratch, act_fmt, amx_default(ty))
+    }
+
+    /// [`Kernels::gemm_as`] with an explicit [`AmxMode`] (tests and A/B benchmarks; where the
+    /// tiled path has no AMX kernel for the type or this table is not AVX-512, `amx` has no
+    /// effect, see [`Kernels::gemm_uses_amx`]). AMX results are within the same bounds and as
+    /// deterministic as the AVX-512 tiled path; for the int8 formats bit-identical to it.
+    /// Panics for [`AmxMode::Hw`] where [`amx_available`] does not hold.
+    #[allow(clippy::too_many_arguments)]
+    pub fn gemm_as_amx(
+        &self,
+        ty: GgmlType,
+        w: &[u8],
+        rows: usize,
+        cols: usize,
+        xs: &[f32],
+        ys: &mut [f32],
+        scratch: &mut [u8],
+        act_fmt: FloatAct,
+        amx: AmxMode,
+    ) {
+        assert!(
+            amx != AmxMode::Hw || amx_available(),
+            "gemm: AmxMode::Hw on a CPU/OS without AMX"
+        );
         let rb = row_bytes(ty, cols);
         let n = xs.len().checked_div(cols).unwrap_or(0);
         assert_eq!(xs.len(), n * cols, "gemm: xs is not whole rows");
@@ -485,8 +555,8 @@ impl Kernels {
         assert_eq!(w.len(), rb * rows, "{ty}: weight bytes vs rows × cols");
         #[cfg(target_arch = "x86_64")]
         if rows > 0 {
-            if let Some(f) = self.tile_fmt(ty, cols, n, act_fmt) {
-                return self.gemm_tiled(f, ty, w, rows, cols, xs, ys, scratch, act_fmt);
+            if let Some(f) = self.tile_fmt(ty, cols, n, act_fmt, amx) {
+                return self.gemm_tiled(f, ty, w, rows, cols, xs, ys, scratch, act_fmt, amx);
             }
         }
         let (op, layout) = self.row_op(ty, act_fmt);
@@ -565,11 +635,37 @@ impl Kernels {
     pub fn gemm_is_tiled(&self, ty: GgmlType, cols: usize, n: usize, act: FloatAct) -> bool {
         #[cfg(target_arch = "x86_64")]
         {
-            self.tile_fmt(ty, cols, n, act).is_some()
+            self.tile_fmt(ty, cols, n, act, amx_default(ty)).is_some()
         }
         #[cfg(not(target_arch = "x86_64"))]
         {
             let _ = (ty, cols, n, act);
+            false
+        }
+    }
+
+    /// Whether [`Kernels::gemm_as_amx`] with these arguments runs AMX tiles (emulated for
+    /// [`AmxMode::Emu`]): the tiled path with a type AMX has a kernel for (BF16 with
+    /// [`FloatAct::Bf16`] and `cols` a multiple of 32 where the table has AVX512_BF16; Q4_K,
+    /// Q6_K, Q8_0, TQT*).
+    pub fn gemm_uses_amx(
+        &self,
+        ty: GgmlType,
+        cols: usize,
+        n: usize,
+        act: FloatAct,
+        amx: AmxMode,
+    ) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            amx != AmxMode::Off
+                && self
+                    .tile_fmt(ty, cols, n, act, amx)
+                    .is_some_and(crate::x86::amx::supports)
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = (ty, cols, n, act, amx);
             false
         }
     }
@@ -582,6 +678,7 @@ impl Kernels {
         cols: usize,
         n: usize,
         act: FloatAct,
+        amx: AmxMode,
     ) -> Option<&'static crate::x86::tile::Fmt> {
         let mode = gemm_mode();
         let min_n = if mode == 2 { 1 } else { GEMM_TILE_MIN_N };
@@ -592,7 +689,9 @@ impl Kernels {
             if !self.bf16_native {
                 return None;
             }
-            crate::x86::tile::bf16_bf16(self.tune != Some(crate::Tune::Intel))
+            // AMX multiplies the pair layout (`tdpbf16ps`) on either tuning, 32 k per unit.
+            let amx_pairs = amx != AmxMode::Off && cols.is_multiple_of(32);
+            crate::x86::tile::bf16_bf16(self.tune != Some(crate::Tune::Intel) || amx_pairs)
         } else if ty.is_turboquant() {
             // The TQ trellis types without QJL signs, rows of 256-blocks, where the table has
             // the AVX-512 TQ kernels (VBMI, BMI2: their row kernels are registered).
@@ -623,10 +722,14 @@ impl Kernels {
         ys: &mut [f32],
         scratch: &mut [u8],
         act_fmt: FloatAct,
+        amx: AmxMode,
     ) {
-        use crate::x86::tile;
+        use crate::x86::{amx as tiles, tile};
         let rb = row_bytes(ty, cols);
         let n = ys.len() / rows;
+        // Prepared rows start on 64-byte lines (`gemm_scratch_bytes` has room for the offset).
+        let off = scratch.as_ptr().align_offset(64).min(scratch.len());
+        let scratch = &mut scratch[off..];
         let acts: &[u8] = if tile::is_bf16_rounded_f32(f) {
             let ab = 4 * cols;
             assert!(scratch.len() >= n * ab, "{ty}: gemm scratch too small");
@@ -707,7 +810,28 @@ impl Kernels {
             };
             // SAFETY: this table is AVX-512 (F/BW/VL/VNNI, AVX2, FMA, F16C detected when it
             // was built), `ws` is whole rows of `rb` bytes and `acts` jr.len() prepared rows.
-            unsafe { tile::gemm(f, ws, rb, cols, acts, jr.len(), &mut put) };
+            // AMX: `Hw` only where `amx_available` (checked by `gemm_as_amx`).
+            unsafe {
+                match amx {
+                    AmxMode::Off => {
+                        tile::gemm::<tiles::Hw>(f, ws, rb, cols, acts, jr.len(), None, &mut put)
+                    }
+                    AmxMode::Hw => tile::gemm(
+                        f,
+                        ws,
+                        rb,
+                        cols,
+                        acts,
+                        jr.len(),
+                        Some(&mut tiles::Hw),
+                        &mut put,
+                    ),
+                    AmxMode::Emu => {
+                        let mut e = Box::new(tiles::Emu::new());
+                        tile::gemm(f, ws, rb, cols, acts, jr.len(), Some(&mut *e), &mut put)
+                    }
+                }
+            };
         };
         par_for(sp.row_tasks * sp.col_tasks, run);
     }

@@ -505,12 +505,23 @@ pub fn run_kernel_bench(
             progress(&format!(
                 "{ty}: GEMM {gt} thread(s): gq {gq_gflops:.1} GFLOP/s, ggml {ggml_gflops:?}; max threads {gq_max_threads:?}"
             ));
-            let (ops, what) = gq_kernels::bench::peak_ops_per_cycle(k, ty);
+            let amx = k.gemm_uses_amx(
+                ty,
+                GGML_K,
+                GEMM_N,
+                k.default_act(ty),
+                gq_kernels::amx_default(ty),
+            );
+            let (ops, what) = if amx {
+                gq_kernels::bench::amx_peak_ops_per_cycle(ty)
+            } else {
+                gq_kernels::bench::peak_ops_per_cycle(k, ty)
+            };
             let peak = ops * clock * gt as f64;
             gemm.push(GemmResult {
                 ty: ty.name().to_string(),
                 path: if k.gemm_is_tiled(ty, GGML_K, GEMM_N, k.default_act(ty)) {
-                    format!("{}; GEMM: tiled (lanes = rows)", k.path(ty))
+                    format!("{}; GEMM: tiled ({})", k.path(ty), amx_note(amx))
                 } else {
                     k.path(ty)
                 },
@@ -536,9 +547,16 @@ pub fn run_kernel_bench(
             .map(|&t| {
                 let tiled = opts.gemm && k.gemm_is_tiled(t, GGML_K, GEMM_N, k.default_act(t));
                 let gemm = if tiled {
-                    "; GEMM n=512: tiled (lanes = rows)"
+                    let amx = k.gemm_uses_amx(
+                        t,
+                        GGML_K,
+                        GEMM_N,
+                        k.default_act(t),
+                        gq_kernels::amx_default(t),
+                    );
+                    format!("; GEMM n=512: tiled ({})", amx_note(amx))
                 } else {
-                    ""
+                    String::new()
                 };
                 (t.name().to_string(), format!("{}{gemm}", k.path(t)))
             })
@@ -550,6 +568,17 @@ pub fn run_kernel_bench(
         ggml_binary: ggml_bin,
         ggml_note,
     })
+}
+
+/// How the tiled GEMM runs: AMX tiles, or AVX-512 lanes = rows (saying why not AMX).
+fn amx_note(amx: bool) -> &'static str {
+    if amx {
+        "AMX tiles"
+    } else if gq_kernels::amx_available() {
+        "lanes = rows; AMX not used for this type (GQ_AMX, or no AMX kernel)"
+    } else {
+        "lanes = rows; no AMX on this CPU/OS"
+    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! x86-64 SIMD kernels and their dispatch tables.
 
+pub mod amx;
 pub mod avx2;
 pub mod avx512;
 pub mod avx512bf16;

@@ -19,11 +19,16 @@
 //! columns, the blocking or the other columns of the batch. It is **not** bit-identical to
 //! the GEMV (whose lanes are k positions), only within the scalar bound.
 //!
+//! With Intel AMX (`x86::amx`, `AmxMode`), the same loops and repack feed tile instructions
+//! instead of the micro-kernels below for BF16 × BF16 and the int8 formats; see that module for
+//! its numerics (int8: bit-identical to this one).
+//!
 //! Every function is `unsafe`: the CPU must have [`FEATURES`] (checked by the caller, which
 //! only uses this module from the AVX-512 tables), and slices hold whole rows.
 
 #![allow(clippy::needless_range_loop)] // register arrays indexed in step with columns
 
+use super::amx::{self, Amx, Tiles};
 use crate::GgmlType;
 use core::arch::x86_64::*;
 use core::ptr::read_unaligned as rd;
@@ -33,11 +38,30 @@ pub const TR: usize = 16;
 /// Columns per micro-kernel call.
 pub const TC: usize = 12;
 
+/// Which micro-kernel family a format has (the AMX kernels of `x86::amx` dispatch on it).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Kind {
+    /// F32 / F16 / BF16 weights with f32 activations (no AMX kernel).
+    Float,
+    /// BF16 weights × BF16 activations, repacked `[k/2][16 rows][2 bf16]`.
+    Bf16,
+    /// Q4_K (u8 quants 0..15, mins).
+    Q4K,
+    /// Q6_K (u8 quants 0..63, bias 32).
+    Q6K,
+    /// Q8_0 (u8 quants biased by 128).
+    Q80,
+    /// TurboQuant trellis types (u8 codes biased by 128).
+    Tq,
+}
+
 /// How a weight format is repacked and multiplied.
 #[derive(Clone, Copy)]
 pub(crate) struct Fmt {
+    /// Micro-kernel family.
+    pub(super) kind: Kind,
     /// k elements per unit (one Q4_K / Q6_K superblock, one Q8_0 block).
-    unit: usize,
+    pub(super) unit: usize,
     /// Repacked bytes per unit of one row (u8 quants: `unit`; f32: `4·unit`).
     qb: usize,
     /// Default K chunk in units (the repacked tile of 16 rows stays in L1).
@@ -45,9 +69,9 @@ pub(crate) struct Fmt {
     /// Weight bytes per unit of one row.
     wb: usize,
     /// Prepared activation bytes per unit.
-    ab: usize,
+    pub(super) ab: usize,
     /// Scale bytes per unit of a tile (after the quants of the chunk).
-    sb: usize,
+    pub(super) sb: usize,
     /// Natural activation bytes per unit (Q8_K: 292, Q8_0: 34).
     nab: usize,
     /// Unpacks unit `u` of a row into `q` (`unit` u8 quants) and row `r`'s scales in `s`.
@@ -98,8 +122,10 @@ pub(crate) fn unit(f: &Fmt) -> usize {
 }
 
 /// Prepared activation bytes of one row of `cols` elements for `f`.
+/// Rows are padded to whole 64-byte lines, so that with a 64-byte aligned base every row
+/// starts a cache line (the AMX kernels load token rows as tiles).
 pub(crate) fn act_row_bytes(f: &Fmt, cols: usize) -> usize {
-    cols / f.unit * f.ab
+    (cols / f.unit * f.ab).next_multiple_of(64)
 }
 
 /// Natural activation bytes of one row (what the activation quantizer writes).
@@ -549,6 +575,7 @@ unsafe fn unpack_raw64(x: *const u8, q: *mut u8, _s: *mut u8, _r: usize) {
 /// BF16 weights × BF16 activations (`FloatAct::Bf16`, AVX512_BF16 only): 32 k per unit,
 /// repacked `[k/2][16 rows][2 bf16]`; the activation is the BF16-rounded row.
 static BF16_BF16: Fmt = Fmt {
+    kind: Kind::Bf16,
     unit: 32,
     qb: 64,
     kc: 16,
@@ -588,6 +615,7 @@ pub(crate) fn is_bf16_rounded_f32(f: &Fmt) -> bool {
 }
 
 const FLOAT: Fmt = Fmt {
+    kind: Kind::Float,
     unit: 16,
     qb: 64,
     kc: 32,
@@ -613,6 +641,7 @@ static BF16: Fmt = Fmt {
 };
 
 static Q4K: Fmt = Fmt {
+    kind: Kind::Q4K,
     unit: 256,
     qb: 256,
     kc: 4,
@@ -626,6 +655,7 @@ static Q4K: Fmt = Fmt {
     kern1: q4k1,
 };
 static Q6K: Fmt = Fmt {
+    kind: Kind::Q6K,
     unit: 256,
     qb: 256,
     kc: 4,
@@ -639,6 +669,7 @@ static Q6K: Fmt = Fmt {
     kern1: q6k1,
 };
 static Q80: Fmt = Fmt {
+    kind: Kind::Q80,
     unit: 32,
     qb: 32,
     kc: 32,
@@ -660,6 +691,7 @@ const TQ_SB: usize = 64;
 /// TurboQuant trellis types (without QJL signs), 256-blocks: the codes decoded once per
 /// (column block, K chunk) into the tile (`x86::tq_avx512`), activations from [`prepare_tq`].
 const TQ: Fmt = Fmt {
+    kind: Kind::Tq,
     unit: 256,
     qb: 256,
     kc: 4,
@@ -726,15 +758,21 @@ fn blocking() -> (Option<usize>, usize, bool) {
 /// The CPU must have AVX-512 F/BW/VL/VNNI, AVX2, FMA and F16C; `w` and `acts` hold whole rows
 /// of these lengths.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-pub(crate) unsafe fn gemm(
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn gemm<T: Tiles>(
     f: &Fmt,
     w: &[u8],
     rb: usize,
     cols: usize,
     acts: &[u8],
     n: usize,
+    tiles: Option<&mut T>,
     put: &mut dyn FnMut(usize, usize, &[f32]),
 ) {
+    // AMX (`tiles`, for the formats `x86::amx` has a kernel for): the same loops, the
+    // micro-kernel on tiles.
+    let mut amx = tiles.filter(|_| amx::supports(f)).map(Amx::new);
+    let per = amx.as_ref().map_or(TC, |_| amx::TOKENS_PER_CALL);
     let nr_all = w.len() / rb;
     let ntiles = nr_all.div_ceil(TR);
     let nu_all = cols / f.unit;
@@ -745,7 +783,15 @@ pub(crate) unsafe fn gemm(
     // Chunk quants rounded up to whole 64-byte transposes (Q8_0 odd chunks).
     let qrow = (kc * f.qb).div_ceil(64) * 64;
     let wbytes = qrow * TR;
-    let mut tile = vec![_mm512_setzero_si512(); (wbytes + kc * f.sb) / 64 + 1];
+    // AMX BF16 takes two tiles of rows per micro-kernel call (2 × 2 C tiles), repacked into
+    // two buffers of `tsz` bytes.
+    let step = if amx.is_some() && f.kind == Kind::Bf16 {
+        2
+    } else {
+        1
+    };
+    let tsz = ((wbytes + kc * f.sb) / 64 + 1) * 64;
+    let mut tile = vec![_mm512_setzero_si512(); step * tsz / 64];
     let tp = tile.as_mut_ptr().cast::<u8>();
     let mut tmp = vec![_mm512_setzero_si512(); qrow * TR / 64];
     let qp = tmp.as_mut_ptr().cast::<u8>();
@@ -755,7 +801,9 @@ pub(crate) unsafe fn gemm(
     // column's instructions do not depend on the other columns', so no result changes; one
     // latency-bound single-column call costs over half of a TC-column call).
     let ncp = nc.next_multiple_of(TC);
-    let mut acc = vec![0f32; ntiles * 16 * ncp];
+    // 64-byte aligned (AMX loads and stores them as C tiles).
+    let mut acc_v = vec![_mm512_setzero_ps(); ntiles * ncp];
+    let acc = core::slice::from_raw_parts_mut(acc_v.as_mut_ptr().cast::<f32>(), ntiles * 16 * ncp);
     let mut j0 = 0;
     while j0 < n {
         let jn = nc.min(n - j0);
@@ -763,44 +811,51 @@ pub(crate) unsafe fn gemm(
         let mut u0 = 0;
         while u0 < nu_all {
             let ku = kc.min(nu_all - u0);
-            for t in 0..ntiles {
-                let r0 = t * TR;
-                let nr = TR.min(nr_all - r0);
-                // Repack rows r0..r0+nr, units u0..u0+ku. Lanes are independent: rows past
-                // `nr` and k past the chunk hold stale bytes whose results are never read.
-                let sp = tp.add(wbytes);
-                for r in 0..nr {
-                    let row = w.as_ptr().add((r0 + r) * rb + u0 * f.wb);
-                    for u in 0..ku {
-                        (f.unpack)(
-                            row.add(u * f.wb),
-                            qp.add(r * qrow + u * f.qb),
-                            sp.add(u * f.sb),
-                            r,
-                        );
+            for t in (0..ntiles).step_by(step) {
+                let here = step.min(ntiles - t);
+                for h in 0..here {
+                    let r0 = (t + h) * TR;
+                    let nr = TR.min(nr_all - r0);
+                    // Repack rows r0..r0+nr, units u0..u0+ku. Lanes are independent: rows past
+                    // `nr` and k past the chunk hold stale bytes whose results are never read.
+                    let (tp, sp) = (tp.add(h * tsz), tp.add(h * tsz + wbytes));
+                    for r in 0..nr {
+                        let row = w.as_ptr().add((r0 + r) * rb + u0 * f.wb);
+                        for u in 0..ku {
+                            (f.unpack)(
+                                row.add(u * f.wb),
+                                qp.add(r * qrow + u * f.qb),
+                                sp.add(u * f.sb),
+                                r,
+                            );
+                        }
+                    }
+                    for b in 0..(ku * f.qb).div_ceil(64) {
+                        transpose16(qp.add(64 * b), qrow, tp.add(1024 * b));
+                    }
+                    if amx.is_some() {
+                        amx::make_signed(f, tp, (ku * f.qb).div_ceil(64) * 1024);
                     }
                 }
-                for b in 0..(ku * f.qb).div_ceil(64) {
-                    transpose16(qp.add(64 * b), qrow, tp.add(1024 * b));
-                }
+                let sp = tp.add(wbytes);
                 let at = acc.as_mut_ptr().add(t * 16 * ncp);
                 // While this tile runs, prefetch the weights the next repack reads (the next
                 // tile of this chunk, else the first of the next chunk or column block) into
                 // L2, a few rows per micro-kernel call: the repack otherwise waits on DRAM.
                 let next = if !pf {
                     None
-                } else if t + 1 < ntiles {
-                    Some((t + 1, u0))
+                } else if t + step < ntiles {
+                    Some((t + step, u0))
                 } else if u0 + ku < nu_all {
                     Some((0, u0 + ku))
                 } else {
                     (j0 + jn < n).then_some((0, 0))
                 };
-                let calls = jn.div_ceil(TC);
+                let calls = jn.div_ceil(per);
                 let mut call = 0;
                 let mut prefetch = || {
                     if let Some((tn, un)) = next {
-                        let nrn = TR.min(nr_all - tn * TR);
+                        let nrn = (step * TR).min(nr_all - tn * TR);
                         let seg = kc.min(nu_all - un) * f.wb;
                         let per = nrn.div_ceil(calls);
                         for r in (call * per).min(nrn)..((call + 1) * per).min(nrn) {
@@ -814,6 +869,16 @@ pub(crate) unsafe fn gemm(
                     call += 1;
                 };
                 let mut c0 = 0;
+                if let Some(am) = amx.as_mut() {
+                    while c0 < jn {
+                        prefetch();
+                        let nt = per.min(jn - c0);
+                        let a = acts.as_ptr().add((j0 + c0) * abr + u0 * f.ab);
+                        let second = (here == 2).then(|| (tp.add(tsz).cast_const(), 16 * ncp));
+                        am.kern(f, tp, sp, ku, a, abr, nt, at.add(16 * c0), second);
+                        c0 += nt;
+                    }
+                }
                 while c0 + 1 < jn {
                     prefetch();
                     let a: [*const u8; TC] = core::array::from_fn(|c| {
@@ -840,5 +905,8 @@ pub(crate) unsafe fn gemm(
             }
         }
         j0 += jn;
+    }
+    if let Some(am) = amx.as_mut() {
+        am.finish();
     }
 }
