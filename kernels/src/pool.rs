@@ -1,11 +1,12 @@
 //! A persistent worker pool for short parallel steps: the GEMV/GEMM splits here and the
 //! runner's per-row loops. A step hands `n` tasks (`f(0) .. f(n-1)`) to the calling thread and
 //! the pool's workers, which claim task indices from one atomic counter; the call returns when
-//! every task has finished. Idle workers spin on a step counter (with
-//! [`std::hint::spin_loop`]) for a bounded time (`GQ_SPIN_US`, default [`DEFAULT_SPIN_US`] µs)
-//! before they park, so a step that follows another within that time reaches them in well
-//! under a microsecond, where waking rayon's sleeping workers costs microseconds (a token of a
-//! small model is dozens of microsecond-sized steps); an idle process burns no CPU beyond it.
+//! every task has finished. Idle workers watch a step counter for a bounded time
+//! (`GQ_SPIN_US`, default [`DEFAULT_SPIN_US`] µs: the first `GQ_PURE_SPIN_US`, default
+//! [`DEFAULT_PURE_SPIN_US`], with [`std::hint::spin_loop`], then yielding between looks) before
+//! they park, so a step that follows another within that time reaches them in well under a
+//! microsecond, where waking rayon's sleeping workers costs microseconds (a token of a small
+//! model is dozens of microsecond-sized steps); an idle process burns no CPU beyond it.
 //!
 //! The thread count is rayon's: [`par_for`] uses a pool of `rayon::current_num_threads()`
 //! threads (the caller and that many minus one workers, one pool per count, created on first
