@@ -1,5 +1,5 @@
 //! Matrix–vector (GEMV) and small-batch matrix–matrix (GEMM) products over a whole row-major
-//! weight matrix given as bytes, split over the current rayon pool.
+//! weight matrix given as bytes, split over the current thread count ([`crate::pool`]).
 //!
 //! The activations are quantized once per call into caller-provided scratch (the weight type's
 //! [`GgmlType::vec_dot_type`]); F32 and F16 weights read the f32 activations directly, BF16
@@ -9,8 +9,8 @@
 use crate::dispatch::{
     act_bytes, act_type, row_bytes, ActLayout, Dot2Fn, DotFn, FloatAct, GemmFn, Kernels, Row1Fn,
 };
+use crate::pool::{par_chunks_mut, par_for, rows_mut};
 use crate::GgmlType;
-use rayon::prelude::*;
 
 #[cfg(not(target_endian = "little"))]
 compile_error!("gq-kernels reads f32 activations as little-endian bytes");
@@ -326,8 +326,8 @@ impl Kernels {
     }
 
     /// `y = W·x`: `w` holds `y.len()` rows of `x.len()` elements of type `ty`, row-major.
-    /// `scratch` needs [`gemv_scratch_bytes`] bytes. Rows are split over the current rayon
-    /// pool (use `ThreadPool::install` to choose the thread count). BF16 weights use
+    /// `scratch` needs [`gemv_scratch_bytes`] bytes. Rows are split over as many threads as the
+    /// current rayon pool has ([`crate::pool`]; use `ThreadPool::install` to choose the count). BF16 weights use
     /// [`Kernels::default_act`]; see [`Kernels::gemv_as`].
     pub fn gemv(&self, ty: GgmlType, w: &[u8], x: &[f32], y: &mut [f32], scratch: &mut [u8]) {
         self.gemv_as(ty, w, x, y, scratch, self.default_act(ty))
@@ -452,9 +452,9 @@ impl Kernels {
             return;
         }
         let chunk = row_ranges(y.len(), rb, 8, 2);
-        y.par_chunks_mut(chunk)
-            .zip(w.par_chunks(chunk * rb))
-            .for_each(|(ys, ws)| match op {
+        par_chunks_mut(y, chunk, |ci, ys| {
+            let ws = &w[ci * chunk * rb..][..ys.len() * rb];
+            match op {
                 RowOp::Rows(k1, _) => {
                     for (o, row) in ys.iter_mut().zip(ws.chunks_exact(rb)) {
                         *o = k1(row, act);
@@ -478,7 +478,8 @@ impl Kernels {
                         *o = dot(row, act);
                     }
                 }
-            });
+            }
+        });
     }
 
     /// Matrix product `Y = X·Wᵀ` (prompt processing): `xs` holds `n` activation rows of `cols`
@@ -567,10 +568,12 @@ impl Kernels {
             assert!(scratch.len() >= n * ab, "{ty}: gemm scratch too small");
             let s = &mut scratch[..n * ab];
             if ab > 0 {
-                s.par_chunks_mut(ab)
-                    .zip(xs.par_chunks(cols.max(1)))
-                    .with_min_len(min_task_rows(cols))
-                    .for_each(|(d, x)| self.prepare_into(ty, x, d, act_fmt, layout));
+                rows_mut(s, ab, min_task_rows(cols), |j0, blk| {
+                    for (j, d) in blk.chunks_exact_mut(ab).enumerate() {
+                        let x = &xs[(j0 + j) * cols..(j0 + j + 1) * cols];
+                        self.prepare_into(ty, x, d, act_fmt, layout);
+                    }
+                });
             }
             s
         };
@@ -616,12 +619,7 @@ impl Kernels {
                 }
             }
         };
-        let tasks = sp.row_tasks * sp.col_tasks;
-        if tasks == 1 {
-            run(0);
-        } else {
-            (0..tasks).into_par_iter().for_each(run);
-        }
+        par_for(sp.row_tasks * sp.col_tasks, run);
     }
 
     /// Whether [`Kernels::gemm_as`] of `ty` with `n` columns of `cols` elements and
@@ -736,18 +734,16 @@ impl Kernels {
             let ab = 4 * cols;
             assert!(scratch.len() >= n * ab, "{ty}: gemm scratch too small");
             let acts = &mut scratch[..n * ab];
-            acts.par_chunks_mut(ab)
-                .zip(xs.par_chunks(cols))
-                .with_min_len(min_task_rows(cols))
-                .for_each_init(
-                    || vec![0u8; 2 * cols],
-                    |tmp, (d, x)| {
-                        crate::formats::bf16::quantize_row_ref(x, tmp);
-                        for (o, b) in d.chunks_exact_mut(4).zip(tmp.chunks_exact(2)) {
-                            o.copy_from_slice(&[0, 0, b[0], b[1]]);
-                        }
-                    },
-                );
+            rows_mut(acts, ab, min_task_rows(cols), |j0, blk| {
+                let mut tmp = vec![0u8; 2 * cols];
+                for (j, d) in blk.chunks_exact_mut(ab).enumerate() {
+                    let x = &xs[(j0 + j) * cols..(j0 + j + 1) * cols];
+                    crate::formats::bf16::quantize_row_ref(x, &mut tmp);
+                    for (o, b) in d.chunks_exact_mut(4).zip(tmp.chunks_exact(2)) {
+                        o.copy_from_slice(&[0, 0, b[0], b[1]]);
+                    }
+                }
+            });
             acts
         } else if tile::is_float(f) {
             f32_bytes(xs)
@@ -755,10 +751,12 @@ impl Kernels {
             let ab = 2 * cols;
             assert!(scratch.len() >= n * ab, "{ty}: gemm scratch too small");
             let acts = &mut scratch[..n * ab];
-            acts.par_chunks_mut(ab)
-                .zip(xs.par_chunks(cols))
-                .with_min_len(min_task_rows(cols))
-                .for_each(|(d, x)| crate::formats::bf16::quantize_row_ref(x, d));
+            rows_mut(acts, ab, min_task_rows(cols), |j0, blk| {
+                for (j, d) in blk.chunks_exact_mut(ab).enumerate() {
+                    let x = &xs[(j0 + j) * cols..(j0 + j + 1) * cols];
+                    crate::formats::bf16::quantize_row_ref(x, d);
+                }
+            });
             acts
         } else {
             // Quantized weights: each column's activation in the table's own format (TQ: rotated
@@ -772,21 +770,19 @@ impl Kernels {
             };
             assert!(scratch.len() >= n * ab, "{ty}: gemm scratch too small");
             let acts = &mut scratch[..n * ab];
-            acts.par_chunks_mut(ab)
-                .zip(xs.par_chunks(cols))
-                .with_min_len(min_task_rows(cols))
-                .for_each_init(
-                    || vec![0u8; nat],
-                    |tmp, (d, x)| {
-                        if tq {
-                            self.prepare_activation_as(ty, x, tmp, act_fmt);
-                            tile::prepare_tq(cols, tmp, d);
-                        } else {
-                            self.quantize_row(act_type(ty), x, tmp);
-                            tile::prepare(f, tmp, d);
-                        }
-                    },
-                );
+            rows_mut(acts, ab, min_task_rows(cols), |j0, blk| {
+                let mut tmp = vec![0u8; nat];
+                for (j, d) in blk.chunks_exact_mut(ab).enumerate() {
+                    let x = &xs[(j0 + j) * cols..(j0 + j + 1) * cols];
+                    if tq {
+                        self.prepare_activation_as(ty, x, &mut tmp, act_fmt);
+                        tile::prepare_tq(cols, &tmp, d);
+                    } else {
+                        self.quantize_row(act_type(ty), x, &mut tmp);
+                        tile::prepare(f, &tmp, d);
+                    }
+                }
+            });
             acts
         };
         let out = OutPtr(ys.as_mut_ptr());
@@ -837,11 +833,6 @@ impl Kernels {
                 }
             };
         };
-        let tasks = sp.row_tasks * sp.col_tasks;
-        if tasks == 1 {
-            run(0);
-        } else {
-            (0..tasks).into_par_iter().for_each(run);
-        }
+        par_for(sp.row_tasks * sp.col_tasks, run);
     }
 }

@@ -37,6 +37,7 @@ pub mod gemv;
 pub mod isa;
 pub mod neon;
 pub mod num;
+pub mod pool;
 pub mod stream;
 mod types;
 pub mod vector;

@@ -5,20 +5,22 @@
 //! Float weights meet exact f32 activations (`FloatAct::F32`, unless [`Model::float_act`] says
 //! otherwise); quantized weights meet the type's Q8 activations, as in llama.cpp; gq's
 //! TurboQuant weights meet the activation rotated with the file's seed
-//! ([`gq_kernels::FloatAct::Rotated`], once per matmul) and quantized to int8. Work is split over the current rayon pool by output
-//! rows, tokens or heads, never inside a sum, so results do not depend on the thread count; a
-//! batch of n tokens gives the logits that n one-token calls give within a stated bound (bit
-//! for bit where the kernels have no tiled GEMM: docs/runner.md, "Precision and determinism").
+//! ([`gq_kernels::FloatAct::Rotated`], once per matmul) and quantized to int8. Work is split
+//! over the kernels' spinning worker pool ([`gq_kernels::pool`], as many threads as the current
+//! rayon pool has) by output rows, tokens or heads, never inside a sum, so results do not
+//! depend on the thread count; a batch of n tokens gives the logits that n one-token calls give
+//! within a stated bound (bit for bit where the kernels have no tiled GEMM: docs/runner.md,
+//! "Precision and determinism").
 
 use super::model::{Layer, Mat, Model, Moe};
 use super::ops::{
     argmax, axpy, rms_norm, rms_norm_to, rope_apply, rope_cos_sin, rope_inv_freq, softcap,
 };
 use anyhow::{bail, Result};
+use gq_kernels::pool::{par_chunks_mut, rows_mut, rows_mut2};
 use gq_kernels::{
     f32rows, gelu::gelu_tanh_mul, gemm_scratch_bytes, kernels, min_task_elems, min_task_rows,
 };
-use rayon::prelude::*;
 
 /// Softmax of one head's scores in place (max subtracted, sum in f64). Weights below f32's
 /// smallest normal number are set to zero: subnormal operands make every multiply-add with
@@ -124,10 +126,9 @@ impl Rope {
     /// Normalizes and rotates every head of `n` rows of `heads · head_dim` values.
     fn norm_rotate(&self, x: &mut [f32], head_dim: usize, norm: &[f32], eps: f32) {
         let per_tok = x.len() / (self.cos.len() / self.half);
-        x.par_chunks_mut(per_tok)
-            .with_min_len(min_task_rows(per_tok))
-            .enumerate()
-            .for_each(|(t, row)| {
+        rows_mut(x, per_tok, min_task_rows(per_tok), |t0, blk| {
+            for (j, row) in blk.chunks_exact_mut(per_tok).enumerate() {
+                let t = t0 + j;
                 let (c, s) = (
                     &self.cos[t * self.half..(t + 1) * self.half],
                     &self.sin[t * self.half..(t + 1) * self.half],
@@ -136,31 +137,39 @@ impl Rope {
                     rms_norm(head, Some(norm), eps);
                     rope_apply(head, c, s);
                 }
-            });
+            }
+        });
     }
 }
 
 /// Per-token RMSNorm of `n` rows of `x`.
 fn norm_rows(x: &[f32], width: usize, w: Option<&[f32]>, eps: f32) -> Vec<f32> {
     let mut out = vec![0f32; x.len()];
-    out.par_chunks_mut(width)
-        .zip(x.par_chunks(width))
-        .with_min_len(min_task_rows(width))
-        .for_each(|(o, i)| rms_norm_to(i, o, w, eps));
+    rows_mut(&mut out, width, min_task_rows(width), |r0, blk| {
+        for (j, o) in blk.chunks_exact_mut(width).enumerate() {
+            rms_norm_to(&x[(r0 + j) * width..(r0 + j + 1) * width], o, w, eps);
+        }
+    });
     out
 }
 
 /// `x += norm(d)` row by row.
 fn add_normed(x: &mut [f32], mut d: Vec<f32>, width: usize, w: &[f32], eps: f32) {
-    x.par_chunks_mut(width)
-        .zip(d.par_chunks_mut(width))
-        .with_min_len(min_task_rows(width))
-        .for_each(|(xr, dr)| {
-            rms_norm(dr, Some(w), eps);
-            for (a, b) in xr.iter_mut().zip(dr.iter()) {
-                *a += *b;
+    rows_mut2(
+        x,
+        width,
+        &mut d,
+        width,
+        min_task_rows(width),
+        |_, xb, db| {
+            for (xr, dr) in xb.chunks_exact_mut(width).zip(db.chunks_exact_mut(width)) {
+                rms_norm(dr, Some(w), eps);
+                for (a, b) in xr.iter_mut().zip(dr.iter()) {
+                    *a += *b;
+                }
             }
-        });
+        },
+    );
 }
 
 impl<'m> Session<'m> {
@@ -234,19 +243,18 @@ impl<'m> Session<'m> {
             if let (Some(pl), Some(pin)) = (&layer.ple, &ple_in) {
                 let d = hp.ple_dim;
                 let mut g = matmul(m, &pl.gate, &x);
-                g.par_chunks_mut(d)
-                    .with_min_len(min_task_rows(d))
-                    .enumerate()
-                    .for_each(|(t, row)| {
-                        gelu_tanh_mul(row, &pin[(t * hp.n_layer + il) * d..][..d]);
-                    });
+                rows_mut(&mut g, d, min_task_rows(d), |t0, blk| {
+                    for (j, row) in blk.chunks_exact_mut(d).enumerate() {
+                        gelu_tanh_mul(row, &pin[((t0 + j) * hp.n_layer + il) * d..][..d]);
+                    }
+                });
                 let p = matmul(m, &pl.proj, &g);
                 add_normed(&mut x, p, h, &pl.post_norm, hp.rms_eps);
             }
             if layer.scalar != 1.0 {
-                x.par_iter_mut()
-                    .with_min_len(min_task_elems())
-                    .for_each(|v| *v *= layer.scalar);
+                rows_mut(&mut x, 1, min_task_elems(), |_, blk| {
+                    blk.iter_mut().for_each(|v| *v *= layer.scalar)
+                });
             }
         }
         self.n_past += n;
@@ -260,10 +268,9 @@ impl<'m> Session<'m> {
         let rows = norm_rows(&rows, h, Some(&m.output_norm), hp.rms_eps);
         let mut logits = matmul(m, &m.output, &rows);
         if let Some(c) = hp.softcap {
-            logits
-                .par_iter_mut()
-                .with_min_len(min_task_elems())
-                .for_each(|z| *z = softcap(*z, c));
+            rows_mut(&mut logits, 1, min_task_elems(), |_, blk| {
+                blk.iter_mut().for_each(|z| *z = softcap(*z, c))
+            });
         }
         Ok(logits)
     }
@@ -279,17 +286,16 @@ impl<'m> Session<'m> {
             e.ty.row_bytes(h)
                 .expect("checked when the model was loaded");
         let mut x = vec![0f32; tokens.len() * h];
-        x.par_chunks_mut(h)
-            .zip(tokens)
-            .with_min_len(min_task_rows(h))
-            .for_each(|(row, &t)| {
+        rows_mut(&mut x, h, min_task_rows(h), |r0, blk| {
+            for (row, &t) in blk.chunks_exact_mut(h).zip(&tokens[r0..]) {
                 let t = t as usize;
                 m.file
                     .dequantize_row(e.ty, &bytes[t * rb..(t + 1) * rb], row);
                 for v in row.iter_mut() {
                     *v *= scale;
                 }
-            });
+            }
+        });
         x
     }
 
@@ -310,12 +316,10 @@ impl<'m> Session<'m> {
             .ty
             .row_bytes(w)
             .expect("checked when the model was loaded");
-        proj.par_chunks_mut(w)
-            .zip(tokens)
-            .with_min_len(min_task_rows(w))
-            .for_each(|(row, &t)| {
+        rows_mut(&mut proj, w, min_task_rows(w), |r0, blk| {
+            let mut tok = vec![0f32; w];
+            for (row, &t) in blk.chunks_exact_mut(w).zip(&tokens[r0..]) {
                 let t = t as usize;
-                let mut tok = vec![0f32; w];
                 m.file
                     .dequantize_row(pg.tok.ty, &bytes[t * rb..(t + 1) * rb], &mut tok);
                 for v in row.iter_mut() {
@@ -327,7 +331,8 @@ impl<'m> Session<'m> {
                         *v = (*v + e * tok_scale) * in_scale;
                     }
                 }
-            });
+            }
+        });
         Some(proj)
     }
 
@@ -348,9 +353,10 @@ impl<'m> Session<'m> {
                 None => k.clone(),
             };
             rope.norm_rotate(&mut k, hd, kn, hp.rms_eps);
-            v.par_chunks_mut(hd)
-                .with_min_len(min_task_rows(hd))
-                .for_each(|head| rms_norm(head, None, hp.rms_eps));
+            rows_mut(&mut v, hd, min_task_rows(hd), |_, blk| {
+                blk.chunks_exact_mut(hd)
+                    .for_each(|head| rms_norm(head, None, hp.rms_eps))
+            });
             let c = &mut self.cache[il];
             debug_assert_eq!(c.k.len(), p0 * nkv * hd);
             c.k.extend_from_slice(&k);
@@ -372,11 +378,16 @@ impl<'m> Session<'m> {
         // Items per task: about min_task_elems() multiply-adds of the scores and the values.
         let keys = window.map_or(p0 + n.div_ceil(2), |w| (p0 + n.div_ceil(2)).min(w)) + 1;
         let per_item = 2 * sub * hd * keys;
-        out.par_chunks_mut(sub * hd)
-            .with_min_len((min_task_elems() / per_item).max(1))
-            .enumerate()
-            .for_each_init(Vec::new, |s, (idx, o)| {
-                let first = idx * sub;
+        // Later tokens attend to more keys: many small tasks (claimed in turn by the threads)
+        // keep the threads busy to the end.
+        let items = n * nh / sub;
+        let per_task = (min_task_elems() / per_item)
+            .max(items.div_ceil(16 * rayon::current_num_threads()))
+            .max(1);
+        par_chunks_mut(&mut out, per_task * sub * hd, |ti, blk| {
+            let mut s = Vec::new();
+            for (j, o) in blk.chunks_exact_mut(sub * hd).enumerate() {
+                let first = (ti * per_task + j) * sub;
                 let (t, head) = (first / nh, first % nh);
                 let g = head / group;
                 let p = p0 + t;
@@ -386,12 +397,13 @@ impl<'m> Session<'m> {
                 let at = lo * kv_dim + g * hd;
                 s.clear();
                 s.resize(sub * nk, 0f32);
-                f32rows::dot_rows_heads(qs, hd, &c.k[at..], kv_dim, s);
+                f32rows::dot_rows_heads(qs, hd, &c.k[at..], kv_dim, &mut s);
                 for sh in s.chunks_exact_mut(nk) {
                     softmax_weights(sh);
                 }
-                f32rows::weighted_rows_heads(o, hd, s, &c.v[at..], kv_dim);
-            });
+                f32rows::weighted_rows_heads(o, hd, &s, &c.v[at..], kv_dim);
+            }
+        });
         let o = matmul(m, &a.o, &out);
         add_normed(x, o, h, &layer.post_attn_norm, hp.rms_eps);
     }
@@ -405,17 +417,16 @@ impl<'m> Session<'m> {
         let mut d = self.mlp(&layer.mlp.gate, &layer.mlp.up, &layer.mlp.down, &xn);
         if let Some(moe) = &layer.moe {
             let e = self.experts(moe, x);
-            d.par_chunks_mut(h)
-                .zip(e.par_chunks(h))
-                .with_min_len(min_task_rows(h))
-                .for_each(|(dr, er)| {
+            rows_mut(&mut d, h, min_task_rows(h), |r0, blk| {
+                for (dr, er) in blk.chunks_exact_mut(h).zip(e[r0 * h..].chunks_exact(h)) {
                     rms_norm(dr, Some(&moe.post_norm_mlp), hp.rms_eps);
                     let mut er = er.to_vec();
                     rms_norm(&mut er, Some(&moe.post_norm_experts), hp.rms_eps);
                     for (a, b) in dr.iter_mut().zip(&er) {
                         *a += *b;
                     }
-                });
+                }
+            });
         }
         add_normed(x, d, h, &layer.post_ffn_norm, hp.rms_eps);
     }
@@ -425,10 +436,14 @@ impl<'m> Session<'m> {
         let m = self.model;
         let mut g = matmul(m, gate, xs);
         let u = matmul(m, up, xs);
-        // Element-wise: any split gives the same values.
-        g.par_chunks_mut(GELU_CHUNK)
-            .zip(u.par_chunks(GELU_CHUNK))
-            .for_each(|(g, u)| gelu_tanh_mul(g, u));
+        // Element-wise, in pieces of GELU_CHUNK whatever the split (a vector kernel's tail
+        // elements always fall on the same positions).
+        rows_mut(&mut g, GELU_CHUNK, 1, |p0, blk| {
+            for (j, gp) in blk.chunks_mut(GELU_CHUNK).enumerate() {
+                let at = (p0 + j) * GELU_CHUNK;
+                gelu_tanh_mul(gp, &u[at..at + gp.len()]);
+            }
+        });
         matmul(m, down, &g)
     }
 
@@ -438,13 +453,15 @@ impl<'m> Session<'m> {
         let ff = gate_up.rows / 2;
         let y = matmul(m, gate_up, xs);
         let mut a = vec![0f32; y.len() / 2];
-        a.par_chunks_mut(ff)
-            .zip(y.par_chunks(2 * ff))
-            .with_min_len(min_task_rows(2 * ff))
-            .for_each(|(ar, yr)| {
+        rows_mut(&mut a, ff, min_task_rows(2 * ff), |r0, blk| {
+            for (ar, yr) in blk
+                .chunks_exact_mut(ff)
+                .zip(y[r0 * 2 * ff..].chunks_exact(2 * ff))
+            {
                 ar.copy_from_slice(&yr[..ff]);
                 gelu_tanh_mul(ar, &yr[ff..]);
-            });
+            }
+        });
         matmul(m, down, &a)
     }
 
@@ -460,31 +477,34 @@ impl<'m> Session<'m> {
         let k = hp.n_expert_used;
         let root = (h as f64).powf(-0.5) as f32;
         let mut rin = norm_rows(x, h, None, hp.rms_eps);
-        rin.par_chunks_mut(h)
-            .with_min_len(min_task_rows(h))
-            .for_each(|row| {
+        rows_mut(&mut rin, h, min_task_rows(h), |_, blk| {
+            for row in blk.chunks_exact_mut(h) {
                 for (v, &s) in row.iter_mut().zip(&moe.router_scale) {
                     *v = *v * s * root;
                 }
-            });
+            }
+        });
         let logits = matmul(m, &moe.router, &rin);
         // Per token: (expert, weight) for its top-k experts.
-        let routes: Vec<Vec<(usize, f32)>> = logits
-            .par_chunks(n_exp)
-            .map(|l| {
-                let mx = l.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let e: Vec<f32> = l.iter().map(|&z| (z - mx).exp()).collect();
-                let sum: f32 = e.iter().sum();
-                let p: Vec<f32> = e.iter().map(|&v| v / sum).collect();
-                let mut idx: Vec<usize> = (0..n_exp).collect();
-                idx.sort_by(|&a, &b| p[b].total_cmp(&p[a]).then(a.cmp(&b)));
-                idx.truncate(k);
-                let tot: f32 = idx.iter().map(|&i| p[i]).sum();
-                idx.iter()
-                    .map(|&i| (i, p[i] / tot * moe.expert_scale[i]))
-                    .collect()
-            })
-            .collect();
+        let mut routes: Vec<Vec<(usize, f32)>> = vec![Vec::new(); n];
+        let route = |l: &[f32]| -> Vec<(usize, f32)> {
+            let mx = l.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let e: Vec<f32> = l.iter().map(|&z| (z - mx).exp()).collect();
+            let sum: f32 = e.iter().sum();
+            let p: Vec<f32> = e.iter().map(|&v| v / sum).collect();
+            let mut idx: Vec<usize> = (0..n_exp).collect();
+            idx.sort_by(|&a, &b| p[b].total_cmp(&p[a]).then(a.cmp(&b)));
+            idx.truncate(k);
+            let tot: f32 = idx.iter().map(|&i| p[i]).sum();
+            idx.iter()
+                .map(|&i| (i, p[i] / tot * moe.expert_scale[i]))
+                .collect()
+        };
+        rows_mut(&mut routes, 1, 1, |t0, blk| {
+            for (j, r) in blk.iter_mut().enumerate() {
+                *r = route(&logits[(t0 + j) * n_exp..(t0 + j + 1) * n_exp]);
+            }
+        });
         let xn = norm_rows(x, h, Some(&moe.pre_norm), hp.rms_eps);
         let mut out = vec![0f32; n * h];
         for e in 0..n_exp {
