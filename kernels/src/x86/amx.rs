@@ -884,7 +884,7 @@ mod tests {
     #[test]
     fn prefetch_past_the_end_is_defined() {
         // Two token rows of one Q8_0 unit (40 bytes, padded to 64): the last unit's prefetch.
-        let acts = vec![0u8; 2 * 64];
+        let acts = [0u8; 2 * 64];
         // SAFETY: prefetches never fault; the pointer arithmetic is what is tested.
         unsafe { super::prefetch_rows(acts.as_ptr(), 64, 2, 7 * 40, 40) };
     }
