@@ -5,16 +5,17 @@
 #
 # Covered: gq's GGUF reader, writer and values, safetensors (in memory: Miri cannot map files),
 # the JSON limits, imatrix readers, config checks, tokenizer, crash-safe output (file system
-# calls through Miri's shims), and gq-kernels' scalar formats, number conversions and type
-# table. Miri has no CPU feature detection, so every kernel takes its scalar path; the SIMD paths
-# are checked against scalar by the fuzz targets and kernels/tests instead.
+# calls through Miri's shims), and gq-kernels' scalar formats, number conversions, type table
+# and the AMX driver's prefetch address arithmetic (x86::amx::tests). Miri has no CPU feature
+# detection, so every kernel takes its scalar path; the SIMD paths are checked against scalar by
+# the fuzz targets and kernels/tests instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rustup component list --toolchain nightly --installed | grep -q '^miri' \
   || rustup component add --toolchain nightly miri rust-src
 export MIRIFLAGS="${MIRIFLAGS:--Zmiri-disable-isolation}"
 t0=$SECONDS
-cargo +nightly miri test -p gq-kernels --lib -- formats:: num:: types:: isa::
+cargo +nightly miri test -p gq-kernels --lib -- formats:: num:: types:: isa:: x86::amx::tests
 t1=$SECONDS
 # Stacked Borrows (Miri's default, the stricter model) for the readers that run no thread pool.
 cargo +nightly miri test -p gq --lib -- gguf:: json:: safetensors:: imatrix:: gemma4::check gemma4::config \

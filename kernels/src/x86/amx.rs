@@ -404,16 +404,19 @@ fn pipelined() -> bool {
 }
 
 /// Prefetches into L1 the bytes `[o, o + len)` of the `nt` token rows at `a` (stride `abr`).
+/// They may lie past the end of the activations (the kernels look units ahead), so the
+/// addresses are made with `wrapping_add`: a prefetch never faults, but `add` past the
+/// allocation would be undefined behaviour.
 #[inline(always)]
 unsafe fn prefetch_rows(a: *const u8, abr: usize, nt: usize, o: usize, len: usize) {
     for m in 0..nt {
-        let p = a.add(m * abr + o);
+        let p = a.wrapping_add(m * abr + o);
         let mut l = 0;
         while l < len {
-            _mm_prefetch::<_MM_HINT_T0>(p.add(l).cast());
+            _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(l).cast());
             l += 64;
         }
-        _mm_prefetch::<_MM_HINT_T0>(p.add(len - 1).cast());
+        _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(len - 1).cast());
     }
 }
 
@@ -867,5 +870,22 @@ unsafe fn group<T: Tiles, const C0: u8, const C1: u8, const B: u8>(
         } else {
             t.dpbsud::<C1, 5, B>();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The A-operand prefetch of the int8 kernel looks `dist` units (Q8_0: 7 units of 40 bytes)
+    /// past the unit it multiplies, so at the last chunk of the batch's last token row its
+    /// addresses lie past the end of the activations (and of a scratch of
+    /// `gemm_scratch_bytes`). Prefetching them is harmless, but making such a pointer with
+    /// `add` is undefined behaviour (out-of-bounds pointer arithmetic); Miri checks it
+    /// (scripts/miri.sh).
+    #[test]
+    fn prefetch_past_the_end_is_defined() {
+        // Two token rows of one Q8_0 unit (40 bytes, padded to 64): the last unit's prefetch.
+        let acts = [0u8; 2 * 64];
+        // SAFETY: prefetches never fault; the pointer arithmetic is what is tested.
+        unsafe { super::prefetch_rows(acts.as_ptr(), 64, 2, 7 * 40, 40) };
     }
 }
