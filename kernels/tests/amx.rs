@@ -17,26 +17,10 @@
 
 mod common;
 use common::pools;
+use common::rng::Rng;
 use gq_kernels::formats::tq;
 use gq_kernels::x86::amx::{Cfg, Emu, Hw, Tiles};
 use gq_kernels::{all_tables, amx_available, AmxMode, FloatAct, GgmlType, Isa, Kernels, TqParams};
-
-/// xorshift64*.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn uniform(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 24) as f32
-    }
-    fn normal(&mut self) -> f32 {
-        (0..4).map(|_| self.uniform()).sum::<f32>() - 2.0
-    }
-}
 
 fn bits(v: &[f32]) -> Vec<u32> {
     v.iter().map(|x| x.to_bits()).collect()

@@ -3,6 +3,8 @@
 //! workers that spin, park at once or park between steps; nested calls, concurrent callers,
 //! panics (which must reach the caller, after which the pool keeps working) and dropping pools.
 
+mod common;
+use common::rng::Rng;
 use gq_kernels::pool::{par_chunks_mut, par_for, rows_mut, rows_mut2, Pool};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
@@ -21,20 +23,6 @@ fn watchdog() {
     });
 }
 
-/// A small deterministic generator (xorshift64*).
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> usize {
-        (self.next() % n) as usize
-    }
-}
-
 /// Runs `steps` steps of random task counts (below `max_n`, 0 and 1 included) on `p` and checks
 /// that every index ran exactly once in each.
 fn check_steps(p: &Pool, steps: usize, max_n: u64, seed: u64, pause_every: usize) {
@@ -45,7 +33,7 @@ fn check_steps(p: &Pool, steps: usize, max_n: u64, seed: u64, pause_every: usize
             0 => 0,
             1 => 1,
             2 => p.threads(),
-            _ => rng.below(max_n),
+            _ => rng.below(max_n) as usize,
         };
         let sum = AtomicUsize::new(0);
         p.run(n, &|i| {

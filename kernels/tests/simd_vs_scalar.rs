@@ -21,32 +21,9 @@
 
 use gq_kernels::blocks::{QK, QK_K};
 mod common;
+use common::rng::Rng;
 use common::{isas, pools};
 use gq_kernels::{act_bytes, gemv_scratch_bytes, kernels_for, FloatAct, GgmlType, Isa, Kernels};
-
-/// xorshift64*: deterministic test data without dependencies.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn uniform(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 24) as f32
-    }
-    fn normal(&mut self) -> f32 {
-        // Sum of uniforms: close enough to a bell for test data.
-        (0..4).map(|_| self.uniform()).sum::<f32>() - 2.0
-    }
-    fn pick<T: Copy>(&mut self, v: &[T]) -> T {
-        v[self.below(v.len() as u64) as usize]
-    }
-}
 
 fn f16b(x: f32) -> [u8; 2] {
     half::f16::from_f32(x).to_bits().to_le_bytes()

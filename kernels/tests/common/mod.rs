@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod isas;
+pub mod rng;
 
 /// One rayon pool per thread count.
 pub fn pools(threads: &[usize]) -> Vec<rayon::ThreadPool> {
