@@ -54,12 +54,28 @@ fn modes(what: &str) -> Vec<AmxMode> {
 /// A tile's bytes as `rows` × `colsb`.
 type Tile = Vec<Vec<u8>>;
 
-/// Runs `ops` on a fresh tile set configured with `cfg` and returns tiles 0..3 as stored.
-fn run_tiles<T: Tiles>(t: &mut T, cfg: &Cfg, ops: &dyn Fn(&mut T)) -> [Tile; 3] {
+/// The tile product a single-tile check runs.
+#[derive(Clone, Copy, Debug)]
+enum Op {
+    Dpbssd,
+    Dpbsud,
+    Dpbf16ps,
+}
+
+/// Configures a fresh tile set with `cfg`, loads C (tile 0), A (1) and B (2) from `c0`, `a`
+/// and `b` (64-byte rows), runs `op` into C and returns tiles 0..3 as stored.
+fn run_tiles<T: Tiles>(t: &mut T, cfg: &Cfg, c0: &[u8], a: &[u8], b: &[u8], op: Op) -> [Tile; 3] {
     // SAFETY: the caller configures shapes that fit the operations; buffers cover them.
     unsafe {
         t.config(cfg);
-        ops(t);
+        t.load::<0>(c0.as_ptr(), 64);
+        t.load::<1>(a.as_ptr(), 64);
+        t.load::<2>(b.as_ptr(), 64);
+        match op {
+            Op::Dpbssd => t.dpbssd::<0, 1, 2>(),
+            Op::Dpbsud => t.dpbsud::<0, 1, 2>(),
+            Op::Dpbf16ps => t.dpbf16ps::<0, 1, 2>(),
+        }
         let out = core::array::from_fn(|i| {
             let (r, b) = (cfg.rows[i] as usize, cfg.colsb[i] as usize);
             // Sentinel past each row: a store must write exactly rows × colsb.
@@ -119,31 +135,12 @@ fn amx_tile_instructions_match_their_definition() {
             let b: Vec<u8> = (0..16 * 64).map(|_| rng.next() as u8).collect();
             let c0: Vec<u8> = (0..16 * 64).map(|_| rng.next() as u8).collect();
             for op in 0..2 {
-                let f = |t: &mut Emu| unsafe {
-                    t.load::<0>(c0.as_ptr(), 64);
-                    t.load::<1>(a.as_ptr(), 64);
-                    t.load::<2>(b.as_ptr(), 64);
-                    if op == 0 {
-                        t.dpbssd::<0, 1, 2>()
-                    } else {
-                        t.dpbsud::<0, 1, 2>()
-                    }
-                };
-                let h = |t: &mut Hw| unsafe {
-                    t.load::<0>(c0.as_ptr(), 64);
-                    t.load::<1>(a.as_ptr(), 64);
-                    t.load::<2>(b.as_ptr(), 64);
-                    if op == 0 {
-                        t.dpbssd::<0, 1, 2>()
-                    } else {
-                        t.dpbsud::<0, 1, 2>()
-                    }
-                };
+                let o = [Op::Dpbssd, Op::Dpbsud][op];
                 let got = if mode == AmxMode::Hw {
                     hw_checked += 1;
-                    run_tiles(&mut Hw, &cfg, &h)
+                    run_tiles(&mut Hw, &cfg, &c0, &a, &b, o)
                 } else {
-                    run_tiles(&mut Emu::new(), &cfg, &f)
+                    run_tiles(&mut Emu::new(), &cfg, &c0, &a, &b, o)
                 };
                 // The definition: C[i][j] += Σ_k Σ_{q<4} A[i][4k+q]·B[k][4j+q] (A signed; B
                 // signed for tdpbssd, unsigned for tdpbsud), 32-bit wrap-around.
@@ -193,21 +190,9 @@ fn amx_tile_instructions_match_their_definition() {
                 let c0: Vec<u8> = (0..16 * 16)
                     .flat_map(|_| val(&mut rng).to_le_bytes())
                     .collect();
-                let f = |t: &mut Emu| unsafe {
-                    t.load::<0>(c0.as_ptr(), 64);
-                    t.load::<1>(a.as_ptr(), 64);
-                    t.load::<2>(b.as_ptr(), 64);
-                    t.dpbf16ps::<0, 1, 2>()
-                };
-                let h = |t: &mut Hw| unsafe {
-                    t.load::<0>(c0.as_ptr(), 64);
-                    t.load::<1>(a.as_ptr(), 64);
-                    t.load::<2>(b.as_ptr(), 64);
-                    t.dpbf16ps::<0, 1, 2>()
-                };
-                let emu = run_tiles(&mut Emu::new(), &cfg, &f);
+                let emu = run_tiles(&mut Emu::new(), &cfg, &c0, &a, &b, Op::Dpbf16ps);
                 let got = if mode == AmxMode::Hw {
-                    run_tiles(&mut Hw, &cfg, &h)
+                    run_tiles(&mut Hw, &cfg, &c0, &a, &b, Op::Dpbf16ps)
                 } else {
                     emu.clone()
                 };
