@@ -770,7 +770,23 @@ impl Kernels {
             };
             assert!(scratch.len() >= n * ab, "{ty}: gemm scratch too small");
             let acts = &mut scratch[..n * ab];
+            // TQ on AVX-512 with VBMI: rotation, quantization and tile layout in one pass
+            // (`tq_act::prepare_tile_256`, the same bytes as the two steps below).
+            let fused = match act_fmt {
+                FloatAct::Rotated(p) if tq && crate::x86::tq_act::usable() => Some(p.seed),
+                _ => None,
+            };
             rows_mut(acts, ab, min_task_rows(cols), |j0, blk| {
+                if let Some(seed) = fused {
+                    for (j, d) in blk.chunks_exact_mut(ab).enumerate() {
+                        let x = &xs[(j0 + j) * cols..(j0 + j + 1) * cols];
+                        // SAFETY: `usable` checked the CPU features; `cols` is whole 256-blocks
+                        // (the tiled TQ format is only chosen for them) and `d` holds
+                        // `cols / 256` prepared blocks.
+                        unsafe { crate::x86::tq_act::prepare_tile_256(x, seed, d) };
+                    }
+                    return;
+                }
                 let mut tmp = vec![0u8; nat];
                 for (j, d) in blk.chunks_exact_mut(ab).enumerate() {
                     let x = &xs[(j0 + j) * cols..(j0 + j + 1) * cols];
