@@ -531,8 +531,6 @@ pub(crate) fn check_range(energy: f32, b: usize, index: usize) -> Result<(), TqE
     Ok(())
 }
 
-/// Quantizes rows of `n` weights in column blocks of `b` (see [`super::tq::quantize_rows`]).
-#[allow(clippy::too_many_arguments)]
 /// The index of the first non-finite value of `x`: a branch-free check per 256 values (which
 /// the compiler vectorizes), the exact position only where one is found.
 fn first_non_finite(x: &[f32]) -> Option<usize> {
@@ -547,6 +545,8 @@ fn first_non_finite(x: &[f32]) -> Option<usize> {
     })
 }
 
+/// Quantizes rows of `n` weights in column blocks of `b` (see [`super::tq::quantize_rows`]).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn quantize_rows(
     ty: GgmlType,
     params: &TqParams,
