@@ -1,5 +1,6 @@
 //! The tanh-approximated GELU of transformer MLPs, on whole rows, fused with the product by the
-//! "up" projection: `a[i] = gelu(a[i]) · b[i]` ([`gelu_tanh_mul`]).
+//! "up" projection: `a[i] = gelu(a[i]) · b[i]` ([`gelu_tanh_mul`]); and the other tanh of a
+//! transformer, logit soft-capping `c · tanh(z / c)` ([`softcap`]).
 //!
 //! Every ISA evaluates the same f32 expression as PyTorch's `gelu(x, approximate="tanh")`:
 //! `u = β·(x + κ·(x·x·x))`, `0.5·x·(1 + tanh(u))`, each step rounded to f32 in that order (no
@@ -64,6 +65,44 @@ pub fn gelu_tanh_mul_isa(isa: Isa, a: &mut [f32], b: &[f32]) {
     let _ = isa;
     for (x, &y) in a.iter_mut().zip(b) {
         *x = gelu_tanh(*x) * y;
+    }
+}
+
+/// Logit soft-capping of one value, portable: `cap · tanh(z / cap)`, the quotient rounded to
+/// f32, `tanh` in f64 rounded once to f32, then the product (PyTorch's f32 expression with a
+/// correctly rounded `tanh` but for rare near-ties). NaN stays NaN; ±∞ gives ±cap.
+#[inline]
+pub fn softcap_one(z: f32, cap: f32) -> f32 {
+    (((z / cap) as f64).tanh() as f32) * cap
+}
+
+/// `x[i] = cap · tanh(x[i] / cap)` for every `i` ([`softcap_one`]), vectorised for the selected
+/// ISA: the vector paths evaluate `tanh` as [`gelu_tanh_mul`] does (f64 lanes, rounded once), so
+/// they agree with [`softcap_one`] except where two f64 tanh values straddle an f32 rounding
+/// boundary: then by one ulp of `tanh` times `cap` (tested).
+pub fn softcap(x: &mut [f32], cap: f32) {
+    softcap_isa(crate::selected_isa(), x, cap);
+}
+
+/// [`softcap`] with a given ISA (falls back to the portable path where this CPU lacks it).
+pub fn softcap_isa(isa: Isa, x: &mut [f32], cap: f32) {
+    #[cfg(target_arch = "x86_64")]
+    match isa.or_available() {
+        Isa::Avx512 => {
+            // SAFETY: `or_available` returned AVX-512, so the CPU has AVX-512 F.
+            unsafe { crate::x86::gelu::softcap_avx512(x, cap) };
+            return;
+        }
+        Isa::Avx2 => {
+            // SAFETY: `or_available` returned AVX2, so the CPU has AVX2 and FMA.
+            unsafe { crate::x86::gelu::softcap_avx2(x, cap) };
+            return;
+        }
+        _ => {}
+    }
+    let _ = isa;
+    for z in x {
+        *z = softcap_one(*z, cap);
     }
 }
 
@@ -239,6 +278,88 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    #[test]
+    fn softcap_vector_paths_match_portable() {
+        let x = inputs();
+        for cap in [30.0f32, 50.0, 1.0] {
+            let want: Vec<f32> = x.iter().map(|&z| softcap_one(z, cap)).collect();
+            for isa in Isa::available_all() {
+                let mut got = x.clone();
+                softcap_isa(isa, &mut got, cap);
+                let mut differ = 0usize;
+                for ((&z, &g), &w) in x.iter().zip(&got).zip(&want) {
+                    if g.to_bits() == w.to_bits() || (g.is_nan() && w.is_nan()) {
+                        continue;
+                    }
+                    differ += 1;
+                    // The neighbouring f32 of the portable tanh, times cap.
+                    let t = ((z / cap) as f64).tanh() as f32;
+                    let up = f32::from_bits(t.to_bits() + 1) * cap;
+                    let down = f32::from_bits(t.to_bits().wrapping_sub(1)) * cap;
+                    assert!(
+                        g == up || g == down,
+                        "{isa:?}: softcap({z:e}, {cap}) = {g:e}, portable {w:e}"
+                    );
+                }
+                assert!(
+                    differ * 100_000 < x.len(),
+                    "{isa:?}: {differ} of {} differ",
+                    x.len()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn softcap_specials_and_tails() {
+        for isa in Isa::available_all() {
+            for n in 0..40 {
+                let mut a: Vec<f32> = (0..n).map(|i| i as f32 * 7.5 - 100.0).collect();
+                let want: Vec<f32> = a.iter().map(|&z| softcap_one(z, 30.0)).collect();
+                softcap_isa(isa, &mut a, 30.0);
+                for (g, w) in a.iter().zip(&want) {
+                    assert!(
+                        (g - w).abs() <= 30.0 * f32::EPSILON,
+                        "{isa:?} n {n}: {g} vs {w}"
+                    );
+                }
+            }
+            let mut s = [
+                f32::NAN,
+                f32::INFINITY,
+                f32::NEG_INFINITY,
+                0.0,
+                -0.0,
+                f32::MAX,
+                f32::MIN,
+            ];
+            softcap_isa(isa, &mut s, 30.0);
+            assert!(s[0].is_nan(), "{isa:?}");
+            assert_eq!(s[1], 30.0, "{isa:?}");
+            assert_eq!(s[2], -30.0, "{isa:?}");
+            assert_eq!(s[3].to_bits(), 0f32.to_bits(), "{isa:?}");
+            assert_eq!(s[4].to_bits(), (-0f32).to_bits(), "{isa:?}");
+            assert_eq!(s[5], 30.0, "{isa:?}");
+            assert_eq!(s[6], -30.0, "{isa:?}");
+        }
+    }
+
+    /// Against tanh in f64 of the same f32 quotient: within one rounding of tanh and one of
+    /// the product.
+    #[test]
+    fn softcap_close_to_exact() {
+        let x: Vec<f32> = (-300_000..=300_000).map(|i| i as f32 * 4e-4).collect();
+        let mut got = x.clone();
+        softcap(&mut got, 30.0);
+        for (&z, &g) in x.iter().zip(&got) {
+            let exact = 30.0 * ((z / 30.0) as f64).tanh();
+            assert!(
+                (g as f64 - exact).abs() <= 2.0 * f32::EPSILON as f64 * exact.abs() + 1e-45,
+                "softcap({z:e}) = {g:e}, exact {exact:e}"
+            );
         }
     }
 }

@@ -13,9 +13,7 @@
 //! "Precision and determinism").
 
 use super::model::{Layer, Mat, Model, Moe};
-use super::ops::{
-    argmax, axpy, rms_norm, rms_norm_to, rope_apply, rope_cos_sin, rope_inv_freq, softcap,
-};
+use super::ops::{argmax, axpy, rms_norm, rms_norm_to, rope_apply, rope_cos_sin, rope_inv_freq};
 use anyhow::{bail, Result};
 use gq_kernels::pool::{par_chunks_mut, rows_mut, rows_mut2};
 use gq_kernels::{
@@ -269,7 +267,7 @@ impl<'m> Session<'m> {
         let mut logits = matmul(m, &m.output, &rows);
         if let Some(c) = hp.softcap {
             rows_mut(&mut logits, 1, min_task_elems(), |_, blk| {
-                blk.iter_mut().for_each(|z| *z = softcap(*z, c))
+                gq_kernels::gelu::softcap(blk, c)
             });
         }
         Ok(logits)

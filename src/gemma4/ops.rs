@@ -78,12 +78,6 @@ pub fn axpy(y: &mut [f32], w: f32, x: &[f32]) {
     }
 }
 
-/// Softcapping `c · tanh(z / c)`.
-#[inline]
-pub fn softcap(z: f32, c: f32) -> f32 {
-    (z / c).tanh() * c
-}
-
 /// Index of the largest value (the first one on ties, as `torch.argmax`).
 pub fn argmax(x: &[f32]) -> usize {
     let mut best = 0;

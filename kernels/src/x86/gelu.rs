@@ -203,3 +203,78 @@ unsafe fn gelu8_avx2(ap: *mut f32, bp: *const f32) {
     );
     _mm256_storeu_ps(ap, _mm256_mul_ps(g, y));
 }
+
+/// `x[i] = cap · tanh(x[i] / cap)`, 16 lanes at a time, a masked tail. `|u|` is clamped with
+/// the NaN-propagating operand order, so NaN stays NaN and ±∞ gives ±cap.
+///
+/// # Safety
+/// The CPU has AVX-512 F.
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn softcap_avx512(x: &mut [f32], cap: f32) {
+    let n = x.len();
+    let p = x.as_mut_ptr();
+    let sign = _mm512_set1_epi32(i32::MIN);
+    let c = _mm512_set1_ps(cap);
+    let mut i = 0;
+    while i < n {
+        let m: __mmask16 = if n - i >= 16 {
+            0xffff
+        } else {
+            ((1u32 << (n - i)) - 1) as __mmask16
+        };
+        let u = _mm512_div_ps(_mm512_maskz_loadu_ps(m, p.add(i)), c);
+        let au = _mm512_min_ps(
+            _mm512_set1_ps(CLAMP),
+            _mm512_castsi512_ps(_mm512_andnot_si512(sign, _mm512_castps_si512(u))),
+        );
+        let lo = tanh_pos_pd512(_mm512_cvtps_pd(_mm512_castps512_ps256(au)));
+        let hi = tanh_pos_pd512(_mm512_cvtps_pd(_mm256_castpd_ps(
+            _mm512_extractf64x4_pd::<1>(_mm512_castps_pd(au)),
+        )));
+        let t = _mm512_insertf64x4::<1>(
+            _mm512_castpd256_pd512(_mm256_castps_pd(_mm512_cvtpd_ps(lo))),
+            _mm256_castps_pd(_mm512_cvtpd_ps(hi)),
+        );
+        let t = _mm512_castsi512_ps(_mm512_or_si512(
+            _mm512_castpd_si512(t),
+            _mm512_and_si512(_mm512_castps_si512(u), sign),
+        ));
+        _mm512_mask_storeu_ps(p.add(i), m, _mm512_mul_ps(t, c));
+        i += 16;
+    }
+}
+
+/// `x[i] = cap · tanh(x[i] / cap)`, 8 lanes at a time, the tail through a stack copy.
+///
+/// # Safety
+/// The CPU has AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn softcap_avx2(x: &mut [f32], cap: f32) {
+    let n = x.len();
+    let mut i = 0;
+    while i + 8 <= n {
+        softcap8_avx2(x.as_mut_ptr().add(i), cap);
+        i += 8;
+    }
+    if i < n {
+        let mut t = [0f32; 8];
+        t[..n - i].copy_from_slice(&x[i..]);
+        softcap8_avx2(t.as_mut_ptr(), cap);
+        x[i..].copy_from_slice(&t[..n - i]);
+    }
+}
+
+/// Eight lanes of [`softcap_avx2`].
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn softcap8_avx2(p: *mut f32, cap: f32) {
+    let sign = _mm256_castsi256_ps(_mm256_set1_epi32(i32::MIN));
+    let c = _mm256_set1_ps(cap);
+    let u = _mm256_div_ps(_mm256_loadu_ps(p), c);
+    let au = _mm256_min_ps(_mm256_set1_ps(CLAMP), _mm256_andnot_ps(sign, u));
+    let lo = tanh_pos_pd256(_mm256_cvtps_pd(_mm256_castps256_ps128(au)));
+    let hi = tanh_pos_pd256(_mm256_cvtps_pd(_mm256_extractf128_ps::<1>(au)));
+    let t = _mm256_set_m128(_mm256_cvtpd_ps(hi), _mm256_cvtpd_ps(lo));
+    let t = _mm256_or_ps(t, _mm256_and_ps(u, sign));
+    _mm256_storeu_ps(p, _mm256_mul_ps(t, c));
+}
