@@ -763,8 +763,8 @@ impl Kernels {
     }
 
     /// The register-tiled GEMM (`x86::tile`) of the AVX-512 tables: activations quantized as
-    /// for the GEMV and put in the tile layout once per call (in parallel), then one
-    /// contiguous range of weight rows per thread (a multiple of 16 rows except the last).
+    /// for the GEMV and put in the tile layout once per call (in parallel), then the tasks of
+    /// [`GemmSplit`] (weight-row ranges starting on 16-row tiles, claimed by free threads).
     #[cfg(target_arch = "x86_64")]
     #[allow(clippy::too_many_arguments)]
     fn gemm_tiled(
