@@ -207,29 +207,87 @@ fn row_ranges(
     chunk.div_ceil(align) * align
 }
 
-/// How a GEMM's work is cut into tasks: ranges of `row_chunk` weight rows (a multiple of the
-/// alignment except the last) times blocks of `col_chunk` activation rows (a multiple of
+/// Weight-row tasks per thread of a GEMM split into equal ranges (`GQ_GEMM_TASKS=N`; `1` is one
+/// contiguous range per thread); unset (the default), the rows are split "guided" instead (see
+/// [`GemmSplit`]).
+fn gemm_even_tasks() -> Option<usize> {
+    static C: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
+    *C.get_or_init(|| {
+        std::env::var("GQ_GEMM_TASKS")
+            .ok()
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .filter(|&v| v > 0)
+    })
+}
+
+/// The guided GEMM split's divisor (`GQ_GEMM_GUIDE`, default 2): each task takes
+/// 1/(divisor·threads) of the rows not yet handed out.
+fn gemm_guide() -> usize {
+    static C: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    knob(&C, "GQ_GEMM_GUIDE", 2)
+}
+
+/// How a GEMM's work is cut into tasks: ranges of weight rows (`bounds`, each a multiple of
+/// the alignment except the last) times blocks of `col_chunk` activation rows (a multiple of
 /// [`GEMM_TILE_MIN_N`]; the last block takes the rest). Every output element is computed whole
 /// by one task, so the split never changes a value.
-#[derive(Clone, Copy, Debug)]
+///
+/// The pool's threads claim tasks in index order from one counter, so a thread that runs
+/// slower (on a virtual CPU that shares its core, or descheduled) simply takes fewer of them.
+/// Where the rows allow one task per thread, they are split **guided**: each task takes
+/// 1/(2·threads) ([`gemm_guide`]) of the rows not yet handed out (at least two alignment units and
+/// [`min_task_macs`]), so the first tasks are large (each activation chunk is reused from L2
+/// across many row tiles) and the last ones small (the threads finish close together). On the
+/// 16-core host, where at any time some virtual CPUs run the `vpdpbusd` loop at half speed,
+/// one equal range per thread left the GEMM waiting for the slowest (docs/kernels.md).
+#[derive(Clone, Debug)]
 struct GemmSplit {
-    row_chunk: usize,
-    row_tasks: usize,
+    bounds: Vec<usize>,
     col_chunk: usize,
     col_tasks: usize,
 }
 
 impl GemmSplit {
-    /// At most one task per thread and at least [`min_task_macs`] multiply-adds per task;
-    /// weight rows are split first (down to [`gemm_min_rows`] per task), then activation rows.
+    /// At least [`min_task_macs`] multiply-adds per task and as many threads as that allows:
+    /// weight rows guided (above) where there are at least [`gemm_min_rows`] per thread,
+    /// else equal row ranges (down to [`gemm_min_rows`]) and then activation rows, up to one
+    /// task per thread.
     fn new(rows: usize, cols: usize, n: usize, align: usize) -> GemmSplit {
         let t = rayon::current_num_threads().max(1);
         let work = rows.saturating_mul(cols).saturating_mul(n);
         let tasks = (work / min_task_macs()).clamp(1, t);
         let per = gemm_min_rows().max(align);
         let rt = tasks.min(rows.div_ceil(per)).max(1);
-        let row_chunk = rows.div_ceil(rt).div_ceil(align) * align;
-        let row_tasks = rows.div_ceil(row_chunk.max(1)).max(1);
+        let even = |k: usize| {
+            let chunk = rows.div_ceil(k.max(1)).div_ceil(align) * align;
+            let mut b: Vec<usize> = (0..rows.max(1)).step_by(chunk.max(1)).collect();
+            b.push(rows);
+            b
+        };
+        if tasks > 1 && rt == tasks {
+            let bounds = match gemm_even_tasks() {
+                Some(k) => even((tasks * k).min(rows.div_ceil(per))),
+                None => {
+                    let row_work = cols.saturating_mul(n).max(1);
+                    let least = (min_task_macs() / row_work).div_ceil(align).max(2) * align;
+                    let mut b = vec![0];
+                    let mut r = 0;
+                    while r < rows {
+                        let c = (rows - r).div_ceil(gemm_guide() * tasks).div_ceil(align) * align;
+                        r = (r + c.max(least)).min(rows);
+                        b.push(r);
+                    }
+                    b
+                }
+            };
+            return GemmSplit {
+                bounds,
+                col_chunk: n,
+                col_tasks: 1,
+            };
+        }
+        let bounds = even(rt);
+        let row_tasks = bounds.len() - 1;
         let col_tasks = (tasks / row_tasks).min(n / GEMM_TILE_MIN_N).max(1);
         let col_chunk = if col_tasks == 1 {
             n
@@ -237,30 +295,28 @@ impl GemmSplit {
             n / col_tasks / GEMM_TILE_MIN_N * GEMM_TILE_MIN_N
         };
         GemmSplit {
-            row_chunk,
-            row_tasks,
+            bounds,
             col_chunk,
             col_tasks,
         }
     }
 
+    /// Number of tasks.
+    fn tasks(&self) -> usize {
+        (self.bounds.len() - 1) * self.col_tasks
+    }
+
     /// Task `i`'s weight rows and activation rows.
-    fn task(
-        &self,
-        i: usize,
-        rows: usize,
-        n: usize,
-    ) -> (core::ops::Range<usize>, core::ops::Range<usize>) {
-        let (rc, cc) = (i % self.row_tasks, i / self.row_tasks);
-        let r0 = rc * self.row_chunk;
-        let r1 = (r0 + self.row_chunk).min(rows);
+    fn task(&self, i: usize, n: usize) -> (core::ops::Range<usize>, core::ops::Range<usize>) {
+        let row_tasks = self.bounds.len() - 1;
+        let (rc, cc) = (i % row_tasks, i / row_tasks);
         let j0 = cc * self.col_chunk;
         let j1 = if cc + 1 == self.col_tasks {
             n
         } else {
             j0 + self.col_chunk
         };
-        (r0..r1, j0..j1)
+        (self.bounds[rc]..self.bounds[rc + 1], j0..j1)
     }
 }
 
@@ -614,7 +670,7 @@ impl Kernels {
         let out = OutPtr(ys.as_mut_ptr());
         let sp = GemmSplit::new(rows, cols, n, 8);
         let run = |i: usize| {
-            let (rr, jr) = sp.task(i, rows, n);
+            let (rr, jr) = sp.task(i, n);
             let (r0, jb) = (rr.start, jr.start);
             let ws = &w[rr.start * rb..rr.end * rb];
             let acts = &acts[jr.start * ab..jr.end * ab];
@@ -643,7 +699,7 @@ impl Kernels {
                 }
             }
         };
-        par_for(sp.row_tasks * sp.col_tasks, run);
+        par_for(sp.tasks(), run);
     }
 
     /// Whether [`Kernels::gemm_as`] of `ty` with `n` columns of `cols` elements and
@@ -731,8 +787,8 @@ impl Kernels {
     }
 
     /// The register-tiled GEMM (`x86::tile`) of the AVX-512 tables: activations quantized as
-    /// for the GEMV and put in the tile layout once per call (in parallel), then one
-    /// contiguous range of weight rows per thread (a multiple of 16 rows except the last).
+    /// for the GEMV and put in the tile layout once per call (in parallel), then the tasks of
+    /// [`GemmSplit`] (weight-row ranges starting on 16-row tiles, claimed by free threads).
     #[cfg(target_arch = "x86_64")]
     #[allow(clippy::too_many_arguments)]
     fn gemm_tiled(
@@ -829,7 +885,7 @@ impl Kernels {
         let ab = acts.len() / n.max(1);
         let sp = GemmSplit::new(rows, cols, n, 16);
         let run = |i: usize| {
-            let (rr, jr) = sp.task(i, rows, n);
+            let (rr, jr) = sp.task(i, n);
             let (r0, jb) = (rr.start, jr.start);
             let ws = &w[rr.start * rb..rr.end * rb];
             let acts = &acts[jr.start * ab..jr.end * ab];
@@ -873,6 +929,55 @@ impl Kernels {
                 }
             };
         };
-        par_for(sp.row_tasks * sp.col_tasks, run);
+        par_for(sp.tasks(), run);
+    }
+}
+
+#[cfg(test)]
+mod split_tests {
+    use super::*;
+
+    /// Every split covers the rows exactly once, in order, with aligned range starts, and
+    /// the guided split ends in small tasks.
+    #[test]
+    fn gemm_split_covers_rows() {
+        for threads in [1, 2, 3, 8, 16] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                for (rows, cols, n, align) in [
+                    (4096, 14336, 512, 16),
+                    (262144, 1536, 512, 16),
+                    (1536, 6144, 512, 16),
+                    (100, 256, 64, 16),
+                    (0, 256, 64, 8),
+                    (37, 4096, 3, 8),
+                    (512, 2048, 512, 16),
+                ] {
+                    let sp = GemmSplit::new(rows, cols, n, align);
+                    let mut seen = vec![0u8; rows * n];
+                    for i in 0..sp.tasks() {
+                        let (rr, jr) = sp.task(i, n);
+                        assert!(rr.start.is_multiple_of(align) && rr.end <= rows);
+                        for r in rr.clone() {
+                            for j in jr.clone() {
+                                seen[r * n + j] += 1;
+                            }
+                        }
+                    }
+                    assert!(
+                        seen.iter().all(|&c| c == 1),
+                        "{rows}x{n}, {threads} threads"
+                    );
+                    if threads > 1 && rows >= 4096 {
+                        let last = sp.bounds[sp.bounds.len() - 1] - sp.bounds[sp.bounds.len() - 2];
+                        let first = sp.bounds[1];
+                        assert!(sp.tasks() > 2 * threads && last < first, "{:?}", sp.bounds);
+                    }
+                }
+            });
+        }
     }
 }

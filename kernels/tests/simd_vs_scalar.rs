@@ -873,6 +873,48 @@ fn q6_k_dot_bit_exact_on_any_bytes() {
     );
 }
 
+/// GEMMs large enough to be split into several tasks (the guided row split of
+/// `Kernels::gemm`, tasks claimed by whichever thread is free; rows not a multiple of the
+/// tiles): bit-identical for 1, 3 and 4 threads, on the tiled path (n = 32) and the row path
+/// (n = 8).
+#[test]
+fn split_gemm_same_bits_for_any_thread_count() {
+    let mut rng = Rng(0x5b17);
+    let pools = pools(&[1, 3, 4]);
+    let mut tables = simd_tables("split_gemm_same_bits_for_any_thread_count");
+    tables.push(scalar());
+    for k in tables {
+        for ty in [
+            GgmlType::Q4_K,
+            GgmlType::Q6_K,
+            GgmlType::Q8_0,
+            GgmlType::Q5_K,
+        ] {
+            let (rows, cols) = (300usize, 1024usize);
+            let w = weights(&mut rng, ty, rows * cols, &mut |r| {
+                0.001 + r.uniform() * 0.02
+            });
+            for n in [8usize, 32] {
+                let xs: Vec<f32> = (0..n * cols).map(|_| rng.normal()).collect();
+                let mut scratch = vec![0u8; gq_kernels::gemm_scratch_bytes(ty, cols, n)];
+                let mut first: Option<Vec<f32>> = None;
+                for pool in &pools {
+                    let mut ys = vec![f32::NAN; n * rows];
+                    pool.install(|| k.gemm(ty, &w, rows, cols, &xs, &mut ys, &mut scratch));
+                    let want = first.get_or_insert(ys.clone());
+                    assert_eq!(
+                        bits(&ys),
+                        bits(want),
+                        "{} {ty} rows={rows} n={n} threads={}",
+                        k.name(),
+                        pool.current_num_threads()
+                    );
+                }
+            }
+        }
+    }
+}
+
 /// The register-tiled GEMM (`Kernels::gemm` from `GEMM_TILE_MIN_N` columns on the AVX-512
 /// tables, Q4_K / Q6_K / Q8_0), which is not bit-identical to the GEMV: every output within
 /// the scalar bound of `dot_within_bound_on_realistic_data`; bit-identical for 1, 2 and 3
