@@ -171,14 +171,38 @@ pub fn gemm_min_rows() -> usize {
     knob(&C, "GQ_GEMM_MIN_ROWS", 64)
 }
 
-/// Splits `rows` into contiguous ranges of about equal size (the returned row count), one per
-/// thread of the current rayon pool (fewer when the work is small: at least `min_rows` rows and
-/// [`min_task_bytes`] of weights per range), each a multiple of `align` rows except the last.
-fn row_ranges(rows: usize, row_bytes: usize, min_rows: usize, align: usize) -> usize {
+/// GEMV tasks per thread for `ty` (`GQ_GEMV_TASKS_PER_THREAD` for every type; default 4 for
+/// the TurboQuant types, 1 for the others). The pool hands tasks out as threads come free, so
+/// with several per thread a thread on a slower core (a busy sibling hyperthread, another
+/// tenant) takes fewer of them instead of holding the whole GEMV up; that matters for the
+/// decode-heavy TQ dots, whose one-core rate is close to a core's share of the memory
+/// bandwidth. Results do not depend on it (each row is computed whole by one task).
+fn gemv_tasks_per_thread(ty: GgmlType) -> usize {
+    static C: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
+    let set = *C.get_or_init(|| {
+        std::env::var("GQ_GEMV_TASKS_PER_THREAD")
+            .ok()
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .filter(|&v| v > 0)
+    });
+    set.unwrap_or(if ty.is_turboquant() { 4 } else { 1 })
+}
+
+/// Splits `rows` into contiguous ranges of about equal size (the returned row count),
+/// `per_thread` per thread of the current rayon pool (fewer when the work is small: at least
+/// `min_rows` rows and [`min_task_bytes`] of weights per range), each a multiple of `align`
+/// rows except the last.
+fn row_ranges(
+    rows: usize,
+    row_bytes: usize,
+    min_rows: usize,
+    align: usize,
+    per_thread: usize,
+) -> usize {
     let t = rayon::current_num_threads().max(1);
     let min = min_rows.max(min_task_bytes() / row_bytes.max(1)).max(1);
-    // As many equal ranges as fit at least `min` rows each, at most one per thread.
-    let tasks = (rows / min).clamp(1, t);
+    // As many equal ranges as fit at least `min` rows each, at most `per_thread` per thread.
+    let tasks = (rows / min).clamp(1, t * per_thread.max(1));
     let chunk = rows.div_ceil(tasks).max(1);
     chunk.div_ceil(align) * align
 }
@@ -507,7 +531,7 @@ impl Kernels {
             y.fill(0.0);
             return;
         }
-        let chunk = row_ranges(y.len(), rb, 8, 2);
+        let chunk = row_ranges(y.len(), rb, 8, 2, gemv_tasks_per_thread(ty));
         par_chunks_mut(y, chunk, |ci, ys| {
             let ws = &w[ci * chunk * rb..][..ys.len() * rb];
             match op {
@@ -826,7 +850,23 @@ impl Kernels {
             };
             assert!(scratch.len() >= n * ab, "{ty}: gemm scratch too small");
             let acts = &mut scratch[..n * ab];
+            // TQ on AVX-512 with VBMI: rotation, quantization and tile layout in one pass
+            // (`tq_act::prepare_tile_256`, the same bytes as the two steps below).
+            let fused = match act_fmt {
+                FloatAct::Rotated(p) if tq && crate::x86::tq_act::usable() => Some(p.seed),
+                _ => None,
+            };
             rows_mut(acts, ab, min_task_rows(cols), |j0, blk| {
+                if let Some(seed) = fused {
+                    for (j, d) in blk.chunks_exact_mut(ab).enumerate() {
+                        let x = &xs[(j0 + j) * cols..(j0 + j + 1) * cols];
+                        // SAFETY: `usable` checked the CPU features; `cols` is whole 256-blocks
+                        // (the tiled TQ format is only chosen for them) and `d` holds
+                        // `cols / 256` prepared blocks.
+                        unsafe { crate::x86::tq_act::prepare_tile_256(x, seed, d) };
+                    }
+                    return;
+                }
                 let mut tmp = vec![0u8; nat];
                 for (j, d) in blk.chunks_exact_mut(ab).enumerate() {
                     let x = &xs[(j0 + j) * cols..(j0 + j + 1) * cols];

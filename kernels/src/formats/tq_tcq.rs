@@ -531,6 +531,20 @@ pub(crate) fn check_range(energy: f32, b: usize, index: usize) -> Result<(), TqE
     Ok(())
 }
 
+/// The index of the first non-finite value of `x`: a branch-free check per 256 values (which
+/// the compiler vectorizes), the exact position only where one is found.
+fn first_non_finite(x: &[f32]) -> Option<usize> {
+    x.chunks(256).enumerate().find_map(|(c, ch)| {
+        let ok = ch.iter().fold(true, |a, v| a & v.is_finite());
+        (!ok).then(|| {
+            256 * c
+                + ch.iter()
+                    .position(|v| !v.is_finite())
+                    .expect("one is there")
+        })
+    })
+}
+
 /// Quantizes rows of `n` weights in column blocks of `b` (see [`super::tq::quantize_rows`]).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn quantize_rows(
@@ -546,7 +560,7 @@ pub(crate) fn quantize_rows(
     let s = spec(ty);
     let bb = s.block_bytes(b);
     let rb = bb * (n / b);
-    if let Some(i) = src.iter().position(|x| !x.is_finite()) {
+    if let Some(i) = first_non_finite(src) {
         return Err(TqError::NonFinite { index: i % n });
     }
     let nb = n / b;
@@ -656,6 +670,27 @@ tcq_format!(FORMAT_TQJ2_5, GgmlType::TQJ2_5);
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn first_non_finite_finds_the_first_one() {
+        let mut x = vec![1.0f32; 1000];
+        assert_eq!(super::first_non_finite(&x), None);
+        assert_eq!(super::first_non_finite(&[]), None);
+        for (i, v) in [
+            (0usize, f32::NAN),
+            (255, f32::INFINITY),
+            (256, f32::NEG_INFINITY),
+            (999, -f32::NAN),
+        ] {
+            let mut y = x.clone();
+            y[i] = v;
+            y[999] = f32::NAN;
+            assert_eq!(super::first_non_finite(&y), Some(i));
+        }
+        x[700] = f32::MAX;
+        x[701] = f32::MIN_POSITIVE / 2.0;
+        assert_eq!(super::first_non_finite(&x), None);
+    }
+
     use super::super::tq::{self, prepare_activation};
     use super::super::tq_rotation::SplitMix64;
     use super::*;
@@ -974,6 +1009,15 @@ mod tests {
             assert_eq!(
                 tq::quantize_row(s.ty, &p, &w, None, &mut q),
                 Err(TqError::NonFinite { index: 7 })
+            );
+            let mut w3 = vec![0.5f32; 3 * n];
+            w3[n + 300 % n] = f32::NEG_INFINITY;
+            w3[2 * n + 9] = f32::NAN;
+            let mut q3 = vec![0u8; 3 * s.ty.row_bytes(n).unwrap()];
+            assert_eq!(
+                tq::quantize_rows(s.ty, &p, &w3, n, None, &mut q3, Isa::Scalar),
+                Err(TqError::NonFinite { index: 300 % n }),
+                "the first non-finite value, as an index in its row"
             );
             assert!(matches!(
                 tq::quantize_row(s.ty, &p, &[60000.0; 256], None, &mut q),

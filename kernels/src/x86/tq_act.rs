@@ -40,6 +40,14 @@ pub(crate) unsafe fn rotate_row(x: &mut [f32], b: usize, seed: u64) {
     for (j, blk) in x.chunks_exact_mut(b).enumerate() {
         let signs = block_sign_bits(seed, j as u64, b);
         let p = blk.as_mut_ptr();
+        if nv == 16 {
+            // The common block: every loop below has constant bounds (registers, no spills).
+            let v = rot256(p, &signs, k);
+            for (i, vi) in v.iter().enumerate() {
+                _mm512_storeu_ps(p.add(16 * i), *vi);
+            }
+            continue;
+        }
         let mut v = [_mm512_setzero_ps(); 16];
         for (i, vi) in v.iter_mut().enumerate().take(nv) {
             let m = (signs[i / 4] >> (16 * (i % 4))) as u16;
@@ -65,6 +73,216 @@ pub(crate) unsafe fn rotate_row(x: &mut [f32], b: usize, seed: u64) {
         for (i, vi) in v.iter().enumerate().take(nv) {
             _mm512_storeu_ps(p.add(16 * i), _mm512_mul_ps(*vi, k));
         }
+    }
+}
+
+/// One 256-block at `p` rotated (signs, butterflies, × `k`) in registers: the same f32
+/// operations in the same order as [`rotate_row`]'s general loop (same bits).
+#[inline(always)]
+unsafe fn rot256(p: *const f32, signs: &[u64; 4], k: __m512) -> [__m512; 16] {
+    let sign = _mm512_set1_epi32(i32::MIN);
+    let mut v = [_mm512_setzero_ps(); 16];
+    for (i, vi) in v.iter_mut().enumerate() {
+        let m = (signs[i / 4] >> (16 * (i % 4))) as u16;
+        let raw = _mm512_castps_si512(_mm512_loadu_ps(p.add(16 * i)));
+        let mut t = _mm512_castsi512_ps(_mm512_mask_xor_epi32(raw, m, raw, sign));
+        t = stage(t, _mm512_permute_ps::<0b10_11_00_01>(t), 0xAAAA);
+        t = stage(t, _mm512_permute_ps::<0b01_00_11_10>(t), 0xCCCC);
+        t = stage(t, _mm512_shuffle_f32x4::<0b10_11_00_01>(t, t), 0xF0F0);
+        t = stage(t, _mm512_shuffle_f32x4::<0b01_00_11_10>(t, t), 0xFF00);
+        *vi = t;
+    }
+    let mut m = 1;
+    while m < 16 {
+        for i in 0..16 {
+            if i & m == 0 {
+                let (a, c) = (v[i], v[i + m]);
+                v[i] = _mm512_add_ps(a, c);
+                v[i + m] = _mm512_sub_ps(a, c);
+            }
+        }
+        m *= 2;
+    }
+    for vi in v.iter_mut() {
+        *vi = _mm512_mul_ps(*vi, k);
+    }
+    v
+}
+
+/// One 256-block at `p` rotated in registers for [`prepare_tile_256`]: the butterflies of
+/// [`rot256`], but each in-register stage is one `vfmadd` (`v·(±1) + s`: lanes without bit `h`
+/// get `v + s`, lanes with it `s − v`, each exactly the one rounding of the scalar `+` / `−`,
+/// so the same value; only a NaN's payload may differ, and NaN becomes 0 in TQA8).
+#[inline(always)]
+unsafe fn rot256_for_act(p: *const f32, signs: &[u64; 4], k: __m512) -> [__m512; 16] {
+    let sign = _mm512_set1_epi32(i32::MIN);
+    let pm = |m: u16| _mm512_mask_blend_ps(m, _mm512_set1_ps(1.0), _mm512_set1_ps(-1.0));
+    let (s1, s2, s4, s8) = (pm(0xAAAA), pm(0xCCCC), pm(0xF0F0), pm(0xFF00));
+    let mut v = [_mm512_setzero_ps(); 16];
+    macro_rules! lane_stages {
+        ($($i:literal)*) => {$(
+            let m = (signs[$i / 4] >> (16 * ($i % 4))) as u16;
+            let raw = _mm512_castps_si512(_mm512_loadu_ps(p.add(16 * $i)));
+            let mut t = _mm512_castsi512_ps(_mm512_mask_xor_epi32(raw, m, raw, sign));
+            t = _mm512_fmadd_ps(t, s1, _mm512_permute_ps::<0b10_11_00_01>(t));
+            t = _mm512_fmadd_ps(t, s2, _mm512_permute_ps::<0b01_00_11_10>(t));
+            t = _mm512_fmadd_ps(t, s4, _mm512_shuffle_f32x4::<0b10_11_00_01>(t, t));
+            t = _mm512_fmadd_ps(t, s8, _mm512_shuffle_f32x4::<0b01_00_11_10>(t, t));
+            v[$i] = t;
+        )*};
+    }
+    lane_stages!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15);
+    let mut m = 1;
+    while m < 16 {
+        for i in 0..16 {
+            if i & m == 0 {
+                let (a, c) = (v[i], v[i + m]);
+                v[i] = _mm512_add_ps(a, c);
+                v[i + m] = _mm512_sub_ps(a, c);
+            }
+        }
+        m *= 2;
+    }
+    for vi in v.iter_mut() {
+        *vi = _mm512_mul_ps(*vi, k);
+    }
+    v
+}
+
+/// Per-group reduction of 8 vectors of 16 lanes (`op` associative and commutative on the
+/// values at hand: `max` of non-NaN floats, integer `+`): lane `g` of the result is the
+/// reduction of `v[g]` (lanes 8–15 are copies). 24 operations instead of 8 horizontal folds.
+#[inline(always)]
+unsafe fn reduce8(v: [__m512; 8], op: impl Fn(__m512, __m512) -> __m512) -> __m512 {
+    // Quarters: [a.q0 a.q1 b.q0 b.q1] op [a.q2 a.q3 b.q2 b.q3].
+    let l1 = |a: __m512, b: __m512| {
+        op(
+            _mm512_shuffle_f32x4::<0b01_00_01_00>(a, b),
+            _mm512_shuffle_f32x4::<0b11_10_11_10>(a, b),
+        )
+    };
+    let w = [
+        l1(v[0], v[1]),
+        l1(v[2], v[3]),
+        l1(v[4], v[5]),
+        l1(v[6], v[7]),
+    ];
+    // Quarters: [a.q0 a.q2 b.q0 b.q2] op [a.q1 a.q3 b.q1 b.q3]: quarter q holds v[q] (v[4 + q]).
+    let l2 = |a: __m512, b: __m512| {
+        op(
+            _mm512_shuffle_f32x4::<0b10_00_10_00>(a, b),
+            _mm512_shuffle_f32x4::<0b11_01_11_01>(a, b),
+        )
+    };
+    let (x0, x1) = (l2(w[0], w[1]), l2(w[2], w[3]));
+    // Within each quarter: [x0.0 x0.1 x1.0 x1.1] op [x0.2 x0.3 x1.2 x1.3], then pairs.
+    let y = op(
+        _mm512_shuffle_ps::<0b01_00_01_00>(x0, x1),
+        _mm512_shuffle_ps::<0b11_10_11_10>(x0, x1),
+    );
+    let z = op(y, _mm512_permute_ps::<0b10_11_00_01>(y));
+    // Quarter q: lane 0 = v[q], lane 2 = v[4 + q].
+    let idx = _mm512_setr_epi32(0, 4, 8, 12, 2, 6, 10, 14, 0, 4, 8, 12, 2, 6, 10, 14);
+    _mm512_permutexvar_ps(idx, z)
+}
+
+/// [`round_i8`]'s integers as int32 lanes (in [−128, 127]), in fewer operations: rounding half
+/// away from zero as `trunc(q + copysign(½ − 2⁻²⁵, q))`, which gives the same integer for every
+/// f32 `q` (for `|q| < 2²³` the sum reaches the next integer exactly when the fraction is ≥ ½ —
+/// a fraction of ½ lands within 2⁻²⁵ of it and rounds there, a fraction below ½ is at least one
+/// ulp of `q` short and stays below; beyond, `q` is an integer and the sum rounds back to it);
+/// NaN lanes (by the ordered compare) become 0, the clamp to [−128, 127] happens before the
+/// conversion (±Inf saturate). Tested against [`round_i8`] on every f32 near the half-integers.
+#[inline(always)]
+unsafe fn round_clamp_i32(q: __m512) -> __m512i {
+    let ord = _mm512_cmp_ps_mask::<_CMP_ORD_Q>(q, q);
+    // (q & sign) | (½ − 2⁻²⁵)
+    let c = _mm512_castsi512_ps(_mm512_ternarylogic_epi32::<0xEA>(
+        _mm512_castps_si512(q),
+        _mm512_set1_epi32(i32::MIN),
+        _mm512_set1_epi32(0x3eff_ffff),
+    ));
+    let t = _mm512_add_ps(q, c);
+    let t = _mm512_min_ps(
+        _mm512_max_ps(t, _mm512_set1_ps(-128.0)),
+        _mm512_set1_ps(127.0),
+    );
+    _mm512_maskz_cvttps_epi32(ord, t)
+}
+
+/// The TurboQuant GEMM's prepared activation (`x86::tile::prepare_tq`'s layout) of a row of
+/// 256-blocks, straight from the f32 row in one pass: per block the rotation in registers, the
+/// TQA8 quantization of each group of 32, its 16 even then 16 odd coordinates, its scale and
+/// `−128·Σa`. The same bytes as [`crate::formats::tq::prepare_activation`] followed by
+/// `prepare_tq` (tested), without their intermediate rows.
+///
+/// The rounding is [`round_clamp_i32`] (the same integers as [`round_i8`]).
+///
+/// # Safety
+/// [`usable`] must hold; `x.len()` is a multiple of 256 and `dst` holds at least
+/// `x.len() / 256 · 320` bytes.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vbmi,avx2,fma")]
+pub(crate) unsafe fn prepare_tile_256(x: &[f32], seed: u64, dst: &mut [u8]) {
+    const AB: usize = 320;
+    debug_assert!(x.len().is_multiple_of(256) && dst.len() >= x.len() / 256 * AB);
+    let k = _mm512_set1_ps(inv_sqrt(256));
+    // Per group: output byte m < 16 is coordinate 2m, m ≥ 16 coordinate 2(m − 16) + 1; the
+    // coordinates are the low bytes of the two int32 vectors (0–15 in the first, 16–31 in the
+    // second: byte 4c, or 64 + 4(c − 16)).
+    let eo: [u8; 64] = core::array::from_fn(|m| {
+        let c = if m < 16 {
+            2 * m
+        } else {
+            (2 * (m - 16) + 1) % 32
+        };
+        (if c < 16 { 4 * c } else { 64 + 4 * (c - 16) }) as u8
+    });
+    let ieo = _mm512_loadu_si512(eo.as_ptr().cast());
+    let absmask = _mm512_set1_epi32(0x7fff_ffff);
+    for (j, blk) in x.chunks_exact(256).enumerate() {
+        let signs = block_sign_bits(seed, j as u64, 256);
+        let v = rot256_for_act(blk.as_ptr(), &signs, k);
+        let o = dst.as_mut_ptr().add(AB * j);
+        // Per group max(|v0|, max(|v1|, 0)) per lane: `vmaxps` returns its second operand when
+        // either is NaN, so NaN lanes are ignored as `f32::max` ignores them.
+        let abs =
+            |a: __m512| _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(a), absmask));
+        let m: [__m512; 8] = core::array::from_fn(|g| {
+            _mm512_max_ps(
+                abs(v[2 * g + 1]),
+                _mm512_max_ps(abs(v[2 * g]), _mm512_setzero_ps()),
+            )
+        });
+        let am = _mm512_castps512_ps256(reduce8(m, |a, b| _mm512_max_ps(a, b)));
+        // d = amax / 127 and 1/d (0 where d = 0): the scalar operations, correctly rounded in
+        // either form.
+        let d = _mm256_div_ps(am, _mm256_set1_ps(127.0));
+        let nz = _mm256_cmp_ps_mask::<_CMP_NEQ_UQ>(d, _mm256_setzero_ps());
+        let id = _mm256_maskz_div_ps(nz, _mm256_set1_ps(1.0), d);
+        _mm256_storeu_ps(o.add(256).cast(), d);
+        let mut ids = [0f32; 8];
+        _mm256_storeu_ps(ids.as_mut_ptr(), id);
+        let q8 = |a: __m512, idv: __m512| round_clamp_i32(_mm512_mul_ps(a, idv));
+        let mut sums = [_mm512_setzero_ps(); 8];
+        for g in 0..8 {
+            let idv = _mm512_set1_ps(ids[g]);
+            let (i0, i1) = (q8(v[2 * g], idv), q8(v[2 * g + 1], idv));
+            let q = _mm512_permutex2var_epi8(i0, ieo, i1);
+            _mm256_storeu_si256(o.add(32 * g).cast(), _mm512_castsi512_si256(q));
+            sums[g] = _mm512_castsi512_ps(_mm512_add_epi32(i0, i1));
+        }
+        let s = reduce8(sums, |a, b| {
+            _mm512_castsi512_ps(_mm512_add_epi32(
+                _mm512_castps_si512(a),
+                _mm512_castps_si512(b),
+            ))
+        });
+        // −128·Σa
+        let s = _mm256_sub_epi32(
+            _mm256_setzero_si256(),
+            _mm256_slli_epi32::<7>(_mm512_castsi512_si256(_mm512_castps_si512(s))),
+        );
+        _mm256_storeu_si256(o.add(288).cast(), s);
     }
 }
 
@@ -137,5 +355,115 @@ pub(crate) unsafe fn quantize_act(x: &[f32], dst: &mut [u8]) {
         let o = q.as_mut_ptr().add(128 * c);
         _mm512_storeu_si512(o.cast(), _mm512_permutex2var_epi8(lo, iev, hi));
         _mm512_storeu_si512(o.add(64).cast(), _mm512_permutex2var_epi8(lo, iod, hi));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::formats::tq::{prepare_activation_ref, TqParams};
+    use crate::formats::tq_rotation::SplitMix64;
+    use crate::GgmlType;
+
+    /// The short rounding against the exact one on every f32 within 64 ulps of each
+    /// half-integer and integer of [−140, 140], on ±0, ±Inf, NaNs, huge and subnormal values,
+    /// and on a stride through all bit patterns.
+    #[test]
+    fn short_rounding_equals_the_exact_one() {
+        if !usable() {
+            eprintln!("skipped: this CPU has no AVX-512 VBMI (the fused path is not used here)");
+            return;
+        }
+        let mut vals: Vec<f32> = vec![
+            0.0,
+            -0.0,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            -f32::NAN,
+            f32::MAX,
+            f32::MIN,
+            f32::MIN_POSITIVE,
+            1e-45,
+            8388607.5,
+            8388608.0,
+            4194304.5,
+        ];
+        for h in -280i32..=280 {
+            let c = (h as f32) * 0.5;
+            for d in -64i32..=64 {
+                let b = (c.to_bits() as i64 + d as i64).clamp(0, u32::MAX as i64) as u32;
+                vals.push(f32::from_bits(b));
+                vals.push(-f32::from_bits(b));
+            }
+        }
+        vals.extend((0..u32::MAX / 9973).map(|i| f32::from_bits(i * 9973)));
+        vals.resize(vals.len().next_multiple_of(16), 0.0);
+        for c in vals.chunks_exact(16) {
+            // SAFETY: `usable` holds (AVX-512 F/BW/VL).
+            let (got, want) = unsafe {
+                let q = _mm512_loadu_ps(c.as_ptr());
+                (_mm512_cvtepi32_epi8(round_clamp_i32(q)), round_i8(q))
+            };
+            let (mut g, mut w) = ([0u8; 16], [0u8; 16]);
+            // SAFETY: 16-byte stores into 16-byte arrays.
+            unsafe {
+                _mm_storeu_si128(g.as_mut_ptr().cast(), got);
+                _mm_storeu_si128(w.as_mut_ptr().cast(), want);
+            }
+            assert_eq!(g, w, "{c:?}");
+        }
+    }
+
+    /// The fused preparation against the scalar reference (rotation + TQA8) laid out by
+    /// `tile::prepare_tq`: same bytes, with NaN, ±Inf, zero groups, exact ties and huge values.
+    #[test]
+    fn fused_tile_preparation_gives_the_reference_bytes() {
+        if !usable() {
+            eprintln!("skipped: this CPU has no AVX-512 VBMI (the fused path is not used here)");
+            return;
+        }
+        let mut g = SplitMix64::new(5);
+        for (n, seed) in [(256usize, 1u64), (512, 7), (2816, 12), (4096, 0x5eed)] {
+            for case in 0..6 {
+                let mut x: Vec<f32> = (0..n).map(|_| g.next_normal() as f32).collect();
+                match case {
+                    1 => {
+                        x[3] = f32::NAN;
+                        x[n - 1] = f32::INFINITY;
+                        x[n / 2] = f32::NEG_INFINITY;
+                    }
+                    2 => x[..256].fill(0.0),
+                    3 => {
+                        // Values whose rotated images are exact halves are hard to aim at;
+                        // small integers give many exact ties after scaling by 127/amax.
+                        for (i, v) in x.iter_mut().enumerate() {
+                            *v = ((i % 7) as f32 - 3.0) * 0.5;
+                        }
+                    }
+                    4 => {
+                        for v in x.iter_mut().step_by(5) {
+                            *v *= 3.0e37;
+                        }
+                    }
+                    5 => {
+                        for v in x.iter_mut() {
+                            *v *= 1.0e-40;
+                        }
+                    }
+                    _ => {}
+                }
+                let p = TqParams { seed };
+                let ty = GgmlType::TQT4_5;
+                let mut nat = vec![0u8; crate::formats::tq::act_bytes(ty, n).unwrap()];
+                prepare_activation_ref(ty, &p, &x, &mut nat);
+                let mut want = vec![0u8; n / 256 * 320];
+                crate::x86::tile::prepare_tq(n, &nat, &mut want);
+                let mut got = vec![0xAAu8; want.len()];
+                // SAFETY: `usable` holds; `n` is whole 256-blocks and `got` their bytes.
+                unsafe { prepare_tile_256(&x, seed, &mut got) };
+                assert_eq!(got, want, "n {n}, case {case}");
+            }
+        }
     }
 }
