@@ -171,21 +171,15 @@ pub fn gemm_min_rows() -> usize {
     knob(&C, "GQ_GEMM_MIN_ROWS", 64)
 }
 
-/// GEMV tasks per thread for `ty` (`GQ_GEMV_TASKS_PER_THREAD` for every type; default 4 for
-/// the TurboQuant types, 1 for the others). The pool hands tasks out as threads come free, so
-/// with several per thread a thread on a slower core (a busy sibling hyperthread, another
-/// tenant) takes fewer of them instead of holding the whole GEMV up; that matters for the
-/// decode-heavy TQ dots, whose one-core rate is close to a core's share of the memory
-/// bandwidth. Results do not depend on it (each row is computed whole by one task).
-fn gemv_tasks_per_thread(ty: GgmlType) -> usize {
-    static C: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
-    let set = *C.get_or_init(|| {
-        std::env::var("GQ_GEMV_TASKS_PER_THREAD")
-            .ok()
-            .and_then(|v| v.trim().parse::<usize>().ok())
-            .filter(|&v| v > 0)
-    });
-    set.unwrap_or(if ty.is_turboquant() { 4 } else { 1 })
+/// GEMV tasks per thread (`GQ_GEMV_TASKS_PER_THREAD`, default 4; 1 is one range per thread).
+/// The pool hands tasks out as threads come free, so a thread on a slower core (a busy sibling
+/// hyperthread, another tenant) takes fewer of them instead of holding the whole GEMV up: on
+/// the 16-core host, where some virtual CPUs run vector code at half speed at any time, 4 gave
+/// +13–24 % tg128 at 16 threads on an E2B-like model against 1 (docs/runner.md). Results do not
+/// depend on it (each row is computed whole by one task).
+fn gemv_tasks_per_thread() -> usize {
+    static C: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    knob(&C, "GQ_GEMV_TASKS_PER_THREAD", 4)
 }
 
 /// Splits `rows` into contiguous ranges of about equal size (the returned row count),
@@ -531,7 +525,7 @@ impl Kernels {
             y.fill(0.0);
             return;
         }
-        let chunk = row_ranges(y.len(), rb, 8, 2, gemv_tasks_per_thread(ty));
+        let chunk = row_ranges(y.len(), rb, 8, 2, gemv_tasks_per_thread());
         par_chunks_mut(y, chunk, |ci, ys| {
             let ws = &w[ci * chunk * rb..][..ys.len() * rb];
             match op {
