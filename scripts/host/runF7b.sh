@@ -1,0 +1,42 @@
+#!/bin/bash
+# Host bench (see scripts/host/setup.sh; also carries .devcarry/probe.xz, the compiled
+# scripts/host/vnni_probe.c); writes small text files to $OUT, one archive at the end.
+# Seventh session, after the GEMV default became 4 row ranges per thread (runV7.sh): issue 11's
+# speed table again, the bench-run part of runF7.sh only (gq bench run --peer at 16 threads: the
+# trained fixture, E2B-like 8 layers Q4_K_M / Q8_0 / BF16 --bf16-act, 31B-like 2 layers Q4_K_M),
+# with the vpdpbusd probe before and after. About 3 minutes.
+source scripts/host/setup.sh
+T0=$SECONDS
+stamp() { echo "[$((SECONDS-T0)) s] $*" >> $OUT/times.txt; }
+P=$W/probe; [ -x $P ] || { xz -dc .devcarry/probe.xz > $P; chmod +x $P; }
+probe() { for i in $(seq 0 15); do timeout 10 $P 30000000 $i > $W/o$i & done; wait
+  for i in $(seq 0 15); do echo "cpu $i: $(cat $W/o$i)"; done; }
+{ date -u '+%F %T UTC'; uptime; lscpu | grep -E 'Model name|^CPU\(s\)|^Model:'; } > $OUT/load.txt 2>&1
+probe > $OUT/probe1.txt 2>&1
+for t in Q4_K_M Q8_0 BF16; do $GQ quantize fixtures/trained -o $W/tr-$t.gguf --type $t --threads 16 -q >> $OUT/gen.log 2>&1; done
+for t in Q4_K_M Q8_0 BF16; do
+  extra=""; [ $t = BF16 ] && extra="--bf16-act"
+  timeout 40 $GQ bench run $W/tr-$t.gguf --threads 16 --peer --reps 5 $extra > $OUT/run-trained-$t.txt 2>&1
+done
+stamp trained
+timeout 60 $W/synth --shape e2b --layers 8 --out $W/e2b > $OUT/gen.log 2>&1
+for t in Q4_K_M BF16 Q8_0; do timeout 60 $GQ quantize $W/e2b -o $W/e2b-$t.gguf --type $t --threads 16 -q >> $OUT/gen.log 2>&1; done
+rm -rf $W/e2b
+stamp gen-e2b
+for t in Q4_K_M BF16 Q8_0; do
+  extra=""; [ $t = BF16 ] && extra="--bf16-act"
+  timeout 60 $GQ bench run $W/e2b-$t.gguf --threads 16 --peer --reps 3 $extra > $OUT/run-e2b-$t.txt 2>&1
+  stamp "e2b $t"
+done
+rm -f $W/e2b-*.gguf
+timeout 60 $W/synth --shape 31b --layers 2 --out $W/d31 >> $OUT/gen.log 2>&1 && timeout 60 $GQ quantize $W/d31 -o $W/d31-q4km.gguf --type Q4_K_M --threads 16 -q >> $OUT/gen.log 2>&1
+rm -rf $W/d31
+timeout 60 $GQ bench run $W/d31-q4km.gguf --threads 16 --peer --reps 2 > $OUT/run-31b-Q4_K_M.txt 2>&1
+stamp 31b
+probe > $OUT/probe2.txt 2>&1
+uptime >> $OUT/load.txt
+slow() { awk '{ if ($(NF-2) + 0 < 1.5) n++ } END { print n + 0 }' $1; }
+{ cat $OUT/load.txt; echo "vCPUs below 1.5 vpdpbusd/cycle: start $(slow $OUT/probe1.txt), end $(slow $OUT/probe2.txt)"
+  for f in $OUT/run-*.txt; do echo "== $(basename $f)"; tail -n 3 $f; done; cat $OUT/times.txt; } > $OUT/summary.txt 2>&1
+(cd $OUT && tar czf /tmp/all.tar.gz . && mv /tmp/all.tar.gz . && find . -type f ! -name all.tar.gz ! -name summary.txt -delete)
+cat $OUT/summary.txt
