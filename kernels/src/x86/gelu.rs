@@ -73,6 +73,30 @@ unsafe fn tanh_pos_pd512(a: __m512d) -> __m512d {
     _mm512_mask_blend_pd(is_small, big, small)
 }
 
+/// tanh of 16 f32 lanes: |u| clamped to [`CLAMP`] (operand order that keeps NaN), tanh in f64
+/// lanes ([`tanh_pos_pd512`]) rounded once to f32, the sign of `u` put back.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn tanh_ps512(u: __m512) -> __m512 {
+    let sign = _mm512_set1_epi32(i32::MIN);
+    let au = _mm512_min_ps(
+        _mm512_set1_ps(CLAMP),
+        _mm512_castsi512_ps(_mm512_andnot_si512(sign, _mm512_castps_si512(u))),
+    );
+    let lo = tanh_pos_pd512(_mm512_cvtps_pd(_mm512_castps512_ps256(au)));
+    let hi = tanh_pos_pd512(_mm512_cvtps_pd(_mm256_castpd_ps(
+        _mm512_extractf64x4_pd::<1>(_mm512_castps_pd(au)),
+    )));
+    let t = _mm512_insertf64x4::<1>(
+        _mm512_castpd256_pd512(_mm256_castps_pd(_mm512_cvtpd_ps(lo))),
+        _mm256_castps_pd(_mm512_cvtpd_ps(hi)),
+    );
+    _mm512_castsi512_ps(_mm512_or_si512(
+        _mm512_castpd_si512(t),
+        _mm512_and_si512(_mm512_castps_si512(u), sign),
+    ))
+}
+
 /// `a[i] = gelu(a[i]) · b[i]`, 16 lanes at a time, a masked tail.
 ///
 /// # Safety
@@ -82,7 +106,6 @@ pub(crate) unsafe fn gelu_mul_avx512(a: &mut [f32], b: &[f32]) {
     debug_assert_eq!(a.len(), b.len());
     let n = a.len();
     let (ap, bp) = (a.as_mut_ptr(), b.as_ptr());
-    let sign = _mm512_set1_epi32(i32::MIN);
     let mut i = 0;
     while i < n {
         let m: __mmask16 = if n - i >= 16 {
@@ -97,22 +120,7 @@ pub(crate) unsafe fn gelu_mul_avx512(a: &mut [f32], b: &[f32]) {
             _mm512_set1_ps(BETA),
             _mm512_add_ps(x, _mm512_mul_ps(_mm512_set1_ps(KAPPA), x3)),
         );
-        let au = _mm512_min_ps(
-            _mm512_castsi512_ps(_mm512_andnot_si512(sign, _mm512_castps_si512(u))),
-            _mm512_set1_ps(CLAMP),
-        );
-        let lo = tanh_pos_pd512(_mm512_cvtps_pd(_mm512_castps512_ps256(au)));
-        let hi = tanh_pos_pd512(_mm512_cvtps_pd(_mm256_castpd_ps(
-            _mm512_extractf64x4_pd::<1>(_mm512_castps_pd(au)),
-        )));
-        let t = _mm512_insertf64x4::<1>(
-            _mm512_castpd256_pd512(_mm256_castps_pd(_mm512_cvtpd_ps(lo))),
-            _mm256_castps_pd(_mm512_cvtpd_ps(hi)),
-        );
-        let t = _mm512_castsi512_ps(_mm512_or_si512(
-            _mm512_castpd_si512(t),
-            _mm512_and_si512(_mm512_castps_si512(u), sign),
-        ));
+        let t = tanh_ps512(u);
         let g = _mm512_mul_ps(
             _mm512_mul_ps(_mm512_set1_ps(0.5), x),
             _mm512_add_ps(_mm512_set1_ps(1.0), t),
@@ -158,6 +166,18 @@ unsafe fn tanh_pos_pd256(a: __m256d) -> __m256d {
     _mm256_blendv_pd(big, small, is_small)
 }
 
+/// tanh of 8 f32 lanes: [`tanh_ps512`] on AVX2.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn tanh_ps256(u: __m256) -> __m256 {
+    let sign = _mm256_castsi256_ps(_mm256_set1_epi32(i32::MIN));
+    let au = _mm256_min_ps(_mm256_set1_ps(CLAMP), _mm256_andnot_ps(sign, u));
+    let lo = tanh_pos_pd256(_mm256_cvtps_pd(_mm256_castps256_ps128(au)));
+    let hi = tanh_pos_pd256(_mm256_cvtps_pd(_mm256_extractf128_ps::<1>(au)));
+    let t = _mm256_set_m128(_mm256_cvtpd_ps(hi), _mm256_cvtpd_ps(lo));
+    _mm256_or_ps(t, _mm256_and_ps(u, sign))
+}
+
 /// `a[i] = gelu(a[i]) · b[i]`, 8 lanes at a time, the tail through a stack copy.
 ///
 /// # Safety
@@ -184,7 +204,6 @@ pub(crate) unsafe fn gelu_mul_avx2(a: &mut [f32], b: &[f32]) {
 #[inline]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn gelu8_avx2(ap: *mut f32, bp: *const f32) {
-    let sign = _mm256_castsi256_ps(_mm256_set1_epi32(i32::MIN));
     let x = _mm256_loadu_ps(ap);
     let y = _mm256_loadu_ps(bp);
     let x3 = _mm256_mul_ps(_mm256_mul_ps(x, x), x);
@@ -192,11 +211,7 @@ unsafe fn gelu8_avx2(ap: *mut f32, bp: *const f32) {
         _mm256_set1_ps(BETA),
         _mm256_add_ps(x, _mm256_mul_ps(_mm256_set1_ps(KAPPA), x3)),
     );
-    let au = _mm256_min_ps(_mm256_andnot_ps(sign, u), _mm256_set1_ps(CLAMP));
-    let lo = tanh_pos_pd256(_mm256_cvtps_pd(_mm256_castps256_ps128(au)));
-    let hi = tanh_pos_pd256(_mm256_cvtps_pd(_mm256_extractf128_ps::<1>(au)));
-    let t = _mm256_set_m128(_mm256_cvtpd_ps(hi), _mm256_cvtpd_ps(lo));
-    let t = _mm256_or_ps(t, _mm256_and_ps(u, sign));
+    let t = tanh_ps256(u);
     let g = _mm256_mul_ps(
         _mm256_mul_ps(_mm256_set1_ps(0.5), x),
         _mm256_add_ps(_mm256_set1_ps(1.0), t),
@@ -213,7 +228,6 @@ unsafe fn gelu8_avx2(ap: *mut f32, bp: *const f32) {
 pub(crate) unsafe fn softcap_avx512(x: &mut [f32], cap: f32) {
     let n = x.len();
     let p = x.as_mut_ptr();
-    let sign = _mm512_set1_epi32(i32::MIN);
     let c = _mm512_set1_ps(cap);
     let mut i = 0;
     while i < n {
@@ -223,22 +237,7 @@ pub(crate) unsafe fn softcap_avx512(x: &mut [f32], cap: f32) {
             ((1u32 << (n - i)) - 1) as __mmask16
         };
         let u = _mm512_div_ps(_mm512_maskz_loadu_ps(m, p.add(i)), c);
-        let au = _mm512_min_ps(
-            _mm512_set1_ps(CLAMP),
-            _mm512_castsi512_ps(_mm512_andnot_si512(sign, _mm512_castps_si512(u))),
-        );
-        let lo = tanh_pos_pd512(_mm512_cvtps_pd(_mm512_castps512_ps256(au)));
-        let hi = tanh_pos_pd512(_mm512_cvtps_pd(_mm256_castpd_ps(
-            _mm512_extractf64x4_pd::<1>(_mm512_castps_pd(au)),
-        )));
-        let t = _mm512_insertf64x4::<1>(
-            _mm512_castpd256_pd512(_mm256_castps_pd(_mm512_cvtpd_ps(lo))),
-            _mm256_castps_pd(_mm512_cvtpd_ps(hi)),
-        );
-        let t = _mm512_castsi512_ps(_mm512_or_si512(
-            _mm512_castpd_si512(t),
-            _mm512_and_si512(_mm512_castps_si512(u), sign),
-        ));
+        let t = tanh_ps512(u);
         _mm512_mask_storeu_ps(p.add(i), m, _mm512_mul_ps(t, c));
         i += 16;
     }
@@ -268,13 +267,8 @@ pub(crate) unsafe fn softcap_avx2(x: &mut [f32], cap: f32) {
 #[inline]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn softcap8_avx2(p: *mut f32, cap: f32) {
-    let sign = _mm256_castsi256_ps(_mm256_set1_epi32(i32::MIN));
     let c = _mm256_set1_ps(cap);
     let u = _mm256_div_ps(_mm256_loadu_ps(p), c);
-    let au = _mm256_min_ps(_mm256_set1_ps(CLAMP), _mm256_andnot_ps(sign, u));
-    let lo = tanh_pos_pd256(_mm256_cvtps_pd(_mm256_castps256_ps128(au)));
-    let hi = tanh_pos_pd256(_mm256_cvtps_pd(_mm256_extractf128_ps::<1>(au)));
-    let t = _mm256_set_m128(_mm256_cvtpd_ps(hi), _mm256_cvtpd_ps(lo));
-    let t = _mm256_or_ps(t, _mm256_and_ps(u, sign));
+    let t = tanh_ps256(u);
     _mm256_storeu_ps(p, _mm256_mul_ps(t, c));
 }

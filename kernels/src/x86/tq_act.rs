@@ -92,6 +92,15 @@ unsafe fn rot256(p: *const f32, signs: &[u64; 4], k: __m512) -> [__m512; 16] {
         t = stage(t, _mm512_shuffle_f32x4::<0b01_00_11_10>(t, t), 0xFF00);
         *vi = t;
     }
+    cross_butterflies(&mut v, k);
+    v
+}
+
+/// The butterflies across the 16 registers of a 256-block (register `i` with `i + m`, for
+/// m = 1, 2, 4, 8: sum and difference), then the scale `k`: the part of the rotation that
+/// [`rot256`] and [`rot256_for_act`] share.
+#[inline(always)]
+unsafe fn cross_butterflies(v: &mut [__m512; 16], k: __m512) {
     let mut m = 1;
     while m < 16 {
         for i in 0..16 {
@@ -106,7 +115,6 @@ unsafe fn rot256(p: *const f32, signs: &[u64; 4], k: __m512) -> [__m512; 16] {
     for vi in v.iter_mut() {
         *vi = _mm512_mul_ps(*vi, k);
     }
-    v
 }
 
 /// One 256-block at `p` rotated in registers for [`prepare_tile_256`]: the butterflies of
@@ -132,20 +140,7 @@ unsafe fn rot256_for_act(p: *const f32, signs: &[u64; 4], k: __m512) -> [__m512;
         )*};
     }
     lane_stages!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15);
-    let mut m = 1;
-    while m < 16 {
-        for i in 0..16 {
-            if i & m == 0 {
-                let (a, c) = (v[i], v[i + m]);
-                v[i] = _mm512_add_ps(a, c);
-                v[i + m] = _mm512_sub_ps(a, c);
-            }
-        }
-        m *= 2;
-    }
-    for vi in v.iter_mut() {
-        *vi = _mm512_mul_ps(*vi, k);
-    }
+    cross_butterflies(&mut v, k);
     v
 }
 
