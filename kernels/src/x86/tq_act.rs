@@ -36,7 +36,6 @@ pub(crate) unsafe fn rotate_row(x: &mut [f32], b: usize, seed: u64) {
     debug_assert!(b.is_power_of_two() && (16..=256).contains(&b));
     let nv = b / 16;
     let k = _mm512_set1_ps(inv_sqrt(b));
-    let sign = _mm512_set1_epi32(i32::MIN);
     for (j, blk) in x.chunks_exact_mut(b).enumerate() {
         let signs = block_sign_bits(seed, j as u64, b);
         let p = blk.as_mut_ptr();
@@ -50,28 +49,11 @@ pub(crate) unsafe fn rotate_row(x: &mut [f32], b: usize, seed: u64) {
         }
         let mut v = [_mm512_setzero_ps(); 16];
         for (i, vi) in v.iter_mut().enumerate().take(nv) {
-            let m = (signs[i / 4] >> (16 * (i % 4))) as u16;
-            let raw = _mm512_castps_si512(_mm512_loadu_ps(p.add(16 * i)));
-            let mut t = _mm512_castsi512_ps(_mm512_mask_xor_epi32(raw, m, raw, sign));
-            t = stage(t, _mm512_permute_ps::<0b10_11_00_01>(t), 0xAAAA);
-            t = stage(t, _mm512_permute_ps::<0b01_00_11_10>(t), 0xCCCC);
-            t = stage(t, _mm512_shuffle_f32x4::<0b10_11_00_01>(t, t), 0xF0F0);
-            t = stage(t, _mm512_shuffle_f32x4::<0b01_00_11_10>(t, t), 0xFF00);
-            *vi = t;
+            *vi = in_register(p, i, &signs);
         }
-        let mut m = 1;
-        while m < nv {
-            for i in 0..nv {
-                if i & m == 0 {
-                    let (a, c) = (v[i], v[i + m]);
-                    v[i] = _mm512_add_ps(a, c);
-                    v[i + m] = _mm512_sub_ps(a, c);
-                }
-            }
-            m *= 2;
-        }
+        cross_butterflies(&mut v, nv, k);
         for (i, vi) in v.iter().enumerate().take(nv) {
-            _mm512_storeu_ps(p.add(16 * i), _mm512_mul_ps(*vi, k));
+            _mm512_storeu_ps(p.add(16 * i), *vi);
         }
     }
 }
@@ -80,30 +62,40 @@ pub(crate) unsafe fn rotate_row(x: &mut [f32], b: usize, seed: u64) {
 /// operations in the same order as [`rotate_row`]'s general loop (same bits).
 #[inline(always)]
 unsafe fn rot256(p: *const f32, signs: &[u64; 4], k: __m512) -> [__m512; 16] {
-    let sign = _mm512_set1_epi32(i32::MIN);
     let mut v = [_mm512_setzero_ps(); 16];
     for (i, vi) in v.iter_mut().enumerate() {
-        let m = (signs[i / 4] >> (16 * (i % 4))) as u16;
-        let raw = _mm512_castps_si512(_mm512_loadu_ps(p.add(16 * i)));
-        let mut t = _mm512_castsi512_ps(_mm512_mask_xor_epi32(raw, m, raw, sign));
-        t = stage(t, _mm512_permute_ps::<0b10_11_00_01>(t), 0xAAAA);
-        t = stage(t, _mm512_permute_ps::<0b01_00_11_10>(t), 0xCCCC);
-        t = stage(t, _mm512_shuffle_f32x4::<0b10_11_00_01>(t, t), 0xF0F0);
-        t = stage(t, _mm512_shuffle_f32x4::<0b01_00_11_10>(t, t), 0xFF00);
-        *vi = t;
+        *vi = in_register(p, i, signs);
     }
-    cross_butterflies(&mut v, k);
+    cross_butterflies(&mut v, 16, k);
     v
 }
 
-/// The butterflies across the 16 registers of a 256-block (register `i` with `i + m`, for
-/// m = 1, 2, 4, 8: sum and difference), then the scale `k`: the part of the rotation that
-/// [`rot256`] and [`rot256_for_act`] share.
+/// Register `i` of a block at `p`: its signs flipped, then the four in-register butterfly
+/// stages ([`stage`]).
 #[inline(always)]
-unsafe fn cross_butterflies(v: &mut [__m512; 16], k: __m512) {
+unsafe fn in_register(p: *const f32, i: usize, signs: &[u64; 4]) -> __m512 {
+    let m = (signs[i / 4] >> (16 * (i % 4))) as u16;
+    let raw = _mm512_castps_si512(_mm512_loadu_ps(p.add(16 * i)));
+    let mut t = _mm512_castsi512_ps(_mm512_mask_xor_epi32(
+        raw,
+        m,
+        raw,
+        _mm512_set1_epi32(i32::MIN),
+    ));
+    t = stage(t, _mm512_permute_ps::<0b10_11_00_01>(t), 0xAAAA);
+    t = stage(t, _mm512_permute_ps::<0b01_00_11_10>(t), 0xCCCC);
+    t = stage(t, _mm512_shuffle_f32x4::<0b10_11_00_01>(t, t), 0xF0F0);
+    stage(t, _mm512_shuffle_f32x4::<0b01_00_11_10>(t, t), 0xFF00)
+}
+
+/// The butterflies across the first `nv` registers of a block (register `i` with `i + m`, for
+/// m = 1, 2, 4, … < nv: sum and difference), then the scale `k`: the part of the rotation that
+/// [`rotate_row`], [`rot256`] and [`rot256_for_act`] share.
+#[inline(always)]
+unsafe fn cross_butterflies(v: &mut [__m512; 16], nv: usize, k: __m512) {
     let mut m = 1;
-    while m < 16 {
-        for i in 0..16 {
+    while m < nv {
+        for i in 0..nv {
             if i & m == 0 {
                 let (a, c) = (v[i], v[i + m]);
                 v[i] = _mm512_add_ps(a, c);
@@ -112,7 +104,7 @@ unsafe fn cross_butterflies(v: &mut [__m512; 16], k: __m512) {
         }
         m *= 2;
     }
-    for vi in v.iter_mut() {
+    for vi in v.iter_mut().take(nv) {
         *vi = _mm512_mul_ps(*vi, k);
     }
 }
@@ -140,7 +132,7 @@ unsafe fn rot256_for_act(p: *const f32, signs: &[u64; 4], k: __m512) -> [__m512;
         )*};
     }
     lane_stages!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15);
-    cross_butterflies(&mut v, k);
+    cross_butterflies(&mut v, 16, k);
     v
 }
 
