@@ -108,7 +108,7 @@ macro_rules! float_dot {
                     i += 64;
                 }
                 while i < n {
-                    let m: __mmask16 = if n - i >= 16 { !0 } else { (1u16 << (n - i)) - 1 };
+                    let m = super::mask16(n - i);
                     let x = $load(wp.add($esz * i), m);
                     acc[0] = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m, ap.add(i)), acc[0]);
                     i += 16;
@@ -151,7 +151,7 @@ macro_rules! float_dot2 {
                     i += 64;
                 }
                 while i < n {
-                    let m: __mmask16 = if n - i >= 16 { !0 } else { (1u16 << (n - i)) - 1 };
+                    let m = super::mask16(n - i);
                     let x = _mm512_maskz_loadu_ps(m, ap.add(i));
                     c0[0] = _mm512_fmadd_ps($load(p0.add($esz * i), m), x, c0[0]);
                     c1[0] = _mm512_fmadd_ps($load(p1.add($esz * i), m), x, c1[0]);

@@ -108,11 +108,7 @@ pub(crate) unsafe fn gelu_mul_avx512(a: &mut [f32], b: &[f32]) {
     let (ap, bp) = (a.as_mut_ptr(), b.as_ptr());
     let mut i = 0;
     while i < n {
-        let m: __mmask16 = if n - i >= 16 {
-            0xffff
-        } else {
-            ((1u32 << (n - i)) - 1) as __mmask16
-        };
+        let m = super::mask16(n - i);
         let x = _mm512_maskz_loadu_ps(m, ap.add(i));
         let y = _mm512_maskz_loadu_ps(m, bp.add(i));
         let x3 = _mm512_mul_ps(_mm512_mul_ps(x, x), x);
@@ -231,11 +227,7 @@ pub(crate) unsafe fn softcap_avx512(x: &mut [f32], cap: f32) {
     let c = _mm512_set1_ps(cap);
     let mut i = 0;
     while i < n {
-        let m: __mmask16 = if n - i >= 16 {
-            0xffff
-        } else {
-            ((1u32 << (n - i)) - 1) as __mmask16
-        };
+        let m = super::mask16(n - i);
         let u = _mm512_div_ps(_mm512_maskz_loadu_ps(m, p.add(i)), c);
         let t = tanh_ps512(u);
         _mm512_mask_storeu_ps(p.add(i), m, _mm512_mul_ps(t, c));

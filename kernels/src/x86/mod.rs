@@ -19,6 +19,17 @@ use crate::dispatch::{Kernels, Tune};
 use crate::isa::Isa;
 use crate::GgmlType;
 
+/// Mask of the first `left` 32-bit lanes of a 512-bit register, or all 16 for `left ≥ 16` (a
+/// loop's masked tail).
+#[inline(always)]
+pub(crate) fn mask16(left: usize) -> core::arch::x86_64::__mmask16 {
+    if left >= 16 {
+        !0
+    } else {
+        (1u16 << left) - 1
+    }
+}
+
 /// Safe wrappers around the `unsafe` SIMD kernels. They are only reachable through the tables
 /// built below, which the dispatcher creates after checking the CPU features.
 macro_rules! wrap {
