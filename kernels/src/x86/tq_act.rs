@@ -73,7 +73,7 @@ unsafe fn rot256(p: *const f32, signs: &[u64; 4], k: __m512) -> [__m512; 16] {
 /// Register `i` of a block at `p`: its signs flipped, then the four in-register butterfly
 /// stages ([`stage`]).
 #[inline(always)]
-unsafe fn in_register(p: *const f32, i: usize, signs: &[u64; 4]) -> __m512 {
+pub(super) unsafe fn in_register(p: *const f32, i: usize, signs: &[u64; 4]) -> __m512 {
     let m = (signs[i / 4] >> (16 * (i % 4))) as u16;
     let raw = _mm512_castps_si512(_mm512_loadu_ps(p.add(16 * i)));
     let mut t = _mm512_castsi512_ps(_mm512_mask_xor_epi32(
@@ -90,9 +90,9 @@ unsafe fn in_register(p: *const f32, i: usize, signs: &[u64; 4]) -> __m512 {
 
 /// The butterflies across the first `nv` registers of a block (register `i` with `i + m`, for
 /// m = 1, 2, 4, … < nv: sum and difference), then the scale `k`: the part of the rotation that
-/// [`rotate_row`], [`rot256`] and [`rot256_for_act`] share.
+/// [`rotate_row`], [`rot256`], [`rot256_for_act`] and the encoder's `tq_encode::rotate` share.
 #[inline(always)]
-unsafe fn cross_butterflies(v: &mut [__m512; 16], nv: usize, k: __m512) {
+pub(super) unsafe fn cross_butterflies(v: &mut [__m512; 16], nv: usize, k: __m512) {
     let mut m = 1;
     while m < nv {
         for i in 0..nv {

@@ -68,39 +68,13 @@ unsafe fn rotate(x: &[f32], signs: &[u64; 4], out: &mut [f32]) -> f32 {
     let b = x.len();
     let nr = b / 16;
     let mut r = [_mm512_setzero_ps(); 16];
-    let sign = _mm512_set1_epi32(i32::MIN);
-    for k in 0..nr {
-        let m = ((signs[k / 4] >> (16 * (k % 4))) & 0xffff) as u16;
-        let v = _mm512_castps_si512(_mm512_loadu_ps(x.as_ptr().add(16 * k)));
-        r[k] = _mm512_castsi512_ps(_mm512_mask_xor_epi32(v, m, v, sign));
-    }
-    // Stages h = 1, 2, 4, 8 inside each register: lanes with bit h clear get x[i] + x[i+h],
-    // the others x[i−h] − x[i].
-    let lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    for h in [1i32, 2, 4, 8] {
-        let idx = _mm512_xor_si512(lane, _mm512_set1_epi32(h));
-        let hi = _mm512_test_epi32_mask(lane, _mm512_set1_epi32(h));
-        for v in r.iter_mut().take(nr) {
-            let p = _mm512_permutexvar_ps(idx, *v);
-            *v = _mm512_mask_blend_ps(hi, _mm512_add_ps(*v, p), _mm512_sub_ps(p, *v));
-        }
-    }
-    // Stages 16 … b/2 across registers.
-    let mut h = 1;
-    while h < nr {
-        for k in 0..nr {
-            if k & h == 0 {
-                let (p, q) = (r[k], r[k + h]);
-                r[k] = _mm512_add_ps(p, q);
-                r[k + h] = _mm512_sub_ps(p, q);
-            }
-        }
-        h *= 2;
+    for (k, v) in r.iter_mut().enumerate().take(nr) {
+        *v = super::tq_act::in_register(x.as_ptr(), k, signs);
     }
     let kinv = _mm512_set1_ps(crate::formats::tq_rotation::inv_sqrt(b));
+    super::tq_act::cross_butterflies(&mut r, nr, kinv);
     let mut acc = _mm512_setzero_ps();
-    for k in 0..nr {
-        let v = _mm512_mul_ps(r[k], kinv);
+    for (k, &v) in r.iter().enumerate().take(nr) {
         _mm512_storeu_ps(out.as_mut_ptr().add(16 * k), v);
         acc = _mm512_add_ps(acc, _mm512_mul_ps(v, v));
     }
