@@ -34,6 +34,11 @@ pub(crate) enum ActLayout {
     /// Per block Q8_K quants and 64 i32 `−4·Σ` per four quants, then the f32 block scales
     /// (`x86::intel`, Q3_K): 516 bytes per block.
     Q8K3,
+    /// "Q8 lanes" (`x86::intel`, Q4_0 / Q4_1 / Q5_0 / Q5_1): the quants (signed, contiguous),
+    /// then for a Q8_0 source with weight offset `off` (8 or 16) the i32 `−off·Σ` of each four
+    /// quants and the f32 block scales (68 bytes per block), for a Q8_1 source (`off` 0) the
+    /// f32 pairs (d, s) (40 bytes per block).
+    Q8Lanes(u8),
 }
 
 /// GEMV / GEMM row kernels of a weight type (where a table has them).
@@ -55,8 +60,8 @@ pub(crate) struct RowKernels {
 pub enum Tune {
     /// The kernels written for Zen 5 (four full-width 512-bit pipes): `x86/avx512.rs`.
     Zen,
-    /// Kernels for cores with two 512-bit ports (Intel): `x86/intel.rs` for Q2_K, Q3_K, Q4_K,
-    /// Q6_K and Q8_0 (needs GFNI and AVX512_VBMI too), `x86/avx512.rs` for the rest.
+    /// Kernels for cores with two 512-bit ports (Intel): `x86/intel.rs` for Q4_0, Q4_1, Q5_0,
+    /// Q5_1, Q8_0 and Q2_K…Q6_K (needs GFNI and AVX512_VBMI too), `x86/avx512.rs` for the rest.
     Intel,
 }
 
@@ -167,9 +172,7 @@ impl Kernels {
             } else {
                 ""
             };
-        let pf = if self.tune == Some(Tune::Intel)
-            && !matches!(ty, GgmlType::Q8_0 | GgmlType::Q4_K | GgmlType::Q6_K)
-        {
+        let pf = if self.tune == Some(Tune::Intel) {
             ", prefetch 4 KiB"
         } else {
             ""

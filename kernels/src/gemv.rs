@@ -27,7 +27,11 @@ pub fn gemv_scratch_bytes(ty: GgmlType, cols: usize) -> usize {
     } else {
         let natural = act_bytes(ty, cols);
         if act_type(ty) == GgmlType::Q8_0 {
-            natural.max(36 * (cols / 32))
+            // The Intel table's biased Q8_0 (36 bytes per block) and "Q8 lanes" (68) layouts.
+            natural.max(68 * (cols / 32))
+        } else if act_type(ty) == GgmlType::Q8_1 {
+            // The Intel table's "Q8 lanes" layout of a Q8_1 source (40 bytes per block).
+            natural.max(40 * (cols / 32))
         } else if ty == GgmlType::Q3_K {
             // The Intel table's Q8_K-3 layout (516 bytes per block).
             natural.max(516 * (cols / 256))
@@ -443,6 +447,8 @@ impl Kernels {
             36 * (cols / 32)
         } else if layout == ActLayout::Q8K3 {
             516 * (cols / 256)
+        } else if let ActLayout::Q8Lanes(off) = layout {
+            (if off == 0 { 40 } else { 68 }) * (cols / 32)
         } else {
             act_bytes(ty, cols)
         }
@@ -474,6 +480,22 @@ impl Kernels {
                 }
                 let d = half::f16::from_le_bytes([blk[0], blk[1]]).to_f32();
                 s[4 * b..4 * b + 4].copy_from_slice(&d.to_le_bytes());
+            }
+        } else if let ActLayout::Q8Lanes(off) = layout {
+            // Quantized 16 blocks at a time on the stack, then moved into the lanes layout.
+            let nb = x.len() / 32;
+            let act = act_type(ty);
+            let bb = act.block_bytes();
+            let mut buf = [0u8; 16 * 36];
+            for (c, xs) in x.chunks(16 * 32).enumerate() {
+                let n = xs.len() / 32;
+                self.quantize_row(act, xs, &mut buf[..n * bb]);
+                #[cfg(target_arch = "x86_64")]
+                for (j, blk) in buf[..n * bb].chunks_exact(bb).enumerate() {
+                    crate::x86::intel::q8_lanes_block(blk, 16 * c + j, nb, off, dst);
+                }
+                #[cfg(not(target_arch = "x86_64"))]
+                let _ = (off, nb);
             }
         } else if layout == ActLayout::Q8K3 {
             let natural = act_bytes(ty, x.len());

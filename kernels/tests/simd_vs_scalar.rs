@@ -1046,3 +1046,45 @@ fn tiled_gemm_deterministic_and_within_scalar_bound() {
         eprintln!("tiled_gemm: this CPU has no AVX-512 table, the tiled GEMM is not exercised");
     }
 }
+
+/// Rows of 37 legacy blocks (more than the 16 blocks the GEMV quantizes at a time into the
+/// Intel table's "Q8 lanes" layout): the GEMV (its own activation preparation) bit-identical
+/// to `vec_dot` on the natural activation, and both within the realistic-data bound of the
+/// scalar reference, on every table.
+#[test]
+fn legacy_gemv_matches_vec_dot_on_long_rows() {
+    let mut rng = Rng(0x5eed_0037);
+    let cols = 37 * QK;
+    let rows = 3;
+    for k in simd_tables("legacy_gemv_matches_vec_dot_on_long_rows") {
+        for ty in [
+            GgmlType::Q4_0,
+            GgmlType::Q4_1,
+            GgmlType::Q5_0,
+            GgmlType::Q5_1,
+        ] {
+            let w = weights(&mut rng, ty, rows * cols, &mut |r| {
+                0.001 + r.uniform() * 0.02
+            });
+            let rb = ty.row_bytes(cols).unwrap();
+            let x: Vec<f32> = (0..cols).map(|_| rng.normal()).collect();
+            let mut s = vec![0u8; gemv_scratch_bytes(ty, cols)];
+            let a = k.prepare_activation(ty, &x, &mut s).to_vec();
+            let mut y = vec![f32::NAN; rows];
+            k.gemv(ty, &w, &x, &mut y, &mut s);
+            for r in 0..rows {
+                let wr = &w[r * rb..(r + 1) * rb];
+                let want = k.vec_dot(ty, wr, &a);
+                assert_eq!(y[r].to_bits(), want.to_bits(), "{} {ty} row {r}", k.isa());
+                let exact = scalar().vec_dot(ty, wr, &a) as f64;
+                let bound = (37.0 + 4.0) * 2f64.powi(-21) * magnitude(ty, wr, &a, cols);
+                assert!(
+                    (y[r] as f64 - exact).abs() <= bound,
+                    "{} {ty} row {r}: {} vs scalar {exact} (bound {bound})",
+                    k.isa(),
+                    y[r]
+                );
+            }
+        }
+    }
+}

@@ -596,7 +596,8 @@ unsafe fn legacy_dot<
         if PF == 0 {
             _mm_prefetch::<_MM_HINT_T0>(wp.wrapping_add(BW * i + PREFETCH).cast());
         } else {
-            // The Intel table: every line of the next four blocks, PF bytes ahead.
+            // Every line of the next four blocks, PF bytes ahead (what the Intel table ran
+            // before its own legacy kernels in `intel.rs`; kept for A/B builds).
             for l in 0..(4 * BW).div_ceil(64) + 1 {
                 _mm_prefetch::<_MM_HINT_T0>(wp.wrapping_add(BW * i + PF + 64 * l).cast());
             }

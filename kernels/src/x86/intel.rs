@@ -1,5 +1,5 @@
 //! AVX-512 kernels for cores with two 512-bit vector ports (Intel Sapphire / Emerald / Granite
-//! Rapids): GEMV and GEMM kernels for Q2_K, Q3_K, Q4_K, Q5_K, Q6_K and Q8_0. A kernel takes
+//! Rapids): GEMV and GEMM kernels for Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 and Q2_K … Q6_K. A kernel takes
 //! one weight row, a range of its blocks and `C` activation rows, and adds into per-column
 //! accumulators (C = 1
 //! for GEMV; C = 8 for GEMM, which walks K in chunks of [`KB`] blocks over tiles of [`TR`]
@@ -41,7 +41,15 @@
 //! - Q8_0: the activation is prepared once per call in a private layout (quants + 128, i.e.
 //!   unsigned, contiguous; f32 block scales apart), so `vpdpbusd` takes activation × weight
 //!   directly, with `−128·Σw` per lane (from one `vpdpbusd` on the weights) as the starting
-//!   value: no sign tricks, no ±127 precondition, no activation inserts.
+//!   value: no sign tricks, no ±127 precondition, no activation inserts;
+//! - Q4_0 / Q4_1 / Q5_0 / Q5_1: per pair of blocks one `vinserti64x4` of two broadcast `qs`
+//!   loads and one `vgf2p8affineqb` (low nibbles in 128-bit lanes 0 and 2, high nibbles in 1
+//!   and 3: both blocks' quants in natural order), for the Q5 types one `kmovq` of both `qh`
+//!   words and one masked `vpaddb` of 16; the quants stay unsigned and meet the signed
+//!   activation quants in `vpdpbusd`; the −8 / −16 offset of Q4_0 / Q5_0 is the start value
+//!   of that `vpdpbusd`, prepared once per call in the activation ("Q8 lanes": `−off·Σ` per four
+//!   quants, so every lane is an exact partial sum); Q4_1 / Q5_1 take `m·s` as one f32
+//!   multiply per four blocks into separate lanes of the second accumulator.
 //!
 //! Integer sums are exact, so results match the scalar reference within the stated bounds (Q6_K
 //! bit for bit);
@@ -837,6 +845,214 @@ intel! {
 }
 
 // ---------------------------------------------------------------------------------------
+// Q4_0 / Q4_1 / Q5_0 / Q5_1 with the private activation layout "Q8 lanes": for a row of nb
+// blocks, nb·32 bytes of quants (signed, contiguous); then for the Q8_0 types (weights with an
+// offset, Q4_0: 8, Q5_0: 16) nb·8 i32 `−off·Σ` of each four quants and nb f32 block scales;
+// for Q8_1 (Q4_1, Q5_1) nb pairs of f32 (d, s). The weights stay unsigned (0..16 / 0..32),
+// so `vpdpbusd` multiplies them with the signed activations directly and the offset is the
+// start value of that `vpdpbusd` (no second `vpdpbusd`, every lane an exact partial sum).
+
+/// Bytes of the "Q8 lanes" activation of `nb` blocks: 68 per block for a Q8_0 source with a
+/// weight offset (`off` 8 or 16), 40 for a Q8_1 source (`off` 0).
+pub(crate) const fn q8_lanes_bytes(nb: usize, off: u8) -> usize {
+    if off == 0 {
+        40 * nb
+    } else {
+        68 * nb
+    }
+}
+
+/// Natural activation block `blk` (Q8_0, 34 bytes, when `off` > 0; Q8_1, 36 bytes, when `off`
+/// is 0) as block `b` of a "Q8 lanes" row of `nb` blocks in `dst`.
+pub(crate) fn q8_lanes_block(blk: &[u8], b: usize, nb: usize, off: u8, dst: &mut [u8]) {
+    let f16 = |i: usize| half::f16::from_le_bytes([blk[i], blk[i + 1]]).to_f32();
+    if off == 0 {
+        dst[32 * b..32 * b + 32].copy_from_slice(&blk[4..36]);
+        let s = &mut dst[32 * nb + 8 * b..32 * nb + 8 * b + 8];
+        s[..4].copy_from_slice(&f16(0).to_le_bytes());
+        s[4..].copy_from_slice(&f16(2).to_le_bytes());
+    } else {
+        let q = &blk[2..34];
+        dst[32 * b..32 * b + 32].copy_from_slice(q);
+        for l in 0..8 {
+            let s: i32 = q[4 * l..4 * l + 4].iter().map(|&v| v as i8 as i32).sum();
+            let at = 32 * nb + 32 * b + 4 * l;
+            dst[at..at + 4].copy_from_slice(&(-(off as i32) * s).to_le_bytes());
+        }
+        dst[64 * nb + 4 * b..64 * nb + 4 * b + 4].copy_from_slice(&f16(0).to_le_bytes());
+    }
+}
+
+/// A natural Q8_0 (`off` > 0) or Q8_1 (`off` 0) row `src` as a "Q8 lanes" row in `dst`.
+pub(crate) fn q8_to_lanes(src: &[u8], off: u8, dst: &mut [u8]) {
+    let bb = if off == 0 { 36 } else { 34 };
+    let nb = src.len() / bb;
+    for (b, blk) in src.chunks_exact(bb).enumerate() {
+        q8_lanes_block(blk, b, nb, off, dst);
+    }
+}
+
+/// Per 128-bit lane: low nibbles (lanes 0, 2) and high nibbles (lanes 1, 3) of the 16 `qs`
+/// bytes broadcast to both lanes of a block's 256-bit half.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,gfni,avx2,fma,f16c")]
+unsafe fn gf_lanes() -> __m512i {
+    _mm512_set_epi64(GF_HI, GF_HI, GF_LO, GF_LO, GF_HI, GF_HI, GF_LO, GF_LO)
+}
+
+intel! {
+    /// The 64 unsigned quants (0..16, with `QH` 0..32) of the legacy blocks at `x` (low 256
+    /// bits, elements in order) and `x + BW` (high 256 bits; zero unless `two`): one
+    /// `vinserti64x4` of two broadcast `qs` loads, one `vgf2p8affineqb`, and for the Q5 types
+    /// one `kmovq` of both `qh` words and one masked `vpaddb` of 16.
+    #[inline]
+    unsafe fn legacy_q2<const BW: usize, const QS: usize, const QH: usize>(x: *const u8, two: bool, gf: __m512i, sixteen: __m512i) -> __m512i {
+        let b = |p: *const u8| _mm256_broadcastsi128_si256(_mm_loadu_si128(p.cast()));
+        let hi = if two { b(x.add(BW + QS)) } else { _mm256_setzero_si256() };
+        let v = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(b(x.add(QS))), hi);
+        let q = _mm512_gf2p8affine_epi64_epi8::<0>(v, gf);
+        if QH == 0 {
+            return q;
+        }
+        let h0 = rd(x.add(QH).cast::<u32>()) as u64;
+        let h = if two { h0 | (rd(x.add(BW + QH).cast::<u32>()) as u64) << 32 } else { h0 };
+        _mm512_mask_add_epi8(q, _cvtu64_mask64(h), q, sixteen)
+    }
+
+    /// Legacy blocks `i0..i1` (`i0` a multiple of 4) of a row of `nb` · `C` "Q8 lanes" rows:
+    /// `BW` bytes per block, `qs` at `QS`, `qh` at `QH` (0: none, Q4), `OFF`: the activation
+    /// holds the `vpdpbusd` start values (Q4_0 / Q5_0), `MIN`: the block has a min `m` (f16 at
+    /// byte 2) whose `m·s` is added to lanes 1, 3, 5, 7 of the second accumulator (Q4_1 /
+    /// Q5_1). Four blocks per step into the two accumulators, then a pair, then a single
+    /// block into the first, as in [`q8_0`].
+    #[inline]
+    unsafe fn legacy<const C: usize, const BW: usize, const QS: usize, const QH: usize, const OFF: bool, const MIN: bool>(w: *const u8, i0: usize, i1: usize, nb: usize, ys: [*const u8; C], acc: &mut [Acc; C], pf: usize) {
+        // Scale lanes: [d0·da0, d1·da1, d2·da2, d3·da3] (MIN: with m·s between them).
+        let (l0, l1, l2, l3) = if MIN { (0, 2, 4, 6) } else { (0, 1, 2, 3) };
+        let lo8 = _mm512_set_epi32(l1, l1, l1, l1, l1, l1, l1, l1, l0, l0, l0, l0, l0, l0, l0, l0);
+        let hi8 = _mm512_set_epi32(l3, l3, l3, l3, l3, l3, l3, l3, l2, l2, l2, l2, l2, l2, l2, l2);
+        let gf = gf_lanes();
+        let sixteen = _mm512_set1_epi8(16);
+        let zero = _mm512_setzero_si512();
+        let mut a0: [__m512; C] = core::array::from_fn(|c| acc[c][0]);
+        let mut a1: [__m512; C] = core::array::from_fn(|c| acc[c][1]);
+        // Per column: start values (OFF) and f32 scales.
+        let starts: [*const u8; C] = core::array::from_fn(|c| ys[c].add(32 * nb));
+        let scales: [*const f32; C] =
+            core::array::from_fn(|c| ys[c].add(if MIN { 32 * nb } else { 64 * nb }).cast::<f32>());
+        let mut i = i0;
+        while i + 4 <= i1 {
+            let x = w.add(BW * i);
+            prefetch::<2>(x, pf);
+            let q01 = legacy_q2::<BW, QS, QH>(x, true, gf, sixteen);
+            let q23 = legacy_q2::<BW, QS, QH>(x.add(2 * BW), true, gf, sixteen);
+            let dw = if MIN {
+                let dm = |k: usize| rd(x.add(k * BW).cast::<u32>()) as u64;
+                let lo = dm(0) | dm(1) << 32;
+                let hi = dm(2) | dm(3) << 32;
+                _mm256_cvtph_ps(_mm_set_epi64x(hi as i64, lo as i64))
+            } else {
+                let dw = rd(x.cast::<u16>()) as u64
+                    | (rd(x.add(BW).cast::<u16>()) as u64) << 16
+                    | (rd(x.add(2 * BW).cast::<u16>()) as u64) << 32
+                    | (rd(x.add(3 * BW).cast::<u16>()) as u64) << 48;
+                _mm256_castps128_ps256(f16x4(dw))
+            };
+            for c in 0..C {
+                let yq = ys[c].add(32 * i);
+                let (s01, s23) = if OFF {
+                    (ld512(starts[c].add(32 * i)), ld512(starts[c].add(32 * i + 64)))
+                } else {
+                    (zero, zero)
+                };
+                let p01 = _mm512_dpbusd_epi32(s01, q01, ld512(yq));
+                let p23 = _mm512_dpbusd_epi32(s23, q23, ld512(yq.add(64)));
+                let d = if MIN {
+                    // [d0·da0, m0·s0, …, d3·da3, m3·s3]: the m·s products go to lanes 1, 3, 5, 7.
+                    let d = _mm512_zextps256_ps512(_mm256_mul_ps(dw, _mm256_loadu_ps(scales[c].add(2 * i))));
+                    a1[c] = _mm512_mask_add_ps(a1[c], 0xaa, a1[c], d);
+                    d
+                } else {
+                    _mm512_castps128_ps512(_mm_mul_ps(_mm256_castps256_ps128(dw), _mm_loadu_ps(scales[c].add(i))))
+                };
+                a0[c] = fma231(a0[c], _mm512_permutexvar_ps(lo8, d), _mm512_cvtepi32_ps(p01));
+                a1[c] = fma231(a1[c], _mm512_permutexvar_ps(hi8, d), _mm512_cvtepi32_ps(p23));
+            }
+            i += 4;
+        }
+        while i < i1 {
+            // A pair, or a last single block in the low half (high lanes stay zero).
+            let x = w.add(BW * i);
+            let two = i + 2 <= i1;
+            let q01 = legacy_q2::<BW, QS, QH>(x, two, gf, sixteen);
+            let m: u64 = if two { !0 } else { 0xffff_ffff };
+            let dw = if MIN {
+                let dm = |k: usize| rd(x.add(k * BW).cast::<u32>()) as u64;
+                f16x4(if two { dm(0) | dm(1) << 32 } else { dm(0) })
+            } else {
+                let d0 = rd(x.cast::<u16>()) as u64;
+                f16x4(if two { d0 | (rd(x.add(BW).cast::<u16>()) as u64) << 16 } else { d0 })
+            };
+            for c in 0..C {
+                let yq = ys[c].add(32 * i);
+                let s01 = if OFF {
+                    _mm512_maskz_loadu_epi8(m, starts[c].add(32 * i).cast())
+                } else {
+                    zero
+                };
+                let p01 = _mm512_dpbusd_epi32(s01, q01, _mm512_maskz_loadu_epi8(m, yq.cast()));
+                let d = if MIN {
+                    let sv = if two {
+                        _mm_loadu_ps(scales[c].add(2 * i))
+                    } else {
+                        _mm_castsi128_ps(_mm_loadl_epi64(scales[c].add(2 * i).cast()))
+                    };
+                    let d = _mm512_zextps128_ps512(_mm_mul_ps(dw, sv));
+                    a1[c] = _mm512_mask_add_ps(a1[c], 0x0a, a1[c], d);
+                    d
+                } else {
+                    let sv = if two {
+                        _mm_castsi128_ps(_mm_loadl_epi64(scales[c].add(i).cast()))
+                    } else {
+                        _mm_load_ss(scales[c].add(i))
+                    };
+                    _mm512_zextps128_ps512(_mm_mul_ps(dw, sv))
+                };
+                a0[c] = fma231(a0[c], _mm512_permutexvar_ps(lo8, d), _mm512_cvtepi32_ps(p01));
+            }
+            i += if two { 2 } else { 1 };
+        }
+        for c in 0..C {
+            acc[c] = [a0[c], a1[c]];
+        }
+    }
+
+    /// Q4_0 blocks `i0..i1` · `C` "Q8 lanes" rows (offset 8).
+    #[inline]
+    pub(crate) unsafe fn q4_0<const C: usize>(w: *const u8, i0: usize, i1: usize, nb: usize, ys: [*const u8; C], acc: &mut [Acc; C], pf: usize) {
+        legacy::<C, 18, 2, 0, true, false>(w, i0, i1, nb, ys, acc, pf)
+    }
+
+    /// Q4_1 blocks `i0..i1` · `C` "Q8 lanes" rows (Q8_1 source).
+    #[inline]
+    pub(crate) unsafe fn q4_1<const C: usize>(w: *const u8, i0: usize, i1: usize, nb: usize, ys: [*const u8; C], acc: &mut [Acc; C], pf: usize) {
+        legacy::<C, 20, 4, 0, false, true>(w, i0, i1, nb, ys, acc, pf)
+    }
+
+    /// Q5_0 blocks `i0..i1` · `C` "Q8 lanes" rows (offset 16).
+    #[inline]
+    pub(crate) unsafe fn q5_0<const C: usize>(w: *const u8, i0: usize, i1: usize, nb: usize, ys: [*const u8; C], acc: &mut [Acc; C], pf: usize) {
+        legacy::<C, 22, 6, 2, true, false>(w, i0, i1, nb, ys, acc, pf)
+    }
+
+    /// Q5_1 blocks `i0..i1` · `C` "Q8 lanes" rows (Q8_1 source).
+    #[inline]
+    pub(crate) unsafe fn q5_1<const C: usize>(w: *const u8, i0: usize, i1: usize, nb: usize, ys: [*const u8; C], acc: &mut [Acc; C], pf: usize) {
+        legacy::<C, 24, 8, 4, false, true>(w, i0, i1, nb, ys, acc, pf)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // GEMV / GEMM drivers and the safe entry points (stored only in the table
 // `x86::avx512_table` builds after detecting [`FEATURES`]; the table's callers check row and
 // activation lengths).
@@ -1000,6 +1216,40 @@ entries!(q8_0_gemv, q8_0_gemm, q8_0, 34);
 entries!(q2_k_gemv, q2_k_gemm, q2_k, 84);
 entries!(q3_k_gemv, q3_k_gemm, q3_k, 110);
 entries!(q5_k_gemv, q5_k_gemm, q5_k, 176);
+entries!(q4_0_gemv, q4_0_gemm, q4_0, 18);
+entries!(q4_1_gemv, q4_1_gemm, q4_1, 20);
+entries!(q5_0_gemv, q5_0_gemm, q5_0, 22);
+entries!(q5_1_gemv, q5_1_gemm, q5_1, 24);
+
+/// Legacy weights · natural Q8_0 / Q8_1 activation (`Kernels::vec_dot`): converts to "Q8
+/// lanes" (`off` as for [`q8_lanes_bytes`]) and runs `gemv`, so the result is bit-identical
+/// to the GEMV's.
+fn lanes_dot(w: &[u8], a: &[u8], off: u8, gemv: fn(&[u8], &[u8]) -> f32) -> f32 {
+    let nb = a.len() / if off == 0 { 36 } else { 34 };
+    let mut v = vec![0u8; q8_lanes_bytes(nb, off)];
+    q8_to_lanes(a, off, &mut v);
+    gemv(w, &v)
+}
+
+/// Q4_0 · natural Q8_0 activation (`Kernels::vec_dot`), bit-identical to the GEMV.
+pub(crate) fn q4_0_dot(w: &[u8], a: &[u8]) -> f32 {
+    lanes_dot(w, a, 8, q4_0_gemv)
+}
+
+/// Q4_1 · natural Q8_1 activation (`Kernels::vec_dot`), bit-identical to the GEMV.
+pub(crate) fn q4_1_dot(w: &[u8], a: &[u8]) -> f32 {
+    lanes_dot(w, a, 0, q4_1_gemv)
+}
+
+/// Q5_0 · natural Q8_0 activation (`Kernels::vec_dot`), bit-identical to the GEMV.
+pub(crate) fn q5_0_dot(w: &[u8], a: &[u8]) -> f32 {
+    lanes_dot(w, a, 16, q5_0_gemv)
+}
+
+/// Q5_1 · natural Q8_1 activation (`Kernels::vec_dot`), bit-identical to the GEMV.
+pub(crate) fn q5_1_dot(w: &[u8], a: &[u8]) -> f32 {
+    lanes_dot(w, a, 0, q5_1_gemv)
+}
 
 /// Q5_K · natural Q8_K activation (`Kernels::vec_dot`): converts to Q8_K-v and runs the GEMV
 /// kernel, so the result is bit-identical to the GEMV's.

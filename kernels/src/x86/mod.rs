@@ -67,13 +67,9 @@ wrap! {
     a5_f16: dot avx512::dot_f16;
     a5_bf16: dot avx512::dot_bf16;
     a5_q4_0: dot avx512::dot_q4_0::<0>;
-    i5_q4_0: dot avx512::dot_q4_0::<{ intel::PREFETCH_DEFAULT }>;
     a5_q4_1: dot avx512::dot_q4_1::<0>;
-    i5_q4_1: dot avx512::dot_q4_1::<{ intel::PREFETCH_DEFAULT }>;
     a5_q5_0: dot avx512::dot_q5_0::<0>;
-    i5_q5_0: dot avx512::dot_q5_0::<{ intel::PREFETCH_DEFAULT }>;
     a5_q5_1: dot avx512::dot_q5_1::<0>;
-    i5_q5_1: dot avx512::dot_q5_1::<{ intel::PREFETCH_DEFAULT }>;
     a5_q8_0: dot avx512::dot_q8_0;
     a5_q2_k: dot avx512::dot_q2_k::<0>;
     a5_q3_k: dot avx512::dot_q3_k::<0>;
@@ -241,8 +237,8 @@ fn q5_q8_k(x: &[f32], dst: &mut [u8]) {
 }
 
 /// The AVX-512 table: the AVX2 table with 512-bit dot products for every weight type, and (where the CPU has AVX512_BF16) `vdpbf16ps` for BF16 weights × BF16
-/// activations. With [`Tune::Intel`], Q2_K, Q3_K, Q4_K, Q5_K, Q6_K and Q8_0 take the row kernels
-/// of `intel.rs` (GEMV, GEMM and `vec_dot`).
+/// activations. With [`Tune::Intel`], Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 and Q2_K…Q6_K take the row
+/// kernels of `intel.rs` (GEMV, GEMM and `vec_dot`).
 ///
 /// # Safety
 /// The CPU must support AVX-512 F/BW/VL/VNNI as well as AVX2, FMA and F16C; for
@@ -320,15 +316,6 @@ pub(crate) unsafe fn avx512_table(tune: Tune) -> Kernels {
     k.quantize[GgmlType::Q8_K.index()] = Some(q5_q8_k);
     k.tune = Some(tune);
     if tune == Tune::Intel {
-        // The Zen kernels of the other types with software prefetch (same results).
-        for (t, f) in [
-            (GgmlType::Q4_0, i5_q4_0 as crate::dispatch::DotFn),
-            (GgmlType::Q4_1, i5_q4_1),
-            (GgmlType::Q5_0, i5_q5_0),
-            (GgmlType::Q5_1, i5_q5_1),
-        ] {
-            k.dot[t.index()] = Some(f);
-        }
         // The same two-row float kernels with software prefetch (bit-identical results).
         for (t, f) in [
             (GgmlType::F32, i5_f32x2 as crate::dispatch::Dot2Fn),
@@ -381,6 +368,38 @@ pub(crate) unsafe fn avx512_table(tune: Tune) -> Kernels {
                 intel::q5_k_gemm,
                 intel::q5_k_dot,
                 "q5_k: gfni nibbles and fifth bits, vpdpbusd+vpackssdw+vpdpwssd, f32 mins",
+            ),
+            (
+                GgmlType::Q4_0,
+                ActLayout::Q8Lanes(8),
+                intel::q4_0_gemv,
+                intel::q4_0_gemm,
+                intel::q4_0_dot,
+                "q4_0: gfni nibbles, vpdpbusd from -8·Σa in the activation",
+            ),
+            (
+                GgmlType::Q4_1,
+                ActLayout::Q8Lanes(0),
+                intel::q4_1_gemv,
+                intel::q4_1_gemm,
+                intel::q4_1_dot,
+                "q4_1: gfni nibbles, vpdpbusd, m·s in f32",
+            ),
+            (
+                GgmlType::Q5_0,
+                ActLayout::Q8Lanes(16),
+                intel::q5_0_gemv,
+                intel::q5_0_gemm,
+                intel::q5_0_dot,
+                "q5_0: gfni nibbles, kmovq+masked vpaddb fifth bits, vpdpbusd from -16·Σa in the activation",
+            ),
+            (
+                GgmlType::Q5_1,
+                ActLayout::Q8Lanes(0),
+                intel::q5_1_gemv,
+                intel::q5_1_gemm,
+                intel::q5_1_dot,
+                "q5_1: gfni nibbles, kmovq+masked vpaddb fifth bits, vpdpbusd, m·s in f32",
             ),
             (
                 GgmlType::Q8_0,
