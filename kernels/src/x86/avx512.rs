@@ -123,8 +123,8 @@ macro_rules! float_dot {
 /// Two rows at once against the same activations: each activation load serves both rows
 /// (the f32 activations of a long row do not fit L1). Each row's sum is formed exactly as
 /// the one-row kernel forms it, so results are bit-identical to two single-row calls. `PF` > 0
-/// adds software prefetches of both weight rows `PF` bytes ahead (the Intel table; with 0 the
-/// code is what it was).
+/// adds software prefetches of both weight rows `PF` bytes ahead ([`super::prefetch_pair`]; the
+/// Intel table; with 0 the code is what it was).
 macro_rules! float_dot2 {
     ($name:ident, $esz:expr, $load:ident) => {
         avx512! {
@@ -138,8 +138,7 @@ macro_rules! float_dot2 {
                 while i + 64 <= n {
                     if PF > 0 {
                         for l in 0..$esz {
-                            _mm_prefetch::<_MM_HINT_T0>(p0.wrapping_add($esz * i + PF + 64 * l).cast());
-                            _mm_prefetch::<_MM_HINT_T0>(p1.wrapping_add($esz * i + PF + 64 * l).cast());
+                            super::prefetch_pair(p0, p1, $esz * i + PF + 64 * l, w0.len());
                         }
                     }
                     for k in 0..4 {

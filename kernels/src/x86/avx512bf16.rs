@@ -60,7 +60,8 @@ pub(crate) unsafe fn dot_bf16_bf16(w: &[u8], a: &[u8]) -> f32 {
 
 /// Two BF16 weight rows · the same BF16 activations (each activation load serves both rows);
 /// bit-identical to two [`dot_bf16_bf16`] calls. `PF` > 0: software prefetch of both weight
-/// rows `PF` bytes ahead (the Intel table; 0 compiles to the same code as before).
+/// rows `PF` bytes ahead ([`super::prefetch_pair`]; the Intel table; 0 compiles to the same code
+/// as before).
 ///
 /// # Safety
 /// As for [`dot_bf16_bf16`], for both rows.
@@ -74,8 +75,7 @@ pub(crate) unsafe fn dot2_bf16_bf16<const PF: usize>(w0: &[u8], w1: &[u8], a: &[
     while i + 128 <= n {
         if PF > 0 {
             for l in 0..4 {
-                _mm_prefetch::<_MM_HINT_T0>(p0.wrapping_add(2 * i + PF + 64 * l).cast());
-                _mm_prefetch::<_MM_HINT_T0>(p1.wrapping_add(2 * i + PF + 64 * l).cast());
+                super::prefetch_pair(p0, p1, 2 * i + PF + 64 * l, w0.len());
             }
         }
         for k in 0..4 {

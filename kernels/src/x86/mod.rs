@@ -30,6 +30,22 @@ pub(crate) fn mask16(left: usize) -> core::arch::x86_64::__mmask16 {
     }
 }
 
+/// Software prefetch for the two-row dots, which walk consecutive rows `r`, `r + 1` of a
+/// contiguous matrix (`p1 = p0 + rb`) and then `r + 2`, `r + 3`: the line `off` bytes ahead of
+/// each stream, where a target past the end of its own row skips one more row (the partner's,
+/// which the other stream is reading), so that both rows of the next pair start warm. A
+/// prefetch cannot fault; the addresses are formed with wrapping arithmetic.
+#[inline(always)]
+pub(crate) fn prefetch_pair(p0: *const u8, p1: *const u8, off: usize, rb: usize) {
+    use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+    let o = if off >= rb { off + rb } else { off };
+    // SAFETY: prefetches are hints and never fault.
+    unsafe {
+        _mm_prefetch::<_MM_HINT_T0>(p0.wrapping_add(o).cast());
+        _mm_prefetch::<_MM_HINT_T0>(p1.wrapping_add(o).cast());
+    }
+}
+
 /// Safe wrappers around the `unsafe` SIMD kernels. They are only reachable through the tables
 /// built below, which the dispatcher creates after checking the CPU features.
 macro_rules! wrap {
