@@ -311,14 +311,16 @@ pub(crate) fn next_state(s: usize, b: usize) -> usize {
     (b | (s << 1)) & 7
 }
 
-/// One coded pair.
+/// One coded pair (`repr(C)`: the vector traceback writes it as the 32-bit word
+/// `branch | mirror << 8 | k << 16`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
 pub(crate) struct Coded {
     pub(crate) branch: u8,
-    /// Table entry.
-    pub(crate) k: u16,
     /// Sign bits (mx | my << 1).
     pub(crate) mirror: u8,
+    /// Table entry.
+    pub(crate) k: u16,
 }
 
 /// Subset of the branch from state `s` with bit `b` (`SUB[s][b]`).
@@ -437,22 +439,35 @@ pub(crate) const VCELLS: usize = 64;
 /// the folded quadrant [0, 128)² (table units); per cell the candidates of each folded subset
 /// that can be nearest somewhere in the cell (in the order of the scalar search's lists, padded
 /// to 4 by repeating the last one), slot-major: `x[4s + z]`, `y[4s + z]` for slot `s`, subset
-/// `z`, as f16 (small integers: exact), and their table entries and mirrors. A cell where some
-/// subset has more than 4 candidates (9 of 4096 cells of the 9-bit table, 1 of the 8-bit one,
-/// none of the others) also has a line of 8 slots per subset (`xy8`, `meta8`, at index
-/// `long[cell]`).
+/// `z`, as f32 (the table's coordinates are integers in −127..=127: exact), and their table
+/// entries and mirrors. A cell where some subset has more than 4 candidates (9 of 4096 cells of the
+/// 9-bit table, 1 of the 8-bit one, none of the others) also has a line of 8 slots per subset
+/// (`xy8`, `meta8`, at index `long[cell]`), and its 4-slot line is all NaN.
 pub(crate) struct VLines {
-    /// Per cell: 16 x values, then 16 y values (f16 bits).
-    pub(crate) xy: Vec<[u16; 32]>,
-    /// Per cell and lane `4s + z`: (table entry, mirror) of the candidate.
-    pub(crate) meta: Vec<[(u8, u8); 16]>,
-    /// Per cell: the index of its 8-slot line, or `u16::MAX`.
-    pub(crate) long: Vec<u16>,
-    /// 8-slot lines of the long cells: 32 x values, then 32 y values (f16 bits).
-    pub(crate) xy8: Vec<[u16; 64]>,
+    /// Per cell: the coordinates of its 16 lanes.
+    pub(crate) xy: Vec<Line4>,
+    /// Per cell and lane `4s + z`: `k | mirror << 8` (table entry, mirror) of the candidate.
+    pub(crate) meta: Vec<[u16; 16]>,
+    /// Per cell: the index of its 8-slot line, or −1 (i32, so that the vector search can
+    /// gather it).
+    pub(crate) long: Vec<i32>,
+
+    /// 8-slot lines of the long cells: 32 x values, then 32 y values.
+    pub(crate) xy8: Vec<Line8>,
     /// Per long cell and lane `4s + z`: (table entry, mirror).
     pub(crate) meta8: Vec<[(u8, u8); 32]>,
 }
+
+/// The coordinates of a cell's 16 candidate lanes: 16 x values, then 16 y values (64-byte
+/// aligned: each half is one cache line and one aligned 512-bit load).
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+pub(crate) struct Line4(pub(crate) [f32; 32]);
+
+/// The coordinates of a long cell's 32 candidate lanes: 32 x values, then 32 y values.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+pub(crate) struct Line8(pub(crate) [f32; 64]);
 
 /// The [`VLines`] of the `bits`-bit pair table.
 pub(crate) fn vlines(bits: u32) -> &'static VLines {
@@ -471,7 +486,7 @@ pub(crate) fn vlines(bits: u32) -> &'static VLines {
         for cy in 0..VCELLS {
             for cx in 0..VCELLS {
                 let lists = &grid[4 * (cy * VCELLS + cx)..4 * (cy * VCELLS + cx + 1)];
-                let line = |slots: usize, xy: &mut [u16], mm: &mut [(u8, u8)]| {
+                let line = |slots: usize, xy: &mut [f32], mm: &mut [(u8, u8)]| {
                     for (z, list) in lists.iter().enumerate() {
                         assert!(
                             list.len() <= 8,
@@ -479,47 +494,38 @@ pub(crate) fn vlines(bits: u32) -> &'static VLines {
                         );
                         for s in 0..slots {
                             let c = list[s.min(list.len() - 1)];
-                            xy[4 * s + z] = f16_of_small_int(c.x as i8);
-                            xy[4 * slots + 4 * s + z] = f16_of_small_int(c.y as i8);
+                            xy[4 * s + z] = c.x;
+                            xy[4 * slots + 4 * s + z] = c.y;
                             mm[4 * s + z] = (c.k as u8, c.mirror);
                         }
                     }
                 };
-                let mut l = [0u16; 32];
+                let mut l = Line4([0.0; 32]);
                 let mut mm = [(0u8, 0u8); 16];
-                line(4, &mut l, &mut mm);
+                let long = lists.iter().any(|l| l.len() > 4);
+                if long {
+                    // No lane can be the minimum: the vector search sends the pair to the
+                    // 8-slot line.
+                    l.0 = [f32::NAN; 32];
+                } else {
+                    line(4, &mut l.0, &mut mm);
+                }
                 v.xy.push(l);
-                v.meta.push(mm);
-                if lists.iter().any(|l| l.len() > 4) {
-                    let mut l8 = [0u16; 64];
+                v.meta.push(mm.map(|(k, m)| k as u16 | (m as u16) << 8));
+                if long {
+                    let mut l8 = Line8([0.0; 64]);
                     let mut m8 = [(0u8, 0u8); 32];
-                    line(8, &mut l8, &mut m8);
-                    v.long.push(v.xy8.len() as u16);
+                    line(8, &mut l8.0, &mut m8);
+                    v.long.push(v.xy8.len() as i32);
                     v.xy8.push(l8);
                     v.meta8.push(m8);
                 } else {
-                    v.long.push(u16::MAX);
+                    v.long.push(-1);
                 }
             }
         }
         v
     })
-}
-
-/// The f16 bits of a small integer (|v| < 2048: exact).
-fn f16_of_small_int(v: i8) -> u16 {
-    let x = v as i32;
-    if x == 0 {
-        return 0;
-    }
-    let (sign, a) = if x < 0 {
-        (0x8000u16, -x as u32)
-    } else {
-        (0, x as u32)
-    };
-    let e = 31 - a.leading_zeros(); // a = 1.f · 2^e
-    let mant = (a << (10 - e)) & 0x3ff;
-    sign | ((e + 15) as u16) << 10 | mant as u16
 }
 
 #[cfg(test)]
@@ -575,14 +581,6 @@ mod tests {
                     }
                 }
             }
-        }
-    }
-
-    #[test]
-    fn f16_of_small_ints_is_exact() {
-        for v in i8::MIN..=i8::MAX {
-            let h = half::f16::from_bits(super::f16_of_small_int(v));
-            assert_eq!(h.to_f32(), v as f32);
         }
     }
 }

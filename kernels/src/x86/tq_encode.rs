@@ -5,13 +5,18 @@
 //!   (stages 1–8 in registers, 16–128 across registers), and its fixed-order energy sum;
 //! - nearest points: per pair, the (up to) 4 candidates of each of the 4 folded subsets of
 //!   its grid cell in one register (slot-major, so that the minimum over slots is two
-//!   shuffles), exact f32 distances (no FMA) and the first minimum's slot from an equality
-//!   mask; pairs outside the grid or in one of its few cells with longer lists take the scalar
-//!   search;
+//!   shuffles; f32 coordinates, subtracted straight from memory), exact f32 distances (no FMA)
+//!   and the first minimum's slot from an equality mask, in a branch-free loop over all pairs;
+//!   pairs outside the grid (known from the vector pass before it) and pairs in one of the few
+//!   cells with longer lists (whose 4-slot line is all NaN, so their equality mask comes out
+//!   empty) are redone afterwards, outside the grid by the scalar search;
 //!   the minima are stored in true-subset order (the fold undone here, not in the trellis);
 //! - trellis: the add-compare-select of up to 8 searches (4 blocks × 2 scale candidates) in one
 //!   loop, two searches per 512-bit register, so that their dependency chains overlap;
-//!   traceback (a table-driven state walk) only for the chosen candidate.
+//!   traceback only for the chosen candidate: a table-driven state walk, then the subsets, the
+//!   minimum's lane and the (entry, mirror) index 16 pairs per vector, one scalar load per pair;
+//! - block writing: for `TQT4_5` (byte-wide hi fields) the branch bits and hi fields 16 pairs
+//!   per vector, otherwise the reference's `write_block`.
 
 // Index loops over pairs, lanes and chains read better than iterator chains here.
 #![allow(clippy::needless_range_loop)]
@@ -27,11 +32,15 @@ use core::arch::x86_64::*;
 /// Blocks per batch (each with up to 2 scale candidates: at most 8 searches per batch).
 const GROUP: usize = 4;
 
-/// One search (a block at one scale candidate).
+/// Pairs per search in the batch's shared arrays (the most a block has: B = 256).
+const STRIDE: usize = 128;
+
+/// One search (a block at one scale candidate). Search `c` of a batch keeps its minimum
+/// distance per (true, unfolded) subset at `d[STRIDE·c + p]` (`d[..][t]` is the folded
+/// search's minimum of subset `t ^ fold[p]`) and its trellis decisions at `back[STRIDE·c + p]`,
+/// arrays shared by the batch, so that the add-compare-select addresses them all from one base
+/// with constant offsets.
 struct Chain {
-    /// Minimum distance per (true, unfolded) subset: `d[p][t]` is the folded search's minimum
-    /// of subset `t ^ fold[p]`.
-    d: Vec<[f32; 4]>,
     /// Sign bits of the pair (x: bit 0, y: bit 1).
     fold: Vec<u8>,
     /// Grid cell of the pair (with bit 15: the index of a long cell's 8-slot line), or
@@ -41,8 +50,6 @@ struct Chain {
     eq: Vec<u32>,
     /// For pairs outside the grid: (entry, mirror) per folded subset.
     fb: Vec<[(u16, u8); 4]>,
-    /// Trellis decisions.
-    back: Vec<u8>,
     /// Final path costs.
     cost: [f32; 8],
 }
@@ -50,12 +57,10 @@ struct Chain {
 impl Chain {
     fn new(np: usize) -> Self {
         Chain {
-            d: vec![[0.0; 4]; np],
             fold: vec![0; np],
             cell: vec![0; np],
             eq: vec![0; np],
             fb: vec![[(0, 0); 4]; np],
-            back: vec![0; np],
             cost: [0.0; 8],
         }
     }
@@ -104,9 +109,16 @@ unsafe fn unfold(out: &mut [f32; 4], m: __m512, fold: u8) {
 }
 
 /// The nearest-point search of one block `u` at scale `d` into `ch`.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,f16c")]
-unsafe fn search(s: &TcqSpec, b: usize, u: &[f32], d: f32, ch: &mut Chain) {
+///
+/// Three passes: (1) per 16 pairs, `u / d`, the folds, the folded coordinates, the grid cells
+/// (clamped into the grid) and which pairs are outside it; (2) every pair through the 4-slot line of
+/// its cell, branch-free ([`search_lines`]); a long cell's 4-slot line is all NaN, so its pairs
+/// come out with an empty `eq`; (3) the pairs outside the grid or in a long cell again,
+/// overwriting what (2) wrote for them.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2")]
+unsafe fn search(s: &TcqSpec, b: usize, u: &[f32], d: f32, ch: &mut Chain, dm: &mut [[f32; 4]]) {
     let np = b / 2;
+    assert!(dm.len() >= np);
     let first_lo = np - s.n_lo(b);
     let (vh, vl): (&VLines, &VLines) = (vlines(s.hi), vlines(s.lo));
     let dv = _mm512_set1_ps(d);
@@ -115,10 +127,12 @@ unsafe fn search(s: &TcqSpec, b: usize, u: &[f32], d: f32, ch: &mut Chain) {
     let absm = _mm512_set1_epi32(0x7fff_ffff);
     let ext = _mm512_set1_ps(128.0);
     let half = _mm512_set1_ps(0.5);
+    let last = _mm512_set1_epi32(VCELLS as i32 - 1);
     let mut ax = [0f32; 128];
     let mut ay = [0f32; 128];
-    let mut cells = [0i32; 128];
-    let mut inside = [0u16; 8];
+    let mut cells = [0u32; 128];
+    let mut slow = [0u16; 8];
+    assert!(ch.fold.len() >= np && np <= 128 && np.is_multiple_of(16));
     for q in 0..np / 16 {
         let a = _mm512_div_ps(_mm512_loadu_ps(u.as_ptr().add(32 * q)), dv);
         let c = _mm512_div_ps(_mm512_loadu_ps(u.as_ptr().add(32 * q + 16)), dv);
@@ -138,92 +152,124 @@ unsafe fn search(s: &TcqSpec, b: usize, u: &[f32], d: f32, ch: &mut Chain) {
         let fy = _mm512_castsi512_ps(_mm512_and_si512(yi, absm));
         _mm512_storeu_ps(ax.as_mut_ptr().add(16 * q), fx);
         _mm512_storeu_ps(ay.as_mut_ptr().add(16 * q), fy);
-        inside[q] =
+        let inside =
             _mm512_cmp_ps_mask::<_CMP_LT_OQ>(fx, ext) & _mm512_cmp_ps_mask::<_CMP_LT_OQ>(fy, ext);
-        // Cells of 2 units: 64 per side.
-        let cx = _mm512_cvttps_epi32(_mm512_mul_ps(fx, half));
-        let cy = _mm512_cvttps_epi32(_mm512_mul_ps(fy, half));
+        // Cells of 2 units: 64 per side (clamped, so that a pair outside the grid reads some
+        // line of it; the slow pass overwrites its results).
+        let cx = _mm512_min_epu32(_mm512_cvttps_epi32(_mm512_mul_ps(fx, half)), last);
+        let cy = _mm512_min_epu32(_mm512_cvttps_epi32(_mm512_mul_ps(fy, half)), last);
         let cell = _mm512_add_epi32(_mm512_slli_epi32::<6>(cy), cx);
         _mm512_storeu_si512(cells.as_mut_ptr().add(16 * q).cast(), cell);
+        _mm256_storeu_si256(
+            ch.cell.as_mut_ptr().add(16 * q).cast(),
+            _mm512_cvtepi32_epi16(cell),
+        );
+        slow[q] = !inside;
     }
-    // Raw pointers for the hot loop (it keeps them in registers, with no bounds checks).
-    let (eqp, cellp, dp, foldp) = (
-        ch.eq.as_mut_ptr(),
-        ch.cell.as_mut_ptr(),
-        ch.d.as_mut_ptr(),
-        ch.fold.as_ptr(),
-    );
-    assert!(ch.eq.len() >= np && ch.cell.len() >= np && ch.d.len() >= np && ch.fold.len() >= np);
-    for (range, lines) in [(0..first_lo, vh), (first_lo..np, vl)] {
-        let (xyp, longp) = (lines.xy.as_ptr(), lines.long.as_ptr());
-        assert!(lines.xy.len() >= VCELLS * VCELLS && lines.long.len() >= VCELLS * VCELLS);
-        for p in range {
+    search_lines(&ax, &ay, &cells, vh, 0..first_lo, ch, dm);
+    search_lines(&ax, &ay, &cells, vl, first_lo..np, ch, dm);
+    // A long cell's 4-slot line is all NaN: no lane equals the minimum, `eq` is 0 (never so
+    // for a cell of the grid, whose distances are finite).
+    let zero = _mm512_setzero_si512();
+    for q in 0..np / 16 {
+        let eq = _mm512_loadu_si512(ch.eq.as_ptr().add(16 * q).cast());
+        slow[q] |= _mm512_cmpeq_epi32_mask(eq, zero);
+    }
+    for q in 0..np / 16 {
+        let mut m = slow[q];
+        while m != 0 {
+            let p = 16 * q + m.trailing_zeros() as usize;
+            m &= m - 1;
             let (x, y) = (ax[p], ay[p]);
-            let cell = cells[p] as usize;
-            if (inside[p / 16] >> (p % 16)) & 1 == 1 {
-                // SAFETY: inside the grid (0 ≤ x, y < 128), cell = 64·⌊y/2⌋ + ⌊x/2⌋ < 4096;
-                // p < np, the length of the chain's arrays (asserted above).
-                let long = *longp.add(cell);
-                if long == u16::MAX {
-                    let (vx, vy) = (_mm512_set1_ps(x), _mm512_set1_ps(y));
-                    let lp = xyp.add(cell).cast::<u16>();
-                    let dx = _mm512_sub_ps(vx, _mm512_cvtph_ps(_mm256_loadu_si256(lp.cast())));
-                    let dy =
-                        _mm512_sub_ps(vy, _mm512_cvtph_ps(_mm256_loadu_si256(lp.add(16).cast())));
-                    let d = _mm512_add_ps(_mm512_mul_ps(dx, dx), _mm512_mul_ps(dy, dy));
-                    let mut m = _mm512_min_ps(d, _mm512_shuffle_f32x4::<0x4e>(d, d));
-                    m = _mm512_min_ps(m, _mm512_shuffle_f32x4::<0xb1>(m, m));
-                    *cellp.add(p) = cell as u16;
-                    *eqp.add(p) = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(d, m) as u32;
-                    unfold(&mut *dp.add(p), m, *foldp.add(p));
-                    continue;
-                }
-            }
-            // The rare cases, through the same pointers (SAFETY: p < np as above; a long cell's
-            // index is below `xy8.len()`).
-            if (inside[p / 16] >> (p % 16)) & 1 == 0 {
-                let w = s.pair_bits(b, p);
-                let r = book(w).nearest4(x, y);
-                let f = *foldp.add(p) as usize;
+            let f = ch.fold[p] as usize;
+            if x >= 128.0 || y >= 128.0 {
+                let r = book(s.pair_bits(b, p)).nearest4(x, y);
                 for z in 0..4 {
-                    (*dp.add(p))[z ^ f] = r[z].0;
+                    dm[p][z ^ f] = r[z].0;
                     ch.fb[p][z] = (r[z].1, r[z].2);
                 }
-                *cellp.add(p) = u16::MAX;
+                ch.cell[p] = u16::MAX;
                 continue;
             }
-            // A long cell: 8 slots (x of slots 0–3, 4–7, then y), lanes 4s + z of two registers.
-            let long = *longp.add(cell);
+            // A long cell: 8 slots (x of slots 0–3, 4–7, then y), lanes 4s + z of two
+            // registers.
+            let lines = if p < first_lo { vh } else { vl };
+            let long = usize::try_from(lines.long[cells[p] as usize]).expect("a long cell");
             let (vx, vy) = (_mm512_set1_ps(x), _mm512_set1_ps(y));
-            *cellp.add(p) = 0x8000 | long;
-            let lp = lines.xy8[long as usize].as_ptr();
+            ch.cell[p] = 0x8000 | long as u16;
+            let lp = lines.xy8[long].0.as_ptr();
             let dist8 = |o: usize| {
-                let dx = _mm512_sub_ps(vx, _mm512_cvtph_ps(_mm256_loadu_si256(lp.add(o).cast())));
-                let dy = _mm512_sub_ps(
-                    vy,
-                    _mm512_cvtph_ps(_mm256_loadu_si256(lp.add(32 + o).cast())),
-                );
+                let dx = _mm512_sub_ps(vx, _mm512_load_ps(lp.add(o)));
+                let dy = _mm512_sub_ps(vy, _mm512_load_ps(lp.add(32 + o)));
                 _mm512_add_ps(_mm512_mul_ps(dx, dx), _mm512_mul_ps(dy, dy))
             };
             let (d0, d1) = (dist8(0), dist8(16));
-            let mut m = _mm512_min_ps(d0, d1);
-            m = _mm512_min_ps(m, _mm512_shuffle_f32x4::<0x4e>(m, m));
-            m = _mm512_min_ps(m, _mm512_shuffle_f32x4::<0xb1>(m, m));
-            let e0 = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(d0, m) as u32;
-            let e1 = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(d1, m) as u32;
-            *eqp.add(p) = e0 | (e1 << 16);
-            unfold(&mut *dp.add(p), m, *foldp.add(p));
+            let mut m8 = _mm512_min_ps(d0, d1);
+            m8 = _mm512_min_ps(m8, _mm512_shuffle_f32x4::<0x4e>(m8, m8));
+            m8 = _mm512_min_ps(m8, _mm512_shuffle_f32x4::<0xb1>(m8, m8));
+            let e0 = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(d0, m8) as u32;
+            let e1 = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(d1, m8) as u32;
+            ch.eq[p] = e0 | (e1 << 16);
+            unfold(&mut dm[p], m8, f as u8);
         }
     }
 }
 
-/// Add-compare-select of up to `2M` searches over `np` pairs, two per 512-bit register (lanes
+/// The 4-slot search of pairs `range` (folded coordinates `ax`, `ay`, grid cells `cells`, all
+/// inside the grid) through `lines`: per pair the 16 candidates' exact distances (no FMA), the
+/// minimum per folded subset by two shuffles, the lanes holding it (`eq`), the minima stored in
+/// true-subset order.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2")]
+unsafe fn search_lines(
+    ax: &[f32; 128],
+    ay: &[f32; 128],
+    cells: &[u32; 128],
+    lines: &VLines,
+    range: core::ops::Range<usize>,
+    ch: &mut Chain,
+    dm: &mut [[f32; 4]],
+) {
+    let n = range.end;
+    assert!(n <= ch.eq.len() && n <= ch.cell.len() && n <= dm.len() && n <= ch.fold.len());
+    assert!(lines.xy.len() >= VCELLS * VCELLS);
+    let (eqp, dp, foldp) = (ch.eq.as_mut_ptr(), dm.as_mut_ptr(), ch.fold.as_ptr());
+    let xyp = lines.xy.as_ptr();
+    let unf = UNFOLD.as_ptr();
+    for p in range {
+        // SAFETY: p < n ≤ the chain's lengths (asserted); cells are below 64 · 64 (clamped)
+        // and `xy` has that many lines (asserted); a fold is below 4.
+        let cell = *cells.get_unchecked(p);
+        let lp = xyp.add(cell as usize).cast::<f32>();
+        let vx = _mm512_set1_ps(*ax.get_unchecked(p));
+        let vy = _mm512_set1_ps(*ay.get_unchecked(p));
+        let dx = _mm512_sub_ps(vx, _mm512_load_ps(lp));
+        let dy = _mm512_sub_ps(vy, _mm512_load_ps(lp.add(16)));
+        let d = _mm512_add_ps(_mm512_mul_ps(dx, dx), _mm512_mul_ps(dy, dy));
+        let mut m = _mm512_min_ps(d, _mm512_shuffle_f32x4::<0x4e>(d, d));
+        m = _mm512_min_ps(m, _mm512_shuffle_f32x4::<0xb1>(m, m));
+        *eqp.add(p) = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(d, m) as u32;
+        let idx = _mm_loadu_si128(unf.add(*foldp.add(p) as usize & 3).cast());
+        let v = _mm_permutevar_ps(_mm512_castps512_ps128(m), idx);
+        _mm_storeu_ps(dp.add(p).cast(), v);
+    }
+}
+
+/// Add-compare-select of `2M` searches over `np` pairs, two per 512-bit register (lanes
 /// 0–7: the states of search `2j`, lanes 8–15: those of search `2j + 1`), the registers
 /// interleaved so that their dependency chains overlap. The reference's arithmetic per state:
 /// `c0 = cost[s0] + d[SUB[s0][b]]`, `c1 = cost[s1] + d[SUB[s1][b]]`, `c1 < c0` picks `c1`.
-/// A missing odd search repeats the previous one and writes its decisions to `spare`.
+/// `d` and `back` are the batch's arrays ([`STRIDE`] per search); with an odd number of
+/// searches the caller fills the last one's `d` with a copy (its results are not used).
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2")]
-unsafe fn acs<const M: usize>(chains: &mut [Chain], nch: usize, np: usize, spare: &mut [u8]) {
+unsafe fn acs<const M: usize>(
+    chains: &mut [Chain],
+    nch: usize,
+    np: usize,
+    d: &[[f32; 4]],
+    back: &mut [u8],
+) {
+    assert!(np <= STRIDE && d.len() >= 2 * M * STRIDE && back.len() >= 2 * M * STRIDE);
     let sub = |hi: usize, half: i32| {
         let o = 4 * hi;
         let mut l = [0i32; 8];
@@ -248,26 +294,13 @@ unsafe fn acs<const M: usize>(chains: &mut [Chain], nch: usize, np: usize, spare
         0.0, inf, inf, inf, inf, inf, inf, inf, 0.0, inf, inf, inf, inf, inf, inf, inf,
     );
     let mut cost = [start; M];
-    let mut da = [core::ptr::null::<[f32; 4]>(); M];
-    let mut db = [core::ptr::null::<[f32; 4]>(); M];
-    let mut ba = [core::ptr::null_mut::<u8>(); M];
-    let mut bb = [core::ptr::null_mut::<u8>(); M];
-    for j in 0..M {
-        da[j] = chains[2 * j].d.as_ptr();
-        ba[j] = chains[2 * j].back.as_mut_ptr();
-        if 2 * j + 1 < nch {
-            db[j] = chains[2 * j + 1].d.as_ptr();
-            bb[j] = chains[2 * j + 1].back.as_mut_ptr();
-        } else {
-            db[j] = da[j];
-            bb[j] = spare.as_mut_ptr();
-        }
-    }
+    let (dp, bp) = (d.as_ptr(), back.as_mut_ptr());
     for p in 0..np {
         for j in 0..M {
-            // SAFETY: p < np, the length of every chain's arrays and of `spare`.
-            let dv = _mm512_castps128_ps512(_mm_loadu_ps(da[j].add(p).cast()));
-            let dv = _mm512_insertf32x4::<2>(dv, _mm_loadu_ps(db[j].add(p).cast()));
+            // SAFETY: (2j + 1)·STRIDE + p < 2M·STRIDE ≤ the lengths (asserted).
+            let (a, b) = (2 * j * STRIDE + p, (2 * j + 1) * STRIDE + p);
+            let dv = _mm512_castps128_ps512(_mm_loadu_ps(dp.add(a).cast()));
+            let dv = _mm512_insertf32x4::<2>(dv, _mm_loadu_ps(dp.add(b).cast()));
             let c0 = _mm512_add_ps(
                 _mm512_permutexvar_ps(pc0, cost[j]),
                 _mm512_permutexvar_ps(sd0, dv),
@@ -278,8 +311,8 @@ unsafe fn acs<const M: usize>(chains: &mut [Chain], nch: usize, np: usize, spare
             );
             let lt = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(c1, c0);
             cost[j] = _mm512_mask_blend_ps(lt, c0, c1);
-            *ba[j].add(p) = lt as u8;
-            *bb[j].add(p) = (lt >> 8) as u8;
+            *bp.add(a) = lt as u8;
+            *bp.add(b) = (lt >> 8) as u8;
         }
     }
     for j in 0..M {
@@ -325,28 +358,106 @@ static PRED: [u64; 256] = {
 ///
 /// The state walk is the reference's `ps = (s >> 1) | ((back[p] >> s) & 1) << 2` with all 8
 /// predecessors of pair `p` looked up first ([`PRED`], off the chain), so that one step is a
-/// shift and a mask on `8·s`.
-fn traceback(s: &TcqSpec, b: usize, ch: &Chain, out: &mut [Coded]) {
+/// shift and a mask on `8·s`. Then per 16 pairs in vectors: the lane of the chosen subset's
+/// minimum (the first set bit of `eq` among the subset's lanes), the index of its (entry,
+/// mirror) in the cell's line; one scalar load per pair; the [`Coded`] words put together and
+/// stored 16 at a time. Pairs outside the grid or in a long cell are redone one by one.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2")]
+unsafe fn traceback(s: &TcqSpec, b: usize, ch: &Chain, back: &[u8], out: &mut [Coded]) {
     let np = b / 2;
     let first_lo = np - s.n_lo(b);
     let (vh, vl) = (vlines(s.hi), vlines(s.lo));
-    let (st, _) = best_state(&ch.cost);
-    let back = &ch.back[..np];
-    let mut zs = [0u8; 128];
-    let mut st8 = 8 * st as u64;
+    let (best, _) = best_state(&ch.cost);
+    let back = &back[..np];
+    assert!(np <= 128 && np.is_multiple_of(16));
+    // st[p + 1] = 8 · (state after pair p), st[0] = 8 · (state before pair 0).
+    let mut st = [0u8; 129];
+    let mut st8 = 8 * best as u64;
     for p in (0..np).rev() {
-        let t = PRED[back[p] as usize];
-        let ps8 = (t >> st8) & 0x38;
-        let (cur, ps) = ((st8 >> 3) as usize, (ps8 >> 3) as usize);
-        zs[p] = (SUB[ps][cur & 1] << 1) | (cur & 1) as u8;
-        st8 = ps8;
+        st[p + 1] = st8 as u8;
+        st8 = (PRED[back[p] as usize] >> st8) & 0x38;
+    }
+    st[0] = st8 as u8;
+    // zs[p] = z << 1 | b: with cur = the state after pair p and ps the one before it,
+    // b = cur & 1 and z = SUB[ps][b] = 2·(b ^ cur>>2 ^ ps>>2) + (cur>>1 & 1).
+    let mut zs = [0u8; 128];
+    for q in 0..np / 16 {
+        let cur = _mm_srli_epi16::<3>(_mm_loadu_si128(st.as_ptr().add(16 * q + 1).cast()));
+        let ps = _mm_srli_epi16::<3>(_mm_loadu_si128(st.as_ptr().add(16 * q).cast()));
+        let one = _mm_set1_epi8(1);
+        let b0 = _mm_and_si128(cur, one);
+        let x = _mm_and_si128(
+            _mm_xor_si128(
+                _mm_xor_si128(cur, _mm_srli_epi16::<2>(cur)),
+                _mm_srli_epi16::<2>(ps),
+            ),
+            one,
+        );
+        let z1 = _mm_and_si128(_mm_srli_epi16::<1>(cur), one);
+        let v = _mm_or_si128(
+            _mm_or_si128(_mm_slli_epi16::<2>(x), _mm_slli_epi16::<1>(z1)),
+            b0,
+        );
+        _mm_storeu_si128(zs.as_mut_ptr().add(16 * q).cast(), v);
     }
     let (fold, cell, eq, fb) = (&ch.fold[..np], &ch.cell[..np], &ch.eq[..np], &ch.fb[..np]);
     let out = &mut out[..np];
+    let mut idx = [0u32; 128];
+    let mut special = [0u16; 8];
+    let m4 = _mm512_set1_epi32(0x1111_1111);
+    let f15 = _mm512_set1_epi32(15);
+    let low12 = _mm512_set1_epi32(0xfff);
+    for q in 0..np / 16 {
+        let zb = _mm512_cvtepu8_epi32(_mm_loadu_si128(zs.as_ptr().add(16 * q).cast()));
+        let f = _mm512_cvtepu8_epi32(_mm_loadu_si128(fold.as_ptr().add(16 * q).cast()));
+        let zf = _mm512_xor_si512(_mm512_srli_epi32::<1>(zb), f);
+        let e = _mm512_and_si512(
+            _mm512_srlv_epi32(_mm512_loadu_si512(eq.as_ptr().add(16 * q).cast()), zf),
+            m4,
+        );
+        // The lowest set bit as a power of two, its position from the f32 exponent (exact).
+        let lowest = _mm512_and_si512(e, _mm512_sub_epi32(_mm512_setzero_si512(), e));
+        let pos = _mm512_sub_epi32(
+            _mm512_srli_epi32::<23>(_mm512_castps_si512(_mm512_cvtepi32_ps(lowest))),
+            _mm512_set1_epi32(127),
+        );
+        let l = _mm512_and_si512(_mm512_add_epi32(pos, zf), f15);
+        let c = _mm512_cvtepu16_epi32(_mm256_loadu_si256(cell.as_ptr().add(16 * q).cast()));
+        special[q] = _mm512_test_epi32_mask(c, _mm512_set1_epi32(0x8000));
+        let ix = _mm512_or_si512(_mm512_slli_epi32::<4>(_mm512_and_si512(c, low12)), l);
+        _mm512_storeu_si512(idx.as_mut_ptr().add(16 * q).cast(), ix);
+    }
+    let mut km = [0u16; 128];
     for (range, vlns) in [(0..first_lo, vh), (first_lo..np, vl)] {
-        let meta = vlns.meta.as_ptr();
+        let meta = vlns.meta.as_ptr().cast::<u16>();
         assert!(vlns.meta.len() >= VCELLS * VCELLS);
         for p in range {
+            // SAFETY: an index is a cell below 64 · 64 (masked) times 16 plus a lane below 16,
+            // and `meta` has 64 · 64 lines of 16 (asserted above).
+            km[p] = *meta.add(idx[p] as usize);
+        }
+    }
+    let ff = _mm512_set1_epi32(0xff);
+    let one = _mm512_set1_epi32(1);
+    for q in 0..np / 16 {
+        let zb = _mm512_cvtepu8_epi32(_mm_loadu_si128(zs.as_ptr().add(16 * q).cast()));
+        let f = _mm512_cvtepu8_epi32(_mm_loadu_si128(fold.as_ptr().add(16 * q).cast()));
+        let km = _mm512_cvtepu16_epi32(_mm256_loadu_si256(km.as_ptr().add(16 * q).cast()));
+        // Coded (repr(C)): branch | mirror << 8 | k << 16; the meta word is k | m << 8.
+        let k = _mm512_and_si512(km, ff);
+        let m = _mm512_xor_si512(_mm512_srli_epi32::<8>(km), f);
+        let w = _mm512_or_si512(
+            _mm512_or_si512(_mm512_and_si512(zb, one), _mm512_slli_epi32::<8>(m)),
+            _mm512_slli_epi32::<16>(k),
+        );
+        _mm512_storeu_si512(out.as_mut_ptr().add(16 * q).cast(), w);
+    }
+    for q in 0..np / 16 {
+        let mut sm = special[q];
+        while sm != 0 {
+            let p = 16 * q + sm.trailing_zeros() as usize;
+            sm &= sm - 1;
+            let vlns = if p < first_lo { vh } else { vl };
             let z = (zs[p] >> 1) as usize;
             let f = fold[p];
             let zf = z ^ f as usize;
@@ -355,18 +466,7 @@ fn traceback(s: &TcqSpec, b: usize, ch: &Chain, out: &mut [Coded]) {
                 fb[p][zf]
             } else {
                 let l = (eq[p] & (0x1111_1111u32 << zf)).trailing_zeros() as usize;
-                let (k, m) = if c & 0x8000 != 0 {
-                    vlns.meta8[(c & 0x7fff) as usize][l]
-                } else {
-                    // SAFETY: the search stores cells below 64 · 64 (the mask keeps any value
-                    // there) and `meta` has that many lines (asserted above); l & 15 < 16.
-                    unsafe {
-                        *meta
-                            .add((c & 0xfff) as usize)
-                            .cast::<(u8, u8)>()
-                            .add(l & 15)
-                    }
-                };
+                let (k, m) = vlns.meta8[(c & 0x7fff) as usize][l];
                 (k as u16, m)
             };
             out[p] = Coded {
@@ -375,6 +475,64 @@ fn traceback(s: &TcqSpec, b: usize, ch: &Chain, out: &mut [Coded]) {
                 mirror: m ^ f,
             };
         }
+    }
+}
+
+/// [`write_block`] for a type without QJL whose hi fields are whole bytes (9-bit tables:
+/// `TQT4_5`): the branch bits as one mask per 16 pairs, the hi fields as bytes
+/// (`q | mx << 6 | my << 7`) 16 at a time, the lo fields through the same LSB-first
+/// accumulator. The same bytes.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2")]
+unsafe fn write_block_bytes(s: &TcqSpec, b: usize, e: u8, coded: &[Coded], dst: &mut [u8]) {
+    let np = b / 2;
+    dst.fill(0);
+    dst[0] = e;
+    if e == 0 {
+        return;
+    }
+    assert!(s.hi == 9 && !s.qjl && coded.len() >= np && np.is_multiple_of(16));
+    let hdr = s.header_bytes(b);
+    let first_lo = np - s.n_lo(b);
+    let (_, rest) = dst.split_at_mut(hdr);
+    let (br, fields) = rest.split_at_mut(b / 16);
+    assert!(br.len() == np / 8 && fields.len() >= first_lo);
+    let cp = coded.as_ptr().cast::<__m512i>();
+    let one = _mm512_set1_epi32(1);
+    let qmask = _mm512_set1_epi32(63);
+    let three = _mm512_set1_epi32(3);
+    for q in 0..np / 16 {
+        // Coded words: branch | mirror << 8 | k << 16 (repr(C)).
+        let w = _mm512_loadu_si512(cp.add(q));
+        let bits = _mm512_test_epi32_mask(w, one);
+        br[2 * q..2 * q + 2].copy_from_slice(&bits.to_le_bytes());
+        let v = _mm512_or_si512(
+            _mm512_and_si512(_mm512_srli_epi32::<16>(w), qmask),
+            _mm512_slli_epi32::<6>(_mm512_and_si512(_mm512_srli_epi32::<8>(w), three)),
+        );
+        let lanes = first_lo.saturating_sub(16 * q).min(16);
+        if lanes > 0 {
+            // SAFETY: the masked store writes bytes 16q .. 16q + lanes ≤ first_lo of `fields`.
+            let mask = (((1u32 << lanes) - 1) & 0xffff) as u16;
+            _mm512_mask_cvtepi32_storeu_epi8(fields.as_mut_ptr().add(16 * q).cast(), mask, v);
+        }
+    }
+    let bits = s.lo;
+    let qm = (1u32 << (bits - 3)) - 1;
+    let fm = (1u64 << (bits - 1)) - 1;
+    let (mut acc, mut nacc, mut pos) = (0u64, 0u32, first_lo);
+    for c in &coded[first_lo..np] {
+        let v = (c.k as u32 & qm) | (c.mirror as u32) << (bits - 3);
+        acc |= (v as u64 & fm) << nacc;
+        nacc += bits - 1;
+        while nacc >= 8 {
+            fields[pos] = acc as u8;
+            pos += 1;
+            acc >>= 8;
+            nacc -= 8;
+        }
+    }
+    if nacc > 0 {
+        fields[pos] = acc as u8;
     }
 }
 
@@ -403,7 +561,9 @@ pub(crate) unsafe fn quantize_rows(
     let mut coded = vec![Coded::default(); np];
     let mut best = vec![Coded::default(); np];
     let mut recon = vec![0f32; b];
-    let mut spare = vec![0u8; np];
+    let mut dall = vec![[0f32; 4]; 2 * GROUP * STRIDE];
+    let mut ball = vec![0u8; 2 * GROUP * STRIDE];
+    assert!(np <= STRIDE);
     let mut g0 = 0;
     while g0 < total {
         let g = (total - g0).min(GROUP);
@@ -421,17 +581,21 @@ pub(crate) unsafe fn quantize_rows(
             check_range(energy[i], b, j * b)?;
             cands[i] = scale_candidates(energy[i], b);
             for c in 0..cands[i].1 {
-                search(s, b, u, scale_of(cands[i].0[c]), &mut chains[nch]);
+                let dm = &mut dall[nch * STRIDE..(nch + 1) * STRIDE];
+                search(s, b, u, scale_of(cands[i].0[c]), &mut chains[nch], dm);
                 owner[nch] = (i, c);
                 nch += 1;
             }
         }
+        if nch % 2 == 1 {
+            dall.copy_within((nch - 1) * STRIDE..nch * STRIDE, nch * STRIDE);
+        }
         match nch.div_ceil(2) {
             0 => {}
-            1 => acs::<1>(&mut chains, nch, np, &mut spare),
-            2 => acs::<2>(&mut chains, nch, np, &mut spare),
-            3 => acs::<3>(&mut chains, nch, np, &mut spare),
-            _ => acs::<4>(&mut chains, nch, np, &mut spare),
+            1 => acs::<1>(&mut chains, nch, np, &dall, &mut ball),
+            2 => acs::<2>(&mut chains, nch, np, &dall, &mut ball),
+            3 => acs::<3>(&mut chains, nch, np, &dall, &mut ball),
+            _ => acs::<4>(&mut chains, nch, np, &dall, &mut ball),
         }
         // Choose each block's scale and write it.
         for i in 0..g {
@@ -454,7 +618,8 @@ pub(crate) unsafe fn quantize_rows(
                 let e = cands[i].0[owner[c].1];
                 let (_, t) = best_state(&chains[c].cost);
                 let err = if weights.is_some() {
-                    traceback(s, b, &chains[c], &mut coded);
+                    let bk = &ball[c * STRIDE..(c + 1) * STRIDE];
+                    traceback(s, b, &chains[c], bk, &mut coded);
                     candidate_error(s, b, e, t, &coded, &weights, &mut recon)
                 } else {
                     candidate_error(s, b, e, t, &[], &weights, &mut recon)
@@ -466,17 +631,15 @@ pub(crate) unsafe fn quantize_rows(
                 }
             }
             if best_chain != usize::MAX {
-                traceback(s, b, &chains[best_chain], &mut best);
+                let bk = &ball[best_chain * STRIDE..(best_chain + 1) * STRIDE];
+                traceback(s, b, &chains[best_chain], bk, &mut best);
             }
-            write_block(
-                s,
-                b,
-                best_e,
-                &best,
-                u,
-                &qjl[j],
-                &mut dst[blk * bb..(blk + 1) * bb],
-            );
+            let out = &mut dst[blk * bb..(blk + 1) * bb];
+            if s.hi == 9 && !s.qjl {
+                write_block_bytes(s, b, best_e, &best, out);
+            } else {
+                write_block(s, b, best_e, &best, u, &qjl[j], out);
+            }
         }
         g0 += g;
     }
