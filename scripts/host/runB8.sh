@@ -6,12 +6,7 @@
 # 16-thread read probe before and after and the vpdpbusd probe; then the trained fixture's tg
 # (the instance-dependent rows) in 2 rounds. About 5 minutes.
 source scripts/host/setup.sh
-T0=$SECONDS
-stamp() { echo "[$((SECONDS-T0)) s] $*" >> $OUT/times.txt; }
-P=$W/probe; [ -x $P ] || { xz -dc .devcarry/probe.xz > $P; chmod +x $P; }
-probe() { for i in $(seq 0 15); do timeout 10 $P 30000000 $i > $W/o$i & done; wait
-  for i in $(seq 0 15); do echo "cpu $i: $(cat $W/o$i)"; done; }
-{ date -u '+%F %T UTC'; uptime; lscpu | grep -E 'Model name|^CPU\(s\)|^Model:'; } > $OUT/load.txt 2>&1
+source scripts/host/common.sh
 cat /sys/kernel/mm/transparent_hugepage/enabled >> $OUT/load.txt; df -T /tmp >> $OUT/load.txt; uname -r >> $OUT/load.txt
 probe > $OUT/probe1.txt 2>&1
 timeout 60 $W/synth --shape 31b --layers 2 --out $W/d31 > $OUT/gen.log 2>&1
@@ -34,5 +29,5 @@ uptime >> $OUT/load.txt
 { cat $OUT/load.txt; cat $OUT/times.txt; for f in $OUT/run-*.txt; do echo "== $(basename $f)"; tail -n 4 $f; done
   for f in $OUT/bw*.txt; do echo "== $f"; grep -iE "bw|GB/s" $f | tail -4; done
   echo "probe1: $(awk '{print $3}' $OUT/probe1.txt | tr '\n' ' ')"; echo "probe2: $(awk '{print $3}' $OUT/probe2.txt | tr '\n' ' ')"; } > $OUT/summary.txt 2>&1
-(cd $OUT && tar czf /tmp/all.tar.gz . && mv /tmp/all.tar.gz . && find . -type f ! -name all.tar.gz ! -name summary.txt -delete)
+archive
 cat $OUT/summary.txt

@@ -6,12 +6,7 @@
 # and 31B-like 2 layers, each at Q4_K_M, Q8_0 and BF16 (--bf16-act), with the vpdpbusd probe
 # before and after, and main's kernel test binaries with AMX required. About 6 minutes.
 source scripts/host/setup.sh
-T0=$SECONDS
-stamp() { echo "[$((SECONDS-T0)) s] $*" >> $OUT/times.txt; }
-P=$W/probe; [ -x $P ] || { xz -dc .devcarry/probe.xz > $P; chmod +x $P; }
-probe() { for i in $(seq 0 15); do timeout 10 $P 30000000 $i > $W/o$i & done; wait
-  for i in $(seq 0 15); do echo "cpu $i: $(cat $W/o$i)"; done; }
-{ date -u '+%F %T UTC'; uptime; lscpu | grep -E 'Model name|^CPU\(s\)|^Model:'; } > $OUT/load.txt 2>&1
+source scripts/host/common.sh
 probe > $OUT/probe1.txt 2>&1
 # main's kernel test binaries (cargo test -p gq-kernels --release --no-run, stripped, in
 # .devcarry/kt/kt.tar.xz) with the AMX paths required.
@@ -26,26 +21,24 @@ for t in Q4_K_M Q8_0 BF16; do
   timeout 50 $GQ bench run $W/tr-$t.gguf --threads 16 --peer --reps 5 --rounds 2 $(ex $t) > $OUT/run-1trained-$t.txt 2>&1
 done
 stamp trained
-timeout 60 $W/synth --shape e2b --layers 8 --out $W/e2b > $OUT/gen.log 2>&1
-for t in Q4_K_M Q8_0 BF16; do timeout 60 $GQ quantize $W/e2b -o $W/e2b-$t.gguf --type $t --threads 16 -q >> $OUT/gen.log 2>&1; done
-rm -rf $W/e2b
-for t in Q4_K_M Q8_0 BF16; do
-  timeout 70 $GQ bench run $W/e2b-$t.gguf --threads 16 --peer --reps 3 $(ex $t) > $OUT/run-2e2b-$t.txt 2>&1
-  stamp "e2b $t"
-done
-rm -f $W/e2b-*.gguf
-timeout 60 $W/synth --shape 31b --layers 2 --out $W/d31 >> $OUT/gen.log 2>&1
-for t in Q4_K_M Q8_0 BF16; do timeout 60 $GQ quantize $W/d31 -o $W/d31-$t.gguf --type $t --threads 16 -q >> $OUT/gen.log 2>&1; done
-rm -rf $W/d31
-for t in Q4_K_M Q8_0 BF16; do
-  timeout 80 $GQ bench run $W/d31-$t.gguf --threads 16 --peer --reps 2 $(ex $t) > $OUT/run-3d31-$t.txt 2>&1
-  stamp "31b $t"
-done
+# rows NAME SHAPE LAYERS REPS TIMEOUT: make the synthetic checkpoint, quantize it to the three
+# types, bench each.
+rows() {
+  timeout 60 $W/synth --shape $2 --layers $3 --out $W/$1 >> $OUT/gen.log 2>&1
+  for t in Q4_K_M Q8_0 BF16; do timeout 60 $GQ quantize $W/$1 -o $W/$1-$t.gguf --type $t --threads 16 -q >> $OUT/gen.log 2>&1; done
+  rm -rf $W/$1
+  for t in Q4_K_M Q8_0 BF16; do
+    timeout $5 $GQ bench run $W/$1-$t.gguf --threads 16 --peer --reps $4 $(ex $t) > $OUT/run-$1-$t.txt 2>&1
+    stamp "$1 $t"
+  done
+  rm -f $W/$1-*.gguf
+}
+rows 2e2b e2b 8 3 70
+rows 3d31 31b 2 2 80
 probe > $OUT/probe2.txt 2>&1
 uptime >> $OUT/load.txt
-slow() { awk '{ if ($(NF-2) + 0 < 1.5) n++ } END { print n + 0 }' $1; }
 { cat $OUT/load.txt; cat $OUT/ktests.txt; echo "vCPUs below 1.5 vpdpbusd/cycle: start $(slow $OUT/probe1.txt), end $(slow $OUT/probe2.txt)"
   for f in $OUT/run-*.txt; do echo "== $(basename $f)"; tail -n 3 $f; done
   cat $OUT/times.txt; } > $OUT/summary.txt 2>&1
-(cd $OUT && tar czf /tmp/all.tar.gz . && mv /tmp/all.tar.gz . && find . -type f ! -name all.tar.gz ! -name summary.txt -delete)
+archive
 cat $OUT/summary.txt

@@ -7,12 +7,10 @@
 # ggml on its L3-resident shape (8 threads), final main default and without software prefetch.
 # About 3.5 minutes.
 source scripts/host/setup.sh
-T0=$SECONDS
-stamp() { echo "[$((SECONDS-T0)) s] $*" >> $OUT/stamps.txt; }
-{ date -u '+%F %T UTC'; uptime; lscpu | grep -E 'Model name|^CPU\(s\)|^Model:'; } > $OUT/load.txt 2>&1
+source scripts/host/common.sh
 xz -dc .devcarry/gq-main.xz > $W/gq-main; chmod +x $W/gq-main
 timeout 60 $W/synth --shape e2b --layers 8 --out $W/e2b > $OUT/gen.log 2>&1
-run() { /usr/bin/time -f "round $5 threads $3 $1 $4 %U user %S sys %e wall" -a -o $OUT/times.txt \
+run() { /usr/bin/time -f "round $5 threads $3 $1 $4 %U user %S sys %e wall" -a -o $OUT/quant.txt \
     timeout 60 $2 quantize $W/e2b -t $4 --threads $3 -q -o $W/out-$1-$4.gguf 2>>$OUT/q.log; }
 for th in 16 1; do
   R=4; [ $th = 1 ] && R=2
@@ -30,6 +28,6 @@ for v in default zen; do
   stamp "floats $v"
 done
 uptime >> $OUT/load.txt
-{ cat $OUT/load.txt $OUT/times.txt $OUT/sha.txt $OUT/stamps.txt; for f in $OUT/kf-*.txt; do echo "== $(basename $f)"; grep -A4 "GEMV vs ggml" $f; done; } > $OUT/summary.txt 2>&1
-(cd $OUT && tar czf /tmp/all.tar.gz . && mv /tmp/all.tar.gz . && find . -type f ! -name all.tar.gz ! -name summary.txt -delete)
+{ cat $OUT/load.txt $OUT/quant.txt $OUT/sha.txt $OUT/times.txt; for f in $OUT/kf-*.txt; do echo "== $(basename $f)"; grep -A4 "GEMV vs ggml" $f; done; } > $OUT/summary.txt 2>&1
+archive
 cat $OUT/summary.txt

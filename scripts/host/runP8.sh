@@ -7,9 +7,7 @@
 # 16 threads), llama-bench once per round (--peer on the new binary), and the new binary with
 # GQ_KERNELS_TUNE=zen (no software prefetch) for reference. About 4 minutes.
 source scripts/host/setup.sh
-T0=$SECONDS
-stamp() { echo "[$((SECONDS-T0)) s] $*" >> $OUT/times.txt; }
-{ date -u '+%F %T UTC'; uptime; lscpu | grep -E 'Model name|^CPU\(s\)|^Model:'; } > $OUT/load.txt 2>&1
+source scripts/host/common.sh
 for b in main pair; do xz -dc .devcarry/gq-$b.xz > $W/gq-$b; chmod +x $W/gq-$b; done
 timeout 60 $W/synth --shape 31b --layers 2 --out $W/d31 > $OUT/gen.log 2>&1
 timeout 60 $GQ quantize $W/d31 -o $W/d31-BF16.gguf --type BF16 --threads 16 -q >> $OUT/gen.log 2>&1
@@ -25,5 +23,5 @@ for r in 1 2 3; do
 done
 uptime >> $OUT/load.txt
 { cat $OUT/load.txt; cat $OUT/times.txt; for f in $OUT/r*.txt; do echo "$(basename $f): $(grep -E '^tg' $f)"; done; } > $OUT/summary.txt 2>&1
-(cd $OUT && tar czf /tmp/all.tar.gz . && mv /tmp/all.tar.gz . && find . -type f ! -name all.tar.gz ! -name summary.txt -delete)
+archive
 cat $OUT/summary.txt
