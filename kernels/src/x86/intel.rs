@@ -114,24 +114,6 @@ unsafe fn f16x4(v: u64) -> __m128 {
     out
 }
 
-/// Two f16 given as the low 32 bits of `v`, as f32 lanes 0 and 1 (see `avx2::f16x2`).
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,gfni,avx2,fma,f16c")]
-unsafe fn f16x2v(v: u32) -> __m128 {
-    let out: __m128;
-    // SAFETY: register-only F16C / SSE2 instructions available under this function's features.
-    unsafe {
-        core::arch::asm!(
-            "vmovd {x}, {v:e}",
-            "vcvtph2ps {x}, {x}",
-            v = in(reg) v,
-            x = out(xmm_reg) out,
-            options(pure, nomem, nostack, preserves_flags)
-        );
-    }
-    out
-}
-
 /// A register-only accumulate instruction `acc ← acc ∘ (a, b)` as one `asm!` instruction, so
 /// that LLVM keeps that exact instruction and its accumulator register.
 macro_rules! acc_insn {
@@ -578,7 +560,7 @@ intel! {
                 _mm512_gf2p8affine_epi64_epi8::<0>(h1, g23),
             ];
             // [d, −dmin] (the f16 sign bit flipped: an exact negation).
-            let dm = f16x2v(rd(x.add(80).cast::<u32>()) ^ 0x8000_0000);
+            let dm = f16x4((rd(x.add(80).cast::<u32>()) ^ 0x8000_0000) as u64);
             for c in 0..C {
                 let y = ys[c].add(Q8K * i);
                 let yq = y.add(4);
@@ -721,7 +703,7 @@ intel! {
                 _mm512_gf2p8affine_epi64_epi8::<0>(c2, ga),
                 _mm512_gf2p8affine_epi64_epi8::<0>(c3, gb),
             ];
-            let d = _mm_cvtss_f32(f16x2v(rd(x.add(108).cast::<u16>()) as u32));
+            let d = _mm_cvtss_f32(f16x4(rd(x.add(108).cast::<u16>()) as u64));
             for c in 0..C {
                 let y = ys[c].add(Q8K3 * i);
                 let p: [__m512i; 4] = core::array::from_fn(|j| {
