@@ -1,9 +1,12 @@
 //! `gq quantize`: open → plan → execute → finish.
 //!
-//! Workers (rayon) convert row chunks of the tensors in plan order; a writer thread receives
-//! finished windows of chunks through a bounded channel and writes them strictly in order. Memory
-//! is bounded by the window size and the channel depth, not by the model. A chunk's bytes depend
-//! only on its input rows, so the output does not depend on the thread count.
+//! Workers (rayon) convert row chunks of the tensors in plan order, at most a window of chunks
+//! in flight (a sliding window: a new chunk starts as soon as the oldest one is done, so that
+//! no worker waits for a slow chunk at a window's end); the finished chunks are put back in
+//! order and a writer thread receives them in batches through a bounded channel and writes
+//! them strictly in order. Memory is bounded by the window size and the channel depth, not by
+//! the model. A chunk's bytes depend only on its input rows, so the output does not depend on
+//! the thread count.
 
 use crate::atomic_file::{check_interrupted, AtomicFile};
 use crate::gemma4::mixture::QuantOptions;
@@ -14,7 +17,7 @@ use crate::report::{ErrorSums, TensorReport};
 use crate::safetensors::Checkpoint;
 use crate::tokenizer::Vocab;
 use anyhow::{anyhow, bail, Context, Result};
-use rayon::prelude::*;
+use std::collections::BTreeMap;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::sync_channel;
@@ -305,54 +308,71 @@ pub fn quantize(dir: &Path, out: &Path, ft: FileType, opts: &Options) -> Result<
             Ok(writer)
         });
         let mut produce = || -> Result<()> {
-            for win in work.chunks(window) {
-                check_interrupted()?;
-                let done: Vec<Result<Done>> = pool.install(|| {
-                    win.par_iter()
-                        .map(|&c| convert(&ckpt, &plan, c, opts.report, tq.as_ref()))
-                        .collect()
-                });
-                let mut batch = Vec::with_capacity(win.len());
-                for (c, d) in win.iter().zip(done) {
-                    let d = d?;
-                    let t = &plan.tensors[c.tensor];
-                    if let Some(st) = &d.stats {
-                        sums[c.tensor].add(st);
+            // Chunk i is started once chunks 0 .. i − window are written out (so at most
+            // `window` are converted or waiting for their predecessors); the results come back
+            // in any order and leave in chunk order, in batches of `threads`.
+            let (rtx, rrx) = std::sync::mpsc::channel::<(usize, Result<Done>)>();
+            let flush = pool.current_num_threads().max(1);
+            pool.in_place_scope_fifo(|sc| -> Result<()> {
+                let (mut next, mut emit) = (0usize, 0usize);
+                let mut pending: BTreeMap<usize, Result<Done>> = BTreeMap::new();
+                let mut batch = Vec::with_capacity(flush);
+                while emit < work.len() {
+                    while next < work.len() && next < emit + window {
+                        let (c, rtx) = (work[next], rtx.clone());
+                        let (ckpt, plan, tq) = (&ckpt, &plan, tq.as_ref());
+                        let i = next;
+                        sc.spawn_fifo(move |_| {
+                            let _ = rtx.send((i, convert(ckpt, plan, c, opts.report, tq)));
+                        });
+                        next += 1;
                     }
-                    if d.nonfinite > 0 && !reported[c.tensor] {
-                        reported[c.tensor] = true;
-                        let msg = format!(
-                            "tensor {} ({}): non-finite values (NaN/Inf)",
-                            t.hf_name, t.out.name
-                        );
-                        if is_float(t.out.ty) {
-                            warnings.push(format!("{msg}; kept as they are in {}", t.out.ty));
-                        } else if !opts.allow_nonfinite {
-                            bail!(
-                                "{}: {msg} cannot be quantized to {}; pass --allow-nonfinite to write them anyway",
-                                dir.display(),
-                                t.out.ty
+                    let (i, r) = rrx.recv().expect("a started chunk reports");
+                    pending.insert(i, r);
+                    while let Some(d) = pending.remove(&emit) {
+                        let c = &work[emit];
+                        emit += 1;
+                        let d = d?;
+                        let t = &plan.tensors[c.tensor];
+                        if let Some(st) = &d.stats {
+                            sums[c.tensor].add(st);
+                        }
+                        if d.nonfinite > 0 && !reported[c.tensor] {
+                            reported[c.tensor] = true;
+                            let msg = format!(
+                                "tensor {} ({}): non-finite values (NaN/Inf)",
+                                t.hf_name, t.out.name
                             );
-                        } else {
-                            warnings.push(format!(
-                                "{msg}; written to {} because of --allow-nonfinite",
-                                t.out.ty
-                            ));
+                            if is_float(t.out.ty) {
+                                warnings.push(format!("{msg}; kept as they are in {}", t.out.ty));
+                            } else if !opts.allow_nonfinite {
+                                bail!(
+                                    "{}: {msg} cannot be quantized to {}; pass --allow-nonfinite to write them anyway",
+                                    dir.display(),
+                                    t.out.ty
+                                );
+                            } else {
+                                warnings.push(format!(
+                                    "{msg}; written to {} because of --allow-nonfinite",
+                                    t.out.ty
+                                ));
+                            }
+                        }
+                        bar.inc(d.bytes.len() as u64);
+                        if let Source::Checkpoint { index, .. } = t.source {
+                            ckpt.release(&ckpt.tensors[index], c.first, c.n);
+                        }
+                        batch.push((*c, d));
+                        if batch.len() >= flush || emit == work.len() {
+                            if tx.send(std::mem::take(&mut batch)).is_err() {
+                                return Ok(()); // the writer failed; its error is reported below
+                            }
+                            check_interrupted()?;
                         }
                     }
-                    bar.inc(d.bytes.len() as u64);
-                    batch.push((*c, d));
                 }
-                for c in win {
-                    if let Source::Checkpoint { index, .. } = plan.tensors[c.tensor].source {
-                        ckpt.release(&ckpt.tensors[index], c.first, c.n);
-                    }
-                }
-                if tx.send(batch).is_err() {
-                    break; // the writer failed; its error is reported below
-                }
-            }
-            Ok(())
+                Ok(())
+            })
         };
         let produced = produce();
         drop(tx);

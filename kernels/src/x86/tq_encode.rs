@@ -4,17 +4,20 @@
 //! - rotation: the Walsh–Hadamard butterflies of the reference, 16 coordinates per register
 //!   (stages 1–8 in registers, 16–128 across registers), and its fixed-order energy sum;
 //! - nearest points: per pair, the (up to) 4 candidates of each of the 4 folded subsets of
-//!   its grid cell in one register (slot-major, so that the minimum over slots is two
-//!   shuffles; f32 coordinates, subtracted straight from memory), exact f32 distances (no FMA)
-//!   and the first minimum's slot from an equality mask, in a branch-free loop over all pairs;
-//!   pairs outside the grid (known from the vector pass before it) and pairs in one of the few
-//!   cells with longer lists (whose 4-slot line is all NaN, so their equality mask comes out
-//!   empty) are redone afterwards, outside the grid by the scalar search;
-//!   the minima are stored in true-subset order (the fold undone here, not in the trellis);
-//! - trellis: the add-compare-select of up to 8 searches (4 blocks × 2 scale candidates) in one
-//!   loop, two searches per 512-bit register, so that their dependency chains overlap;
-//!   traceback only for the chosen candidate: a table-driven state walk, then the subsets, the
-//!   minimum's lane and the (entry, mirror) index 16 pairs per vector, one scalar load per pair;
+//!   its grid cell in one register (slot-major; f32 coordinates, subtracted straight from
+//!   memory), exact f32 distances (no FMA), two pairs per step sharing the shuffles of the
+//!   minimum over slots, the first minimum's slot from an equality mask, in a branch-free loop
+//!   over all pairs; pairs outside the grid (known from the vector pass before it) and pairs
+//!   in one of the few cells with longer lists (whose 4-slot line is all NaN, so their
+//!   equality mask comes out empty) are redone afterwards, outside the grid by the scalar
+//!   search; the minima are stored in folded order, both scale candidates of a pair side by
+//!   side;
+//! - trellis: the add-compare-select of up to 4 blocks in one loop, a block's two scale
+//!   candidates in one 512-bit register (so that their shared fold picks the `vpermps` index
+//!   that undoes it, and their minima are one load), the blocks' dependency chains
+//!   overlapping; traceback only for the chosen candidate: the table-driven state walks of
+//!   the batch's blocks in one loop (independent chains), then the subsets, the minimum's lane
+//!   and the (entry, mirror) index 16 pairs per vector, one scalar load per pair;
 //! - block writing: for `TQT4_5` (byte-wide hi fields) the branch bits and hi fields 16 pairs
 //!   per vector, otherwise the reference's `write_block`.
 
@@ -35,18 +38,21 @@ const GROUP: usize = 4;
 /// Pairs per search in the batch's shared arrays (the most a block has: B = 256).
 const STRIDE: usize = 128;
 
-/// One search (a block at one scale candidate). Search `c` of a batch keeps its minimum
-/// distance per (true, unfolded) subset at `d[STRIDE·c + p]` (`d[..][t]` is the folded
-/// search's minimum of subset `t ^ fold[p]`) and its trellis decisions at `back[STRIDE·c + p]`,
-/// arrays shared by the batch, so that the add-compare-select addresses them all from one base
-/// with constant offsets.
+/// One search (a block at one scale candidate). Search `h` (0 or 1) of block `j` of a batch
+/// keeps its minimum distance per folded subset (`d[..][z]`: the minimum over the subset
+/// `z ^ fold[p]`) at `d[2·(STRIDE·j + p) + h]`, so that both candidates of a pair are one
+/// 32-byte load, and its trellis decisions at byte `2·(STRIDE·j + p) + h` of the decision
+/// array (one 16-bit mask per block and pair); arrays shared by the batch, so that the
+/// add-compare-select addresses them all from one base with constant offsets.
 struct Chain {
     /// Sign bits of the pair (x: bit 0, y: bit 1).
     fold: Vec<u8>,
     /// Grid cell of the pair (with bit 15: the index of a long cell's 8-slot line), or
     /// `u16::MAX` when it is outside the grid.
     cell: Vec<u16>,
-    /// Lanes `4s + z` (slot `s` of 4, folded subset `z`) holding the minimum.
+    /// The candidates (slot `s` of 4, folded subset `z`) at the minimum: bit `4s + z` for
+    /// slots 0 and 1, bit `16 + 4(s − 2) + z` for slots 2 and 3 (the two-pair search's
+    /// order); for a long cell's 8 slots (redone one by one) bit `4s + z`.
     eq: Vec<u32>,
     /// For pairs outside the grid: (entry, mirror) per folded subset.
     fb: Vec<[(u16, u8); 4]>,
@@ -95,20 +101,8 @@ unsafe fn rotate(x: &[f32], signs: &[u64; 4], out: &mut [f32]) -> f32 {
     s[0]
 }
 
-/// `vpermilps` controls `t ^ fold` (`t` = 0..4) per fold.
-static UNFOLD: [[i32; 4]; 4] = [[0, 1, 2, 3], [1, 0, 3, 2], [2, 3, 0, 1], [3, 2, 1, 0]];
-
-/// Stores the per-subset minima of lanes 0–3 of `m` (folded subsets) in true-subset order:
-/// `out[t] = m[t ^ fold]`.
-#[inline]
-#[target_feature(enable = "avx512f,avx512vl,avx")]
-unsafe fn unfold(out: &mut [f32; 4], m: __m512, fold: u8) {
-    let idx = _mm_loadu_si128(UNFOLD[fold as usize & 3].as_ptr().cast());
-    let v = _mm_permutevar_ps(_mm512_castps512_ps128(m), idx);
-    _mm_storeu_ps(out.as_mut_ptr(), v);
-}
-
-/// The nearest-point search of one block `u` at scale `d` into `ch`.
+/// The nearest-point search of one block `u` at scale `d` into `ch`; the per-subset minima
+/// (folded order) of pair `p` go to `dm[2p]`.
 ///
 /// Three passes: (1) per 16 pairs, `u / d`, the folds, the folded coordinates, the grid cells
 /// (clamped into the grid) and which pairs are outside it; (2) every pair through the 4-slot line of
@@ -118,7 +112,7 @@ unsafe fn unfold(out: &mut [f32; 4], m: __m512, fold: u8) {
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2")]
 unsafe fn search(s: &TcqSpec, b: usize, u: &[f32], d: f32, ch: &mut Chain, dm: &mut [[f32; 4]]) {
     let np = b / 2;
-    assert!(dm.len() >= np);
+    assert!(dm.len() > 2 * (np - 1));
     let first_lo = np - s.n_lo(b);
     let (vh, vl): (&VLines, &VLines) = (vlines(s.hi), vlines(s.lo));
     let dv = _mm512_set1_ps(d);
@@ -181,11 +175,10 @@ unsafe fn search(s: &TcqSpec, b: usize, u: &[f32], d: f32, ch: &mut Chain, dm: &
             let p = 16 * q + m.trailing_zeros() as usize;
             m &= m - 1;
             let (x, y) = (ax[p], ay[p]);
-            let f = ch.fold[p] as usize;
             if x >= 128.0 || y >= 128.0 {
                 let r = book(s.pair_bits(b, p)).nearest4(x, y);
                 for z in 0..4 {
-                    dm[p][z ^ f] = r[z].0;
+                    dm[2 * p][z] = r[z].0;
                     ch.fb[p][z] = (r[z].1, r[z].2);
                 }
                 ch.cell[p] = u16::MAX;
@@ -210,15 +203,15 @@ unsafe fn search(s: &TcqSpec, b: usize, u: &[f32], d: f32, ch: &mut Chain, dm: &
             let e0 = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(d0, m8) as u32;
             let e1 = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(d1, m8) as u32;
             ch.eq[p] = e0 | (e1 << 16);
-            unfold(&mut dm[p], m8, f as u8);
+            _mm_storeu_ps(dm[2 * p].as_mut_ptr(), _mm512_castps512_ps128(m8));
         }
     }
 }
 
 /// The 4-slot search of pairs `range` (folded coordinates `ax`, `ay`, grid cells `cells`, all
 /// inside the grid) through `lines`: per pair the 16 candidates' exact distances (no FMA), the
-/// minimum per folded subset by two shuffles, the lanes holding it (`eq`), the minima stored in
-/// true-subset order.
+/// minimum per folded subset by two shuffles, the lanes holding it (`eq`), the minima (folded
+/// order) stored at `dm[2p]`.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2")]
 unsafe fn search_lines(
@@ -231,97 +224,138 @@ unsafe fn search_lines(
     dm: &mut [[f32; 4]],
 ) {
     let n = range.end;
-    assert!(n <= ch.eq.len() && n <= ch.cell.len() && n <= dm.len() && n <= ch.fold.len());
+    assert!(n <= ch.eq.len() && n <= ch.cell.len() && (n == 0 || 2 * (n - 1) < dm.len()));
     assert!(lines.xy.len() >= VCELLS * VCELLS);
-    let (eqp, dp, foldp) = (ch.eq.as_mut_ptr(), dm.as_mut_ptr(), ch.fold.as_ptr());
+    let (eqp, dp) = (ch.eq.as_mut_ptr(), dm.as_mut_ptr());
     let xyp = lines.xy.as_ptr();
-    let unf = UNFOLD.as_ptr();
-    for p in range {
-        // SAFETY: p < n ≤ the chain's lengths (asserted); cells are below 64 · 64 (clamped)
-        // and `xy` has that many lines (asserted); a fold is below 4.
-        let cell = *cells.get_unchecked(p);
-        let lp = xyp.add(cell as usize).cast::<f32>();
+    let dist = |p: usize| {
+        // SAFETY: (callers) p < n; cells are below 64 · 64 (clamped) and `xy` has that many
+        // lines (asserted).
+        let lp = xyp.add(*cells.get_unchecked(p) as usize).cast::<f32>();
         let vx = _mm512_set1_ps(*ax.get_unchecked(p));
         let vy = _mm512_set1_ps(*ay.get_unchecked(p));
         let dx = _mm512_sub_ps(vx, _mm512_load_ps(lp));
         let dy = _mm512_sub_ps(vy, _mm512_load_ps(lp.add(16)));
-        let d = _mm512_add_ps(_mm512_mul_ps(dx, dx), _mm512_mul_ps(dy, dy));
+        _mm512_add_ps(_mm512_mul_ps(dx, dx), _mm512_mul_ps(dy, dy))
+    };
+    let mut p = range.start;
+    // Two pairs per step share the minimum's shuffles: t1 = slots 0, 1 of pair a and of pair
+    // b, t2 = their slots 2, 3; min(t1, t2), then the two halves of each pair's: every
+    // 128-bit lane of pair a's half holds its 4 minima.
+    while p + 2 <= n {
+        // SAFETY: p + 1 < n ≤ the chain's lengths, 2(p + 1) < dm's (asserted).
+        let (da, db) = (dist(p), dist(p + 1));
+        let t1 = _mm512_shuffle_f32x4::<0x44>(da, db);
+        let t2 = _mm512_shuffle_f32x4::<0xee>(da, db);
+        let m = _mm512_min_ps(t1, t2);
+        let m = _mm512_min_ps(m, _mm512_shuffle_f32x4::<0xb1>(m, m));
+        let k1 = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(t1, m) as u32;
+        let k2 = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(t2, m) as u32;
+        let x = k1 | k2 << 16;
+        *eqp.add(p) = x & 0x00ff_00ff;
+        *eqp.add(p + 1) = (x >> 8) & 0x00ff_00ff;
+        _mm_storeu_ps(dp.add(2 * p).cast(), _mm512_castps512_ps128(m));
+        _mm_storeu_ps(dp.add(2 * p + 2).cast(), _mm512_extractf32x4_ps::<2>(m));
+        p += 2;
+    }
+    if p < n {
+        // SAFETY: as above, for the last pair.
+        let d = dist(p);
         let mut m = _mm512_min_ps(d, _mm512_shuffle_f32x4::<0x4e>(d, d));
         m = _mm512_min_ps(m, _mm512_shuffle_f32x4::<0xb1>(m, m));
-        *eqp.add(p) = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(d, m) as u32;
-        let idx = _mm_loadu_si128(unf.add(*foldp.add(p) as usize & 3).cast());
-        let v = _mm_permutevar_ps(_mm512_castps512_ps128(m), idx);
-        _mm_storeu_ps(dp.add(p).cast(), v);
+        let e = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(d, m) as u32;
+        *eqp.add(p) = (e & 0xff) | (e & 0xff00) << 8;
+        _mm_storeu_ps(dp.add(2 * p).cast(), _mm512_castps512_ps128(m));
     }
 }
 
-/// Add-compare-select of `2M` searches over `np` pairs, two per 512-bit register (lanes
-/// 0–7: the states of search `2j`, lanes 8–15: those of search `2j + 1`), the registers
-/// interleaved so that their dependency chains overlap. The reference's arithmetic per state:
-/// `c0 = cost[s0] + d[SUB[s0][b]]`, `c1 = cost[s1] + d[SUB[s1][b]]`, `c1 < c0` picks `c1`.
-/// `d` and `back` are the batch's arrays ([`STRIDE`] per search); with an odd number of
-/// searches the caller fills the last one's `d` with a copy (its results are not used).
+/// `vpermps` index of the add-compare-select's branch metrics, per fold `f` of the pair (the
+/// same for both scale candidates of a block: the signs of `u`): lane `ns` of half `h` (`ns` =
+/// the next state) reads the folded minimum of the true subset `SUB[s][ns & 1]` of its
+/// predecessor `s` (`s = ns >> 1` in [`Idx::lo`], `(ns >> 1) | 4` in [`Idx::hi`]), i.e. lane
+/// `4h + (SUB[s][ns & 1] ^ f)` of the pair's two 4-float minima.
+#[repr(C, align(64))]
+struct Idx {
+    lo: [[i32; 16]; 4],
+    hi: [[i32; 16]; 4],
+}
+
+static IDX: Idx = {
+    let mut t = Idx {
+        lo: [[0; 16]; 4],
+        hi: [[0; 16]; 4],
+    };
+    let mut f = 0;
+    while f < 4 {
+        let mut k = 0;
+        while k < 16 {
+            let (h, ns) = (k / 8, k % 8);
+            let lo = SUB[ns >> 1][ns & 1] as usize;
+            let hi = SUB[(ns >> 1) | 4][ns & 1] as usize;
+            t.lo[f][k] = (4 * h + (lo ^ f)) as i32;
+            t.hi[f][k] = (4 * h + (hi ^ f)) as i32;
+            k += 1;
+        }
+        f += 1;
+    }
+    t
+};
+
+/// Add-compare-select of the `M` blocks of a batch (both scale candidates of block `j` in one
+/// 512-bit register: lanes 0–7 the states of candidate 0, lanes 8–15 those of candidate 1),
+/// the registers interleaved so that their dependency chains overlap. The reference's
+/// arithmetic per state: `c0 = cost[s0] + d[SUB[s0][b]]`, `c1 = cost[s1] + d[SUB[s1][b]]`,
+/// `c1 < c0` picks `c1`. `d` (folded minima, two candidates per pair side by side), `fold`
+/// (`STRIDE` per block) and `back` (one 16-bit decision mask per block and pair) are the
+/// batch's arrays; a block with one candidate has its minima copied to the second slot by
+/// the caller (those results are not used).
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2")]
 unsafe fn acs<const M: usize>(
     chains: &mut [Chain],
-    nch: usize,
     np: usize,
     d: &[[f32; 4]],
+    fold: &[u8],
     back: &mut [u8],
 ) {
     assert!(np <= STRIDE && d.len() >= 2 * M * STRIDE && back.len() >= 2 * M * STRIDE);
-    let sub = |hi: usize, half: i32| {
-        let o = 4 * hi;
-        let mut l = [0i32; 8];
-        for k in 0..8 {
-            l[k] = SUB[o + k / 2][k % 2] as i32 + half;
-        }
-        l
-    };
-    let both = |a: [i32; 8], b: [i32; 8]| {
-        _mm512_setr_epi32(
-            a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], b[0], b[1], b[2], b[3], b[4], b[5],
-            b[6], b[7],
-        )
-    };
+    assert!(fold.len() >= M * STRIDE && chains.len() >= 2 * M);
     // Predecessors s0 = ns >> 1, s1 = (ns >> 1) | 4 of the next state ns, per half.
     let pc0 = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 8, 8, 9, 9, 10, 10, 11, 11);
     let pc1 = _mm512_setr_epi32(4, 4, 5, 5, 6, 6, 7, 7, 12, 12, 13, 13, 14, 14, 15, 15);
-    let sd0 = both(sub(0, 0), sub(0, 8));
-    let sd1 = both(sub(1, 0), sub(1, 8));
     let inf = f32::INFINITY;
     let start = _mm512_setr_ps(
         0.0, inf, inf, inf, inf, inf, inf, inf, 0.0, inf, inf, inf, inf, inf, inf, inf,
     );
     let mut cost = [start; M];
-    let (dp, bp) = (d.as_ptr(), back.as_mut_ptr());
+    let (dp, fp, bp) = (d.as_ptr(), fold.as_ptr(), back.as_mut_ptr());
+    let (lo, hi) = (IDX.lo.as_ptr(), IDX.hi.as_ptr());
     for p in 0..np {
         for j in 0..M {
-            // SAFETY: (2j + 1)·STRIDE + p < 2M·STRIDE ≤ the lengths (asserted).
-            let (a, b) = (2 * j * STRIDE + p, (2 * j + 1) * STRIDE + p);
-            let dv = _mm512_castps128_ps512(_mm_loadu_ps(dp.add(a).cast()));
-            let dv = _mm512_insertf32x4::<2>(dv, _mm_loadu_ps(dp.add(b).cast()));
+            // SAFETY: j·STRIDE + p < M·STRIDE, so 2(j·STRIDE + p) + 1 < 2M·STRIDE ≤ the
+            // lengths (asserted); a fold is below 4 (two sign bits).
+            let a = j * STRIDE + p;
+            let dv = _mm512_castps256_ps512(_mm256_loadu_ps(dp.add(2 * a).cast()));
+            let f = *fp.add(a) as usize & 3;
+            let i0 = _mm512_load_si512(lo.add(f).cast());
+            let i1 = _mm512_load_si512(hi.add(f).cast());
             let c0 = _mm512_add_ps(
                 _mm512_permutexvar_ps(pc0, cost[j]),
-                _mm512_permutexvar_ps(sd0, dv),
+                _mm512_permutexvar_ps(i0, dv),
             );
             let c1 = _mm512_add_ps(
                 _mm512_permutexvar_ps(pc1, cost[j]),
-                _mm512_permutexvar_ps(sd1, dv),
+                _mm512_permutexvar_ps(i1, dv),
             );
             let lt = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(c1, c0);
             cost[j] = _mm512_mask_blend_ps(lt, c0, c1);
-            *bp.add(a) = lt as u8;
-            *bp.add(b) = (lt >> 8) as u8;
+            bp.add(2 * a).cast::<u16>().write_unaligned(lt);
         }
     }
     for j in 0..M {
         let mut c = [0f32; 16];
         _mm512_storeu_ps(c.as_mut_ptr(), cost[j]);
         chains[2 * j].cost.copy_from_slice(&c[..8]);
-        if 2 * j + 1 < nch {
-            chains[2 * j + 1].cost.copy_from_slice(&c[8..]);
-        }
+        chains[2 * j + 1].cost.copy_from_slice(&c[8..]);
     }
 }
 
@@ -353,31 +387,48 @@ static PRED: [u64; 256] = {
     t
 };
 
-/// The coded pairs of a search's best path: the state path first (a short dependency chain),
-/// then the table entries of the chosen subsets (independent per pair).
+/// The state paths of `G` searches' best paths at once (`G` independent dependency chains
+/// in one loop): `st[k][p + 1]` = 8 · (state after pair `p`), `st[k][0]` = 8 · (the state
+/// before pair 0), for the search whose decision of pair `p` is `backs[k][2p]` and whose
+/// path ends in state `best[k]`.
 ///
-/// The state walk is the reference's `ps = (s >> 1) | ((back[p] >> s) & 1) << 2` with all 8
-/// predecessors of pair `p` looked up first ([`PRED`], off the chain), so that one step is a
-/// shift and a mask on `8·s`. Then per 16 pairs in vectors: the lane of the chosen subset's
-/// minimum (the first set bit of `eq` among the subset's lanes), the index of its (entry,
-/// mirror) in the cell's line; one scalar load per pair; the [`Coded`] words put together and
-/// stored 16 at a time. Pairs outside the grid or in a long cell are redone one by one.
+/// One step is the reference's `ps = (s >> 1) | ((back[p] >> s) & 1) << 2` with all 8
+/// predecessors of pair `p` looked up first ([`PRED`], off the chain): a shift and a mask on
+/// `8·s`.
+fn walk<const G: usize>(np: usize, backs: [&[u8]; G], best: [usize; G], st: &mut [[u8; 129]; G]) {
+    assert!(np <= 128 && backs.iter().all(|b| b.len() > 2 * (np - 1)));
+    let mut st8 = best.map(|s| 8 * s as u64);
+    for p in (0..np).rev() {
+        for k in 0..G {
+            st[k][p + 1] = st8[k] as u8;
+            st8[k] = (PRED[backs[k][2 * p] as usize] >> st8[k]) & 0x38;
+        }
+    }
+    for k in 0..G {
+        st[k][0] = st8[k] as u8;
+    }
+}
+
+/// The coded pairs of a search's best path: [`walk`], then [`trace_states`].
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2")]
 unsafe fn traceback(s: &TcqSpec, b: usize, ch: &Chain, back: &[u8], out: &mut [Coded]) {
+    let mut st = [[0u8; 129]];
+    walk::<1>(b / 2, [back], [best_state(&ch.cost).0], &mut st);
+    trace_states(s, b, ch, &st[0], out);
+}
+
+/// The coded pairs of a search's best path from its states `st` ([`walk`]): the table
+/// entries of the chosen subsets (independent per pair). Per 16 pairs in vectors: the
+/// subsets from consecutive states, the lane of the chosen subset's minimum (the first set
+/// bit of `eq` among the subset's lanes), the index of its (entry, mirror) in the cell's
+/// line; one scalar load per pair; the [`Coded`] words put together and stored 16 at a time.
+/// Pairs outside the grid or in a long cell are redone one by one.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2")]
+unsafe fn trace_states(s: &TcqSpec, b: usize, ch: &Chain, st: &[u8; 129], out: &mut [Coded]) {
     let np = b / 2;
     let first_lo = np - s.n_lo(b);
     let (vh, vl) = (vlines(s.hi), vlines(s.lo));
-    let (best, _) = best_state(&ch.cost);
-    let back = &back[..np];
     assert!(np <= 128 && np.is_multiple_of(16));
-    // st[p + 1] = 8 · (state after pair p), st[0] = 8 · (state before pair 0).
-    let mut st = [0u8; 129];
-    let mut st8 = 8 * best as u64;
-    for p in (0..np).rev() {
-        st[p + 1] = st8 as u8;
-        st8 = (PRED[back[p] as usize] >> st8) & 0x38;
-    }
-    st[0] = st8 as u8;
     // zs[p] = z << 1 | b: with cur = the state after pair p and ps the one before it,
     // b = cur & 1 and z = SUB[ps][b] = 2·(b ^ cur>>2 ^ ps>>2) + (cur>>1 & 1).
     let mut zs = [0u8; 128];
@@ -404,7 +455,7 @@ unsafe fn traceback(s: &TcqSpec, b: usize, ch: &Chain, back: &[u8], out: &mut [C
     let out = &mut out[..np];
     let mut idx = [0u32; 128];
     let mut special = [0u16; 8];
-    let m4 = _mm512_set1_epi32(0x1111_1111);
+    let m4 = _mm512_set1_epi32(0x0011_0011);
     let f15 = _mm512_set1_epi32(15);
     let low12 = _mm512_set1_epi32(0xfff);
     for q in 0..np / 16 {
@@ -421,7 +472,12 @@ unsafe fn traceback(s: &TcqSpec, b: usize, ch: &Chain, back: &[u8], out: &mut [C
             _mm512_srli_epi32::<23>(_mm512_castps_si512(_mm512_cvtepi32_ps(lowest))),
             _mm512_set1_epi32(127),
         );
-        let l = _mm512_and_si512(_mm512_add_epi32(pos, zf), f15);
+        // Bit 4s + z (slots 0, 1) or 16 + 4(s − 2) + z (slots 2, 3): the lane 4s + z.
+        let lane = _mm512_or_si512(
+            _mm512_and_si512(pos, _mm512_set1_epi32(7)),
+            _mm512_and_si512(_mm512_srli_epi32::<1>(pos), _mm512_set1_epi32(8)),
+        );
+        let l = _mm512_and_si512(_mm512_add_epi32(lane, zf), f15);
         let c = _mm512_cvtepu16_epi32(_mm256_loadu_si256(cell.as_ptr().add(16 * q).cast()));
         special[q] = _mm512_test_epi32_mask(c, _mm512_set1_epi32(0x8000));
         let ix = _mm512_or_si512(_mm512_slli_epi32::<4>(_mm512_and_si512(c, low12)), l);
@@ -557,12 +613,16 @@ pub(crate) unsafe fn quantize_rows(
     let bb = s.block_bytes(b);
     let total = src.len() / b;
     let mut us = vec![0f32; GROUP * b];
+    // Chain 2i + h: block i of the batch at scale candidate h.
     let mut chains: Vec<Chain> = (0..2 * GROUP).map(|_| Chain::new(np)).collect();
     let mut coded = vec![Coded::default(); np];
     let mut best = vec![Coded::default(); np];
     let mut recon = vec![0f32; b];
     let mut dall = vec![[0f32; 4]; 2 * GROUP * STRIDE];
+    let mut fall = vec![0u8; GROUP * STRIDE];
     let mut ball = vec![0u8; 2 * GROUP * STRIDE];
+    let zeros = [0u8; 2 * STRIDE];
+    let mut st = [[0u8; 129]; GROUP];
     assert!(np <= STRIDE);
     let mut g0 = 0;
     while g0 < total {
@@ -570,8 +630,6 @@ pub(crate) unsafe fn quantize_rows(
         // Rotate, check, choose the scale candidates, search.
         let mut cands = [([0u8; 2], 0usize); GROUP];
         let mut energy = [0f32; GROUP];
-        let mut nch = 0;
-        let mut owner = [(0usize, 0usize); 2 * GROUP];
         for i in 0..g {
             let blk = g0 + i;
             let j = blk % nb;
@@ -580,28 +638,29 @@ pub(crate) unsafe fn quantize_rows(
             energy[i] = rotate(x, &rot[j], u);
             check_range(energy[i], b, j * b)?;
             cands[i] = scale_candidates(energy[i], b);
-            for c in 0..cands[i].1 {
-                let dm = &mut dall[nch * STRIDE..(nch + 1) * STRIDE];
-                search(s, b, u, scale_of(cands[i].0[c]), &mut chains[nch], dm);
-                owner[nch] = (i, c);
-                nch += 1;
+            let base = 2 * i * STRIDE;
+            for h in 0..cands[i].1 {
+                let dm = &mut dall[base + h..base + 2 * STRIDE];
+                search(s, b, u, scale_of(cands[i].0[h]), &mut chains[2 * i + h], dm);
             }
+            if cands[i].1 == 1 {
+                for p in 0..np {
+                    dall[base + 2 * p + 1] = dall[base + 2 * p];
+                }
+            }
+            fall[i * STRIDE..i * STRIDE + np].copy_from_slice(&chains[2 * i].fold[..np]);
         }
-        if nch % 2 == 1 {
-            dall.copy_within((nch - 1) * STRIDE..nch * STRIDE, nch * STRIDE);
+        match g {
+            1 => acs::<1>(&mut chains, np, &dall, &fall, &mut ball),
+            2 => acs::<2>(&mut chains, np, &dall, &fall, &mut ball),
+            3 => acs::<3>(&mut chains, np, &dall, &fall, &mut ball),
+            _ => acs::<4>(&mut chains, np, &dall, &fall, &mut ball),
         }
-        match nch.div_ceil(2) {
-            0 => {}
-            1 => acs::<1>(&mut chains, nch, np, &dall, &mut ball),
-            2 => acs::<2>(&mut chains, nch, np, &dall, &mut ball),
-            3 => acs::<3>(&mut chains, nch, np, &dall, &mut ball),
-            _ => acs::<4>(&mut chains, nch, np, &dall, &mut ball),
-        }
-        // Choose each block's scale and write it.
+        // Choose each block's scale.
+        let mut chosen = [(0u8, usize::MAX); GROUP];
         for i in 0..g {
             let blk = g0 + i;
             let j = blk % nb;
-            let u = &us[i * b..(i + 1) * b];
             let x = &src[blk * b..(blk + 1) * b];
             let weights = imatrix.map(|q| Weighting {
                 imp: &q[j * b..(j + 1) * b],
@@ -611,14 +670,12 @@ pub(crate) unsafe fn quantize_rows(
             let mut best_e = 0u8;
             let mut best_err = zero_error(energy[i], &weights);
             let mut best_chain = usize::MAX;
-            for c in 0..nch {
-                if owner[c].0 != i {
-                    continue;
-                }
-                let e = cands[i].0[owner[c].1];
+            for h in 0..cands[i].1 {
+                let c = 2 * i + h;
+                let e = cands[i].0[h];
                 let (_, t) = best_state(&chains[c].cost);
                 let err = if weights.is_some() {
-                    let bk = &ball[c * STRIDE..(c + 1) * STRIDE];
+                    let bk = &ball[2 * i * STRIDE + h..];
                     traceback(s, b, &chains[c], bk, &mut coded);
                     candidate_error(s, b, e, t, &coded, &weights, &mut recon)
                 } else {
@@ -630,9 +687,28 @@ pub(crate) unsafe fn quantize_rows(
                     best_chain = c;
                 }
             }
-            if best_chain != usize::MAX {
-                let bk = &ball[best_chain * STRIDE..(best_chain + 1) * STRIDE];
-                traceback(s, b, &chains[best_chain], bk, &mut best);
+            chosen[i] = (best_e, best_chain);
+        }
+        // The chosen paths' states, all blocks of the batch at once (a zero block walks a
+        // dummy path).
+        let mut backs = [&zeros[..]; GROUP];
+        let mut ends = [0usize; GROUP];
+        for i in 0..g {
+            let c = chosen[i].1;
+            if c != usize::MAX {
+                backs[i] = &ball[2 * i * STRIDE + (c & 1)..];
+                ends[i] = best_state(&chains[c].cost).0;
+            }
+        }
+        walk::<GROUP>(np, backs, ends, &mut st);
+        // Write the blocks.
+        for i in 0..g {
+            let blk = g0 + i;
+            let j = blk % nb;
+            let u = &us[i * b..(i + 1) * b];
+            let (best_e, c) = chosen[i];
+            if c != usize::MAX {
+                trace_states(s, b, &chains[c], &st[i], &mut best);
             }
             let out = &mut dst[blk * bb..(blk + 1) * bb];
             if s.hi == 9 && !s.qjl {
