@@ -175,7 +175,7 @@ float_dot!(dot_bf16, 2, load_bf16);
 
 /// `L` software prefetches of the lines from `x + PF` (nothing when `PF` is 0: the Zen table's
 /// kernels compile exactly as before; the Intel table passes
-/// [`super::intel::PREFETCH_DEFAULT`]). Prefetches never fault.
+/// [`super::intel::PREFETCH_T0`]). Prefetches never fault.
 #[inline(always)]
 fn pf_lines<const PF: usize, const L: usize>(x: *const u8) {
     if PF > 0 {

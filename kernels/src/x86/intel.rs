@@ -1044,7 +1044,8 @@ type KernFn<const C: usize> =
     unsafe fn(*const u8, usize, usize, usize, [*const u8; C], &mut [Acc; C], usize);
 
 /// Software prefetch distance of the GEMV weight stream in bytes (0: none), from
-/// `GQ_KERNELS_PREFETCH` (read once; default [`PREFETCH_DEFAULT`]).
+/// `GQ_KERNELS_PREFETCH` (read once; default [`PREFETCH_DEFAULT`]). See [`prefetch`] for the
+/// two distances it sets.
 fn prefetch_distance() -> usize {
     static PF: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     *PF.get_or_init(|| {
@@ -1055,20 +1056,35 @@ fn prefetch_distance() -> usize {
     })
 }
 
-/// Default GEMV prefetch distance, bytes (docs/kernels.md, "Intel": on the 16-core host one
-/// thread's Q4_K GEMV went from 50 % to 83 % of the read bandwidth with 4 KiB, 16 threads from
-/// 74 % to 89 %).
-pub(crate) const PREFETCH_DEFAULT: usize = 4096;
+/// Default GEMV prefetch distance, bytes (docs/kernels.md, "Intel", points 3 and 7: one
+/// thread's Q4_K GEMV went from 50 % to 83 % of the read bandwidth with one T0 prefetch
+/// 4 KiB ahead, and to 88–91 % with the two-level prefetch of [`prefetch`] at 8 KiB).
+pub(crate) const PREFETCH_DEFAULT: usize = 8192;
 
-/// Prefetches `N` cache lines from `x + pf` (nothing when `pf` is 0). Prefetches never fault,
-/// so running past the end of the row is harmless.
+/// Prefetch distance, bytes, of the float and TurboQuant dots on the Intel table: one T0
+/// prefetch per line this far ahead (their one-thread GEMVs reach 95–100 % of the read
+/// bandwidth with it on the 2-vCPU Xeon; TurboQuant's is bound by its decode there).
+pub(crate) const PREFETCH_T0: usize = 4096;
+
+/// Prefetches `N` cache lines from `x + pf` into L2 (hint T2) and the same `N` lines from
+/// `x + pf / 4` into L1 (hint T0); nothing when `pf` is 0. One level alone leaves a single
+/// core below its read bandwidth on Intel: a T0 prefetch holds one of the core's few L1
+/// fill buffers for the whole memory latency, so far-ahead T0 prefetches cap the lines in
+/// flight, and near ones come too late; the far T2 prefetch brings the line to L2 and the near
+/// T0 one then only waits for L2. Prefetches never fault, so running past the end of the row
+/// is harmless.
 #[inline(always)]
 fn prefetch<const N: usize>(x: *const u8, pf: usize) {
     if pf != 0 {
+        let far = x.wrapping_add(pf);
+        let near = x.wrapping_add(pf / 4);
         for k in 0..N {
-            // SAFETY: a prefetch is a hint that cannot fault; the address is only formed with
-            // wrapping arithmetic.
-            unsafe { _mm_prefetch::<_MM_HINT_T0>(x.wrapping_add(pf + 64 * k).cast()) };
+            // SAFETY: a prefetch is a hint that cannot fault; the addresses are only formed
+            // with wrapping arithmetic.
+            unsafe {
+                _mm_prefetch::<_MM_HINT_T2>(far.wrapping_add(64 * k).cast());
+                _mm_prefetch::<_MM_HINT_T0>(near.wrapping_add(64 * k).cast());
+            }
         }
     }
 }

@@ -108,9 +108,9 @@ wrap2! {
     a5_f32x2: avx512::dot2_f32::<0>;
     a5_f16x2: avx512::dot2_f16::<0>;
     a5_bf16x2: avx512::dot2_bf16::<0>;
-    i5_f32x2: avx512::dot2_f32::<{ intel::PREFETCH_DEFAULT }>;
-    i5_f16x2: avx512::dot2_f16::<{ intel::PREFETCH_DEFAULT }>;
-    i5_bf16x2: avx512::dot2_bf16::<{ intel::PREFETCH_DEFAULT }>;
+    i5_f32x2: avx512::dot2_f32::<{ intel::PREFETCH_T0 }>;
+    i5_f16x2: avx512::dot2_f16::<{ intel::PREFETCH_T0 }>;
+    i5_bf16x2: avx512::dot2_bf16::<{ intel::PREFETCH_T0 }>;
 }
 
 macro_rules! wrap_tq {
@@ -177,7 +177,7 @@ fn bf_dot2(w0: &[u8], w1: &[u8], a: &[u8]) -> [f32; 2] {
 
 fn bf_dot2_pf(w0: &[u8], w1: &[u8], a: &[u8]) -> [f32; 2] {
     // SAFETY: as for `bf_dot2`.
-    unsafe { avx512bf16::dot2_bf16_bf16::<{ intel::PREFETCH_DEFAULT }>(w0, w1, a) }
+    unsafe { avx512bf16::dot2_bf16_bf16::<{ intel::PREFETCH_T0 }>(w0, w1, a) }
 }
 
 wrap! {

@@ -982,7 +982,7 @@ macro_rules! dots {
         /// # Safety
         /// As for the plain one.
         pub(crate) unsafe fn $pf_name(w: &[u8], a: &[u8]) -> f32 {
-            dot_tcq::<$hi, $lo, $qjl, { super::intel::PREFETCH_DEFAULT }, $f0, $f1>($ty, w, a)
+            dot_tcq::<$hi, $lo, $qjl, { super::intel::PREFETCH_T0 }, $f0, $f1>($ty, w, a)
         }
     )*};
 }
