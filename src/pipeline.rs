@@ -146,6 +146,20 @@ fn chunks(plan: &Plan) -> Vec<Chunk> {
     out
 }
 
+/// Finished chunks not yet handed to the writer, and the range of chunk indices the
+/// pipeline's thread waits for.
+struct Ready {
+    done: BTreeMap<usize, Result<Done>>,
+    need: std::ops::Range<usize>,
+}
+
+impl Ready {
+    /// Whether every chunk of `need` is done.
+    fn complete(&self) -> bool {
+        self.done.range(self.need.clone()).count() == self.need.len()
+    }
+}
+
 struct Done {
     bytes: Vec<u8>,
     nonfinite: usize,
@@ -310,25 +324,46 @@ pub fn quantize(dir: &Path, out: &Path, ft: FileType, opts: &Options) -> Result<
         let mut produce = || -> Result<()> {
             // Chunk i is started once chunks 0 .. i − window are written out (so at most
             // `window` are converted or waiting for their predecessors); the results come back
-            // in any order and leave in chunk order, in batches of `threads`.
-            let (rtx, rrx) = std::sync::mpsc::channel::<(usize, Result<Done>)>();
-            let flush = pool.current_num_threads().max(1);
+            // in any order and leave in chunk order. This thread sleeps until the next `half`
+            // chunks in order are done (not once per chunk), then hands them to the writer as
+            // one batch and starts as many new ones.
+            let half = (window / 2).max(1);
+            let ready = std::sync::Mutex::new(Ready {
+                done: BTreeMap::new(),
+                need: 0..0,
+            });
+            let wake = std::sync::Condvar::new();
             pool.in_place_scope_fifo(|sc| -> Result<()> {
                 let (mut next, mut emit) = (0usize, 0usize);
-                let mut pending: BTreeMap<usize, Result<Done>> = BTreeMap::new();
-                let mut batch = Vec::with_capacity(flush);
                 while emit < work.len() {
                     while next < work.len() && next < emit + window {
-                        let (c, rtx) = (work[next], rtx.clone());
-                        let (ckpt, plan, tq) = (&ckpt, &plan, tq.as_ref());
+                        let c = work[next];
+                        let (ckpt, plan, tq, ready, wake) = (&ckpt, &plan, tq.as_ref(), &ready, &wake);
                         let i = next;
                         sc.spawn_fifo(move |_| {
-                            let _ = rtx.send((i, convert(ckpt, plan, c, opts.report, tq)));
+                            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                convert(ckpt, plan, c, opts.report, tq)
+                            }))
+                            .unwrap_or_else(|_| Err(anyhow!("converting a chunk panicked")));
+                            let mut g = ready.lock().unwrap_or_else(|e| e.into_inner());
+                            g.done.insert(i, r);
+                            if g.need.contains(&i) && g.complete() {
+                                wake.notify_one();
+                            }
                         });
                         next += 1;
                     }
-                    let (i, r) = rrx.recv().expect("a started chunk reports");
-                    pending.insert(i, r);
+                    let mut pending = {
+                        let mut g = ready.lock().unwrap_or_else(|e| e.into_inner());
+                        g.need = emit..(emit + half).min(work.len());
+                        while !g.complete() {
+                            g = wake.wait(g).unwrap_or_else(|e| e.into_inner());
+                        }
+                        let end = g.need.end;
+                        let rest = g.done.split_off(&end);
+                        std::mem::replace(&mut g.done, rest)
+                    };
+                    let mut batch = Vec::with_capacity(pending.len());
                     while let Some(d) = pending.remove(&emit) {
                         let c = &work[emit];
                         emit += 1;
@@ -363,13 +398,11 @@ pub fn quantize(dir: &Path, out: &Path, ft: FileType, opts: &Options) -> Result<
                             ckpt.release(&ckpt.tensors[index], c.first, c.n);
                         }
                         batch.push((*c, d));
-                        if batch.len() >= flush || emit == work.len() {
-                            if tx.send(std::mem::take(&mut batch)).is_err() {
-                                return Ok(()); // the writer failed; its error is reported below
-                            }
-                            check_interrupted()?;
-                        }
                     }
+                    if tx.send(batch).is_err() {
+                        return Ok(()); // the writer failed; its error is reported below
+                    }
+                    check_interrupted()?;
                 }
                 Ok(())
             })
