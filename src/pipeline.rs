@@ -1,12 +1,9 @@
 //! `gq quantize`: open → plan → execute → finish.
 //!
-//! Workers (rayon) convert row chunks of the tensors in plan order, at most a window of chunks
-//! in flight (a sliding window: a new chunk starts as soon as the oldest one is done, so that
-//! no worker waits for a slow chunk at a window's end); the finished chunks are put back in
-//! order and a writer thread receives them in batches through a bounded channel and writes
-//! them strictly in order. Memory is bounded by the window size and the channel depth, not by
-//! the model. A chunk's bytes depend only on its input rows, so the output does not depend on
-//! the thread count.
+//! Workers (rayon) convert row chunks of the tensors in plan order; a writer thread receives
+//! finished windows of chunks through a bounded channel and writes them strictly in order. Memory
+//! is bounded by the window size and the channel depth, not by the model. A chunk's bytes depend
+//! only on its input rows, so the output does not depend on the thread count.
 
 use crate::atomic_file::{check_interrupted, AtomicFile};
 use crate::gemma4::mixture::QuantOptions;
@@ -17,7 +14,7 @@ use crate::report::{ErrorSums, TensorReport};
 use crate::safetensors::Checkpoint;
 use crate::tokenizer::Vocab;
 use anyhow::{anyhow, bail, Context, Result};
-use std::collections::BTreeMap;
+use rayon::prelude::*;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::sync_channel;
@@ -144,20 +141,6 @@ fn chunks(plan: &Plan) -> Vec<Chunk> {
         }
     }
     out
-}
-
-/// Finished chunks not yet handed to the writer, and the range of chunk indices the
-/// pipeline's thread waits for.
-struct Ready {
-    done: BTreeMap<usize, Result<Done>>,
-    need: std::ops::Range<usize>,
-}
-
-impl Ready {
-    /// Whether every chunk of `need` is done.
-    fn complete(&self) -> bool {
-        self.done.range(self.need.clone()).count() == self.need.len()
-    }
 }
 
 struct Done {
@@ -322,90 +305,54 @@ pub fn quantize(dir: &Path, out: &Path, ft: FileType, opts: &Options) -> Result<
             Ok(writer)
         });
         let mut produce = || -> Result<()> {
-            // Chunk i is started once chunks 0 .. i − window are written out (so at most
-            // `window` are converted or waiting for their predecessors); the results come back
-            // in any order and leave in chunk order. This thread sleeps until the next `half`
-            // chunks in order are done (not once per chunk), then hands them to the writer as
-            // one batch and starts as many new ones.
-            let half = (window / 2).max(1);
-            let ready = std::sync::Mutex::new(Ready {
-                done: BTreeMap::new(),
-                need: 0..0,
-            });
-            let wake = std::sync::Condvar::new();
-            pool.in_place_scope_fifo(|sc| -> Result<()> {
-                let (mut next, mut emit) = (0usize, 0usize);
-                while emit < work.len() {
-                    while next < work.len() && next < emit + window {
-                        let c = work[next];
-                        let (ckpt, plan, tq, ready, wake) = (&ckpt, &plan, tq.as_ref(), &ready, &wake);
-                        let i = next;
-                        sc.spawn_fifo(move |_| {
-                            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                                convert(ckpt, plan, c, opts.report, tq)
-                            }))
-                            .unwrap_or_else(|_| Err(anyhow!("converting a chunk panicked")));
-                            let mut g = ready.lock().unwrap_or_else(|e| e.into_inner());
-                            g.done.insert(i, r);
-                            if g.need.contains(&i) && g.complete() {
-                                wake.notify_one();
-                            }
-                        });
-                        next += 1;
+            for win in work.chunks(window) {
+                check_interrupted()?;
+                let done: Vec<Result<Done>> = pool.install(|| {
+                    win.par_iter()
+                        .map(|&c| convert(&ckpt, &plan, c, opts.report, tq.as_ref()))
+                        .collect()
+                });
+                let mut batch = Vec::with_capacity(win.len());
+                for (c, d) in win.iter().zip(done) {
+                    let d = d?;
+                    let t = &plan.tensors[c.tensor];
+                    if let Some(st) = &d.stats {
+                        sums[c.tensor].add(st);
                     }
-                    let mut pending = {
-                        let mut g = ready.lock().unwrap_or_else(|e| e.into_inner());
-                        g.need = emit..(emit + half).min(work.len());
-                        while !g.complete() {
-                            g = wake.wait(g).unwrap_or_else(|e| e.into_inner());
-                        }
-                        let end = g.need.end;
-                        let rest = g.done.split_off(&end);
-                        std::mem::replace(&mut g.done, rest)
-                    };
-                    let mut batch = Vec::with_capacity(pending.len());
-                    while let Some(d) = pending.remove(&emit) {
-                        let c = &work[emit];
-                        emit += 1;
-                        let d = d?;
-                        let t = &plan.tensors[c.tensor];
-                        if let Some(st) = &d.stats {
-                            sums[c.tensor].add(st);
-                        }
-                        if d.nonfinite > 0 && !reported[c.tensor] {
-                            reported[c.tensor] = true;
-                            let msg = format!(
-                                "tensor {} ({}): non-finite values (NaN/Inf)",
-                                t.hf_name, t.out.name
+                    if d.nonfinite > 0 && !reported[c.tensor] {
+                        reported[c.tensor] = true;
+                        let msg = format!(
+                            "tensor {} ({}): non-finite values (NaN/Inf)",
+                            t.hf_name, t.out.name
+                        );
+                        if is_float(t.out.ty) {
+                            warnings.push(format!("{msg}; kept as they are in {}", t.out.ty));
+                        } else if !opts.allow_nonfinite {
+                            bail!(
+                                "{}: {msg} cannot be quantized to {}; pass --allow-nonfinite to write them anyway",
+                                dir.display(),
+                                t.out.ty
                             );
-                            if is_float(t.out.ty) {
-                                warnings.push(format!("{msg}; kept as they are in {}", t.out.ty));
-                            } else if !opts.allow_nonfinite {
-                                bail!(
-                                    "{}: {msg} cannot be quantized to {}; pass --allow-nonfinite to write them anyway",
-                                    dir.display(),
-                                    t.out.ty
-                                );
-                            } else {
-                                warnings.push(format!(
-                                    "{msg}; written to {} because of --allow-nonfinite",
-                                    t.out.ty
-                                ));
-                            }
+                        } else {
+                            warnings.push(format!(
+                                "{msg}; written to {} because of --allow-nonfinite",
+                                t.out.ty
+                            ));
                         }
-                        bar.inc(d.bytes.len() as u64);
-                        if let Source::Checkpoint { index, .. } = t.source {
-                            ckpt.release(&ckpt.tensors[index], c.first, c.n);
-                        }
-                        batch.push((*c, d));
                     }
-                    if tx.send(batch).is_err() {
-                        return Ok(()); // the writer failed; its error is reported below
-                    }
-                    check_interrupted()?;
+                    bar.inc(d.bytes.len() as u64);
+                    batch.push((*c, d));
                 }
-                Ok(())
-            })
+                for c in win {
+                    if let Source::Checkpoint { index, .. } = plan.tensors[c.tensor].source {
+                        ckpt.release(&ckpt.tensors[index], c.first, c.n);
+                    }
+                }
+                if tx.send(batch).is_err() {
+                    break; // the writer failed; its error is reported below
+                }
+            }
+            Ok(())
         };
         let produced = produce();
         drop(tx);
