@@ -15,8 +15,10 @@
 //!   redone afterwards, as on AVX-512;
 //! - trellis: the add-compare-select of up to 8 searches (4 blocks × 2 scale candidates)
 //!   interleaved, one search (8 states) per register, the decisions from `movemask`;
-//!   the traceback is scalar (once per block and chosen candidate);
-//! - block writing: the reference's [`write_block`].
+//!   the traceback is scalar (once per block and chosen candidate): the state walk alone
+//!   through a table, then the pairs' points (independent per pair);
+//! - block writing: for `TQT4_5` (byte-wide hi fields) the hi fields as bytes, otherwise the
+//!   reference's [`write_block`].
 
 // Index loops over pairs, lanes and searches read better than iterator chains here.
 #![allow(clippy::needless_range_loop)]
@@ -331,16 +333,15 @@ unsafe fn acs<const M: usize>(chains: &mut [Chain], np: usize, d: &[[f32; 4]], b
         for j in 0..M {
             // SAFETY: j·STRIDE + p < M·STRIDE ≤ the lengths (asserted).
             let a = j * STRIDE + p;
-            // The pair's 4 subset minima in both 128-bit halves; `vpermilps` picks per lane.
-            let d4 = _mm_loadu_ps(dp.add(a).cast());
-            let dv = _mm256_set_m128(d4, d4);
+            // The pair's 4 subset minima in lanes 0–3 (`sd0`, `sd1` index only those).
+            let dv = _mm256_castps128_ps256(_mm_loadu_ps(dp.add(a).cast()));
             let c0 = _mm256_add_ps(
                 _mm256_permutevar8x32_ps(cost[j], pc0),
-                _mm256_permutevar_ps(dv, sd0),
+                _mm256_permutevar8x32_ps(dv, sd0),
             );
             let c1 = _mm256_add_ps(
                 _mm256_permutevar8x32_ps(cost[j], pc1),
-                _mm256_permutevar_ps(dv, sd1),
+                _mm256_permutevar8x32_ps(dv, sd1),
             );
             let lt = _mm256_cmp_ps::<_CMP_LT_OQ>(c1, c0);
             cost[j] = _mm256_blendv_ps(c0, c1, lt);
@@ -363,19 +364,46 @@ fn best_state(cost: &[f32; 8]) -> (usize, f32) {
     (s, cost[s])
 }
 
-/// The coded pairs of a search's best path (scalar): the reference's state walk
-/// `ps = (s >> 1) | ((back[p] >> s) & 1) << 2`, the chosen subset `SUB[ps][s & 1]`, and its
-/// nearest point: the first lane of the folded subset holding the minimum (the first minimum
-/// in list order), its (entry, mirror) from the cell's line; for pairs outside the grid the
-/// scalar search's.
+/// Per trellis decision byte `back` (bit `s`: state `s` came from its upper predecessor):
+/// byte `s` of `PRED[back]` is `8·ps`, `ps = (s >> 1) | ((back >> s) & 1) << 2` the state
+/// before.
+static PRED: [u64; 256] = {
+    let mut t = [0u64; 256];
+    let mut back = 0;
+    while back < 256 {
+        let mut s = 0;
+        while s < 8 {
+            let ps = (s >> 1) | ((back >> s) & 1) << 2;
+            t[back] |= ((8 * ps) as u64) << (8 * s);
+            s += 1;
+        }
+        back += 1;
+    }
+    t
+};
+
+/// The coded pairs of a search's best path (scalar): first the reference's state walk
+/// `ps = (s >> 1) | ((back[p] >> s) & 1) << 2` alone (one shift and mask per pair on `8·s`,
+/// [`PRED`]), then per pair (independent) the chosen subset `SUB[ps][s & 1]` and its nearest
+/// point: the first lane of the folded subset holding the minimum (the first minimum in list
+/// order), its (entry, mirror) from the cell's line; for pairs outside the grid the scalar
+/// search's.
 fn traceback(s: &TcqSpec, b: usize, ch: &Chain, back: &[u8], out: &mut [Coded]) {
     let np = b / 2;
     let first_lo = np - s.n_lo(b);
     let (vh, vl) = (vlines(s.hi), vlines(s.lo));
-    let (mut st, _) = best_state(&ch.cost);
+    let (best, _) = best_state(&ch.cost);
+    // st[p + 1] = 8 · (state after pair p), st[0] = 8 · (state before pair 0).
+    let mut st = [0u8; 129];
+    let mut s8 = 8 * best as u64;
     for p in (0..np).rev() {
-        let ps = (st >> 1) | (((back[p] >> st) & 1) as usize) << 2;
-        let br = st & 1;
+        st[p + 1] = s8 as u8;
+        s8 = (PRED[back[p] as usize] >> s8) & 0x38;
+    }
+    st[0] = s8 as u8;
+    for p in 0..np {
+        let (cur, ps) = ((st[p + 1] >> 3) as usize, (st[p] >> 3) as usize);
+        let br = cur & 1;
         let z = SUB[ps][br] as usize;
         let f = ch.fold[p] as usize;
         let zf = z ^ f;
@@ -397,7 +425,49 @@ fn traceback(s: &TcqSpec, b: usize, ch: &Chain, back: &[u8], out: &mut [Coded]) 
             k,
             mirror: m ^ f as u8,
         };
-        st = ps;
+    }
+}
+
+/// [`write_block`] for a type without QJL whose hi fields are whole bytes (9-bit tables:
+/// `TQT4_5`): the hi fields stored as bytes `q | mx << 6 | my << 7`, the lo fields through the
+/// same LSB-first accumulator. The same bytes.
+fn write_block_bytes(s: &TcqSpec, b: usize, e: u8, coded: &[Coded], dst: &mut [u8]) {
+    let np = b / 2;
+    dst.fill(0);
+    dst[0] = e;
+    if e == 0 {
+        return;
+    }
+    assert!(s.hi == 9 && !s.qjl && coded.len() >= np);
+    let first_lo = np - s.n_lo(b);
+    let (_, rest) = dst.split_at_mut(s.header_bytes(b));
+    let (br, fields) = rest.split_at_mut(b / 16);
+    for (byte, cs) in br.iter_mut().zip(coded[..np].chunks_exact(8)) {
+        *byte = cs
+            .iter()
+            .enumerate()
+            .fold(0u8, |a, (i, c)| a | (c.branch & 1) << i);
+    }
+    for (f, c) in fields[..first_lo].iter_mut().zip(&coded[..first_lo]) {
+        *f = (c.k as u8 & 63) | (c.mirror & 3) << 6;
+    }
+    let bits = s.lo;
+    let qm = (1u32 << (bits - 3)) - 1;
+    let fm = (1u64 << (bits - 1)) - 1;
+    let (mut acc, mut nacc, mut pos) = (0u64, 0u32, first_lo);
+    for c in &coded[first_lo..np] {
+        let v = (c.k as u32 & qm) | (c.mirror as u32) << (bits - 3);
+        acc |= (v as u64 & fm) << nacc;
+        nacc += bits - 1;
+        while nacc >= 8 {
+            fields[pos] = acc as u8;
+            pos += 1;
+            acc >>= 8;
+            nacc -= 8;
+        }
+    }
+    if nacc > 0 {
+        fields[pos] = acc as u8;
     }
 }
 
@@ -502,7 +572,11 @@ pub(crate) unsafe fn quantize_rows(
                 traceback(s, b, &chains[best_chain], bk, &mut best);
             }
             let out = &mut dst[blk * bb..(blk + 1) * bb];
-            write_block(s, b, best_e, &best, u, &qjl[j], out);
+            if s.hi == 9 && !s.qjl {
+                write_block_bytes(s, b, best_e, &best, out);
+            } else {
+                write_block(s, b, best_e, &best, u, &qjl[j], out);
+            }
         }
         g0 += g;
     }
