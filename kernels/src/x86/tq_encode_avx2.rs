@@ -15,8 +15,9 @@
 //!   redone afterwards, as on AVX-512;
 //! - trellis: the add-compare-select of up to 8 searches (4 blocks × 2 scale candidates)
 //!   interleaved, one search (8 states) per register, the decisions from `movemask`;
-//!   the traceback is scalar (once per block and chosen candidate): the state walk alone
-//!   through a table, then the pairs' points (independent per pair);
+//!   traceback only for the chosen candidate: the state walk alone through a table, then
+//!   8 pairs per vector (subsets, the minimum's lane, the (entry, mirror) index), one scalar
+//!   load per pair;
 //! - block writing: for `TQT4_5` (byte-wide hi fields) the hi fields as bytes, otherwise the
 //!   reference's [`write_block`].
 
@@ -382,46 +383,124 @@ static PRED: [u64; 256] = {
     t
 };
 
-/// The coded pairs of a search's best path (scalar): first the reference's state walk
+/// The coded pairs of a search's best path: first the reference's state walk
 /// `ps = (s >> 1) | ((back[p] >> s) & 1) << 2` alone (one shift and mask per pair on `8·s`,
-/// [`PRED`]), then per pair (independent) the chosen subset `SUB[ps][s & 1]` and its nearest
-/// point: the first lane of the folded subset holding the minimum (the first minimum in list
-/// order), its (entry, mirror) from the cell's line; for pairs outside the grid the scalar
-/// search's.
-fn traceback(s: &TcqSpec, b: usize, ch: &Chain, back: &[u8], out: &mut [Coded]) {
+/// [`PRED`]), then 8 pairs per vector (independent): the chosen subset `SUB[ps][s & 1]`, the
+/// first lane of its folded subset holding the minimum (the first minimum in list order; the
+/// lowest set bit's position from the f32 exponent, exact), the index of its (entry, mirror)
+/// in the cell's line, one scalar load per pair, the [`Coded`] words stored 8 at a time. Pairs
+/// outside the grid (the scalar search's (entry, mirror)) and in a long cell are redone one by
+/// one.
+#[target_feature(enable = "avx2")]
+unsafe fn traceback(s: &TcqSpec, b: usize, ch: &Chain, back: &[u8], out: &mut [Coded]) {
     let np = b / 2;
     let first_lo = np - s.n_lo(b);
     let (vh, vl) = (vlines(s.hi), vlines(s.lo));
     let (best, _) = best_state(&ch.cost);
-    // st[p + 1] = 8 · (state after pair p), st[0] = 8 · (state before pair 0).
-    let mut st = [0u8; 129];
+    let back = &back[..np];
+    assert!(np <= 128 && np.is_multiple_of(8) && out.len() >= np);
+    assert!(ch.fold.len() >= np && ch.cell.len() >= np && ch.eq.len() >= np);
+    // st[p + 1] = 8 · (state after pair p), st[0] = 8 · (state before pair 0); 8 bytes of
+    // slack for the vector loads.
+    let mut st = [0u8; 144];
     let mut s8 = 8 * best as u64;
     for p in (0..np).rev() {
         st[p + 1] = s8 as u8;
         s8 = (PRED[back[p] as usize] >> s8) & 0x38;
     }
     st[0] = s8 as u8;
-    for p in 0..np {
-        let (cur, ps) = ((st[p + 1] >> 3) as usize, (st[p] >> 3) as usize);
-        let br = cur & 1;
-        let z = SUB[ps][br] as usize;
+    let one = _mm256_set1_epi32(1);
+    let m4 = _mm256_set1_epi32(0x1111);
+    let f15 = _mm256_set1_epi32(15);
+    let bias = _mm256_set1_epi32(127);
+    let mut idx = [0u32; 128];
+    let mut zs = [0u32; 128];
+    let mut special = 0u128;
+    for q in 0..np / 8 {
+        // SAFETY: 8q + 9 ≤ np + 1 < 144 bytes of `st`; 8q + 8 ≤ np ≤ the chain's lengths and
+        // the local arrays' (asserted).
+        let cur = _mm256_srli_epi32::<3>(_mm256_cvtepu8_epi32(_mm_loadl_epi64(
+            st.as_ptr().add(8 * q + 1).cast(),
+        )));
+        let ps = _mm256_srli_epi32::<3>(_mm256_cvtepu8_epi32(_mm_loadl_epi64(
+            st.as_ptr().add(8 * q).cast(),
+        )));
+        // z = SUB[ps][b] = 2·(b ^ ps>>1 ^ ps>>2) + (ps & 1), b = cur & 1.
+        let br = _mm256_and_si256(cur, one);
+        let hi = _mm256_and_si256(
+            _mm256_xor_si256(
+                _mm256_xor_si256(br, _mm256_srli_epi32::<1>(ps)),
+                _mm256_srli_epi32::<2>(ps),
+            ),
+            one,
+        );
+        let z = _mm256_or_si256(_mm256_slli_epi32::<1>(hi), _mm256_and_si256(ps, one));
+        let f = _mm256_loadu_si256(ch.fold.as_ptr().add(8 * q).cast());
+        let zf = _mm256_xor_si256(z, f);
+        _mm256_storeu_si256(
+            zs.as_mut_ptr().add(8 * q).cast(),
+            _mm256_or_si256(_mm256_slli_epi32::<1>(z), br),
+        );
+        let eq = _mm256_loadu_si256(ch.eq.as_ptr().add(8 * q).cast());
+        let e = _mm256_and_si256(_mm256_srlv_epi32(eq, zf), m4);
+        // The lowest set bit as a power of two, its position from the f32 exponent (exact).
+        let lowest = _mm256_and_si256(e, _mm256_sub_epi32(_mm256_setzero_si256(), e));
+        let pos = _mm256_sub_epi32(
+            _mm256_srli_epi32::<23>(_mm256_castps_si256(_mm256_cvtepi32_ps(lowest))),
+            bias,
+        );
+        let l = _mm256_and_si256(_mm256_add_epi32(pos, zf), f15);
+        let c = _mm256_loadu_si256(ch.cell.as_ptr().add(8 * q).cast());
+        // Long cells and pairs outside the grid have the top bit set.
+        special |= ((_mm256_movemask_ps(_mm256_castsi256_ps(c)) & 0xff) as u128) << (8 * q);
+        let ix = _mm256_or_si256(
+            _mm256_slli_epi32::<4>(_mm256_and_si256(c, _mm256_set1_epi32(0xfff))),
+            l,
+        );
+        _mm256_storeu_si256(idx.as_mut_ptr().add(8 * q).cast(), ix);
+    }
+    let mut km = [0u32; 128];
+    for (range, lines) in [(0..first_lo, vh), (first_lo..np, vl)] {
+        let meta = lines.meta.as_ptr().cast::<u16>();
+        assert!(lines.meta.len() >= VCELLS * VCELLS);
+        for p in range {
+            // SAFETY: an index is a cell below 64 · 64 (masked) times 16 plus a lane below 16,
+            // and `meta` has 64 · 64 lines of 16 (asserted).
+            km[p] = *meta.add(idx[p] as usize) as u32;
+        }
+    }
+    let ff = _mm256_set1_epi32(0xff);
+    for q in 0..np / 8 {
+        // SAFETY: as above; `Coded` is 4 bytes (`repr(C)`), 8q + 8 ≤ np ≤ out.len().
+        let zb = _mm256_loadu_si256(zs.as_ptr().add(8 * q).cast());
+        let f = _mm256_loadu_si256(ch.fold.as_ptr().add(8 * q).cast());
+        let kmv = _mm256_loadu_si256(km.as_ptr().add(8 * q).cast());
+        // Coded (repr(C)): branch | mirror << 8 | k << 16; the meta word is k | m << 8.
+        let k = _mm256_and_si256(kmv, ff);
+        let m = _mm256_xor_si256(_mm256_srli_epi32::<8>(kmv), f);
+        let w = _mm256_or_si256(
+            _mm256_or_si256(_mm256_and_si256(zb, one), _mm256_slli_epi32::<8>(m)),
+            _mm256_slli_epi32::<16>(k),
+        );
+        _mm256_storeu_si256(out.as_mut_ptr().add(8 * q).cast(), w);
+    }
+    while special != 0 {
+        let p = special.trailing_zeros() as usize;
+        special &= special - 1;
+        let lines = if p < first_lo { vh } else { vl };
+        let z = (zs[p] >> 1) as usize;
         let f = ch.fold[p] as usize;
         let zf = z ^ f;
         let c = ch.cell[p];
-        let lines = if p < first_lo { vh } else { vl };
         let (k, m) = if c == OUTSIDE {
             ch.fb[p][zf]
-        } else if c & LONG != 0 {
+        } else {
             let l = (ch.eq[p] & (0x1111_1111u32 << zf)).trailing_zeros() as usize;
             let (k, m) = lines.meta8[(c & !LONG) as usize][l];
             (k as u16, m)
-        } else {
-            let l = (ch.eq[p] & (0x1111u32 << zf)).trailing_zeros() as usize;
-            let w = lines.meta[c as usize][l];
-            (w & 0xff, (w >> 8) as u8)
         };
         out[p] = Coded {
-            branch: br as u8,
+            branch: (zs[p] & 1) as u8,
             k,
             mirror: m ^ f as u8,
         };
