@@ -10,8 +10,9 @@
 //! - nearest points: `u / d`, the folds, folded coordinates and grid cells 8 pairs per vector;
 //!   per pair the 16 candidate lanes of its cell's 4-slot line (the AVX-512 path's
 //!   [`VLines`]) in two registers, exact f32 distances (no FMA), the minimum per folded subset
-//!   by one `min` and a half swap, and the lanes holding it as a 16-bit `movemask` word; pairs
-//!   outside the grid (scalar search) and in a long cell (8-slot line, four registers) are
+//!   by one `min` and a half swap, and the lanes holding it as one byte mask of the two
+//!   compare masks packed (`vpackssdw`, `vpmovmskb`; written as two `vmovmskps`, LLVM merged
+//!   them into seven uops); pairs outside the grid (scalar search) and in a long cell (8-slot line, four registers) are
 //!   redone afterwards, as on AVX-512;
 //! - trellis: the add-compare-select of up to 8 searches (4 blocks × 2 scale candidates)
 //!   interleaved, one search (8 states) per register, the decisions from `movemask`;
@@ -256,10 +257,16 @@ unsafe fn search(s: &TcqSpec, b: usize, u: &[f32], d: f32, ch: &mut Chain, dm: &
     }
 }
 
+/// Bytes `0, 2, 1, 3` of each 32-bit lane (`vpshufb` control): the 4-slot search's equality
+/// word ([`search_lines`]) has the bits of slots 0, 2, 1, 3 in its bytes 0–3; this puts them
+/// in slot order.
+const EQ_SLOT: [i8; 16] = [0, 2, 1, 3, 4, 6, 5, 7, 8, 10, 9, 11, 12, 14, 13, 15];
+
 /// The 4-slot search of pairs `range` (folded coordinates `ax`, `ay`, grid cells in
 /// `ch.cell`, clamped into the grid) through `lines`: per pair the 16 candidates' exact
 /// distances (no FMA) in two registers, the minimum per folded subset, the lanes holding it
-/// (`eq`), the minima stored in true-subset order.
+/// (`eq`: lane `4s + z` as the bit pair `2·(4k + z)`, `k` the position of slot `s` in the
+/// order 0, 2, 1, 3 that `vpackssdw` leaves), the minima stored in true-subset order.
 #[inline]
 #[target_feature(enable = "avx2")]
 unsafe fn search_lines(
@@ -297,9 +304,11 @@ unsafe fn search_lines(
         let d1 = _mm256_add_ps(_mm256_mul_ps(dx1, dx1), _mm256_mul_ps(dy1, dy1));
         let mut m = _mm256_min_ps(d0, d1);
         m = _mm256_min_ps(m, _mm256_permute2f128_ps::<0x01>(m, m));
-        let e0 = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_EQ_OQ>(d0, m)) as u32;
-        let e1 = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_EQ_OQ>(d1, m)) as u32;
-        *eqp.add(p) = e0 | (e1 << 8);
+        // The two compare masks packed to 16-bit lanes, one byte mask: bit pair 2·(4k + z)
+        // for block k = 0, 1, 2, 3 holding slots 0, 2, 1, 3 ([`EQ_SLOT`]).
+        let e0 = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_EQ_OQ>(d0, m));
+        let e1 = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_EQ_OQ>(d1, m));
+        *eqp.add(p) = _mm256_movemask_epi8(_mm256_packs_epi32(e0, e1)) as u32;
         let idx = _mm_loadu_si128(unf.add(*foldp.add(p) as usize & 3).cast());
         let v = _mm_permutevar_ps(_mm256_castps256_ps128(m), idx);
         _mm_storeu_ps(dp.add(p).cast(), v);
@@ -410,7 +419,8 @@ unsafe fn traceback(s: &TcqSpec, b: usize, ch: &Chain, back: &[u8], out: &mut [C
     }
     st[0] = s8 as u8;
     let one = _mm256_set1_epi32(1);
-    let m4 = _mm256_set1_epi32(0x1111);
+    let m4 = _mm256_set1_epi32(0x0101_0101);
+    let slot_order = _mm256_broadcastsi128_si256(_mm_loadu_si128(EQ_SLOT.as_ptr().cast()));
     let f15 = _mm256_set1_epi32(15);
     let bias = _mm256_set1_epi32(127);
     let mut idx = [0u32; 128];
@@ -441,15 +451,18 @@ unsafe fn traceback(s: &TcqSpec, b: usize, ch: &Chain, back: &[u8], out: &mut [C
             zs.as_mut_ptr().add(8 * q).cast(),
             _mm256_or_si256(_mm256_slli_epi32::<1>(z), br),
         );
+        // Byte k of e: whether slot k holds the minimum of folded subset zf.
         let eq = _mm256_loadu_si256(ch.eq.as_ptr().add(8 * q).cast());
-        let e = _mm256_and_si256(_mm256_srlv_epi32(eq, zf), m4);
-        // The lowest set bit as a power of two, its position from the f32 exponent (exact).
+        let e = _mm256_and_si256(_mm256_srlv_epi32(eq, _mm256_add_epi32(zf, zf)), m4);
+        let e = _mm256_shuffle_epi8(e, slot_order);
+        // The lowest set bit as a power of two, its position (8·slot) from the f32 exponent
+        // (exact); the lane is 4·slot + zf.
         let lowest = _mm256_and_si256(e, _mm256_sub_epi32(_mm256_setzero_si256(), e));
         let pos = _mm256_sub_epi32(
             _mm256_srli_epi32::<23>(_mm256_castps_si256(_mm256_cvtepi32_ps(lowest))),
             bias,
         );
-        let l = _mm256_and_si256(_mm256_add_epi32(pos, zf), f15);
+        let l = _mm256_and_si256(_mm256_add_epi32(_mm256_srli_epi32::<1>(pos), zf), f15);
         let c = _mm256_loadu_si256(ch.cell.as_ptr().add(8 * q).cast());
         // Long cells and pairs outside the grid have the top bit set.
         special |= ((_mm256_movemask_ps(_mm256_castsi256_ps(c)) & 0xff) as u128) << (8 * q);
