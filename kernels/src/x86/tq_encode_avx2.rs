@@ -215,12 +215,17 @@ unsafe fn search(s: &TcqSpec, b: usize, u: &[f32], d: f32, ch: &mut Chain, dm: &
     }
     search_lines(&ax, &ay, vh, 0..first_lo, ch, dm);
     search_lines(&ax, &ay, vl, first_lo..np, ch, dm);
-    for p in 0..np {
-        // A long cell's 4-slot line is all NaN: no lane equals the minimum, `eq` is 0 (never so
-        // for a cell of the grid, whose distances are finite).
-        if (slow >> p) & 1 == 0 && ch.eq[p] != 0 {
-            continue;
-        }
+    // A long cell's 4-slot line is all NaN: no lane equals the minimum, `eq` is 0 (never so
+    // for a cell of the grid, whose distances are finite).
+    for q in 0..np / 8 {
+        // SAFETY: 8q + 8 ≤ np ≤ ch.eq.len() (asserted).
+        let eq = _mm256_loadu_si256(ch.eq.as_ptr().add(8 * q).cast());
+        let z = _mm256_cmpeq_epi32(eq, _mm256_setzero_si256());
+        slow |= ((_mm256_movemask_ps(_mm256_castsi256_ps(z)) & 0xff) as u128) << (8 * q);
+    }
+    while slow != 0 {
+        let p = slow.trailing_zeros() as usize;
+        slow &= slow - 1;
         let (x, y) = (ax[p], ay[p]);
         let f = ch.fold[p] as usize;
         if x >= 128.0 || y >= 128.0 {
