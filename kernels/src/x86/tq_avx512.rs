@@ -630,6 +630,58 @@ unsafe fn decode_fast<const HI: u32, const LO: u32, const F: u8>(
     (x, y, mx, my)
 }
 
+/// What [`dot_tcq256`] and [`dot_tcj256`] keep in registers for a whole row: the tables, the
+/// per-chunk constants ([`Fast`], [`ChunkRegs`]) and the field load offsets.
+struct FastRegs {
+    tb: Tabs,
+    win: [__m512i; 2],
+    keep0: __m512i,
+    aff: [__m512i; 2],
+    c: [ChunkRegs; 2],
+    at: [usize; 2],
+}
+
+#[inline(always)]
+unsafe fn fast_regs<const HI: u32, const LO: u32>(pr: &Prep) -> FastRegs {
+    let tb = if merges(HI, LO) {
+        let r = |t: &[u8; 256]| regs(t);
+        Tabs {
+            hx: r(&pr.mrg.0),
+            hy: r(&pr.mrg.1),
+            lx: r(&pr.lo.0),
+            ly: r(&pr.lo.1),
+        }
+    } else {
+        tabs(pr)
+    };
+    let (f0, f1) = (&pr.fast[0], &pr.fast[1]);
+    FastRegs {
+        tb,
+        win: [ld(&f0.win), ld(&f1.win)],
+        keep0: ld(&f0.keep),
+        aff: [
+            _mm512_loadu_si512(f0.aff.as_ptr().cast()),
+            _mm512_loadu_si512(f1.aff.as_ptr().cast()),
+        ],
+        c: [chunk_regs(f0, &pr.s256[0]), chunk_regs(f1, &pr.s256[1])],
+        at: [f0.at, f1.at],
+    }
+}
+
+/// The `z` bits ([`z_bits`]) of both chunks of a 256-block whose branch bits start at `br`.
+#[inline(always)]
+unsafe fn block_z(br: *const u8, r: &FastRegs) -> [__m512i; 2] {
+    // b_0..b_63 in every qword; b_56..b_119 in qwords 0..6 and b_64..b_127 in 7.
+    let v0 = _mm512_set1_epi64(core::ptr::read_unaligned(br.cast::<i64>()));
+    let vh = _mm512_set1_epi64(core::ptr::read_unaligned(br.add(8).cast::<i64>()));
+    // Qwords 0..6: (b_64..b_127 : b_0..b_63) >> 56; qword 7 keeps b_64..b_127.
+    let v1 = _mm512_mask_shrdi_epi64::<56>(vh, 0x7f, v0, vh);
+    [
+        z_bits(v0, r.win[0], Some(r.keep0), r.aff[0]),
+        z_bits(v1, r.win[1], None, r.aff[1]),
+    ]
+}
+
 /// [`dot_tcq`] for rows of 256-blocks of the trellis types without QJL signs: the same
 /// integer sums per lane and the same float steps in the same order (so the same bits), with
 /// the subsets `z` computed in vector registers ([`Fast`]), unmasked field loads, the block
@@ -652,25 +704,7 @@ unsafe fn dot_tcq256<const HI: u32, const LO: u32, const PF: usize, const F0: u8
     let nb = w.len() / bb;
     let n = 256 * nb;
     let pr = prep(ty);
-    let tb = if merges(HI, LO) {
-        let r = |t: &[u8; 256]| regs(t);
-        Tabs {
-            hx: r(&pr.mrg.0),
-            hy: r(&pr.mrg.1),
-            lx: r(&pr.lo.0),
-            ly: r(&pr.lo.1),
-        }
-    } else {
-        tabs(pr)
-    };
-    let (f0, f1) = (&pr.fast[0], &pr.fast[1]);
-    let (win0, win1) = (ld(&f0.win), ld(&f1.win));
-    let keep0 = ld(&f0.keep);
-    let aff0 = _mm512_loadu_si512(f0.aff.as_ptr().cast());
-    let aff1 = _mm512_loadu_si512(f1.aff.as_ptr().cast());
-    let c0 = chunk_regs(f0, &pr.s256[0]);
-    let c1 = chunk_regs(f1, &pr.s256[1]);
-    let (at0, at1) = (f0.at, f1.at);
+    let r = fast_regs::<HI, LO>(pr);
     let sidx = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
     let zero = _mm512_setzero_si512();
     let lines = bb.div_ceil(64);
@@ -680,18 +714,11 @@ unsafe fn dot_tcq256<const HI: u32, const LO: u32, const PF: usize, const F0: u8
     let mut sp = a.as_ptr().add(n);
     // One block: its `bacc` (the generic loop's order: 0 + i0·g0, then + i1·g1).
     let block = |blk: *const u8, ap: *const u8, sp: *const u8| {
-        let br = blk.add(1);
-        // b_0..b_63 in every qword; b_56..b_119 in qwords 0..6 and b_64..b_127 in 7.
-        let v0 = _mm512_set1_epi64(core::ptr::read_unaligned(br.cast::<i64>()));
-        let vh = _mm512_set1_epi64(core::ptr::read_unaligned(br.add(8).cast::<i64>()));
-        // Qwords 0..6: (b_64..b_127 : b_0..b_63) >> 56; qword 7 keeps b_64..b_127.
-        let v1 = _mm512_mask_shrdi_epi64::<56>(vh, 0x7f, v0, vh);
-        let zb0 = z_bits(v0, win0, Some(keep0), aff0);
-        let zb1 = z_bits(v1, win1, None, aff1);
-        let raw0 = _mm512_loadu_si512(blk.add(at0).cast());
-        let raw1 = _mm512_loadu_si512(blk.add(at1).cast());
-        let (x0, y0, mx0, my0) = decode_fast::<HI, LO, F0>(raw0, zb0, &c0, &tb);
-        let (x1, y1, mx1, my1) = decode_fast::<HI, LO, F1>(raw1, zb1, &c1, &tb);
+        let [zb0, zb1] = block_z(blk.add(1), &r);
+        let raw0 = _mm512_loadu_si512(blk.add(r.at[0]).cast());
+        let raw1 = _mm512_loadu_si512(blk.add(r.at[1]).cast());
+        let (x0, y0, mx0, my0) = decode_fast::<HI, LO, F0>(raw0, zb0, &r.c[0], &r.tb);
+        let (x1, y1, mx1, my1) = decode_fast::<HI, LO, F1>(raw1, zb1, &r.c[1], &r.tb);
         let ae0 = _mm512_loadu_si512(ap.cast());
         let ao0 = _mm512_loadu_si512(ap.add(64).cast());
         let ae1 = _mm512_loadu_si512(ap.add(128).cast());
@@ -764,24 +791,7 @@ unsafe fn dot_tcj256<const W: u32, const PF: usize, const F0: u8, const F1: u8>(
     let nb = w.len() / bb;
     let n = 256 * nb;
     let pr = prep(ty);
-    let tb = if merges(W, W) {
-        let r = |t: &[u8; 256]| regs(t);
-        Tabs {
-            hx: r(&pr.mrg.0),
-            hy: r(&pr.mrg.1),
-            lx: r(&pr.lo.0),
-            ly: r(&pr.lo.1),
-        }
-    } else {
-        tabs(pr)
-    };
-    let (f0, f1) = (&pr.fast[0], &pr.fast[1]);
-    let (win0, win1) = (ld(&f0.win), ld(&f1.win));
-    let keep0 = ld(&f0.keep);
-    let aff0 = _mm512_loadu_si512(f0.aff.as_ptr().cast());
-    let aff1 = _mm512_loadu_si512(f1.aff.as_ptr().cast());
-    let cr = [chunk_regs(f0, &pr.s256[0]), chunk_regs(f1, &pr.s256[1])];
-    let at = [f0.at, f1.at];
+    let r = fast_regs::<W, W>(pr);
     let zero = _mm512_setzero_si512();
     let ones = _mm512_set1_epi8(1);
     let lines = bb.div_ceil(64);
@@ -795,22 +805,15 @@ unsafe fn dot_tcj256<const W: u32, const PF: usize, const F0: u8, const F1: u8>(
         if e == 0 {
             continue;
         }
-        let br = blk.add(hdr);
-        let v0 = _mm512_set1_epi64(core::ptr::read_unaligned(br.cast::<i64>()));
-        let vh = _mm512_set1_epi64(core::ptr::read_unaligned(br.add(8).cast::<i64>()));
-        let v1 = _mm512_mask_shrdi_epi64::<56>(vh, 0x7f, v0, vh);
-        let zb = [
-            z_bits(v0, win0, Some(keep0), aff0),
-            z_bits(v1, win1, None, aff1),
-        ];
+        let zb = block_z(blk.add(hdr), &r);
         let mut bacc = _mm512_setzero_ps();
         let mut qacc = _mm512_setzero_ps();
-        for (t, &at) in at.iter().enumerate() {
+        for (t, &at) in r.at.iter().enumerate() {
             let raw = _mm512_loadu_si512(blk.add(at).cast());
             let (x, y, mx, my) = if t == 0 {
-                decode_fast::<W, W, F0>(raw, zb[0], &cr[0], &tb)
+                decode_fast::<W, W, F0>(raw, zb[0], &r.c[0], &r.tb)
             } else {
-                decode_fast::<W, W, F1>(raw, zb[1], &cr[1], &tb)
+                decode_fast::<W, W, F1>(raw, zb[1], &r.c[1], &r.tb)
             };
             let c = 2 * j + t;
             let ap = a.as_ptr().add(128 * c);
