@@ -344,6 +344,12 @@ pub(crate) fn energy16(u: &[f32]) -> f32 {
             *a += v * v;
         }
     }
+    fold16(s)
+}
+
+/// [`energy16`]'s final sum of its 16 partial sums, in its fixed order (halves added pairwise:
+/// `s[j] += s[j + h]` for h = 8, 4, 2, 1), which the vector encoders reproduce.
+pub(crate) fn fold16(mut s: [f32; 16]) -> f32 {
     let mut h = 8;
     while h > 0 {
         for j in 0..h {

@@ -29,7 +29,8 @@ use crate::formats::tq::scale_of;
 use crate::formats::tq::TqError;
 use crate::formats::tq_rotation::inv_sqrt;
 use crate::formats::tq_tcq::{
-    candidate_error, check_range, scale_candidates, write_block, zero_error, TcqSpec, Weighting,
+    candidate_error, check_range, fold16, scale_candidates, write_block, zero_error, TcqSpec,
+    Weighting,
 };
 use crate::formats::tq_trellis::{book, vlines, Coded, VLines, SUB, VCELLS};
 use core::arch::x86_64::*;
@@ -132,14 +133,7 @@ unsafe fn rotate(x: &[f32], signs: &[u64; 4], out: &mut [f32]) -> f32 {
     let mut s = [0f32; 16];
     _mm256_storeu_ps(s.as_mut_ptr(), lo);
     _mm256_storeu_ps(s.as_mut_ptr().add(8), hi);
-    let mut h = 8;
-    while h > 0 {
-        for j in 0..h {
-            s[j] += s[j + h];
-        }
-        h /= 2;
-    }
-    s[0]
+    fold16(s)
 }
 
 /// `vpermilps` controls `t ^ fold` (`t` = 0..4) per fold.
