@@ -14,7 +14,8 @@
 mod common;
 use common::{isas, pools};
 use gq_kernels::formats::tq::{self, TqParams};
-use gq_kernels::formats::tq_rotation::SplitMix64;
+use gq_kernels::formats::tq_rotation::{block_sign_bits, unrotate_block, SplitMix64};
+use gq_kernels::formats::tq_tcq;
 use gq_kernels::{kernels_for, FloatAct, GgmlType, Isa};
 
 const TRELLIS: [GgmlType; 6] = [
@@ -431,37 +432,67 @@ fn vector_encoder_gives_the_scalar_bytes() {
     let mut exercised = Vec::new();
     for isa in simd_isas() {
         for ty in TRELLIS {
-            for (n, sigma) in [(256 * 6, 0.02f32), (768, 1.0), (512, 300.0), (192, 0.05)] {
-                if tq::block_for(ty, n).is_none() {
+            // Column blocks of 256 (many), 256, 128 (384: 3 blocks), 64 (192) and 32 (96,
+            // 224: the types whose smallest block is 32), over several scales.
+            for (n, sigma) in [
+                (256 * 6, 0.02f32),
+                (768, 1.0),
+                (512, 300.0),
+                (384, 0.02),
+                (192, 0.05),
+                (96, 0.02),
+                (224, 3e-4),
+            ] {
+                let Some(b) = tq::block_for(ty, n) else {
                     continue;
-                }
-                let mut w = gaussian(&mut g, 2 * n, sigma);
+                };
+                let rows = 3;
+                let mut w = gaussian(&mut g, rows * n, sigma);
                 w[5] *= 40.0; // an outlier: pairs outside the search grid
-                w[n + 7] = 0.0;
+                w[2 * n + b..2 * n + 2 * b].fill(0.0); // a zero block
+                                                       // Row 1, block 0: a spike in the rotated domain (a rotated coordinate far above
+                                                       // the block's RMS: pairs outside the search grid), on Gaussian noise.
+                let mut spike = gaussian(&mut g, b, sigma);
+                spike[3] += 2.0 * sigma * (b as f32).sqrt();
+                unrotate_block(&mut spike, &block_sign_bits(p.seed, 0, b));
+                w[n..n + b].copy_from_slice(&spike);
                 let rb = ty.row_bytes(n).unwrap();
-                let mut want = vec![0u8; 2 * rb];
+                let mut want = vec![0u8; rows * rb];
                 tq::quantize_rows(ty, &p, &w, n, None, &mut want, Isa::Scalar).unwrap();
-                let mut got = vec![0u8; 2 * rb];
+                let mut got = vec![0u8; rows * rb];
                 tq::quantize_rows(ty, &p, &w, n, None, &mut got, isa).unwrap();
                 assert_eq!(got, want, "{isa} {ty} n={n} sigma={sigma}");
-                let imp: Vec<f32> = (0..n).map(|i| 1.0 + (i % 7) as f32).collect();
-                tq::quantize_rows(ty, &p, &w, n, Some(&imp), &mut want, Isa::Scalar).unwrap();
-                tq::quantize_rows(ty, &p, &w, n, Some(&imp), &mut got, isa).unwrap();
-                assert_eq!(got, want, "{isa} {ty} n={n} with importance");
-                exercised.push(isa);
+                // Two importance rows: a periodic one and a log-normal one.
+                let lognormal: Vec<f32> = (0..n).map(|_| (g.next_normal() as f32).exp()).collect();
+                let periodic: Vec<f32> = (0..n).map(|i| 1.0 + (i % 7) as f32).collect();
+                for imp in [&periodic, &lognormal] {
+                    tq::quantize_rows(ty, &p, &w, n, Some(imp), &mut want, Isa::Scalar).unwrap();
+                    tq::quantize_rows(ty, &p, &w, n, Some(imp), &mut got, isa).unwrap();
+                    assert_eq!(got, want, "{isa} {ty} n={n} with importance");
+                }
+                exercised.push((isa, b));
             }
         }
     }
-    // The encoder has a vector path on AVX-512 only (other ISAs run the scalar search).
-    eprintln!("TurboQuant encoder: comparisons per ISA: {exercised:?}");
-    if Isa::Avx512.available() {
-        assert!(exercised.contains(&Isa::Avx512));
+    exercised.sort();
+    exercised.dedup();
+    eprintln!("TurboQuant encoder: (ISA, block) compared: {exercised:?}");
+    // Every x86 vector ISA this CPU has runs its own encoder (not the scalar fallback), and was
+    // compared at every block size.
+    for isa in [Isa::Avx2, Isa::Avx512] {
+        if isa.available() {
+            assert_eq!(tq_tcq::encoder_isa(isa), isa, "{isa} has a vector encoder");
+            for b in [32, 64, 128, 256] {
+                assert!(exercised.contains(&(isa, b)), "{isa} B={b} not compared");
+            }
+        }
     }
 }
 
 /// Blocks with one scale candidate (RMS at scale code 1: the code below is 0, not tried) and
 /// with none (zero blocks) make odd and uneven numbers of searches per batch of 4 blocks: the
-/// vector trellis pairs searches two per register and must still give the scalar bytes.
+/// AVX-512 trellis pairs searches two per register, the AVX2 one runs 1–8 searches at once,
+/// and both must still give the scalar bytes.
 #[test]
 fn vector_encoder_gives_the_scalar_bytes_for_odd_search_counts() {
     let tiny = 1.04e-6f32;
@@ -490,7 +521,9 @@ fn vector_encoder_gives_the_scalar_bytes_for_odd_search_counts() {
         }
     }
     eprintln!("TurboQuant encoder, odd search counts: comparisons per ISA: {exercised:?}");
-    if Isa::Avx512.available() {
-        assert!(exercised.contains(&Isa::Avx512));
+    for isa in [Isa::Avx2, Isa::Avx512] {
+        if isa.available() {
+            assert!(exercised.contains(&isa));
+        }
     }
 }

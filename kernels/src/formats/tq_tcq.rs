@@ -344,6 +344,12 @@ pub(crate) fn energy16(u: &[f32]) -> f32 {
             *a += v * v;
         }
     }
+    fold16(s)
+}
+
+/// [`energy16`]'s final sum of its 16 partial sums, in its fixed order (halves added pairwise:
+/// `s[j] += s[j + h]` for h = 8, 4, 2, 1), which the vector encoders reproduce.
+pub(crate) fn fold16(mut s: [f32; 16]) -> f32 {
     let mut h = 8;
     while h > 0 {
         for j in 0..h {
@@ -545,6 +551,16 @@ fn first_non_finite(x: &[f32]) -> Option<usize> {
     })
 }
 
+/// The ISA whose trellis encoder [`super::tq::quantize_rows`] runs when asked for `isa` (an
+/// ISA the CPU has): AVX-512 and AVX2 have vector paths (the scalar path's bytes), the others
+/// run the scalar reference.
+pub fn encoder_isa(isa: Isa) -> Isa {
+    match isa {
+        Isa::Avx512 | Isa::Avx2 if cfg!(target_arch = "x86_64") => isa,
+        _ => Isa::Scalar,
+    }
+}
+
 /// Quantizes rows of `n` weights in column blocks of `b` (see [`super::tq::quantize_rows`]).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn quantize_rows(
@@ -577,11 +593,20 @@ pub(crate) fn quantize_rows(
         })
         .collect();
     #[cfg(target_arch = "x86_64")]
-    if isa == Isa::Avx512 {
+    match encoder_isa(isa) {
         // SAFETY: callers pass `Isa::or_available`, so the CPU has AVX-512 F/BW/VL (and AVX2).
-        return unsafe {
-            crate::x86::tq_encode::quantize_rows(s, b, src, n, imatrix, dst, &rot, &qjl)
-        };
+        Isa::Avx512 => {
+            return unsafe {
+                crate::x86::tq_encode::quantize_rows(s, b, src, n, imatrix, dst, &rot, &qjl)
+            }
+        }
+        // SAFETY: as above, the CPU has AVX2.
+        Isa::Avx2 => {
+            return unsafe {
+                crate::x86::tq_encode_avx2::quantize_rows(s, b, src, n, imatrix, dst, &rot, &qjl)
+            }
+        }
+        _ => {}
     }
     let _ = isa;
     let mut sc = Scratch::new(b);
@@ -833,7 +858,11 @@ mod tests {
         let p = TqParams::default();
         let w = vector_row();
         for (ty, len, first, h, y3, s2) in VECTORS {
-            for isa in [Isa::Scalar, Isa::Avx512.or_available()] {
+            for isa in [
+                Isa::Scalar,
+                Isa::Avx2.or_available(),
+                Isa::Avx512.or_available(),
+            ] {
                 let q = quant(ty, &p, &w, isa);
                 assert_eq!(q.len(), len);
                 assert_eq!(hex(&q[..12]), first, "{ty} {isa}");

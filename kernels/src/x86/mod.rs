@@ -12,6 +12,7 @@ pub(crate) mod tq_act;
 pub mod tq_avx2;
 pub mod tq_avx512;
 pub(crate) mod tq_encode;
+pub(crate) mod tq_encode_avx2;
 pub(crate) mod vector_avx2;
 pub(crate) mod vector_avx512;
 

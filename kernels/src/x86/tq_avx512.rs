@@ -115,7 +115,7 @@ struct Prep {
     s256: [Shape; 2],
     hi: ([u8; 256], [u8; 256]),
     lo: ([u8; 256], [u8; 256]),
-    /// The constants of the 256-block GEMV ([`dot_tcq256`]; trellis types without QJL signs).
+    /// The constants of the 256-block GEMV ([`dot_tcq256`], [`dot_tcj256`]).
     fast: [Fast; 2],
     /// `scale_of(e)` for every scale byte.
     d: [f32; 256],
@@ -149,7 +149,8 @@ struct Fast {
 }
 
 fn fast(s: &TcqSpec, t: usize, sh: &Shape) -> Fast {
-    let fields = 1 + 16 + sh.off;
+    // Header (scale byte; for QJL types also ρ and the sign bits), branch bits, fields.
+    let fields = s.header_bytes(256) + 16 + sh.off;
     let bb = s.block_bytes(256);
     let at = fields.min(bb - 64);
     debug_assert!(sh.unpack || at == fields);
@@ -162,6 +163,12 @@ fn fast(s: &TcqSpec, t: usize, sh: &Shape) -> Fast {
         lob: [0; 64],
     };
     for l in 0..64 {
+        // Lane l of qword k holds field byte l mod 8 of its 8 fields; only the first w − 1
+        // (the popcount of the field mask) carry field bits and must lie inside the load.
+        debug_assert!(
+            l % 8 >= sh.wmask[l].count_ones() as usize || sh.idx[l] as usize + fields - at <= 63,
+            "field byte of lane {l} outside the 64-byte load"
+        );
         f.idx[l] = (sh.idx[l] as usize + fields - at).min(63) as u8;
         // Chunk 0: one qword b_0..b_63 for every lane, the window of pair p starts at p − 3
         // (mod 64; the three bits before b_0 are cleared). Chunk 1: qwords 0..6 hold
@@ -453,11 +460,37 @@ unsafe fn dot_tcq<
 ) -> f32 {
     let s = spec(ty);
     let n = w.len() * 512 / s.bpw64;
-    // Rows of 256-blocks (B_max = 256 divides n: §3) of the types without QJL signs.
+    // Rows of 256-blocks (B_max = 256 divides n: §3).
     const _: () = assert!(crate::formats::tq::TQ_MAX_BLOCK == 256);
-    if !QJL && n > 0 && n.is_multiple_of(256) && fast_available() {
+    if n > 0 && n.is_multiple_of(256) && fast_available() {
+        if QJL {
+            return dot_tcj256::<HI, PF, F0, F1>(ty, w, a);
+        }
         return dot_tcq256::<HI, LO, PF, F0, F1>(ty, w, a);
     }
+    dot_tcq_loop::<HI, LO, QJL, PF, F0, F1>(ty, w, a)
+}
+
+/// [`dot_tcq`]'s generic loop (blocks of 128 and 256, any trellis type), which the 256-block
+/// paths [`dot_tcq256`] and [`dot_tcj256`] reproduce bit for bit.
+///
+/// # Safety
+/// As for [`dot_tcq`].
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,bmi2,avx2,fma")]
+unsafe fn dot_tcq_loop<
+    const HI: u32,
+    const LO: u32,
+    const QJL: bool,
+    const PF: usize,
+    const F0: u8,
+    const F1: u8,
+>(
+    ty: GgmlType,
+    w: &[u8],
+    a: &[u8],
+) -> f32 {
+    let s = spec(ty);
+    let n = w.len() * 512 / s.bpw64;
     let b = match block_for(ty, n) {
         Some(b) if b >= 128 => b,
         _ => return crate::formats::tq_tcq::dot(ty, w, a),
@@ -597,6 +630,58 @@ unsafe fn decode_fast<const HI: u32, const LO: u32, const F: u8>(
     (x, y, mx, my)
 }
 
+/// What [`dot_tcq256`] and [`dot_tcj256`] keep in registers for a whole row: the tables, the
+/// per-chunk constants ([`Fast`], [`ChunkRegs`]) and the field load offsets.
+struct FastRegs {
+    tb: Tabs,
+    win: [__m512i; 2],
+    keep0: __m512i,
+    aff: [__m512i; 2],
+    c: [ChunkRegs; 2],
+    at: [usize; 2],
+}
+
+#[inline(always)]
+unsafe fn fast_regs<const HI: u32, const LO: u32>(pr: &Prep) -> FastRegs {
+    let tb = if merges(HI, LO) {
+        let r = |t: &[u8; 256]| regs(t);
+        Tabs {
+            hx: r(&pr.mrg.0),
+            hy: r(&pr.mrg.1),
+            lx: r(&pr.lo.0),
+            ly: r(&pr.lo.1),
+        }
+    } else {
+        tabs(pr)
+    };
+    let (f0, f1) = (&pr.fast[0], &pr.fast[1]);
+    FastRegs {
+        tb,
+        win: [ld(&f0.win), ld(&f1.win)],
+        keep0: ld(&f0.keep),
+        aff: [
+            _mm512_loadu_si512(f0.aff.as_ptr().cast()),
+            _mm512_loadu_si512(f1.aff.as_ptr().cast()),
+        ],
+        c: [chunk_regs(f0, &pr.s256[0]), chunk_regs(f1, &pr.s256[1])],
+        at: [f0.at, f1.at],
+    }
+}
+
+/// The `z` bits ([`z_bits`]) of both chunks of a 256-block whose branch bits start at `br`.
+#[inline(always)]
+unsafe fn block_z(br: *const u8, r: &FastRegs) -> [__m512i; 2] {
+    // b_0..b_63 in every qword; b_56..b_119 in qwords 0..6 and b_64..b_127 in 7.
+    let v0 = _mm512_set1_epi64(core::ptr::read_unaligned(br.cast::<i64>()));
+    let vh = _mm512_set1_epi64(core::ptr::read_unaligned(br.add(8).cast::<i64>()));
+    // Qwords 0..6: (b_64..b_127 : b_0..b_63) >> 56; qword 7 keeps b_64..b_127.
+    let v1 = _mm512_mask_shrdi_epi64::<56>(vh, 0x7f, v0, vh);
+    [
+        z_bits(v0, r.win[0], Some(r.keep0), r.aff[0]),
+        z_bits(v1, r.win[1], None, r.aff[1]),
+    ]
+}
+
 /// [`dot_tcq`] for rows of 256-blocks of the trellis types without QJL signs: the same
 /// integer sums per lane and the same float steps in the same order (so the same bits), with
 /// the subsets `z` computed in vector registers ([`Fast`]), unmasked field loads, the block
@@ -619,25 +704,7 @@ unsafe fn dot_tcq256<const HI: u32, const LO: u32, const PF: usize, const F0: u8
     let nb = w.len() / bb;
     let n = 256 * nb;
     let pr = prep(ty);
-    let tb = if merges(HI, LO) {
-        let r = |t: &[u8; 256]| regs(t);
-        Tabs {
-            hx: r(&pr.mrg.0),
-            hy: r(&pr.mrg.1),
-            lx: r(&pr.lo.0),
-            ly: r(&pr.lo.1),
-        }
-    } else {
-        tabs(pr)
-    };
-    let (f0, f1) = (&pr.fast[0], &pr.fast[1]);
-    let (win0, win1) = (ld(&f0.win), ld(&f1.win));
-    let keep0 = ld(&f0.keep);
-    let aff0 = _mm512_loadu_si512(f0.aff.as_ptr().cast());
-    let aff1 = _mm512_loadu_si512(f1.aff.as_ptr().cast());
-    let c0 = chunk_regs(f0, &pr.s256[0]);
-    let c1 = chunk_regs(f1, &pr.s256[1]);
-    let (at0, at1) = (f0.at, f1.at);
+    let r = fast_regs::<HI, LO>(pr);
     let sidx = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
     let zero = _mm512_setzero_si512();
     let lines = bb.div_ceil(64);
@@ -647,18 +714,11 @@ unsafe fn dot_tcq256<const HI: u32, const LO: u32, const PF: usize, const F0: u8
     let mut sp = a.as_ptr().add(n);
     // One block: its `bacc` (the generic loop's order: 0 + i0·g0, then + i1·g1).
     let block = |blk: *const u8, ap: *const u8, sp: *const u8| {
-        let br = blk.add(1);
-        // b_0..b_63 in every qword; b_56..b_119 in qwords 0..6 and b_64..b_127 in 7.
-        let v0 = _mm512_set1_epi64(core::ptr::read_unaligned(br.cast::<i64>()));
-        let vh = _mm512_set1_epi64(core::ptr::read_unaligned(br.add(8).cast::<i64>()));
-        // Qwords 0..6: (b_64..b_127 : b_0..b_63) >> 56; qword 7 keeps b_64..b_127.
-        let v1 = _mm512_mask_shrdi_epi64::<56>(vh, 0x7f, v0, vh);
-        let zb0 = z_bits(v0, win0, Some(keep0), aff0);
-        let zb1 = z_bits(v1, win1, None, aff1);
-        let raw0 = _mm512_loadu_si512(blk.add(at0).cast());
-        let raw1 = _mm512_loadu_si512(blk.add(at1).cast());
-        let (x0, y0, mx0, my0) = decode_fast::<HI, LO, F0>(raw0, zb0, &c0, &tb);
-        let (x1, y1, mx1, my1) = decode_fast::<HI, LO, F1>(raw1, zb1, &c1, &tb);
+        let [zb0, zb1] = block_z(blk.add(1), &r);
+        let raw0 = _mm512_loadu_si512(blk.add(r.at[0]).cast());
+        let raw1 = _mm512_loadu_si512(blk.add(r.at[1]).cast());
+        let (x0, y0, mx0, my0) = decode_fast::<HI, LO, F0>(raw0, zb0, &r.c[0], &r.tb);
+        let (x1, y1, mx1, my1) = decode_fast::<HI, LO, F1>(raw1, zb1, &r.c[1], &r.tb);
         let ae0 = _mm512_loadu_si512(ap.cast());
         let ao0 = _mm512_loadu_si512(ap.add(64).cast());
         let ae1 = _mm512_loadu_si512(ap.add(128).cast());
@@ -700,6 +760,101 @@ unsafe fn dot_tcq256<const HI: u32, const LO: u32, const PF: usize, const F0: u8
         prefetch::<PF>(blk, lines);
         let e = *blk;
         total = add(total, block(blk, ap, sp), e);
+    }
+    _mm512_reduce_add_ps(total)
+}
+
+/// [`dot_tcq256`] for rows of 256-blocks of the trellis types with QJL signs (`TQJ*`, one pair
+/// width, tables of at most 64 entries): the pairs decoded as there (subsets from the branch
+/// bits in vector registers, one unmasked field load per chunk), the sign sums as in the
+/// generic loop's [`dot_chunk`], and every float step in the generic loop's order, so the
+/// results are the generic loop's bits.
+///
+/// # Safety
+/// The CPU must have [`FEATURES`], GFNI and VBMI2; `w` is whole rows of 256-blocks of the
+/// type and `a` its activation (both TQA8 rows).
+#[target_feature(
+    enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx512vbmi2,gfni,bmi2,avx2,fma"
+)]
+unsafe fn dot_tcj256<const W: u32, const PF: usize, const F0: u8, const F1: u8>(
+    ty: GgmlType,
+    w: &[u8],
+    a: &[u8],
+) -> f32 {
+    let s = spec(ty);
+    // One table register per coordinate ([`merges`]); monomorphized for the other types too
+    // (never called for them).
+    debug_assert!(s.qjl && s.hi == W && s.lo == W && W <= 7);
+    let bb = s.block_bytes(256);
+    let hdr = s.header_bytes(256);
+    let m = s.qjl_m(256);
+    let nb = w.len() / bb;
+    let n = 256 * nb;
+    let pr = prep(ty);
+    let r = fast_regs::<W, W>(pr);
+    let zero = _mm512_setzero_si512();
+    let ones = _mm512_set1_epi8(1);
+    let lines = bb.div_ceil(64);
+    // The QJL transform's TQA8 row follows the rotated activation's (n int8 + n/32 f32).
+    let q = a.as_ptr().add(n + n / 8);
+    let mut total = _mm512_setzero_ps();
+    for j in 0..nb {
+        let blk = w.as_ptr().add(j * bb);
+        prefetch::<PF>(blk, lines);
+        let e = *blk;
+        if e == 0 {
+            continue;
+        }
+        let zb = block_z(blk.add(hdr), &r);
+        let mut bacc = _mm512_setzero_ps();
+        let mut qacc = _mm512_setzero_ps();
+        for (t, &at) in r.at.iter().enumerate() {
+            let raw = _mm512_loadu_si512(blk.add(at).cast());
+            let (x, y, mx, my) = if t == 0 {
+                decode_fast::<W, W, F0>(raw, zb[0], &r.c[0], &r.tb)
+            } else {
+                decode_fast::<W, W, F1>(raw, zb[1], &r.c[1], &r.tb)
+            };
+            let c = 2 * j + t;
+            let ap = a.as_ptr().add(128 * c);
+            let ae = _mm512_loadu_si512(ap.cast());
+            let ao = _mm512_loadu_si512(ap.add(64).cast());
+            let ae = _mm512_mask_sub_epi8(ae, mx, zero, ae);
+            let ao = _mm512_mask_sub_epi8(ao, my, zero, ao);
+            let isum = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(zero, x, ae), y, ao);
+            bacc = _mm512_fmadd_ps(
+                _mm512_cvtepi32_ps(isum),
+                scales4(a.as_ptr().add(n + 16 * c)),
+                bacc,
+            );
+            // The sign sums of the generic loop ([`dot_chunk`]).
+            let sp = blk.add(2 + 16 * t);
+            let w0 = core::ptr::read_unaligned(sp.cast::<u64>());
+            let w1 = core::ptr::read_unaligned(sp.add(8).cast::<u64>());
+            const EV: u64 = 0x5555_5555_5555_5555;
+            const OD: u64 = 0xAAAA_AAAA_AAAA_AAAA;
+            let neg_e = _pext_u64(w0, EV) | (_pext_u64(w1, EV) << 32);
+            let neg_o = _pext_u64(w0, OD) | (_pext_u64(w1, OD) << 32);
+            let lim = m.saturating_sub(128 * t).min(128) / 2;
+            let valid = if lim >= 64 {
+                u64::MAX
+            } else {
+                (1u64 << lim) - 1
+            };
+            let te = _mm512_maskz_loadu_epi8(valid, q.add(128 * c).cast());
+            let to = _mm512_maskz_loadu_epi8(valid, q.add(128 * c + 64).cast());
+            let te = _mm512_mask_sub_epi8(te, neg_e, zero, te);
+            let to = _mm512_mask_sub_epi8(to, neg_o, zero, to);
+            let qs = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(zero, ones, te), ones, to);
+            qacc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(qs), scales4(q.add(n + 16 * c)), qacc);
+        }
+        let d = pr.d[e as usize];
+        total = _mm512_fmadd_ps(bacc, _mm512_set1_ps(d), total);
+        let g = *blk.add(1);
+        if g != 0 {
+            let coef = qjl_coef(256, m, d, g);
+            total = _mm512_fmadd_ps(qacc, _mm512_set1_ps(coef), total);
+        }
     }
     _mm512_reduce_add_ps(total)
 }
@@ -1090,4 +1245,66 @@ tile_unpacks! {
     tile_tqt4_5: GgmlType::TQT4_5, 9, 8, 0, 3;
     tile_tqt3_375: GgmlType::TQT3_375, 7, 6, 1, 3;
     tile_tqt2_5: GgmlType::TQT2_5, 5, 4, 1, 3;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::formats::tq::{prepare_activation, quantize_row, TqParams};
+    use crate::formats::tq_rotation::SplitMix64;
+
+    /// The 256-block paths against the generic loop, bit for bit, on quantized Gaussian rows
+    /// (QJL residuals included) with prepared Gaussian activations, for every trellis type.
+    #[test]
+    fn fast_paths_give_the_generic_loops_bits() {
+        let have = is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx512bw")
+            && is_x86_feature_detected!("avx512vnni")
+            && is_x86_feature_detected!("avx512vbmi")
+            && fast_available();
+        if !have {
+            let req = std::env::var("GQ_REQUIRE_ISAS").unwrap_or_default();
+            assert!(
+                !req.contains("avx512"),
+                "GQ_REQUIRE_ISAS={req} but this CPU lacks AVX-512 VBMI/VBMI2/GFNI"
+            );
+            eprintln!("not run: this CPU has no AVX-512 VBMI/VBMI2/GFNI");
+            return;
+        }
+        let p = TqParams { seed: 7 };
+        let mut g = SplitMix64::new(3);
+        macro_rules! check {
+            ($($ty:expr, $hi:literal, $lo:literal, $qjl:literal, $f0:literal, $f1:literal;)*) => {$(
+                for n in [256usize, 512, 2816] {
+                    for _ in 0..3 {
+                        let w: Vec<f32> = (0..n).map(|_| g.next_normal() as f32 * 0.03).collect();
+                        let mut q = vec![0u8; $ty.row_bytes(n).unwrap()];
+                        quantize_row($ty, &p, &w, None, &mut q).unwrap();
+                        let x: Vec<f32> = (0..n).map(|_| g.next_normal() as f32 * 2.0).collect();
+                        let mut a = vec![0u8; crate::formats::tq::act_bytes($ty, n).unwrap()];
+                        prepare_activation($ty, &p, &x, &mut a);
+                        // SAFETY: the features were detected above; whole rows.
+                        let (fast, generic) = unsafe {
+                            (
+                                dot_tcq::<$hi, $lo, $qjl, 0, $f0, $f1>($ty, &q, &a),
+                                dot_tcq_loop::<$hi, $lo, $qjl, 0, $f0, $f1>($ty, &q, &a),
+                            )
+                        };
+                        assert_eq!(fast.to_bits(), generic.to_bits(), "{} n={n}", $ty);
+                        if $qjl {
+                            assert!(q.chunks_exact($ty.row_bytes(256).unwrap()).any(|b| b[1] != 0));
+                        }
+                    }
+                }
+            )*};
+        }
+        check! {
+            GgmlType::TQT4_5, 9, 8, false, 0, 3;
+            GgmlType::TQT3_375, 7, 6, false, 1, 3;
+            GgmlType::TQT2_5, 5, 4, false, 1, 3;
+            GgmlType::TQJ4_5, 7, 7, true, 1, 1;
+            GgmlType::TQJ3_375, 5, 5, true, 1, 1;
+            GgmlType::TQJ2_5, 3, 3, true, 1, 1;
+        }
+    }
 }
