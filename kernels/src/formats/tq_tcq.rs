@@ -413,6 +413,30 @@ pub(crate) fn candidate_error(
     }
 }
 
+/// Packs the lo pairs' fields `q | mirror << (w − 3)` (`w − 1 = s.lo − 1` bits each, LSB
+/// first, §8) of `coded` into `fields` from its first byte: the tail of a block whose hi fields
+/// are whole bytes (`TQT4_5`), written by the vector encoders.
+pub(crate) fn pack_lo_fields(s: &TcqSpec, coded: &[Coded], fields: &mut [u8]) {
+    let bits = s.lo;
+    let qm = (1u32 << (bits - 3)) - 1;
+    let fm = (1u64 << (bits - 1)) - 1;
+    let (mut acc, mut nacc, mut pos) = (0u64, 0u32, 0);
+    for c in coded {
+        let v = (c.k as u32 & qm) | (c.mirror as u32) << (bits - 3);
+        acc |= (v as u64 & fm) << nacc;
+        nacc += bits - 1;
+        while nacc >= 8 {
+            fields[pos] = acc as u8;
+            pos += 1;
+            acc >>= 8;
+            nacc -= 8;
+        }
+    }
+    if nacc > 0 {
+        fields[pos] = acc as u8;
+    }
+}
+
 /// Writes a block: scale byte `e` (0: zero block), for TQJ the residual norm and sign bits of
 /// `u − reconstruction`, then the branch bits and fields of `coded`.
 pub(crate) fn write_block(

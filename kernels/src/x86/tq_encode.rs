@@ -27,7 +27,8 @@
 use crate::formats::tq::scale_of;
 use crate::formats::tq::TqError;
 use crate::formats::tq_tcq::{
-    candidate_error, check_range, scale_candidates, write_block, zero_error, TcqSpec, Weighting,
+    candidate_error, check_range, pack_lo_fields, scale_candidates, write_block, zero_error,
+    TcqSpec, Weighting,
 };
 use crate::formats::tq_trellis::{book, vlines, Coded, VLines, SUB, VCELLS};
 use core::arch::x86_64::*;
@@ -572,24 +573,7 @@ unsafe fn write_block_bytes(s: &TcqSpec, b: usize, e: u8, coded: &[Coded], dst: 
             _mm512_mask_cvtepi32_storeu_epi8(fields.as_mut_ptr().add(16 * q).cast(), mask, v);
         }
     }
-    let bits = s.lo;
-    let qm = (1u32 << (bits - 3)) - 1;
-    let fm = (1u64 << (bits - 1)) - 1;
-    let (mut acc, mut nacc, mut pos) = (0u64, 0u32, first_lo);
-    for c in &coded[first_lo..np] {
-        let v = (c.k as u32 & qm) | (c.mirror as u32) << (bits - 3);
-        acc |= (v as u64 & fm) << nacc;
-        nacc += bits - 1;
-        while nacc >= 8 {
-            fields[pos] = acc as u8;
-            pos += 1;
-            acc >>= 8;
-            nacc -= 8;
-        }
-    }
-    if nacc > 0 {
-        fields[pos] = acc as u8;
-    }
+    pack_lo_fields(s, &coded[first_lo..np], &mut fields[first_lo..]);
 }
 
 /// [`crate::formats::tq_tcq::quantize_rows`] on AVX-512 (same bytes as the scalar path).

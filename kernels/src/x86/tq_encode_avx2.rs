@@ -29,8 +29,8 @@ use crate::formats::tq::scale_of;
 use crate::formats::tq::TqError;
 use crate::formats::tq_rotation::inv_sqrt;
 use crate::formats::tq_tcq::{
-    candidate_error, check_range, fold16, scale_candidates, write_block, zero_error, TcqSpec,
-    Weighting,
+    candidate_error, check_range, fold16, pack_lo_fields, scale_candidates, write_block,
+    zero_error, TcqSpec, Weighting,
 };
 use crate::formats::tq_trellis::{book, vlines, Coded, VLines, SUB, VCELLS};
 use core::arch::x86_64::*;
@@ -542,24 +542,7 @@ fn write_block_bytes(s: &TcqSpec, b: usize, e: u8, coded: &[Coded], dst: &mut [u
     for (f, c) in fields[..first_lo].iter_mut().zip(&coded[..first_lo]) {
         *f = (c.k as u8 & 63) | (c.mirror & 3) << 6;
     }
-    let bits = s.lo;
-    let qm = (1u32 << (bits - 3)) - 1;
-    let fm = (1u64 << (bits - 1)) - 1;
-    let (mut acc, mut nacc, mut pos) = (0u64, 0u32, first_lo);
-    for c in &coded[first_lo..np] {
-        let v = (c.k as u32 & qm) | (c.mirror as u32) << (bits - 3);
-        acc |= (v as u64 & fm) << nacc;
-        nacc += bits - 1;
-        while nacc >= 8 {
-            fields[pos] = acc as u8;
-            pos += 1;
-            acc >>= 8;
-            nacc -= 8;
-        }
-    }
-    if nacc > 0 {
-        fields[pos] = acc as u8;
-    }
+    pack_lo_fields(s, &coded[first_lo..np], &mut fields[first_lo..]);
 }
 
 /// [`crate::formats::tq_tcq::quantize_rows`] on AVX2 (same bytes as the scalar path): blocks
