@@ -86,7 +86,9 @@ pub(crate) struct Fmt {
 pub(crate) fn fmt(ty: GgmlType) -> Option<&'static Fmt> {
     match ty {
         GgmlType::Q4_K => Some(&Q4K),
+        GgmlType::Q5_K => Some(&Q5K),
         GgmlType::Q6_K => Some(&Q6K),
+        GgmlType::Q3_K => Some(&Q3K),
         GgmlType::Q8_0 => Some(&Q80),
         GgmlType::Q4_0 => Some(&Q40),
         GgmlType::Q5_0 => Some(&Q50),
@@ -263,6 +265,47 @@ unsafe fn unpack_q4k(x: *const u8, q: *mut u8, s: *mut u8, r: usize) {
     }
 }
 
+/// Q5_K → Q4_K's tile (same scales and mins, [`unpack_q4k`]'s layout): the quants 0..31 (the
+/// nibble plus the fifth bit of `qh`) as they are; Q4_K's micro-kernels and AMX path
+/// (`vpdpbusd` / `tdpbsud` of u8 quants) do not assume 4 bits.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+unsafe fn unpack_q5k(x: *const u8, q: *mut u8, s: *mut u8, r: usize) {
+    let b = core::slice::from_raw_parts(x, 176);
+    let (d, dmin) = (f16(&b[0..2]), f16(&b[2..4]));
+    let mut m = [0u8; 8];
+    for j in 0..8 {
+        let (sc, mj) = q4k_scale_min(&b[4..16], j);
+        m[j] = mj;
+        s.add(4 * (16 * j + r))
+            .cast::<f32>()
+            .write_unaligned(d * sc as f32);
+    }
+    for p in 0..4 {
+        let v = (m[2 * p] as u32) | (m[2 * p + 1] as u32) << 16;
+        s.add(512 + 4 * (16 * p + r))
+            .cast::<u32>()
+            .write_unaligned(v);
+    }
+    s.add(768 + 4 * r).cast::<f32>().write_unaligned(dmin);
+    let (m4, sixteen) = (_mm256_set1_epi8(0x0f), _mm256_set1_epi8(16));
+    let qh = _mm256_loadu_si256(x.add(16).cast());
+    // Quant 64j + l (l < 32) has its fifth bit in bit 2j of qh[l], quant 64j + 32 + l in 2j + 1.
+    let fifth = |v: __m256i, bit: u32| {
+        let k = _mm256_test_epi8_mask(qh, _mm256_set1_epi8((1u32 << bit) as u8 as i8));
+        _mm256_mask_add_epi8(v, k, v, sixteen)
+    };
+    for j in 0..4 {
+        let v = _mm256_loadu_si256(x.add(48 + 32 * j).cast());
+        let lo = fifth(_mm256_and_si256(v, m4), 2 * j as u32);
+        let hi = fifth(
+            _mm256_and_si256(_mm256_srli_epi16::<4>(v), m4),
+            2 * j as u32 + 1,
+        );
+        _mm256_storeu_si256(q.add(64 * j).cast(), lo);
+        _mm256_storeu_si256(q.add(64 * j + 32).cast(), hi);
+    }
+}
+
 /// Q6_K tile scales per unit: S [16 groups][16 rows] f32 (d·sc).
 const Q6K_SB: usize = 1024;
 
@@ -338,6 +381,34 @@ unsafe fn unpack_q50(x: *const u8, q: *mut u8, s: *mut u8, r: usize) {
     // Bit i of `qh` is the fifth bit of quant i.
     let with5 = _mm256_mask_add_epi8(both, qh, both, _mm256_set1_epi8(16));
     _mm256_storeu_si256(q.cast(), with5);
+}
+
+/// Q3_K → Q6_K's tile (16 groups of 16, scale `d·sc` per group, bias 32): the weight
+/// `low − 4·(1 − high)` (−4..3) stored as `+ 32`, so Q6_K's micro-kernels (bias term
+/// `−32·Σa` per group) and AMX path (`q − 32`) take it as it is.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+unsafe fn unpack_q3k(x: *const u8, q: *mut u8, s: *mut u8, r: usize) {
+    let b = core::slice::from_raw_parts(x, 110);
+    let d = f16(&b[108..110]);
+    let sc = crate::formats::kquant::q3k_scales(b[96..108].try_into().unwrap());
+    for (g, &v) in sc.iter().enumerate() {
+        s.add(4 * (16 * g + r))
+            .cast::<f32>()
+            .write_unaligned(d * v as f32);
+    }
+    let (m3, base) = (_mm256_set1_epi8(3), _mm256_set1_epi8(28));
+    let hm = _mm256_loadu_si256(x.cast());
+    for h in 0..2 {
+        let qs = _mm256_loadu_si256(x.add(32 + 32 * h).cast());
+        for j in 0..4 {
+            // Quant 128h + 32j + l: bits 2j of qs[32h + l], its high bit bit 4h + j of hmask[l].
+            let low = _mm256_and_si256(_mm256_srlv_epi16(qs, _mm256_set1_epi16(2 * j as i16)), m3);
+            let v = _mm256_add_epi8(low, base);
+            let k = _mm256_test_epi8_mask(hm, _mm256_set1_epi8((1u32 << (4 * h + j)) as u8 as i8));
+            let v = _mm256_mask_add_epi8(v, k, v, _mm256_set1_epi8(4));
+            _mm256_storeu_si256(q.add(128 * h + 32 * j).cast(), v);
+        }
+    }
 }
 
 // Float weights: 16 k per unit, repacked as f32 [k][16 rows]; activations are the f32 row.
@@ -700,6 +771,18 @@ static Q6K: Fmt = Fmt {
     act: act_q6k,
     kern: q6k8,
     kern1: q6k1,
+};
+/// Q5_K on Q4_K's micro-kernels ([`unpack_q5k`]).
+static Q5K: Fmt = Fmt {
+    wb: 176,
+    unpack: unpack_q5k,
+    ..Q4K
+};
+/// Q3_K on Q6_K's micro-kernels ([`unpack_q3k`]).
+static Q3K: Fmt = Fmt {
+    wb: 110,
+    unpack: unpack_q3k,
+    ..Q6K
 };
 static Q80: Fmt = Fmt {
     kind: Kind::Q80,
