@@ -48,9 +48,12 @@ pub fn gemm_scratch_bytes(ty: GgmlType, cols: usize, n: usize) -> usize {
     let tiled = match ty {
         // BF16 activations widened to f32 (the Intel table's tiled BF16 × BF16).
         GgmlType::BF16 => 4 * cols,
-        GgmlType::Q4_K => cols / 256 * 276,
-        GgmlType::Q6_K => cols / 256 * 324,
-        GgmlType::Q8_0 => cols / 32 * 40,
+        // Q5_K takes Q4_K's tile layout, Q3_K Q6_K's.
+        GgmlType::Q4_K | GgmlType::Q5_K => cols / 256 * 276,
+        GgmlType::Q6_K | GgmlType::Q3_K => cols / 256 * 324,
+        GgmlType::Q2_K => cols / 256 * 292,
+        // Q4_0 and Q5_0 take Q8_0's tile layout.
+        GgmlType::Q8_0 | GgmlType::Q4_0 | GgmlType::Q5_0 => cols / 32 * 40,
         // TQ trellis types: 256 int8 + 8 scales + 8 biases per 256-block.
         GgmlType::TQT4_5 | GgmlType::TQT3_375 | GgmlType::TQT2_5 => cols / 256 * 320,
         _ => 0,
