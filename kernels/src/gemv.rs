@@ -220,10 +220,10 @@ fn gemv_fine_task_bytes() -> usize {
 /// thread from 16 MiB of weights at 16 threads, 2 MiB at 2 threads; all 8 from 32 MiB and
 /// 4 MiB). So a large matrix (an output projection, ggml's 4096 × 14336 float GEMVs, a 31B
 /// model's FFN) is cut finer, which lets threads on the 16-core host's slow virtual CPUs hold
-/// the GEMV up for less time (host:
-/// `GQ_GEMV_TASKS_PER_THREAD=8` lifted the float GEMVs to ≥ 1.03× ggml in 12 of 12
-/// type-rounds, against 10 of 12 with 4), while a small model's matrices keep the task count
-/// they had with 4 per thread (the trained fixture's at any thread count).
+/// the GEMV up for less time (host, tenth session: the float GEMVs ≥ 1.04× ggml in 15 of 15
+/// type-rounds against 9 of 15 with 4 per thread, E2B-like tg128 +5 % at 16 threads and
+/// +10 % at 8; docs/kernels.md), while a small model's matrices keep the task count they had
+/// with 4 per thread (the trained fixture's at any thread count).
 fn gemv_tasks(
     rows: usize,
     row_bytes: usize,
