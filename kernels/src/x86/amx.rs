@@ -686,7 +686,7 @@ impl<'t, T: Tiles> Amx<'t, T> {
     ) {
         let (gk, ng) = match f.kind {
             Kind::Q6K | Kind::Q2K => (16, 16),
-            Kind::Q80 => (32, 1),
+            Kind::Q80 | Kind::Q41 => (32, 1),
             _ => (32, 8),
         };
         let mut c = Cfg::new();
@@ -700,7 +700,7 @@ impl<'t, T: Tiles> Amx<'t, T> {
         c.set(7, gk / 4, 64);
         self.ensure(c);
         let ntt = nt.div_ceil(16);
-        let signed = !matches!(f.kind, Kind::Q4K | Kind::Q2K);
+        let signed = !matches!(f.kind, Kind::Q4K | Kind::Q2K | Kind::Q41);
         let total = ku * ng;
         let upu = f.unit / 4 * 64; // repacked bytes per unit
         let issue = |t: &mut T, idx: usize| {
@@ -826,6 +826,18 @@ impl<'t, T: Tiles> Amx<'t, T> {
                 for m in 0..nt {
                     let d = _mm512_mul_ps(dw, _mm512_set1_ps(rd(au(m).add(32).cast::<f32>())));
                     _mm512_storeu_ps(accp(m), _mm512_fmadd_ps(is(m), d, _mm512_loadu_ps(accp(m))));
+                }
+            }
+            Kind::Q41 => {
+                let (dw, mw) = (
+                    _mm512_loadu_ps(su.cast()),
+                    _mm512_loadu_ps(su.add(64).cast()),
+                );
+                for m in 0..nt {
+                    let d = _mm512_mul_ps(dw, _mm512_set1_ps(rd(au(m).add(32).cast::<f32>())));
+                    let t = _mm512_fmadd_ps(is(m), d, _mm512_loadu_ps(accp(m)));
+                    let sa = _mm512_set1_ps(rd(au(m).add(36).cast::<f32>()));
+                    _mm512_storeu_ps(accp(m), _mm512_fmadd_ps(mw, sa, t));
                 }
             }
             Kind::Tq => {

@@ -51,6 +51,8 @@ pub(crate) enum Kind {
     Q6K,
     /// Q2_K (u8 quants 0..3, 16 groups of 16 with scales and mins).
     Q2K,
+    /// Q4_1 / Q5_1 (u8 quants, a min per block, Q8_1 activations).
+    Q41,
     /// Q8_0 (u8 quants biased by 128).
     Q80,
     /// TurboQuant trellis types (u8 codes biased by 128).
@@ -95,6 +97,8 @@ pub(crate) fn fmt(ty: GgmlType) -> Option<&'static Fmt> {
         GgmlType::Q8_0 => Some(&Q80),
         GgmlType::Q4_0 => Some(&Q40),
         GgmlType::Q5_0 => Some(&Q50),
+        GgmlType::Q4_1 => Some(&Q41),
+        GgmlType::Q5_1 => Some(&Q51),
         GgmlType::F32 => Some(&F32),
         GgmlType::F16 => Some(&F16),
         GgmlType::BF16 => Some(&BF16),
@@ -217,6 +221,15 @@ fn act_q2k(s: &[u8], d: &mut [u8]) {
     d[..256].copy_from_slice(&s[4..260]);
     d[256..260].copy_from_slice(&s[..4]);
     d[260..292].copy_from_slice(&s[260..292]);
+}
+
+/// Q8_1 (Q4_1 / Q5_1): quants (32 i8) at 0, d (f32) at 32, s = d·Σq as stored (f16 → f32)
+/// at 36.
+fn act_q81(s: &[u8], d: &mut [u8]) {
+    d[..32].copy_from_slice(&s[4..36]);
+    let h = |i: usize| half::f16::from_le_bytes([s[i], s[i + 1]]).to_f32();
+    d[32..36].copy_from_slice(&h(0).to_le_bytes());
+    d[36..40].copy_from_slice(&h(2).to_le_bytes());
 }
 
 fn act_q80(s: &[u8], d: &mut [u8]) {
@@ -453,6 +466,42 @@ unsafe fn unpack_q3k(x: *const u8, q: *mut u8, s: *mut u8, r: usize) {
     }
 }
 
+/// Q4_1 / Q5_1 tile scales per unit: D [16 rows] f32, M [16 rows] f32.
+const Q41_SB: usize = 128;
+
+/// Q4_1: quants 0..15 as they are (weight `d·q + m`), `d` and `m` per row.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+unsafe fn unpack_q41(x: *const u8, q: *mut u8, s: *mut u8, r: usize) {
+    let b = core::slice::from_raw_parts(x, 20);
+    s.add(4 * r).cast::<f32>().write_unaligned(f16(&b[0..2]));
+    s.add(64 + 4 * r)
+        .cast::<f32>()
+        .write_unaligned(f16(&b[2..4]));
+    let v = _mm_loadu_si128(x.add(4).cast());
+    let m = _mm_set1_epi8(0x0f);
+    let lo = _mm_and_si128(v, m);
+    let hi = _mm_and_si128(_mm_srli_epi16::<4>(v), m);
+    _mm256_storeu_si256(q.cast(), _mm256_set_m128i(hi, lo));
+}
+
+/// Q5_1: quants 0..31 (the nibble plus bit i of `qh` for quant i), `d` and `m` per row.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+unsafe fn unpack_q51(x: *const u8, q: *mut u8, s: *mut u8, r: usize) {
+    let b = core::slice::from_raw_parts(x, 24);
+    s.add(4 * r).cast::<f32>().write_unaligned(f16(&b[0..2]));
+    s.add(64 + 4 * r)
+        .cast::<f32>()
+        .write_unaligned(f16(&b[2..4]));
+    let qh = u32::from_le_bytes([b[4], b[5], b[6], b[7]]);
+    let v = _mm_loadu_si128(x.add(8).cast());
+    let m = _mm_set1_epi8(0x0f);
+    let lo = _mm_and_si128(v, m);
+    let hi = _mm_and_si128(_mm_srli_epi16::<4>(v), m);
+    let both = _mm256_set_m128i(hi, lo);
+    let with5 = _mm256_mask_add_epi8(both, qh, both, _mm256_set1_epi8(16));
+    _mm256_storeu_si256(q.cast(), with5);
+}
+
 // Float weights: 16 k per unit, repacked as f32 [k][16 rows]; activations are the f32 row.
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
@@ -657,6 +706,32 @@ tile_fn! {
         }
     }
 
+    /// Q4_1 / Q5_1: per block 8 `vpdpbusd` of the quants, then `d_w·d_a` times the sum and
+    /// the min term `m·s_a` (the scalar reference's two float terms).
+    #[inline]
+    unsafe fn kern_q41<const C: usize>(w: *const u8, s: *const u8, nu: usize, a: [*const u8; C], acc: *mut f32) {
+        for u in 0..nu {
+            let wu = w.add(512 * u);
+            let au: [*const u8; C] = core::array::from_fn(|c| a[c].add(40 * u));
+            let mut is = [_mm512_setzero_si512(); C];
+            for t in 0..8 {
+                let wv = _mm512_loadu_si512(wu.add(64 * t).cast());
+                for c in 0..C {
+                    let av = _mm512_set1_epi32(rd(au[c].add(4 * t).cast::<i32>()));
+                    is[c] = _mm512_dpbusd_epi32(is[c], wv, av);
+                }
+            }
+            let dw = _mm512_loadu_ps(s.add(Q41_SB * u).cast());
+            let mw = _mm512_loadu_ps(s.add(Q41_SB * u + 64).cast());
+            for c in 0..C {
+                let d = _mm512_mul_ps(dw, _mm512_set1_ps(rd(au[c].add(32).cast::<f32>())));
+                let p = acc.add(16 * c);
+                let t = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[c]), d, _mm512_loadu_ps(p));
+                _mm512_storeu_ps(p, _mm512_fmadd_ps(mw, _mm512_set1_ps(rd(au[c].add(36).cast::<f32>())), t));
+            }
+        }
+    }
+
     /// Q8_0: per block, −128·Σa (exact) + 8 `vpdpbusd` of the biased weights, then one f32
     /// step with d_w·d_a.
     #[inline]
@@ -749,6 +824,7 @@ kern_entries!(q4k8, q4k1, kern_q4k);
 kern_entries!(q6k8, q6k1, kern_q6k);
 kern_entries!(q2k8, q2k1, kern_q2k);
 kern_entries!(q808, q801, kern_q80);
+kern_entries!(q418, q411, kern_q41);
 kern_entries!(tq8, tq1, kern_tq);
 kern_entries!(f8, f1, kern_f);
 kern_entries!(bb8, bb1, kern_bf16);
@@ -880,6 +956,25 @@ static Q2K: Fmt = Fmt {
     act: act_q2k,
     kern: q2k8,
     kern1: q2k1,
+};
+static Q41: Fmt = Fmt {
+    kind: Kind::Q41,
+    unit: 32,
+    qb: 32,
+    kc: 32,
+    wb: 20,
+    ab: 40,
+    sb: Q41_SB,
+    nab: 36,
+    unpack: unpack_q41,
+    act: act_q81,
+    kern: q418,
+    kern1: q411,
+};
+static Q51: Fmt = Fmt {
+    wb: 24,
+    unpack: unpack_q51,
+    ..Q41
 };
 static Q80: Fmt = Fmt {
     kind: Kind::Q80,
