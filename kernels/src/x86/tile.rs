@@ -564,21 +564,27 @@ tile_fn! {
         }
     }
 
-    /// Q4_K: 8 groups of 32 (8 `vpdpbusd` each, one f32 step per group), mins as one exact
-    /// `vpdpwssd` sum per unit, then × the activation scale.
+    /// The formats with a min per group (Q4_K: 8 groups of `GS` = 32; Q2_K: 16 of 16): per group
+    /// `GS/4` `vpdpbusd` and one f32 step with its scale, then the mins as one exact `vpdpwssd`
+    /// sum over the pairs of groups against the activation's group sums, times `dmin`, then ×
+    /// the activation scale. Layouts from `GS`: scales `S [256/GS][16]` f32, mins
+    /// `M [128/GS][16]` i16 pairs, `DMIN [16]` f32; activation quants, d, `128/GS` dwords of
+    /// group-sum pairs.
     #[inline]
-    unsafe fn kern_q4k<const C: usize>(w: *const u8, s: *const u8, nu: usize, a: [*const u8; C], acc: *mut f32) {
+    unsafe fn kern_mins<const C: usize, const GS: usize>(w: *const u8, s: *const u8, nu: usize, a: [*const u8; C], acc: *mut f32) {
+        let (ng, np) = (256 / GS, 128 / GS);
+        let (sb, ab) = (64 * (ng + np + 1), 260 + 4 * np);
         for u in 0..nu {
             let wu = w.add(4096 * u);
-            let su = s.add(Q4K_SB * u);
-            let au: [*const u8; C] = core::array::from_fn(|c| a[c].add(276 * u));
+            let su = s.add(sb * u);
+            let au: [*const u8; C] = core::array::from_fn(|c| a[c].add(ab * u));
             let mut blk = [_mm512_setzero_ps(); C];
-            for g in 0..8 {
+            for g in 0..ng {
                 let mut is = [_mm512_setzero_si512(); C];
-                for t in 0..8 {
-                    let wv = _mm512_loadu_si512(wu.add(64 * (8 * g + t)).cast());
+                for t in 0..GS / 4 {
+                    let wv = _mm512_loadu_si512(wu.add(64 * (GS / 4 * g + t)).cast());
                     for c in 0..C {
-                        let av = _mm512_set1_epi32(rd(au[c].add(32 * g + 4 * t).cast::<i32>()));
+                        let av = _mm512_set1_epi32(rd(au[c].add(GS * g + 4 * t).cast::<i32>()));
                         is[c] = _mm512_dpbusd_epi32(is[c], wv, av);
                     }
                 }
@@ -588,20 +594,26 @@ tile_fn! {
                 }
             }
             let mut mi = [_mm512_setzero_si512(); C];
-            for p in 0..4 {
-                let mv = _mm512_loadu_si512(su.add(512 + 64 * p).cast());
+            for p in 0..np {
+                let mv = _mm512_loadu_si512(su.add(64 * (ng + p)).cast());
                 for c in 0..C {
                     let av = _mm512_set1_epi32(rd(au[c].add(260 + 4 * p).cast::<i32>()));
                     mi[c] = _mm512_dpwssd_epi32(mi[c], mv, av);
                 }
             }
-            let dmin = _mm512_loadu_ps(su.add(768).cast());
+            let dmin = _mm512_loadu_ps(su.add(64 * (ng + np)).cast());
             for c in 0..C {
                 let b = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(mi[c]), dmin, blk[c]);
                 let p = acc.add(16 * c);
                 _mm512_storeu_ps(p, _mm512_fmadd_ps(b, _mm512_set1_ps(rd(au[c].add(256).cast::<f32>())), _mm512_loadu_ps(p)));
             }
         }
+    }
+
+    /// Q4_K: [`kern_mins`] with 8 groups of 32.
+    #[inline]
+    unsafe fn kern_q4k<const C: usize>(w: *const u8, s: *const u8, nu: usize, a: [*const u8; C], acc: *mut f32) {
+        kern_mins::<C, 32>(w, s, nu, a, acc)
     }
 
     /// Q6_K: 16 groups of 16, each starting from −32·Σa (exact), 4 `vpdpbusd`, one f32 step.
@@ -634,44 +646,10 @@ tile_fn! {
         }
     }
 
-    /// Q2_K: 16 groups of 16 (4 `vpdpbusd` each, one f32 step per group), mins as one exact
-    /// `vpdpwssd` sum per unit (8 pairs of groups), then × the activation scale.
+    /// Q2_K: [`kern_mins`] with 16 groups of 16.
     #[inline]
     unsafe fn kern_q2k<const C: usize>(w: *const u8, s: *const u8, nu: usize, a: [*const u8; C], acc: *mut f32) {
-        for u in 0..nu {
-            let wu = w.add(4096 * u);
-            let su = s.add(Q2K_SB * u);
-            let au: [*const u8; C] = core::array::from_fn(|c| a[c].add(292 * u));
-            let mut blk = [_mm512_setzero_ps(); C];
-            for g in 0..16 {
-                let mut is = [_mm512_setzero_si512(); C];
-                for t in 0..4 {
-                    let wv = _mm512_loadu_si512(wu.add(64 * (4 * g + t)).cast());
-                    for c in 0..C {
-                        let av = _mm512_set1_epi32(rd(au[c].add(16 * g + 4 * t).cast::<i32>()));
-                        is[c] = _mm512_dpbusd_epi32(is[c], wv, av);
-                    }
-                }
-                let sg = _mm512_loadu_ps(su.add(64 * g).cast());
-                for c in 0..C {
-                    blk[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[c]), sg, blk[c]);
-                }
-            }
-            let mut mi = [_mm512_setzero_si512(); C];
-            for p in 0..8 {
-                let mv = _mm512_loadu_si512(su.add(1024 + 64 * p).cast());
-                for c in 0..C {
-                    let av = _mm512_set1_epi32(rd(au[c].add(260 + 4 * p).cast::<i32>()));
-                    mi[c] = _mm512_dpwssd_epi32(mi[c], mv, av);
-                }
-            }
-            let dmin = _mm512_loadu_ps(su.add(1536).cast());
-            for c in 0..C {
-                let b = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(mi[c]), dmin, blk[c]);
-                let p = acc.add(16 * c);
-                _mm512_storeu_ps(p, _mm512_fmadd_ps(b, _mm512_set1_ps(rd(au[c].add(256).cast::<f32>())), _mm512_loadu_ps(p)));
-            }
-        }
+        kern_mins::<C, 16>(w, s, nu, a, acc)
     }
 
     /// TurboQuant trellis types: per group of 32 coordinates, −128·Σa (exact) + 8 `vpdpbusd`
