@@ -136,13 +136,15 @@ fn f32_bytes(x: &[f32]) -> &[u8] {
 
 /// A tuning knob read once from the environment (`name`, a positive integer), else `default`.
 fn knob(cell: &'static std::sync::OnceLock<usize>, name: &str, default: usize) -> usize {
-    *cell.get_or_init(|| {
-        std::env::var(name)
-            .ok()
-            .and_then(|v| v.trim().parse::<usize>().ok())
-            .filter(|&v| v > 0)
-            .unwrap_or(default)
-    })
+    *cell.get_or_init(|| env_count(name).unwrap_or(default))
+}
+
+/// A positive count from the environment variable `name` (None when unset or not one).
+fn env_count(name: &str) -> Option<usize> {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|&v| v > 0)
 }
 
 /// Least weight bytes per parallel task of a GEMV (`GQ_MIN_TASK_BYTES`, default 64 KiB):
@@ -190,12 +192,7 @@ pub fn gemm_min_rows() -> usize {
 /// computed whole by one task).
 fn gemv_tasks_override() -> Option<usize> {
     static C: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
-    *C.get_or_init(|| {
-        std::env::var("GQ_GEMV_TASKS_PER_THREAD")
-            .ok()
-            .and_then(|v| v.trim().parse::<usize>().ok())
-            .filter(|&v| v > 0)
-    })
+    *C.get_or_init(|| env_count("GQ_GEMV_TASKS_PER_THREAD"))
 }
 
 /// GEMV tasks per thread of the default rule for any matrix large enough ([`gemv_tasks`]).
@@ -270,12 +267,7 @@ fn row_ranges(rows: usize, row_bytes: usize, min_rows: usize, align: usize) -> u
 /// [`GemmSplit`]).
 fn gemm_even_tasks() -> Option<usize> {
     static C: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
-    *C.get_or_init(|| {
-        std::env::var("GQ_GEMM_TASKS")
-            .ok()
-            .and_then(|v| v.trim().parse::<usize>().ok())
-            .filter(|&v| v > 0)
-    })
+    *C.get_or_init(|| env_count("GQ_GEMM_TASKS"))
 }
 
 /// The guided GEMM split's divisor (`GQ_GEMM_GUIDE`, default 2): each task takes
