@@ -32,7 +32,10 @@ fn main() {
     let x: Vec<f32> = (0..rows * n)
         .map(|_| g.next_normal() as f32 * 0.02)
         .collect();
-    let reps = 30;
+    let reps = std::env::var("TQB_REPS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(30);
     let mut best = vec![f64::MAX; cases.len()];
     let mut times = vec![Vec::new(); cases.len()];
     for _ in 0..reps {

@@ -30,8 +30,13 @@ use crate::formats::tq_tcq::{
     candidate_error, check_range, pack_lo_fields, scale_candidates, write_block, zero_error,
     TcqSpec, Weighting,
 };
-use crate::formats::tq_trellis::{book, vlines, Coded, VLines, SUB, VCELLS};
+use crate::formats::tq_trellis::{book, vlines, Book, Coded, VLines, SUB, VCELLS};
 use core::arch::x86_64::*;
+
+/// The bits of a [`Chain`]'s `eq` word that belong to its pair after the 4-slot search (slots
+/// 0–1 in bits 0–7, slots 2–3 in bits 16–23); the two-pair search leaves the neighbouring
+/// pair's bits in the others.
+const EQ_BITS: u32 = 0x00ff_00ff;
 
 /// Blocks per batch (each with up to 2 scale candidates: at most 8 searches per batch).
 const GROUP: usize = 4;
@@ -53,7 +58,8 @@ struct Chain {
     cell: Vec<u16>,
     /// The candidates (slot `s` of 4, folded subset `z`) at the minimum: bit `4s + z` for
     /// slots 0 and 1, bit `16 + 4(s − 2) + z` for slots 2 and 3 (the two-pair search's
-    /// order); for a long cell's 8 slots (redone one by one) bit `4s + z`.
+    /// order; only the bits of [`EQ_BITS`] are the pair's); for a long cell's 8 slots (redone
+    /// one by one) bit `4s + z`.
     eq: Vec<u32>,
     /// For pairs outside the grid: (entry, mirror) per folded subset.
     fb: Vec<[(u16, u8); 4]>,
@@ -165,10 +171,10 @@ unsafe fn search(s: &TcqSpec, b: usize, u: &[f32], d: f32, ch: &mut Chain, dm: &
     search_lines(&ax, &ay, &cells, vl, first_lo..np, ch, dm);
     // A long cell's 4-slot line is all NaN: no lane equals the minimum, `eq` is 0 (never so
     // for a cell of the grid, whose distances are finite).
-    let zero = _mm512_setzero_si512();
+    let own = _mm512_set1_epi32(EQ_BITS as i32);
     for q in 0..np / 16 {
         let eq = _mm512_loadu_si512(ch.eq.as_ptr().add(16 * q).cast());
-        slow[q] |= _mm512_cmpeq_epi32_mask(eq, zero);
+        slow[q] |= _mm512_testn_epi32_mask(eq, own);
     }
     for q in 0..np / 16 {
         let mut m = slow[q];
@@ -177,7 +183,7 @@ unsafe fn search(s: &TcqSpec, b: usize, u: &[f32], d: f32, ch: &mut Chain, dm: &
             m &= m - 1;
             let (x, y) = (ax[p], ay[p]);
             if x >= 128.0 || y >= 128.0 {
-                let r = book(s.pair_bits(b, p)).nearest4(x, y);
+                let r = nearest4_far(book(s.pair_bits(b, p)), x, y);
                 for z in 0..4 {
                     dm[2 * p][z] = r[z].0;
                     ch.fb[p][z] = (r[z].1, r[z].2);
@@ -207,6 +213,61 @@ unsafe fn search(s: &TcqSpec, b: usize, u: &[f32], d: f32, ch: &mut Chain, dm: &
             _mm_storeu_ps(dm[2 * p].as_mut_ptr(), _mm512_castps512_ps128(m8));
         }
     }
+}
+
+/// [`Book::nearest4`] of a folded point outside the grid (`x` or `y` ≥ 128), 16 candidates
+/// per register: the same distances (`(x − cx)² + (y − cy)²`, no FMA), the first candidate of
+/// least distance per subset, the same `(distance², entry, mirror)`. Two passes per subset:
+/// the minimum (a NaN distance is never kept, as the reference's `d < best` never keeps one;
+/// the minimum of non-NaN values is exact in any order), then the first lane equal to it.
+/// When no distance is below infinity the reference keeps candidate 0 at infinity, and so does
+/// this.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2")]
+unsafe fn nearest4_far(bk: &Book, x: f32, y: f32) -> [(f32, u16, u8); 4] {
+    let (vx, vy) = (_mm512_set1_ps(x), _mm512_set1_ps(y));
+    let inf = _mm512_set1_ps(f32::INFINITY);
+    let mut out = [(f32::INFINITY, 0u16, 0u8); 4];
+    for z in 0..4 {
+        let (xs, ys, n) = bk.far(z);
+        assert!(n > 0 && xs.len() >= n.next_multiple_of(16) && ys.len() >= xs.len());
+        let nc = n.div_ceil(16);
+        // Lanes of chunk c that are candidates (the last chunk's padding is not).
+        let live = |c: usize| -> __mmask16 {
+            let left = n - 16 * c;
+            if left >= 16 {
+                0xffff
+            } else {
+                ((1u32 << left) - 1) as __mmask16
+            }
+        };
+        let dist = |c: usize| {
+            // SAFETY: 16c + 15 < xs.len() ≤ ys.len() (asserted).
+            let dx = _mm512_sub_ps(vx, _mm512_loadu_ps(xs.as_ptr().add(16 * c)));
+            let dy = _mm512_sub_ps(vy, _mm512_loadu_ps(ys.as_ptr().add(16 * c)));
+            _mm512_add_ps(_mm512_mul_ps(dx, dx), _mm512_mul_ps(dy, dy))
+        };
+        let mut m = inf;
+        for c in 0..nc {
+            // vminps(d, m) is d < m ? d : m: a NaN d leaves m.
+            m = _mm512_mask_min_ps(m, live(c), dist(c), m);
+        }
+        let best = _mm512_reduce_min_ps(m);
+        if best < f32::INFINITY {
+            let vb = _mm512_set1_ps(best);
+            for c in 0..nc {
+                let eq = _mm512_mask_cmp_ps_mask::<_CMP_EQ_OQ>(live(c), dist(c), vb);
+                if eq != 0 {
+                    let (k, mirror) = bk.far_entry(z, 16 * c + eq.trailing_zeros() as usize);
+                    out[z] = (best, k, mirror);
+                    break;
+                }
+            }
+        } else {
+            let (k, mirror) = bk.far_entry(z, 0);
+            out[z] = (f32::INFINITY, k, mirror);
+        }
+    }
+    out
 }
 
 /// The 4-slot search of pairs `range` (folded coordinates `ax`, `ay`, grid cells `cells`, all
@@ -253,8 +314,10 @@ unsafe fn search_lines(
         let k1 = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(t1, m) as u32;
         let k2 = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(t2, m) as u32;
         let x = k1 | k2 << 16;
-        *eqp.add(p) = x & 0x00ff_00ff;
-        *eqp.add(p + 1) = (x >> 8) & 0x00ff_00ff;
+        // Pair a's bits are 0–7 and 16–23 of x, pair b's those of x >> 8; the other bits
+        // (the other pair's) are left in: every reader masks them off (`EQ_BITS`).
+        *eqp.add(p) = x;
+        *eqp.add(p + 1) = x >> 8;
         _mm_storeu_ps(dp.add(2 * p).cast(), _mm512_castps512_ps128(m));
         _mm_storeu_ps(dp.add(2 * p + 2).cast(), _mm512_extractf32x4_ps::<2>(m));
         p += 2;
@@ -348,7 +411,10 @@ unsafe fn acs<const M: usize>(
                 _mm512_permutexvar_ps(i1, dv),
             );
             let lt = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(c1, c0);
-            cost[j] = _mm512_mask_blend_ps(lt, c0, c1);
+            // vminps(c1, c0) is `c1 < c0 ? c1 : c0` lane by lane (c0 when either is NaN): the
+            // selection `lt` records, without a merge-masked move into a register of its own
+            // (which cost a register copy per block and step).
+            cost[j] = _mm512_min_ps(c1, c0);
             bp.add(2 * a).cast::<u16>().write_unaligned(lt);
         }
     }
@@ -454,11 +520,17 @@ unsafe fn trace_states(s: &TcqSpec, b: usize, ch: &Chain, st: &[u8; 129], out: &
     }
     let (fold, cell, eq, fb) = (&ch.fold[..np], &ch.cell[..np], &ch.eq[..np], &ch.fb[..np]);
     let out = &mut out[..np];
-    let mut idx = [0u32; 128];
     let mut special = [0u16; 8];
     let m4 = _mm512_set1_epi32(0x0011_0011);
     let f15 = _mm512_set1_epi32(15);
     let low12 = _mm512_set1_epi32(0xfff);
+    let ff = _mm512_set1_epi32(0xff);
+    let one = _mm512_set1_epi32(1);
+    let (mh, ml) = (
+        vh.meta.as_ptr().cast::<i32>(),
+        vl.meta.as_ptr().cast::<i32>(),
+    );
+    assert!(vh.meta.len() >= VCELLS * VCELLS && vl.meta.len() >= VCELLS * VCELLS);
     for q in 0..np / 16 {
         let zb = _mm512_cvtepu8_epi32(_mm_loadu_si128(zs.as_ptr().add(16 * q).cast()));
         let f = _mm512_cvtepu8_epi32(_mm_loadu_si128(fold.as_ptr().add(16 * q).cast()));
@@ -481,28 +553,29 @@ unsafe fn trace_states(s: &TcqSpec, b: usize, ch: &Chain, st: &[u8; 129], out: &
         let l = _mm512_and_si512(_mm512_add_epi32(lane, zf), f15);
         let c = _mm512_cvtepu16_epi32(_mm256_loadu_si256(cell.as_ptr().add(16 * q).cast()));
         special[q] = _mm512_test_epi32_mask(c, _mm512_set1_epi32(0x8000));
-        let ix = _mm512_or_si512(_mm512_slli_epi32::<4>(_mm512_and_si512(c, low12)), l);
-        _mm512_storeu_si512(idx.as_mut_ptr().add(16 * q).cast(), ix);
-    }
-    let mut km = [0u16; 128];
-    for (range, vlns) in [(0..first_lo, vh), (first_lo..np, vl)] {
-        let meta = vlns.meta.as_ptr().cast::<u16>();
-        assert!(vlns.meta.len() >= VCELLS * VCELLS);
-        for p in range {
-            // SAFETY: an index is a cell below 64 · 64 (masked) times 16 plus a lane below 16,
-            // and `meta` has 64 · 64 lines of 16 (asserted above).
-            km[p] = *meta.add(idx[p] as usize);
+        // The meta word (u16) of cell c, lane l: u16 index 16c + l, i.e. the 32-bit word
+        // 8c + l/2 of the same 32-byte line, its high half when l is odd (a 32-bit gather of
+        // whole words: no read past the table).
+        let ix = _mm512_or_si512(
+            _mm512_slli_epi32::<3>(_mm512_and_si512(c, low12)),
+            _mm512_srli_epi32::<1>(l),
+        );
+        // Pairs below first_lo take the hi table's lines, the others the lo table's.
+        let nh = first_lo.saturating_sub(16 * q).min(16);
+        let kh = ((1u32 << nh) - 1) as __mmask16;
+        // SAFETY: a word index is a cell below 64 · 64 (masked) times 8 plus a half-lane
+        // below 8, and both tables have 64 · 64 lines of 8 words (asserted above).
+        let mut wd = _mm512_setzero_si512();
+        if kh != 0 {
+            wd = _mm512_mask_i32gather_epi32::<4>(wd, kh, ix, mh);
         }
-    }
-    let ff = _mm512_set1_epi32(0xff);
-    let one = _mm512_set1_epi32(1);
-    for q in 0..np / 16 {
-        let zb = _mm512_cvtepu8_epi32(_mm_loadu_si128(zs.as_ptr().add(16 * q).cast()));
-        let f = _mm512_cvtepu8_epi32(_mm_loadu_si128(fold.as_ptr().add(16 * q).cast()));
-        let km = _mm512_cvtepu16_epi32(_mm256_loadu_si256(km.as_ptr().add(16 * q).cast()));
+        if kh != 0xffff {
+            wd = _mm512_mask_i32gather_epi32::<4>(wd, !kh, ix, ml);
+        }
+        let km = _mm512_srlv_epi32(wd, _mm512_slli_epi32::<4>(_mm512_and_si512(l, one)));
         // Coded (repr(C)): branch | mirror << 8 | k << 16; the meta word is k | m << 8.
         let k = _mm512_and_si512(km, ff);
-        let m = _mm512_xor_si512(_mm512_srli_epi32::<8>(km), f);
+        let m = _mm512_and_si512(_mm512_xor_si512(_mm512_srli_epi32::<8>(km), f), ff);
         let w = _mm512_or_si512(
             _mm512_or_si512(_mm512_and_si512(zb, one), _mm512_slli_epi32::<8>(m)),
             _mm512_slli_epi32::<16>(k),
@@ -704,4 +777,61 @@ pub(crate) unsafe fn quantize_rows(
         g0 += g;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::formats::tq_rotation::SplitMix64;
+    use crate::Isa;
+
+    /// The vector search outside the grid gives the reference's `(distance², entry, mirror)`
+    /// for every pair table: random far points, points on the grid's edge, far points with
+    /// integer coordinates (exact ties between mirrored candidates) and points so far away
+    /// that every distance overflows to infinity (the reference keeps candidate 0 then).
+    #[test]
+    fn far_search_equals_the_reference() {
+        if !Isa::Avx512.available() {
+            assert!(
+                !std::env::var("GQ_REQUIRE_ISAS").is_ok_and(|r| r.contains("avx512")),
+                "GQ_REQUIRE_ISAS asks for AVX-512, which this CPU lacks"
+            );
+            eprintln!("skipped: this CPU has no AVX-512 (the vector encoder is not used here)");
+            return;
+        }
+        let mut g = SplitMix64::new(7);
+        let mut pts: Vec<(f32, f32)> = vec![
+            (128.0, 0.0),
+            (0.0, 128.0),
+            (128.0, 128.0),
+            (1e20, 3.0),
+            (2.0, 3e19),
+            (f32::MAX, f32::MAX),
+        ];
+        for i in 0..400 {
+            let far = 128.0 + (g.next_u64() % 20_000) as f32 / 16.0;
+            let near = (g.next_u64() % 4096) as f32 / 16.0;
+            let (a, b) = if i % 4 == 3 {
+                (far.round(), near.round())
+            } else {
+                (far, near)
+            };
+            pts.push(if i % 2 == 0 { (a, b) } else { (b, a) });
+        }
+        for bits in 3..=9 {
+            let bk = book(bits);
+            for &(x, y) in &pts {
+                // SAFETY: the CPU has AVX-512 F/BW/VL and AVX2 (checked above).
+                let got = unsafe { nearest4_far(bk, x, y) };
+                let want = bk.nearest4(x, y);
+                for z in 0..4 {
+                    assert_eq!(
+                        (got[z].0.to_bits(), got[z].1, got[z].2),
+                        (want[z].0.to_bits(), want[z].1, want[z].2),
+                        "{bits}-bit table, point ({x}, {y}), subset {z}"
+                    );
+                }
+            }
+        }
+    }
 }
