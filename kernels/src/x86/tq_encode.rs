@@ -33,11 +33,6 @@ use crate::formats::tq_tcq::{
 use crate::formats::tq_trellis::{book, vlines, Book, Coded, VLines, SUB, VCELLS};
 use core::arch::x86_64::*;
 
-/// The bits of a [`Chain`]'s `eq` word that belong to its pair after the 4-slot search (slots
-/// 0–1 in bits 0–7, slots 2–3 in bits 16–23); the two-pair search leaves the neighbouring
-/// pair's bits in the others.
-const EQ_BITS: u32 = 0x00ff_00ff;
-
 /// Blocks per batch (each with up to 2 scale candidates: at most 8 searches per batch).
 const GROUP: usize = 4;
 
@@ -56,11 +51,15 @@ struct Chain {
     /// Grid cell of the pair (with bit 15: the index of a long cell's 8-slot line), or
     /// `u16::MAX` when it is outside the grid.
     cell: Vec<u16>,
-    /// The candidates (slot `s` of 4, folded subset `z`) at the minimum: bit `4s + z` for
-    /// slots 0 and 1, bit `16 + 4(s − 2) + z` for slots 2 and 3 (the two-pair search's
-    /// order; only the bits of [`EQ_BITS`] are the pair's); for a long cell's 8 slots (redone
-    /// one by one) bit `4s + z`.
-    eq: Vec<u32>,
+    /// The candidates (slot `s` of 4, folded subset `z`) at the minimum of the 4-slot search:
+    /// bit `4s + z` of `e01[p]` for slots 0 and 1, bit `4(s − 2) + z` of `e23[p]` for slots 2
+    /// and 3 (the two-pair search stores its two compare masks as they are: 16 bits each,
+    /// pairs `p` and `p + 1`, no mask moves to general registers).
+    e01: Vec<u8>,
+    /// See `e01`.
+    e23: Vec<u8>,
+    /// For a pair in a long cell (8 slots, redone one by one): bit `4s + z` at the minimum.
+    eq8: Vec<u32>,
     /// For pairs outside the grid: (entry, mirror) per folded subset.
     fb: Vec<[(u16, u8); 4]>,
     /// Final path costs.
@@ -72,7 +71,9 @@ impl Chain {
         Chain {
             fold: vec![0; np],
             cell: vec![0; np],
-            eq: vec![0; np],
+            e01: vec![0; np],
+            e23: vec![0; np],
+            eq8: vec![0; np],
             fb: vec![[(0, 0); 4]; np],
             cost: [0.0; 8],
         }
@@ -114,7 +115,7 @@ unsafe fn rotate(x: &[f32], signs: &[u64; 4], out: &mut [f32]) -> f32 {
 /// Three passes: (1) per 16 pairs, `u / d`, the folds, the folded coordinates, the grid cells
 /// (clamped into the grid) and which pairs are outside it; (2) every pair through the 4-slot line of
 /// its cell, branch-free ([`search_lines`]); a long cell's 4-slot line is all NaN, so its pairs
-/// come out with an empty `eq`; (3) the pairs outside the grid or in a long cell again,
+/// come out with empty `e01`/`e23`; (3) the pairs outside the grid or in a long cell again,
 /// overwriting what (2) wrote for them.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2")]
 unsafe fn search(s: &TcqSpec, b: usize, u: &[f32], d: f32, ch: &mut Chain, dm: &mut [[f32; 4]]) {
@@ -169,12 +170,14 @@ unsafe fn search(s: &TcqSpec, b: usize, u: &[f32], d: f32, ch: &mut Chain, dm: &
     }
     search_lines(&ax, &ay, &cells, vh, 0..first_lo, ch, dm);
     search_lines(&ax, &ay, &cells, vl, first_lo..np, ch, dm);
-    // A long cell's 4-slot line is all NaN: no lane equals the minimum, `eq` is 0 (never so
-    // for a cell of the grid, whose distances are finite).
-    let own = _mm512_set1_epi32(EQ_BITS as i32);
+    // A long cell's 4-slot line is all NaN: no lane equals the minimum, `e01` and `e23` are 0
+    // (never so for a cell of the grid, whose distances are finite).
     for q in 0..np / 16 {
-        let eq = _mm512_loadu_si512(ch.eq.as_ptr().add(16 * q).cast());
-        slow[q] |= _mm512_testn_epi32_mask(eq, own);
+        let e = _mm_or_si128(
+            _mm_loadu_si128(ch.e01.as_ptr().add(16 * q).cast()),
+            _mm_loadu_si128(ch.e23.as_ptr().add(16 * q).cast()),
+        );
+        slow[q] |= _mm_testn_epi8_mask(e, e);
     }
     for q in 0..np / 16 {
         let mut m = slow[q];
@@ -209,7 +212,7 @@ unsafe fn search(s: &TcqSpec, b: usize, u: &[f32], d: f32, ch: &mut Chain, dm: &
             m8 = _mm512_min_ps(m8, _mm512_shuffle_f32x4::<0xb1>(m8, m8));
             let e0 = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(d0, m8) as u32;
             let e1 = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(d1, m8) as u32;
-            ch.eq[p] = e0 | (e1 << 16);
+            ch.eq8[p] = e0 | (e1 << 16);
             _mm_storeu_ps(dm[2 * p].as_mut_ptr(), _mm512_castps512_ps128(m8));
         }
     }
@@ -272,7 +275,7 @@ unsafe fn nearest4_far(bk: &Book, x: f32, y: f32) -> [(f32, u16, u8); 4] {
 
 /// The 4-slot search of pairs `range` (folded coordinates `ax`, `ay`, grid cells `cells`, all
 /// inside the grid) through `lines`: per pair the 16 candidates' exact distances (no FMA), the
-/// minimum per folded subset by two shuffles, the lanes holding it (`eq`), the minima (folded
+/// minimum per folded subset by two shuffles, the lanes holding it (`e01`, `e23`), the minima (folded
 /// order) stored at `dm[2p]`.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2")]
@@ -286,9 +289,9 @@ unsafe fn search_lines(
     dm: &mut [[f32; 4]],
 ) {
     let n = range.end;
-    assert!(n <= ch.eq.len() && n <= ch.cell.len() && (n == 0 || 2 * (n - 1) < dm.len()));
+    assert!(n <= ch.e01.len() && n <= ch.e23.len() && (n == 0 || 2 * (n - 1) < dm.len()));
     assert!(lines.xy.len() >= VCELLS * VCELLS);
-    let (eqp, dp) = (ch.eq.as_mut_ptr(), dm.as_mut_ptr());
+    let (e01, e23, dp) = (ch.e01.as_mut_ptr(), ch.e23.as_mut_ptr(), dm.as_mut_ptr());
     let xyp = lines.xy.as_ptr();
     let dist = |p: usize| {
         // SAFETY: (callers) p < n; cells are below 64 · 64 (clamped) and `xy` has that many
@@ -311,13 +314,11 @@ unsafe fn search_lines(
         let t2 = _mm512_shuffle_f32x4::<0xee>(da, db);
         let m = _mm512_min_ps(t1, t2);
         let m = _mm512_min_ps(m, _mm512_shuffle_f32x4::<0xb1>(m, m));
-        let k1 = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(t1, m) as u32;
-        let k2 = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(t2, m) as u32;
-        let x = k1 | k2 << 16;
-        // Pair a's bits are 0–7 and 16–23 of x, pair b's those of x >> 8; the other bits
-        // (the other pair's) are left in: every reader masks them off (`EQ_BITS`).
-        *eqp.add(p) = x;
-        *eqp.add(p + 1) = x >> 8;
+        // Bits 0–7 of each mask are pair a's, bits 8–15 pair b's: bytes p and p + 1.
+        let k1 = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(t1, m);
+        let k2 = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(t2, m);
+        e01.add(p).cast::<u16>().write_unaligned(k1);
+        e23.add(p).cast::<u16>().write_unaligned(k2);
         _mm_storeu_ps(dp.add(2 * p).cast(), _mm512_castps512_ps128(m));
         _mm_storeu_ps(dp.add(2 * p + 2).cast(), _mm512_extractf32x4_ps::<2>(m));
         p += 2;
@@ -327,8 +328,9 @@ unsafe fn search_lines(
         let d = dist(p);
         let mut m = _mm512_min_ps(d, _mm512_shuffle_f32x4::<0x4e>(d, d));
         m = _mm512_min_ps(m, _mm512_shuffle_f32x4::<0xb1>(m, m));
-        let e = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(d, m) as u32;
-        *eqp.add(p) = (e & 0xff) | (e & 0xff00) << 8;
+        let e = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(d, m);
+        *e01.add(p) = e as u8;
+        *e23.add(p) = (e >> 8) as u8;
         _mm_storeu_ps(dp.add(2 * p).cast(), _mm512_castps512_ps128(m));
     }
 }
@@ -518,7 +520,8 @@ unsafe fn trace_states(s: &TcqSpec, b: usize, ch: &Chain, st: &[u8; 129], out: &
         );
         _mm_storeu_si128(zs.as_mut_ptr().add(16 * q).cast(), v);
     }
-    let (fold, cell, eq, fb) = (&ch.fold[..np], &ch.cell[..np], &ch.eq[..np], &ch.fb[..np]);
+    let (fold, cell, fb) = (&ch.fold[..np], &ch.cell[..np], &ch.fb[..np]);
+    let (e01, e23, eq8) = (&ch.e01[..np], &ch.e23[..np], &ch.eq8[..np]);
     let out = &mut out[..np];
     let mut special = [0u16; 8];
     let m4 = _mm512_set1_epi32(0x0011_0011);
@@ -535,10 +538,14 @@ unsafe fn trace_states(s: &TcqSpec, b: usize, ch: &Chain, st: &[u8; 129], out: &
         let zb = _mm512_cvtepu8_epi32(_mm_loadu_si128(zs.as_ptr().add(16 * q).cast()));
         let f = _mm512_cvtepu8_epi32(_mm_loadu_si128(fold.as_ptr().add(16 * q).cast()));
         let zf = _mm512_xor_si512(_mm512_srli_epi32::<1>(zb), f);
-        let e = _mm512_and_si512(
-            _mm512_srlv_epi32(_mm512_loadu_si512(eq.as_ptr().add(16 * q).cast()), zf),
-            m4,
+        // Bit 4s + z (slots 0, 1) or 16 + 4(s − 2) + z (slots 2, 3) of a 32-bit word.
+        let eq = _mm512_or_si512(
+            _mm512_cvtepu8_epi32(_mm_loadu_si128(e01.as_ptr().add(16 * q).cast())),
+            _mm512_slli_epi32::<16>(_mm512_cvtepu8_epi32(_mm_loadu_si128(
+                e23.as_ptr().add(16 * q).cast(),
+            ))),
         );
+        let e = _mm512_and_si512(_mm512_srlv_epi32(eq, zf), m4);
         // The lowest set bit as a power of two, its position from the f32 exponent (exact).
         let lowest = _mm512_and_si512(e, _mm512_sub_epi32(_mm512_setzero_si512(), e));
         let pos = _mm512_sub_epi32(
@@ -595,7 +602,7 @@ unsafe fn trace_states(s: &TcqSpec, b: usize, ch: &Chain, st: &[u8; 129], out: &
             let (k, m) = if c == u16::MAX {
                 fb[p][zf]
             } else {
-                let l = (eq[p] & (0x1111_1111u32 << zf)).trailing_zeros() as usize;
+                let l = (eq8[p] & (0x1111_1111u32 << zf)).trailing_zeros() as usize;
                 let (k, m) = vlns.meta8[(c & 0x7fff) as usize][l];
                 (k as u16, m)
             };
