@@ -464,13 +464,22 @@ static PRED: [u64; 256] = {
 /// One step is the reference's `ps = (s >> 1) | ((back[p] >> s) & 1) << 2` with all 8
 /// predecessors of pair `p` looked up first ([`PRED`], off the chain): a shift and a mask on
 /// `8·s`.
+#[inline(always)]
 fn walk<const G: usize>(np: usize, backs: [&[u8]; G], best: [usize; G], st: &mut [[u8; 129]; G]) {
     assert!(np <= 128 && backs.iter().all(|b| b.len() > 2 * (np - 1)));
+    assert!(best.iter().all(|&s| s < 8));
+    let bp = backs.map(|b| b.as_ptr());
     let mut st8 = best.map(|s| 8 * s as u64);
     for p in (0..np).rev() {
         for k in 0..G {
-            st[k][p + 1] = st8[k] as u8;
-            st8[k] = (PRED[backs[k][2 * p] as usize] >> st8[k]) & 0x38;
+            // SAFETY: p < np ≤ 128 < 129 and 2p < backs[k].len() (asserted); a back byte
+            // indexes PRED's 256 words.
+            unsafe {
+                *st[k].get_unchecked_mut(p + 1) = st8[k] as u8;
+                let back = *bp[k].add(2 * p) as usize;
+                // st8 is 8·s ≤ 56: the shift is in range (with BMI2 one `shrx`).
+                st8[k] = (*PRED.get_unchecked(back) >> st8[k]) & 0x38;
+            }
         }
     }
     for k in 0..G {
@@ -479,7 +488,7 @@ fn walk<const G: usize>(np: usize, backs: [&[u8]; G], best: [usize; G], st: &mut
 }
 
 /// The coded pairs of a search's best path: [`walk`], then [`trace_states`].
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,bmi2")]
 unsafe fn traceback(s: &TcqSpec, b: usize, ch: &Chain, back: &[u8], out: &mut [Coded]) {
     let mut st = [[0u8; 129]];
     walk::<1>(b / 2, [back], [best_state(&ch.cost).0], &mut st);
@@ -659,9 +668,9 @@ unsafe fn write_block_bytes(s: &TcqSpec, b: usize, e: u8, coded: &[Coded], dst: 
 /// [`crate::formats::tq_tcq::quantize_rows`] on AVX-512 (same bytes as the scalar path).
 ///
 /// # Safety
-/// The CPU must have AVX-512 F/BW/VL and AVX2.
+/// The CPU must have AVX-512 F/BW/VL, AVX2 and BMI2 (the state walks' `shrx`).
 #[allow(clippy::too_many_arguments)]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,bmi2")]
 pub(crate) unsafe fn quantize_rows(
     s: &TcqSpec,
     b: usize,
