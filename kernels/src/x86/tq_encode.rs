@@ -82,16 +82,27 @@ impl Chain {
 
 /// Rotates `x` (one block of `b`) into `out` with the reference's butterflies; returns the
 /// energy in the reference's order ([`crate::formats::tq_tcq::energy16`]).
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2")]
+///
+/// A 256-block stays in 16 registers and takes [`super::tq_act::rot256_for_act`]'s in-register
+/// stages (one `vfmadd` by ±1 each instead of an add, a masked subtract: the same values; only
+/// a NaN's payload could differ, and a block with a NaN fails its range check, so no byte of
+/// the output changes).
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
 unsafe fn rotate(x: &[f32], signs: &[u64; 4], out: &mut [f32]) -> f32 {
     let b = x.len();
     let nr = b / 16;
-    let mut r = [_mm512_setzero_ps(); 16];
-    for (k, v) in r.iter_mut().enumerate().take(nr) {
-        *v = super::tq_act::in_register(x.as_ptr(), k, signs);
-    }
+    assert!(out.len() >= b && b.is_multiple_of(16) && nr <= 16);
     let kinv = _mm512_set1_ps(crate::formats::tq_rotation::inv_sqrt(b));
-    super::tq_act::cross_butterflies(&mut r, nr, kinv);
+    let r = if nr == 16 {
+        super::tq_act::rot256_for_act(x.as_ptr(), signs, kinv)
+    } else {
+        let mut r = [_mm512_setzero_ps(); 16];
+        for (k, v) in r.iter_mut().enumerate().take(nr) {
+            *v = super::tq_act::in_register(x.as_ptr(), k, signs);
+        }
+        super::tq_act::cross_butterflies(&mut r, nr, kinv);
+        r
+    };
     let mut acc = _mm512_setzero_ps();
     for (k, &v) in r.iter().enumerate().take(nr) {
         _mm512_storeu_ps(out.as_mut_ptr().add(16 * k), v);
@@ -668,9 +679,9 @@ unsafe fn write_block_bytes(s: &TcqSpec, b: usize, e: u8, coded: &[Coded], dst: 
 /// [`crate::formats::tq_tcq::quantize_rows`] on AVX-512 (same bytes as the scalar path).
 ///
 /// # Safety
-/// The CPU must have AVX-512 F/BW/VL, AVX2 and BMI2 (the state walks' `shrx`).
+/// The CPU must have AVX-512 F/BW/VL, AVX2, FMA and BMI2 (the state walks' `shrx`).
 #[allow(clippy::too_many_arguments)]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,bmi2")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,bmi2,fma")]
 pub(crate) unsafe fn quantize_rows(
     s: &TcqSpec,
     b: usize,
