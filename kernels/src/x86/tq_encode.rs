@@ -814,8 +814,9 @@ mod tests {
 
     /// The vector search outside the grid gives the reference's `(distance², entry, mirror)`
     /// for every pair table: random far points, points on the grid's edge, far points with
-    /// integer coordinates (exact ties between mirrored candidates) and points so far away
-    /// that every distance overflows to infinity (the reference keeps candidate 0 then).
+    /// integer coordinates, points level with the midpoint of two candidates (ties at the
+    /// minimum, counted: at least 50 must occur) and points so far away that every distance
+    /// overflows to infinity (the reference keeps candidate 0 then).
     #[test]
     fn far_search_equals_the_reference() {
         if !Isa::Avx512.available() {
@@ -845,9 +846,24 @@ mod tests {
             };
             pts.push(if i % 2 == 0 { (a, b) } else { (b, a) });
         }
+        let mut ties = 0;
         for bits in 3..=9 {
             let bk = book(bits);
-            for &(x, y) in &pts {
+            // Points right of the grid level with the midpoint of two candidates of a subset
+            // in one column: both at the same distance, often the least (a tie that the
+            // first-minimum rule decides).
+            let mut level = Vec::new();
+            for z in 0..4 {
+                let (xs, ys, n) = bk.far(z);
+                for i in 0..n {
+                    for j in i + 1..n {
+                        if xs[i] == xs[j] && ys[i] != ys[j] && level.len() < 64 * (z + 1) {
+                            level.push((xs[i].abs() + 130.0, ((ys[i] + ys[j]) / 2.0).abs()));
+                        }
+                    }
+                }
+            }
+            for &(x, y) in pts.iter().chain(&level) {
                 // SAFETY: the CPU has AVX-512 F/BW/VL and AVX2 (checked above).
                 let got = unsafe { nearest4_far(bk, x, y) };
                 let want = bk.nearest4(x, y);
@@ -857,8 +873,17 @@ mod tests {
                         (want[z].0.to_bits(), want[z].1, want[z].2),
                         "{bits}-bit table, point ({x}, {y}), subset {z}"
                     );
+                    let (xs, ys, n) = bk.far(z);
+                    let at_min = (0..n)
+                        .filter(|&i| {
+                            let (dx, dy) = (x - xs[i], y - ys[i]);
+                            dx * dx + dy * dy == want[z].0
+                        })
+                        .count();
+                    ties += usize::from(at_min > 1);
                 }
             }
         }
+        assert!(ties >= 50, "only {ties} searches with a tied minimum");
     }
 }
