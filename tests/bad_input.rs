@@ -331,8 +331,8 @@ fn empty_tensor() {
 
 #[test]
 fn interrupt_leaves_no_output() {
-    // A 12-layer synthetic checkpoint big enough that Q4_K_M takes a while; SIGINT (Ctrl-C) half
-    // a second in must stop gq with an error and no file at the output path.
+    // A 12-layer synthetic checkpoint big enough that Q4_K_M takes a while; SIGINT (Ctrl-C) once
+    // the output is being written must stop gq with an error and no file at the output path.
     let work = tempfile::tempdir().unwrap();
     let ckpt = slow_checkpoint(work.path());
     let out = tempfile::tempdir().unwrap();
@@ -352,7 +352,15 @@ fn interrupt_leaves_no_output() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    // Interrupt as soon as gq has started writing (its temp file exists next to the target):
+    // a fixed delay was too long for a release build, which finishes this checkpoint in well
+    // under half a second.
+    let t0 = std::time::Instant::now();
+    while std::fs::read_dir(out.path()).unwrap().next().is_none()
+        && t0.elapsed() < std::time::Duration::from_secs(60)
+    {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
     let kill = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()

@@ -50,7 +50,8 @@ pub fn gemm_scratch_bytes(ty: GgmlType, cols: usize, n: usize) -> usize {
         GgmlType::BF16 => 4 * cols,
         GgmlType::Q4_K => cols / 256 * 276,
         GgmlType::Q6_K => cols / 256 * 324,
-        GgmlType::Q8_0 => cols / 32 * 40,
+        // Q4_0 and Q5_0 take Q8_0's tile layout.
+        GgmlType::Q8_0 | GgmlType::Q4_0 | GgmlType::Q5_0 => cols / 32 * 40,
         // TQ trellis types: 256 int8 + 8 scales + 8 biases per 256-block.
         GgmlType::TQT4_5 | GgmlType::TQT3_375 | GgmlType::TQT2_5 => cols / 256 * 320,
         _ => 0,

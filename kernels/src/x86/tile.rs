@@ -88,6 +88,8 @@ pub(crate) fn fmt(ty: GgmlType) -> Option<&'static Fmt> {
         GgmlType::Q4_K => Some(&Q4K),
         GgmlType::Q6_K => Some(&Q6K),
         GgmlType::Q8_0 => Some(&Q80),
+        GgmlType::Q4_0 => Some(&Q40),
+        GgmlType::Q5_0 => Some(&Q50),
         GgmlType::F32 => Some(&F32),
         GgmlType::F16 => Some(&F16),
         GgmlType::BF16 => Some(&BF16),
@@ -305,6 +307,37 @@ unsafe fn unpack_q80(x: *const u8, q: *mut u8, s: *mut u8, r: usize) {
     s.add(4 * r).cast::<f32>().write_unaligned(f16(b));
     let v = _mm256_loadu_si256(x.add(2).cast());
     _mm256_storeu_si256(q.cast(), _mm256_xor_si256(v, _mm256_set1_epi8(-128)));
+}
+
+/// Q4_0 → the Q8_0 tile layout: quant `q` (0..15, weight `d·(q − 8)`) as the biased byte
+/// `q − 8 + 128`, so Q8_0's micro-kernels (bias term `−128·Σa`) and AMX (`q ^ 0x80`) take it
+/// as it is.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+unsafe fn unpack_q40(x: *const u8, q: *mut u8, s: *mut u8, r: usize) {
+    let b = core::slice::from_raw_parts(x, 18);
+    s.add(4 * r).cast::<f32>().write_unaligned(f16(b));
+    let v = _mm_loadu_si128(x.add(2).cast());
+    let m = _mm_set1_epi8(0x0f);
+    let lo = _mm_and_si128(v, m);
+    let hi = _mm_and_si128(_mm_srli_epi16::<4>(v), m);
+    let both = _mm256_set_m128i(hi, lo);
+    _mm256_storeu_si256(q.cast(), _mm256_add_epi8(both, _mm256_set1_epi8(120)));
+}
+
+/// Q5_0 → the Q8_0 tile layout: quant `q` (0..31, weight `d·(q − 16)`) as `q − 16 + 128`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+unsafe fn unpack_q50(x: *const u8, q: *mut u8, s: *mut u8, r: usize) {
+    let b = core::slice::from_raw_parts(x, 22);
+    s.add(4 * r).cast::<f32>().write_unaligned(f16(b));
+    let qh = u32::from_le_bytes([b[2], b[3], b[4], b[5]]);
+    let v = _mm_loadu_si128(x.add(6).cast());
+    let m = _mm_set1_epi8(0x0f);
+    let lo = _mm_and_si128(v, m);
+    let hi = _mm_and_si128(_mm_srli_epi16::<4>(v), m);
+    let both = _mm256_add_epi8(_mm256_set_m128i(hi, lo), _mm256_set1_epi8(112));
+    // Bit i of `qh` is the fifth bit of quant i.
+    let with5 = _mm256_mask_add_epi8(both, qh, both, _mm256_set1_epi8(16));
+    _mm256_storeu_si256(q.cast(), with5);
 }
 
 // Float weights: 16 k per unit, repacked as f32 [k][16 rows]; activations are the f32 row.
@@ -681,6 +714,18 @@ static Q80: Fmt = Fmt {
     act: act_q80,
     kern: q808,
     kern1: q801,
+};
+/// Q4_0 on Q8_0's micro-kernels (same activation, scales and bias term; [`unpack_q40`]).
+static Q40: Fmt = Fmt {
+    wb: 18,
+    unpack: unpack_q40,
+    ..Q80
+};
+/// Q5_0 on Q8_0's micro-kernels ([`unpack_q50`]).
+static Q50: Fmt = Fmt {
+    wb: 22,
+    unpack: unpack_q50,
+    ..Q80
 };
 
 /// TurboQuant prepared activation bytes per 256-block: 256 int8, 8 f32 scales, 8 i32 biases.
