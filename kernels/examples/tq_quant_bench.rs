@@ -1,7 +1,8 @@
 //! TurboQuant encoder throughput (wall µs per 256-block, one thread) against gq's Q4_K / Q6_K
 //! quantizers on the same data: `cargo run --release -p gq-kernels --example tq_quant_bench --
 //! [types] [isas]` (both comma-separated; isas default to the best one, e.g.
-//! `TQT4_5,Q4_K scalar,avx2,avx512`).
+//! `TQT4_5,Q4_K scalar,avx2,avx512`). `TQB_REPS` sets the number of reps (default 30; more for
+//! `perf record`).
 use gq_kernels::formats::tq::{self, TqParams};
 use gq_kernels::formats::tq_rotation::SplitMix64;
 use gq_kernels::{format, GgmlType, Isa};
