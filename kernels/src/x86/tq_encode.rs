@@ -120,6 +120,32 @@ unsafe fn rotate(x: &[f32], signs: &[u64; 4], out: &mut [f32]) -> f32 {
     s[0]
 }
 
+/// The least |u| that [`div_fma`] is used for: 2^-60 (so the quotient, ≥ 2^-60 / 2^7 with the
+/// scale codes' `d` < 2^7, its residual, a multiple of 2^(e_u − 47) where e_u ≥ −60 is u's
+/// exponent, and every intermediate stay normal).
+const DIV_FMA_MIN: f32 = 8.673_617e-19;
+/// Bounds of a code's scale `d`: `scale_of(1)` ≥ 2^-25, `scale_of(255)` < 2^7.
+const SCALE_MIN: f32 = 2.980_232_2e-8;
+/// See [`SCALE_MIN`] (exclusive).
+const SCALE_MAX: f32 = 128.0;
+
+/// `u / d`, correctly rounded, without the divider: `q = u·r` with `r` = `1/d` rounded, the
+/// residual `e = u − q·d` by an FMA (exact), then `q + e·r` by an FMA (Markstein's correction).
+/// Valid, i.e. the bits of `vdivps`, for every `|u| ≥ 2^-60` ([`DIV_FMA_MIN`], no subnormal on
+/// the way) and every scale `d` of a code: all steps commute with scaling `u` or `d` by a power
+/// of two while nothing leaves the normal range, and `d = 2^(j/8)·2^k` (an [`EIGHTHS`] value
+/// times a power of two), so the 8 × 2^23 pairs (significand of `u` in [1, 2), `d` an
+/// [`EIGHTHS`] value) cover every case; `div_fma_is_the_division` checks all of them.
+///
+/// [`EIGHTHS`]: crate::formats::tq::EIGHTHS
+#[inline]
+#[target_feature(enable = "avx512f,fma")]
+unsafe fn div_fma(u: __m512, d: __m512, r: __m512) -> __m512 {
+    let q = _mm512_mul_ps(u, r);
+    let e = _mm512_fnmadd_ps(q, d, u);
+    _mm512_fmadd_ps(e, r, q)
+}
+
 /// The nearest-point search of one block `u` at scale `d` into `ch`; the per-subset minima
 /// (folded order) of pair `p` go to `dm[2p]`.
 ///
@@ -128,13 +154,21 @@ unsafe fn rotate(x: &[f32], signs: &[u64; 4], out: &mut [f32]) -> f32 {
 /// its cell, branch-free ([`search_lines`]); a long cell's 4-slot line is all NaN, so its pairs
 /// come out with empty `e01`/`e23`; (3) the pairs outside the grid or in a long cell again,
 /// overwriting what (2) wrote for them.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
 unsafe fn search(s: &TcqSpec, b: usize, u: &[f32], d: f32, ch: &mut Chain, dm: &mut [[f32; 4]]) {
     let np = b / 2;
     assert!(dm.len() > 2 * (np - 1));
     let first_lo = np - s.n_lo(b);
     let (vh, vl): (&VLines, &VLines) = (vlines(s.hi), vlines(s.lo));
     let dv = _mm512_set1_ps(d);
+    // `u / d` by `div_fma` where every |u| of 16 is at least 2^-60 (its proof's range), else
+    // by `vdivps` (zeros, whose sign the correction step would lose, and tiny values).
+    assert!(
+        (SCALE_MIN..SCALE_MAX).contains(&d),
+        "scale {d} outside the codes' range"
+    );
+    let rv = _mm512_set1_ps(1.0 / d);
+    let small = _mm512_set1_ps(DIV_FMA_MIN);
     let ev = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     let od = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
     let absm = _mm512_set1_epi32(0x7fff_ffff);
@@ -147,8 +181,18 @@ unsafe fn search(s: &TcqSpec, b: usize, u: &[f32], d: f32, ch: &mut Chain, dm: &
     let mut slow = [0u16; 8];
     assert!(ch.fold.len() >= np && np <= 128 && np.is_multiple_of(16));
     for q in 0..np / 16 {
-        let a = _mm512_div_ps(_mm512_loadu_ps(u.as_ptr().add(32 * q)), dv);
-        let c = _mm512_div_ps(_mm512_loadu_ps(u.as_ptr().add(32 * q + 16)), dv);
+        let (ua, uc) = (
+            _mm512_loadu_ps(u.as_ptr().add(32 * q)),
+            _mm512_loadu_ps(u.as_ptr().add(32 * q + 16)),
+        );
+        let (a, c) = if _mm512_cmp_ps_mask::<_CMP_GE_OQ>(_mm512_abs_ps(ua), small)
+            & _mm512_cmp_ps_mask::<_CMP_GE_OQ>(_mm512_abs_ps(uc), small)
+            == 0xffff
+        {
+            (div_fma(ua, dv, rv), div_fma(uc, dv, rv))
+        } else {
+            (_mm512_div_ps(ua, dv), _mm512_div_ps(uc, dv))
+        };
         let x = _mm512_permutex2var_ps(a, ev, c);
         let y = _mm512_permutex2var_ps(a, od, c);
         let xi = _mm512_castps_si512(x);
@@ -811,6 +855,64 @@ mod tests {
     use super::*;
     use crate::formats::tq_rotation::SplitMix64;
     use crate::Isa;
+
+    /// [`div_fma`] gives `vdivps`'s bits: exhaustively for every significand of `u` in
+    /// [1, 2) (both signs) against every [`crate::formats::tq::EIGHTHS`] value (the cases its
+    /// scaling argument reduces everything to), then for random `u` from 2^-60 to 2^17 of
+    /// either sign against every code's scale. Without the correction step (`u·r` alone) the
+    /// first part fails.
+    #[test]
+    fn div_fma_is_the_division() {
+        if !Isa::Avx512.available() {
+            eprintln!("skipped: this CPU has no AVX-512 (the vector encoder is not used here)");
+            return;
+        }
+        use crate::formats::tq::{scale_of, EIGHTHS};
+        let check = |u: &[f32; 16], d: f32| {
+            // SAFETY: the CPU has AVX-512 F and FMA (checked above).
+            let got = unsafe {
+                let mut o = [0f32; 16];
+                let q = div_fma(
+                    _mm512_loadu_ps(u.as_ptr()),
+                    _mm512_set1_ps(d),
+                    _mm512_set1_ps(1.0 / d),
+                );
+                _mm512_storeu_ps(o.as_mut_ptr(), q);
+                o
+            };
+            for l in 0..16 {
+                assert_eq!(got[l].to_bits(), (u[l] / d).to_bits(), "{} / {d}", u[l]);
+            }
+        };
+        for &e8 in &EIGHTHS {
+            let d = f32::from_bits(e8);
+            for base in (0x3f80_0000u32..0x4000_0000).step_by(16) {
+                let u: [f32; 16] = core::array::from_fn(|l| f32::from_bits(base + l as u32));
+                check(&u, d);
+                check(&u.map(|v| -v), d);
+            }
+        }
+        let mut g = SplitMix64::new(11);
+        for e in 1..=255u8 {
+            let d = scale_of(e);
+            assert!((SCALE_MIN..SCALE_MAX).contains(&d), "code {e}: scale {d}");
+            for _ in 0..64 {
+                let u: [f32; 16] = core::array::from_fn(|_| {
+                    let r = g.next_u64();
+                    let m = f32::from_bits(0x3f80_0000 | (r as u32 & 0x7f_ffff));
+                    let k = ((r >> 32) as u32 % 78) as i32 - 60;
+                    let v = m * crate::formats::tq::pow2(k);
+                    if r >> 63 == 1 {
+                        -v
+                    } else {
+                        v
+                    }
+                });
+                assert!(u.iter().all(|v| v.abs() >= DIV_FMA_MIN));
+                check(&u, d);
+            }
+        }
+    }
 
     /// The vector search outside the grid gives the reference's `(distance², entry, mirror)`
     /// for every pair table: random far points, points on the grid's edge, far points with
