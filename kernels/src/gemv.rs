@@ -48,10 +48,14 @@ pub fn gemm_scratch_bytes(ty: GgmlType, cols: usize, n: usize) -> usize {
     let tiled = match ty {
         // BF16 activations widened to f32 (the Intel table's tiled BF16 × BF16).
         GgmlType::BF16 => 4 * cols,
-        GgmlType::Q4_K => cols / 256 * 276,
-        GgmlType::Q6_K => cols / 256 * 324,
+        // Q5_K takes Q4_K's tile layout, Q3_K Q6_K's.
+        GgmlType::Q4_K | GgmlType::Q5_K => cols / 256 * 276,
+        GgmlType::Q6_K | GgmlType::Q3_K => cols / 256 * 324,
+        GgmlType::Q2_K => cols / 256 * 292,
         // Q4_0 and Q5_0 take Q8_0's tile layout.
         GgmlType::Q8_0 | GgmlType::Q4_0 | GgmlType::Q5_0 => cols / 32 * 40,
+        // Q4_1 / Q5_1: quants + f32 d + f32 s of their Q8_1 activation.
+        GgmlType::Q4_1 | GgmlType::Q5_1 => cols / 32 * 40,
         // TQ trellis types: 256 int8 + 8 scales + 8 biases per 256-block.
         GgmlType::TQT4_5 | GgmlType::TQT3_375 | GgmlType::TQT2_5 => cols / 256 * 320,
         _ => 0,
@@ -176,32 +180,87 @@ pub fn gemm_min_rows() -> usize {
     knob(&C, "GQ_GEMM_MIN_ROWS", 64)
 }
 
-/// GEMV tasks per thread (`GQ_GEMV_TASKS_PER_THREAD`, default 4; 1 is one range per thread).
-/// The pool hands tasks out as threads come free, so a thread on a slower core (a busy sibling
-/// hyperthread, another tenant) takes fewer of them instead of holding the whole GEMV up: on
-/// the 16-core host, where some virtual CPUs run vector code at half speed at any time, 4 gave
-/// +13–24 % tg128 at 16 threads on an E2B-like model against 1 (docs/runner.md). Results do not
-/// depend on it (each row is computed whole by one task).
-fn gemv_tasks_per_thread() -> usize {
-    static C: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    knob(&C, "GQ_GEMV_TASKS_PER_THREAD", 4)
+/// GEMV tasks per thread for every matrix when the default rule is off: `GQ_GEMV_TASKS_PER_THREAD`
+/// (a positive integer; 1 is one range per thread), else `None` (the default rule of
+/// [`gemv_tasks`]). The pool hands tasks out as threads come free, so a thread on a slower
+/// core (a busy sibling hyperthread, another tenant) takes fewer of them instead of holding
+/// the whole GEMV up: on the 16-core host, where some virtual CPUs run vector code at half
+/// speed at any time, 4 gave +13–24 % tg128 at 16 threads on an E2B-like model against 1
+/// (docs/runner.md, "GEMV tasks per thread"). Results do not depend on it (each row is
+/// computed whole by one task).
+fn gemv_tasks_override() -> Option<usize> {
+    static C: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
+    *C.get_or_init(|| {
+        std::env::var("GQ_GEMV_TASKS_PER_THREAD")
+            .ok()
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .filter(|&v| v > 0)
+    })
 }
 
-/// Splits `rows` into contiguous ranges of about equal size (the returned row count),
-/// `per_thread` per thread of the current rayon pool (fewer when the work is small: at least
-/// `min_rows` rows and [`min_task_bytes`] of weights per range), each a multiple of `align`
-/// rows except the last.
-fn row_ranges(
+/// GEMV tasks per thread of the default rule for any matrix large enough ([`gemv_tasks`]).
+const GEMV_TASKS_PER_THREAD: usize = 4;
+/// GEMV tasks per thread of the default rule at most, for matrices whose tasks still hold
+/// [`gemv_fine_task_bytes`] each ([`gemv_tasks`]).
+const GEMV_MAX_TASKS_PER_THREAD: usize = 8;
+
+/// Least weight bytes per task for a GEMV to be cut into more than
+/// [`GEMV_TASKS_PER_THREAD`] tasks per thread (`GQ_GEMV_FINE_TASK_BYTES`, default 256 KiB;
+/// see [`gemv_tasks`]).
+fn gemv_fine_task_bytes() -> usize {
+    static C: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    knob(&C, "GQ_GEMV_FINE_TASK_BYTES", 256 << 10)
+}
+
+/// How many tasks a GEMV of `rows` rows of `row_bytes` bytes is cut into on `threads`
+/// threads, each task at least `min_rows` rows and `min_bytes` ([`min_task_bytes`]) of weights.
+///
+/// With `per_thread` (`GQ_GEMV_TASKS_PER_THREAD`): as many as fit, at most `per_thread` per
+/// thread. Default rule (`per_thread` = `None`): [`GEMV_TASKS_PER_THREAD`] (4) per thread, as
+/// many as fit; and more, up to [`GEMV_MAX_TASKS_PER_THREAD`] (8) per thread, where every task
+/// still holds `fine_bytes` ([`gemv_fine_task_bytes`], 256 KiB) of weights (more than 4 per
+/// thread from 16 MiB of weights at 16 threads, 2 MiB at 2 threads; all 8 from 32 MiB and
+/// 4 MiB). So a large matrix (an output projection, ggml's 4096 × 14336 float GEMVs, a 31B
+/// model's FFN) is cut finer, which lets threads on the 16-core host's slow virtual CPUs hold
+/// the GEMV up for less time (host, tenth session: the float GEMVs ≥ 1.04× ggml in 15 of 15
+/// type-rounds against 9 of 15 with 4 per thread, E2B-like tg128 +5 % at 16 threads and
+/// +10 % at 8; docs/kernels.md), while a small model's matrices keep the task count they had
+/// with 4 per thread (the trained fixture's at any thread count).
+fn gemv_tasks(
     rows: usize,
     row_bytes: usize,
     min_rows: usize,
-    align: usize,
-    per_thread: usize,
+    threads: usize,
+    per_thread: Option<usize>,
+    min_bytes: usize,
+    fine_bytes: usize,
 ) -> usize {
-    let t = rayon::current_num_threads().max(1);
-    let min = min_rows.max(min_task_bytes() / row_bytes.max(1)).max(1);
-    // As many equal ranges as fit at least `min` rows each, at most `per_thread` per thread.
-    let tasks = (rows / min).clamp(1, t * per_thread.max(1));
+    let t = threads.max(1);
+    let rb = row_bytes.max(1);
+    let min = min_rows.max(min_bytes / rb).max(1);
+    match per_thread {
+        Some(k) => (rows / min).clamp(1, t * k.max(1)),
+        None => {
+            let base = (rows / min).clamp(1, t * GEMV_TASKS_PER_THREAD);
+            let fine_min = min.max(fine_bytes / rb).max(1);
+            base.max((rows / fine_min).min(t * GEMV_MAX_TASKS_PER_THREAD))
+        }
+    }
+}
+
+/// Splits `rows` into contiguous ranges of about equal size (the returned row count): as many
+/// as [`gemv_tasks`] gives for the current rayon pool's threads, each a multiple of `align`
+/// rows except the last.
+fn row_ranges(rows: usize, row_bytes: usize, min_rows: usize, align: usize) -> usize {
+    let tasks = gemv_tasks(
+        rows,
+        row_bytes,
+        min_rows,
+        rayon::current_num_threads(),
+        gemv_tasks_override(),
+        min_task_bytes(),
+        gemv_fine_task_bytes(),
+    );
     let chunk = rows.div_ceil(tasks).max(1);
     chunk.div_ceil(align) * align
 }
@@ -548,7 +607,7 @@ impl Kernels {
             y.fill(0.0);
             return;
         }
-        let chunk = row_ranges(y.len(), rb, 8, 2, gemv_tasks_per_thread());
+        let chunk = row_ranges(y.len(), rb, 8, 2);
         par_chunks_mut(y, chunk, |ci, ys| {
             let ws = &w[ci * chunk * rb..][..ys.len() * rb];
             match op {
@@ -995,6 +1054,100 @@ mod split_tests {
                     }
                 }
             });
+        }
+    }
+
+    const K64: usize = 64 << 10;
+    const K256: usize = 256 << 10;
+
+    #[test]
+    fn gemv_tasks_override_is_the_old_rule() {
+        // 384 MiB of 4096-column Q4_K rows (2304 bytes): k per thread, whatever the size.
+        let (rows, rb) = ((384 << 20) / 2304, 2304);
+        for (t, k) in [(1, 1), (2, 4), (16, 4), (16, 8), (8, 1)] {
+            assert_eq!(gemv_tasks(rows, rb, 8, t, Some(k), K64, K256), t * k);
+        }
+        // Too small for that many: 64 KiB (and 8 rows) per task.
+        assert_eq!(gemv_tasks(512, 144, 8, 16, Some(8), K64, K256), 1);
+        assert_eq!(gemv_tasks(2048, 210, 8, 2, Some(8), K64, K256), 6);
+    }
+
+    #[test]
+    fn gemv_tasks_default_is_finer_only_for_large_tasks() {
+        // Large: 8 per thread (ggml's float shape at 8 threads, 235 MB of F32).
+        assert_eq!(gemv_tasks(4096, 14336 * 4, 8, 8, None, K64, K256), 64);
+        assert_eq!(gemv_tasks(4096, 14336 * 4, 8, 2, None, K64, K256), 16);
+        // Between: as many tasks of 256 KiB as there are, from 4 up to 8 per thread.
+        let rb = 864; // 1536 columns of Q4_K
+        let rows = (24 << 20) / rb; // 24 MiB at 16 threads: 96 tasks of 256 KiB
+        assert_eq!(
+            gemv_tasks(rows, rb, 8, 16, None, K64, K256),
+            rows / (K256 / rb)
+        );
+        // Small: what 4 per thread gives (an E2B FFN of 5.3 MB at 16 threads, the trained
+        // fixture's 786 KB BF16 projection and 1 MB BF16 output at 2 threads).
+        for (rows, rb, t) in [
+            (6144, 864, 16),
+            (6144, 864, 8),
+            (1536, 512, 2),
+            (2048, 512, 2),
+        ] {
+            assert_eq!(
+                gemv_tasks(rows, rb, 8, t, None, K64, K256),
+                gemv_tasks(rows, rb, 8, t, Some(4), K64, K256),
+                "{rows} × {rb} B at {t} threads"
+            );
+        }
+        // Never fewer than 4 per thread would give, never more than 8 per thread.
+        for rows in [1, 7, 100, 5000, 100_000, 1_000_000] {
+            for t in [1, 2, 5, 16] {
+                let d = gemv_tasks(rows, 1000, 8, t, None, K64, K256);
+                assert!(d >= gemv_tasks(rows, 1000, 8, t, Some(4), K64, K256));
+                assert!(d <= gemv_tasks(rows, 1000, 8, t, Some(8), K64, K256).max(1));
+            }
+        }
+    }
+
+    /// A GEMV large enough for the finer default split (4 MiB of F32 rows, 8 MiB of F16: up
+    /// to 8 tasks per thread at 2 and 3 threads) gives the same bits at every thread count.
+    #[test]
+    fn gemv_fine_split_is_thread_count_independent() {
+        let k = crate::kernels();
+        let cols = 1024;
+        let x: Vec<f32> = (0..cols)
+            .map(|i| ((i * 37) % 101) as f32 / 50.0 - 1.0)
+            .collect();
+        for (ty, rows) in [(GgmlType::F32, 1027), (GgmlType::F16, 4093)] {
+            let rb = row_bytes(ty, cols);
+            let w: Vec<u8> = (0..rows * rb)
+                .map(|i| match (ty, i % 2) {
+                    // F16: a small exponent in the high byte, so every value is finite.
+                    (GgmlType::F16, 1) => 0x30 | (i / 2 % 7) as u8,
+                    _ => (i.wrapping_mul(2654435761) >> 13) as u8 & 0x3f,
+                })
+                .collect();
+            let mut first: Option<Vec<u32>> = None;
+            for threads in [1, 2, 3, 16] {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                assert!(
+                    threads == 1
+                        || gemv_tasks(rows, rb, 8, threads, None, 64 << 10, 256 << 10)
+                            > gemv_tasks(rows, rb, 8, threads, Some(4), 64 << 10, 256 << 10)
+                        || threads == 16,
+                    "{ty} {rows} rows at {threads} threads: not on the finer split"
+                );
+                let mut y = vec![f32::NAN; rows];
+                pool.install(|| k.gemv(ty, &w, &x, &mut y, &mut []));
+                let b: Vec<u32> = y.iter().map(|v| v.to_bits()).collect();
+                assert!(y.iter().all(|v| v.is_finite()), "{ty}: non-finite output");
+                match &first {
+                    None => first = Some(b),
+                    Some(f) => assert_eq!(&b, f, "{ty} {rows} rows at {threads} threads"),
+                }
+            }
         }
     }
 }

@@ -6,7 +6,7 @@
 //!   partial tiles, against definitions written here from Intel's description (integers and
 //!   exactly representable BF16 sums: bit for bit; `Hw` also against `Emu` bit for bit there;
 //!   random BF16: within the sum bound, and `Hw`'s difference to `Emu` is printed).
-//! - GEMM: Q4_K, Q6_K, Q8_0, Q4_0, Q5_0 and TQT4_5 with AMX **bit-identical** to the AVX-512 tiled GEMM
+//! - GEMM: every k-quant, Q8_0, Q4_0, Q5_0, Q4_1, Q5_1 and TQT4_5 with AMX **bit-identical** to the AVX-512 tiled GEMM
 //!   (which `simd_vs_scalar::tiled_gemm_deterministic_and_within_scalar_bound` and
 //!   `tq_simd_vs_scalar` bound against the scalar reference); BF16 × BF16 activations within
 //!   `(n + 16)·2⁻²³·Σ|w·x|` of the scalar reference (the bound of the other BF16 × BF16 paths);
@@ -274,6 +274,11 @@ fn amx_gemm_matches_avx512_tile_and_scalar_bound() {
             GgmlType::Q8_0,
             GgmlType::Q4_0,
             GgmlType::Q5_0,
+            GgmlType::Q5_K,
+            GgmlType::Q3_K,
+            GgmlType::Q2_K,
+            GgmlType::Q4_1,
+            GgmlType::Q5_1,
             GgmlType::TQT4_5,
             GgmlType::BF16,
         ] {
@@ -284,12 +289,20 @@ fn amx_gemm_matches_avx512_tile_and_scalar_bound() {
             };
             let unit = match ty {
                 GgmlType::BF16 => 32,
-                GgmlType::Q8_0 | GgmlType::Q4_0 | GgmlType::Q5_0 => 32,
+                GgmlType::Q8_0
+                | GgmlType::Q4_0
+                | GgmlType::Q5_0
+                | GgmlType::Q4_1
+                | GgmlType::Q5_1 => 32,
                 _ => 256,
             };
             // Units of K: one, across K chunks (BF16 16 units, Q8_0 32, others 4).
             let nbs: [usize; 3] = match ty {
-                GgmlType::Q8_0 | GgmlType::Q4_0 | GgmlType::Q5_0 => [1, 37, 13],
+                GgmlType::Q8_0
+                | GgmlType::Q4_0
+                | GgmlType::Q5_0
+                | GgmlType::Q4_1
+                | GgmlType::Q5_1 => [1, 37, 13],
                 GgmlType::BF16 => [1, 37, 20],
                 _ => [1, 9, 5],
             };

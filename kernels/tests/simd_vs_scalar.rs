@@ -916,7 +916,7 @@ fn split_gemm_same_bits_for_any_thread_count() {
 }
 
 /// The register-tiled GEMM (`Kernels::gemm` from `GEMM_TILE_MIN_N` columns on the AVX-512
-/// tables, Q4_K / Q6_K / Q8_0 / Q4_0 / Q5_0), which is not bit-identical to the GEMV: every output within
+/// tables, every k-quant, Q8_0, Q4_0, Q5_0, Q4_1, Q5_1 and the floats), which is not bit-identical to the GEMV: every output within
 /// the scalar bound of `dot_within_bound_on_realistic_data`; bit-identical for 1, 2 and 3
 /// threads; a column's result independent of the batch it is in (other columns, their order,
 /// n, its position modulo the column tile, a subset). Shapes: rows not a multiple of 16, K of
@@ -934,6 +934,11 @@ fn tiled_gemm_deterministic_and_within_scalar_bound() {
             GgmlType::Q8_0,
             GgmlType::Q4_0,
             GgmlType::Q5_0,
+            GgmlType::Q5_K,
+            GgmlType::Q3_K,
+            GgmlType::Q2_K,
+            GgmlType::Q4_1,
+            GgmlType::Q5_1,
             GgmlType::F32,
             GgmlType::F16,
             GgmlType::BF16,

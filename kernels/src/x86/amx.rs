@@ -685,8 +685,8 @@ impl<'t, T: Tiles> Amx<'t, T> {
         acc: *mut f32,
     ) {
         let (gk, ng) = match f.kind {
-            Kind::Q6K => (16, 16),
-            Kind::Q80 => (32, 1),
+            Kind::Q6K | Kind::Q2K => (16, 16),
+            Kind::Q80 | Kind::Q41 => (32, 1),
             _ => (32, 8),
         };
         let mut c = Cfg::new();
@@ -700,7 +700,7 @@ impl<'t, T: Tiles> Amx<'t, T> {
         c.set(7, gk / 4, 64);
         self.ensure(c);
         let ntt = nt.div_ceil(16);
-        let signed = f.kind != Kind::Q4K;
+        let signed = !matches!(f.kind, Kind::Q4K | Kind::Q2K | Kind::Q41);
         let total = ku * ng;
         let upu = f.unit / 4 * 64; // repacked bytes per unit
         let issue = |t: &mut T, idx: usize| {
@@ -773,7 +773,7 @@ impl<'t, T: Tiles> Amx<'t, T> {
             |m: usize| _mm512_cvtepi32_ps(_mm512_loadu_si512(self.ibuf[buf][m].as_ptr().cast()));
         let accp = |m: usize| acc.add(16 * m);
         match f.kind {
-            Kind::Q4K | Kind::Q6K => {
+            Kind::Q4K | Kind::Q6K | Kind::Q2K => {
                 let sg = _mm512_loadu_ps(su.add(64 * g).cast());
                 for m in 0..nt {
                     let prev = if g == 0 {
@@ -787,13 +787,21 @@ impl<'t, T: Tiles> Amx<'t, T> {
                 if g + 1 < ng {
                     return;
                 }
-                if f.kind == Kind::Q4K {
-                    let mv: [__m512i; 4] =
-                        core::array::from_fn(|p| _mm512_loadu_si512(su.add(512 + 64 * p).cast()));
-                    let dmin = _mm512_loadu_ps(su.add(768).cast());
+                if f.kind != Kind::Q6K {
+                    // Mins: Q4_K 4 pairs of groups at 512, dmin at 768; Q2_K 8 at 1024, 1536.
+                    let (np, mo, dmo) = if f.kind == Kind::Q4K {
+                        (4, 512, 768)
+                    } else {
+                        (8, 1024, 1536)
+                    };
+                    let mut mv = [_mm512_setzero_si512(); 8];
+                    for (p, v) in mv.iter_mut().enumerate().take(np) {
+                        *v = _mm512_loadu_si512(su.add(mo + 64 * p).cast());
+                    }
+                    let dmin = _mm512_loadu_ps(su.add(dmo).cast());
                     for m in 0..nt {
                         let mut mi = _mm512_setzero_si512();
-                        for (p, &v) in mv.iter().enumerate() {
+                        for (p, &v) in mv.iter().enumerate().take(np) {
                             let av = _mm512_set1_epi32(rd(au(m).add(260 + 4 * p).cast::<i32>()));
                             mi = _mm512_dpwssd_epi32(mi, v, av);
                         }
@@ -818,6 +826,18 @@ impl<'t, T: Tiles> Amx<'t, T> {
                 for m in 0..nt {
                     let d = _mm512_mul_ps(dw, _mm512_set1_ps(rd(au(m).add(32).cast::<f32>())));
                     _mm512_storeu_ps(accp(m), _mm512_fmadd_ps(is(m), d, _mm512_loadu_ps(accp(m))));
+                }
+            }
+            Kind::Q41 => {
+                let (dw, mw) = (
+                    _mm512_loadu_ps(su.cast()),
+                    _mm512_loadu_ps(su.add(64).cast()),
+                );
+                for m in 0..nt {
+                    let d = _mm512_mul_ps(dw, _mm512_set1_ps(rd(au(m).add(32).cast::<f32>())));
+                    let t = _mm512_fmadd_ps(is(m), d, _mm512_loadu_ps(accp(m)));
+                    let sa = _mm512_set1_ps(rd(au(m).add(36).cast::<f32>()));
+                    _mm512_storeu_ps(accp(m), _mm512_fmadd_ps(mw, sa, t));
                 }
             }
             Kind::Tq => {

@@ -49,6 +49,10 @@ pub(crate) enum Kind {
     Q4K,
     /// Q6_K (u8 quants 0..63, bias 32).
     Q6K,
+    /// Q2_K (u8 quants 0..3, 16 groups of 16 with scales and mins).
+    Q2K,
+    /// Q4_1 / Q5_1 (u8 quants, a min per block, Q8_1 activations).
+    Q41,
     /// Q8_0 (u8 quants biased by 128).
     Q80,
     /// TurboQuant trellis types (u8 codes biased by 128).
@@ -86,10 +90,15 @@ pub(crate) struct Fmt {
 pub(crate) fn fmt(ty: GgmlType) -> Option<&'static Fmt> {
     match ty {
         GgmlType::Q4_K => Some(&Q4K),
+        GgmlType::Q5_K => Some(&Q5K),
         GgmlType::Q6_K => Some(&Q6K),
+        GgmlType::Q3_K => Some(&Q3K),
+        GgmlType::Q2_K => Some(&Q2K),
         GgmlType::Q8_0 => Some(&Q80),
         GgmlType::Q4_0 => Some(&Q40),
         GgmlType::Q5_0 => Some(&Q50),
+        GgmlType::Q4_1 => Some(&Q41),
+        GgmlType::Q5_1 => Some(&Q51),
         GgmlType::F32 => Some(&F32),
         GgmlType::F16 => Some(&F16),
         GgmlType::BF16 => Some(&BF16),
@@ -182,7 +191,7 @@ fn i16_at(p: &[u8], g: usize) -> i32 {
 // ---------------------------------------------------------------------------------------
 // Prepared activations. Q8_K-based (k-quants): quants (256 i8) at 0, d (f32) at 256, then
 // extras: Q4_K 4 dwords of i16 pairs (Σ of groups 2p, 2p + 1 of 32 quants), Q6_K 16 i32
-// (−32·Σ of each group of 16). Q8_0: quants (32 i8) at 0, d (f32) at 32, −128·Σq (i32) at 36.
+// (−32·Σ of each group of 16), Q2_K 8 dwords of i16 pairs (Σ of groups 2p, 2p + 1 of 16). Q8_0: quants (32 i8) at 0, d (f32) at 32, −128·Σq (i32) at 36.
 
 fn act_q4k(s: &[u8], d: &mut [u8]) {
     d[..256].copy_from_slice(&s[4..260]);
@@ -204,6 +213,23 @@ fn act_q6k(s: &[u8], d: &mut [u8]) {
         let v = -32 * i16_at(bs, g);
         d[260 + 4 * g..264 + 4 * g].copy_from_slice(&v.to_le_bytes());
     }
+}
+
+/// Q2_K: the Q8_K quants and scale, then its 16 group sums as they are (8 dwords of i16
+/// pairs, groups 2p and 2p + 1).
+fn act_q2k(s: &[u8], d: &mut [u8]) {
+    d[..256].copy_from_slice(&s[4..260]);
+    d[256..260].copy_from_slice(&s[..4]);
+    d[260..292].copy_from_slice(&s[260..292]);
+}
+
+/// Q8_1 (Q4_1 / Q5_1): quants (32 i8) at 0, d (f32) at 32, s = d·Σq as stored (f16 → f32)
+/// at 36.
+fn act_q81(s: &[u8], d: &mut [u8]) {
+    d[..32].copy_from_slice(&s[4..36]);
+    let h = |i: usize| half::f16::from_le_bytes([s[i], s[i + 1]]).to_f32();
+    d[32..36].copy_from_slice(&h(0).to_le_bytes());
+    d[36..40].copy_from_slice(&h(2).to_le_bytes());
 }
 
 fn act_q80(s: &[u8], d: &mut [u8]) {
@@ -260,6 +286,78 @@ unsafe fn unpack_q4k(x: *const u8, q: *mut u8, s: *mut u8, r: usize) {
             q.add(64 * j + 32).cast(),
             _mm256_and_si256(_mm256_srli_epi16::<4>(v), m4),
         );
+    }
+}
+
+/// Q5_K → Q4_K's tile (same scales and mins, [`unpack_q4k`]'s layout): the quants 0..31 (the
+/// nibble plus the fifth bit of `qh`) as they are; Q4_K's micro-kernels and AMX path
+/// (`vpdpbusd` / `tdpbsud` of u8 quants) do not assume 4 bits.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+unsafe fn unpack_q5k(x: *const u8, q: *mut u8, s: *mut u8, r: usize) {
+    let b = core::slice::from_raw_parts(x, 176);
+    let (d, dmin) = (f16(&b[0..2]), f16(&b[2..4]));
+    let mut m = [0u8; 8];
+    for j in 0..8 {
+        let (sc, mj) = q4k_scale_min(&b[4..16], j);
+        m[j] = mj;
+        s.add(4 * (16 * j + r))
+            .cast::<f32>()
+            .write_unaligned(d * sc as f32);
+    }
+    for p in 0..4 {
+        let v = (m[2 * p] as u32) | (m[2 * p + 1] as u32) << 16;
+        s.add(512 + 4 * (16 * p + r))
+            .cast::<u32>()
+            .write_unaligned(v);
+    }
+    s.add(768 + 4 * r).cast::<f32>().write_unaligned(dmin);
+    let (m4, sixteen) = (_mm256_set1_epi8(0x0f), _mm256_set1_epi8(16));
+    let qh = _mm256_loadu_si256(x.add(16).cast());
+    // Quant 64j + l (l < 32) has its fifth bit in bit 2j of qh[l], quant 64j + 32 + l in 2j + 1.
+    let fifth = |v: __m256i, bit: u32| {
+        let k = _mm256_test_epi8_mask(qh, _mm256_set1_epi8((1u32 << bit) as u8 as i8));
+        _mm256_mask_add_epi8(v, k, v, sixteen)
+    };
+    for j in 0..4 {
+        let v = _mm256_loadu_si256(x.add(48 + 32 * j).cast());
+        let lo = fifth(_mm256_and_si256(v, m4), 2 * j as u32);
+        let hi = fifth(
+            _mm256_and_si256(_mm256_srli_epi16::<4>(v), m4),
+            2 * j as u32 + 1,
+        );
+        _mm256_storeu_si256(q.add(64 * j).cast(), lo);
+        _mm256_storeu_si256(q.add(64 * j + 32).cast(), hi);
+    }
+}
+
+/// Q2_K tile scales per unit: S [16 groups][16 rows] f32 (d·sc), M [8][16] i16 pairs (m of
+/// groups 2p, 2p + 1), DMIN [16] f32.
+const Q2K_SB: usize = 1024 + 512 + 64;
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+unsafe fn unpack_q2k(x: *const u8, q: *mut u8, s: *mut u8, r: usize) {
+    let b = core::slice::from_raw_parts(x, 84);
+    let (d, dmin) = (f16(&b[80..82]), f16(&b[82..84]));
+    for g in 0..16 {
+        s.add(4 * (16 * g + r))
+            .cast::<f32>()
+            .write_unaligned(d * (b[g] & 0x0f) as f32);
+    }
+    for p in 0..8 {
+        let v = (b[2 * p] >> 4) as u32 | ((b[2 * p + 1] >> 4) as u32) << 16;
+        s.add(1024 + 4 * (16 * p + r))
+            .cast::<u32>()
+            .write_unaligned(v);
+    }
+    s.add(1536 + 4 * r).cast::<f32>().write_unaligned(dmin);
+    let m3 = _mm256_set1_epi8(3);
+    for h in 0..2 {
+        let qs = _mm256_loadu_si256(x.add(16 + 32 * h).cast());
+        for j in 0..4 {
+            // Quant 128h + 32j + l: bits 2j of qs[32h + l].
+            let v = _mm256_and_si256(_mm256_srlv_epi16(qs, _mm256_set1_epi16(2 * j as i16)), m3);
+            _mm256_storeu_si256(q.add(128 * h + 32 * j).cast(), v);
+        }
     }
 }
 
@@ -336,6 +434,70 @@ unsafe fn unpack_q50(x: *const u8, q: *mut u8, s: *mut u8, r: usize) {
     let hi = _mm_and_si128(_mm_srli_epi16::<4>(v), m);
     let both = _mm256_add_epi8(_mm256_set_m128i(hi, lo), _mm256_set1_epi8(112));
     // Bit i of `qh` is the fifth bit of quant i.
+    let with5 = _mm256_mask_add_epi8(both, qh, both, _mm256_set1_epi8(16));
+    _mm256_storeu_si256(q.cast(), with5);
+}
+
+/// Q3_K → Q6_K's tile (16 groups of 16, scale `d·sc` per group, bias 32): the weight
+/// `low − 4·(1 − high)` (−4..3) stored as `+ 32`, so Q6_K's micro-kernels (bias term
+/// `−32·Σa` per group) and AMX path (`q − 32`) take it as it is.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+unsafe fn unpack_q3k(x: *const u8, q: *mut u8, s: *mut u8, r: usize) {
+    let b = core::slice::from_raw_parts(x, 110);
+    let d = f16(&b[108..110]);
+    let sc = crate::formats::kquant::q3k_scales(b[96..108].try_into().unwrap());
+    for (g, &v) in sc.iter().enumerate() {
+        s.add(4 * (16 * g + r))
+            .cast::<f32>()
+            .write_unaligned(d * v as f32);
+    }
+    let (m3, base) = (_mm256_set1_epi8(3), _mm256_set1_epi8(28));
+    let hm = _mm256_loadu_si256(x.cast());
+    for h in 0..2 {
+        let qs = _mm256_loadu_si256(x.add(32 + 32 * h).cast());
+        for j in 0..4 {
+            // Quant 128h + 32j + l: bits 2j of qs[32h + l], its high bit bit 4h + j of hmask[l].
+            let low = _mm256_and_si256(_mm256_srlv_epi16(qs, _mm256_set1_epi16(2 * j as i16)), m3);
+            let v = _mm256_add_epi8(low, base);
+            let k = _mm256_test_epi8_mask(hm, _mm256_set1_epi8((1u32 << (4 * h + j)) as u8 as i8));
+            let v = _mm256_mask_add_epi8(v, k, v, _mm256_set1_epi8(4));
+            _mm256_storeu_si256(q.add(128 * h + 32 * j).cast(), v);
+        }
+    }
+}
+
+/// Q4_1 / Q5_1 tile scales per unit: D [16 rows] f32, M [16 rows] f32.
+const Q41_SB: usize = 128;
+
+/// Q4_1: quants 0..15 as they are (weight `d·q + m`), `d` and `m` per row.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+unsafe fn unpack_q41(x: *const u8, q: *mut u8, s: *mut u8, r: usize) {
+    let b = core::slice::from_raw_parts(x, 20);
+    s.add(4 * r).cast::<f32>().write_unaligned(f16(&b[0..2]));
+    s.add(64 + 4 * r)
+        .cast::<f32>()
+        .write_unaligned(f16(&b[2..4]));
+    let v = _mm_loadu_si128(x.add(4).cast());
+    let m = _mm_set1_epi8(0x0f);
+    let lo = _mm_and_si128(v, m);
+    let hi = _mm_and_si128(_mm_srli_epi16::<4>(v), m);
+    _mm256_storeu_si256(q.cast(), _mm256_set_m128i(hi, lo));
+}
+
+/// Q5_1: quants 0..31 (the nibble plus bit i of `qh` for quant i), `d` and `m` per row.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+unsafe fn unpack_q51(x: *const u8, q: *mut u8, s: *mut u8, r: usize) {
+    let b = core::slice::from_raw_parts(x, 24);
+    s.add(4 * r).cast::<f32>().write_unaligned(f16(&b[0..2]));
+    s.add(64 + 4 * r)
+        .cast::<f32>()
+        .write_unaligned(f16(&b[2..4]));
+    let qh = u32::from_le_bytes([b[4], b[5], b[6], b[7]]);
+    let v = _mm_loadu_si128(x.add(8).cast());
+    let m = _mm_set1_epi8(0x0f);
+    let lo = _mm_and_si128(v, m);
+    let hi = _mm_and_si128(_mm_srli_epi16::<4>(v), m);
+    let both = _mm256_set_m128i(hi, lo);
     let with5 = _mm256_mask_add_epi8(both, qh, both, _mm256_set1_epi8(16));
     _mm256_storeu_si256(q.cast(), with5);
 }
@@ -472,6 +634,46 @@ tile_fn! {
         }
     }
 
+    /// Q2_K: 16 groups of 16 (4 `vpdpbusd` each, one f32 step per group), mins as one exact
+    /// `vpdpwssd` sum per unit (8 pairs of groups), then × the activation scale.
+    #[inline]
+    unsafe fn kern_q2k<const C: usize>(w: *const u8, s: *const u8, nu: usize, a: [*const u8; C], acc: *mut f32) {
+        for u in 0..nu {
+            let wu = w.add(4096 * u);
+            let su = s.add(Q2K_SB * u);
+            let au: [*const u8; C] = core::array::from_fn(|c| a[c].add(292 * u));
+            let mut blk = [_mm512_setzero_ps(); C];
+            for g in 0..16 {
+                let mut is = [_mm512_setzero_si512(); C];
+                for t in 0..4 {
+                    let wv = _mm512_loadu_si512(wu.add(64 * (4 * g + t)).cast());
+                    for c in 0..C {
+                        let av = _mm512_set1_epi32(rd(au[c].add(16 * g + 4 * t).cast::<i32>()));
+                        is[c] = _mm512_dpbusd_epi32(is[c], wv, av);
+                    }
+                }
+                let sg = _mm512_loadu_ps(su.add(64 * g).cast());
+                for c in 0..C {
+                    blk[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[c]), sg, blk[c]);
+                }
+            }
+            let mut mi = [_mm512_setzero_si512(); C];
+            for p in 0..8 {
+                let mv = _mm512_loadu_si512(su.add(1024 + 64 * p).cast());
+                for c in 0..C {
+                    let av = _mm512_set1_epi32(rd(au[c].add(260 + 4 * p).cast::<i32>()));
+                    mi[c] = _mm512_dpwssd_epi32(mi[c], mv, av);
+                }
+            }
+            let dmin = _mm512_loadu_ps(su.add(1536).cast());
+            for c in 0..C {
+                let b = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(mi[c]), dmin, blk[c]);
+                let p = acc.add(16 * c);
+                _mm512_storeu_ps(p, _mm512_fmadd_ps(b, _mm512_set1_ps(rd(au[c].add(256).cast::<f32>())), _mm512_loadu_ps(p)));
+            }
+        }
+    }
+
     /// TurboQuant trellis types: per group of 32 coordinates, −128·Σa (exact) + 8 `vpdpbusd`
     /// of the biased codes, one f32 step with the group's activation scale; per 256-block one
     /// f32 step with the rows' block multipliers `d`.
@@ -500,6 +702,32 @@ tile_fn! {
             for c in 0..C {
                 let p = acc.add(16 * c);
                 _mm512_storeu_ps(p, _mm512_fmadd_ps(blk[c], d, _mm512_loadu_ps(p)));
+            }
+        }
+    }
+
+    /// Q4_1 / Q5_1: per block 8 `vpdpbusd` of the quants, then `d_w·d_a` times the sum and
+    /// the min term `m·s_a` (the scalar reference's two float terms).
+    #[inline]
+    unsafe fn kern_q41<const C: usize>(w: *const u8, s: *const u8, nu: usize, a: [*const u8; C], acc: *mut f32) {
+        for u in 0..nu {
+            let wu = w.add(512 * u);
+            let au: [*const u8; C] = core::array::from_fn(|c| a[c].add(40 * u));
+            let mut is = [_mm512_setzero_si512(); C];
+            for t in 0..8 {
+                let wv = _mm512_loadu_si512(wu.add(64 * t).cast());
+                for c in 0..C {
+                    let av = _mm512_set1_epi32(rd(au[c].add(4 * t).cast::<i32>()));
+                    is[c] = _mm512_dpbusd_epi32(is[c], wv, av);
+                }
+            }
+            let dw = _mm512_loadu_ps(s.add(Q41_SB * u).cast());
+            let mw = _mm512_loadu_ps(s.add(Q41_SB * u + 64).cast());
+            for c in 0..C {
+                let d = _mm512_mul_ps(dw, _mm512_set1_ps(rd(au[c].add(32).cast::<f32>())));
+                let p = acc.add(16 * c);
+                let t = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[c]), d, _mm512_loadu_ps(p));
+                _mm512_storeu_ps(p, _mm512_fmadd_ps(mw, _mm512_set1_ps(rd(au[c].add(36).cast::<f32>())), t));
             }
         }
     }
@@ -594,7 +822,9 @@ macro_rules! kern_entries {
 }
 kern_entries!(q4k8, q4k1, kern_q4k);
 kern_entries!(q6k8, q6k1, kern_q6k);
+kern_entries!(q2k8, q2k1, kern_q2k);
 kern_entries!(q808, q801, kern_q80);
+kern_entries!(q418, q411, kern_q41);
 kern_entries!(tq8, tq1, kern_tq);
 kern_entries!(f8, f1, kern_f);
 kern_entries!(bb8, bb1, kern_bf16);
@@ -700,6 +930,51 @@ static Q6K: Fmt = Fmt {
     act: act_q6k,
     kern: q6k8,
     kern1: q6k1,
+};
+/// Q5_K on Q4_K's micro-kernels ([`unpack_q5k`]).
+static Q5K: Fmt = Fmt {
+    wb: 176,
+    unpack: unpack_q5k,
+    ..Q4K
+};
+/// Q3_K on Q6_K's micro-kernels ([`unpack_q3k`]).
+static Q3K: Fmt = Fmt {
+    wb: 110,
+    unpack: unpack_q3k,
+    ..Q6K
+};
+static Q2K: Fmt = Fmt {
+    kind: Kind::Q2K,
+    unit: 256,
+    qb: 256,
+    kc: 4,
+    wb: 84,
+    ab: 292,
+    sb: Q2K_SB,
+    nab: 292,
+    unpack: unpack_q2k,
+    act: act_q2k,
+    kern: q2k8,
+    kern1: q2k1,
+};
+static Q41: Fmt = Fmt {
+    kind: Kind::Q41,
+    unit: 32,
+    qb: 32,
+    kc: 32,
+    wb: 20,
+    ab: 40,
+    sb: Q41_SB,
+    nab: 36,
+    unpack: unpack_q41,
+    act: act_q81,
+    kern: q418,
+    kern1: q411,
+};
+static Q51: Fmt = Fmt {
+    wb: 24,
+    unpack: unpack_q51,
+    ..Q41
 };
 static Q80: Fmt = Fmt {
     kind: Kind::Q80,
