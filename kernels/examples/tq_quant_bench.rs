@@ -1,7 +1,8 @@
 //! TurboQuant encoder throughput (wall µs per 256-block, one thread) against gq's Q4_K / Q6_K
 //! quantizers on the same data: `cargo run --release -p gq-kernels --example tq_quant_bench --
 //! [types] [isas]` (both comma-separated; isas default to the best one, e.g.
-//! `TQT4_5,Q4_K scalar,avx2,avx512`).
+//! `TQT4_5,Q4_K scalar,avx2,avx512`). `TQB_REPS` sets the number of reps (default 30; more for
+//! `perf record`).
 use gq_kernels::formats::tq::{self, TqParams};
 use gq_kernels::formats::tq_rotation::SplitMix64;
 use gq_kernels::{format, GgmlType, Isa};
@@ -32,7 +33,10 @@ fn main() {
     let x: Vec<f32> = (0..rows * n)
         .map(|_| g.next_normal() as f32 * 0.02)
         .collect();
-    let reps = 30;
+    let reps = std::env::var("TQB_REPS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(30);
     let mut best = vec![f64::MAX; cases.len()];
     let mut times = vec![Vec::new(); cases.len()];
     for _ in 0..reps {

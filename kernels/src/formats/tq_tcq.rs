@@ -618,7 +618,7 @@ pub(crate) fn quantize_rows(
         .collect();
     #[cfg(target_arch = "x86_64")]
     match encoder_isa(isa) {
-        // SAFETY: callers pass `Isa::or_available`, so the CPU has AVX-512 F/BW/VL (and AVX2).
+        // SAFETY: callers pass `Isa::or_available`, so the CPU has AVX-512 F/BW/VL (and AVX2, BMI2: `has_avx512`).
         Isa::Avx512 => {
             return unsafe {
                 crate::x86::tq_encode::quantize_rows(s, b, src, n, imatrix, dst, &rot, &qjl)

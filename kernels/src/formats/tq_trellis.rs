@@ -266,6 +266,18 @@ impl Book {
         }
         out
     }
+
+    /// Folded subset `z`'s whole candidate list (what [`Book::nearest4`] scans for a point
+    /// outside the grid): its coordinates `x`, `y` (padded to a multiple of 16) and its length.
+    pub(crate) fn far(&self, z: usize) -> (&[f32], &[f32], usize) {
+        (&self.xs[z], &self.ys[z], self.all[z].len())
+    }
+
+    /// Entry and mirror of candidate `i` of [`Book::far`]`(z)`.
+    pub(crate) fn far_entry(&self, z: usize, i: usize) -> (u16, u8) {
+        let c = &self.all[z][i];
+        (c.k, c.mirror)
+    }
 }
 
 /// Cells per side of a block of the two-level list search in [`Book::new`].

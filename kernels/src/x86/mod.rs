@@ -458,4 +458,6 @@ pub(crate) fn has_avx512() -> bool {
         && is_x86_feature_detected!("avx512bw")
         && is_x86_feature_detected!("avx512vl")
         && is_x86_feature_detected!("avx512vnni")
+        // Every AVX-512 CPU has it; the TQ encoder's state walks use it.
+        && is_x86_feature_detected!("bmi2")
 }

@@ -112,9 +112,10 @@ pub(super) unsafe fn cross_butterflies(v: &mut [__m512; 16], nv: usize, k: __m51
 /// One 256-block at `p` rotated in registers for [`prepare_tile_256`]: the butterflies of
 /// [`rot256`], but each in-register stage is one `vfmadd` (`v·(±1) + s`: lanes without bit `h`
 /// get `v + s`, lanes with it `s − v`, each exactly the one rounding of the scalar `+` / `−`,
-/// so the same value; only a NaN's payload may differ, and NaN becomes 0 in TQA8).
+/// so the same value; only a NaN's payload may differ, and NaN becomes 0 in TQA8). The TQ
+/// encoder's 256-blocks take it too (`tq_encode::rotate`).
 #[inline(always)]
-unsafe fn rot256_for_act(p: *const f32, signs: &[u64; 4], k: __m512) -> [__m512; 16] {
+pub(super) unsafe fn rot256_for_act(p: *const f32, signs: &[u64; 4], k: __m512) -> [__m512; 16] {
     let sign = _mm512_set1_epi32(i32::MIN);
     let pm = |m: u16| _mm512_mask_blend_ps(m, _mm512_set1_ps(1.0), _mm512_set1_ps(-1.0));
     let (s1, s2, s4, s8) = (pm(0xAAAA), pm(0xCCCC), pm(0xF0F0), pm(0xFF00));

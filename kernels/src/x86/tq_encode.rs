@@ -30,7 +30,7 @@ use crate::formats::tq_tcq::{
     candidate_error, check_range, pack_lo_fields, scale_candidates, write_block, zero_error,
     TcqSpec, Weighting,
 };
-use crate::formats::tq_trellis::{book, vlines, Coded, VLines, SUB, VCELLS};
+use crate::formats::tq_trellis::{book, vlines, Book, Coded, VLines, SUB, VCELLS};
 use core::arch::x86_64::*;
 
 /// Blocks per batch (each with up to 2 scale candidates: at most 8 searches per batch).
@@ -51,10 +51,15 @@ struct Chain {
     /// Grid cell of the pair (with bit 15: the index of a long cell's 8-slot line), or
     /// `u16::MAX` when it is outside the grid.
     cell: Vec<u16>,
-    /// The candidates (slot `s` of 4, folded subset `z`) at the minimum: bit `4s + z` for
-    /// slots 0 and 1, bit `16 + 4(s − 2) + z` for slots 2 and 3 (the two-pair search's
-    /// order); for a long cell's 8 slots (redone one by one) bit `4s + z`.
-    eq: Vec<u32>,
+    /// The candidates (slot `s` of 4, folded subset `z`) at the minimum of the 4-slot search:
+    /// bit `4s + z` of `e01[p]` for slots 0 and 1, bit `4(s − 2) + z` of `e23[p]` for slots 2
+    /// and 3 (the two-pair search stores its two compare masks as they are: 16 bits each,
+    /// pairs `p` and `p + 1`, no mask moves to general registers).
+    e01: Vec<u8>,
+    /// See `e01`.
+    e23: Vec<u8>,
+    /// For a pair in a long cell (8 slots, redone one by one): bit `4s + z` at the minimum.
+    eq8: Vec<u32>,
     /// For pairs outside the grid: (entry, mirror) per folded subset.
     fb: Vec<[(u16, u8); 4]>,
     /// Final path costs.
@@ -66,7 +71,9 @@ impl Chain {
         Chain {
             fold: vec![0; np],
             cell: vec![0; np],
-            eq: vec![0; np],
+            e01: vec![0; np],
+            e23: vec![0; np],
+            eq8: vec![0; np],
             fb: vec![[(0, 0); 4]; np],
             cost: [0.0; 8],
         }
@@ -75,16 +82,27 @@ impl Chain {
 
 /// Rotates `x` (one block of `b`) into `out` with the reference's butterflies; returns the
 /// energy in the reference's order ([`crate::formats::tq_tcq::energy16`]).
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2")]
+///
+/// A 256-block stays in 16 registers and takes [`super::tq_act::rot256_for_act`]'s in-register
+/// stages (one `vfmadd` by ±1 each instead of an add, a masked subtract: the same values; only
+/// a NaN's payload could differ, and a block with a NaN fails its range check, so no byte of
+/// the output changes).
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
 unsafe fn rotate(x: &[f32], signs: &[u64; 4], out: &mut [f32]) -> f32 {
     let b = x.len();
     let nr = b / 16;
-    let mut r = [_mm512_setzero_ps(); 16];
-    for (k, v) in r.iter_mut().enumerate().take(nr) {
-        *v = super::tq_act::in_register(x.as_ptr(), k, signs);
-    }
+    assert!(out.len() >= b && b.is_multiple_of(16) && nr <= 16);
     let kinv = _mm512_set1_ps(crate::formats::tq_rotation::inv_sqrt(b));
-    super::tq_act::cross_butterflies(&mut r, nr, kinv);
+    let r = if nr == 16 {
+        super::tq_act::rot256_for_act(x.as_ptr(), signs, kinv)
+    } else {
+        let mut r = [_mm512_setzero_ps(); 16];
+        for (k, v) in r.iter_mut().enumerate().take(nr) {
+            *v = super::tq_act::in_register(x.as_ptr(), k, signs);
+        }
+        super::tq_act::cross_butterflies(&mut r, nr, kinv);
+        r
+    };
     let mut acc = _mm512_setzero_ps();
     for (k, &v) in r.iter().enumerate().take(nr) {
         _mm512_storeu_ps(out.as_mut_ptr().add(16 * k), v);
@@ -102,21 +120,55 @@ unsafe fn rotate(x: &[f32], signs: &[u64; 4], out: &mut [f32]) -> f32 {
     s[0]
 }
 
+/// The least |u| that [`div_fma`] is used for: 2^-60 (so the quotient, ≥ 2^-60 / 2^7 with the
+/// scale codes' `d` < 2^7, its residual, a multiple of 2^(e_u − 47) where e_u ≥ −60 is u's
+/// exponent, and every intermediate stay normal).
+const DIV_FMA_MIN: f32 = 8.673_617e-19;
+/// Bounds of a code's scale `d`: `scale_of(1)` ≥ 2^-25, `scale_of(255)` < 2^7.
+const SCALE_MIN: f32 = 2.980_232_2e-8;
+/// See [`SCALE_MIN`] (exclusive).
+const SCALE_MAX: f32 = 128.0;
+
+/// `u / d`, correctly rounded, without the divider: `q = u·r` with `r` = `1/d` rounded, the
+/// residual `e = u − q·d` by an FMA (exact), then `q + e·r` by an FMA (Markstein's correction).
+/// Valid, i.e. the bits of `vdivps`, for every `|u| ≥ 2^-60` ([`DIV_FMA_MIN`], no subnormal on
+/// the way) and every scale `d` of a code: all steps commute with scaling `u` or `d` by a power
+/// of two while nothing leaves the normal range, and `d = 2^(j/8)·2^k` (an [`EIGHTHS`] value
+/// times a power of two), so the 8 × 2^23 pairs (significand of `u` in [1, 2), `d` an
+/// [`EIGHTHS`] value) cover every case; `div_fma_is_the_division` checks all of them.
+///
+/// [`EIGHTHS`]: crate::formats::tq::EIGHTHS
+#[inline]
+#[target_feature(enable = "avx512f,fma")]
+unsafe fn div_fma(u: __m512, d: __m512, r: __m512) -> __m512 {
+    let q = _mm512_mul_ps(u, r);
+    let e = _mm512_fnmadd_ps(q, d, u);
+    _mm512_fmadd_ps(e, r, q)
+}
+
 /// The nearest-point search of one block `u` at scale `d` into `ch`; the per-subset minima
 /// (folded order) of pair `p` go to `dm[2p]`.
 ///
 /// Three passes: (1) per 16 pairs, `u / d`, the folds, the folded coordinates, the grid cells
 /// (clamped into the grid) and which pairs are outside it; (2) every pair through the 4-slot line of
 /// its cell, branch-free ([`search_lines`]); a long cell's 4-slot line is all NaN, so its pairs
-/// come out with an empty `eq`; (3) the pairs outside the grid or in a long cell again,
+/// come out with empty `e01`/`e23`; (3) the pairs outside the grid or in a long cell again,
 /// overwriting what (2) wrote for them.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
 unsafe fn search(s: &TcqSpec, b: usize, u: &[f32], d: f32, ch: &mut Chain, dm: &mut [[f32; 4]]) {
     let np = b / 2;
     assert!(dm.len() > 2 * (np - 1));
     let first_lo = np - s.n_lo(b);
     let (vh, vl): (&VLines, &VLines) = (vlines(s.hi), vlines(s.lo));
     let dv = _mm512_set1_ps(d);
+    // `u / d` by `div_fma` where every |u| of 16 is at least 2^-60 (its proof's range), else
+    // by `vdivps` (zeros, whose sign the correction step would lose, and tiny values).
+    assert!(
+        (SCALE_MIN..SCALE_MAX).contains(&d),
+        "scale {d} outside the codes' range"
+    );
+    let rv = _mm512_set1_ps(1.0 / d);
+    let small = _mm512_set1_ps(DIV_FMA_MIN);
     let ev = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     let od = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
     let absm = _mm512_set1_epi32(0x7fff_ffff);
@@ -129,8 +181,18 @@ unsafe fn search(s: &TcqSpec, b: usize, u: &[f32], d: f32, ch: &mut Chain, dm: &
     let mut slow = [0u16; 8];
     assert!(ch.fold.len() >= np && np <= 128 && np.is_multiple_of(16));
     for q in 0..np / 16 {
-        let a = _mm512_div_ps(_mm512_loadu_ps(u.as_ptr().add(32 * q)), dv);
-        let c = _mm512_div_ps(_mm512_loadu_ps(u.as_ptr().add(32 * q + 16)), dv);
+        let (ua, uc) = (
+            _mm512_loadu_ps(u.as_ptr().add(32 * q)),
+            _mm512_loadu_ps(u.as_ptr().add(32 * q + 16)),
+        );
+        let (a, c) = if _mm512_cmp_ps_mask::<_CMP_GE_OQ>(_mm512_abs_ps(ua), small)
+            & _mm512_cmp_ps_mask::<_CMP_GE_OQ>(_mm512_abs_ps(uc), small)
+            == 0xffff
+        {
+            (div_fma(ua, dv, rv), div_fma(uc, dv, rv))
+        } else {
+            (_mm512_div_ps(ua, dv), _mm512_div_ps(uc, dv))
+        };
         let x = _mm512_permutex2var_ps(a, ev, c);
         let y = _mm512_permutex2var_ps(a, od, c);
         let xi = _mm512_castps_si512(x);
@@ -163,12 +225,14 @@ unsafe fn search(s: &TcqSpec, b: usize, u: &[f32], d: f32, ch: &mut Chain, dm: &
     }
     search_lines(&ax, &ay, &cells, vh, 0..first_lo, ch, dm);
     search_lines(&ax, &ay, &cells, vl, first_lo..np, ch, dm);
-    // A long cell's 4-slot line is all NaN: no lane equals the minimum, `eq` is 0 (never so
-    // for a cell of the grid, whose distances are finite).
-    let zero = _mm512_setzero_si512();
+    // A long cell's 4-slot line is all NaN: no lane equals the minimum, `e01` and `e23` are 0
+    // (never so for a cell of the grid, whose distances are finite).
     for q in 0..np / 16 {
-        let eq = _mm512_loadu_si512(ch.eq.as_ptr().add(16 * q).cast());
-        slow[q] |= _mm512_cmpeq_epi32_mask(eq, zero);
+        let e = _mm_or_si128(
+            _mm_loadu_si128(ch.e01.as_ptr().add(16 * q).cast()),
+            _mm_loadu_si128(ch.e23.as_ptr().add(16 * q).cast()),
+        );
+        slow[q] |= _mm_testn_epi8_mask(e, e);
     }
     for q in 0..np / 16 {
         let mut m = slow[q];
@@ -177,7 +241,7 @@ unsafe fn search(s: &TcqSpec, b: usize, u: &[f32], d: f32, ch: &mut Chain, dm: &
             m &= m - 1;
             let (x, y) = (ax[p], ay[p]);
             if x >= 128.0 || y >= 128.0 {
-                let r = book(s.pair_bits(b, p)).nearest4(x, y);
+                let r = nearest4_far(book(s.pair_bits(b, p)), x, y);
                 for z in 0..4 {
                     dm[2 * p][z] = r[z].0;
                     ch.fb[p][z] = (r[z].1, r[z].2);
@@ -203,15 +267,70 @@ unsafe fn search(s: &TcqSpec, b: usize, u: &[f32], d: f32, ch: &mut Chain, dm: &
             m8 = _mm512_min_ps(m8, _mm512_shuffle_f32x4::<0xb1>(m8, m8));
             let e0 = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(d0, m8) as u32;
             let e1 = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(d1, m8) as u32;
-            ch.eq[p] = e0 | (e1 << 16);
+            ch.eq8[p] = e0 | (e1 << 16);
             _mm_storeu_ps(dm[2 * p].as_mut_ptr(), _mm512_castps512_ps128(m8));
         }
     }
 }
 
+/// [`Book::nearest4`] of a folded point outside the grid (`x` or `y` ≥ 128), 16 candidates
+/// per register: the same distances (`(x − cx)² + (y − cy)²`, no FMA), the first candidate of
+/// least distance per subset, the same `(distance², entry, mirror)`. Two passes per subset:
+/// the minimum (a NaN distance is never kept, as the reference's `d < best` never keeps one;
+/// the minimum of non-NaN values is exact in any order), then the first lane equal to it.
+/// When no distance is below infinity the reference keeps candidate 0 at infinity, and so does
+/// this.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2")]
+unsafe fn nearest4_far(bk: &Book, x: f32, y: f32) -> [(f32, u16, u8); 4] {
+    let (vx, vy) = (_mm512_set1_ps(x), _mm512_set1_ps(y));
+    let inf = _mm512_set1_ps(f32::INFINITY);
+    let mut out = [(f32::INFINITY, 0u16, 0u8); 4];
+    for z in 0..4 {
+        let (xs, ys, n) = bk.far(z);
+        assert!(n > 0 && xs.len() >= n.next_multiple_of(16) && ys.len() >= xs.len());
+        let nc = n.div_ceil(16);
+        // Lanes of chunk c that are candidates (the last chunk's padding is not).
+        let live = |c: usize| -> __mmask16 {
+            let left = n - 16 * c;
+            if left >= 16 {
+                0xffff
+            } else {
+                ((1u32 << left) - 1) as __mmask16
+            }
+        };
+        let dist = |c: usize| {
+            // SAFETY: 16c + 15 < xs.len() ≤ ys.len() (asserted).
+            let dx = _mm512_sub_ps(vx, _mm512_loadu_ps(xs.as_ptr().add(16 * c)));
+            let dy = _mm512_sub_ps(vy, _mm512_loadu_ps(ys.as_ptr().add(16 * c)));
+            _mm512_add_ps(_mm512_mul_ps(dx, dx), _mm512_mul_ps(dy, dy))
+        };
+        let mut m = inf;
+        for c in 0..nc {
+            // vminps(d, m) is d < m ? d : m: a NaN d leaves m.
+            m = _mm512_mask_min_ps(m, live(c), dist(c), m);
+        }
+        let best = _mm512_reduce_min_ps(m);
+        if best < f32::INFINITY {
+            let vb = _mm512_set1_ps(best);
+            for c in 0..nc {
+                let eq = _mm512_mask_cmp_ps_mask::<_CMP_EQ_OQ>(live(c), dist(c), vb);
+                if eq != 0 {
+                    let (k, mirror) = bk.far_entry(z, 16 * c + eq.trailing_zeros() as usize);
+                    out[z] = (best, k, mirror);
+                    break;
+                }
+            }
+        } else {
+            let (k, mirror) = bk.far_entry(z, 0);
+            out[z] = (f32::INFINITY, k, mirror);
+        }
+    }
+    out
+}
+
 /// The 4-slot search of pairs `range` (folded coordinates `ax`, `ay`, grid cells `cells`, all
 /// inside the grid) through `lines`: per pair the 16 candidates' exact distances (no FMA), the
-/// minimum per folded subset by two shuffles, the lanes holding it (`eq`), the minima (folded
+/// minimum per folded subset by two shuffles, the lanes holding it (`e01`, `e23`), the minima (folded
 /// order) stored at `dm[2p]`.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2")]
@@ -225,9 +344,9 @@ unsafe fn search_lines(
     dm: &mut [[f32; 4]],
 ) {
     let n = range.end;
-    assert!(n <= ch.eq.len() && n <= ch.cell.len() && (n == 0 || 2 * (n - 1) < dm.len()));
+    assert!(n <= ch.e01.len() && n <= ch.e23.len() && (n == 0 || 2 * (n - 1) < dm.len()));
     assert!(lines.xy.len() >= VCELLS * VCELLS);
-    let (eqp, dp) = (ch.eq.as_mut_ptr(), dm.as_mut_ptr());
+    let (e01, e23, dp) = (ch.e01.as_mut_ptr(), ch.e23.as_mut_ptr(), dm.as_mut_ptr());
     let xyp = lines.xy.as_ptr();
     let dist = |p: usize| {
         // SAFETY: (callers) p < n; cells are below 64 · 64 (clamped) and `xy` has that many
@@ -250,11 +369,11 @@ unsafe fn search_lines(
         let t2 = _mm512_shuffle_f32x4::<0xee>(da, db);
         let m = _mm512_min_ps(t1, t2);
         let m = _mm512_min_ps(m, _mm512_shuffle_f32x4::<0xb1>(m, m));
-        let k1 = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(t1, m) as u32;
-        let k2 = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(t2, m) as u32;
-        let x = k1 | k2 << 16;
-        *eqp.add(p) = x & 0x00ff_00ff;
-        *eqp.add(p + 1) = (x >> 8) & 0x00ff_00ff;
+        // Bits 0–7 of each mask are pair a's, bits 8–15 pair b's: bytes p and p + 1.
+        let k1 = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(t1, m);
+        let k2 = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(t2, m);
+        e01.add(p).cast::<u16>().write_unaligned(k1);
+        e23.add(p).cast::<u16>().write_unaligned(k2);
         _mm_storeu_ps(dp.add(2 * p).cast(), _mm512_castps512_ps128(m));
         _mm_storeu_ps(dp.add(2 * p + 2).cast(), _mm512_extractf32x4_ps::<2>(m));
         p += 2;
@@ -264,8 +383,9 @@ unsafe fn search_lines(
         let d = dist(p);
         let mut m = _mm512_min_ps(d, _mm512_shuffle_f32x4::<0x4e>(d, d));
         m = _mm512_min_ps(m, _mm512_shuffle_f32x4::<0xb1>(m, m));
-        let e = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(d, m) as u32;
-        *eqp.add(p) = (e & 0xff) | (e & 0xff00) << 8;
+        let e = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(d, m);
+        *e01.add(p) = e as u8;
+        *e23.add(p) = (e >> 8) as u8;
         _mm_storeu_ps(dp.add(2 * p).cast(), _mm512_castps512_ps128(m));
     }
 }
@@ -348,7 +468,10 @@ unsafe fn acs<const M: usize>(
                 _mm512_permutexvar_ps(i1, dv),
             );
             let lt = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(c1, c0);
-            cost[j] = _mm512_mask_blend_ps(lt, c0, c1);
+            // vminps(c1, c0) is `c1 < c0 ? c1 : c0` lane by lane (c0 when either is NaN): the
+            // selection `lt` records, without a merge-masked move into a register of its own
+            // (which cost a register copy per block and step).
+            cost[j] = _mm512_min_ps(c1, c0);
             bp.add(2 * a).cast::<u16>().write_unaligned(lt);
         }
     }
@@ -396,13 +519,22 @@ static PRED: [u64; 256] = {
 /// One step is the reference's `ps = (s >> 1) | ((back[p] >> s) & 1) << 2` with all 8
 /// predecessors of pair `p` looked up first ([`PRED`], off the chain): a shift and a mask on
 /// `8·s`.
+#[inline(always)]
 fn walk<const G: usize>(np: usize, backs: [&[u8]; G], best: [usize; G], st: &mut [[u8; 129]; G]) {
     assert!(np <= 128 && backs.iter().all(|b| b.len() > 2 * (np - 1)));
+    assert!(best.iter().all(|&s| s < 8));
+    let bp = backs.map(|b| b.as_ptr());
     let mut st8 = best.map(|s| 8 * s as u64);
     for p in (0..np).rev() {
         for k in 0..G {
-            st[k][p + 1] = st8[k] as u8;
-            st8[k] = (PRED[backs[k][2 * p] as usize] >> st8[k]) & 0x38;
+            // SAFETY: p < np ≤ 128 < 129 and 2p < backs[k].len() (asserted); a back byte
+            // indexes PRED's 256 words.
+            unsafe {
+                *st[k].get_unchecked_mut(p + 1) = st8[k] as u8;
+                let back = *bp[k].add(2 * p) as usize;
+                // st8 is 8·s ≤ 56: the shift is in range (with BMI2 one `shrx`).
+                st8[k] = (*PRED.get_unchecked(back) >> st8[k]) & 0x38;
+            }
         }
     }
     for k in 0..G {
@@ -411,7 +543,7 @@ fn walk<const G: usize>(np: usize, backs: [&[u8]; G], best: [usize; G], st: &mut
 }
 
 /// The coded pairs of a search's best path: [`walk`], then [`trace_states`].
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,bmi2")]
 unsafe fn traceback(s: &TcqSpec, b: usize, ch: &Chain, back: &[u8], out: &mut [Coded]) {
     let mut st = [[0u8; 129]];
     walk::<1>(b / 2, [back], [best_state(&ch.cost).0], &mut st);
@@ -452,21 +584,32 @@ unsafe fn trace_states(s: &TcqSpec, b: usize, ch: &Chain, st: &[u8; 129], out: &
         );
         _mm_storeu_si128(zs.as_mut_ptr().add(16 * q).cast(), v);
     }
-    let (fold, cell, eq, fb) = (&ch.fold[..np], &ch.cell[..np], &ch.eq[..np], &ch.fb[..np]);
+    let (fold, cell, fb) = (&ch.fold[..np], &ch.cell[..np], &ch.fb[..np]);
+    let (e01, e23, eq8) = (&ch.e01[..np], &ch.e23[..np], &ch.eq8[..np]);
     let out = &mut out[..np];
-    let mut idx = [0u32; 128];
     let mut special = [0u16; 8];
     let m4 = _mm512_set1_epi32(0x0011_0011);
     let f15 = _mm512_set1_epi32(15);
     let low12 = _mm512_set1_epi32(0xfff);
+    let ff = _mm512_set1_epi32(0xff);
+    let one = _mm512_set1_epi32(1);
+    let (mh, ml) = (
+        vh.meta.as_ptr().cast::<i32>(),
+        vl.meta.as_ptr().cast::<i32>(),
+    );
+    assert!(vh.meta.len() >= VCELLS * VCELLS && vl.meta.len() >= VCELLS * VCELLS);
     for q in 0..np / 16 {
         let zb = _mm512_cvtepu8_epi32(_mm_loadu_si128(zs.as_ptr().add(16 * q).cast()));
         let f = _mm512_cvtepu8_epi32(_mm_loadu_si128(fold.as_ptr().add(16 * q).cast()));
         let zf = _mm512_xor_si512(_mm512_srli_epi32::<1>(zb), f);
-        let e = _mm512_and_si512(
-            _mm512_srlv_epi32(_mm512_loadu_si512(eq.as_ptr().add(16 * q).cast()), zf),
-            m4,
+        // Bit 4s + z (slots 0, 1) or 16 + 4(s − 2) + z (slots 2, 3) of a 32-bit word.
+        let eq = _mm512_or_si512(
+            _mm512_cvtepu8_epi32(_mm_loadu_si128(e01.as_ptr().add(16 * q).cast())),
+            _mm512_slli_epi32::<16>(_mm512_cvtepu8_epi32(_mm_loadu_si128(
+                e23.as_ptr().add(16 * q).cast(),
+            ))),
         );
+        let e = _mm512_and_si512(_mm512_srlv_epi32(eq, zf), m4);
         // The lowest set bit as a power of two, its position from the f32 exponent (exact).
         let lowest = _mm512_and_si512(e, _mm512_sub_epi32(_mm512_setzero_si512(), e));
         let pos = _mm512_sub_epi32(
@@ -481,28 +624,29 @@ unsafe fn trace_states(s: &TcqSpec, b: usize, ch: &Chain, st: &[u8; 129], out: &
         let l = _mm512_and_si512(_mm512_add_epi32(lane, zf), f15);
         let c = _mm512_cvtepu16_epi32(_mm256_loadu_si256(cell.as_ptr().add(16 * q).cast()));
         special[q] = _mm512_test_epi32_mask(c, _mm512_set1_epi32(0x8000));
-        let ix = _mm512_or_si512(_mm512_slli_epi32::<4>(_mm512_and_si512(c, low12)), l);
-        _mm512_storeu_si512(idx.as_mut_ptr().add(16 * q).cast(), ix);
-    }
-    let mut km = [0u16; 128];
-    for (range, vlns) in [(0..first_lo, vh), (first_lo..np, vl)] {
-        let meta = vlns.meta.as_ptr().cast::<u16>();
-        assert!(vlns.meta.len() >= VCELLS * VCELLS);
-        for p in range {
-            // SAFETY: an index is a cell below 64 · 64 (masked) times 16 plus a lane below 16,
-            // and `meta` has 64 · 64 lines of 16 (asserted above).
-            km[p] = *meta.add(idx[p] as usize);
+        // The meta word (u16) of cell c, lane l: u16 index 16c + l, i.e. the 32-bit word
+        // 8c + l/2 of the same 32-byte line, its high half when l is odd (a 32-bit gather of
+        // whole words: no read past the table).
+        let ix = _mm512_or_si512(
+            _mm512_slli_epi32::<3>(_mm512_and_si512(c, low12)),
+            _mm512_srli_epi32::<1>(l),
+        );
+        // Pairs below first_lo take the hi table's lines, the others the lo table's.
+        let nh = first_lo.saturating_sub(16 * q).min(16);
+        let kh = ((1u32 << nh) - 1) as __mmask16;
+        // SAFETY: a word index is a cell below 64 · 64 (masked) times 8 plus a half-lane
+        // below 8, and both tables have 64 · 64 lines of 8 words (asserted above).
+        let mut wd = _mm512_setzero_si512();
+        if kh != 0 {
+            wd = _mm512_mask_i32gather_epi32::<4>(wd, kh, ix, mh);
         }
-    }
-    let ff = _mm512_set1_epi32(0xff);
-    let one = _mm512_set1_epi32(1);
-    for q in 0..np / 16 {
-        let zb = _mm512_cvtepu8_epi32(_mm_loadu_si128(zs.as_ptr().add(16 * q).cast()));
-        let f = _mm512_cvtepu8_epi32(_mm_loadu_si128(fold.as_ptr().add(16 * q).cast()));
-        let km = _mm512_cvtepu16_epi32(_mm256_loadu_si256(km.as_ptr().add(16 * q).cast()));
+        if kh != 0xffff {
+            wd = _mm512_mask_i32gather_epi32::<4>(wd, !kh, ix, ml);
+        }
+        let km = _mm512_srlv_epi32(wd, _mm512_slli_epi32::<4>(_mm512_and_si512(l, one)));
         // Coded (repr(C)): branch | mirror << 8 | k << 16; the meta word is k | m << 8.
         let k = _mm512_and_si512(km, ff);
-        let m = _mm512_xor_si512(_mm512_srli_epi32::<8>(km), f);
+        let m = _mm512_and_si512(_mm512_xor_si512(_mm512_srli_epi32::<8>(km), f), ff);
         let w = _mm512_or_si512(
             _mm512_or_si512(_mm512_and_si512(zb, one), _mm512_slli_epi32::<8>(m)),
             _mm512_slli_epi32::<16>(k),
@@ -522,7 +666,7 @@ unsafe fn trace_states(s: &TcqSpec, b: usize, ch: &Chain, st: &[u8; 129], out: &
             let (k, m) = if c == u16::MAX {
                 fb[p][zf]
             } else {
-                let l = (eq[p] & (0x1111_1111u32 << zf)).trailing_zeros() as usize;
+                let l = (eq8[p] & (0x1111_1111u32 << zf)).trailing_zeros() as usize;
                 let (k, m) = vlns.meta8[(c & 0x7fff) as usize][l];
                 (k as u16, m)
             };
@@ -579,9 +723,9 @@ unsafe fn write_block_bytes(s: &TcqSpec, b: usize, e: u8, coded: &[Coded], dst: 
 /// [`crate::formats::tq_tcq::quantize_rows`] on AVX-512 (same bytes as the scalar path).
 ///
 /// # Safety
-/// The CPU must have AVX-512 F/BW/VL and AVX2.
+/// The CPU must have AVX-512 F/BW/VL, AVX2, FMA and BMI2 (the state walks' `shrx`).
 #[allow(clippy::too_many_arguments)]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,bmi2,fma")]
 pub(crate) unsafe fn quantize_rows(
     s: &TcqSpec,
     b: usize,
@@ -704,4 +848,144 @@ pub(crate) unsafe fn quantize_rows(
         g0 += g;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::formats::tq_rotation::SplitMix64;
+    use crate::Isa;
+
+    /// [`div_fma`] gives `vdivps`'s bits: exhaustively for every significand of `u` in
+    /// [1, 2) (both signs) against every [`crate::formats::tq::EIGHTHS`] value (the cases its
+    /// scaling argument reduces everything to), then for random `u` from 2^-60 to 2^17 of
+    /// either sign against every code's scale. Without the correction step (`u·r` alone) the
+    /// first part fails.
+    #[test]
+    fn div_fma_is_the_division() {
+        if !Isa::Avx512.available() {
+            eprintln!("skipped: this CPU has no AVX-512 (the vector encoder is not used here)");
+            return;
+        }
+        use crate::formats::tq::{scale_of, EIGHTHS};
+        let check = |u: &[f32; 16], d: f32| {
+            // SAFETY: the CPU has AVX-512 F and FMA (checked above).
+            let got = unsafe {
+                let mut o = [0f32; 16];
+                let q = div_fma(
+                    _mm512_loadu_ps(u.as_ptr()),
+                    _mm512_set1_ps(d),
+                    _mm512_set1_ps(1.0 / d),
+                );
+                _mm512_storeu_ps(o.as_mut_ptr(), q);
+                o
+            };
+            for l in 0..16 {
+                assert_eq!(got[l].to_bits(), (u[l] / d).to_bits(), "{} / {d}", u[l]);
+            }
+        };
+        for &e8 in &EIGHTHS {
+            let d = f32::from_bits(e8);
+            for base in (0x3f80_0000u32..0x4000_0000).step_by(16) {
+                let u: [f32; 16] = core::array::from_fn(|l| f32::from_bits(base + l as u32));
+                check(&u, d);
+                check(&u.map(|v| -v), d);
+            }
+        }
+        let mut g = SplitMix64::new(11);
+        for e in 1..=255u8 {
+            let d = scale_of(e);
+            assert!((SCALE_MIN..SCALE_MAX).contains(&d), "code {e}: scale {d}");
+            for _ in 0..64 {
+                let u: [f32; 16] = core::array::from_fn(|_| {
+                    let r = g.next_u64();
+                    let m = f32::from_bits(0x3f80_0000 | (r as u32 & 0x7f_ffff));
+                    let k = ((r >> 32) as u32 % 78) as i32 - 60;
+                    let v = m * crate::formats::tq::pow2(k);
+                    if r >> 63 == 1 {
+                        -v
+                    } else {
+                        v
+                    }
+                });
+                assert!(u.iter().all(|v| v.abs() >= DIV_FMA_MIN));
+                check(&u, d);
+            }
+        }
+    }
+
+    /// The vector search outside the grid gives the reference's `(distance², entry, mirror)`
+    /// for every pair table: random far points, points on the grid's edge, far points with
+    /// integer coordinates, points level with the midpoint of two candidates (ties at the
+    /// minimum, counted: at least 50 must occur) and points so far away that every distance
+    /// overflows to infinity (the reference keeps candidate 0 then).
+    #[test]
+    fn far_search_equals_the_reference() {
+        if !Isa::Avx512.available() {
+            assert!(
+                !std::env::var("GQ_REQUIRE_ISAS").is_ok_and(|r| r.contains("avx512")),
+                "GQ_REQUIRE_ISAS asks for AVX-512, which this CPU lacks"
+            );
+            eprintln!("skipped: this CPU has no AVX-512 (the vector encoder is not used here)");
+            return;
+        }
+        let mut g = SplitMix64::new(7);
+        let mut pts: Vec<(f32, f32)> = vec![
+            (128.0, 0.0),
+            (0.0, 128.0),
+            (128.0, 128.0),
+            (1e20, 3.0),
+            (2.0, 3e19),
+            (f32::MAX, f32::MAX),
+        ];
+        for i in 0..400 {
+            let far = 128.0 + (g.next_u64() % 20_000) as f32 / 16.0;
+            let near = (g.next_u64() % 4096) as f32 / 16.0;
+            let (a, b) = if i % 4 == 3 {
+                (far.round(), near.round())
+            } else {
+                (far, near)
+            };
+            pts.push(if i % 2 == 0 { (a, b) } else { (b, a) });
+        }
+        let mut ties = 0;
+        for bits in 3..=9 {
+            let bk = book(bits);
+            // Points right of the grid level with the midpoint of two candidates of a subset
+            // in one column: both at the same distance, often the least (a tie that the
+            // first-minimum rule decides).
+            let mut level = Vec::new();
+            for z in 0..4 {
+                let (xs, ys, n) = bk.far(z);
+                for i in 0..n {
+                    for j in i + 1..n {
+                        if xs[i] == xs[j] && ys[i] != ys[j] && level.len() < 64 * (z + 1) {
+                            level.push((xs[i].abs() + 130.0, ((ys[i] + ys[j]) / 2.0).abs()));
+                        }
+                    }
+                }
+            }
+            for &(x, y) in pts.iter().chain(&level) {
+                // SAFETY: the CPU has AVX-512 F/BW/VL and AVX2 (checked above).
+                let got = unsafe { nearest4_far(bk, x, y) };
+                let want = bk.nearest4(x, y);
+                for z in 0..4 {
+                    assert_eq!(
+                        (got[z].0.to_bits(), got[z].1, got[z].2),
+                        (want[z].0.to_bits(), want[z].1, want[z].2),
+                        "{bits}-bit table, point ({x}, {y}), subset {z}"
+                    );
+                    let (xs, ys, n) = bk.far(z);
+                    let at_min = (0..n)
+                        .filter(|&i| {
+                            let (dx, dy) = (x - xs[i], y - ys[i]);
+                            dx * dx + dy * dy == want[z].0
+                        })
+                        .count();
+                    ties += usize::from(at_min > 1);
+                }
+            }
+        }
+        assert!(ties >= 50, "only {ties} searches with a tied minimum");
+    }
 }

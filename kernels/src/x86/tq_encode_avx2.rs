@@ -32,7 +32,7 @@ use crate::formats::tq_tcq::{
     candidate_error, check_range, fold16, pack_lo_fields, scale_candidates, write_block,
     zero_error, TcqSpec, Weighting,
 };
-use crate::formats::tq_trellis::{book, vlines, Coded, VLines, SUB, VCELLS};
+use crate::formats::tq_trellis::{book, vlines, Book, Coded, VLines, SUB, VCELLS};
 use core::arch::x86_64::*;
 
 /// Blocks per batch (each with up to 2 scale candidates: at most 8 searches per batch).
@@ -223,7 +223,7 @@ unsafe fn search(s: &TcqSpec, b: usize, u: &[f32], d: f32, ch: &mut Chain, dm: &
         let (x, y) = (ax[p], ay[p]);
         let f = ch.fold[p] as usize;
         if x >= 128.0 || y >= 128.0 {
-            let r = book(s.pair_bits(b, p)).nearest4(x, y);
+            let r = nearest4_far(book(s.pair_bits(b, p)), x, y);
             for z in 0..4 {
                 dm[p][z ^ f] = r[z].0;
                 ch.fb[p][z] = (r[z].1, r[z].2);
@@ -655,4 +655,129 @@ pub(crate) unsafe fn quantize_rows(
         g0 += g;
     }
     Ok(())
+}
+
+/// [`Book::nearest4`] of a folded point outside the grid (`x` or `y` ≥ 128), 8 candidates per
+/// register: the AVX-512 path's `nearest4_far` with 256-bit vectors (the same distances, no FMA;
+/// the minimum over non-NaN distances, exact in any order, then the first candidate equal to
+/// it; candidate 0 at infinity when no distance is finite). The lanes past the list's end (its
+/// padding) are set to infinity before they count.
+#[target_feature(enable = "avx2")]
+unsafe fn nearest4_far(bk: &Book, x: f32, y: f32) -> [(f32, u16, u8); 4] {
+    let (vx, vy) = (_mm256_set1_ps(x), _mm256_set1_ps(y));
+    let inf = _mm256_set1_ps(f32::INFINITY);
+    let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    let mut out = [(f32::INFINITY, 0u16, 0u8); 4];
+    for z in 0..4 {
+        let (xs, ys, n) = bk.far(z);
+        assert!(n > 0 && xs.len() >= n.next_multiple_of(8) && ys.len() >= xs.len());
+        let nc = n.div_ceil(8);
+        // Lanes at or past the end of the list: all-ones where 8c + lane ≥ n.
+        let past = |c: usize| {
+            let left = _mm256_set1_epi32((n - 8 * c) as i32);
+            _mm256_castsi256_ps(_mm256_cmpgt_epi32(
+                _mm256_add_epi32(lane, _mm256_set1_epi32(1)),
+                left,
+            ))
+        };
+        let dist = |c: usize| {
+            // SAFETY: 8c + 7 < xs.len() ≤ ys.len() (asserted).
+            let dx = _mm256_sub_ps(vx, _mm256_loadu_ps(xs.as_ptr().add(8 * c)));
+            let dy = _mm256_sub_ps(vy, _mm256_loadu_ps(ys.as_ptr().add(8 * c)));
+            let d = _mm256_add_ps(_mm256_mul_ps(dx, dx), _mm256_mul_ps(dy, dy));
+            _mm256_blendv_ps(d, inf, past(c))
+        };
+        let mut m = inf;
+        for c in 0..nc {
+            // vminps(d, m) is d < m ? d : m: a NaN d leaves m.
+            m = _mm256_min_ps(dist(c), m);
+        }
+        let mut l = [0f32; 8];
+        _mm256_storeu_ps(l.as_mut_ptr(), m);
+        let best = l
+            .iter()
+            .fold(f32::INFINITY, |a, &v| if v < a { v } else { a });
+        let (mut k, mut mirror) = bk.far_entry(z, 0);
+        if best < f32::INFINITY {
+            let vb = _mm256_set1_ps(best);
+            for c in 0..nc {
+                let eq = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_EQ_OQ>(dist(c), vb));
+                if eq != 0 {
+                    (k, mirror) = bk.far_entry(z, 8 * c + eq.trailing_zeros() as usize);
+                    break;
+                }
+            }
+        }
+        out[z] = (best, k, mirror);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Isa;
+
+    /// The 256-bit search outside the grid gives the reference's `(distance², entry, mirror)`
+    /// for every pair table: far points, the grid's edge, points level with the midpoint of
+    /// two candidates (ties at the minimum; at least 50 counted) and overflowing distances.
+    #[test]
+    fn far_search_equals_the_reference() {
+        if !Isa::Avx2.available() {
+            assert!(
+                !std::env::var("GQ_REQUIRE_ISAS").is_ok_and(|r| r.contains("avx2")),
+                "GQ_REQUIRE_ISAS asks for AVX2, which this CPU lacks"
+            );
+            eprintln!("skipped: this CPU has no AVX2 (the vector encoder is not used here)");
+            return;
+        }
+        let mut pts: Vec<(f32, f32)> = vec![
+            (128.0, 0.0),
+            (0.0, 128.0),
+            (128.0, 128.0),
+            (1e20, 3.0),
+            (f32::MAX, f32::MAX),
+        ];
+        for i in 0..200u32 {
+            let far = 128.0 + (i * 37 % 2000) as f32 / 8.0;
+            let near = (i * 53 % 1024) as f32 / 8.0;
+            pts.push(if i % 2 == 0 { (far, near) } else { (near, far) });
+        }
+        let mut ties = 0;
+        for bits in 3..=9 {
+            let bk = book(bits);
+            let mut level = Vec::new();
+            for z in 0..4 {
+                let (xs, ys, n) = bk.far(z);
+                for i in 0..n {
+                    for j in i + 1..n {
+                        if xs[i] == xs[j] && ys[i] != ys[j] && level.len() < 64 * (z + 1) {
+                            level.push((xs[i].abs() + 130.0, ((ys[i] + ys[j]) / 2.0).abs()));
+                        }
+                    }
+                }
+            }
+            for &(x, y) in pts.iter().chain(&level) {
+                // SAFETY: the CPU has AVX2 (checked above).
+                let got = unsafe { nearest4_far(bk, x, y) };
+                let want = bk.nearest4(x, y);
+                for z in 0..4 {
+                    assert_eq!(
+                        (got[z].0.to_bits(), got[z].1, got[z].2),
+                        (want[z].0.to_bits(), want[z].1, want[z].2),
+                        "{bits}-bit table, point ({x}, {y}), subset {z}"
+                    );
+                    let (xs, ys, n) = bk.far(z);
+                    let at_min = (0..n)
+                        .filter(|&i| {
+                            let (dx, dy) = (x - xs[i], y - ys[i]);
+                            dx * dx + dy * dy == want[z].0
+                        })
+                        .count();
+                    ties += usize::from(at_min > 1);
+                }
+            }
+        }
+        assert!(ties >= 50, "only {ties} searches with a tied minimum");
+    }
 }
