@@ -6,8 +6,12 @@
 # --no-gemv --gemm --threads 8` for the ten quantized types against ggml's MUL_MAT
 # (test-backend-ops, 4096 x 14336 x 512, 8 threads), and the session's starting main (no ggml)
 # for the seven types that were on the row GEMM.
-# Carried: .devcarry/m10/gq.xz (this main), .devcarry/tasks10/gq-main.xz (main cee04d7),
-# .devcarry/kt/kt.tar.xz, peers (scripts/host/setup.sh).
+# (3) MODE=final: `ktests` of the session's final main, then issue 12 item c on it: per block
+# `tq_quant_bench TQT4_5,Q4_K` (final and the starting main's, alternated, 3 rounds) and
+# `gq quantize` of the E2B-like 8-layer synthetic to TQT4_5_M and Q4_K_M (`qrun`; final and
+# starting main alternated, order reversed every other round; 4 rounds at 16 threads, 2 at 1).
+# Carried: .devcarry/m10/gq.xz and tqb.xz (this main), .devcarry/tasks10/gq-main.xz and
+# .devcarry/tqenc10/tqb-base.xz (main cee04d7), .devcarry/kt/kt.tar.xz, peers (setup.sh).
 source scripts/host/setup.sh
 source scripts/host/common.sh
 xz -dc .devcarry/m10/gq.xz > $W/gq-m10; chmod +x $W/gq-m10
@@ -26,6 +30,43 @@ gemm)
   { cat $OUT/load.txt; grep -E "^(type|Q[0-9]_[0-9K]+ |  Q4_K peak|cpu)" $OUT/gemm-new.txt;
     echo "-- session start main (no ggml):"; grep -E "^(type|Q[0-9]_[0-9K]+ )" $OUT/gemm-old.txt;
     cat $OUT/times.txt; } > $OUT/summary.txt ;;
+final)
+  ktests; stamp ktests
+  xz -dc .devcarry/tasks10/gq-main.xz > $W/gq-old; chmod +x $W/gq-old
+  xz -dc .devcarry/m10/tqb.xz > $W/tqb-m10; xz -dc .devcarry/tqenc10/tqb-base.xz > $W/tqb-old
+  chmod +x $W/tqb-m10 $W/tqb-old
+  for r in 1 2 3; do for b in old m10; do
+    echo "round $r $b: $(TQB_REPS=60 timeout 30 $W/tqb-$b TQT4_5,Q4_K 2>&1 | tr '\n' ' ')"
+  done; done > $OUT/block.txt
+  stamp "per block"
+  timeout 60 $W/synth --shape e2b --layers 8 --out $W/e2b > $OUT/gen.log 2>&1
+  stamp gen
+  for th in 16 1; do
+    n=4; [ $th = 1 ] && n=2
+    for r in $(seq 1 $n); do
+      if [ $((r % 2)) = 1 ]; then order="old m10"; else order="m10 old"; fi
+      for b in $order; do for t in Q4_K_M TQT4_5_M; do qrun $b $W/gq-$b $th $t $r; done; done
+    done
+    stamp "quantize $th"
+  done
+  qratios
+  sha256sum $W/out-*.gguf | cut -c1-16,65- > $OUT/sha.txt
+  { cat $OUT/load.txt; cat $OUT/ktests.txt; cat $OUT/block.txt; cat $OUT/quant.txt;
+    cat $OUT/ratios.txt $OUT/sha.txt $OUT/times.txt; } > $OUT/summary.txt ;;
+q1)
+  # More one-thread rounds of (3)'s quantize comparison (a slow vCPU took one of its two).
+  xz -dc .devcarry/tasks10/gq-main.xz > $W/gq-old; chmod +x $W/gq-old
+  timeout 60 $W/synth --shape e2b --layers 8 --out $W/e2b > $OUT/gen.log 2>&1
+  probe > $OUT/probe1.txt 2>&1
+  for r in 1 2 3 4; do
+    if [ $((r % 2)) = 1 ]; then order="old m10"; else order="m10 old"; fi
+    for b in $order; do for t in Q4_K_M TQT4_5_M; do qrun $b $W/gq-$b 1 $t $r; done; done
+    stamp "round $r"
+  done
+  probe > $OUT/probe2.txt 2>&1
+  qratios
+  { cat $OUT/load.txt; echo "slow vCPUs: start $(slow $OUT/probe1.txt), end $(slow $OUT/probe2.txt)";
+    cat $OUT/quant.txt $OUT/ratios.txt $OUT/times.txt; } > $OUT/summary.txt ;;
 esac
 archive
 cat $OUT/summary.txt
