@@ -67,6 +67,15 @@ q1)
   qratios
   { cat $OUT/load.txt; echo "slow vCPUs: start $(slow $OUT/probe1.txt), end $(slow $OUT/probe2.txt)";
     cat $OUT/quant.txt $OUT/ratios.txt $OUT/times.txt; } > $OUT/summary.txt ;;
+goal)
+  # Issue 10's GEMM goal types, three rounds (the gemm mode had one).
+  for r in 1 2 3; do
+    echo "== round $r"
+    timeout 100 $W/gq-m10 bench kernels --no-gemv --gemm --threads 8 --type Q4_K,Q6_K,Q8_0 2>&1 \
+      | grep -E "^(type|Q4_K |Q6_K |Q8_0 )"
+    stamp "round $r"
+  done > $OUT/goal.txt
+  { cat $OUT/load.txt $OUT/goal.txt $OUT/times.txt; } > $OUT/summary.txt ;;
 esac
 archive
 cat $OUT/summary.txt
