@@ -259,9 +259,11 @@ fn q4k_scale_min(s: &[u8], j: usize) -> (u8, u8) {
 /// groups 2p, 2p + 1), DMIN [16] f32.
 const Q4K_SB: usize = 512 + 256 + 64;
 
+/// Row `r`'s lane of a Q4_K / Q5_K unit's tile scales (the header they share: d, dmin and the
+/// 12 packed scale/min bytes at `x`).
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
-unsafe fn unpack_q4k(x: *const u8, q: *mut u8, s: *mut u8, r: usize) {
-    let b = core::slice::from_raw_parts(x, 144);
+unsafe fn k45_scales(x: *const u8, s: *mut u8, r: usize) {
+    let b = core::slice::from_raw_parts(x, 16);
     let (d, dmin) = (f16(&b[0..2]), f16(&b[2..4]));
     let mut m = [0u8; 8];
     for j in 0..8 {
@@ -278,6 +280,11 @@ unsafe fn unpack_q4k(x: *const u8, q: *mut u8, s: *mut u8, r: usize) {
             .write_unaligned(v);
     }
     s.add(768 + 4 * r).cast::<f32>().write_unaligned(dmin);
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+unsafe fn unpack_q4k(x: *const u8, q: *mut u8, s: *mut u8, r: usize) {
+    k45_scales(x, s, r);
     let m4 = _mm256_set1_epi8(0x0f);
     for j in 0..4 {
         let v = _mm256_loadu_si256(x.add(16 + 32 * j).cast());
@@ -294,23 +301,7 @@ unsafe fn unpack_q4k(x: *const u8, q: *mut u8, s: *mut u8, r: usize) {
 /// (`vpdpbusd` / `tdpbsud` of u8 quants) do not assume 4 bits.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
 unsafe fn unpack_q5k(x: *const u8, q: *mut u8, s: *mut u8, r: usize) {
-    let b = core::slice::from_raw_parts(x, 176);
-    let (d, dmin) = (f16(&b[0..2]), f16(&b[2..4]));
-    let mut m = [0u8; 8];
-    for j in 0..8 {
-        let (sc, mj) = q4k_scale_min(&b[4..16], j);
-        m[j] = mj;
-        s.add(4 * (16 * j + r))
-            .cast::<f32>()
-            .write_unaligned(d * sc as f32);
-    }
-    for p in 0..4 {
-        let v = (m[2 * p] as u32) | (m[2 * p + 1] as u32) << 16;
-        s.add(512 + 4 * (16 * p + r))
-            .cast::<u32>()
-            .write_unaligned(v);
-    }
-    s.add(768 + 4 * r).cast::<f32>().write_unaligned(dmin);
+    k45_scales(x, s, r);
     let (m4, sixteen) = (_mm256_set1_epi8(0x0f), _mm256_set1_epi8(16));
     let qh = _mm256_loadu_si256(x.add(16).cast());
     // Quant 64j + l (l < 32) has its fifth bit in bit 2j of qh[l], quant 64j + 32 + l in 2j + 1.
