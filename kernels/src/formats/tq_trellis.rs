@@ -308,6 +308,53 @@ pub(crate) fn book(bits: u32) -> &'static Book {
     BOOKS[bits as usize].get_or_init(|| Book::new(bits))
 }
 
+/// Test support for the vector encoders' far-point searches (`x86::tq_encode*`): checks
+/// `search` against [`Book::nearest4`] on `pts` and, for every table, on points right of the
+/// grid level with the midpoint of two candidates of a subset in one column (both at the same
+/// distance, often the least: a tie that the first-minimum rule decides), bit for bit, and that
+/// at least 50 searches had a tied minimum.
+#[cfg(test)]
+pub(crate) fn check_far_search(
+    pts: &[(f32, f32)],
+    search: impl Fn(&Book, f32, f32) -> [(f32, u16, u8); 4],
+) {
+    let mut ties = 0;
+    for bits in 3..=9 {
+        let bk = book(bits);
+        let mut level = Vec::new();
+        for z in 0..4 {
+            let (xs, ys, n) = bk.far(z);
+            for i in 0..n {
+                for j in i + 1..n {
+                    if xs[i] == xs[j] && ys[i] != ys[j] && level.len() < 64 * (z + 1) {
+                        level.push((xs[i].abs() + 130.0, ((ys[i] + ys[j]) / 2.0).abs()));
+                    }
+                }
+            }
+        }
+        for &(x, y) in pts.iter().chain(&level) {
+            let got = search(bk, x, y);
+            let want = bk.nearest4(x, y);
+            for z in 0..4 {
+                assert_eq!(
+                    (got[z].0.to_bits(), got[z].1, got[z].2),
+                    (want[z].0.to_bits(), want[z].1, want[z].2),
+                    "{bits}-bit table, point ({x}, {y}), subset {z}"
+                );
+                let (xs, ys, n) = bk.far(z);
+                let at_min = (0..n)
+                    .filter(|&i| {
+                        let (dx, dy) = (x - xs[i], y - ys[i]);
+                        dx * dx + dy * dy == want[z].0
+                    })
+                    .count();
+                ties += usize::from(at_min > 1);
+            }
+        }
+    }
+    assert!(ties >= 50, "only {ties} searches with a tied minimum");
+}
+
 // ------------------------------------------------------------------------------------------------
 // Trellis.
 

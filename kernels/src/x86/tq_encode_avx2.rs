@@ -743,41 +743,9 @@ mod tests {
             let near = (i * 53 % 1024) as f32 / 8.0;
             pts.push(if i % 2 == 0 { (far, near) } else { (near, far) });
         }
-        let mut ties = 0;
-        for bits in 3..=9 {
-            let bk = book(bits);
-            let mut level = Vec::new();
-            for z in 0..4 {
-                let (xs, ys, n) = bk.far(z);
-                for i in 0..n {
-                    for j in i + 1..n {
-                        if xs[i] == xs[j] && ys[i] != ys[j] && level.len() < 64 * (z + 1) {
-                            level.push((xs[i].abs() + 130.0, ((ys[i] + ys[j]) / 2.0).abs()));
-                        }
-                    }
-                }
-            }
-            for &(x, y) in pts.iter().chain(&level) {
-                // SAFETY: the CPU has AVX2 (checked above).
-                let got = unsafe { nearest4_far(bk, x, y) };
-                let want = bk.nearest4(x, y);
-                for z in 0..4 {
-                    assert_eq!(
-                        (got[z].0.to_bits(), got[z].1, got[z].2),
-                        (want[z].0.to_bits(), want[z].1, want[z].2),
-                        "{bits}-bit table, point ({x}, {y}), subset {z}"
-                    );
-                    let (xs, ys, n) = bk.far(z);
-                    let at_min = (0..n)
-                        .filter(|&i| {
-                            let (dx, dy) = (x - xs[i], y - ys[i]);
-                            dx * dx + dy * dy == want[z].0
-                        })
-                        .count();
-                    ties += usize::from(at_min > 1);
-                }
-            }
-        }
-        assert!(ties >= 50, "only {ties} searches with a tied minimum");
+        crate::formats::tq_trellis::check_far_search(&pts, |bk, x, y| {
+            // SAFETY: the CPU has AVX2 (checked above).
+            unsafe { nearest4_far(bk, x, y) }
+        });
     }
 }
