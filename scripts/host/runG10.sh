@@ -76,6 +76,22 @@ goal)
     stamp "round $r"
   done > $OUT/goal.txt
   { cat $OUT/load.txt $OUT/goal.txt $OUT/times.txt; } > $OUT/summary.txt ;;
+big)
+  # The GEMV task count by size on a 31B-like model (2 layers), whose FFN matrices now get up
+  # to 8 ranges per thread at 16 threads: tg128 of its Q4_K_M and BF16 files, final main against
+  # the session's starting main, alternated, 3 rounds at 16 and 8 threads.
+  xz -dc .devcarry/tasks10/gq-main.xz > $W/gq-old; chmod +x $W/gq-old
+  timeout 90 $W/synth --shape 31b --layers 2 --out $W/d31 > $OUT/gen.log 2>&1
+  timeout 120 $W/gq-m10 quantize $W/d31 -o $W/d31-q4km.gguf --type Q4_K_M --threads 16 -q >> $OUT/gen.log 2>&1
+  stamp gen
+  for r in 1 2 3; do
+    if [ $((r % 2)) = 1 ]; then order="old m10"; else order="m10 old"; fi
+    for t in 16 8; do for b in $order; do
+      echo "round $r threads $t $b $(timeout 60 $W/gq-$b bench run $W/d31-q4km.gguf --pp 0 --tg 64 --reps 2 --threads $t 2>&1 | grep -E '^tg' | tr -s ' ')"
+    done; done
+    stamp "round $r"
+  done > $OUT/big.txt
+  { cat $OUT/load.txt $OUT/big.txt $OUT/times.txt; tail -3 $OUT/gen.log; } > $OUT/summary.txt ;;
 esac
 archive
 cat $OUT/summary.txt
