@@ -191,7 +191,8 @@ fn i16_at(p: &[u8], g: usize) -> i32 {
 // ---------------------------------------------------------------------------------------
 // Prepared activations. Q8_K-based (k-quants): quants (256 i8) at 0, d (f32) at 256, then
 // extras: Q4_K 4 dwords of i16 pairs (Σ of groups 2p, 2p + 1 of 32 quants), Q6_K 16 i32
-// (−32·Σ of each group of 16), Q2_K 8 dwords of i16 pairs (Σ of groups 2p, 2p + 1 of 16). Q8_0: quants (32 i8) at 0, d (f32) at 32, −128·Σq (i32) at 36.
+// (−32·Σ of each group of 16), Q2_K 8 dwords of i16 pairs (Σ of groups 2p, 2p + 1 of 16).
+// Q8_0: quants (32 i8) at 0, d (f32) at 32, −128·Σq (i32) at 36.
 
 fn act_q4k(s: &[u8], d: &mut [u8]) {
     d[..256].copy_from_slice(&s[4..260]);
@@ -398,6 +399,19 @@ unsafe fn unpack_q80(x: *const u8, q: *mut u8, s: *mut u8, r: usize) {
     _mm256_storeu_si256(q.cast(), _mm256_xor_si256(v, _mm256_set1_epi8(-128)));
 }
 
+/// The 32 quants of a legacy block (Q4_0 … Q5_1) from its 16 nibble bytes at `p`: quant `i`
+/// is the low nibble of byte `i`, quant `16 + i` the high one, plus 16 where bit `i` of `qh`
+/// is set (the Q5 types' fifth bits; 0 for the Q4 types).
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+unsafe fn legacy_quants(p: *const u8, qh: u32) -> __m256i {
+    let v = _mm_loadu_si128(p.cast());
+    let m = _mm_set1_epi8(0x0f);
+    let lo = _mm_and_si128(v, m);
+    let hi = _mm_and_si128(_mm_srli_epi16::<4>(v), m);
+    let both = _mm256_set_m128i(hi, lo);
+    _mm256_mask_add_epi8(both, qh, both, _mm256_set1_epi8(16))
+}
+
 /// Q4_0 → the Q8_0 tile layout: quant `q` (0..15, weight `d·(q − 8)`) as the biased byte
 /// `q − 8 + 128`, so Q8_0's micro-kernels (bias term `−128·Σa`) and AMX (`q ^ 0x80`) take it
 /// as it is.
@@ -405,12 +419,8 @@ unsafe fn unpack_q80(x: *const u8, q: *mut u8, s: *mut u8, r: usize) {
 unsafe fn unpack_q40(x: *const u8, q: *mut u8, s: *mut u8, r: usize) {
     let b = core::slice::from_raw_parts(x, 18);
     s.add(4 * r).cast::<f32>().write_unaligned(f16(b));
-    let v = _mm_loadu_si128(x.add(2).cast());
-    let m = _mm_set1_epi8(0x0f);
-    let lo = _mm_and_si128(v, m);
-    let hi = _mm_and_si128(_mm_srli_epi16::<4>(v), m);
-    let both = _mm256_set_m128i(hi, lo);
-    _mm256_storeu_si256(q.cast(), _mm256_add_epi8(both, _mm256_set1_epi8(120)));
+    let v = _mm256_add_epi8(legacy_quants(x.add(2), 0), _mm256_set1_epi8(120));
+    _mm256_storeu_si256(q.cast(), v);
 }
 
 /// Q5_0 → the Q8_0 tile layout: quant `q` (0..31, weight `d·(q − 16)`) as `q − 16 + 128`.
@@ -419,14 +429,8 @@ unsafe fn unpack_q50(x: *const u8, q: *mut u8, s: *mut u8, r: usize) {
     let b = core::slice::from_raw_parts(x, 22);
     s.add(4 * r).cast::<f32>().write_unaligned(f16(b));
     let qh = u32::from_le_bytes([b[2], b[3], b[4], b[5]]);
-    let v = _mm_loadu_si128(x.add(6).cast());
-    let m = _mm_set1_epi8(0x0f);
-    let lo = _mm_and_si128(v, m);
-    let hi = _mm_and_si128(_mm_srli_epi16::<4>(v), m);
-    let both = _mm256_add_epi8(_mm256_set_m128i(hi, lo), _mm256_set1_epi8(112));
-    // Bit i of `qh` is the fifth bit of quant i.
-    let with5 = _mm256_mask_add_epi8(both, qh, both, _mm256_set1_epi8(16));
-    _mm256_storeu_si256(q.cast(), with5);
+    let v = _mm256_add_epi8(legacy_quants(x.add(6), qh), _mm256_set1_epi8(112));
+    _mm256_storeu_si256(q.cast(), v);
 }
 
 /// Q3_K → Q6_K's tile (16 groups of 16, scale `d·sc` per group, bias 32): the weight
@@ -468,11 +472,7 @@ unsafe fn unpack_q41(x: *const u8, q: *mut u8, s: *mut u8, r: usize) {
     s.add(64 + 4 * r)
         .cast::<f32>()
         .write_unaligned(f16(&b[2..4]));
-    let v = _mm_loadu_si128(x.add(4).cast());
-    let m = _mm_set1_epi8(0x0f);
-    let lo = _mm_and_si128(v, m);
-    let hi = _mm_and_si128(_mm_srli_epi16::<4>(v), m);
-    _mm256_storeu_si256(q.cast(), _mm256_set_m128i(hi, lo));
+    _mm256_storeu_si256(q.cast(), legacy_quants(x.add(4), 0));
 }
 
 /// Q5_1: quants 0..31 (the nibble plus bit i of `qh` for quant i), `d` and `m` per row.
@@ -484,13 +484,7 @@ unsafe fn unpack_q51(x: *const u8, q: *mut u8, s: *mut u8, r: usize) {
         .cast::<f32>()
         .write_unaligned(f16(&b[2..4]));
     let qh = u32::from_le_bytes([b[4], b[5], b[6], b[7]]);
-    let v = _mm_loadu_si128(x.add(8).cast());
-    let m = _mm_set1_epi8(0x0f);
-    let lo = _mm_and_si128(v, m);
-    let hi = _mm_and_si128(_mm_srli_epi16::<4>(v), m);
-    let both = _mm256_set_m128i(hi, lo);
-    let with5 = _mm256_mask_add_epi8(both, qh, both, _mm256_set1_epi8(16));
-    _mm256_storeu_si256(q.cast(), with5);
+    _mm256_storeu_si256(q.cast(), legacy_quants(x.add(8), qh));
 }
 
 // Float weights: 16 k per unit, repacked as f32 [k][16 rows]; activations are the f32 row.
