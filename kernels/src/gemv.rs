@@ -52,10 +52,11 @@ pub fn gemm_scratch_bytes(ty: GgmlType, cols: usize, n: usize) -> usize {
         GgmlType::Q4_K | GgmlType::Q5_K => cols / 256 * 276,
         GgmlType::Q6_K | GgmlType::Q3_K => cols / 256 * 324,
         GgmlType::Q2_K => cols / 256 * 292,
-        // Q4_0 and Q5_0 take Q8_0's tile layout.
-        GgmlType::Q8_0 | GgmlType::Q4_0 | GgmlType::Q5_0 => cols / 32 * 40,
-        // Q4_1 / Q5_1: quants + f32 d + f32 s of their Q8_1 activation.
-        GgmlType::Q4_1 | GgmlType::Q5_1 => cols / 32 * 40,
+        // Q4_0 and Q5_0 take Q8_0's tile layout; Q4_1 / Q5_1 theirs is as large (quants, f32 d
+        // and f32 s of their Q8_1 activation).
+        GgmlType::Q8_0 | GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q4_1 | GgmlType::Q5_1 => {
+            cols / 32 * 40
+        }
         // TQ trellis types: 256 int8 + 8 scales + 8 biases per 256-block.
         GgmlType::TQT4_5 | GgmlType::TQT3_375 | GgmlType::TQT2_5 => cols / 256 * 320,
         _ => 0,
