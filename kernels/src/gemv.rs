@@ -635,8 +635,8 @@ impl Kernels {
     /// elements, `ys` receives `n` output rows of `rows` elements (`ys[j·rows + r]` = row r of W
     /// · row j of X), `w` is `rows × cols` of type `ty`. The activations are quantized once
     /// (in parallel); each thread takes a contiguous range of weight rows. From
-    /// [`GEMM_TILE_MIN_N`] columns the AVX-512 tables run a register-tiled product for the
-    /// types it covers ([`Kernels::gemm_is_tiled`]); otherwise, per block of columns that fits
+    /// [`GEMM_TILE_MIN_N`] columns the AVX2 and AVX-512 tables run a register-tiled product
+    /// for the types it covers ([`Kernels::gemm_is_tiled`]); otherwise, per block of columns that fits
     /// in L2, each row is read once and multiplied with several columns while it sits in L1.
     /// `scratch` needs [`gemm_scratch_bytes`] bytes.
     /// BF16 weights use [`Kernels::default_act`]; see [`Kernels::gemm_as`].
@@ -772,8 +772,10 @@ impl Kernels {
     }
 
     /// Whether [`Kernels::gemm_as`] of `ty` with `n` columns of `cols` elements and
-    /// activation format `act` takes the register-tiled path: AVX-512 tables; Q4_K, Q6_K,
-    /// Q8_0, F32 / F16 / BF16 with f32 activations when `cols` is a multiple of 16, BF16 with
+    /// activation format `act` takes the register-tiled path: on the AVX2 table the
+    /// quantized types Q2_K…Q6_K, Q8_0, Q4_0, Q5_0, Q4_1, Q5_1 (`x86::tile_avx2`, the same
+    /// results as the AVX-512 tile's) when `cols` is a multiple of their unit; on the AVX-512
+    /// tables those, F32 / F16 / BF16 with f32 activations when `cols` is a multiple of 16, BF16 with
     /// [`FloatAct::Bf16`] where the table has AVX512_BF16 (Zen table: `vdpbf16ps`, `cols` a
     /// multiple of 32; Intel table: f32 FMA on the BF16-rounded activations, multiple of 16),
     /// the TurboQuant trellis types without QJL signs (`TQT*`) with [`FloatAct::Rotated`] when
@@ -808,6 +810,7 @@ impl Kernels {
         #[cfg(target_arch = "x86_64")]
         {
             amx != AmxMode::Off
+                && self.isa == crate::Isa::Avx512
                 && self
                     .tile_fmt(ty, cols, n, act, amx)
                     .is_some_and(crate::x86::amx::supports)
@@ -831,8 +834,17 @@ impl Kernels {
     ) -> Option<&'static crate::x86::tile::Fmt> {
         let mode = gemm_mode();
         let min_n = if mode == 2 { 1 } else { GEMM_TILE_MIN_N };
-        if self.isa != crate::Isa::Avx512 || mode == 1 || n < min_n || cols == 0 {
+        if mode == 1 || n < min_n || cols == 0 {
             return None;
+        }
+        match self.isa {
+            crate::Isa::Avx512 => {}
+            // AVX2: the quantized types' layouts with 256-bit micro-kernels (`x86::tile_avx2`).
+            crate::Isa::Avx2 => {
+                let f = crate::x86::tile::fmt_avx2(ty)?;
+                return Some(f).filter(|f| cols.is_multiple_of(crate::x86::tile::unit(f)));
+            }
+            _ => return None,
         }
         let f = if ty == GgmlType::BF16 && act == FloatAct::Bf16 {
             if !self.bf16_native {
@@ -855,7 +867,7 @@ impl Kernels {
         Some(f).filter(|f| cols.is_multiple_of(crate::x86::tile::unit(f)))
     }
 
-    /// The register-tiled GEMM (`x86::tile`) of the AVX-512 tables: activations quantized as
+    /// The register-tiled GEMM (`x86::tile`) of the AVX2 and AVX-512 tables: activations quantized as
     /// for the GEMV and put in the tile layout once per call (in parallel), then the tasks of
     /// [`GemmSplit`] (weight-row ranges starting on 16-row tiles, claimed by free threads).
     #[cfg(target_arch = "x86_64")]
@@ -974,9 +986,13 @@ impl Kernels {
                 };
             };
             // SAFETY: this table is AVX-512 (F/BW/VL/VNNI, AVX2, FMA, F16C detected when it
-            // was built), `ws` is whole rows of `rb` bytes and `acts` jr.len() prepared rows.
-            // AMX: `Hw` only where `amx_available` (checked by `gemm_as_amx`).
+            // was built) or AVX2 (AVX2, FMA, F16C; `f` from `fmt_avx2`), `ws` is whole rows
+            // of `rb` bytes and `acts` jr.len() prepared rows. AMX: `Hw` only where
+            // `amx_available` (checked by `gemm_as_amx`), and only on the AVX-512 tables.
             unsafe {
+                if self.isa == crate::Isa::Avx2 {
+                    return tile::gemm_avx2(f, ws, rb, cols, acts, jr.len(), &mut put);
+                }
                 match amx {
                     AmxMode::Off => {
                         tile::gemm::<tiles::Hw>(f, ws, rb, cols, acts, jr.len(), None, &mut put)

@@ -927,6 +927,8 @@ fn tiled_gemm_deterministic_and_within_scalar_bound() {
     let pools = pools(&[1, 2, 3]);
     let m = gq_kernels::GEMM_TILE_MIN_N;
     let mut covered = 0;
+    let mut exercised = Vec::new();
+    let rows_forced = std::env::var("GQ_GEMM").is_ok_and(|v| v.trim() == "rows");
     for k in simd_tables("tiled_gemm_deterministic_and_within_scalar_bound") {
         for ty in [
             GgmlType::Q4_K,
@@ -960,10 +962,19 @@ fn tiled_gemm_deterministic_and_within_scalar_bound() {
                     .zip(nbs)
                 {
                     let cols = ty.block_size() * nb;
+                    // The AVX2 table tiles every quantized type here (`x86::tile_avx2`):
+                    // unless `GQ_GEMM=rows` forces the row path, not tiling them fails.
+                    let must = k.isa() == Isa::Avx2 && !ty.is_float();
                     if !k.gemm_is_tiled(ty, cols, n, act) {
+                        assert!(
+                            !must || rows_forced,
+                            "{} {ty}: the tiled GEMM was expected for cols={cols} n={n}",
+                            k.name()
+                        );
                         continue;
                     }
                     covered += 1;
+                    exercised.push(k.isa());
                     let rb = ty.row_bytes(cols).unwrap();
                     let w = weights(&mut rng, ty, rows * cols, &mut |r| {
                         0.001 + r.uniform() * 0.02
@@ -1048,9 +1059,17 @@ fn tiled_gemm_deterministic_and_within_scalar_bound() {
             }
         }
     }
-    // The tiled path exists on AVX-512 tables only; where there is none, say so loudly.
+    // The tiled path exists on the AVX2 and AVX-512 tables; where there is none, say so
+    // loudly (and fail where `GQ_REQUIRE_ISAS` names one, unless `GQ_GEMM=rows`).
     if covered == 0 {
-        eprintln!("tiled_gemm: this CPU has no AVX-512 table, the tiled GEMM is not exercised");
+        eprintln!("tiled_gemm: this CPU has no AVX2 / AVX-512 table, the tiled GEMM is not exercised");
+    }
+    if !rows_forced {
+        isas::check_exercised_among(
+            "tiled_gemm_deterministic_and_within_scalar_bound",
+            &exercised,
+            &[Isa::Avx2, Isa::Avx512],
+        );
     }
 }
 

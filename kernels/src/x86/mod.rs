@@ -8,6 +8,7 @@ pub(crate) mod f32rows;
 pub(crate) mod gelu;
 pub mod intel;
 pub(crate) mod tile;
+pub(crate) mod tile_avx2;
 pub(crate) mod tq_act;
 pub mod tq_avx2;
 pub mod tq_avx512;

@@ -1,5 +1,8 @@
 //! Register-tiled GEMM for quantized weights on AVX-512 VNNI ("lanes = rows"), used by
-//! [`crate::Kernels::gemm`] from [`crate::gemv::GEMM_TILE_MIN_N`] columns on both AVX-512 tables.
+//! [`crate::Kernels::gemm`] from [`crate::gemv::GEMM_TILE_MIN_N`] columns on both AVX-512 tables,
+//! and on AVX2 for the quantized types ([`gemm_avx2`], [`fmt_avx2`]: these layouts, loops and
+//! activations with the 256-bit micro-kernels of `x86::tile_avx2`, whose results are this
+//! module's, see there).
 //!
 //! Per thread (a contiguous range of weight rows) the loops are: column block (the K chunk of
 //! its activations stays in L2) → K chunk → tile of [`TR`] = 16 weight rows → **repack**
@@ -23,8 +26,9 @@
 //! instead of the micro-kernels below for BF16 × BF16 and the int8 formats; see that module for
 //! its numerics (int8: bit-identical to this one).
 //!
-//! Every function is `unsafe`: the CPU must have [`FEATURES`] (checked by the caller, which
-//! only uses this module from the AVX-512 tables), and slices hold whole rows.
+//! Every function is `unsafe`: the CPU must have AVX-512 F/BW/VL/VNNI, AVX2, FMA and F16C
+//! (checked by the caller), except the unpackers, activation preparers, [`gemm_avx2`] and its
+//! transpose, which need AVX2, FMA and F16C only; slices hold whole rows.
 
 #![allow(clippy::needless_range_loop)] // register arrays indexed in step with columns
 
@@ -102,6 +106,24 @@ pub(crate) fn fmt(ty: GgmlType) -> Option<&'static Fmt> {
         GgmlType::F32 => Some(&F32),
         GgmlType::F16 => Some(&F16),
         GgmlType::BF16 => Some(&BF16),
+        _ => None,
+    }
+}
+
+/// The tiled format of `ty` on AVX2 (no AVX-512): the same layouts as [`fmt`]'s with the
+/// micro-kernels of `x86::tile_avx2` (the quantized types; floats and TurboQuant have none).
+pub(crate) fn fmt_avx2(ty: GgmlType) -> Option<&'static Fmt> {
+    match ty {
+        GgmlType::Q4_K => Some(&A2_Q4K),
+        GgmlType::Q5_K => Some(&A2_Q5K),
+        GgmlType::Q6_K => Some(&A2_Q6K),
+        GgmlType::Q3_K => Some(&A2_Q3K),
+        GgmlType::Q2_K => Some(&A2_Q2K),
+        GgmlType::Q8_0 => Some(&A2_Q80),
+        GgmlType::Q4_0 => Some(&A2_Q40),
+        GgmlType::Q5_0 => Some(&A2_Q50),
+        GgmlType::Q4_1 => Some(&A2_Q41),
+        GgmlType::Q5_1 => Some(&A2_Q51),
         _ => None,
     }
 }
@@ -262,7 +284,7 @@ const Q4K_SB: usize = 512 + 256 + 64;
 
 /// Row `r`'s lane of a Q4_K / Q5_K unit's tile scales (the header they share: d, dmin and the
 /// 12 packed scale/min bytes at `x`).
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+#[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn k45_scales(x: *const u8, s: *mut u8, r: usize) {
     let b = core::slice::from_raw_parts(x, 16);
     let (d, dmin) = (f16(&b[0..2]), f16(&b[2..4]));
@@ -283,7 +305,7 @@ unsafe fn k45_scales(x: *const u8, s: *mut u8, r: usize) {
     s.add(768 + 4 * r).cast::<f32>().write_unaligned(dmin);
 }
 
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+#[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn unpack_q4k(x: *const u8, q: *mut u8, s: *mut u8, r: usize) {
     k45_scales(x, s, r);
     let m4 = _mm256_set1_epi8(0x0f);
@@ -300,16 +322,13 @@ unsafe fn unpack_q4k(x: *const u8, q: *mut u8, s: *mut u8, r: usize) {
 /// Q5_K → Q4_K's tile (same scales and mins, [`unpack_q4k`]'s layout): the quants 0..31 (the
 /// nibble plus the fifth bit of `qh`) as they are; Q4_K's micro-kernels and AMX path
 /// (`vpdpbusd` / `tdpbsud` of u8 quants) do not assume 4 bits.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+#[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn unpack_q5k(x: *const u8, q: *mut u8, s: *mut u8, r: usize) {
     k45_scales(x, s, r);
     let (m4, sixteen) = (_mm256_set1_epi8(0x0f), _mm256_set1_epi8(16));
     let qh = _mm256_loadu_si256(x.add(16).cast());
     // Quant 64j + l (l < 32) has its fifth bit in bit 2j of qh[l], quant 64j + 32 + l in 2j + 1.
-    let fifth = |v: __m256i, bit: u32| {
-        let k = _mm256_test_epi8_mask(qh, _mm256_set1_epi8((1u32 << bit) as u8 as i8));
-        _mm256_mask_add_epi8(v, k, v, sixteen)
-    };
+    let fifth = |v: __m256i, bit: u32| add_where(v, qh, bit, sixteen);
     for j in 0..4 {
         let v = _mm256_loadu_si256(x.add(48 + 32 * j).cast());
         let lo = fifth(_mm256_and_si256(v, m4), 2 * j as u32);
@@ -326,7 +345,7 @@ unsafe fn unpack_q5k(x: *const u8, q: *mut u8, s: *mut u8, r: usize) {
 /// groups 2p, 2p + 1), DMIN [16] f32.
 const Q2K_SB: usize = 1024 + 512 + 64;
 
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+#[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn unpack_q2k(x: *const u8, q: *mut u8, s: *mut u8, r: usize) {
     let b = core::slice::from_raw_parts(x, 84);
     let (d, dmin) = (f16(&b[80..82]), f16(&b[82..84]));
@@ -347,7 +366,7 @@ unsafe fn unpack_q2k(x: *const u8, q: *mut u8, s: *mut u8, r: usize) {
         let qs = _mm256_loadu_si256(x.add(16 + 32 * h).cast());
         for j in 0..4 {
             // Quant 128h + 32j + l: bits 2j of qs[32h + l].
-            let v = _mm256_and_si256(_mm256_srlv_epi16(qs, _mm256_set1_epi16(2 * j as i16)), m3);
+            let v = _mm256_and_si256(_mm256_srl_epi16(qs, _mm_cvtsi32_si128(2 * j as i32)), m3);
             _mm256_storeu_si256(q.add(128 * h + 32 * j).cast(), v);
         }
     }
@@ -356,7 +375,7 @@ unsafe fn unpack_q2k(x: *const u8, q: *mut u8, s: *mut u8, r: usize) {
 /// Q6_K tile scales per unit: S [16 groups][16 rows] f32 (d·sc).
 const Q6K_SB: usize = 1024;
 
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+#[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn unpack_q6k(x: *const u8, q: *mut u8, s: *mut u8, r: usize) {
     let b = core::slice::from_raw_parts(x, 210);
     let d = f16(&b[208..210]);
@@ -391,7 +410,7 @@ unsafe fn unpack_q6k(x: *const u8, q: *mut u8, s: *mut u8, r: usize) {
 /// Q8_0 tile scales per unit: D [16 rows] f32.
 const Q80_SB: usize = 64;
 
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+#[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn unpack_q80(x: *const u8, q: *mut u8, s: *mut u8, r: usize) {
     let b = core::slice::from_raw_parts(x, 34);
     s.add(4 * r).cast::<f32>().write_unaligned(f16(b));
@@ -402,20 +421,40 @@ unsafe fn unpack_q80(x: *const u8, q: *mut u8, s: *mut u8, r: usize) {
 /// The 32 quants of a legacy block (Q4_0 … Q5_1) from its 16 nibble bytes at `p`: quant `i`
 /// is the low nibble of byte `i`, quant `16 + i` the high one, plus 16 where bit `i` of `qh`
 /// is set (the Q5 types' fifth bits; 0 for the Q4 types).
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+#[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn legacy_quants(p: *const u8, qh: u32) -> __m256i {
     let v = _mm_loadu_si128(p.cast());
     let m = _mm_set1_epi8(0x0f);
     let lo = _mm_and_si128(v, m);
     let hi = _mm_and_si128(_mm_srli_epi16::<4>(v), m);
     let both = _mm256_set_m128i(hi, lo);
-    _mm256_mask_add_epi8(both, qh, both, _mm256_set1_epi8(16))
+    // Byte i of `bits` is byte i / 8 of `qh`; it is tested against bit i % 8.
+    let idx = _mm256_set_epi64x(
+        0x0303_0303_0303_0303,
+        0x0202_0202_0202_0202,
+        0x0101_0101_0101_0101,
+        0,
+    );
+    let bits = _mm256_shuffle_epi8(_mm256_set1_epi32(qh as i32), idx);
+    let m = _mm256_set1_epi64x(0x8040_2010_0804_0201_u64 as i64);
+    let set = _mm256_cmpeq_epi8(_mm256_and_si256(bits, m), m);
+    _mm256_add_epi8(both, _mm256_and_si256(set, _mm256_set1_epi8(16)))
+}
+
+/// `v + add` in the bytes where bit `bit` of `bits`' byte is set (AVX2; the fifth bits of
+/// Q5_K, the high bits of Q3_K).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn add_where(v: __m256i, bits: __m256i, bit: u32, add: __m256i) -> __m256i {
+    let m = _mm256_set1_epi8((1u32 << bit) as u8 as i8);
+    let set = _mm256_cmpeq_epi8(_mm256_and_si256(bits, m), m);
+    _mm256_add_epi8(v, _mm256_and_si256(set, add))
 }
 
 /// Q4_0 → the Q8_0 tile layout: quant `q` (0..15, weight `d·(q − 8)`) as the biased byte
 /// `q − 8 + 128`, so Q8_0's micro-kernels (bias term `−128·Σa`) and AMX (`q ^ 0x80`) take it
 /// as it is.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+#[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn unpack_q40(x: *const u8, q: *mut u8, s: *mut u8, r: usize) {
     let b = core::slice::from_raw_parts(x, 18);
     s.add(4 * r).cast::<f32>().write_unaligned(f16(b));
@@ -424,7 +463,7 @@ unsafe fn unpack_q40(x: *const u8, q: *mut u8, s: *mut u8, r: usize) {
 }
 
 /// Q5_0 → the Q8_0 tile layout: quant `q` (0..31, weight `d·(q − 16)`) as `q − 16 + 128`.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+#[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn unpack_q50(x: *const u8, q: *mut u8, s: *mut u8, r: usize) {
     let b = core::slice::from_raw_parts(x, 22);
     s.add(4 * r).cast::<f32>().write_unaligned(f16(b));
@@ -436,7 +475,7 @@ unsafe fn unpack_q50(x: *const u8, q: *mut u8, s: *mut u8, r: usize) {
 /// Q3_K → Q6_K's tile (16 groups of 16, scale `d·sc` per group, bias 32): the weight
 /// `low − 4·(1 − high)` (−4..3) stored as `+ 32`, so Q6_K's micro-kernels (bias term
 /// `−32·Σa` per group) and AMX path (`q − 32`) take it as it is.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+#[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn unpack_q3k(x: *const u8, q: *mut u8, s: *mut u8, r: usize) {
     let b = core::slice::from_raw_parts(x, 110);
     let d = f16(&b[108..110]);
@@ -452,10 +491,9 @@ unsafe fn unpack_q3k(x: *const u8, q: *mut u8, s: *mut u8, r: usize) {
         let qs = _mm256_loadu_si256(x.add(32 + 32 * h).cast());
         for j in 0..4 {
             // Quant 128h + 32j + l: bits 2j of qs[32h + l], its high bit bit 4h + j of hmask[l].
-            let low = _mm256_and_si256(_mm256_srlv_epi16(qs, _mm256_set1_epi16(2 * j as i16)), m3);
+            let low = _mm256_and_si256(_mm256_srl_epi16(qs, _mm_cvtsi32_si128(2 * j as i32)), m3);
             let v = _mm256_add_epi8(low, base);
-            let k = _mm256_test_epi8_mask(hm, _mm256_set1_epi8((1u32 << (4 * h + j)) as u8 as i8));
-            let v = _mm256_mask_add_epi8(v, k, v, _mm256_set1_epi8(4));
+            let v = add_where(v, hm, (4 * h + j) as u32, _mm256_set1_epi8(4));
             _mm256_storeu_si256(q.add(128 * h + 32 * j).cast(), v);
         }
     }
@@ -465,7 +503,7 @@ unsafe fn unpack_q3k(x: *const u8, q: *mut u8, s: *mut u8, r: usize) {
 const Q41_SB: usize = 128;
 
 /// Q4_1: quants 0..15 as they are (weight `d·q + m`), `d` and `m` per row.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+#[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn unpack_q41(x: *const u8, q: *mut u8, s: *mut u8, r: usize) {
     let b = core::slice::from_raw_parts(x, 20);
     s.add(4 * r).cast::<f32>().write_unaligned(f16(&b[0..2]));
@@ -476,7 +514,7 @@ unsafe fn unpack_q41(x: *const u8, q: *mut u8, s: *mut u8, r: usize) {
 }
 
 /// Q5_1: quants 0..31 (the nibble plus bit i of `qh` for quant i), `d` and `m` per row.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+#[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn unpack_q51(x: *const u8, q: *mut u8, s: *mut u8, r: usize) {
     let b = core::slice::from_raw_parts(x, 24);
     s.add(4 * r).cast::<f32>().write_unaligned(f16(&b[0..2]));
@@ -508,6 +546,43 @@ unsafe fn unpack_bf16(x: *const u8, q: *mut u8, _s: *mut u8, _r: usize) {
 
 fn act_none(_: &[u8], _: &mut [u8]) {
     unreachable!("float and TurboQuant weights prepare their activations elsewhere")
+}
+
+/// [`transpose16`] on AVX2: four 8 × 8 dword transposes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn transpose16_avx2(src: *const u8, stride: usize, dst: *mut u8) {
+    for i0 in [0, 8] {
+        for m0 in [0, 8] {
+            let r: [__m256i; 8] = core::array::from_fn(|i| {
+                _mm256_loadu_si256(src.add((i0 + i) * stride + 4 * m0).cast())
+            });
+            let t: [__m256i; 8] = core::array::from_fn(|i| {
+                let (a, b) = (r[i & !1], r[i | 1]);
+                if i & 1 == 0 {
+                    _mm256_unpacklo_epi32(a, b)
+                } else {
+                    _mm256_unpackhi_epi32(a, b)
+                }
+            });
+            // s[4q + m] (m < 4): rows 4q..4q+4 of dwords m (low lane) and m + 4 (high lane).
+            let s: [__m256i; 8] = core::array::from_fn(|i| {
+                let (q, m) = (i / 4, i % 4);
+                let (a, b) = (t[4 * q + m / 2], t[4 * q + 2 + m / 2]);
+                if m & 1 == 0 {
+                    _mm256_unpacklo_epi64(a, b)
+                } else {
+                    _mm256_unpackhi_epi64(a, b)
+                }
+            });
+            for m in 0..4 {
+                let lo = _mm256_permute2x128_si256::<0x20>(s[m], s[4 + m]);
+                let hi = _mm256_permute2x128_si256::<0x31>(s[m], s[4 + m]);
+                _mm256_storeu_si256(dst.add(64 * (m0 + m) + 4 * i0).cast(), lo);
+                _mm256_storeu_si256(dst.add(64 * (m0 + m + 4) + 4 * i0).cast(), hi);
+            }
+        }
+    }
 }
 
 macro_rules! tile_fn {
@@ -966,6 +1041,59 @@ static Q50: Fmt = Fmt {
     ..Q80
 };
 
+// The AVX2 formats: each AVX-512 format's layouts with `x86::tile_avx2`'s micro-kernels.
+use super::tile_avx2 as a2;
+static A2_Q4K: Fmt = Fmt {
+    kern: a2::q4k_tc,
+    kern1: a2::q4k_1,
+    ..Q4K
+};
+static A2_Q5K: Fmt = Fmt {
+    kern: a2::q5k_tc,
+    kern1: a2::q5k_1,
+    ..Q5K
+};
+static A2_Q6K: Fmt = Fmt {
+    kern: a2::q6k_tc,
+    kern1: a2::q6k_1,
+    ..Q6K
+};
+static A2_Q3K: Fmt = Fmt {
+    kern: a2::q6k_tc,
+    kern1: a2::q6k_1,
+    ..Q3K
+};
+static A2_Q2K: Fmt = Fmt {
+    kern: a2::q2k_tc,
+    kern1: a2::q2k_1,
+    ..Q2K
+};
+static A2_Q80: Fmt = Fmt {
+    kern: a2::q80_tc,
+    kern1: a2::q80_1,
+    ..Q80
+};
+static A2_Q40: Fmt = Fmt {
+    kern: a2::q80_tc,
+    kern1: a2::q80_1,
+    ..Q40
+};
+static A2_Q50: Fmt = Fmt {
+    kern: a2::q80_tc,
+    kern1: a2::q80_1,
+    ..Q50
+};
+static A2_Q41: Fmt = Fmt {
+    kern: a2::q41_tc,
+    kern1: a2::q41_1,
+    ..Q41
+};
+static A2_Q51: Fmt = Fmt {
+    kern: a2::q51_tc,
+    kern1: a2::q51_1,
+    ..Q51
+};
+
 /// TurboQuant prepared activation bytes per 256-block: 256 int8, 8 f32 scales, 8 i32 biases.
 const TQ_AB: usize = 320;
 /// TurboQuant tile scales per unit: D [16 rows] f32 (the block multipliers).
@@ -1052,9 +1180,50 @@ pub(crate) unsafe fn gemm<T: Tiles>(
     tiles: Option<&mut T>,
     put: &mut dyn FnMut(usize, usize, &[f32]),
 ) {
+    drive::<T, true>(f, w, rb, cols, acts, n, tiles, put)
+}
+
+/// [`gemm`] on AVX2 (the same loops, repack and prepared activations; the 256-bit transpose
+/// and `f`'s AVX2 micro-kernels of `x86::tile_avx2`, no AMX).
+///
+/// # Safety
+/// The CPU must have AVX2, FMA and F16C; `f` is one of [`fmt_avx2`]'s formats; `w` and
+/// `acts` hold whole rows of these lengths.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn gemm_avx2(
+    f: &Fmt,
+    w: &[u8],
+    rb: usize,
+    cols: usize,
+    acts: &[u8],
+    n: usize,
+    put: &mut dyn FnMut(usize, usize, &[f32]),
+) {
+    drive::<amx::Hw, false>(f, w, rb, cols, acts, n, None, put)
+}
+
+/// A 64-byte aligned line of the repacked tile and the accumulators.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct Line([u8; 64]);
+
+/// The loops of [`gemm`] (`Z`: the AVX-512 transpose and AMX, else the AVX2 transpose),
+/// inlined into its two entry points, which set the target features.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn drive<T: Tiles, const Z: bool>(
+    f: &Fmt,
+    w: &[u8],
+    rb: usize,
+    cols: usize,
+    acts: &[u8],
+    n: usize,
+    tiles: Option<&mut T>,
+    put: &mut dyn FnMut(usize, usize, &[f32]),
+) {
     // AMX (`tiles`, for the formats `x86::amx` has a kernel for): the same loops, the
     // micro-kernel on tiles.
-    let mut amx = tiles.filter(|_| amx::supports(f)).map(Amx::new);
+    let mut amx = tiles.filter(|_| Z && amx::supports(f)).map(Amx::new);
     let per = amx.as_ref().map_or(TC, |_| amx::TOKENS_PER_CALL);
     let nr_all = w.len() / rb;
     let ntiles = nr_all.div_ceil(TR);
@@ -1074,9 +1243,9 @@ pub(crate) unsafe fn gemm<T: Tiles>(
         1
     };
     let tsz = ((wbytes + kc * f.sb) / 64 + 1) * 64;
-    let mut tile = vec![_mm512_setzero_si512(); step * tsz / 64];
+    let mut tile = vec![Line([0; 64]); step * tsz / 64];
     let tp = tile.as_mut_ptr().cast::<u8>();
-    let mut tmp = vec![_mm512_setzero_si512(); qrow * TR / 64];
+    let mut tmp = vec![Line([0; 64]); qrow * TR / 64];
     let qp = tmp.as_mut_ptr().cast::<u8>();
     // Accumulators per (tile, column), the columns padded to whole column tiles: a last
     // partial column tile of 2 or more columns runs the TC-column kernel, its missing columns
@@ -1085,7 +1254,7 @@ pub(crate) unsafe fn gemm<T: Tiles>(
     // latency-bound single-column call costs over half of a TC-column call).
     let ncp = nc.next_multiple_of(TC);
     // 64-byte aligned (AMX loads and stores them as C tiles).
-    let mut acc_v = vec![_mm512_setzero_ps(); ntiles * ncp];
+    let mut acc_v = vec![Line([0; 64]); ntiles * ncp];
     let acc = core::slice::from_raw_parts_mut(acc_v.as_mut_ptr().cast::<f32>(), ntiles * 16 * ncp);
     let mut j0 = 0;
     while j0 < n {
@@ -1114,7 +1283,11 @@ pub(crate) unsafe fn gemm<T: Tiles>(
                         }
                     }
                     for b in 0..(ku * f.qb).div_ceil(64) {
-                        transpose16(qp.add(64 * b), qrow, tp.add(1024 * b));
+                        if Z {
+                            transpose16(qp.add(64 * b), qrow, tp.add(1024 * b));
+                        } else {
+                            transpose16_avx2(qp.add(64 * b), qrow, tp.add(1024 * b));
+                        }
                     }
                     if amx.is_some() {
                         amx::make_signed(f, tp, (ku * f.qb).div_ceil(64) * 1024);
