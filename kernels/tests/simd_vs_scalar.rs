@@ -1062,7 +1062,9 @@ fn tiled_gemm_deterministic_and_within_scalar_bound() {
     // The tiled path exists on the AVX2 and AVX-512 tables; where there is none, say so
     // loudly (and fail where `GQ_REQUIRE_ISAS` names one, unless `GQ_GEMM=rows`).
     if covered == 0 {
-        eprintln!("tiled_gemm: this CPU has no AVX2 / AVX-512 table, the tiled GEMM is not exercised");
+        eprintln!(
+            "tiled_gemm: this CPU has no AVX2 / AVX-512 table, the tiled GEMM is not exercised"
+        );
     }
     if !rows_forced {
         isas::check_exercised_among(

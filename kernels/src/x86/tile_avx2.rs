@@ -44,195 +44,167 @@ macro_rules! a2 {
 }
 
 a2! {
-    /// The two halves (rows 0..8, 8..16) of the tile line at `p`.
-    #[inline]
-    unsafe fn line(p: *const u8) -> [__m256i; 2] {
-        [_mm256_loadu_si256(p.cast()), _mm256_loadu_si256(p.add(32).cast())]
-    }
-
     /// The activation dword at `p`, broadcast.
     #[inline]
     unsafe fn bcast(p: *const u8) -> __m256i {
         _mm256_set1_epi32(rd(p.cast::<i32>()))
     }
 
-    /// `acc[c] = acc[c]·1 + blk[c]·d_a` into the 16 f32 of column `c` (the AVX-512 kernels'
-    /// last step, `vfmadd(blk, d_a, acc)`).
-    #[inline]
-    unsafe fn store_fma<const C: usize>(blk: &[[__m256; 2]; C], da: [f32; C], acc: *mut f32) {
-        for c in 0..C {
-            let d = _mm256_set1_ps(da[c]);
-            for h in 0..2 {
-                let p = acc.add(16 * c + 8 * h);
-                _mm256_storeu_ps(p, _mm256_fmadd_ps(blk[c][h], d, _mm256_loadu_ps(p)));
-            }
-        }
-    }
-
     /// The formats with a min per group (Q4_K / Q5_K: 8 groups of `GS` = 32; Q2_K: 16 of 16),
-    /// `x86::tile::kern_mins`' steps: per group its exact sum (`SPLIT` `vpmaddubsw` summed in
-    /// i16 per `vpmaddwd`) and one f32 step with its scale, then the mins (`vpmaddwd` of the
-    /// i16 pairs, exact) times `dmin`, then × the activation scale.
+    /// `x86::tile::kern_mins`' steps on the 8 rows of half `h` of the tile: per group its exact
+    /// sum (`SPLIT` `vpmaddubsw` summed in i16 per `vpmaddwd`) and one f32 step with its scale,
+    /// then the mins (`vpmaddwd` of the i16 pairs, exact) times `dmin`, then × the activation
+    /// scale.
     #[inline]
     unsafe fn kern_mins<const C: usize, const GS: usize, const SPLIT: usize>(w: *const u8, s: *const u8, nu: usize, a: [*const u8; C], acc: *mut f32) {
         let (ng, np) = (256 / GS, 128 / GS);
         let (sb, ab) = (64 * (ng + np + 1), 260 + 4 * np);
         let ones = _mm256_set1_epi16(1);
         for u in 0..nu {
-            let wu = w.add(4096 * u);
-            let su = s.add(sb * u);
             let au: [*const u8; C] = core::array::from_fn(|c| a[c].add(ab * u));
-            let mut blk = [[_mm256_setzero_ps(); 2]; C];
-            for g in 0..ng {
-                let mut is = [[_mm256_setzero_si256(); 2]; C];
-                for t0 in (0..GS / 4).step_by(SPLIT) {
-                    let mut p = [[_mm256_setzero_si256(); 2]; C];
-                    for t in t0..t0 + SPLIT {
-                        let wv = line(wu.add(64 * (GS / 4 * g + t)));
-                        for c in 0..C {
-                            let av = bcast(au[c].add(GS * g + 4 * t));
-                            for h in 0..2 {
-                                p[c][h] = _mm256_add_epi16(p[c][h], _mm256_maddubs_epi16(wv[h], av));
+            for h in 0..2 {
+                let wu = w.add(4096 * u + 32 * h);
+                let su = s.add(sb * u + 32 * h);
+                let mut blk = [_mm256_setzero_ps(); C];
+                for g in 0..ng {
+                    let mut is = [_mm256_setzero_si256(); C];
+                    for t0 in (0..GS / 4).step_by(SPLIT) {
+                        let mut p = [_mm256_setzero_si256(); C];
+                        for t in t0..t0 + SPLIT {
+                            let wv = _mm256_loadu_si256(wu.add(64 * (GS / 4 * g + t)).cast());
+                            for c in 0..C {
+                                let av = bcast(au[c].add(GS * g + 4 * t));
+                                p[c] = _mm256_add_epi16(p[c], _mm256_maddubs_epi16(wv, av));
                             }
                         }
-                    }
-                    for c in 0..C {
-                        for h in 0..2 {
-                            is[c][h] = _mm256_add_epi32(is[c][h], _mm256_madd_epi16(p[c][h], ones));
+                        for c in 0..C {
+                            is[c] = _mm256_add_epi32(is[c], _mm256_madd_epi16(p[c], ones));
                         }
                     }
-                }
-                for c in 0..C {
-                    for h in 0..2 {
-                        let sg = _mm256_loadu_ps(su.add(64 * g + 32 * h).cast());
-                        blk[c][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is[c][h]), sg, blk[c][h]);
+                    let sg = _mm256_loadu_ps(su.add(64 * g).cast());
+                    for c in 0..C {
+                        blk[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is[c]), sg, blk[c]);
                     }
                 }
-            }
-            let mut mi = [[_mm256_setzero_si256(); 2]; C];
-            for p in 0..np {
-                let mv = line(su.add(64 * (ng + p)));
-                for c in 0..C {
-                    let av = bcast(au[c].add(260 + 4 * p));
-                    for h in 0..2 {
-                        mi[c][h] = _mm256_add_epi32(mi[c][h], _mm256_madd_epi16(mv[h], av));
+                let mut mi = [_mm256_setzero_si256(); C];
+                for p in 0..np {
+                    let mv = _mm256_loadu_si256(su.add(64 * (ng + p)).cast());
+                    for c in 0..C {
+                        let av = bcast(au[c].add(260 + 4 * p));
+                        mi[c] = _mm256_add_epi32(mi[c], _mm256_madd_epi16(mv, av));
                     }
                 }
-            }
-            for h in 0..2 {
-                let dmin = _mm256_loadu_ps(su.add(64 * (ng + np) + 32 * h).cast());
+                let dmin = _mm256_loadu_ps(su.add(64 * (ng + np)).cast());
                 for c in 0..C {
-                    blk[c][h] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(mi[c][h]), dmin, blk[c][h]);
+                    let b = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(mi[c]), dmin, blk[c]);
+                    let da = _mm256_set1_ps(rd(au[c].add(256).cast::<f32>()));
+                    let o = acc.add(16 * c + 8 * h);
+                    _mm256_storeu_ps(o, _mm256_fmadd_ps(b, da, _mm256_loadu_ps(o)));
                 }
             }
-            let da = core::array::from_fn(|c| rd(au[c].add(256).cast::<f32>()));
-            store_fma(&blk, da, acc);
         }
     }
 
-    /// Q6_K / Q3_K: 16 groups of 16, each starting from −32·Σa (exact), two pairs of
-    /// `vpmaddubsw` summed in i16 and widened, one f32 step with the group's scale.
+    /// Q6_K / Q3_K on half `h` of the tile: 16 groups of 16, each starting from −32·Σa
+    /// (exact), two pairs of `vpmaddubsw` summed in i16 and widened, one f32 step with the
+    /// group's scale.
     #[inline]
     unsafe fn kern_q6k<const C: usize>(w: *const u8, s: *const u8, nu: usize, a: [*const u8; C], acc: *mut f32) {
         let ones = _mm256_set1_epi16(1);
         for u in 0..nu {
-            let wu = w.add(4096 * u);
-            let su = s.add(1024 * u);
             let au: [*const u8; C] = core::array::from_fn(|c| a[c].add(324 * u));
-            let mut blk = [[_mm256_setzero_ps(); 2]; C];
-            for g in 0..16 {
-                let mut is: [[__m256i; 2]; C] = core::array::from_fn(|c| [bcast(au[c].add(260 + 4 * g)); 2]);
-                for t in [0, 2] {
-                    let w0 = line(wu.add(64 * (4 * g + t)));
-                    let w1 = line(wu.add(64 * (4 * g + t + 1)));
-                    for c in 0..C {
-                        let a0 = bcast(au[c].add(16 * g + 4 * t));
-                        let a1 = bcast(au[c].add(16 * g + 4 * t + 4));
-                        for h in 0..2 {
-                            let p = _mm256_add_epi16(_mm256_maddubs_epi16(w0[h], a0), _mm256_maddubs_epi16(w1[h], a1));
-                            is[c][h] = _mm256_add_epi32(is[c][h], _mm256_madd_epi16(p, ones));
+            for h in 0..2 {
+                let wu = w.add(4096 * u + 32 * h);
+                let su = s.add(1024 * u + 32 * h);
+                let mut blk = [_mm256_setzero_ps(); C];
+                for g in 0..16 {
+                    let mut is: [__m256i; C] = core::array::from_fn(|c| bcast(au[c].add(260 + 4 * g)));
+                    for t in [0, 2] {
+                        let w0 = _mm256_loadu_si256(wu.add(64 * (4 * g + t)).cast());
+                        let w1 = _mm256_loadu_si256(wu.add(64 * (4 * g + t + 1)).cast());
+                        for c in 0..C {
+                            let a0 = bcast(au[c].add(16 * g + 4 * t));
+                            let a1 = bcast(au[c].add(16 * g + 4 * t + 4));
+                            let p = _mm256_add_epi16(_mm256_maddubs_epi16(w0, a0), _mm256_maddubs_epi16(w1, a1));
+                            is[c] = _mm256_add_epi32(is[c], _mm256_madd_epi16(p, ones));
                         }
+                    }
+                    let sg = _mm256_loadu_ps(su.add(64 * g).cast());
+                    for c in 0..C {
+                        blk[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is[c]), sg, blk[c]);
                     }
                 }
                 for c in 0..C {
-                    for h in 0..2 {
-                        let sg = _mm256_loadu_ps(su.add(64 * g + 32 * h).cast());
-                        blk[c][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is[c][h]), sg, blk[c][h]);
-                    }
+                    let da = _mm256_set1_ps(rd(au[c].add(256).cast::<f32>()));
+                    let o = acc.add(16 * c + 8 * h);
+                    _mm256_storeu_ps(o, _mm256_fmadd_ps(blk[c], da, _mm256_loadu_ps(o)));
                 }
             }
-            let da = core::array::from_fn(|c| rd(au[c].add(256).cast::<f32>()));
-            store_fma(&blk, da, acc);
         }
     }
 
-    /// Q8_0 / Q4_0 / Q5_0: per block, the signed weights `byte ^ 0x80`, 8 steps of
-    /// `vpmaddubsw(|w|, sign(a, w))` widened at once, then one f32 step with d_w·d_a.
+    /// Q8_0 / Q4_0 / Q5_0 on half `h` of the tile: per block, the signed weights
+    /// `byte ^ 0x80`, 8 steps of `vpmaddubsw(|w|, sign(a, w))` widened at once, then one f32
+    /// step with d_w·d_a.
     #[inline]
     unsafe fn kern_q80<const C: usize>(w: *const u8, s: *const u8, nu: usize, a: [*const u8; C], acc: *mut f32) {
         let ones = _mm256_set1_epi16(1);
         let flip = _mm256_set1_epi8(-128);
         for u in 0..nu {
-            let wu = w.add(512 * u);
             let au: [*const u8; C] = core::array::from_fn(|c| a[c].add(40 * u));
-            let mut is = [[_mm256_setzero_si256(); 2]; C];
-            for t in 0..8 {
-                let wv = line(wu.add(64 * t));
-                let sw = [_mm256_xor_si256(wv[0], flip), _mm256_xor_si256(wv[1], flip)];
-                let aw = [_mm256_abs_epi8(sw[0]), _mm256_abs_epi8(sw[1])];
-                for c in 0..C {
-                    let av = bcast(au[c].add(4 * t));
-                    for h in 0..2 {
-                        let p = _mm256_maddubs_epi16(aw[h], _mm256_sign_epi8(av, sw[h]));
-                        is[c][h] = _mm256_add_epi32(is[c][h], _mm256_madd_epi16(p, ones));
+            for h in 0..2 {
+                let wu = w.add(512 * u + 32 * h);
+                let mut is = [_mm256_setzero_si256(); C];
+                for t in 0..8 {
+                    let sw = _mm256_xor_si256(_mm256_loadu_si256(wu.add(64 * t).cast()), flip);
+                    let aw = _mm256_abs_epi8(sw);
+                    for c in 0..C {
+                        let av = bcast(au[c].add(4 * t));
+                        let p = _mm256_maddubs_epi16(aw, _mm256_sign_epi8(av, sw));
+                        is[c] = _mm256_add_epi32(is[c], _mm256_madd_epi16(p, ones));
                     }
                 }
-            }
-            for h in 0..2 {
                 let dw = _mm256_loadu_ps(s.add(64 * u + 32 * h).cast());
                 for c in 0..C {
                     let d = _mm256_mul_ps(dw, _mm256_set1_ps(rd(au[c].add(32).cast::<f32>())));
-                    let p = acc.add(16 * c + 8 * h);
-                    _mm256_storeu_ps(p, _mm256_fmadd_ps(_mm256_cvtepi32_ps(is[c][h]), d, _mm256_loadu_ps(p)));
+                    let o = acc.add(16 * c + 8 * h);
+                    _mm256_storeu_ps(o, _mm256_fmadd_ps(_mm256_cvtepi32_ps(is[c]), d, _mm256_loadu_ps(o)));
                 }
             }
         }
     }
 
-    /// Q4_1 / Q5_1: per block the quants' exact sum (`SPLIT` `vpmaddubsw` summed in i16 per
-    /// `vpmaddwd`), then `d_w·d_a` times the sum and the min term `m·s_a`.
+    /// Q4_1 / Q5_1 on half `h` of the tile: per block the quants' exact sum (`SPLIT`
+    /// `vpmaddubsw` summed in i16 per `vpmaddwd`), then `d_w·d_a` times the sum and the min
+    /// term `m·s_a`.
     #[inline]
     unsafe fn kern_q41<const C: usize, const SPLIT: usize>(w: *const u8, s: *const u8, nu: usize, a: [*const u8; C], acc: *mut f32) {
         let ones = _mm256_set1_epi16(1);
         for u in 0..nu {
-            let wu = w.add(512 * u);
             let au: [*const u8; C] = core::array::from_fn(|c| a[c].add(40 * u));
-            let mut is = [[_mm256_setzero_si256(); 2]; C];
-            for t0 in (0..8).step_by(SPLIT) {
-                let mut p = [[_mm256_setzero_si256(); 2]; C];
-                for t in t0..t0 + SPLIT {
-                    let wv = line(wu.add(64 * t));
-                    for c in 0..C {
-                        let av = bcast(au[c].add(4 * t));
-                        for h in 0..2 {
-                            p[c][h] = _mm256_add_epi16(p[c][h], _mm256_maddubs_epi16(wv[h], av));
+            for h in 0..2 {
+                let wu = w.add(512 * u + 32 * h);
+                let mut is = [_mm256_setzero_si256(); C];
+                for t0 in (0..8).step_by(SPLIT) {
+                    let mut p = [_mm256_setzero_si256(); C];
+                    for t in t0..t0 + SPLIT {
+                        let wv = _mm256_loadu_si256(wu.add(64 * t).cast());
+                        for c in 0..C {
+                            let av = bcast(au[c].add(4 * t));
+                            p[c] = _mm256_add_epi16(p[c], _mm256_maddubs_epi16(wv, av));
                         }
                     }
-                }
-                for c in 0..C {
-                    for h in 0..2 {
-                        is[c][h] = _mm256_add_epi32(is[c][h], _mm256_madd_epi16(p[c][h], ones));
+                    for c in 0..C {
+                        is[c] = _mm256_add_epi32(is[c], _mm256_madd_epi16(p[c], ones));
                     }
                 }
-            }
-            for h in 0..2 {
                 let dw = _mm256_loadu_ps(s.add(128 * u + 32 * h).cast());
                 let mw = _mm256_loadu_ps(s.add(128 * u + 64 + 32 * h).cast());
                 for c in 0..C {
                     let d = _mm256_mul_ps(dw, _mm256_set1_ps(rd(au[c].add(32).cast::<f32>())));
-                    let p = acc.add(16 * c + 8 * h);
-                    let t = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is[c][h]), d, _mm256_loadu_ps(p));
-                    _mm256_storeu_ps(p, _mm256_fmadd_ps(mw, _mm256_set1_ps(rd(au[c].add(36).cast::<f32>())), t));
+                    let o = acc.add(16 * c + 8 * h);
+                    let t = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is[c]), d, _mm256_loadu_ps(o));
+                    _mm256_storeu_ps(o, _mm256_fmadd_ps(mw, _mm256_set1_ps(rd(au[c].add(36).cast::<f32>())), t));
                 }
             }
         }
@@ -259,10 +231,10 @@ macro_rules! entries {
         }
     };
 }
-entries!(q4k_tc, q4k_1, 3, kern_mins, 32, 8);
-entries!(q5k_tc, q5k_1, 2, kern_mins, 32, 4);
-entries!(q2k_tc, q2k_1, 3, kern_mins, 16, 4);
-entries!(q6k_tc, q6k_1, 2, kern_q6k);
-entries!(q80_tc, q80_1, 4, kern_q80);
-entries!(q41_tc, q41_1, 3, kern_q41, 8);
-entries!(q51_tc, q51_1, 2, kern_q41, 4);
+entries!(q4k_tc, q4k_1, 6, kern_mins, 32, 8);
+entries!(q5k_tc, q5k_1, 4, kern_mins, 32, 4);
+entries!(q2k_tc, q2k_1, 6, kern_mins, 16, 4);
+entries!(q6k_tc, q6k_1, 4, kern_q6k);
+entries!(q80_tc, q80_1, 6, kern_q80);
+entries!(q41_tc, q41_1, 6, kern_q41, 8);
+entries!(q51_tc, q51_1, 4, kern_q41, 4);
