@@ -243,7 +243,7 @@ unsafe fn chain256(n: u64) {
 /// operations (2 per multiply-add) per cycle, and what it assumes: int8 `vpdpbusd` (64
 /// multiply-adds per 512-bit instruction, two per cycle) for quantized types, `vdpbf16ps` (32,
 /// two per cycle) for BF16 with BF16 activations, f32 FMA (16, two per cycle) otherwise; AVX2
-/// halves the widths. For a GEMM that runs AMX tiles see [`amx_peak_ops_per_cycle`].
+/// halves the widths (int8: `vpmaddubsw` ymm, 32 multiply-adds, two per cycle). For a GEMM that runs AMX tiles see [`amx_peak_ops_per_cycle`].
 pub fn peak_ops_per_cycle(k: &Kernels, ty: GgmlType) -> (f64, &'static str) {
     let wide = k.isa() == crate::Isa::Avx512;
     let (per_insn, what) = if !ty.is_float() {
@@ -253,7 +253,12 @@ pub fn peak_ops_per_cycle(k: &Kernels, ty: GgmlType) -> (f64, &'static str) {
     } else {
         (16.0, "f32 FMA, 2/cycle")
     };
-    let per_insn = if wide { per_insn } else { per_insn / 2.0 };
+    let (per_insn, what) = match (wide, ty.is_float()) {
+        (true, _) => (per_insn, what),
+        // AVX2: `vpmaddubsw` ymm, 16 pairs of u8 × s8 products (32 multiply-adds).
+        (false, false) => (32.0, "int8 pairs (vpmaddubsw ymm), 2/cycle"),
+        (false, true) => (per_insn / 2.0, what),
+    };
     (2.0 * 2.0 * per_insn, what)
 }
 
