@@ -1075,6 +1075,58 @@ fn tiled_gemm_deterministic_and_within_scalar_bound() {
     }
 }
 
+/// The AVX2 tiled GEMM (`x86::tile_avx2`) computes the same integer group sums and the same
+/// f32 steps in the same order as the AVX-512 tile, so on a CPU with both tables their results
+/// are bit-identical, for every quantized type the AVX2 table tiles (elsewhere: nothing to
+/// compare, said on stderr).
+#[test]
+fn avx2_tile_bits_equal_avx512_tile() {
+    let tables: Vec<&'static Kernels> = gq_kernels::all_tables()
+        .into_iter()
+        .filter(|k| matches!(k.isa(), Isa::Avx2 | Isa::Avx512))
+        .collect();
+    let mut rng = Rng(0xa2a5);
+    let mut compared = 0;
+    for ty in [
+        GgmlType::Q4_K,
+        GgmlType::Q5_K,
+        GgmlType::Q6_K,
+        GgmlType::Q3_K,
+        GgmlType::Q2_K,
+        GgmlType::Q8_0,
+        GgmlType::Q4_0,
+        GgmlType::Q5_0,
+        GgmlType::Q4_1,
+        GgmlType::Q5_1,
+    ] {
+        let (rows, n) = (21, gq_kernels::GEMM_TILE_MIN_N + 5);
+        let cols = ty.block_size() * if ty.block_size() == 32 { 45 } else { 6 };
+        let w = weights(&mut rng, ty, rows * cols, &mut |r| 0.001 + r.uniform() * 0.02);
+        let xs: Vec<f32> = (0..n * cols).map(|_| rng.normal() * 3.0).collect();
+        let mut first: Option<(String, Vec<u32>)> = None;
+        for k in &tables {
+            if !k.gemm_is_tiled(ty, cols, n, FloatAct::F32) {
+                continue;
+            }
+            let mut ys = vec![f32::NAN; n * rows];
+            let mut scratch = vec![0u8; gq_kernels::gemm_scratch_bytes(ty, cols, n)];
+            k.gemm(ty, &w, rows, cols, &xs, &mut ys, &mut scratch);
+            match &first {
+                None => first = Some((k.name(), bits(&ys))),
+                Some((name, b)) => {
+                    assert_eq!(&bits(&ys), b, "{ty}: tiled GEMM of {} vs {name}", k.name());
+                    compared += 1;
+                }
+            }
+        }
+    }
+    if compared == 0 {
+        eprintln!(
+            "avx2_tile_bits_equal_avx512_tile: fewer than two tiled tables on this CPU, nothing compared"
+        );
+    }
+}
+
 /// Rows of 37 legacy blocks (more than the 16 blocks the GEMV quantizes at a time into the
 /// Intel table's "Q8 lanes" layout): the GEMV (its own activation preparation) bit-identical
 /// to `vec_dot` on the natural activation, and both within the realistic-data bound of the
