@@ -1101,7 +1101,9 @@ fn avx2_tile_bits_equal_avx512_tile() {
     ] {
         let (rows, n) = (21, gq_kernels::GEMM_TILE_MIN_N + 5);
         let cols = ty.block_size() * if ty.block_size() == 32 { 45 } else { 6 };
-        let w = weights(&mut rng, ty, rows * cols, &mut |r| 0.001 + r.uniform() * 0.02);
+        let w = weights(&mut rng, ty, rows * cols, &mut |r| {
+            0.001 + r.uniform() * 0.02
+        });
         let xs: Vec<f32> = (0..n * cols).map(|_| rng.normal() * 3.0).collect();
         let mut first: Option<(String, Vec<u32>)> = None;
         for k in &tables {
