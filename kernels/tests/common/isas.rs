@@ -11,7 +11,7 @@ pub fn check_exercised(what: &str, exercised: &[Isa]) {
     check_exercised_among(what, exercised, &[Isa::Avx2, Isa::Avx512, Isa::Neon]);
 }
 
-/// [`check_exercised`] for a path that only some SIMD ISAs have (`simd`, e.g. the AVX-512-only
+/// [`check_exercised`] for a path that only some SIMD ISAs have (`simd`, e.g. the x86-only
 /// tiled GEMM): ISAs outside `simd` named in `GQ_REQUIRE_ISAS` are not required of it.
 pub fn check_exercised_among(what: &str, exercised: &[Isa], simd: &[Isa]) {
     let counts: Vec<(Isa, usize)> = simd
