@@ -278,7 +278,7 @@ pub(crate) unsafe fn avx2_table() -> Kernels {
             act: crate::dispatch::ActLayout::Natural,
             gemv: k.dot[t.index()].expect("set above"),
             gemm,
-            path: "tq: dot GEMV (B = 256: gathers from signed pair tables); GEMM: rows decoded once per column block",
+            path: "tq: dot GEMV (B = 256: pdep fields, vpshufb tables); GEMM: rows decoded once per column block",
         });
     }
     k
