@@ -6,7 +6,9 @@
 
 use core::mem::size_of;
 
-pub use crate::formats::kquant::{kquant_scales_mins, q3k_scales};
+pub use crate::formats::kquant::{
+    kquant_scales_mins, kquant_scales_mins_words, q3k_scale_words, q3k_scales,
+};
 pub use crate::formats::q2_k::BlockQ2K;
 pub use crate::formats::q3_k::BlockQ3K;
 pub use crate::formats::q4_0::BlockQ4_0;

@@ -46,28 +46,54 @@ pub fn kquant_scales_mins(s: &[u8; 12]) -> ([u8; 8], [u8; 8]) {
     (sc, mn)
 }
 
+/// [`kquant_scales_mins`] computed in 64-bit integer registers, as two little-endian words:
+/// bytes 0..4 of `.0` are scales 0..4 and bytes 4..8 mins 0..4; `.1` holds scales 4..8 and
+/// mins 4..8 the same way. (SIMD kernels move them to vector registers with one `vmovq` each,
+/// with no byte stores to reload.)
+#[inline(always)]
+pub fn kquant_scales_mins_words(s: &[u8; 12]) -> (u64, u64) {
+    let lo8 = u64::from_le_bytes([s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]]);
+    let hi4 = u32::from_le_bytes([s[8], s[9], s[10], s[11]]) as u64;
+    let lo = lo8 & 0x3f3f_3f3f_3f3f_3f3f;
+    let t = hi4 | (hi4 >> 4) << 32;
+    let hi = (t & 0x0f0f_0f0f_0f0f_0f0f) | ((lo8 >> 2) & 0x3030_3030_3030_3030);
+    (lo, hi)
+}
+
 /// Unpacks the 16 six-bit scales of Q3_K, already offset by −32: scale j has its low nibble
 /// in byte `j mod 8` (low half for j < 8, high half after) and its top two bits in byte
 /// `8 + j mod 4`, bits `2·(j / 4)`.
 #[inline(always)]
 pub fn q3k_scales(s: &[u8; 12]) -> [i8; 16] {
+    let words = q3k_scale_words(s);
+    let mut out = [0i8; 16];
+    for (k, w) in words.iter().enumerate() {
+        for (j, b) in w.to_le_bytes().into_iter().enumerate() {
+            out[8 * k + j] = b as i8 - 32;
+        }
+    }
+    out
+}
+
+/// The 16 six-bit scales of Q3_K as in [`q3k_scales`] but **without** the −32 offset, as two
+/// little-endian words of 8 bytes (scales 0..8, 8..16), computed in integer registers (SIMD
+/// kernels move them to a vector register without reloading byte stores).
+#[inline(always)]
+pub fn q3k_scale_words(s: &[u8; 12]) -> [u64; 2] {
     let u = |k: usize| u32::from_le_bytes([s[4 * k], s[4 * k + 1], s[4 * k + 2], s[4 * k + 3]]);
     let (a0, a1, t) = (u(0), u(1), u(2));
     const LO: u32 = 0x0f0f_0f0f;
     const HI: u32 = 0x0303_0303;
-    let words = [
+    let w = [
         (a0 & LO) | ((t & HI) << 4),
         (a1 & LO) | (((t >> 2) & HI) << 4),
         ((a0 >> 4) & LO) | (((t >> 4) & HI) << 4),
         ((a1 >> 4) & LO) | (((t >> 6) & HI) << 4),
     ];
-    let mut out = [0i8; 16];
-    for (k, w) in words.iter().enumerate() {
-        for (j, b) in w.to_le_bytes().into_iter().enumerate() {
-            out[4 * k + j] = b as i8 - 32;
-        }
-    }
-    out
+    [
+        w[0] as u64 | (w[1] as u64) << 32,
+        w[2] as u64 | (w[3] as u64) << 32,
+    ]
 }
 
 #[cfg(test)]
@@ -171,6 +197,33 @@ mod tests {
     fn block_sizes_match_ggml_types() {
         for f in all() {
             assert_eq!(f.ty().block_size(), QK_K);
+        }
+    }
+
+    #[test]
+    fn scales_mins_words_match_the_byte_unpacking() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..20_000 {
+            let mut s = [0u8; 12];
+            for b in s.iter_mut() {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                *b = x as u8;
+            }
+            let (sc, mn) = kquant_scales_mins(&s);
+            let (lo, hi) = kquant_scales_mins_words(&s);
+            let (lo, hi) = (lo.to_le_bytes(), hi.to_le_bytes());
+            assert_eq!(
+                sc,
+                [lo[0], lo[1], lo[2], lo[3], hi[0], hi[1], hi[2], hi[3]],
+                "{s:?}"
+            );
+            assert_eq!(
+                mn,
+                [lo[4], lo[5], lo[6], lo[7], hi[4], hi[5], hi[6], hi[7]],
+                "{s:?}"
+            );
         }
     }
 

@@ -193,90 +193,137 @@ macro_rules! two_chains {
     }};
 }
 
-/// `acc + d · p` for one block's i32 lane sums `p` and combined scale `d`.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn fma_block(d: f32, p: __m256i, acc: __m256) -> __m256 {
-    _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(p), acc)
+/// Eight f16 at `p + k·stride` (k = 0..8) as f32 lanes (gathered in integer registers: one
+/// conversion for eight blocks).
+#[inline(always)]
+unsafe fn f16x8(p: *const u8, stride: usize) -> __m256 {
+    let g = |k: usize| rd(p.add(k * stride).cast::<u16>()) as u64;
+    let lo = g(0) | g(1) << 16 | g(2) << 32 | g(3) << 48;
+    let hi = g(4) | g(5) << 16 | g(6) << 32 | g(7) << 48;
+    _mm256_cvtph_ps(_mm_insert_epi64::<1>(
+        _mm_cvtsi64_si128(lo as i64),
+        hi as i64,
+    ))
 }
 
-/// `acc + (d · p + min)` where `min` (a block's min term) enters lane 0.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn fma_block_min(d: f32, p: __m256i, min: f32, acc: __m256) -> __m256 {
-    let m = _mm256_setr_ps(min, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
-    let v = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(p), m);
-    _mm256_add_ps(acc, v)
+/// Lane k of the result = the sum of the 8 i32 lanes of `v[k]` (exact).
+#[inline(always)]
+unsafe fn hsum8x8(v: &[__m256i; 8]) -> __m256i {
+    let a01 = _mm256_hadd_epi32(v[0], v[1]);
+    let a23 = _mm256_hadd_epi32(v[2], v[3]);
+    let a45 = _mm256_hadd_epi32(v[4], v[5]);
+    let a67 = _mm256_hadd_epi32(v[6], v[7]);
+    // Per 128-bit half: lanes 0..4 of v[0..4] (low) and lanes 4..8 of v[0..4] (high).
+    let b0 = _mm256_hadd_epi32(a01, a23);
+    let b1 = _mm256_hadd_epi32(a45, a67);
+    let lo = _mm256_permute2x128_si256::<0x20>(b0, b1);
+    let hi = _mm256_permute2x128_si256::<0x31>(b0, b1);
+    _mm256_add_epi32(lo, hi)
 }
 
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn step_q8_0(x: *const u8, y: *const u8, acc: __m256) -> __m256 {
-    let p = dot_i8(ld(x.add(2)), ld(y.add(2)));
-    fma_block(f16_at(x) * f16_at(y), p, acc)
+/// The sum of the 8 i32 lanes of `v` (exact).
+#[inline(always)]
+unsafe fn hsum_i32(v: __m256i) -> i32 {
+    let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01_00_11_10>(s));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
+    _mm_cvtsi128_si32(s)
 }
 
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn step_q4_0(x: *const u8, y: *const u8, acc: __m256) -> __m256 {
+/// The dot product of rows of 32-element blocks (`$wb` weight bytes, `$ab` activation bytes per
+/// block, both starting with the f16 scale): `$int(x, y)` gives a block's integer products as
+/// 8 i32 lanes. Eight blocks at a time, each block's integer sum is reduced exactly and the
+/// eight sums are scaled by one vector of `d_w·d_a` (eight f16 of each side converted at once);
+/// with `$min`, each block also adds `m_w·s_a` (the f16 at byte 2 of both blocks: Q4_1 / Q5_1
+/// with Q8_1). Blocks past the last multiple of 8 are added one at a time.
+macro_rules! eight_blocks {
+    ($w:expr, $a:expr, $wb:expr, $ab:expr, $int:ident, $min:expr) => {{
+        let nb = $w.len() / $wb;
+        let (wp, ap) = ($w.as_ptr(), $a.as_ptr());
+        let mut acc = _mm256_setzero_ps();
+        let mut i = 0;
+        while i + 8 <= nb {
+            let (x, y) = (wp.add($wb * i), ap.add($ab * i));
+            let mut p = [_mm256_setzero_si256(); 8];
+            for (k, pk) in p.iter_mut().enumerate() {
+                *pk = $int(x.add($wb * k), y.add($ab * k));
+            }
+            let d = _mm256_mul_ps(f16x8(x, $wb), f16x8(y, $ab));
+            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(hsum8x8(&p)), d, acc);
+            if $min {
+                acc = _mm256_fmadd_ps(f16x8(x.add(2), $wb), f16x8(y.add(2), $ab), acc);
+            }
+            i += 8;
+        }
+        let mut tail = 0f32;
+        while i < nb {
+            let (x, y) = (wp.add($wb * i), ap.add($ab * i));
+            tail += f16_at(x) * f16_at(y) * hsum_i32($int(x, y)) as f32;
+            if $min {
+                tail += f16_at(x.add(2)) * f16_at(y.add(2));
+            }
+            i += 1;
+        }
+        hsum(acc) + tail
+    }};
+}
+
+#[inline(always)]
+unsafe fn int_q8_0(x: *const u8, y: *const u8) -> __m256i {
+    dot_i8(ld(x.add(2)), ld(y.add(2)))
+}
+
+#[inline(always)]
+unsafe fn int_q4_0(x: *const u8, y: *const u8) -> __m256i {
     let q = _mm256_sub_epi8(nibbles32(x.add(2)), _mm256_set1_epi8(8));
-    let p = dot_i8(q, ld(y.add(2)));
-    fma_block(f16_at(x) * f16_at(y), p, acc)
+    dot_i8(q, ld(y.add(2)))
 }
 
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn step_q4_1(x: *const u8, y: *const u8, acc: __m256) -> __m256 {
-    let p = dot_u8(nibbles32(x.add(4)), ld(y.add(4)));
-    let min = f16_at(x.add(2)) * f16_at(y.add(2));
-    fma_block_min(f16_at(x) * f16_at(y), p, min, acc)
+#[inline(always)]
+unsafe fn int_q4_1(x: *const u8, y: *const u8) -> __m256i {
+    dot_u8(nibbles32(x.add(4)), ld(y.add(4)))
 }
 
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn step_q5_0(x: *const u8, y: *const u8, acc: __m256) -> __m256 {
+#[inline(always)]
+unsafe fn int_q5_0(x: *const u8, y: *const u8) -> __m256i {
     let q = _mm256_or_si256(nibbles32(x.add(6)), fifth_bits(rd(x.add(2).cast::<u32>())));
-    let p = dot_i8(_mm256_sub_epi8(q, _mm256_set1_epi8(16)), ld(y.add(2)));
-    fma_block(f16_at(x) * f16_at(y), p, acc)
+    dot_i8(_mm256_sub_epi8(q, _mm256_set1_epi8(16)), ld(y.add(2)))
 }
 
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn step_q5_1(x: *const u8, y: *const u8, acc: __m256) -> __m256 {
+#[inline(always)]
+unsafe fn int_q5_1(x: *const u8, y: *const u8) -> __m256i {
     let q = _mm256_or_si256(nibbles32(x.add(8)), fifth_bits(rd(x.add(4).cast::<u32>())));
-    let p = dot_u8(q, ld(y.add(4)));
-    let min = f16_at(x.add(2)) * f16_at(y.add(2));
-    fma_block_min(f16_at(x) * f16_at(y), p, min, acc)
+    dot_u8(q, ld(y.add(4)))
 }
 
 /// Q8_0 · Q8_0.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) unsafe fn dot_q8_0(w: &[u8], a: &[u8]) -> f32 {
-    two_chains!(w, a, 34, 34, step_q8_0)
+    eight_blocks!(w, a, 34, 34, int_q8_0, false)
 }
 
 /// Q4_0 · Q8_0.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) unsafe fn dot_q4_0(w: &[u8], a: &[u8]) -> f32 {
-    two_chains!(w, a, 18, 34, step_q4_0)
+    eight_blocks!(w, a, 18, 34, int_q4_0, false)
 }
 
 /// Q4_1 · Q8_1.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) unsafe fn dot_q4_1(w: &[u8], a: &[u8]) -> f32 {
-    two_chains!(w, a, 20, 36, step_q4_1)
+    eight_blocks!(w, a, 20, 36, int_q4_1, true)
 }
 
 /// Q5_0 · Q8_0.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) unsafe fn dot_q5_0(w: &[u8], a: &[u8]) -> f32 {
-    two_chains!(w, a, 22, 34, step_q5_0)
+    eight_blocks!(w, a, 22, 34, int_q5_0, false)
 }
 
 /// Q5_1 · Q8_1.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) unsafe fn dot_q5_1(w: &[u8], a: &[u8]) -> f32 {
-    two_chains!(w, a, 24, 36, step_q5_1)
+    eight_blocks!(w, a, 24, 36, int_q5_1, true)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -337,9 +384,10 @@ pub(crate) unsafe fn dot_q3_k(w: &[u8], a: &[u8]) -> f32 {
     let mut acc = 0f32;
     for i in 0..nb {
         let (x, y) = (wp.add(110 * i), ap.add(Q8K * i));
-        let raw: [u8; 12] = rd(x.add(96).cast());
-        let sc = crate::blocks::q3k_scales(&raw);
-        let sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(sc.as_ptr().cast()));
+        let [w0, w1] = crate::blocks::q3k_scale_words(&rd(x.add(96).cast::<[u8; 12]>()));
+        let sc = _mm_insert_epi64::<1>(_mm_cvtsi64_si128(w0 as i64), w1 as i64);
+        let sc = _mm_sub_epi8(sc, _mm_set1_epi8(32));
+        let sc16 = _mm256_cvtepi8_epi16(sc);
         let corr = _mm256_madd_epi16(ld(y.add(260)), sc16);
         let s_a = _mm256_permute2x128_si256::<0x00>(sc16, sc16);
         let s_b = _mm256_permute2x128_si256::<0x11>(sc16, sc16);
@@ -376,14 +424,16 @@ pub(crate) unsafe fn dot_q3_k(w: &[u8], a: &[u8]) -> f32 {
     acc
 }
 
-/// Loads the Q4_K/Q5_K scales as i16 in both lanes and the mins duplicated per 16-group.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
+/// Loads the Q4_K/Q5_K scales as i16 in both lanes and the mins duplicated per 16-group
+/// (unpacked in general-purpose registers: byte stores reloaded as a vector would stall the
+/// load on store forwarding).
+#[inline(always)]
 unsafe fn k45_scales(p: *const u8) -> (__m256i, __m256i) {
-    let raw: [u8; 12] = rd(p.cast());
-    let (sc, mn) = crate::blocks::kquant_scales_mins(&raw);
-    let s16 = _mm_cvtepu8_epi16(_mm_loadl_epi64(sc.as_ptr().cast()));
-    let m = _mm_loadl_epi64(mn.as_ptr().cast());
+    let (lo, hi) = crate::blocks::kquant_scales_mins_words(&rd(p.cast::<[u8; 12]>()));
+    let sc = (lo & 0xffff_ffff) | (hi << 32);
+    let mn = (lo >> 32) | (hi & 0xffff_ffff_0000_0000);
+    let s16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(sc as i64));
+    let m = _mm_cvtsi64_si128(mn as i64);
     let m16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m, m));
     (_mm256_set_m128i(s16, s16), m16)
 }

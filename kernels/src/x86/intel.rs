@@ -220,15 +220,12 @@ static Q4K_MIN: [u8; 32] = q4k_min_map();
 
 /// Q4_K / Q5_K packed scales (12 bytes at `p`) unpacked with 64-bit integer operations into
 /// (scales 0..4, mins 0..4, scales 4..8, mins 4..8) as bytes 0..16 of the result pair (low,
-/// high). Kept in general-purpose registers on purpose: the vector ports are the bottleneck.
+/// high) ([`crate::blocks::kquant_scales_mins_words`]). Kept in general-purpose registers on
+/// purpose: the vector ports are the bottleneck.
 #[inline(always)]
 fn k45_unpack(p: *const u8) -> (u64, u64) {
     // SAFETY: callers pass a pointer to the 12 scale bytes of a block.
-    let (lo8, hi4) = unsafe { (rd(p.cast::<u64>()), rd(p.add(8).cast::<u32>()) as u64) };
-    let lo = lo8 & 0x3f3f_3f3f_3f3f_3f3f;
-    let t = hi4 | (hi4 >> 4) << 32;
-    let hi = (t & 0x0f0f_0f0f_0f0f_0f0f) | ((lo8 >> 2) & 0x3030_3030_3030_3030);
-    (lo, hi)
+    crate::blocks::kquant_scales_mins_words(unsafe { &rd(p.cast::<[u8; 12]>()) })
 }
 
 /// Q8_K: f32 scale at 0, quants at 4, 16 i16 group sums at 260.
