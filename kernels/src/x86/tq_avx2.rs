@@ -18,8 +18,10 @@
 //! take the scalar reference.
 //!
 //! Tried and dropped: `vpgatherdd` of 8 decoded pairs (i16 x, y) from tables indexed by
-//! `f | z << (w−1)` — a ymm gather measured ~22 cycles on the Zen 3 machine of the eleventh
-//! session, 3× slower than the `vpshufb` decode even for 9-bit pairs.
+//! `f | z << (w−1)` with `vpmaddwd` on the widened activation — one ymm gather measured ~22
+//! cycles on the eleventh session's Zen 3 machine (AMD EPYC, 2 vCPU), and the kernel was slower
+//! than the `vpshufb` decode at the same stage (in cache TQT4_5 133 against 116 ns per block,
+//! TQT2_5 87 against 49).
 
 // Index loops over groups read better than iterator chains here.
 #![allow(clippy::needless_range_loop)]
