@@ -511,6 +511,12 @@ pub(crate) struct VLines {
     /// gather it).
     pub(crate) long: Vec<i32>,
 
+    /// Per cell: its 16 lanes' coordinates as i8 and their `meta` words in one 64-byte line
+    /// ([`Line64`]; the AVX2 encoder's copy: a quarter of `xy` + `meta`'s bytes, so that the
+    /// 9-bit table's lines fit a 512 KiB L2). A long cell's coordinates here are zeros: the
+    /// search masks its result with `long`.
+    pub(crate) packed: Vec<Line64>,
+
     /// 8-slot lines of the long cells: 32 x values, then 32 y values.
     pub(crate) xy8: Vec<Line8>,
     /// Per long cell and lane `4s + z`: (table entry, mirror).
@@ -522,6 +528,17 @@ pub(crate) struct VLines {
 #[derive(Clone, Copy)]
 #[repr(C, align(64))]
 pub(crate) struct Line4(pub(crate) [f32; 32]);
+
+/// A cell's 16 candidate lanes in one cache line: x of lanes 0..16 and y of lanes 0..16 as i8
+/// (the table's integer coordinates, exact), then the 16 `meta` words of [`VLines::meta`].
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+pub(crate) struct Line64 {
+    /// x of lanes 0..16, then y of lanes 0..16.
+    pub(crate) xy: [i8; 32],
+    /// Per lane: `k | mirror << 8`.
+    pub(crate) meta: [u16; 16],
+}
 
 /// The coordinates of a long cell's 32 candidate lanes: 32 x values, then 32 y values.
 #[derive(Clone, Copy)]
@@ -537,6 +554,7 @@ pub(crate) fn vlines(bits: u32) -> &'static VLines {
         let mut v = VLines {
             xy: Vec::with_capacity(n),
             meta: Vec::with_capacity(n),
+            packed: Vec::with_capacity(n),
             long: Vec::with_capacity(n),
             xy8: Vec::new(),
             meta8: Vec::new(),
@@ -569,8 +587,18 @@ pub(crate) fn vlines(bits: u32) -> &'static VLines {
                 } else {
                     line(4, &mut l.0, &mut mm);
                 }
+                let meta = mm.map(|(k, m)| k as u16 | (m as u16) << 8);
+                let mut xy = [0i8; 32];
+                if !long {
+                    for (o, &c) in xy.iter_mut().zip(&l.0) {
+                        // The table's coordinates are integers in −127..=127.
+                        assert!(c == c.trunc() && c.abs() <= 127.0, "coordinate {c}");
+                        *o = c as i8;
+                    }
+                }
+                v.packed.push(Line64 { xy, meta });
                 v.xy.push(l);
-                v.meta.push(mm.map(|(k, m)| k as u16 | (m as u16) << 8));
+                v.meta.push(meta);
                 if long {
                     let mut l8 = Line8([0.0; 64]);
                     let mut m8 = [(0u8, 0u8); 32];

@@ -154,8 +154,8 @@ unsafe fn unfold(out: &mut [f32; 4], m: __m256, fold: u32) {
 ///
 /// Three passes: (1) per 8 pairs, `u / d`, the folds, the folded coordinates, the grid cells
 /// (clamped into the grid) and which pairs are outside it; (2) every pair through the 4-slot
-/// line of its cell ([`search_lines`]); a long cell's line is all NaN, so its pairs come out
-/// with an empty `eq`; (3) the pairs outside the grid or in a long cell again, overwriting
+/// line of its cell ([`search_lines`], from the i8 lines of [`VLines::packed`]); a long
+/// cell's pairs come out with an empty `eq`; (3) the pairs outside the grid or in a long cell again, overwriting
 /// what (2) wrote for them.
 #[target_feature(enable = "avx2")]
 unsafe fn search(s: &TcqSpec, b: usize, u: &[f32], d: f32, ch: &mut Chain, dm: &mut [[f32; 4]]) {
@@ -209,8 +209,8 @@ unsafe fn search(s: &TcqSpec, b: usize, u: &[f32], d: f32, ch: &mut Chain, dm: &
     }
     search_lines(&ax, &ay, vh, 0..first_lo, ch, dm);
     search_lines(&ax, &ay, vl, first_lo..np, ch, dm);
-    // A long cell's 4-slot line is all NaN: no lane equals the minimum, `eq` is 0 (never so
-    // for a cell of the grid, whose distances are finite).
+    // A long cell's pairs have `eq` 0 (masked in `search_lines`; never so for other cells of
+    // the grid, whose distances are finite).
     for q in 0..np / 8 {
         // SAFETY: 8q + 8 ≤ np ≤ ch.eq.len() (asserted).
         let eq = _mm256_loadu_si256(ch.eq.as_ptr().add(8 * q).cast());
@@ -278,27 +278,29 @@ unsafe fn search_lines(
 ) {
     let n = range.end;
     assert!(n <= ch.eq.len() && n <= ch.cell.len() && n <= dm.len() && n <= ch.fold.len());
-    assert!(lines.xy.len() >= VCELLS * VCELLS);
     let (eqp, dp, foldp, cellp) = (
         ch.eq.as_mut_ptr(),
         dm.as_mut_ptr(),
         ch.fold.as_ptr(),
         ch.cell.as_ptr(),
     );
-    let xyp = lines.xy.as_ptr();
+    assert!(lines.packed.len() >= VCELLS * VCELLS && lines.long.len() >= VCELLS * VCELLS);
+    let (pkp, longp) = (lines.packed.as_ptr(), lines.long.as_ptr());
     let unf = UNFOLD.as_ptr();
     for p in range {
         // SAFETY: p < n ≤ the chain's lengths (asserted); cells are below 64 · 64 (clamped)
-        // and `xy` has that many lines of 32 floats, 64-byte aligned (asserted); a fold is
-        // below 4.
-        let cell = *cellp.add(p);
-        let lp = xyp.add(cell as usize).cast::<f32>();
+        // and `packed` / `long` have that many entries (asserted); a fold is below 4.
+        let cell = *cellp.add(p) as usize;
+        let lp = pkp.add(cell).cast::<u8>();
+        // The 16 lanes' coordinates from i8 (exact): x of lanes 0..8, 8..16, then y.
+        let c =
+            |o: usize| _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(lp.add(o).cast())));
         let vx = _mm256_set1_ps(*ax.get_unchecked(p));
         let vy = _mm256_set1_ps(*ay.get_unchecked(p));
-        let dx0 = _mm256_sub_ps(vx, _mm256_load_ps(lp));
-        let dx1 = _mm256_sub_ps(vx, _mm256_load_ps(lp.add(8)));
-        let dy0 = _mm256_sub_ps(vy, _mm256_load_ps(lp.add(16)));
-        let dy1 = _mm256_sub_ps(vy, _mm256_load_ps(lp.add(24)));
+        let dx0 = _mm256_sub_ps(vx, c(0));
+        let dx1 = _mm256_sub_ps(vx, c(8));
+        let dy0 = _mm256_sub_ps(vy, c(16));
+        let dy1 = _mm256_sub_ps(vy, c(24));
         let d0 = _mm256_add_ps(_mm256_mul_ps(dx0, dx0), _mm256_mul_ps(dy0, dy0));
         let d1 = _mm256_add_ps(_mm256_mul_ps(dx1, dx1), _mm256_mul_ps(dy1, dy1));
         let mut m = _mm256_min_ps(d0, d1);
@@ -307,7 +309,9 @@ unsafe fn search_lines(
         // for block k = 0, 1, 2, 3 holding slots 0, 2, 1, 3 ([`EQ_SLOT`]).
         let e0 = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_EQ_OQ>(d0, m));
         let e1 = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_EQ_OQ>(d1, m));
-        *eqp.add(p) = _mm256_movemask_epi8(_mm256_packs_epi32(e0, e1)) as u32;
+        // A long cell (`long` ≥ 0) keeps an empty `eq`: pass 3 searches its 8-slot line.
+        let keep = (*longp.add(cell) >> 31) as u32;
+        *eqp.add(p) = _mm256_movemask_epi8(_mm256_packs_epi32(e0, e1)) as u32 & keep;
         let idx = _mm_loadu_si128(unf.add(*foldp.add(p) as usize & 3).cast());
         let v = _mm_permutevar_ps(_mm256_castps256_ps128(m), idx);
         _mm_storeu_ps(dp.add(p).cast(), v);
@@ -473,12 +477,13 @@ unsafe fn traceback(s: &TcqSpec, b: usize, ch: &Chain, back: &[u8], out: &mut [C
     }
     let mut km = [0u32; 128];
     for (range, lines) in [(0..first_lo, vh), (first_lo..np, vl)] {
-        let meta = lines.meta.as_ptr().cast::<u16>();
-        assert!(lines.meta.len() >= VCELLS * VCELLS);
+        let pk = lines.packed.as_ptr();
+        assert!(lines.packed.len() >= VCELLS * VCELLS);
         for p in range {
             // SAFETY: an index is a cell below 64 · 64 (masked) times 16 plus a lane below 16,
-            // and `meta` has 64 · 64 lines of 16 (asserted).
-            km[p] = *meta.add(idx[p] as usize) as u32;
+            // and `packed` has 64 · 64 lines with 16 meta words each (asserted).
+            let i = idx[p] as usize;
+            km[p] = (*pk.add(i >> 4)).meta[i & 15] as u32;
         }
     }
     let ff = _mm256_set1_epi32(0xff);
