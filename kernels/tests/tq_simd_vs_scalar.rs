@@ -204,7 +204,7 @@ fn gemm_equals_vec_dot_on_every_tile_shape() {
     let m = gq_kernels::GEMM_TILE_MIN_N;
     for isa in simd_isas() {
         let k = kernels_for(isa).unwrap();
-        for ty in [GgmlType::TQT4_5, GgmlType::TQT3_375, GgmlType::TQT2_5] {
+        for ty in TRELLIS {
             for (rows, cols, nx) in [
                 (13, 512, 5),
                 (6, 2816, m - 1),
@@ -273,6 +273,114 @@ fn gemm_equals_vec_dot_on_every_tile_shape() {
         }
     }
     isas::check_exercised("TurboQuant GEMM tiles", &exercised);
+}
+
+/// The AVX2 kernels (vector decode of 256-blocks, scalar decode otherwise) are bit-identical to
+/// the scalar reference on arbitrary bytes: random fields and branch bits, random QJL sign bits
+/// and `g` bytes (TQJ), zero blocks, full-range int8 activations with random scales — so the
+/// QJL sums and the float steps are checked bit for bit too, not only the integer part.
+#[test]
+fn avx2_dot_products_bit_identical_on_random_bytes() {
+    if !Isa::Avx2.available() {
+        return;
+    }
+    let s = kernels_for(Isa::Scalar).unwrap();
+    let k = kernels_for(Isa::Avx2).unwrap();
+    let mut g = SplitMix64::new(21);
+    let mut exercised = Vec::new();
+    for ty in TRELLIS {
+        for n in LENS.into_iter().chain([512, 2560]) {
+            let Some(b) = tq::block_for(ty, n) else {
+                continue;
+            };
+            let rb = ty.row_bytes(n).unwrap();
+            let bb = rb / (n / b);
+            for rep in 0..6 {
+                let mut w: Vec<u8> = (0..rb).map(|_| g.next_u64() as u8).collect();
+                for blk in w.chunks_exact_mut(bb) {
+                    // Scale bytes in the normal range; one block in four zero.
+                    blk[0] = if g.next_u64().is_multiple_of(4) {
+                        0
+                    } else {
+                        150 + (g.next_u64() % 80) as u8
+                    };
+                    if ty.is_tq_qjl() && rep % 3 == 0 {
+                        blk[1] = 0;
+                    }
+                }
+                let mut a = vec![0u8; tq::act_bytes(ty, n).unwrap()];
+                let one = GgmlType::TQA8.row_bytes(n).unwrap();
+                for half in a.chunks_exact_mut(one) {
+                    for q in &mut half[..n] {
+                        *q = ((g.next_u64() % 255) as i32 - 127) as i8 as u8;
+                    }
+                    for sc in half[n..].chunks_exact_mut(4) {
+                        let v = (g.next_normal().abs() as f32 + 1e-3) * 0.01;
+                        sc.copy_from_slice(&v.to_le_bytes());
+                    }
+                }
+                let want = s.vec_dot(ty, &w, &a);
+                let got = k.vec_dot(ty, &w, &a);
+                assert_eq!(
+                    got.to_bits(),
+                    want.to_bits(),
+                    "{ty} n={n} rep {rep}: {got} vs {want}"
+                );
+                exercised.push(Isa::Avx2);
+            }
+        }
+    }
+    isas::check_exercised_among(
+        "TurboQuant AVX2 dot products on random bytes",
+        &exercised,
+        &[Isa::Avx2],
+    );
+}
+
+/// The GEMM of the row path over several column blocks (many columns: the AVX2 GEMM decodes
+/// each row once per block of columns), every trellis type, 256-blocks and 128-blocks, zero
+/// blocks: bit-identical to `vec_dot` per element wherever the table does not take the
+/// register-tiled GEMM.
+#[test]
+fn row_gemm_over_many_columns_equals_vec_dot() {
+    let p = TqParams { seed: 13 };
+    let act = FloatAct::Rotated(p);
+    let mut g = SplitMix64::new(22);
+    let mut exercised = Vec::new();
+    for isa in simd_isas() {
+        let k = kernels_for(isa).unwrap();
+        for ty in TRELLIS {
+            for (rows, cols, nx) in [(3, 512, 150), (2, 384, 70)] {
+                if tq::block_for(ty, cols).is_none() || k.gemm_is_tiled(ty, cols, nx, act) {
+                    continue;
+                }
+                let rb = ty.row_bytes(cols).unwrap();
+                let wf = gaussian(&mut g, rows * cols, 0.02);
+                let mut w = vec![0u8; rb * rows];
+                tq::quantize_rows(ty, &p, &wf, cols, None, &mut w, Isa::Scalar).unwrap();
+                let b = tq::block_for(ty, cols).unwrap();
+                w[rb..rb + rb / (cols / b)].fill(0);
+                let xs = gaussian(&mut g, nx * cols, 1.0);
+                let mut ys = vec![0f32; nx * rows];
+                let mut scratch = vec![0u8; gq_kernels::gemm_scratch_bytes(ty, cols, nx)];
+                k.gemm_as(ty, &w, rows, cols, &xs, &mut ys, &mut scratch, act);
+                for j in 0..nx {
+                    let mut a = vec![0u8; tq::act_bytes(ty, cols).unwrap()];
+                    tq::prepare_activation(ty, &p, &xs[j * cols..(j + 1) * cols], &mut a);
+                    for r in 0..rows {
+                        let want = k.vec_dot(ty, &w[r * rb..(r + 1) * rb], &a);
+                        assert_eq!(
+                            ys[j * rows + r].to_bits(),
+                            want.to_bits(),
+                            "{isa} {ty} {rows}x{cols} n={nx} (r={r}, j={j})"
+                        );
+                    }
+                }
+                exercised.push(isa);
+            }
+        }
+    }
+    isas::check_exercised("TurboQuant row GEMM over many columns", &exercised);
 }
 
 /// The register-tiled GEMM of the trellis types (AVX-512 table, 256-blocks, from

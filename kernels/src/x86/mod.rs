@@ -166,6 +166,26 @@ wrap_tq_gemm! {
     a5_tqt2_5_gemm: tq_avx512::gemm_tqt2_5;
 }
 
+macro_rules! wrap_tq2_gemm {
+    ($($name:ident: $path:path;)*) => {$(
+        fn $name(w: &[u8], rb: usize, acts: &[u8], ab: usize, put: &mut dyn FnMut(usize, usize, f32)) {
+            // SAFETY: only stored in tables built after detecting AVX2 and FMA (the kernel
+            // checks BMI2 itself); `Kernels::gemm_as` checked that `w` is whole rows of `rb`
+            // bytes and `acts` whole prepared activations of `ab` bytes.
+            unsafe { $path(w, rb, acts, ab, put) }
+        }
+    )*};
+}
+
+wrap_tq2_gemm! {
+    a2_tqt4_5_gemm: tq_avx2::gemm_tqt4_5;
+    a2_tqt3_375_gemm: tq_avx2::gemm_tqt3_375;
+    a2_tqt2_5_gemm: tq_avx2::gemm_tqt2_5;
+    a2_tqj4_5_gemm: tq_avx2::gemm_tqj4_5;
+    a2_tqj3_375_gemm: tq_avx2::gemm_tqj3_375;
+    a2_tqj2_5_gemm: tq_avx2::gemm_tqj2_5;
+}
+
 fn bf_dot(w: &[u8], a: &[u8]) -> f32 {
     // SAFETY: only stored in a table built after detecting AVX-512 F/BW and AVX512_BF16 (see
     // `avx512_table`); `Kernels::vec_dot` / the GEMV pass a BF16 row as long as `w`.
@@ -245,6 +265,23 @@ pub(crate) unsafe fn avx2_table() -> Kernels {
     }
     k.quantize[GgmlType::Q8_0.index()] = Some(q2_q8_0);
     k.quantize[GgmlType::Q8_1.index()] = Some(q2_q8_1);
+    // The trellis types: a GEMM that decodes each row once per column block (bit-identical to
+    // the dot products).
+    for (t, gemm) in [
+        (GgmlType::TQT4_5, a2_tqt4_5_gemm as crate::dispatch::GemmFn),
+        (GgmlType::TQT3_375, a2_tqt3_375_gemm),
+        (GgmlType::TQT2_5, a2_tqt2_5_gemm),
+        (GgmlType::TQJ4_5, a2_tqj4_5_gemm),
+        (GgmlType::TQJ3_375, a2_tqj3_375_gemm),
+        (GgmlType::TQJ2_5, a2_tqj2_5_gemm),
+    ] {
+        k.rows[t.index()] = Some(crate::dispatch::RowKernels {
+            act: crate::dispatch::ActLayout::Natural,
+            gemv: k.dot[t.index()].expect("set above"),
+            gemm,
+            path: "tq: dot GEMV (B = 256: pdep fields, vpshufb tables); GEMM: rows decoded once per column block",
+        });
+    }
     k
 }
 
@@ -291,6 +328,10 @@ pub(crate) unsafe fn avx512_table(tune: Tune) -> Kernels {
         k.dot2[t.index()] = Some(f);
     }
     if tq_avx512::available() {
+        // The AVX2 table's TQ row kernels give way to the AVX-512 ones (TQJ: the dot products).
+        for t in GgmlType::ALL.iter().filter(|t| t.is_turboquant()) {
+            k.rows[t.index()] = None;
+        }
         // The Intel table's dot products prefetch the weight stream (same results).
         let intel = tune == Tune::Intel;
         for (t, f, fp) in [

@@ -1,10 +1,27 @@
-//! AVX2 dot products of the TurboQuant trellis types with their prepared activation. AVX2 has
-//! no byte permutes over more than 16 entries, so each block's pairs are decoded by scalar code
-//! (subsets from the branch bits as 64-bit masks, one table load per pair) into signed bytes in
-//! the activation's layout; the products are then summed with `vpmaddubsw`/`vpmaddwd` per group
-//! of 32 coordinates, and the group sums are scaled and added in the scalar reference's order,
-//! so the result is bit-identical to it. Rows whose column block is below 128 take the scalar
-//! reference.
+//! AVX2 dot products and GEMM of the TurboQuant trellis types with their prepared activation.
+//!
+//! Block size 256 (with BMI2, which every AVX2 CPU in practice has): the pairs are decoded in
+//! vectors of 32. The fields come 8 at a time from one `pdep` (one field per byte); the subsets
+//! `z` from the branch bits as 64-bit masks (docs/turboquant.md §7), spread into bytes and
+//! XORed into the fields, give the table index `k`; `|X_k|` and `|Y_k|` are looked up with
+//! `vpshufb` (16 entries per shuffle; 32…256 entries: one shuffle per 16 and a `vpblendvb`
+//! tree on the index's high bits), and the signs come from the fields' top two bits. The
+//! signed bytes are in the activation's even/odd layout, so the products are summed with
+//! `vpmaddubsw`/`vpmaddwd` per group of 32 coordinates. The QJL signs of the TQJ types are
+//! split into the even/odd order by `pext`, turned into byte masks, and negate the second
+//! activation row (`vpmaddubsw` against ones). The exact integer group sums are scaled and
+//! added in the scalar reference's order (a batch of blocks' vector work first, then their
+//! float sums), so every result is bit-identical to `formats::tq_tcq::dot`. The GEMM decodes
+//! each row once per column block and multiplies the decoded row with every column of the
+//! block (the same bits as the dot product per pair). Block size 128 decodes each pair by
+//! scalar code into signed bytes (then `vpmaddubsw`); rows whose column block is below 128
+//! take the scalar reference.
+//!
+//! Tried and dropped: `vpgatherdd` of 8 decoded pairs (i16 x, y) from tables indexed by
+//! `f | z << (w−1)` with `vpmaddwd` on the widened activation — one ymm gather measured ~22
+//! cycles on the eleventh session's Zen 3 machine (AMD EPYC, 2 vCPU), and the kernel was slower
+//! than the `vpshufb` decode at the same stage (in cache TQT4_5 133 against 116 ns per block,
+//! TQT2_5 87 against 49).
 
 // Index loops over groups read better than iterator chains here.
 #![allow(clippy::needless_range_loop)]
@@ -14,6 +31,7 @@ use crate::formats::tq_tables::pair_table;
 use crate::formats::tq_tcq::{qjl_coef, spec, TcqSpec};
 use crate::GgmlType;
 use core::arch::x86_64::*;
+use std::sync::OnceLock;
 
 /// The `target_feature` list of this module.
 pub const FEATURES: &str = "avx2,fma";
@@ -93,12 +111,13 @@ fn f32_at(a: &[u8], o: usize) -> f32 {
     f32::from_le_bytes([a[o], a[o + 1], a[o + 2], a[o + 3]])
 }
 
-/// The dot product of one row of a trellis type with its prepared activation.
+/// The dot product of one row of a trellis type with its prepared activation, any block size
+/// from 128 on: pairs decoded by scalar code (the path of block sizes other than 256).
 ///
 /// # Safety
 /// The CPU must have AVX2 and FMA; `w` is whole rows of `ty` and `a` its activation.
 #[target_feature(enable = "avx2,fma")]
-unsafe fn dot_tcq(ty: GgmlType, w: &[u8], a: &[u8]) -> f32 {
+unsafe fn dot_any(ty: GgmlType, w: &[u8], a: &[u8]) -> f32 {
     let s = spec(ty);
     let n = w.len() * 512 / s.bpw64;
     let b = match block_for(ty, n) {
@@ -164,23 +183,615 @@ unsafe fn dot_tcq(ty: GgmlType, w: &[u8], a: &[u8]) -> f32 {
     total
 }
 
+// ------------------------------------------------------------------------------------------------
+// Block size 256: a vector decode (fields by `pdep`, table lookups by `vpshufb`), the dot
+// products, and a GEMM that decodes each row once per column block.
+
+/// Pairs per block of 256.
+const NP: usize = 128;
+
+/// Whether the CPU has BMI2 (`pdep`/`pext`), which the block-256 path needs on top of AVX2.
+#[inline]
+fn has_bmi2() -> bool {
+    std::arch::is_x86_feature_detected!("bmi2")
+}
+
+/// The magnitude tables of width `w` as `vpshufb` tables of 16 entries (in both lanes): the
+/// `|X_k|` tables, then the `|Y_k|` tables, `max(2^(w−1) / 16, 1)` each.
+fn mag_tables(w: u32) -> &'static [[u8; 32]] {
+    static T: [OnceLock<Vec<[u8; 32]>>; 10] = [const { OnceLock::new() }; 10];
+    T[w as usize].get_or_init(|| {
+        let tab = pair_table(w);
+        let nt = tab.len().div_ceil(16);
+        let mut v = vec![[0u8; 32]; 2 * nt];
+        for (k, q) in tab.iter().enumerate() {
+            for c in 0..2 {
+                let t = &mut v[c * nt + k / 16];
+                t[k % 16] = q[c] as u8;
+                t[16 + k % 16] = q[c] as u8;
+            }
+        }
+        v
+    })
+}
+
+/// `nt` 16-entry tables at `t` looked up by the bytes `k < 16·nt`: one `vpshufb` per table on
+/// the low nibble, then a tree of `vpblendvb` on bits 4, 5, 6, 7 of `k`.
+#[inline(always)]
+unsafe fn lookup(t: *const [u8; 32], nt: usize, k: __m256i) -> __m256i {
+    let lo = _mm256_and_si256(k, _mm256_set1_epi8(0x0F));
+    let mut v = [_mm256_setzero_si256(); 16];
+    for i in 0..nt {
+        v[i] = _mm256_shuffle_epi8(_mm256_loadu_si256(t.add(i).cast()), lo);
+    }
+    let (mut n, mut sh) = (nt, 3);
+    while n > 1 {
+        // Bit 4 + (3 − sh) of each byte moved to its bit 7 (the 16-bit shift carries nothing
+        // into a byte's bit 7 from its neighbour).
+        let m = _mm256_sll_epi16(k, _mm_cvtsi32_si128(sh));
+        for i in 0..n / 2 {
+            v[i] = _mm256_blendv_epi8(v[2 * i], v[2 * i + 1], m);
+        }
+        n /= 2;
+        sh -= 1;
+    }
+    v[0]
+}
+
+/// Decodes 32 pairs of width `W`: `f` their fields (one per byte), `z0` / `z1` the low / high
+/// subset bits (bit `i`: pair `i`), `t` the type's [`mag_tables`]. Returns the signed bytes
+/// `(x, y)` of the pairs.
+#[inline(always)]
+unsafe fn decode32<const W: u32>(
+    f: __m256i,
+    z0: u32,
+    z1: u32,
+    t: *const [u8; 32],
+) -> (__m256i, __m256i) {
+    let nt = ((1usize << (W - 1)) / 16).max(1);
+    let (b0, b1) = ((1u32 << (W - 3)) as u8 as i8, (2u32 << (W - 3)) as u8 as i8);
+    let zs = _mm256_or_si256(
+        _mm256_and_si256(bytemask(z0), _mm256_set1_epi8(b0)),
+        _mm256_and_si256(bytemask(z1), _mm256_set1_epi8(b1)),
+    );
+    let k = _mm256_xor_si256(f, zs);
+    let x = lookup(t, nt, k);
+    let y = lookup(t.add(nt), nt, k);
+    let (bx, by) = (_mm256_set1_epi8(b0), _mm256_set1_epi8(b1));
+    let sx = _mm256_cmpeq_epi8(_mm256_and_si256(f, bx), bx);
+    let sy = _mm256_cmpeq_epi8(_mm256_and_si256(f, by), by);
+    (
+        _mm256_sub_epi8(_mm256_xor_si256(x, sx), sx),
+        _mm256_sub_epi8(_mm256_xor_si256(y, sy), sy),
+    )
+}
+
+/// The block at byte `o` of the row `w` (`bb` bytes) as a pointer that may be read 8 bytes past
+/// the block: into the row, or for the row's last block a zero-padded copy in `buf`.
+#[inline(always)]
+unsafe fn padded(w: &[u8], o: usize, bb: usize, buf: &mut [u8; 192]) -> *const u8 {
+    if o + bb + 8 <= w.len() {
+        w.as_ptr().add(o)
+    } else {
+        buf[..bb].copy_from_slice(&w[o..o + bb]);
+        buf.as_ptr()
+    }
+}
+
+/// Decodes the 128 pairs of the block at `blk` (readable for 8 bytes past the block, see
+/// [`padded`]): `out[2q]` / `out[2q + 1]`
+/// hold the signed x / y bytes of pairs `32q … 32q + 31`, the activation's even / odd layout.
+/// The fields come 8 at a time from `pdep` (one byte each), the subsets `z` from the branch
+/// bits as 64-bit masks; the tables `th` (width `HI`) and `tl` (`LO`, the last `NLO` pairs)
+/// are looked up by `vpshufb` ([`decode32`]).
+#[inline(always)]
+unsafe fn decode256<const HI: u32, const LO: u32, const NLO: usize>(
+    blk: *const u8,
+    hdr: usize,
+    th: *const [u8; 32],
+    tl: *const [u8; 32],
+    out: &mut [__m256i; 8],
+) {
+    let fo = hdr + NP / 8;
+    let first_lo = NP - NLO;
+    let (fh, fl) = ((HI - 1) as usize, (LO - 1) as usize);
+    let rd = |at: usize| blk.add(at).cast::<u64>().read_unaligned();
+    let mut prev = 0u64;
+    for t in 0..2 {
+        let bw = rd(hdr + 8 * t);
+        let z0 = (bw << 1) | (prev >> 63);
+        let z1 = bw ^ ((bw << 2) | (prev >> 62)) ^ ((bw << 3) | (prev >> 61));
+        prev = bw;
+        for h in 0..2 {
+            let q = 2 * t + h;
+            let mut fb = [0u64; 4];
+            let mut lo_mask = [0i64; 4];
+            for (i, f) in fb.iter_mut().enumerate() {
+                let p = 32 * q + 8 * i;
+                let (fw, pos) = if p < first_lo {
+                    (fh, p * fh)
+                } else {
+                    lo_mask[i] = -1;
+                    (fl, first_lo * fh + (p - first_lo) * fl)
+                };
+                // 8 fields of at most 8 bits: at most 57 bits past the byte start are needed
+                // unless the fields are whole bytes (then `pos` is a multiple of 8).
+                let raw = rd(fo + pos / 8) >> (pos & 7);
+                *f = _pdep_u64(raw, 0x0101_0101_0101_0101 * ((1u64 << fw) - 1));
+            }
+            let f = _mm256_setr_epi64x(fb[0] as i64, fb[1] as i64, fb[2] as i64, fb[3] as i64);
+            let (zl, zh) = ((z0 >> (32 * h)) as u32, (z1 >> (32 * h)) as u32);
+            let n_lo = lo_mask.iter().filter(|&&m| m != 0).count();
+            let (x, y) = if n_lo == 0 {
+                decode32::<HI>(f, zl, zh, th)
+            } else if n_lo == 4 {
+                decode32::<LO>(f, zl, zh, tl)
+            } else {
+                let (xh, yh) = decode32::<HI>(f, zl, zh, th);
+                let (xl, yl) = decode32::<LO>(f, zl, zh, tl);
+                let m = _mm256_setr_epi64x(lo_mask[0], lo_mask[1], lo_mask[2], lo_mask[3]);
+                (_mm256_blendv_epi8(xh, xl, m), _mm256_blendv_epi8(yh, yl, m))
+            };
+            out[2 * q] = x;
+            out[2 * q + 1] = y;
+        }
+    }
+}
+
+/// The group sums of four vectors of two groups each (lanes 0..4, 4..8): `s[0]` groups 0, 1,
+/// `s[1]` groups 2, 3, `s[2]` 4, 5, `s[3]` 6, 7; lane `g` of the result is group `g`.
+#[inline(always)]
+unsafe fn hsum4x2(s: &[__m256i; 4]) -> __m256i {
+    let h01 = _mm256_hadd_epi32(s[0], s[1]);
+    let h23 = _mm256_hadd_epi32(s[2], s[3]);
+    let h = _mm256_hadd_epi32(h01, h23);
+    _mm256_permutevar8x32_epi32(h, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7))
+}
+
+/// `Σ w[i]·a[i]` over 32 bytes, as 8 i32 lanes of 4 products each (lanes 0..4: bytes 0..16).
+#[inline(always)]
+unsafe fn dot32v(wv: __m256i, a: *const i8) -> __m256i {
+    let av = _mm256_loadu_si256(a.cast());
+    let p = _mm256_maddubs_epi16(_mm256_abs_epi8(wv), _mm256_sign_epi8(av, wv));
+    _mm256_madd_epi16(p, _mm256_set1_epi16(1))
+}
+
+/// The exact integer sums of the eight groups (32 coordinates) of one decoded block
+/// ([`decode256`]) with its activation `a` (two chunks of 128 de-interleaved bytes).
+#[inline(always)]
+unsafe fn pair_groups(wv: &[__m256i; 8], a: *const i8) -> __m256i {
+    let mut s = [_mm256_setzero_si256(); 4];
+    for q in 0..4 {
+        let base = a.add(128 * (q / 2) + 32 * (q % 2));
+        s[q] = _mm256_add_epi32(dot32v(wv[2 * q], base), dot32v(wv[2 * q + 1], base.add(64)));
+    }
+    hsum4x2(&s)
+}
+
+/// 32 bit masks → 32 bytes, 0xFF where the bit is set.
+#[inline(always)]
+unsafe fn bytemask(bits: u32) -> __m256i {
+    let v = _mm256_set1_epi32(bits as i32);
+    let sh = _mm256_setr_epi8(
+        0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3,
+        3, 3,
+    );
+    let sel = _mm256_set1_epi64x(0x8040_2010_0804_0201u64 as i64);
+    _mm256_cmpeq_epi8(_mm256_and_si256(_mm256_shuffle_epi8(v, sh), sel), sel)
+}
+
+/// The QJL sign bits of the block at `blk` in the activation's de-interleaved order: per
+/// chunk `c` of 128 coordinates `[negative even, negative odd]` (64 bits each; "negative": the
+/// coordinate is below `m` and σ = −1).
+#[inline(always)]
+unsafe fn qjl_masks(blk: *const u8, m: usize) -> [[u64; 2]; 2] {
+    const EV: u64 = 0x5555_5555_5555_5555;
+    let mut r = [[0u64; 2]; 2];
+    for (c, rc) in r.iter_mut().enumerate() {
+        for h in 0..2 {
+            let k = 2 * c + h;
+            let valid = if m >= 64 * (k + 1) {
+                !0
+            } else if m <= 64 * k {
+                0
+            } else {
+                (1u64 << (m - 64 * k)) - 1
+            };
+            let bits = blk.add(2 + 8 * k).cast::<u64>().read_unaligned() & valid;
+            rc[0] |= _pext_u64(bits, EV) << (32 * h);
+            rc[1] |= _pext_u64(bits, !EV) << (32 * h);
+        }
+    }
+    r
+}
+
+/// How many of the 32 even (or odd) coordinates of half `h` of chunk `c` are below `m` (even):
+/// the QJL signs there, zeros after.
+#[inline(always)]
+const fn valid_count(m: usize, c: usize, h: usize) -> usize {
+    let v = m.saturating_sub(128 * c) / 2;
+    let v = v.saturating_sub(32 * h);
+    if v > 32 {
+        32
+    } else {
+        v
+    }
+}
+
+/// The byte mask of the first `cnt` of 32 bytes.
+#[inline(always)]
+unsafe fn first_bytes(cnt: usize) -> __m256i {
+    let iota = _mm256_setr_epi8(
+        0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24,
+        25, 26, 27, 28, 29, 30, 31,
+    );
+    _mm256_cmpgt_epi8(_mm256_set1_epi8(cnt as i8), iota)
+}
+
+/// `Σ σ_i t_i` over 32 bytes `t`, 4 bytes per i32 lane: `neg` the bytes with σ = −1, the first
+/// `cnt` bytes those with σ ≠ 0.
+#[inline(always)]
+unsafe fn sdot32(neg: u64, cnt: usize, t: *const i8) -> __m256i {
+    if cnt == 0 {
+        return _mm256_setzero_si256();
+    }
+    let nm = bytemask(neg as u32);
+    let mut v = _mm256_loadu_si256(t.cast());
+    if cnt < 32 {
+        v = _mm256_and_si256(v, first_bytes(cnt));
+    }
+    let v = _mm256_sub_epi8(_mm256_xor_si256(v, nm), nm);
+    _mm256_madd_epi16(
+        _mm256_maddubs_epi16(_mm256_set1_epi8(1), v),
+        _mm256_set1_epi16(1),
+    )
+}
+
+/// The QJL group sums of one block from its sign masks ([`qjl_masks`]) and its second
+/// activation row `t` (two chunks of 128 de-interleaved bytes); `m` sign bits.
+#[inline(always)]
+unsafe fn qjl_groups(mk: &[[u64; 2]; 2], m: usize, t: *const i8) -> __m256i {
+    let mut s = [_mm256_setzero_si256(); 4];
+    for c in 0..2 {
+        let [ne, no] = mk[c];
+        let (v0, v1) = (valid_count(m, c, 0), valid_count(m, c, 1));
+        let tc = t.add(128 * c);
+        s[2 * c] = _mm256_add_epi32(sdot32(ne, v0, tc), sdot32(no, v0, tc.add(64)));
+        s[2 * c + 1] = _mm256_add_epi32(
+            sdot32(ne >> 32, v1, tc.add(32)),
+            sdot32(no >> 32, v1, tc.add(96)),
+        );
+    }
+    hsum4x2(&s)
+}
+
+/// The QJL group sums from signs stored as bytes (±1, 0) in the activation's layout.
+#[inline(always)]
+unsafe fn qjl_groups_bytes(sg: *const i8, t: *const i8) -> __m256i {
+    let mut s = [_mm256_setzero_si256(); 4];
+    for c in 0..2 {
+        let (e, od, tc) = (sg.add(128 * c), sg.add(128 * c + 64), t.add(128 * c));
+        s[2 * c] = _mm256_add_epi32(dot32(e, tc), dot32(od, tc.add(64)));
+        s[2 * c + 1] =
+            _mm256_add_epi32(dot32(e.add(32), tc.add(32)), dot32(od.add(32), tc.add(96)));
+    }
+    hsum4x2(&s)
+}
+
+/// The per-row constants of the block-256 path of one type.
+struct Row256 {
+    n: usize,
+    bb: usize,
+    hdr: usize,
+    m: usize,
+    /// Byte offset of the second activation row (TQJ).
+    one: usize,
+}
+
+impl Row256 {
+    fn new(ty: GgmlType, rb: usize) -> Self {
+        let s = spec(ty);
+        let n = rb * 512 / s.bpw64;
+        Row256 {
+            n,
+            bb: s.block_bytes(256),
+            hdr: s.header_bytes(256),
+            m: s.qjl_m(256),
+            one: n + n / 8,
+        }
+    }
+}
+
+/// Blocks per batch: the vector work of a batch's blocks first (independent of each other),
+/// then the float sums in the reference's order — so the sequential float chain of one block
+/// does not hold up the decoding of the next.
+const BATCH: usize = 8;
+
+/// The products `sum_g · scale_g` of a batch's blocks (pair groups `p`, QJL groups `q`) and
+/// their scale and QJL bytes.
+struct Batch {
+    p: [[f32; 8]; BATCH],
+    q: [[f32; 8]; BATCH],
+    eg: [(u8, u8); BATCH],
+}
+
+impl Batch {
+    fn new() -> Self {
+        Batch {
+            p: [[0.0; 8]; BATCH],
+            q: [[0.0; 8]; BATCH],
+            eg: [(0, 0); BATCH],
+        }
+    }
+
+    /// The group sums `g` (and `q`, TQJ with `gq ≠ 0`) of block `j` at slot `jj`.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn put(
+        &mut self,
+        r: &Row256,
+        a: &[u8],
+        j: usize,
+        jj: usize,
+        e: u8,
+        gq: u8,
+        g: __m256i,
+        q: __m256i,
+    ) {
+        self.eg[jj] = (e, gq);
+        let sc = a.as_ptr().add(r.n + 32 * j);
+        _mm256_storeu_ps(
+            self.p[jj].as_mut_ptr(),
+            _mm256_mul_ps(_mm256_cvtepi32_ps(g), _mm256_loadu_ps(sc.cast())),
+        );
+        if gq != 0 {
+            let sc = a.as_ptr().add(r.one + r.n + 32 * j);
+            _mm256_storeu_ps(
+                self.q[jj].as_mut_ptr(),
+                _mm256_mul_ps(_mm256_cvtepi32_ps(q), _mm256_loadu_ps(sc.cast())),
+            );
+        }
+    }
+
+    /// Adds the first `nb` slots to `total` in the reference's order: per block with `e ≠ 0`,
+    /// `d · Σ_g` of the products from 0 left to right, then (`gq ≠ 0`) the QJL coefficient
+    /// times the sum of the first `⌈m/32⌉` QJL products.
+    #[inline(always)]
+    fn finish(&self, mut total: f32, r: &Row256, nb: usize) -> f32 {
+        for jj in 0..nb {
+            let (e, gq) = self.eg[jj];
+            if e == 0 {
+                continue;
+            }
+            let d = scale_of(e);
+            let mut acc = 0f32;
+            for &v in &self.p[jj] {
+                acc += v;
+            }
+            total += d * acc;
+            if gq != 0 {
+                let mut sacc = 0f32;
+                for &v in &self.q[jj][..r.m.div_ceil(32)] {
+                    sacc += v;
+                }
+                total += qjl_coef(256, r.m, d, gq) * sacc;
+            }
+        }
+        total
+    }
+}
+
+/// The dot product of one row (block size 256) with its prepared activation.
+///
+/// # Safety
+/// The CPU must have AVX2, FMA and BMI2; `w` is whole rows of `ty` with block size 256 and `a`
+/// its activation.
+#[target_feature(enable = "avx2,fma,bmi2")]
+unsafe fn dot256<
+    const HI: u32,
+    const LO: u32,
+    const NLO: usize,
+    const QJL: bool,
+    const M: usize,
+>(
+    ty: GgmlType,
+    w: &[u8],
+    a: &[u8],
+) -> f32 {
+    let r = Row256::new(ty, w.len());
+    let (th, tl) = (mag_tables(HI).as_ptr(), mag_tables(LO).as_ptr());
+    let ap = a.as_ptr().cast::<i8>();
+    let mut wv = [_mm256_setzero_si256(); 8];
+    let mut buf = [0u8; 192];
+    let mut bt = Batch::new();
+    let mut total = 0f32;
+    let nblk = r.n / 256;
+    let mut j0 = 0;
+    while j0 < nblk {
+        let nb = (nblk - j0).min(BATCH);
+        for jj in 0..nb {
+            let j = j0 + jj;
+            let o = j * r.bb;
+            let e = w[o];
+            bt.eg[jj] = (0, 0);
+            if e == 0 {
+                continue;
+            }
+            let blk = padded(w, o, r.bb, &mut buf);
+            decode256::<HI, LO, NLO>(blk, r.hdr, th, tl, &mut wv);
+            let g = pair_groups(&wv, ap.add(256 * j));
+            let gq = if QJL { w[o + 1] } else { 0 };
+            let q = if gq != 0 {
+                qjl_groups(&qjl_masks(blk, M), M, ap.add(r.one + 256 * j))
+            } else {
+                _mm256_setzero_si256()
+            };
+            bt.put(&r, a, j, jj, e, gq, g, q);
+        }
+        total = bt.finish(total, &r, nb);
+        j0 += nb;
+    }
+    total
+}
+
+/// The GEMM of rows with block size 256: each row is decoded once per column block (the
+/// columns whose activations fit in ~256 KiB), then multiplied with each column of the block;
+/// every value bit-identical to [`dot256`] on its pair.
+///
+/// # Safety
+/// As for [`dot256`]; `w` whole rows of `rb` bytes, `acts` whole activations of `ab` bytes.
+#[target_feature(enable = "avx2,fma,bmi2")]
+unsafe fn gemm256<
+    const HI: u32,
+    const LO: u32,
+    const NLO: usize,
+    const QJL: bool,
+    const M: usize,
+>(
+    ty: GgmlType,
+    w: &[u8],
+    rb: usize,
+    acts: &[u8],
+    ab: usize,
+    put: &mut dyn FnMut(usize, usize, f32),
+) {
+    let r = Row256::new(ty, rb);
+    let rows = w.len() / rb;
+    let ncol = acts.len() / ab;
+    let nblk = r.n / 256;
+    let (th, tl) = (mag_tables(HI).as_ptr(), mag_tables(LO).as_ptr());
+    let cb = ((256 << 10) / ab.max(1)).clamp(1, 64);
+    let mut dec = vec![[_mm256_setzero_si256(); 8]; nblk];
+    let mut eg = vec![(0u8, 0u8); nblk];
+    let mut sg = vec![0i8; if QJL { r.n } else { 0 }];
+    let one = _mm256_set1_epi8(1);
+    let mut buf = [0u8; 192];
+    let mut bt = Batch::new();
+    let mut j0 = 0;
+    while j0 < ncol {
+        let j1 = (j0 + cb).min(ncol);
+        for (ri, row) in w.chunks_exact(rb).enumerate().take(rows) {
+            for (j, (dj, egj)) in dec.iter_mut().zip(eg.iter_mut()).enumerate() {
+                let o = j * r.bb;
+                let e = row[o];
+                let gq = if QJL && e != 0 { row[o + 1] } else { 0 };
+                *egj = (e, gq);
+                if e == 0 {
+                    continue;
+                }
+                let blk = padded(row, o, r.bb, &mut buf);
+                decode256::<HI, LO, NLO>(blk, r.hdr, th, tl, dj);
+                if gq != 0 {
+                    let mk = qjl_masks(blk, M);
+                    for (c, nbs) in mk.iter().enumerate() {
+                        let dst = sg.as_mut_ptr().add(256 * j + 128 * c);
+                        for (k, nb) in nbs.iter().enumerate() {
+                            for h in 0..2 {
+                                let v = _mm256_or_si256(
+                                    _mm256_and_si256(first_bytes(valid_count(M, c, h)), one),
+                                    bytemask((nb >> (32 * h)) as u32),
+                                );
+                                _mm256_storeu_si256(dst.add(64 * k + 32 * h).cast(), v);
+                            }
+                        }
+                    }
+                }
+            }
+            for jc in j0..j1 {
+                let a = &acts[jc * ab..(jc + 1) * ab];
+                let ap = a.as_ptr().cast::<i8>();
+                let mut total = 0f32;
+                let mut b0 = 0;
+                while b0 < nblk {
+                    let nb = (nblk - b0).min(BATCH);
+                    for jj in 0..nb {
+                        let j = b0 + jj;
+                        let (e, gq) = eg[j];
+                        bt.eg[jj] = (0, 0);
+                        if e == 0 {
+                            continue;
+                        }
+                        let g = pair_groups(&dec[j], ap.add(256 * j));
+                        let q = if gq != 0 {
+                            qjl_groups_bytes(sg.as_ptr().add(256 * j), ap.add(r.one + 256 * j))
+                        } else {
+                            _mm256_setzero_si256()
+                        };
+                        bt.put(&r, a, j, jj, e, gq, g, q);
+                    }
+                    total = bt.finish(total, &r, nb);
+                    b0 += nb;
+                }
+                put(ri, jc, total);
+            }
+        }
+        j0 = j1;
+    }
+}
+
+/// The generic GEMM: the dot product per (row, column) (block sizes other than 256, or no BMI2).
+///
+/// # Safety
+/// As for [`dot_any`].
+unsafe fn gemm_any(
+    ty: GgmlType,
+    w: &[u8],
+    rb: usize,
+    acts: &[u8],
+    ab: usize,
+    put: &mut dyn FnMut(usize, usize, f32),
+) {
+    for (r, row) in w.chunks_exact(rb).enumerate() {
+        for (j, a) in acts.chunks_exact(ab).enumerate() {
+            put(r, j, dot_any(ty, row, a));
+        }
+    }
+}
+
 macro_rules! dots {
-    ($($name:ident: $ty:expr;)*) => {$(
+    ($($name:ident, $gemm:ident: $ty:expr, $hi:literal, $lo:literal, $nlo:literal, $qjl:literal, $m:literal;)*) => {$(
         /// The AVX2 dot product of one row of this type with its prepared activation.
         ///
         /// # Safety
         /// The CPU must have AVX2 and FMA; the lengths are the caller's to check.
         pub(crate) unsafe fn $name(w: &[u8], a: &[u8]) -> f32 {
-            dot_tcq($ty, w, a)
+            let s = spec($ty);
+            debug_assert!((s.hi, s.lo, s.n_lo(256), s.qjl, s.qjl_m(256)) == ($hi, $lo, $nlo, $qjl, $m));
+            if block_for($ty, w.len() * 512 / s.bpw64) == Some(256) && has_bmi2() {
+                dot256::<$hi, $lo, $nlo, $qjl, $m>($ty, w, a)
+            } else {
+                dot_any($ty, w, a)
+            }
+        }
+
+        /// The AVX2 GEMM of rows of this type with prepared activations: rows of block size
+        /// 256 are decoded once per column block.
+        ///
+        /// # Safety
+        /// As for the dot product; `w` whole rows of `rb` bytes, `acts` whole activations of
+        /// `ab` bytes.
+        pub(crate) unsafe fn $gemm(
+            w: &[u8],
+            rb: usize,
+            acts: &[u8],
+            ab: usize,
+            put: &mut dyn FnMut(usize, usize, f32),
+        ) {
+            let s = spec($ty);
+            if block_for($ty, rb * 512 / s.bpw64) == Some(256) && has_bmi2() {
+                gemm256::<$hi, $lo, $nlo, $qjl, $m>($ty, w, rb, acts, ab, put)
+            } else {
+                gemm_any($ty, w, rb, acts, ab, put)
+            }
         }
     )*};
 }
 
 dots! {
-    dot_tqt4_5: GgmlType::TQT4_5;
-    dot_tqt3_375: GgmlType::TQT3_375;
-    dot_tqt2_5: GgmlType::TQT2_5;
-    dot_tqj4_5: GgmlType::TQJ4_5;
-    dot_tqj3_375: GgmlType::TQJ3_375;
-    dot_tqj2_5: GgmlType::TQJ2_5;
+    dot_tqt4_5, gemm_tqt4_5: GgmlType::TQT4_5, 9, 8, 8, false, 0;
+    dot_tqt3_375, gemm_tqt3_375: GgmlType::TQT3_375, 7, 6, 40, false, 0;
+    dot_tqt2_5, gemm_tqt2_5: GgmlType::TQT2_5, 5, 4, 8, false, 0;
+    dot_tqj4_5, gemm_tqj4_5: GgmlType::TQJ4_5, 7, 7, 0, true, 240;
+    dot_tqj3_375, gemm_tqj3_375: GgmlType::TQJ3_375, 5, 5, 0, true, 208;
+    dot_tqj2_5, gemm_tqj2_5: GgmlType::TQJ2_5, 3, 3, 0, true, 240;
 }
