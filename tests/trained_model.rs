@@ -27,10 +27,14 @@ fn bf16_identical_to_converter_and_same_perplexity() {
     assert_eq!(baselines["rows"][0]["type"], "BF16");
     let text = fixture("trained").join("eval.txt");
     let got = llama_perplexity(&ours, &text, 512);
-    assert_eq!(
-        got,
-        format!("{want:.4}"),
-        "PPL on gq's file vs the converter's (baselines.json)"
+    // The file is byte-identical to the converter's (checked above); baselines.json was made by
+    // llama.cpp on an AVX-512 machine, and llama.cpp's own CPU paths move its last digits: its
+    // AVX2 build on a Zen 3 (2026-11-30) printed 41.1244 against the recorded 41.1231
+    // (3.2e-5). So within 1e-4, not to the printed digit.
+    let g: f64 = got.parse().unwrap();
+    assert!(
+        (g / want - 1.0).abs() < 1e-4,
+        "PPL on gq's file {got} vs the converter's {want:.4} (baselines.json)"
     );
 }
 
