@@ -412,14 +412,8 @@ pub(crate) unsafe fn dot_q3_k(w: &[u8], a: &[u8]) -> f32 {
         // summed as integers (exact) before the one float step, as the scalar reference does
         // (in f32 lanes the cancelling parts swamped the result: a fuzz finding,
         // fuzz/regressions/vec_dot/q3k-avx2-lanes-cancel-in-f32).
-        let s = _mm_add_epi32(
-            _mm256_castsi256_si128(sumi),
-            _mm256_extracti128_si256::<1>(sumi),
-        );
-        let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01_00_11_10>(s));
-        let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
         let d = f16_end(x.add(108)) * q8k_d(y);
-        acc += d * _mm_cvtsi128_si32(s) as f32;
+        acc += d * hsum_i32(sumi) as f32;
     }
     acc
 }
@@ -561,14 +555,8 @@ pub(crate) unsafe fn dot_q6_k(w: &[u8], a: &[u8]) -> f32 {
         // they are summed as integers (exact) before the one float step, as the scalar
         // reference does: in f32 lanes the cancelling parts overflowed to +inf and −inf (NaN)
         // for large scales (a fuzz finding, fuzz/regressions/vec_dot/q6k-avx2-lanes-overflow).
-        let s = _mm_add_epi32(
-            _mm256_castsi256_si128(sumi),
-            _mm256_extracti128_si256::<1>(sumi),
-        );
-        let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01_00_11_10>(s));
-        let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
         let d = f16_end(x.add(208)) * q8k_d(y);
-        acc += d * _mm_cvtsi128_si32(s) as f32;
+        acc += d * hsum_i32(sumi) as f32;
     }
     acc
 }
