@@ -1,7 +1,8 @@
 //! The register-tiled GEMM's micro-kernels on AVX2 (no AVX-512, no VNNI): the formats, the
 //! repacked tile `[k/4][16 rows][4 bytes]`, its scales and the prepared activations are
 //! `x86::tile`'s ([`super::tile::fmt_avx2`] and [`super::tile::fmt_tq_avx2`] name these
-//! kernels for them); only the multiply differs. A 16-row tile line is two 256-bit registers (rows 0..8, 8..16).
+//! kernels for them); only the multiply differs. A 16-row tile line is two 256-bit registers
+//! (rows 0..8, 8..16).
 //!
 //! Without `vpdpbusd` the u8 × s8 product is `vpmaddubsw` (pairs of products summed into
 //! **saturating** i16) followed by `vpmaddwd` with ones (pairs of i16 into i32). Each kind
