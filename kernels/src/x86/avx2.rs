@@ -27,6 +27,7 @@ pub const DEFAULT_PREFETCH: usize = 3072;
 
 /// Bytes ahead of the weight stream that the AVX2 dot products prefetch (0: none):
 /// [`DEFAULT_PREFETCH`], or `GQ_AVX2_PF`, or what [`set_prefetch_distance`] set.
+#[inline]
 pub fn prefetch_distance() -> usize {
     use std::sync::atomic::Ordering::Relaxed;
     let v = PF.load(Relaxed);
@@ -590,60 +591,66 @@ pub(crate) unsafe fn dot_q5_k(w: &[u8], a: &[u8]) -> f32 {
     hsum(acc)
 }
 
-/// Q6_K · Q8_K: quants taken unsigned (0..64) and the −32 folded into the group sums.
+/// One Q6_K block · one Q8_K block: `d · Σ` of the exact integer sum (quants taken unsigned,
+/// 0..64, and the −32 folded into the group sums).
+#[inline(always)]
+unsafe fn block_q6_k(x: *const u8, y: *const u8) -> f32 {
+    let m4 = _mm256_set1_epi8(0x0f);
+    let m3 = _mm256_set1_epi8(0x30);
+    let sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(x.add(192).cast()));
+    let corr = _mm256_madd_epi16(ld(y.add(260)), sc16);
+    let s_a = _mm256_permute2x128_si256::<0x00>(sc16, sc16);
+    let s_b = _mm256_permute2x128_si256::<0x11>(sc16, sc16);
+    let mut sumi = _mm256_setzero_si256();
+    for h in 0..2 {
+        let ql0 = ld(x.add(64 * h));
+        let ql1 = ld(x.add(64 * h + 32));
+        let qh = ld(x.add(128 + 32 * h));
+        let s = if h == 0 { s_a } else { s_b };
+        let v = [
+            _mm256_or_si256(
+                _mm256_and_si256(ql0, m4),
+                _mm256_and_si256(_mm256_slli_epi16::<4>(qh), m3),
+            ),
+            _mm256_or_si256(
+                _mm256_and_si256(ql1, m4),
+                _mm256_and_si256(_mm256_slli_epi16::<2>(qh), m3),
+            ),
+            _mm256_or_si256(
+                _mm256_and_si256(_mm256_srli_epi16::<4>(ql0), m4),
+                _mm256_and_si256(qh, m3),
+            ),
+            _mm256_or_si256(
+                _mm256_and_si256(_mm256_srli_epi16::<4>(ql1), m4),
+                _mm256_and_si256(_mm256_srli_epi16::<2>(qh), m3),
+            ),
+        ];
+        for (k, v) in v.into_iter().enumerate() {
+            let p = _mm256_maddubs_epi16(v, ld(y.add(4 + 128 * h + 32 * k)));
+            let scl = _mm256_shuffle_epi8(s, pick16(2 * k, 2 * k + 1));
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, scl));
+        }
+    }
+    sumi = _mm256_sub_epi32(sumi, _mm256_slli_epi32::<5>(corr));
+    // The lanes hold the −32 offsets' corrections apart from the products they cancel, so
+    // they are summed as integers (exact) before the one float step, as the scalar
+    // reference does: in f32 lanes the cancelling parts overflowed to +inf and −inf (NaN)
+    // for large scales (a fuzz finding, fuzz/regressions/vec_dot/q6k-avx2-lanes-overflow).
+    let d = f16_end(x.add(208)) * q8k_d(y);
+    d * hsum_i32(sumi) as f32
+}
+
+/// Q6_K · Q8_K.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) unsafe fn dot_q6_k(w: &[u8], a: &[u8]) -> f32 {
     let nb = w.len() / 210;
     let (wp, ap) = (w.as_ptr(), a.as_ptr());
-    let m4 = _mm256_set1_epi8(0x0f);
-    let m3 = _mm256_set1_epi8(0x30);
     let mut acc = 0f32;
     let pd = prefetch_distance();
     let mut nx = pf_start(wp, pd);
     for i in 0..nb {
         pf_to(&mut nx, wp.wrapping_add(210 * (i + 1) + pd));
-        let (x, y) = (wp.add(210 * i), ap.add(Q8K * i));
-        let sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(x.add(192).cast()));
-        let corr = _mm256_madd_epi16(ld(y.add(260)), sc16);
-        let s_a = _mm256_permute2x128_si256::<0x00>(sc16, sc16);
-        let s_b = _mm256_permute2x128_si256::<0x11>(sc16, sc16);
-        let mut sumi = _mm256_setzero_si256();
-        for h in 0..2 {
-            let ql0 = ld(x.add(64 * h));
-            let ql1 = ld(x.add(64 * h + 32));
-            let qh = ld(x.add(128 + 32 * h));
-            let s = if h == 0 { s_a } else { s_b };
-            let v = [
-                _mm256_or_si256(
-                    _mm256_and_si256(ql0, m4),
-                    _mm256_and_si256(_mm256_slli_epi16::<4>(qh), m3),
-                ),
-                _mm256_or_si256(
-                    _mm256_and_si256(ql1, m4),
-                    _mm256_and_si256(_mm256_slli_epi16::<2>(qh), m3),
-                ),
-                _mm256_or_si256(
-                    _mm256_and_si256(_mm256_srli_epi16::<4>(ql0), m4),
-                    _mm256_and_si256(qh, m3),
-                ),
-                _mm256_or_si256(
-                    _mm256_and_si256(_mm256_srli_epi16::<4>(ql1), m4),
-                    _mm256_and_si256(_mm256_srli_epi16::<2>(qh), m3),
-                ),
-            ];
-            for (k, v) in v.into_iter().enumerate() {
-                let p = _mm256_maddubs_epi16(v, ld(y.add(4 + 128 * h + 32 * k)));
-                let scl = _mm256_shuffle_epi8(s, pick16(2 * k, 2 * k + 1));
-                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, scl));
-            }
-        }
-        sumi = _mm256_sub_epi32(sumi, _mm256_slli_epi32::<5>(corr));
-        // The lanes hold the −32 offsets' corrections apart from the products they cancel, so
-        // they are summed as integers (exact) before the one float step, as the scalar
-        // reference does: in f32 lanes the cancelling parts overflowed to +inf and −inf (NaN)
-        // for large scales (a fuzz finding, fuzz/regressions/vec_dot/q6k-avx2-lanes-overflow).
-        let d = f16_end(x.add(208)) * q8k_d(y);
-        acc += d * hsum_i32(sumi) as f32;
+        acc += block_q6_k(wp.add(210 * i), ap.add(Q8K * i));
     }
     acc
 }
