@@ -774,7 +774,8 @@ impl Kernels {
     /// Whether [`Kernels::gemm_as`] of `ty` with `n` columns of `cols` elements and
     /// activation format `act` takes the register-tiled path: on the AVX2 table the
     /// quantized types Q2_K…Q6_K, Q8_0, Q4_0, Q5_0, Q4_1, Q5_1 (`x86::tile_avx2`, the same
-    /// results as the AVX-512 tile's) when `cols` is a multiple of their unit; on the AVX-512
+    /// results as the AVX-512 tile's) when `cols` is a multiple of their unit, and with BMI2
+    /// the TurboQuant `TQT*` types as on the AVX-512 tables (same results); on the AVX-512
     /// tables those, F32 / F16 / BF16 with f32 activations when `cols` is a multiple of 16, BF16 with
     /// [`FloatAct::Bf16`] where the table has AVX512_BF16 (Zen table: `vdpbf16ps`, `cols` a
     /// multiple of 32; Intel table: f32 FMA on the BF16-rounded activations, multiple of 16),
@@ -841,6 +842,15 @@ impl Kernels {
             crate::Isa::Avx512 => {}
             // AVX2: the quantized types' layouts with 256-bit micro-kernels (`x86::tile_avx2`).
             crate::Isa::Avx2 => {
+                if ty.is_turboquant() {
+                    // The TQ trellis types without QJL signs, rows of 256-blocks (the AVX2
+                    // unpackers of `x86::tq_avx2`, which need BMI2 as the row kernels do).
+                    let tq = crate::x86::tile::fmt_tq_avx2(ty)?;
+                    let ok = matches!(act, FloatAct::Rotated(_))
+                        && self.rows[ty.index()].is_some()
+                        && crate::formats::tq::block_for(ty, cols) == Some(256);
+                    return ok.then_some(tq);
+                }
                 let f = crate::x86::tile::fmt_avx2(ty)?;
                 return Some(f).filter(|f| cols.is_multiple_of(crate::x86::tile::unit(f)));
             }
@@ -931,20 +941,29 @@ impl Kernels {
             };
             assert!(scratch.len() >= n * ab, "{ty}: gemm scratch too small");
             let acts = &mut scratch[..n * ab];
-            // TQ on AVX-512 with VBMI: rotation, quantization and tile layout in one pass
-            // (`tq_act::prepare_tile_256`, the same bytes as the two steps below).
+            // TQ on AVX-512 with VBMI (`tq_act::prepare_tile_256`) and on the AVX2 table
+            // (`tq_act::prepare_tile_256_avx2`): rotation, quantization and tile layout in one
+            // pass, the same bytes as the two steps below.
             let fused = match act_fmt {
-                FloatAct::Rotated(p) if tq && crate::x86::tq_act::usable() => Some(p.seed),
+                FloatAct::Rotated(p) if tq && crate::x86::tq_act::usable() => Some((p.seed, true)),
+                FloatAct::Rotated(p) if tq && self.isa == crate::Isa::Avx2 => Some((p.seed, false)),
                 _ => None,
             };
             rows_mut(acts, ab, min_task_rows(cols), |j0, blk| {
-                if let Some(seed) = fused {
+                if let Some((seed, a5)) = fused {
                     for (j, d) in blk.chunks_exact_mut(ab).enumerate() {
                         let x = &xs[(j0 + j) * cols..(j0 + j + 1) * cols];
-                        // SAFETY: `usable` checked the CPU features; `cols` is whole 256-blocks
-                        // (the tiled TQ format is only chosen for them) and `d` holds
-                        // `cols / 256` prepared blocks.
-                        unsafe { crate::x86::tq_act::prepare_tile_256(x, seed, d) };
+                        // SAFETY: `usable` checked the CPU features (AVX-512), else this is the
+                        // AVX2 table (AVX2 and FMA detected when it was built); `cols` is whole
+                        // 256-blocks (the tiled TQ format is only chosen for them) and `d`
+                        // holds `cols / 256` prepared blocks.
+                        unsafe {
+                            if a5 {
+                                crate::x86::tq_act::prepare_tile_256(x, seed, d)
+                            } else {
+                                crate::x86::tq_act::prepare_tile_256_avx2(x, seed, d)
+                            }
+                        };
                     }
                     return;
                 }
@@ -986,7 +1005,8 @@ impl Kernels {
                 };
             };
             // SAFETY: this table is AVX-512 (F/BW/VL/VNNI, AVX2, FMA, F16C detected when it
-            // was built) or AVX2 (AVX2, FMA, F16C; `f` from `fmt_avx2`), `ws` is whole rows
+            // was built) or AVX2 (AVX2, FMA, F16C; `f` from `fmt_avx2`, or from `fmt_tq_avx2`,
+            // which checked BMI2), `ws` is whole rows
             // of `rb` bytes and `acts` jr.len() prepared rows. AMX: `Hw` only where
             // `amx_available` (checked by `gemm_as_amx`), and only on the AVX-512 tables.
             unsafe {

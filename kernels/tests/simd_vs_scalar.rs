@@ -1077,8 +1077,8 @@ fn tiled_gemm_deterministic_and_within_scalar_bound() {
 
 /// The AVX2 tiled GEMM (`x86::tile_avx2`) computes the same integer group sums and the same
 /// f32 steps in the same order as the AVX-512 tile, so on a CPU with both tables their results
-/// are bit-identical, for every quantized type the AVX2 table tiles (elsewhere: nothing to
-/// compare, said on stderr).
+/// are bit-identical, for every quantized type the AVX2 table tiles, TurboQuant TQT* included
+/// (elsewhere: nothing to compare, said on stderr).
 #[test]
 fn avx2_tile_bits_equal_avx512_tile() {
     let tables: Vec<&'static Kernels> = gq_kernels::all_tables()
@@ -1113,6 +1113,42 @@ fn avx2_tile_bits_equal_avx512_tile() {
             let mut ys = vec![f32::NAN; n * rows];
             let mut scratch = vec![0u8; gq_kernels::gemm_scratch_bytes(ty, cols, n)];
             k.gemm(ty, &w, rows, cols, &xs, &mut ys, &mut scratch);
+            match &first {
+                None => first = Some((k.name(), bits(&ys))),
+                Some((name, b)) => {
+                    assert_eq!(&bits(&ys), b, "{ty}: tiled GEMM of {} vs {name}", k.name());
+                    compared += 1;
+                }
+            }
+        }
+    }
+    // The TurboQuant trellis types without QJL signs (AVX2: `x86::tq_avx2`'s unpackers and
+    // `x86::tile_avx2`'s kernel) on random blocks: random fields and branch bits, scale bytes
+    // in the normal range, one block in five zero; 256-blocks over two K chunks, rows off the
+    // tile, n ending on a single column.
+    let p = gq_kernels::formats::tq::TqParams { seed: 17 };
+    for ty in [GgmlType::TQT4_5, GgmlType::TQT3_375, GgmlType::TQT2_5] {
+        let (rows, n, cols) = (21, gq_kernels::GEMM_TILE_MIN_N + 9, 256 * 6);
+        let rb = ty.row_bytes(cols).unwrap();
+        let bb = rb / 6;
+        let mut w: Vec<u8> = (0..rows * rb).map(|_| rng.next() as u8).collect();
+        for blk in w.chunks_exact_mut(bb) {
+            blk[0] = if rng.below(5) == 0 {
+                0
+            } else {
+                150 + rng.below(80) as u8
+            };
+        }
+        let xs: Vec<f32> = (0..n * cols).map(|_| rng.normal() * 3.0).collect();
+        let act = FloatAct::Rotated(p);
+        let mut first: Option<(String, Vec<u32>)> = None;
+        for k in &tables {
+            if !k.gemm_is_tiled(ty, cols, n, act) {
+                continue;
+            }
+            let mut ys = vec![f32::NAN; n * rows];
+            let mut scratch = vec![0u8; gq_kernels::gemm_scratch_bytes(ty, cols, n)];
+            k.gemm_as(ty, &w, rows, cols, &xs, &mut ys, &mut scratch, act);
             match &first {
                 None => first = Some((k.name(), bits(&ys))),
                 Some((name, b)) => {

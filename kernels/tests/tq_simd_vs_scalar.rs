@@ -7,8 +7,9 @@
 //!   included): `|simd − scalar| ≤ 2⁻¹⁶·M`, `M = Σ|ŵ·x|`, far below one integer unit of any
 //!   group, far above the rounding of two summation orders;
 //! - GEMV / GEMM: bit-identical to the same table's `vec_dot` per row (with the seed passed as
-//!   `FloatAct::Rotated`), except the AVX-512 register-tiled GEMM (256-blocks, from
-//!   `GEMM_TILE_MIN_N` columns): within `2⁻¹⁶·M` of it, deterministic, batch-independent;
+//!   `FloatAct::Rotated`), except the register-tiled GEMM of the AVX2 and AVX-512 tables
+//!   (TQT*, 256-blocks, from `GEMM_TILE_MIN_N` columns): within `2⁻¹⁶·M` of it,
+//!   deterministic, batch-independent;
 //! - the encoder's vector path: the scalar path's bytes.
 
 mod common;
@@ -350,7 +351,9 @@ fn row_gemm_over_many_columns_equals_vec_dot() {
     for isa in simd_isas() {
         let k = kernels_for(isa).unwrap();
         for ty in TRELLIS {
-            for (rows, cols, nx) in [(3, 512, 150), (2, 384, 70)] {
+            // (2, 20480, 15): below the tile's column threshold, and with 23 KiB activations
+            // two of the AVX2 row GEMM's column blocks (256 KiB each) for 256-blocks.
+            for (rows, cols, nx) in [(3, 512, 150), (2, 384, 70), (2, 20480, 15)] {
                 if tq::block_for(ty, cols).is_none() || k.gemm_is_tiled(ty, cols, nx, act) {
                     continue;
                 }
@@ -383,15 +386,18 @@ fn row_gemm_over_many_columns_equals_vec_dot() {
     isas::check_exercised("TurboQuant row GEMM over many columns", &exercised);
 }
 
-/// The register-tiled GEMM of the trellis types (AVX-512 table, 256-blocks, from
-/// `GEMM_TILE_MIN_N` columns), which is not bit-identical to the GEMV (its lanes are rows, and
+/// The register-tiled GEMM of the trellis types without QJL signs (AVX2 table with BMI2 and
+/// AVX-512 table, 256-blocks, from `GEMM_TILE_MIN_N` columns; the AVX2 tile gives the AVX-512
+/// tile's bits, see `avx2_tile_bits_equal_avx512_tile` in simd_vs_scalar.rs), which is not
+/// bit-identical to the GEMV (its lanes are rows, and
 /// it sums the same exact group integers in another float order): every output within
 /// `2⁻¹⁶·M` of `vec_dot` (`M = Σ|ŵ·x|` over the row, the bound of
 /// `dot_products_agree_on_quantized_rows`, far below one integer unit of a group, so a decoding
 /// or sign error cannot hide in it); zero blocks; bit-identical for 1, 2 and 3 threads; a
 /// column's result independent of the batch (other columns, their order, n). Shapes: rows not a
 /// multiple of 16, one 256-block and several K chunks (K chunk = 4 blocks), n at the threshold
-/// and not a multiple of the column tile.
+/// and not a multiple of the column tile (a padded partial column tile; n = `m + 9` ends on
+/// one column, the single-column micro-kernel).
 #[test]
 fn tiled_gemm_within_bound_and_batch_independent() {
     let p = TqParams { seed: 12 };
@@ -403,8 +409,21 @@ fn tiled_gemm_within_bound_and_batch_independent() {
     for isa in simd_isas() {
         let k = kernels_for(isa).unwrap();
         for ty in [GgmlType::TQT4_5, GgmlType::TQT3_375, GgmlType::TQT2_5] {
-            for (rows, cols, nx) in [(5, 256, m), (17, 2816, m + 3), (33, 1280, m + 11)] {
+            for (rows, cols, nx) in [
+                (5, 256, m),
+                (17, 2816, m + 3),
+                (33, 1280, m + 11),
+                (16, 512, m + 9),
+            ] {
                 if !k.gemm_is_tiled(ty, cols, nx, act) {
+                    // The AVX2 table tiles them wherever the CPU has BMI2 (`x86::tile_avx2`),
+                    // unless `GQ_GEMM=rows` forces the row path.
+                    assert!(
+                        isa != Isa::Avx2
+                            || !std::arch::is_x86_feature_detected!("bmi2")
+                            || std::env::var("GQ_GEMM").is_ok_and(|v| v.trim() == "rows"),
+                        "{isa} {ty}: the tiled GEMM was expected for cols={cols} n={nx}"
+                    );
                     continue;
                 }
                 let rb = ty.row_bytes(cols).unwrap();
@@ -476,8 +495,12 @@ fn tiled_gemm_within_bound_and_batch_independent() {
             }
         }
     }
-    // The tiled TQ GEMM exists on the AVX-512 tables only.
-    isas::check_exercised_among("TurboQuant tiled GEMM", &exercised, &[Isa::Avx512]);
+    // The tiled TQ GEMM exists on the AVX2 (with BMI2) and AVX-512 tables.
+    isas::check_exercised_among(
+        "TurboQuant tiled GEMM",
+        &exercised,
+        &[Isa::Avx2, Isa::Avx512],
+    );
 }
 
 /// The prepared activation (rotation + TQA8) on this CPU's fastest path equals the scalar

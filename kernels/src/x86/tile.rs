@@ -1,8 +1,9 @@
 //! Register-tiled GEMM for quantized weights on AVX-512 VNNI ("lanes = rows"), used by
 //! [`crate::Kernels::gemm`] from [`crate::gemv::GEMM_TILE_MIN_N`] columns on both AVX-512 tables,
-//! and on AVX2 for the quantized types ([`gemm_avx2`], [`fmt_avx2`]: these layouts, loops and
-//! activations with the 256-bit micro-kernels of `x86::tile_avx2`, whose results are this
-//! module's, see there).
+//! and on AVX2 for the quantized types ([`gemm_avx2`], [`fmt_avx2`], and [`fmt_tq_avx2`] for
+//! the TurboQuant TQT* types, whose AVX2 unpackers in `x86::tq_avx2` write the AVX-512
+//! unpackers' tile bytes: these layouts, loops and activations with the 256-bit micro-kernels
+//! of `x86::tile_avx2`, whose results are this module's, see there).
 //!
 //! Per thread (a contiguous range of weight rows) the loops are: column block (the K chunk of
 //! its activations stays in L2) → K chunk → tile of [`TR`] = 16 weight rows → **repack**
@@ -111,7 +112,8 @@ pub(crate) fn fmt(ty: GgmlType) -> Option<&'static Fmt> {
 }
 
 /// The tiled format of `ty` on AVX2 (no AVX-512): the same layouts as [`fmt`]'s with the
-/// micro-kernels of `x86::tile_avx2` (the quantized types; floats and TurboQuant have none).
+/// micro-kernels of `x86::tile_avx2` (the quantized types; floats have none, TurboQuant is
+/// [`fmt_tq_avx2`]).
 pub(crate) fn fmt_avx2(ty: GgmlType) -> Option<&'static Fmt> {
     match ty {
         GgmlType::Q4_K => Some(&A2_Q4K),
@@ -135,6 +137,22 @@ pub(crate) fn fmt_tq(ty: GgmlType) -> Option<&'static Fmt> {
         GgmlType::TQT4_5 => Some(&TQT4_5),
         GgmlType::TQT3_375 => Some(&TQT3_375),
         GgmlType::TQT2_5 => Some(&TQT2_5),
+        _ => None,
+    }
+}
+
+/// The tiled format of a TurboQuant trellis type without QJL signs on AVX2 (no AVX-512):
+/// [`fmt_tq`]'s layouts, tile bytes and results, with the AVX2 unpackers of `x86::tq_avx2`
+/// and the micro-kernel of `x86::tile_avx2`; `None` without BMI2 (the unpackers' `pdep`).
+/// The caller checks the block size.
+pub(crate) fn fmt_tq_avx2(ty: GgmlType) -> Option<&'static Fmt> {
+    if !std::arch::is_x86_feature_detected!("bmi2") {
+        return None;
+    }
+    match ty {
+        GgmlType::TQT4_5 => Some(&A2_TQT4_5),
+        GgmlType::TQT3_375 => Some(&A2_TQT3_375),
+        GgmlType::TQT2_5 => Some(&A2_TQT2_5),
         _ => None,
     }
 }
@@ -1095,9 +1113,9 @@ static A2_Q51: Fmt = Fmt {
 };
 
 /// TurboQuant prepared activation bytes per 256-block: 256 int8, 8 f32 scales, 8 i32 biases.
-const TQ_AB: usize = 320;
+pub(super) const TQ_AB: usize = 320;
 /// TurboQuant tile scales per unit: D [16 rows] f32 (the block multipliers).
-const TQ_SB: usize = 64;
+pub(super) const TQ_SB: usize = 64;
 
 /// TurboQuant trellis types (without QJL signs), 256-blocks: the codes decoded once per
 /// (column block, K chunk) into the tile (`x86::tq_avx512`), activations from [`prepare_tq`].
@@ -1125,6 +1143,27 @@ static TQT2_5: Fmt = Fmt {
     wb: 80,
     unpack: super::tq_avx512::tile_tqt2_5,
     ..TQ
+};
+
+// The AVX2 TurboQuant formats: the AVX2 unpackers of `x86::tq_avx2` (the same tile bytes as
+// `x86::tq_avx512`'s) and `x86::tile_avx2`'s micro-kernel.
+static A2_TQT4_5: Fmt = Fmt {
+    unpack: super::tq_avx2::tile_tqt4_5,
+    kern: a2::tq_tc,
+    kern1: a2::tq_1,
+    ..TQT4_5
+};
+static A2_TQT3_375: Fmt = Fmt {
+    unpack: super::tq_avx2::tile_tqt3_375,
+    kern: a2::tq_tc,
+    kern1: a2::tq_1,
+    ..TQT3_375
+};
+static A2_TQT2_5: Fmt = Fmt {
+    unpack: super::tq_avx2::tile_tqt2_5,
+    kern: a2::tq_tc,
+    kern1: a2::tq_1,
+    ..TQT2_5
 };
 
 /// Whether `f` is a TurboQuant format (activations from [`prepare_tq`]).
@@ -1187,8 +1226,9 @@ pub(crate) unsafe fn gemm<T: Tiles>(
 /// and `f`'s AVX2 micro-kernels of `x86::tile_avx2`, no AMX).
 ///
 /// # Safety
-/// The CPU must have AVX2, FMA and F16C; `f` is one of [`fmt_avx2`]'s formats; `w` and
-/// `acts` hold whole rows of these lengths.
+/// The CPU must have AVX2, FMA and F16C (and BMI2 for [`fmt_tq_avx2`]'s formats); `f` is one
+/// of [`fmt_avx2`]'s or [`fmt_tq_avx2`]'s formats; `w` and `acts` hold whole rows of these
+/// lengths.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) unsafe fn gemm_avx2(
     f: &Fmt,

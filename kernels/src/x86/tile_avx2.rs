@@ -1,7 +1,8 @@
 //! The register-tiled GEMM's micro-kernels on AVX2 (no AVX-512, no VNNI): the formats, the
 //! repacked tile `[k/4][16 rows][4 bytes]`, its scales and the prepared activations are
-//! `x86::tile`'s ([`super::tile::fmt_avx2`] names these kernels for them); only the multiply
-//! differs. A 16-row tile line is two 256-bit registers (rows 0..8, 8..16).
+//! `x86::tile`'s ([`super::tile::fmt_avx2`] and [`super::tile::fmt_tq_avx2`] name these
+//! kernels for them); only the multiply differs. A 16-row tile line is two 256-bit registers
+//! (rows 0..8, 8..16).
 //!
 //! Without `vpdpbusd` the u8 × s8 product is `vpmaddubsw` (pairs of products summed into
 //! **saturating** i16) followed by `vpmaddwd` with ones (pairs of i16 into i32). Each kind
@@ -16,6 +17,12 @@
 //!   could saturate (2·255·128), so the kernel takes `w = byte ^ 0x80` back and multiplies
 //!   `|w|` (≤ 128, unsigned) by `a` with the sign of `w` applied (`vpsignb`): one result
 //!   ≤ 2·128·127 = 32512 (|a| ≤ 127), widened at once.
+//! * TurboQuant TQT4_5 / TQT3_375 / TQT2_5 (tile bytes `code + 128`, |code| ≤ 125, 103 and 81
+//!   for their widest tables, `x86::tq_avx2`'s unpackers; TQA8 activations |a| ≤ 127): as Q8_0,
+//!   the signed code `byte ^ 0x80` as `|w|` against `sign(a, w)`, one result ≤ 2·125·127 =
+//!   31750, widened at once (two could saturate). The xor/sub form of the sign (a negative-code
+//!   mask shared by the columns, two cheap ops instead of `vpsignb`) measured ~25 % slower on
+//!   Zen 3; 6 columns per group beat 4 and 3 (docs/turboquant.md §16, twelfth session).
 //!
 //! So every group's integer sum is the exact one the AVX-512 micro-kernels compute (their
 //! bias terms `−128·Σa` / `−32·Σa` included where the tile is biased, not needed where the
@@ -32,7 +39,7 @@
 
 #![allow(clippy::needless_range_loop)] // register arrays indexed in step with columns
 
-use super::tile::TC;
+use super::tile::{TC, TQ_AB, TQ_SB};
 use core::arch::x86_64::*;
 use core::ptr::read_unaligned as rd;
 
@@ -174,6 +181,45 @@ a2! {
         }
     }
 
+    /// TurboQuant trellis types (TQT*) on half `h` of the tile: per group of 32 coordinates,
+    /// the signed codes `byte ^ 0x80`, 8 steps of `vpmaddubsw(|w|, sign(a, w))` widened at
+    /// once (the exact `Σ code·a`, which the AVX-512 kernel gets as `−128·Σa + Σ byte·a`), one
+    /// f32 step with the group's activation scale; per 256-block one f32 step with the rows'
+    /// block multipliers `d`.
+    #[inline]
+    unsafe fn kern_tq<const C: usize>(w: *const u8, s: *const u8, nu: usize, a: [*const u8; C], acc: *mut f32) {
+        let ones = _mm256_set1_epi16(1);
+        let flip = _mm256_set1_epi8(-128);
+        for u in 0..nu {
+            let au: [*const u8; C] = core::array::from_fn(|c| a[c].add(TQ_AB * u));
+            for h in 0..2 {
+                let wu = w.add(4096 * u + 32 * h);
+                let mut blk = [_mm256_setzero_ps(); C];
+                for g in 0..8 {
+                    let mut is = [_mm256_setzero_si256(); C];
+                    for t in 0..8 {
+                        let sw = _mm256_xor_si256(_mm256_loadu_si256(wu.add(64 * (8 * g + t)).cast()), flip);
+                        let aw = _mm256_abs_epi8(sw);
+                        for c in 0..C {
+                            let av = bcast(au[c].add(32 * g + 4 * t));
+                            let p = _mm256_maddubs_epi16(aw, _mm256_sign_epi8(av, sw));
+                            is[c] = _mm256_add_epi32(is[c], _mm256_madd_epi16(p, ones));
+                        }
+                    }
+                    for c in 0..C {
+                        let sa = _mm256_set1_ps(rd(au[c].add(256 + 4 * g).cast::<f32>()));
+                        blk[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is[c]), sa, blk[c]);
+                    }
+                }
+                let d = _mm256_loadu_ps(s.add(TQ_SB * u + 32 * h).cast());
+                for c in 0..C {
+                    let o = acc.add(16 * c + 8 * h);
+                    _mm256_storeu_ps(o, _mm256_fmadd_ps(blk[c], d, _mm256_loadu_ps(o)));
+                }
+            }
+        }
+    }
+
     /// Q4_1 / Q5_1 on half `h` of the tile: per block the quants' exact sum (`SPLIT`
     /// `vpmaddubsw` summed in i16 per `vpmaddwd`), then `d_w·d_a` times the sum and the min
     /// term `m·s_a`.
@@ -238,3 +284,4 @@ entries!(q6k_tc, q6k_1, 4, kern_q6k);
 entries!(q80_tc, q80_1, 6, kern_q80);
 entries!(q41_tc, q41_1, 6, kern_q41, 8);
 entries!(q51_tc, q51_1, 4, kern_q41, 4);
+entries!(tq_tc, tq_1, 6, kern_tq);

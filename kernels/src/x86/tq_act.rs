@@ -5,7 +5,8 @@
 //! butterfly is the same f32 `p + q` / `p − q`, the group maximum ignores NaN like `f32::max`,
 //! the division and reciprocal are the scalar ones, rounding is half away from zero done
 //! exactly (`trunc` + a ±1 step when the exact fraction is ≥ ½), NaN becomes 0 and the
-//! conversion saturates like Rust's `as i8`.
+//! conversion saturates like Rust's `as i8`. [`prepare_tile_256_avx2`] is the fused tile
+//! preparation on AVX2 (the AVX2 table's tiled TQ GEMM), the same bytes.
 
 use crate::formats::tq_rotation::{block_sign_bits, inv_sqrt};
 use core::arch::x86_64::*;
@@ -274,6 +275,121 @@ pub(crate) unsafe fn prepare_tile_256(x: &[f32], seed: u64, dst: &mut [u8]) {
     }
 }
 
+/// [`round_clamp_i32`] on AVX2, 8 lanes: the same integers (the same `trunc(q + copysign(½ −
+/// 2⁻²⁵, q))`, clamp to [−128, 127] and NaN → 0), i.e. Rust's `q.round() as i8` (tested on the
+/// values of `short_rounding_equals_the_exact_one`).
+#[inline(always)]
+unsafe fn round_clamp_i32_avx2(q: __m256) -> __m256i {
+    let ord = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_ORD_Q>(q, q));
+    let c = _mm256_or_ps(
+        _mm256_and_ps(q, _mm256_castsi256_ps(_mm256_set1_epi32(i32::MIN))),
+        _mm256_castsi256_ps(_mm256_set1_epi32(0x3eff_ffff)),
+    );
+    let t = _mm256_add_ps(q, c);
+    let t = _mm256_min_ps(
+        _mm256_max_ps(t, _mm256_set1_ps(-128.0)),
+        _mm256_set1_ps(127.0),
+    );
+    _mm256_and_si256(_mm256_cvttps_epi32(t), ord)
+}
+
+/// [`prepare_tile_256`] on AVX2 (FMA): the same bytes. Per 256-block: the signs and the three
+/// in-register butterfly stages of each of 32 registers (`vfmadd` of `v·(±1)` and the swapped
+/// lanes, as in [`rot256_for_act`]), the five stages across registers, × 1/16; per group of 32
+/// its NaN-ignoring maximum, `d = amax/127`, `1/d`, the rounded int8 (packed and shuffled to
+/// the 16 even then 16 odd coordinates), `d` and `−128·Σa`.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA; `x.len()` is a multiple of 256 and `dst` holds at least
+/// `x.len() / 256 · 320` bytes.
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn prepare_tile_256_avx2(x: &[f32], seed: u64, dst: &mut [u8]) {
+    const AB: usize = 320;
+    debug_assert!(x.len().is_multiple_of(256) && dst.len() >= x.len() / 256 * AB);
+    let k = _mm256_set1_ps(inv_sqrt(256));
+    let pm = |a: f32, b: f32, c: f32, d: f32| _mm256_setr_ps(a, b, c, d, a, b, c, d);
+    let s1 = pm(1.0, -1.0, 1.0, -1.0);
+    let s2 = pm(1.0, 1.0, -1.0, -1.0);
+    let s4 = _mm256_setr_ps(1.0, 1.0, 1.0, 1.0, -1.0, -1.0, -1.0, -1.0);
+    let bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    let sign = _mm256_set1_epi32(i32::MIN);
+    let absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
+    // After the packs: lane 0 holds coordinates 0–3, 8–11, 16–19, 24–27 (dwords 0–3), lane 1
+    // the others; this dword order restores 0…15 | 16…31, then the bytes go even | odd per lane.
+    let dw = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    let eo = _mm256_setr_epi8(
+        0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15, 0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5,
+        7, 9, 11, 13, 15,
+    );
+    for (j, blk) in x.chunks_exact(256).enumerate() {
+        let signs = block_sign_bits(seed, j as u64, 256);
+        let p = blk.as_ptr();
+        let mut v = [_mm256_setzero_ps(); 32];
+        for (i, vi) in v.iter_mut().enumerate() {
+            let m = (signs[i / 8] >> (8 * (i % 8))) as u8;
+            let set = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(m as i32), bit), bit);
+            let raw = _mm256_castps_si256(_mm256_loadu_ps(p.add(8 * i)));
+            let mut t = _mm256_castsi256_ps(_mm256_xor_si256(raw, _mm256_and_si256(set, sign)));
+            t = _mm256_fmadd_ps(t, s1, _mm256_permute_ps::<0b10_11_00_01>(t));
+            t = _mm256_fmadd_ps(t, s2, _mm256_permute_ps::<0b01_00_11_10>(t));
+            t = _mm256_fmadd_ps(t, s4, _mm256_permute2f128_ps::<0x01>(t, t));
+            *vi = t;
+        }
+        let mut m = 1;
+        while m < 32 {
+            for i in 0..32 {
+                if i & m == 0 {
+                    let (a, c) = (v[i], v[i + m]);
+                    v[i] = _mm256_add_ps(a, c);
+                    v[i + m] = _mm256_sub_ps(a, c);
+                }
+            }
+            m *= 2;
+        }
+        for vi in v.iter_mut() {
+            *vi = _mm256_mul_ps(*vi, k);
+        }
+        let o = dst.as_mut_ptr().add(AB * j);
+        for g in 0..8 {
+            let r = &v[4 * g..4 * g + 4];
+            // `vmaxps` returns its second operand when either is NaN: NaN lanes are ignored,
+            // as `f32::max` ignores them in the scalar fold.
+            let mut mx = _mm256_setzero_ps();
+            for ri in r {
+                mx = _mm256_max_ps(_mm256_and_ps(*ri, absmask), mx);
+            }
+            let h = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps::<1>(mx));
+            let h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+            let h = _mm_max_ss(h, _mm_movehdup_ps(h));
+            let amax = _mm_cvtss_f32(h);
+            let d = amax / 127.0;
+            let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+            let idv = _mm256_set1_ps(id);
+            let q: [__m256i; 4] =
+                core::array::from_fn(|i| round_clamp_i32_avx2(_mm256_mul_ps(r[i], idv)));
+            let b = _mm256_packs_epi16(
+                _mm256_packs_epi32(q[0], q[1]),
+                _mm256_packs_epi32(q[2], q[3]),
+            );
+            let b = _mm256_shuffle_epi8(_mm256_permutevar8x32_epi32(b, dw), eo);
+            let b = _mm256_permute4x64_epi64::<0b11_01_10_00>(b);
+            _mm256_storeu_si256(o.add(32 * g).cast(), b);
+            let sum = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
+            let s = _mm_add_epi32(
+                _mm256_castsi256_si128(sum),
+                _mm256_extracti128_si256::<1>(sum),
+            );
+            let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01_00_11_10>(s));
+            let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
+            let total = _mm_cvtsi128_si32(s);
+            o.add(256 + 4 * g).cast::<f32>().write_unaligned(d);
+            o.add(288 + 4 * g)
+                .cast::<i32>()
+                .write_unaligned(-128 * total);
+        }
+    }
+}
+
 /// Rounds half away from zero exactly, NaN → 0, then saturates to int8 (Rust's
 /// `f.round() as i8`), 16 lanes.
 #[inline(always)]
@@ -403,12 +519,59 @@ mod tests {
         }
     }
 
+    /// The AVX2 rounding against Rust's `q.round() as i8` on the values of
+    /// `short_rounding_equals_the_exact_one`.
+    #[test]
+    fn avx2_short_rounding_equals_the_scalar_one() {
+        if !(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")) {
+            eprintln!("skipped: this CPU has no AVX2");
+            return;
+        }
+        let mut vals: Vec<f32> = vec![
+            0.0,
+            -0.0,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            -f32::NAN,
+            f32::MAX,
+            f32::MIN,
+            f32::MIN_POSITIVE,
+            1e-45,
+            8388607.5,
+            8388608.0,
+            4194304.5,
+        ];
+        for h in -280i32..=280 {
+            let c = (h as f32) * 0.5;
+            for d in -64i32..=64 {
+                let b = (c.to_bits() as i64 + d as i64).clamp(0, u32::MAX as i64) as u32;
+                vals.push(f32::from_bits(b));
+                vals.push(-f32::from_bits(b));
+            }
+        }
+        vals.extend((0..u32::MAX / 9973).map(|i| f32::from_bits(i * 9973)));
+        vals.resize(vals.len().next_multiple_of(8), 0.0);
+        for c in vals.chunks_exact(8) {
+            let mut got = [0i32; 8];
+            // SAFETY: AVX2 detected; an 8-lane store into 8 i32.
+            unsafe {
+                let r = round_clamp_i32_avx2(_mm256_loadu_ps(c.as_ptr()));
+                _mm256_storeu_si256(got.as_mut_ptr().cast(), r);
+            }
+            let want: Vec<i32> = c.iter().map(|q| q.round() as i8 as i32).collect();
+            assert_eq!(got[..], want[..], "{c:?}");
+        }
+    }
+
     /// The fused preparation against the scalar reference (rotation + TQA8) laid out by
     /// `tile::prepare_tq`: same bytes, with NaN, ±Inf, zero groups, exact ties and huge values.
     #[test]
     fn fused_tile_preparation_gives_the_reference_bytes() {
-        if !usable() {
-            eprintln!("skipped: this CPU has no AVX-512 VBMI (the fused path is not used here)");
+        let a5 = usable();
+        let a2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
+        if !a5 && !a2 {
+            eprintln!("skipped: this CPU has neither AVX-512 VBMI nor AVX2 (no fused path)");
             return;
         }
         let mut g = SplitMix64::new(5);
@@ -447,10 +610,18 @@ mod tests {
                 prepare_activation_ref(ty, &p, &x, &mut nat);
                 let mut want = vec![0u8; n / 256 * 320];
                 crate::x86::tile::prepare_tq(n, &nat, &mut want);
-                let mut got = vec![0xAAu8; want.len()];
-                // SAFETY: `usable` holds; `n` is whole 256-blocks and `got` their bytes.
-                unsafe { prepare_tile_256(&x, seed, &mut got) };
-                assert_eq!(got, want, "n {n}, case {case}");
+                if a5 {
+                    let mut got = vec![0xAAu8; want.len()];
+                    // SAFETY: `usable` holds; `n` is whole 256-blocks and `got` their bytes.
+                    unsafe { prepare_tile_256(&x, seed, &mut got) };
+                    assert_eq!(got, want, "n {n}, case {case}");
+                }
+                if a2 {
+                    let mut got = vec![0xAAu8; want.len()];
+                    // SAFETY: AVX2 and FMA detected; `n` is whole 256-blocks.
+                    unsafe { prepare_tile_256_avx2(&x, seed, &mut got) };
+                    assert_eq!(got, want, "AVX2: n {n}, case {case}");
+                }
             }
         }
     }

@@ -13,7 +13,10 @@
 //! added in the scalar reference's order (a batch of blocks' vector work first, then their
 //! float sums), so every result is bit-identical to `formats::tq_tcq::dot`. The GEMM decodes
 //! each row once per column block and multiplies the decoded row with every column of the
-//! block (the same bits as the dot product per pair). Block size 128 decodes each pair by
+//! block (the same bits as the dot product per pair); from `GEMM_TILE_MIN_N` columns the TQT*
+//! types of 256-blocks take the register-tiled GEMM instead (`x86::tile`, `x86::tile_avx2`),
+//! whose unpackers `tile_tqt4_5` and siblings (end of this module) turn this decode into the
+//! AVX-512 unpackers' tile bytes (not bit-identical to the dot product, as on AVX-512). Block size 128 decodes each pair by
 //! scalar code into signed bytes (then `vpmaddubsw`); rows whose column block is below 128
 //! take the scalar reference.
 //!
@@ -278,14 +281,16 @@ unsafe fn padded(w: &[u8], o: usize, bb: usize, buf: &mut [u8; 192]) -> *const u
     }
 }
 
-/// Decodes the 128 pairs of the block at `blk` (readable for 8 bytes past the block, see
-/// [`padded`]): `out[2q]` / `out[2q + 1]`
+/// Decodes the 128 pairs of the block at `blk`: `out[2q]` / `out[2q + 1]`
 /// hold the signed x / y bytes of pairs `32q … 32q + 31`, the activation's even / odd layout.
 /// The fields come 8 at a time from `pdep` (one byte each), the subsets `z` from the branch
 /// bits as 64-bit masks; the tables `th` (width `HI`) and `tl` (`LO`, the last `NLO` pairs)
-/// are looked up by `vpshufb` ([`decode32`]).
+/// are looked up by `vpshufb` ([`decode32`]). `END = 0`: the block is readable for 8 bytes
+/// past its end (see [`padded`]); otherwise `END` is the block's length and nothing past it
+/// is read (an 8-byte field read that would pass it is taken from the block's last 8 bytes
+/// and shifted: the same bits, zeros past the block).
 #[inline(always)]
-unsafe fn decode256<const HI: u32, const LO: u32, const NLO: usize>(
+unsafe fn decode256<const HI: u32, const LO: u32, const NLO: usize, const END: usize>(
     blk: *const u8,
     hdr: usize,
     th: *const [u8; 32],
@@ -295,7 +300,13 @@ unsafe fn decode256<const HI: u32, const LO: u32, const NLO: usize>(
     let fo = hdr + NP / 8;
     let first_lo = NP - NLO;
     let (fh, fl) = ((HI - 1) as usize, (LO - 1) as usize);
-    let rd = |at: usize| blk.add(at).cast::<u64>().read_unaligned();
+    let rd = |at: usize| {
+        if END != 0 && at + 8 > END {
+            blk.add(END - 8).cast::<u64>().read_unaligned() >> (8 * (at + 8 - END))
+        } else {
+            blk.add(at).cast::<u64>().read_unaligned()
+        }
+    };
     let mut prev = 0u64;
     for t in 0..2 {
         let bw = rd(hdr + 8 * t);
@@ -618,7 +629,7 @@ unsafe fn dot256<
                 continue;
             }
             let blk = padded(w, o, r.bb, &mut buf);
-            decode256::<HI, LO, NLO>(blk, r.hdr, th, tl, &mut wv);
+            decode256::<HI, LO, NLO, 0>(blk, r.hdr, th, tl, &mut wv);
             let g = pair_groups(&wv, ap.add(256 * j));
             let gq = if QJL { w[o + 1] } else { 0 };
             let q = if gq != 0 {
@@ -680,7 +691,7 @@ unsafe fn gemm256<
                     continue;
                 }
                 let blk = padded(row, o, r.bb, &mut buf);
-                decode256::<HI, LO, NLO>(blk, r.hdr, th, tl, dj);
+                decode256::<HI, LO, NLO, 0>(blk, r.hdr, th, tl, dj);
                 if gq != 0 {
                     let mk = qjl_masks(blk, M);
                     for (c, nbs) in mk.iter().enumerate() {
@@ -794,4 +805,152 @@ dots! {
     dot_tqj4_5, gemm_tqj4_5: GgmlType::TQJ4_5, 7, 7, 0, true, 240;
     dot_tqj3_375, gemm_tqj3_375: GgmlType::TQJ3_375, 5, 5, 0, true, 208;
     dot_tqj2_5, gemm_tqj2_5: GgmlType::TQJ2_5, 3, 3, 0, true, 240;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Unpacking for the register-tiled GEMM (`x86::tile`, lanes = rows) on AVX2: one 256-block of
+// one row to the bytes `x86::tq_avx512`'s `tile_tqt4_5` and siblings write — 256 biased codes
+// (`code + 128` as u8) in the tile's k order (per chunk of 64 pairs and group `i` of 16 pairs:
+// the 16 x codes, then the 16 y codes) and the block multiplier `d` (0 for a zero block, whose
+// codes are all 128) — from [`decode256`]'s signed bytes.
+
+/// Decodes the 256-block at `x` (`BB` bytes, nothing past it read) into `q` (256 u8, tile k
+/// order) and writes `d` as the f32 at `s + 4·r`.
+#[inline(always)]
+unsafe fn unpack_tile<const HI: u32, const LO: u32, const NLO: usize, const BB: usize>(
+    x: *const u8,
+    q: *mut u8,
+    s: *mut u8,
+    r: usize,
+) {
+    let bias = _mm256_set1_epi8(-128);
+    let e = *x;
+    s.add(4 * r).cast::<f32>().write_unaligned(scale_of(e));
+    if e == 0 {
+        for i in 0..8 {
+            _mm256_storeu_si256(q.add(32 * i).cast(), bias);
+        }
+        return;
+    }
+    let (th, tl) = (mag_tables(HI).as_ptr(), mag_tables(LO).as_ptr());
+    let mut v = [_mm256_setzero_si256(); 8];
+    // The trellis types without QJL signs have a one-byte header (the scale byte).
+    decode256::<HI, LO, NLO, BB>(x, 1, th, tl, &mut v);
+    // v[2k] / v[2k + 1]: x / y of pairs 32k … 32k + 31, 16 per 128-bit lane; the tile wants
+    // per 16 pairs their x bytes, then their y bytes.
+    for k in 0..4 {
+        let (vx, vy) = (v[2 * k], v[2 * k + 1]);
+        let lo = _mm256_permute2x128_si256::<0x20>(vx, vy);
+        let hi = _mm256_permute2x128_si256::<0x31>(vx, vy);
+        _mm256_storeu_si256(q.add(64 * k).cast(), _mm256_xor_si256(lo, bias));
+        _mm256_storeu_si256(q.add(64 * k + 32).cast(), _mm256_xor_si256(hi, bias));
+    }
+}
+
+macro_rules! tile_unpacks {
+    ($($name:ident: $ty:expr, $hi:literal, $lo:literal, $nlo:literal, $bb:literal;)*) => {$(
+        /// One 256-block of this type to the tiled GEMM's biased codes and block multiplier
+        /// (the bytes of the AVX-512 unpacker of the same name).
+        ///
+        /// # Safety
+        /// The CPU must have AVX2, FMA and BMI2; `x` is a whole 256-block, `q` takes 256 bytes
+        /// and `s + 4·r` an f32.
+        #[target_feature(enable = "avx2,fma,bmi2")]
+        pub(crate) unsafe fn $name(x: *const u8, q: *mut u8, s: *mut u8, r: usize) {
+            debug_assert!({
+                let sp = spec($ty);
+                (sp.hi, sp.lo, sp.n_lo(256), sp.qjl, sp.block_bytes(256)) == ($hi, $lo, $nlo, false, $bb)
+            });
+            unpack_tile::<$hi, $lo, $nlo, $bb>(x, q, s, r)
+        }
+    )*};
+}
+
+tile_unpacks! {
+    tile_tqt4_5: GgmlType::TQT4_5, 9, 8, 8, 144;
+    tile_tqt3_375: GgmlType::TQT3_375, 7, 6, 40, 108;
+    tile_tqt2_5: GgmlType::TQT2_5, 5, 4, 8, 80;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::formats::tq_rotation::SplitMix64;
+
+    /// The tile unpackers on random blocks (random fields and branch bits, one block in four
+    /// zero): the scalar decoder's codes (`decode_block`) in the tile's k order, biased by 128,
+    /// and the block multiplier; where the CPU has the AVX-512 TQ kernels, the same bytes as
+    /// `tq_avx512`'s unpackers.
+    #[test]
+    fn tile_unpack_gives_the_scalar_codes_and_the_avx512_bytes() {
+        if !(is_x86_feature_detected!("avx2")
+            && is_x86_feature_detected!("fma")
+            && is_x86_feature_detected!("bmi2"))
+        {
+            eprintln!("not run: this CPU has no AVX2/FMA/BMI2");
+            return;
+        }
+        type Unpack = unsafe fn(*const u8, *mut u8, *mut u8, usize);
+        let a5 = crate::x86::tq_avx512::available()
+            && is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx512bw")
+            && is_x86_feature_detected!("avx512vl")
+            && is_x86_feature_detected!("avx512vnni");
+        let cases: [(GgmlType, Unpack, Unpack); 3] = [
+            (
+                GgmlType::TQT4_5,
+                tile_tqt4_5,
+                crate::x86::tq_avx512::tile_tqt4_5,
+            ),
+            (
+                GgmlType::TQT3_375,
+                tile_tqt3_375,
+                crate::x86::tq_avx512::tile_tqt3_375,
+            ),
+            (
+                GgmlType::TQT2_5,
+                tile_tqt2_5,
+                crate::x86::tq_avx512::tile_tqt2_5,
+            ),
+        ];
+        let mut g = SplitMix64::new(31);
+        for (ty, unpack, unpack5) in cases {
+            let sp = spec(ty);
+            let bb = sp.block_bytes(256);
+            for rep in 0..200 {
+                let mut blk: Vec<u8> = (0..bb).map(|_| g.next_u64() as u8).collect();
+                if rep % 4 == 0 {
+                    blk[0] = 0;
+                }
+                let r = rep % 16;
+                let (mut q, mut sc) = ([0u8; 256], [0u8; 64]);
+                // SAFETY: the features were detected above; a whole block, 256 + 64 bytes out.
+                unsafe { unpack(blk.as_ptr(), q.as_mut_ptr(), sc.as_mut_ptr(), r) };
+                let d = f32::from_le_bytes(sc[4 * r..4 * r + 4].try_into().unwrap());
+                assert_eq!(d.to_bits(), scale_of(blk[0]).to_bits(), "{ty} rep {rep}");
+                let (mut xs, mut ys) = ([0i8; 128], [0i8; 128]);
+                if blk[0] != 0 {
+                    decode_block(sp, 256, &blk, &mut xs, &mut ys);
+                }
+                let mut want = [0u8; 256];
+                for t in 0..2 {
+                    for i in 0..4 {
+                        for j in 0..16 {
+                            let p = 64 * t + 16 * i + j;
+                            want[128 * t + 32 * i + j] = xs[p] as u8 ^ 0x80;
+                            want[128 * t + 32 * i + 16 + j] = ys[p] as u8 ^ 0x80;
+                        }
+                    }
+                }
+                assert_eq!(q, want, "{ty} rep {rep}: tile codes");
+                if a5 {
+                    let (mut q5, mut sc5) = ([0u8; 256], [0u8; 64]);
+                    // SAFETY: `tq_avx512::available()` checked its features.
+                    unsafe { unpack5(blk.as_ptr(), q5.as_mut_ptr(), sc5.as_mut_ptr(), r) };
+                    assert_eq!(q, q5, "{ty} rep {rep}: AVX2 vs AVX-512 tile bytes");
+                    assert_eq!(sc[4 * r..4 * r + 4], sc5[4 * r..4 * r + 4]);
+                }
+            }
+        }
+    }
 }
