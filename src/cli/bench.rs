@@ -144,18 +144,20 @@ fn print_table(r: &KernelBenchReport) {
             g.m, g.k, g.threads
         );
         println!(
-            "{:<5} {:>8} {:>9} {:>7}",
-            "type", "gq GB/s", "ggml GB/s", "gq/ggml"
+            "{:<5} {:>8} {:>10} {:>9} {:>7}",
+            "type", "gq GB/s", "gq median", "ggml GB/s", "gq/ggml"
         );
         for (t, g) in &r.ggml_gemv {
             println!(
-                "{:<5} {:>8.2} {:>9} {:>7}",
+                "{:<5} {:>8.2} {:>10.2} {:>9} {:>7}",
                 t,
                 g.gq_gbps,
+                g.gq_median_gbps,
                 opt(g.ggml_gbps, 2),
                 opt(g.ratio, 2)
             );
         }
+        println!("gq/ggml = gq's median run / ggml's mean time per run (test-backend-ops)");
     }
     if let Some(g0) = r.gemm.first() {
         println!(

@@ -91,9 +91,12 @@ pub struct GgmlComparison {
     pub threads: usize,
     /// gq, weight GB/s (best run).
     pub gq_gbps: f64,
+    /// gq, weight GB/s from the median run.
+    pub gq_median_gbps: f64,
     /// ggml, weight GB/s from its mean time per run.
     pub ggml_gbps: Option<f64>,
-    /// `gq_gbps / ggml_gbps`.
+    /// `gq_median_gbps / ggml_gbps`: gq's typical run against ggml's mean (not gq's best run,
+    /// which a noisy machine favours).
     pub ratio: Option<f64>,
     /// ggml's µs per run.
     pub ggml_us: Option<f64>,
@@ -451,8 +454,9 @@ pub fn run_kernel_bench(
             };
             let ggml_gbps = us.map(|us| gb as f64 / (us * 1e-6) / 1e9);
             let gq_gbps = gqt.gbps(gb);
+            let gq_median_gbps = gb as f64 / gqt.median / 1e9;
             progress(&format!(
-                "{ty}: GEMV {gt} thread(s): gq {gq_gbps:.2} GB/s, ggml {:?} GB/s",
+                "{ty}: GEMV {gt} thread(s): gq {gq_gbps:.2} (median {gq_median_gbps:.2}) GB/s, ggml {:?} GB/s",
                 ggml_gbps
             ));
             ggml_gemv.push((
@@ -462,8 +466,9 @@ pub fn run_kernel_bench(
                     k: GGML_K,
                     threads: gt,
                     gq_gbps,
+                    gq_median_gbps,
                     ggml_gbps,
-                    ratio: ggml_gbps.map(|g| gq_gbps / g),
+                    ratio: ggml_gbps.map(|g| gq_median_gbps / g),
                     ggml_us: us,
                 },
             ));

@@ -17,6 +17,55 @@ use core::ptr::read_unaligned as rd;
 // ---------------------------------------------------------------------------------------
 // Helpers
 
+static PF: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(usize::MAX);
+
+/// The AVX2 dot products' default prefetch distance. On the Zen 3 machine (AMD EPYC, AVX2 only)
+/// the hardware prefetchers alone left the GEMVs of DRAM-resident rows 15–35 % below what the
+/// same kernels reach with a software prefetch 2–4 KiB ahead (`examples/pf_sweep.rs`,
+/// docs/kernels.md "AVX2 GEMV on Zen 3").
+pub const DEFAULT_PREFETCH: usize = 3072;
+
+/// Bytes ahead of the weight stream that the AVX2 dot products prefetch (0: none):
+/// [`DEFAULT_PREFETCH`], or `GQ_AVX2_PF`, or what [`set_prefetch_distance`] set.
+#[inline]
+pub fn prefetch_distance() -> usize {
+    use std::sync::atomic::Ordering::Relaxed;
+    let v = PF.load(Relaxed);
+    if v != usize::MAX {
+        return v;
+    }
+    let d = std::env::var("GQ_AVX2_PF")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(DEFAULT_PREFETCH);
+    PF.store(d, Relaxed);
+    d
+}
+
+/// Sets the AVX2 dot products' prefetch distance in bytes (0: none); for benches that sweep it.
+pub fn set_prefetch_distance(bytes: usize) {
+    PF.store(bytes, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The first prefetch target of a row at `wp` (or one that never comes when prefetch is off).
+#[inline(always)]
+fn pf_start(wp: *const u8, pd: usize) -> *const u8 {
+    if pd == 0 {
+        usize::MAX as *const u8
+    } else {
+        wp.wrapping_add(pd)
+    }
+}
+
+/// Prefetches the lines from `*next` up to `upto`, advancing `*next` (hints never fault).
+#[inline(always)]
+unsafe fn pf_to(next: &mut *const u8, upto: *const u8) {
+    while (*next as usize) < upto as usize {
+        _mm_prefetch::<_MM_HINT_T0>((*next).cast());
+        *next = next.wrapping_add(64);
+    }
+}
+
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn hsum(v: __m256) -> f32 {
@@ -87,8 +136,10 @@ unsafe fn dot_u8(x: __m256i, y: __m256i) -> __m256i {
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn nibbles32(p: *const u8) -> __m256i {
-    let q = _mm_loadu_si128(p.cast());
-    let v = _mm256_set_m128i(_mm_srli_epi16::<4>(q), q);
+    // Both halves hold the 16 bytes; the high half's dwords shift right by 4, so that each
+    // byte's low nibble is its high one (the bits shifted in from the next byte are masked).
+    let q = _mm256_broadcastsi128_si256(_mm_loadu_si128(p.cast()));
+    let v = _mm256_srlv_epi32(q, _mm256_set_epi32(4, 4, 4, 4, 0, 0, 0, 0));
     _mm256_and_si256(v, _mm256_set1_epi8(0x0f))
 }
 
@@ -130,7 +181,10 @@ macro_rules! float_dot {
             let (wp, ap) = (w.as_ptr(), a.as_ptr().cast::<f32>());
             let mut acc = [_mm256_setzero_ps(); 4];
             let mut i = 0;
+            let pd = prefetch_distance();
+            let mut nx = pf_start(wp, pd);
             while i + 32 <= n {
+                pf_to(&mut nx, wp.wrapping_add($esz * (i + 32) + pd));
                 for (k, c) in acc.iter_mut().enumerate() {
                     let j = i + 8 * k;
                     *c = _mm256_fmadd_ps($load8(wp.add($esz * j)), _mm256_loadu_ps(ap.add(j)), *c);
@@ -181,7 +235,10 @@ macro_rules! two_chains {
         let (wp, ap) = ($w.as_ptr(), $a.as_ptr());
         let (mut a0, mut a1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
         let mut i = 0;
+        let pd = prefetch_distance();
+        let mut nx = pf_start(wp, pd);
         while i + 2 <= nb {
+            pf_to(&mut nx, wp.wrapping_add($wb * (i + 2) + pd));
             a0 = $step(wp.add($wb * i), ap.add($ab * i), a0);
             a1 = $step(wp.add($wb * (i + 1)), ap.add($ab * (i + 1)), a1);
             i += 2;
@@ -206,16 +263,26 @@ unsafe fn f16x8(p: *const u8, stride: usize) -> __m256 {
     ))
 }
 
-/// Lane k of the result = the sum of the 8 i32 lanes of `v[k]` (exact).
+/// Lane k of the result = the sum of the 8 i32 lanes of `v[k]` (exact). A transpose by
+/// blends (any vector pipe) and in-lane shuffles: `vphaddd` is two uops on one pipe of Zen 3,
+/// the pipe the multiplies need.
 #[inline(always)]
 unsafe fn hsum8x8(v: &[__m256i; 8]) -> __m256i {
-    let a01 = _mm256_hadd_epi32(v[0], v[1]);
-    let a23 = _mm256_hadd_epi32(v[2], v[3]);
-    let a45 = _mm256_hadd_epi32(v[4], v[5]);
-    let a67 = _mm256_hadd_epi32(v[6], v[7]);
+    // Lane 2i: a[2i] + a[2i+1]; lane 2i+1: b[2i] + b[2i+1].
+    let pairs = |a: __m256i, b: __m256i| {
+        let x = _mm256_blend_epi32::<0b1010_1010>(a, b);
+        let y = _mm256_blend_epi32::<0b0101_0101>(a, b);
+        _mm256_add_epi32(x, _mm256_shuffle_epi32::<0b1011_0001>(y))
+    };
+    // Lanes 4g, 4g+1 from `a`'s two pair sums of group g, lanes 4g+2, 4g+3 from `b`'s.
+    let quads = |a: __m256i, b: __m256i| {
+        let x = _mm256_blend_epi32::<0b1100_1100>(a, b);
+        let y = _mm256_blend_epi32::<0b0011_0011>(a, b);
+        _mm256_add_epi32(x, _mm256_shuffle_epi32::<0b0100_1110>(y))
+    };
     // Per 128-bit half: lanes 0..4 of v[0..4] (low) and lanes 4..8 of v[0..4] (high).
-    let b0 = _mm256_hadd_epi32(a01, a23);
-    let b1 = _mm256_hadd_epi32(a45, a67);
+    let b0 = quads(pairs(v[0], v[1]), pairs(v[2], v[3]));
+    let b1 = quads(pairs(v[4], v[5]), pairs(v[6], v[7]));
     let lo = _mm256_permute2x128_si256::<0x20>(b0, b1);
     let hi = _mm256_permute2x128_si256::<0x31>(b0, b1);
     _mm256_add_epi32(lo, hi)
@@ -242,7 +309,10 @@ macro_rules! eight_blocks {
         let (wp, ap) = ($w.as_ptr(), $a.as_ptr());
         let mut acc = _mm256_setzero_ps();
         let mut i = 0;
+        let pd = prefetch_distance();
+        let mut nx = pf_start(wp, pd);
         while i + 8 <= nb {
+            pf_to(&mut nx, wp.wrapping_add($wb * (i + 8) + pd));
             let (x, y) = (wp.add($wb * i), ap.add($ab * i));
             let mut p = [_mm256_setzero_si256(); 8];
             for (k, pk) in p.iter_mut().enumerate() {
@@ -344,7 +414,10 @@ pub(crate) unsafe fn dot_q2_k(w: &[u8], a: &[u8]) -> f32 {
     let (wp, ap) = (w.as_ptr(), a.as_ptr());
     let m3 = _mm256_set1_epi8(3);
     let mut acc = _mm256_setzero_ps();
+    let pd = prefetch_distance();
+    let mut nx = pf_start(wp, pd);
     for i in 0..nb {
+        pf_to(&mut nx, wp.wrapping_add(84 * (i + 1) + pd));
         let (x, y) = (wp.add(84 * i), ap.add(Q8K * i));
         let sc = _mm_loadu_si128(x.cast());
         let lo16 = _mm256_cvtepu8_epi16(_mm_and_si128(sc, _mm_set1_epi8(0x0f)));
@@ -382,7 +455,10 @@ pub(crate) unsafe fn dot_q3_k(w: &[u8], a: &[u8]) -> f32 {
     let m3 = _mm256_set1_epi8(3);
     let m4 = _mm256_set1_epi8(4);
     let mut acc = 0f32;
+    let pd = prefetch_distance();
+    let mut nx = pf_start(wp, pd);
     for i in 0..nb {
+        pf_to(&mut nx, wp.wrapping_add(110 * (i + 1) + pd));
         let (x, y) = (wp.add(110 * i), ap.add(Q8K * i));
         let [w0, w1] = crate::blocks::q3k_scale_words(&rd(x.add(96).cast::<[u8; 12]>()));
         let sc = _mm_insert_epi64::<1>(_mm_cvtsi64_si128(w0 as i64), w1 as i64);
@@ -399,8 +475,14 @@ pub(crate) unsafe fn dot_q3_k(w: &[u8], a: &[u8]) -> f32 {
             for sh in 0..4 {
                 let cnt = _mm_cvtsi32_si128(2 * sh as i32);
                 let low = _mm256_and_si256(_mm256_srl_epi16(q, cnt), m3);
-                let hcnt = _mm_cvtsi32_si128((4 * h + sh) as i32);
-                let hb = _mm256_and_si256(_mm256_slli_epi16::<2>(_mm256_srl_epi16(hm, hcnt)), m4);
+                // Bit j = 4h + sh of each byte of `hm`, moved to bit 2 by one shift.
+                let j = 4 * h + sh;
+                let hs = match j {
+                    0 => _mm256_slli_epi16::<2>(hm),
+                    1 => _mm256_slli_epi16::<1>(hm),
+                    _ => _mm256_srl_epi16(hm, _mm_cvtsi32_si128(j as i32 - 2)),
+                };
+                let hb = _mm256_and_si256(hs, m4);
                 let v = _mm256_or_si256(low, hb);
                 let p = _mm256_maddubs_epi16(v, ld(y.add(4 + 128 * h + 32 * sh)));
                 let scl = _mm256_shuffle_epi8(s, pick16(2 * sh, 2 * sh + 1));
@@ -474,7 +556,10 @@ pub(crate) unsafe fn dot_q5_k(w: &[u8], a: &[u8]) -> f32 {
     let m4 = _mm256_set1_epi8(0x0f);
     let m16 = _mm256_set1_epi8(0x10);
     let mut acc = _mm256_setzero_ps();
+    let pd = prefetch_distance();
+    let mut nx = pf_start(wp, pd);
     for i in 0..nb {
+        pf_to(&mut nx, wp.wrapping_add(176 * (i + 1) + pd));
         let (x, y) = (wp.add(176 * i), ap.add(Q8K * i));
         let (s16, mn16) = k45_scales(x.add(4));
         let summs = _mm256_madd_epi16(ld(y.add(260)), mn16);
@@ -506,57 +591,66 @@ pub(crate) unsafe fn dot_q5_k(w: &[u8], a: &[u8]) -> f32 {
     hsum(acc)
 }
 
-/// Q6_K · Q8_K: quants taken unsigned (0..64) and the −32 folded into the group sums.
+/// One Q6_K block · one Q8_K block: `d · Σ` of the exact integer sum (quants taken unsigned,
+/// 0..64, and the −32 folded into the group sums).
+#[inline(always)]
+unsafe fn block_q6_k(x: *const u8, y: *const u8) -> f32 {
+    let m4 = _mm256_set1_epi8(0x0f);
+    let m3 = _mm256_set1_epi8(0x30);
+    let sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(x.add(192).cast()));
+    let corr = _mm256_madd_epi16(ld(y.add(260)), sc16);
+    let s_a = _mm256_permute2x128_si256::<0x00>(sc16, sc16);
+    let s_b = _mm256_permute2x128_si256::<0x11>(sc16, sc16);
+    let mut sumi = _mm256_setzero_si256();
+    for h in 0..2 {
+        let ql0 = ld(x.add(64 * h));
+        let ql1 = ld(x.add(64 * h + 32));
+        let qh = ld(x.add(128 + 32 * h));
+        let s = if h == 0 { s_a } else { s_b };
+        let v = [
+            _mm256_or_si256(
+                _mm256_and_si256(ql0, m4),
+                _mm256_and_si256(_mm256_slli_epi16::<4>(qh), m3),
+            ),
+            _mm256_or_si256(
+                _mm256_and_si256(ql1, m4),
+                _mm256_and_si256(_mm256_slli_epi16::<2>(qh), m3),
+            ),
+            _mm256_or_si256(
+                _mm256_and_si256(_mm256_srli_epi16::<4>(ql0), m4),
+                _mm256_and_si256(qh, m3),
+            ),
+            _mm256_or_si256(
+                _mm256_and_si256(_mm256_srli_epi16::<4>(ql1), m4),
+                _mm256_and_si256(_mm256_srli_epi16::<2>(qh), m3),
+            ),
+        ];
+        for (k, v) in v.into_iter().enumerate() {
+            let p = _mm256_maddubs_epi16(v, ld(y.add(4 + 128 * h + 32 * k)));
+            let scl = _mm256_shuffle_epi8(s, pick16(2 * k, 2 * k + 1));
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, scl));
+        }
+    }
+    sumi = _mm256_sub_epi32(sumi, _mm256_slli_epi32::<5>(corr));
+    // The lanes hold the −32 offsets' corrections apart from the products they cancel, so
+    // they are summed as integers (exact) before the one float step, as the scalar
+    // reference does: in f32 lanes the cancelling parts overflowed to +inf and −inf (NaN)
+    // for large scales (a fuzz finding, fuzz/regressions/vec_dot/q6k-avx2-lanes-overflow).
+    let d = f16_end(x.add(208)) * q8k_d(y);
+    d * hsum_i32(sumi) as f32
+}
+
+/// Q6_K · Q8_K.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) unsafe fn dot_q6_k(w: &[u8], a: &[u8]) -> f32 {
     let nb = w.len() / 210;
     let (wp, ap) = (w.as_ptr(), a.as_ptr());
-    let m4 = _mm256_set1_epi8(0x0f);
-    let m3 = _mm256_set1_epi8(0x30);
     let mut acc = 0f32;
+    let pd = prefetch_distance();
+    let mut nx = pf_start(wp, pd);
     for i in 0..nb {
-        let (x, y) = (wp.add(210 * i), ap.add(Q8K * i));
-        let sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(x.add(192).cast()));
-        let corr = _mm256_madd_epi16(ld(y.add(260)), sc16);
-        let s_a = _mm256_permute2x128_si256::<0x00>(sc16, sc16);
-        let s_b = _mm256_permute2x128_si256::<0x11>(sc16, sc16);
-        let mut sumi = _mm256_setzero_si256();
-        for h in 0..2 {
-            let ql0 = ld(x.add(64 * h));
-            let ql1 = ld(x.add(64 * h + 32));
-            let qh = ld(x.add(128 + 32 * h));
-            let s = if h == 0 { s_a } else { s_b };
-            let v = [
-                _mm256_or_si256(
-                    _mm256_and_si256(ql0, m4),
-                    _mm256_and_si256(_mm256_slli_epi16::<4>(qh), m3),
-                ),
-                _mm256_or_si256(
-                    _mm256_and_si256(ql1, m4),
-                    _mm256_and_si256(_mm256_slli_epi16::<2>(qh), m3),
-                ),
-                _mm256_or_si256(
-                    _mm256_and_si256(_mm256_srli_epi16::<4>(ql0), m4),
-                    _mm256_and_si256(qh, m3),
-                ),
-                _mm256_or_si256(
-                    _mm256_and_si256(_mm256_srli_epi16::<4>(ql1), m4),
-                    _mm256_and_si256(_mm256_srli_epi16::<2>(qh), m3),
-                ),
-            ];
-            for (k, v) in v.into_iter().enumerate() {
-                let p = _mm256_maddubs_epi16(v, ld(y.add(4 + 128 * h + 32 * k)));
-                let scl = _mm256_shuffle_epi8(s, pick16(2 * k, 2 * k + 1));
-                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, scl));
-            }
-        }
-        sumi = _mm256_sub_epi32(sumi, _mm256_slli_epi32::<5>(corr));
-        // The lanes hold the −32 offsets' corrections apart from the products they cancel, so
-        // they are summed as integers (exact) before the one float step, as the scalar
-        // reference does: in f32 lanes the cancelling parts overflowed to +inf and −inf (NaN)
-        // for large scales (a fuzz finding, fuzz/regressions/vec_dot/q6k-avx2-lanes-overflow).
-        let d = f16_end(x.add(208)) * q8k_d(y);
-        acc += d * hsum_i32(sumi) as f32;
+        pf_to(&mut nx, wp.wrapping_add(210 * (i + 1) + pd));
+        acc += block_q6_k(wp.add(210 * i), ap.add(Q8K * i));
     }
     acc
 }
