@@ -511,10 +511,10 @@ pub(crate) struct VLines {
     /// gather it).
     pub(crate) long: Vec<i32>,
 
-    /// Per cell: its 16 lanes' coordinates as i8 and their `meta` words in one 64-byte line
-    /// ([`Line64`]; the AVX2 encoder's copy: a quarter of `xy` + `meta`'s bytes, so that the
-    /// 9-bit table's lines fit a 512 KiB L2). A long cell's coordinates here are zeros: the
-    /// search masks its result with `long`.
+    /// Per cell: its 16 lanes' coordinates as bf16 in one 64-byte line ([`Line64`]; the AVX2
+    /// encoder's copy: half of `xy`'s bytes, so that the 9-bit table's lines fit a 512 KiB L2;
+    /// the AVX2 traceback reads `meta`). A long cell's coordinates here are zeros: all 16
+    /// lanes then tie, which the search takes as its mark.
     pub(crate) packed: Vec<Line64>,
 
     /// 8-slot lines of the long cells: 32 x values, then 32 y values.
@@ -529,15 +529,18 @@ pub(crate) struct VLines {
 #[repr(C, align(64))]
 pub(crate) struct Line4(pub(crate) [f32; 32]);
 
-/// A cell's 16 candidate lanes in one cache line: x of lanes 0..16 and y of lanes 0..16 as i8
-/// (the table's integer coordinates, exact), then the 16 `meta` words of [`VLines::meta`].
+/// A cell's 16 candidate lanes in one cache line: their x, then their y coordinates as bf16
+/// (the upper half of the f32 bits; exact, the table's coordinates being integers in
+/// −127..=127). Per coordinate, 32-bit word `j` (j < 8) holds lane `j` in its upper half and
+/// lane `8 + j` in its lower half, so that one 256-bit load gives lanes 0..8 as f32 by a mask of
+/// the upper halves and lanes 8..16 by a 16-bit left shift.
 #[derive(Clone, Copy)]
 #[repr(C, align(64))]
 pub(crate) struct Line64 {
-    /// x of lanes 0..16, then y of lanes 0..16.
-    pub(crate) xy: [i8; 32],
-    /// Per lane: `k | mirror << 8`.
-    pub(crate) meta: [u16; 16],
+    /// x: u16 `2j` = lane `8 + j`, u16 `2j + 1` = lane `j`.
+    pub(crate) x: [u16; 16],
+    /// y, in the same order.
+    pub(crate) y: [u16; 16],
 }
 
 /// The coordinates of a long cell's 32 candidate lanes: 32 x values, then 32 y values.
@@ -588,15 +591,28 @@ pub(crate) fn vlines(bits: u32) -> &'static VLines {
                     line(4, &mut l.0, &mut mm);
                 }
                 let meta = mm.map(|(k, m)| k as u16 | (m as u16) << 8);
-                let mut xy = [0i8; 32];
+                let mut pk = Line64 {
+                    x: [0; 16],
+                    y: [0; 16],
+                };
                 if !long {
-                    for (o, &c) in xy.iter_mut().zip(&l.0) {
-                        // The table's coordinates are integers in −127..=127.
+                    let bf = |c: f32| {
+                        // The table's coordinates are integers in −127..=127: bf16 is exact.
                         assert!(c == c.trunc() && c.abs() <= 127.0, "coordinate {c}");
-                        *o = c as i8;
+                        assert!(c.to_bits() & 0xffff == 0);
+                        (c.to_bits() >> 16) as u16
+                    };
+                    for lane in 0..16 {
+                        let o = if lane < 8 {
+                            2 * lane + 1
+                        } else {
+                            2 * (lane - 8)
+                        };
+                        pk.x[o] = bf(l.0[lane]);
+                        pk.y[o] = bf(l.0[16 + lane]);
                     }
                 }
-                v.packed.push(Line64 { xy, meta });
+                v.packed.push(pk);
                 v.xy.push(l);
                 v.meta.push(meta);
                 if long {

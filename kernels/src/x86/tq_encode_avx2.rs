@@ -8,12 +8,13 @@
 //!   and the reference's fixed-order energy sum (two 8-lane accumulators standing for the 16
 //!   partial sums of [`crate::formats::tq_tcq::energy16`]);
 //! - nearest points: `u / d`, the folds, folded coordinates and grid cells 8 pairs per vector;
-//!   per pair the 16 candidate lanes of its cell's 4-slot line (the AVX-512 path's
-//!   [`VLines`]) in two registers, exact f32 distances (no FMA), the minimum per folded subset
-//!   by one `min` and a half swap, and the lanes holding it as one byte mask of the two
-//!   compare masks packed (`vpackssdw`, `vpmovmskb`; written as two `vmovmskps`, LLVM merged
-//!   them into seven uops); pairs outside the grid (scalar search) and in a long cell (8-slot line, four registers) are
-//!   redone afterwards, as on AVX-512;
+//!   per pair the 16 candidate lanes of its cell's 4-slot line ([`VLines::packed`]: bf16
+//!   coordinates, one 64-byte line per cell, prefetched [`PF`] pairs ahead) in two registers,
+//!   exact f32 distances (no FMA), the minimum per folded subset by one `min` and a half swap,
+//!   and the lanes holding it as one byte mask of the two compare masks packed (`vpackssdw`,
+//!   `vpmovmskb`; written as two `vmovmskps`, LLVM merged them into seven uops); pairs outside
+//!   the grid (scalar search) and in a long cell (its line ties all 16 lanes; then its 8-slot
+//!   line, four registers) are redone afterwards, as on AVX-512;
 //! - trellis: the add-compare-select of up to 8 searches (4 blocks × 2 scale candidates)
 //!   interleaved, one search (8 states) per register, the decisions from `movemask`;
 //!   traceback only for the chosen candidate: the state walk alone through a table, then
@@ -86,13 +87,27 @@ unsafe fn stage<const MASK: i32>(v: __m256, s: __m256) -> __m256 {
 /// the energy in the reference's order ([`crate::formats::tq_tcq::energy16`]).
 #[target_feature(enable = "avx2")]
 unsafe fn rotate(x: &[f32], signs: &[u64; 4], out: &mut [f32]) -> f32 {
+    match x.len() {
+        256 => rotate_n::<32>(x, signs, out),
+        128 => rotate_n::<16>(x, signs, out),
+        64 => rotate_n::<8>(x, signs, out),
+        32 => rotate_n::<4>(x, signs, out),
+        _ => rotate_n::<2>(x, signs, out),
+    }
+}
+
+/// [`rotate`] of a block of `8 · NR` coordinates (`NR` a constant, so that the butterflies
+/// across registers unroll with fixed partners).
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn rotate_n<const NR: usize>(x: &[f32], signs: &[u64; 4], out: &mut [f32]) -> f32 {
     let b = x.len();
-    let nr = b / 8;
-    assert!(b.is_power_of_two() && (16..=256).contains(&b) && out.len() >= b);
-    let mut r = [_mm256_setzero_ps(); 32];
+    let nr = NR;
+    assert!(b == 8 * NR && (16..=256).contains(&b) && out.len() >= b);
+    let mut r = [_mm256_setzero_ps(); NR];
     let sign = _mm256_set1_epi32(i32::MIN);
     let bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
-    for (i, v) in r.iter_mut().enumerate().take(nr) {
+    for (i, v) in r.iter_mut().enumerate() {
         // Coordinate c takes the sign bit (signs[c / 64] >> (c % 64)) & 1.
         let m = _mm256_set1_epi32(((signs[i / 8] >> (8 * (i % 8))) & 0xff) as i32);
         let flip = _mm256_and_si256(_mm256_cmpeq_epi32(_mm256_and_si256(m, bit), bit), sign);
@@ -106,12 +121,12 @@ unsafe fn rotate(x: &[f32], signs: &[u64; 4], out: &mut [f32]) -> f32 {
     }
     let mut m = 1;
     while m < nr {
-        for i in 0..nr {
-            if i & m == 0 {
-                let (a, c) = (r[i], r[i + m]);
-                r[i] = _mm256_add_ps(a, c);
-                r[i + m] = _mm256_sub_ps(a, c);
-            }
+        // The pairs (i, i + m) with bit m of i clear, in increasing i.
+        for j in 0..nr / 2 {
+            let i = (j / m) * 2 * m + j % m;
+            let (a, c) = (r[i], r[i + m]);
+            r[i] = _mm256_add_ps(a, c);
+            r[i + m] = _mm256_sub_ps(a, c);
         }
         m *= 2;
     }
@@ -154,9 +169,9 @@ unsafe fn unfold(out: &mut [f32; 4], m: __m256, fold: u32) {
 ///
 /// Three passes: (1) per 8 pairs, `u / d`, the folds, the folded coordinates, the grid cells
 /// (clamped into the grid) and which pairs are outside it; (2) every pair through the 4-slot
-/// line of its cell ([`search_lines`], from the i8 lines of [`VLines::packed`]); a long
-/// cell's pairs come out with an empty `eq`; (3) the pairs outside the grid or in a long cell again, overwriting
-/// what (2) wrote for them.
+/// line of its cell ([`search_lines`], from the bf16 lines of [`VLines::packed`]); a long
+/// cell's pairs come out with all 16 lanes tied (`eq` all ones); (3) the pairs outside the
+/// grid or in a long cell again, overwriting what (2) wrote for them.
 #[target_feature(enable = "avx2")]
 unsafe fn search(s: &TcqSpec, b: usize, u: &[f32], d: f32, ch: &mut Chain, dm: &mut [[f32; 4]]) {
     let np = b / 2;
@@ -209,12 +224,12 @@ unsafe fn search(s: &TcqSpec, b: usize, u: &[f32], d: f32, ch: &mut Chain, dm: &
     }
     search_lines(&ax, &ay, vh, 0..first_lo, ch, dm);
     search_lines(&ax, &ay, vl, first_lo..np, ch, dm);
-    // A long cell's pairs have `eq` 0 (masked in `search_lines`; never so for other cells of
-    // the grid, whose distances are finite).
+    // A long cell's pairs have all 16 lanes tied (its bf16 line is zeros): `eq` all ones.
+    // Another cell's pair with all lanes tied keeps what (2) wrote, which is its result.
     for q in 0..np / 8 {
         // SAFETY: 8q + 8 ≤ np ≤ ch.eq.len() (asserted).
         let eq = _mm256_loadu_si256(ch.eq.as_ptr().add(8 * q).cast());
-        let z = _mm256_cmpeq_epi32(eq, _mm256_setzero_si256());
+        let z = _mm256_cmpeq_epi32(eq, _mm256_set1_epi32(-1));
         slow |= ((_mm256_movemask_ps(_mm256_castsi256_ps(z)) & 0xff) as u128) << (8 * q);
     }
     while slow != 0 {
@@ -233,7 +248,9 @@ unsafe fn search(s: &TcqSpec, b: usize, u: &[f32], d: f32, ch: &mut Chain, dm: &
         }
         // A long cell: 8 slots (x of slots 0–7, then y), lanes 4s + z of four registers.
         let lines = if p < first_lo { vh } else { vl };
-        let long = usize::try_from(lines.long[ch.cell[p] as usize]).expect("a long cell");
+        let Ok(long) = usize::try_from(lines.long[ch.cell[p] as usize]) else {
+            continue;
+        };
         ch.cell[p] = LONG | long as u32;
         let (vx, vy) = (_mm256_set1_ps(x), _mm256_set1_ps(y));
         let lp = lines.xy8[long].0.as_ptr();
@@ -256,6 +273,10 @@ unsafe fn search(s: &TcqSpec, b: usize, u: &[f32], d: f32, ch: &mut Chain, dm: &
     }
 }
 
+/// How many pairs ahead [`search_lines`] prefetches a pair's line (the lines of a 9-bit table
+/// fill half of Zen 3's L2: most reads miss L1).
+const PF: usize = 16;
+
 /// Bytes `0, 2, 1, 3` of each 32-bit lane (`vpshufb` control): the 4-slot search's equality
 /// word ([`search_lines`]) has the bits of slots 0, 2, 1, 3 in its bytes 0–3; this puts them
 /// in slot order.
@@ -266,7 +287,7 @@ const EQ_SLOT: [i8; 16] = [0, 2, 1, 3, 4, 6, 5, 7, 8, 10, 9, 11, 12, 14, 13, 15]
 /// distances (no FMA) in two registers, the minimum per folded subset, the lanes holding it
 /// (`eq`: lane `4s + z` as the bit pair `2·(4k + z)`, `k` the position of slot `s` in the
 /// order 0, 2, 1, 3 that `vpackssdw` leaves), the minima stored in true-subset order.
-#[inline]
+#[inline(never)]
 #[target_feature(enable = "avx2")]
 unsafe fn search_lines(
     ax: &[f32; 128],
@@ -284,23 +305,32 @@ unsafe fn search_lines(
         ch.fold.as_ptr(),
         ch.cell.as_ptr(),
     );
-    assert!(lines.packed.len() >= VCELLS * VCELLS && lines.long.len() >= VCELLS * VCELLS);
-    let (pkp, longp) = (lines.packed.as_ptr(), lines.long.as_ptr());
+    assert!(lines.packed.len() >= VCELLS * VCELLS);
+    let pkp = lines.packed.as_ptr();
     let unf = UNFOLD.as_ptr();
+    let upper = _mm256_set1_epi32(0xffff_0000u32 as i32);
+    // The first lines ahead of the loop; in it, the line of pair p + PF.
+    for p in range.start..(range.start + PF).min(n) {
+        // SAFETY: p < n ≤ the chain's lengths; cells are below 64 · 64 (asserted below).
+        _mm_prefetch::<_MM_HINT_T0>(pkp.add(*cellp.add(p) as usize).cast());
+    }
     for p in range {
         // SAFETY: p < n ≤ the chain's lengths (asserted); cells are below 64 · 64 (clamped)
-        // and `packed` / `long` have that many entries (asserted); a fold is below 4.
+        // and `packed` has that many 64-byte aligned lines (asserted); a fold is below 4.
+        if p + PF < n {
+            _mm_prefetch::<_MM_HINT_T0>(pkp.add(*cellp.add(p + PF) as usize).cast());
+        }
         let cell = *cellp.add(p) as usize;
-        let lp = pkp.add(cell).cast::<u8>();
-        // The 16 lanes' coordinates from i8 (exact): x of lanes 0..8, 8..16, then y.
-        let c =
-            |o: usize| _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(lp.add(o).cast())));
+        let lp = pkp.add(cell).cast::<__m256i>();
+        // The 16 lanes' coordinates from bf16 (exact): lanes 0..8 in the upper halves of the
+        // 32-bit words, lanes 8..16 in the lower ones ([`crate::formats::tq_trellis::Line64`]).
+        let (xw, yw) = (_mm256_load_si256(lp), _mm256_load_si256(lp.add(1)));
         let vx = _mm256_set1_ps(*ax.get_unchecked(p));
         let vy = _mm256_set1_ps(*ay.get_unchecked(p));
-        let dx0 = _mm256_sub_ps(vx, c(0));
-        let dx1 = _mm256_sub_ps(vx, c(8));
-        let dy0 = _mm256_sub_ps(vy, c(16));
-        let dy1 = _mm256_sub_ps(vy, c(24));
+        let dx0 = _mm256_sub_ps(vx, _mm256_castsi256_ps(_mm256_and_si256(xw, upper)));
+        let dx1 = _mm256_sub_ps(vx, _mm256_castsi256_ps(_mm256_slli_epi32::<16>(xw)));
+        let dy0 = _mm256_sub_ps(vy, _mm256_castsi256_ps(_mm256_and_si256(yw, upper)));
+        let dy1 = _mm256_sub_ps(vy, _mm256_castsi256_ps(_mm256_slli_epi32::<16>(yw)));
         let d0 = _mm256_add_ps(_mm256_mul_ps(dx0, dx0), _mm256_mul_ps(dy0, dy0));
         let d1 = _mm256_add_ps(_mm256_mul_ps(dx1, dx1), _mm256_mul_ps(dy1, dy1));
         let mut m = _mm256_min_ps(d0, d1);
@@ -309,9 +339,8 @@ unsafe fn search_lines(
         // for block k = 0, 1, 2, 3 holding slots 0, 2, 1, 3 ([`EQ_SLOT`]).
         let e0 = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_EQ_OQ>(d0, m));
         let e1 = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_EQ_OQ>(d1, m));
-        // A long cell (`long` ≥ 0) keeps an empty `eq`: pass 3 searches its 8-slot line.
-        let keep = (*longp.add(cell) >> 31) as u32;
-        *eqp.add(p) = _mm256_movemask_epi8(_mm256_packs_epi32(e0, e1)) as u32 & keep;
+        // A long cell's line (zeros) ties all lanes: `eq` all ones sends it to pass 3.
+        *eqp.add(p) = _mm256_movemask_epi8(_mm256_packs_epi32(e0, e1)) as u32;
         let idx = _mm_loadu_si128(unf.add(*foldp.add(p) as usize & 3).cast());
         let v = _mm_permutevar_ps(_mm256_castps256_ps128(m), idx);
         _mm_storeu_ps(dp.add(p).cast(), v);
@@ -477,13 +506,13 @@ unsafe fn traceback(s: &TcqSpec, b: usize, ch: &Chain, back: &[u8], out: &mut [C
     }
     let mut km = [0u32; 128];
     for (range, lines) in [(0..first_lo, vh), (first_lo..np, vl)] {
-        let pk = lines.packed.as_ptr();
-        assert!(lines.packed.len() >= VCELLS * VCELLS);
+        let mp = lines.meta.as_ptr();
+        assert!(lines.meta.len() >= VCELLS * VCELLS);
         for p in range {
             // SAFETY: an index is a cell below 64 · 64 (masked) times 16 plus a lane below 16,
-            // and `packed` has 64 · 64 lines with 16 meta words each (asserted).
+            // and `meta` has 64 · 64 cells with 16 words each (asserted).
             let i = idx[p] as usize;
-            km[p] = (*pk.add(i >> 4)).meta[i & 15] as u32;
+            km[p] = (*mp.add(i >> 4))[i & 15] as u32;
         }
     }
     let ff = _mm256_set1_epi32(0xff);
