@@ -18,33 +18,52 @@ use core::ptr::read_unaligned as rd;
 // Helpers
 
 static PF: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(usize::MAX);
+static PF_FLOAT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(usize::MAX);
 
-/// The AVX2 dot products' default prefetch distance. On the Zen 3 machine (AMD EPYC, AVX2 only)
-/// the hardware prefetchers alone left the GEMVs of DRAM-resident rows 15–35 % below what the
-/// same kernels reach with a software prefetch 2–4 KiB ahead (`examples/pf_sweep.rs`,
-/// docs/kernels.md "AVX2 GEMV on Zen 3").
+/// The AVX2 quantized dot products' default prefetch distance. On the Zen 3 machine (AMD EPYC,
+/// AVX2 only) the hardware prefetchers alone left the GEMVs of DRAM-resident rows 15–35 %
+/// below what the same kernels reach with a software prefetch 2–4 KiB ahead
+/// (`examples/pf_sweep.rs`, docs/kernels.md "AVX2 GEMV on Zen 3").
 pub const DEFAULT_PREFETCH: usize = 3072;
 
-/// Bytes ahead of the weight stream that the AVX2 dot products prefetch (0: none):
-/// [`DEFAULT_PREFETCH`], or `GQ_AVX2_PF`, or what [`set_prefetch_distance`] set.
+/// The float (F32, F16, BF16) dot products' default prefetch distance: F32 lost 5–10 % at
+/// 3 KiB and gained nothing at 1 KiB; F16 and BF16 gain most at 1–2 KiB.
+pub const DEFAULT_PREFETCH_FLOAT: usize = 1024;
+
+/// `cell`, or on first use `var` from the environment, or `default`.
 #[inline]
-pub fn prefetch_distance() -> usize {
+fn knob(cell: &std::sync::atomic::AtomicUsize, var: &str, default: usize) -> usize {
     use std::sync::atomic::Ordering::Relaxed;
-    let v = PF.load(Relaxed);
+    let v = cell.load(Relaxed);
     if v != usize::MAX {
         return v;
     }
-    let d = std::env::var("GQ_AVX2_PF")
+    let d = std::env::var(var)
         .ok()
         .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(DEFAULT_PREFETCH);
-    PF.store(d, Relaxed);
+        .unwrap_or(default);
+    cell.store(d, Relaxed);
     d
 }
 
-/// Sets the AVX2 dot products' prefetch distance in bytes (0: none); for benches that sweep it.
+/// Bytes ahead of the weight stream that the AVX2 quantized dot products prefetch (0: none):
+/// [`DEFAULT_PREFETCH`], or `GQ_AVX2_PF`, or what [`set_prefetch_distance`] set.
+#[inline]
+pub fn prefetch_distance() -> usize {
+    knob(&PF, "GQ_AVX2_PF", DEFAULT_PREFETCH)
+}
+
+/// The same for the float dot products: [`DEFAULT_PREFETCH_FLOAT`], or `GQ_AVX2_PF_FLOAT`, or
+/// what [`set_prefetch_distance`] set.
+#[inline]
+pub fn prefetch_distance_float() -> usize {
+    knob(&PF_FLOAT, "GQ_AVX2_PF_FLOAT", DEFAULT_PREFETCH_FLOAT)
+}
+
+/// Sets both prefetch distances in bytes (0: none); for benches that sweep them.
 pub fn set_prefetch_distance(bytes: usize) {
     PF.store(bytes, std::sync::atomic::Ordering::Relaxed);
+    PF_FLOAT.store(bytes, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// The first prefetch target of a row at `wp` (or one that never comes when prefetch is off).
@@ -181,7 +200,7 @@ macro_rules! float_dot {
             let (wp, ap) = (w.as_ptr(), a.as_ptr().cast::<f32>());
             let mut acc = [_mm256_setzero_ps(); 4];
             let mut i = 0;
-            let pd = prefetch_distance();
+            let pd = prefetch_distance_float();
             let mut nx = pf_start(wp, pd);
             while i + 32 <= n {
                 pf_to(&mut nx, wp.wrapping_add($esz * (i + 32) + pd));
