@@ -610,12 +610,26 @@ pub(crate) unsafe fn dot_q5_k(w: &[u8], a: &[u8]) -> f32 {
     hsum(acc)
 }
 
+/// The four 32-quant groups (0..64, unsigned) of one half of a Q6_K block from its low bits
+/// `ql0`, `ql1` and high bits `qh`.
+#[inline(always)]
+unsafe fn q6k_quants(ql0: __m256i, ql1: __m256i, qh: __m256i) -> [__m256i; 4] {
+    let m4 = _mm256_set1_epi8(0x0f);
+    let m3 = _mm256_set1_epi8(0x30);
+    let part =
+        |l: __m256i, h: __m256i| _mm256_or_si256(_mm256_and_si256(l, m4), _mm256_and_si256(h, m3));
+    [
+        part(ql0, _mm256_slli_epi16::<4>(qh)),
+        part(ql1, _mm256_slli_epi16::<2>(qh)),
+        part(_mm256_srli_epi16::<4>(ql0), qh),
+        part(_mm256_srli_epi16::<4>(ql1), _mm256_srli_epi16::<2>(qh)),
+    ]
+}
+
 /// One Q6_K block · one Q8_K block: `d · Σ` of the exact integer sum (quants taken unsigned,
 /// 0..64, and the −32 folded into the group sums).
 #[inline(always)]
 unsafe fn block_q6_k(x: *const u8, y: *const u8) -> f32 {
-    let m4 = _mm256_set1_epi8(0x0f);
-    let m3 = _mm256_set1_epi8(0x30);
     let sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(x.add(192).cast()));
     let corr = _mm256_madd_epi16(ld(y.add(260)), sc16);
     let s_a = _mm256_permute2x128_si256::<0x00>(sc16, sc16);
@@ -626,24 +640,7 @@ unsafe fn block_q6_k(x: *const u8, y: *const u8) -> f32 {
         let ql1 = ld(x.add(64 * h + 32));
         let qh = ld(x.add(128 + 32 * h));
         let s = if h == 0 { s_a } else { s_b };
-        let v = [
-            _mm256_or_si256(
-                _mm256_and_si256(ql0, m4),
-                _mm256_and_si256(_mm256_slli_epi16::<4>(qh), m3),
-            ),
-            _mm256_or_si256(
-                _mm256_and_si256(ql1, m4),
-                _mm256_and_si256(_mm256_slli_epi16::<2>(qh), m3),
-            ),
-            _mm256_or_si256(
-                _mm256_and_si256(_mm256_srli_epi16::<4>(ql0), m4),
-                _mm256_and_si256(qh, m3),
-            ),
-            _mm256_or_si256(
-                _mm256_and_si256(_mm256_srli_epi16::<4>(ql1), m4),
-                _mm256_and_si256(_mm256_srli_epi16::<2>(qh), m3),
-            ),
-        ];
+        let v = q6k_quants(ql0, ql1, qh);
         for (k, v) in v.into_iter().enumerate() {
             let p = _mm256_maddubs_epi16(v, ld(y.add(4 + 128 * h + 32 * k)));
             let scl = _mm256_shuffle_epi8(s, pick16(2 * k, 2 * k + 1));
@@ -780,8 +777,6 @@ pub(crate) unsafe fn dequant_q4_k(src: &[u8], dst: &mut [f32]) {
 /// Q6_K row to f32.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) unsafe fn dequant_q6_k(src: &[u8], dst: &mut [f32]) {
-    let m4 = _mm256_set1_epi8(0x0f);
-    let m3 = _mm256_set1_epi8(0x30);
     let c32 = _mm256_set1_epi8(32);
     for i in 0..src.len() / 210 {
         let x = src.as_ptr().add(210 * i);
@@ -791,24 +786,7 @@ pub(crate) unsafe fn dequant_q6_k(src: &[u8], dst: &mut [f32]) {
             let ql0 = ld(x.add(64 * h));
             let ql1 = ld(x.add(64 * h + 32));
             let qh = ld(x.add(128 + 32 * h));
-            let v = [
-                _mm256_or_si256(
-                    _mm256_and_si256(ql0, m4),
-                    _mm256_and_si256(_mm256_slli_epi16::<4>(qh), m3),
-                ),
-                _mm256_or_si256(
-                    _mm256_and_si256(ql1, m4),
-                    _mm256_and_si256(_mm256_slli_epi16::<2>(qh), m3),
-                ),
-                _mm256_or_si256(
-                    _mm256_and_si256(_mm256_srli_epi16::<4>(ql0), m4),
-                    _mm256_and_si256(qh, m3),
-                ),
-                _mm256_or_si256(
-                    _mm256_and_si256(_mm256_srli_epi16::<4>(ql1), m4),
-                    _mm256_and_si256(_mm256_srli_epi16::<2>(qh), m3),
-                ),
-            ];
+            let v = q6k_quants(ql0, ql1, qh);
             for (k, v) in v.into_iter().enumerate() {
                 let v = _mm256_sub_epi8(v, c32);
                 let o = out.add(128 * h + 32 * k);
