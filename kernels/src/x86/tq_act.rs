@@ -469,15 +469,10 @@ mod tests {
     use crate::formats::tq_rotation::SplitMix64;
     use crate::GgmlType;
 
-    /// The short rounding against the exact one on every f32 within 64 ulps of each
-    /// half-integer and integer of [−140, 140], on ±0, ±Inf, NaNs, huge and subnormal values,
-    /// and on a stride through all bit patterns.
-    #[test]
-    fn short_rounding_equals_the_exact_one() {
-        if !usable() {
-            eprintln!("skipped: this CPU has no AVX-512 VBMI (the fused path is not used here)");
-            return;
-        }
+    /// Every f32 within 64 ulps of each half-integer and integer of [−140, 140], ±0, ±Inf, NaNs,
+    /// huge and subnormal values and a stride through all bit patterns, zero-padded to a
+    /// multiple of `lanes`.
+    fn rounding_probe_values(lanes: usize) -> Vec<f32> {
         let mut vals: Vec<f32> = vec![
             0.0,
             -0.0,
@@ -502,7 +497,20 @@ mod tests {
             }
         }
         vals.extend((0..u32::MAX / 9973).map(|i| f32::from_bits(i * 9973)));
-        vals.resize(vals.len().next_multiple_of(16), 0.0);
+        vals.resize(vals.len().next_multiple_of(lanes), 0.0);
+        vals
+    }
+
+    /// The short rounding against the exact one on every f32 within 64 ulps of each
+    /// half-integer and integer of [−140, 140], on ±0, ±Inf, NaNs, huge and subnormal values,
+    /// and on a stride through all bit patterns.
+    #[test]
+    fn short_rounding_equals_the_exact_one() {
+        if !usable() {
+            eprintln!("skipped: this CPU has no AVX-512 VBMI (the fused path is not used here)");
+            return;
+        }
+        let vals = rounding_probe_values(16);
         for c in vals.chunks_exact(16) {
             // SAFETY: `usable` holds (AVX-512 F/BW/VL).
             let (got, want) = unsafe {
@@ -527,31 +535,7 @@ mod tests {
             eprintln!("skipped: this CPU has no AVX2");
             return;
         }
-        let mut vals: Vec<f32> = vec![
-            0.0,
-            -0.0,
-            f32::INFINITY,
-            f32::NEG_INFINITY,
-            f32::NAN,
-            -f32::NAN,
-            f32::MAX,
-            f32::MIN,
-            f32::MIN_POSITIVE,
-            1e-45,
-            8388607.5,
-            8388608.0,
-            4194304.5,
-        ];
-        for h in -280i32..=280 {
-            let c = (h as f32) * 0.5;
-            for d in -64i32..=64 {
-                let b = (c.to_bits() as i64 + d as i64).clamp(0, u32::MAX as i64) as u32;
-                vals.push(f32::from_bits(b));
-                vals.push(-f32::from_bits(b));
-            }
-        }
-        vals.extend((0..u32::MAX / 9973).map(|i| f32::from_bits(i * 9973)));
-        vals.resize(vals.len().next_multiple_of(8), 0.0);
+        let vals = rounding_probe_values(8);
         for c in vals.chunks_exact(8) {
             let mut got = [0i32; 8];
             // SAFETY: AVX2 detected; an 8-lane store into 8 i32.
