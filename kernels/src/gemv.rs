@@ -944,26 +944,25 @@ impl Kernels {
             // TQ on AVX-512 with VBMI (`tq_act::prepare_tile_256`) and on the AVX2 table
             // (`tq_act::prepare_tile_256_avx2`): rotation, quantization and tile layout in one
             // pass, the same bytes as the two steps below.
-            let fused = match act_fmt {
-                FloatAct::Rotated(p) if tq && crate::x86::tq_act::usable() => Some((p.seed, true)),
-                FloatAct::Rotated(p) if tq && self.isa == crate::Isa::Avx2 => Some((p.seed, false)),
+            type Prep = unsafe fn(&[f32], u64, &mut [u8]);
+            let fused: Option<(u64, Prep)> = match act_fmt {
+                FloatAct::Rotated(p) if tq && crate::x86::tq_act::usable() => {
+                    Some((p.seed, crate::x86::tq_act::prepare_tile_256))
+                }
+                FloatAct::Rotated(p) if tq && self.isa == crate::Isa::Avx2 => {
+                    Some((p.seed, crate::x86::tq_act::prepare_tile_256_avx2))
+                }
                 _ => None,
             };
             rows_mut(acts, ab, min_task_rows(cols), |j0, blk| {
-                if let Some((seed, a5)) = fused {
+                if let Some((seed, prep)) = fused {
                     for (j, d) in blk.chunks_exact_mut(ab).enumerate() {
                         let x = &xs[(j0 + j) * cols..(j0 + j + 1) * cols];
                         // SAFETY: `usable` checked the CPU features (AVX-512), else this is the
                         // AVX2 table (AVX2 and FMA detected when it was built); `cols` is whole
                         // 256-blocks (the tiled TQ format is only chosen for them) and `d`
                         // holds `cols / 256` prepared blocks.
-                        unsafe {
-                            if a5 {
-                                crate::x86::tq_act::prepare_tile_256(x, seed, d)
-                            } else {
-                                crate::x86::tq_act::prepare_tile_256_avx2(x, seed, d)
-                            }
-                        };
+                        unsafe { prep(x, seed, d) };
                     }
                     return;
                 }
