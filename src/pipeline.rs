@@ -157,20 +157,28 @@ fn convert(
     tq: Option<&gq_kernels::TqParams>,
 ) -> Result<Done> {
     let t = &plan.tensors[c.tensor];
-    let mut vals = vec![0f32; c.n];
-    match &t.source {
-        Source::Values(v) => vals.copy_from_slice(&v[c.first..c.first + c.n]),
-        Source::Checkpoint { index, .. } => {
-            let r = &ckpt.tensors[*index];
-            ckpt.read_f32(r, c.first, &mut vals).map_err(|e| {
-                anyhow!(
-                    "{}: tensor {}: {e}",
-                    ckpt.shards[r.shard].path.display(),
-                    r.name
-                )
-            })?;
+    // Elements [first, first + out.len()) of the tensor as f32.
+    let read = |first: usize, out: &mut [f32]| -> Result<()> {
+        match &t.source {
+            Source::Values(v) => out.copy_from_slice(&v[first..first + out.len()]),
+            Source::Checkpoint { index, .. } => {
+                let r = &ckpt.tensors[*index];
+                ckpt.read_f32(r, first, out).map_err(|e| {
+                    anyhow!(
+                        "{}: tensor {}: {e}",
+                        ckpt.shards[r.shard].path.display(),
+                        r.name
+                    )
+                })?;
+            }
         }
+        Ok(())
+    };
+    if t.out.ty.is_turboquant() && !report {
+        return convert_tq_pieces(plan, c, tq, &read);
     }
+    let mut vals = vec![0f32; c.n];
+    read(c.first, &mut vals)?;
     let nonfinite = vals.iter().filter(|v| !v.is_finite()).count();
     let fmt = gq_kernels::format(t.out.ty)
         .ok_or_else(|| anyhow!("type {} is not supported yet", t.out.ty))?;
@@ -258,6 +266,76 @@ fn convert(
         bytes,
         nonfinite,
         stats,
+    })
+}
+
+/// Elements per piece of a TurboQuant chunk that [`convert_tq_pieces`] reads and encodes at a
+/// time (128 KiB of f32).
+const TQ_PIECE_ELEMENTS: usize = 1 << 15;
+
+/// A TurboQuant chunk without error statistics, read and encoded a piece of whole rows at a
+/// time ([`TQ_PIECE_ELEMENTS`]): the f32 rows of a piece stay in the core's L2 cache beside the
+/// encoder's candidate tables (a whole chunk's 1 MiB of f32 would evict them). The bytes are
+/// those of one call over the chunk: a block's bytes depend only on its weights, the row's
+/// seed and its importance row.
+fn convert_tq_pieces(
+    plan: &Plan,
+    c: Chunk,
+    tq: Option<&gq_kernels::TqParams>,
+    read: &dyn Fn(usize, &mut [f32]) -> Result<()>,
+) -> Result<Done> {
+    let t = &plan.tensors[c.tensor];
+    let p = tq.expect("the plan writes gq.tq.* for TurboQuant tensors");
+    let row = t.out.dims[0] as usize;
+    let row_bytes = t
+        .out
+        .ty
+        .row_bytes(row)
+        .expect("row length checked by the plan");
+    let n_rows = c.n / row;
+    let mut bytes = vec![0u8; n_rows * row_bytes];
+    let rows_per_expert = t.out.dims.get(1).copied().unwrap_or(1).max(1) as usize;
+    let first_row = c.first / row;
+    let piece_rows = (TQ_PIECE_ELEMENTS / row).max(1);
+    let mut vals = vec![0f32; piece_rows.min(n_rows) * row];
+    let mut r0 = 0;
+    while r0 < n_rows {
+        let r1 = (r0 + piece_rows).min(n_rows);
+        let vals = &mut vals[..(r1 - r0) * row];
+        read(c.first + r0 * row, vals)?;
+        if vals.iter().any(|v| !v.is_finite()) {
+            bail!(
+                "tensor {} ({}): non-finite values (NaN/Inf) cannot be stored in {} (it has no \
+                 code for them); choose another type for this tensor with --tensor-type",
+                t.hf_name,
+                t.out.name,
+                t.out.ty
+            );
+        }
+        // Split where the importance changes (one row of importance per expert).
+        let mut r = r0;
+        while r < r1 {
+            let e = (first_row + r) / rows_per_expert;
+            let end = ((e + 1) * rows_per_expert - first_row).min(r1);
+            let imp = t.importance.as_ref().map(|i| &i[e * row..(e + 1) * row]);
+            gq_kernels::formats::tq::quantize_rows(
+                t.out.ty,
+                p,
+                &vals[(r - r0) * row..(end - r0) * row],
+                row,
+                imp,
+                &mut bytes[r * row_bytes..end * row_bytes],
+                gq_kernels::Isa::selected(),
+            )
+            .map_err(|e| anyhow!("tensor {} ({}): {e}", t.hf_name, t.out.name))?;
+            r = end;
+        }
+        r0 = r1;
+    }
+    Ok(Done {
+        bytes,
+        nonfinite: 0,
+        stats: None,
     })
 }
 

@@ -1,5 +1,6 @@
 //! gq's TurboQuant types on the trained fixture (docs/turboquant.md §14): the ~4.5-bit type's
-//! weight error against Q4_K's on every linear tensor, the same bytes for any thread count, and
+//! weight error against Q4_K's on every linear tensor, the same bytes for any thread count (and
+//! with or without `--report`, which encodes whole chunks instead of pieces), and
 //! the runner evaluating TQ files. The formats' own properties (codebooks, MSE against theory,
 //! QJL unbiasedness, rotation, test vectors) are tested in kernels/src/formats/tq*.rs.
 //!
@@ -102,6 +103,25 @@ fn tq_files_have_the_same_bytes_for_any_thread_count_and_run_in_gq_ppl() {
             made.insert(ty, out);
         }
         assert!(files[0] == files[1], "{ty}: --threads 1 and 2 differ");
+        // With --report a chunk is encoded in one call; without, a piece of rows at a time
+        // (src/pipeline.rs, convert_tq_pieces): the same bytes.
+        let out = dir.path().join(format!("{ty}-report.gguf"));
+        let rep = dir.path().join(format!("{ty}-report.json"));
+        gq_ok(&[
+            "quantize",
+            trained.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--type",
+            ty,
+            "--report",
+            rep.to_str().unwrap(),
+            "-q",
+        ]);
+        assert!(
+            std::fs::read(&out).unwrap() == files[0],
+            "{ty}: the pieces' bytes differ from the whole chunks'"
+        );
     }
     // The runner evaluates TQ files: the same numbers for any thread count, and KLDs against
     // the BF16 model ordered by bits (a wrong rotation or table gives KLDs of order 1).

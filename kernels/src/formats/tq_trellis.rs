@@ -514,7 +514,8 @@ pub(crate) struct VLines {
     /// Per cell: its 16 lanes' coordinates as bf16 in one 64-byte line ([`Line64`]; the AVX2
     /// encoder's copy: half of `xy`'s bytes, so that the 9-bit table's lines fit a 512 KiB L2;
     /// the AVX2 traceback reads `meta`). A long cell's coordinates here are zeros: all 16
-    /// lanes then tie, which the search takes as its mark.
+    /// lanes then tie, which the search takes as its mark. A slot past the end of its subset's
+    /// list holds [`PAD_FAR`] instead of the repeated last candidate, so that it never ties.
     pub(crate) packed: Vec<Line64>,
 
     /// 8-slot lines of the long cells: 32 x values, then 32 y values.
@@ -547,6 +548,11 @@ pub(crate) struct Line64 {
 #[derive(Clone, Copy)]
 #[repr(C, align(64))]
 pub(crate) struct Line8(pub(crate) [f32; 64]);
+
+/// The coordinates of [`VLines::packed`]'s padding slots (beyond the end of a subset's list):
+/// −2^20 (exact in bf16). From a folded point of the grid ([0, 128)²) its squared distance is
+/// at least 2^41, far above any real candidate's (below 2·255²), and finite: never the minimum.
+const PAD_FAR: f32 = -1_048_576.0;
 
 /// The [`VLines`] of the `bits`-bit pair table.
 pub(crate) fn vlines(bits: u32) -> &'static VLines {
@@ -598,7 +604,10 @@ pub(crate) fn vlines(bits: u32) -> &'static VLines {
                 if !long {
                     let bf = |c: f32| {
                         // The table's coordinates are integers in −127..=127: bf16 is exact.
-                        assert!(c == c.trunc() && c.abs() <= 127.0, "coordinate {c}");
+                        assert!(
+                            c == c.trunc() && (c.abs() <= 127.0 || c == PAD_FAR),
+                            "coordinate {c}"
+                        );
                         assert!(c.to_bits() & 0xffff == 0);
                         (c.to_bits() >> 16) as u16
                     };
@@ -608,8 +617,17 @@ pub(crate) fn vlines(bits: u32) -> &'static VLines {
                         } else {
                             2 * (lane - 8)
                         };
-                        pk.x[o] = bf(l.0[lane]);
-                        pk.y[o] = bf(l.0[16 + lane]);
+                        // A slot past the end of its subset's list holds PAD_FAR, which is
+                        // never nearest (so that a cell whose subsets each have one candidate
+                        // does not tie all 16 lanes, the long cells' mark).
+                        let (c, z) = (lane / 4, lane % 4);
+                        if c < lists[z].len() {
+                            pk.x[o] = bf(l.0[lane]);
+                            pk.y[o] = bf(l.0[16 + lane]);
+                        } else {
+                            pk.x[o] = bf(PAD_FAR);
+                            pk.y[o] = bf(PAD_FAR);
+                        }
                     }
                 }
                 v.packed.push(pk);

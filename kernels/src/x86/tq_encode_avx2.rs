@@ -48,8 +48,9 @@ const OUTSIDE: u32 = u32::MAX;
 /// Bit of `cell` marking a long cell (the low bits are then the index of its 8-slot line).
 const LONG: u32 = 0x8000_0000;
 
-/// One search (a block at one scale candidate). Its minimum distance per (true, unfolded)
-/// subset is kept in the batch's `d` array at `STRIDE·c + p`, its trellis decisions in `back`.
+/// One search (a block at one scale candidate). Its minimum distance per folded subset is kept
+/// in the batch's `d` array at `STRIDE·c + p` (the add-compare-select unfolds it), its trellis
+/// decisions in `back`.
 struct Chain {
     /// Sign bits of the pair (x: bit 0, y: bit 1).
     fold: Vec<u32>,
@@ -97,47 +98,86 @@ unsafe fn rotate(x: &[f32], signs: &[u64; 4], out: &mut [f32]) -> f32 {
 }
 
 /// [`rotate`] of a block of `8 · NR` coordinates (`NR` a constant, so that the butterflies
-/// across registers unroll with fixed partners).
+/// across registers unroll with fixed partners), in three passes over `out` that keep at most
+/// 8 registers of the block live: (A) per group of `G = min(NR, 8)` registers the sign flips,
+/// the in-register stages and the stages across registers of distance 1…G/2; (B) per register
+/// `j < G` of a group the stages of distance G…NR/2 across the groups; (C) the scale and the
+/// energy in the reference's order. Every coordinate sees the reference's operations in its
+/// order (a stage's butterflies are independent of each other), so the values are the same.
 #[inline]
 #[target_feature(enable = "avx2")]
 unsafe fn rotate_n<const NR: usize>(x: &[f32], signs: &[u64; 4], out: &mut [f32]) -> f32 {
     let b = x.len();
-    let nr = NR;
     assert!(b == 8 * NR && (16..=256).contains(&b) && out.len() >= b);
-    let mut r = [_mm256_setzero_ps(); NR];
+    let g = NR.min(8);
     let sign = _mm256_set1_epi32(i32::MIN);
     let bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
-    for (i, v) in r.iter_mut().enumerate() {
-        // Coordinate c takes the sign bit (signs[c / 64] >> (c % 64)) & 1.
-        let m = _mm256_set1_epi32(((signs[i / 8] >> (8 * (i % 8))) & 0xff) as i32);
-        let flip = _mm256_and_si256(_mm256_cmpeq_epi32(_mm256_and_si256(m, bit), bit), sign);
-        // SAFETY: 8i + 8 ≤ b = x.len().
-        let raw = _mm256_castps_si256(_mm256_loadu_ps(x.as_ptr().add(8 * i)));
-        let mut t = _mm256_castsi256_ps(_mm256_xor_si256(raw, flip));
-        t = stage::<0xAA>(t, _mm256_permute_ps::<0b10_11_00_01>(t));
-        t = stage::<0xCC>(t, _mm256_permute_ps::<0b01_00_11_10>(t));
-        t = stage::<0xF0>(t, _mm256_permute2f128_ps::<0x01>(t, t));
-        *v = t;
-    }
-    let mut m = 1;
-    while m < nr {
-        // The pairs (i, i + m) with bit m of i clear, in increasing i.
-        for j in 0..nr / 2 {
-            let i = (j / m) * 2 * m + j % m;
-            let (a, c) = (r[i], r[i + m]);
-            r[i] = _mm256_add_ps(a, c);
-            r[i + m] = _mm256_sub_ps(a, c);
+    let op = out.as_mut_ptr();
+    // (A) The stages within a group of g registers.
+    for g0 in (0..NR).step_by(g) {
+        let mut r = [_mm256_setzero_ps(); 8];
+        for (t, v) in r.iter_mut().enumerate().take(g) {
+            let i = g0 + t;
+            // Coordinate c takes the sign bit (signs[c / 64] >> (c % 64)) & 1.
+            let m = _mm256_set1_epi32(((signs[i / 8] >> (8 * (i % 8))) & 0xff) as i32);
+            let flip = _mm256_and_si256(_mm256_cmpeq_epi32(_mm256_and_si256(m, bit), bit), sign);
+            // SAFETY: 8i + 8 ≤ b = x.len().
+            let raw = _mm256_castps_si256(_mm256_loadu_ps(x.as_ptr().add(8 * i)));
+            let mut v0 = _mm256_castsi256_ps(_mm256_xor_si256(raw, flip));
+            v0 = stage::<0xAA>(v0, _mm256_permute_ps::<0b10_11_00_01>(v0));
+            v0 = stage::<0xCC>(v0, _mm256_permute_ps::<0b01_00_11_10>(v0));
+            v0 = stage::<0xF0>(v0, _mm256_permute2f128_ps::<0x01>(v0, v0));
+            *v = v0;
         }
-        m *= 2;
+        let mut m = 1;
+        while m < g {
+            // The pairs (i, i + m) with bit m of i clear.
+            for j in 0..g / 2 {
+                let i = (j / m) * 2 * m + j % m;
+                let (a, c) = (r[i], r[i + m]);
+                r[i] = _mm256_add_ps(a, c);
+                r[i + m] = _mm256_sub_ps(a, c);
+            }
+            m *= 2;
+        }
+        for t in 0..g {
+            // SAFETY: 8(g0 + t) + 8 ≤ b ≤ out.len() (asserted).
+            _mm256_storeu_ps(op.add(8 * (g0 + t)), r[t]);
+        }
     }
+    // (B) The stages across groups: registers j, j + g, j + 2g, … (at most 4 of them).
+    let ng = NR / g;
+    if ng > 1 {
+        for j in 0..g {
+            let mut r = [_mm256_setzero_ps(); 4];
+            for t in 0..ng {
+                // SAFETY: 8(j + g·t) + 8 ≤ 8·NR = b ≤ out.len().
+                r[t] = _mm256_loadu_ps(op.add(8 * (j + g * t)));
+            }
+            let mut m = 1;
+            while m < ng {
+                for jj in 0..ng / 2 {
+                    let i = (jj / m) * 2 * m + jj % m;
+                    let (a, c) = (r[i], r[i + m]);
+                    r[i] = _mm256_add_ps(a, c);
+                    r[i + m] = _mm256_sub_ps(a, c);
+                }
+                m *= 2;
+            }
+            for t in 0..ng {
+                // SAFETY: as above.
+                _mm256_storeu_ps(op.add(8 * (j + g * t)), r[t]);
+            }
+        }
+    }
+    // (C) Partial sum j < 8 of the reference is lane j of `lo` (even registers), j ≥ 8 lane
+    // j − 8 of `hi` (odd registers), each added in coordinate order.
     let k = _mm256_set1_ps(inv_sqrt(b));
-    // Partial sum j < 8 of the reference is lane j of `lo` (even registers), j ≥ 8 lane j − 8
-    // of `hi` (odd registers), each added in coordinate order.
     let (mut lo, mut hi) = (_mm256_setzero_ps(), _mm256_setzero_ps());
-    for i in 0..nr {
-        let v = _mm256_mul_ps(r[i], k);
+    for i in 0..NR {
         // SAFETY: 8i + 8 ≤ b ≤ out.len() (asserted).
-        _mm256_storeu_ps(out.as_mut_ptr().add(8 * i), v);
+        let v = _mm256_mul_ps(_mm256_loadu_ps(op.add(8 * i)), k);
+        _mm256_storeu_ps(op.add(8 * i), v);
         let sq = _mm256_mul_ps(v, v);
         if i % 2 == 0 {
             lo = _mm256_add_ps(lo, sq);
@@ -151,21 +191,33 @@ unsafe fn rotate_n<const NR: usize>(x: &[f32], signs: &[u64; 4], out: &mut [f32]
     fold16(s)
 }
 
-/// `vpermilps` controls `t ^ fold` (`t` = 0..4) per fold.
-static UNFOLD: [[i32; 4]; 4] = [[0, 1, 2, 3], [1, 0, 3, 2], [2, 3, 0, 1], [3, 2, 1, 0]];
+/// `vpermps` controls of the add-compare-select per fold `f` (x: bit 0, y: bit 1) of a pair:
+/// `SUB_IDX[f][h]` lane `k` is `SUB[4h + k/2][k % 2] ^ f`, the folded subset of the true subset
+/// that next state `k`'s predecessor `h` (lower, upper) takes: the search stores the minima per
+/// folded subset, and `t ^ f` is the folded index of true subset `t`.
+#[repr(C, align(32))]
+struct SubIdx([[[i32; 8]; 2]; 4]);
 
-/// Stores the per-subset minima of lanes 0–3 of `m` (folded subsets) in true-subset order:
-/// `out[t] = m[t ^ fold]`.
-#[inline]
-#[target_feature(enable = "avx2")]
-unsafe fn unfold(out: &mut [f32; 4], m: __m256, fold: u32) {
-    let idx = _mm_loadu_si128(UNFOLD[fold as usize & 3].as_ptr().cast());
-    let v = _mm_permutevar_ps(_mm256_castps256_ps128(m), idx);
-    _mm_storeu_ps(out.as_mut_ptr(), v);
-}
+static SUB_IDX: SubIdx = {
+    let mut t = [[[0i32; 8]; 2]; 4];
+    let mut f = 0;
+    while f < 4 {
+        let mut h = 0;
+        while h < 2 {
+            let mut k = 0;
+            while k < 8 {
+                t[f][h][k] = (SUB[4 * h + k / 2][k % 2] as usize ^ f) as i32;
+                k += 1;
+            }
+            h += 1;
+        }
+        f += 1;
+    }
+    SubIdx(t)
+};
 
 /// The nearest-point search of one block `u` at scale `d` into `ch` and `dm` (per pair the
-/// minimum distance of each true subset).
+/// minimum distance of each folded subset).
 ///
 /// Three passes: (1) per 8 pairs, `u / d`, the folds, the folded coordinates, the grid cells
 /// (clamped into the grid) and which pairs are outside it; (2) every pair through the 4-slot
@@ -236,11 +288,10 @@ unsafe fn search(s: &TcqSpec, b: usize, u: &[f32], d: f32, ch: &mut Chain, dm: &
         let p = slow.trailing_zeros() as usize;
         slow &= slow - 1;
         let (x, y) = (ax[p], ay[p]);
-        let f = ch.fold[p] as usize;
         if x >= 128.0 || y >= 128.0 {
             let r = nearest4_far(book(s.pair_bits(b, p)), x, y);
             for z in 0..4 {
-                dm[p][z ^ f] = r[z].0;
+                dm[p][z] = r[z].0;
                 ch.fb[p][z] = (r[z].1, r[z].2);
             }
             ch.cell[p] = OUTSIDE;
@@ -269,7 +320,7 @@ unsafe fn search(s: &TcqSpec, b: usize, u: &[f32], d: f32, ch: &mut Chain, dm: &
             eq |= e << (8 * k);
         }
         ch.eq[p] = eq;
-        unfold(&mut dm[p], m, f as u32);
+        _mm_storeu_ps(dm[p].as_mut_ptr(), _mm256_castps256_ps128(m));
     }
 }
 
@@ -286,7 +337,8 @@ const EQ_SLOT: [i8; 16] = [0, 2, 1, 3, 4, 6, 5, 7, 8, 10, 9, 11, 12, 14, 13, 15]
 /// `ch.cell`, clamped into the grid) through `lines`: per pair the 16 candidates' exact
 /// distances (no FMA) in two registers, the minimum per folded subset, the lanes holding it
 /// (`eq`: lane `4s + z` as the bit pair `2·(4k + z)`, `k` the position of slot `s` in the
-/// order 0, 2, 1, 3 that `vpackssdw` leaves), the minima stored in true-subset order.
+/// order 0, 2, 1, 3 that `vpackssdw` leaves), the minima stored in folded-subset order (the
+/// add-compare-select's [`SUB_IDX`] unfolds them: no shuffle here).
 #[inline(never)]
 #[target_feature(enable = "avx2")]
 unsafe fn search_lines(
@@ -299,26 +351,26 @@ unsafe fn search_lines(
 ) {
     let n = range.end;
     assert!(n <= ch.eq.len() && n <= ch.cell.len() && n <= dm.len() && n <= ch.fold.len());
-    let (eqp, dp, foldp, cellp) = (
-        ch.eq.as_mut_ptr(),
-        dm.as_mut_ptr(),
-        ch.fold.as_ptr(),
-        ch.cell.as_ptr(),
-    );
-    assert!(lines.packed.len() >= VCELLS * VCELLS);
+    let (eqp, dp, cellp) = (ch.eq.as_mut_ptr(), dm.as_mut_ptr(), ch.cell.as_ptr());
+    assert!(lines.packed.len() >= VCELLS * VCELLS && lines.meta.len() >= VCELLS * VCELLS);
     let pkp = lines.packed.as_ptr();
-    let unf = UNFOLD.as_ptr();
+    let mtp = lines.meta.as_ptr();
     let upper = _mm256_set1_epi32(0xffff_0000u32 as i32);
     // The first lines ahead of the loop; in it, the line of pair p + PF.
     for p in range.start..(range.start + PF).min(n) {
         // SAFETY: p < n ≤ the chain's lengths; cells are below 64 · 64 (asserted below).
         _mm_prefetch::<_MM_HINT_T0>(pkp.add(*cellp.add(p) as usize).cast());
+        _mm_prefetch::<_MM_HINT_T0>(mtp.add(*cellp.add(p) as usize).cast());
     }
     for p in range {
         // SAFETY: p < n ≤ the chain's lengths (asserted); cells are below 64 · 64 (clamped)
         // and `packed` has that many 64-byte aligned lines (asserted); a fold is below 4.
         if p + PF < n {
-            _mm_prefetch::<_MM_HINT_T0>(pkp.add(*cellp.add(p + PF) as usize).cast());
+            let c = *cellp.add(p + PF) as usize;
+            _mm_prefetch::<_MM_HINT_T0>(pkp.add(c).cast());
+            // The cell's (entry, mirror) words, which the traceback reads for the chosen
+            // subset (one scalar load per pair, which would miss L2 there).
+            _mm_prefetch::<_MM_HINT_T0>(mtp.add(c).cast());
         }
         let cell = *cellp.add(p) as usize;
         let lp = pkp.add(cell).cast::<__m256i>();
@@ -341,9 +393,7 @@ unsafe fn search_lines(
         let e1 = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_EQ_OQ>(d1, m));
         // A long cell's line (zeros) ties all lanes: `eq` all ones sends it to pass 3.
         *eqp.add(p) = _mm256_movemask_epi8(_mm256_packs_epi32(e0, e1)) as u32;
-        let idx = _mm_loadu_si128(unf.add(*foldp.add(p) as usize & 3).cast());
-        let v = _mm_permutevar_ps(_mm256_castps256_ps128(m), idx);
-        _mm_storeu_ps(dp.add(p).cast(), v);
+        _mm_storeu_ps(dp.add(p).cast(), _mm256_castps256_ps128(m));
     }
 }
 
@@ -355,18 +405,14 @@ unsafe fn search_lines(
 unsafe fn acs<const M: usize>(chains: &mut [Chain], np: usize, d: &[[f32; 4]], back: &mut [u8]) {
     assert!(np <= STRIDE && d.len() >= M * STRIDE && back.len() >= M * STRIDE);
     assert!(chains.len() >= M);
-    let sub = |hi: usize| {
-        let o = 4 * hi;
-        let mut l = [0i32; 8];
-        for k in 0..8 {
-            l[k] = SUB[o + k / 2][k % 2] as i32;
-        }
-        _mm256_setr_epi32(l[0], l[1], l[2], l[3], l[4], l[5], l[6], l[7])
-    };
     // Predecessors s0 = ns >> 1, s1 = (ns >> 1) | 4 of the next state ns.
     let pc0 = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
     let pc1 = _mm256_setr_epi32(4, 4, 5, 5, 6, 6, 7, 7);
-    let (sd0, sd1) = (sub(0), sub(1));
+    for j in 0..M {
+        assert!(chains[j].fold.len() >= np);
+    }
+    let folds: [*const u32; M] = core::array::from_fn(|j| chains[j].fold.as_ptr());
+    let sip = SUB_IDX.0.as_ptr();
     let inf = f32::INFINITY;
     let start = _mm256_setr_ps(0.0, inf, inf, inf, inf, inf, inf, inf);
     let mut cost = [start; M];
@@ -375,8 +421,12 @@ unsafe fn acs<const M: usize>(chains: &mut [Chain], np: usize, d: &[[f32; 4]], b
         for j in 0..M {
             // SAFETY: j·STRIDE + p < M·STRIDE ≤ the lengths (asserted).
             let a = j * STRIDE + p;
-            // The pair's 4 subset minima in lanes 0–3 (`sd0`, `sd1` index only those).
+            // The pair's 4 folded subset minima in lanes 0–3 (the controls index only those),
+            // its fold's controls (a fold is below 4; p < np ≤ the folds' lengths).
             let dv = _mm256_castps128_ps256(_mm_loadu_ps(dp.add(a).cast()));
+            let sx = &*sip.add(*folds[j].add(p) as usize & 3);
+            let sd0 = _mm256_load_si256(sx[0].as_ptr().cast());
+            let sd1 = _mm256_load_si256(sx[1].as_ptr().cast());
             let c0 = _mm256_add_ps(
                 _mm256_permutevar8x32_ps(cost[j], pc0),
                 _mm256_permutevar8x32_ps(dv, sd0),
