@@ -5,6 +5,7 @@ pub mod avx2;
 pub mod avx512;
 pub mod avx512bf16;
 pub(crate) mod f32rows;
+pub(crate) mod f32rows_avx2;
 pub(crate) mod gelu;
 pub mod intel;
 pub(crate) mod tile;
