@@ -773,8 +773,9 @@ impl Kernels {
 
     /// Whether [`Kernels::gemm_as`] of `ty` with `n` columns of `cols` elements and
     /// activation format `act` takes the register-tiled path: on the AVX2 table the
-    /// quantized types Q2_K…Q6_K, Q8_0, Q4_0, Q5_0, Q4_1, Q5_1 (`x86::tile_avx2`, the same
-    /// results as the AVX-512 tile's) when `cols` is a multiple of their unit, and with BMI2
+    /// quantized types Q2_K…Q6_K, Q8_0, Q4_0, Q5_0, Q4_1, Q5_1 and F32 / F16 / BF16 with f32
+    /// activations (`x86::tile_avx2`, the same results as the AVX-512 tile's) when `cols` is a
+    /// multiple of their unit, and with BMI2
     /// the TurboQuant `TQT*` types as on the AVX-512 tables (same results); on the AVX-512
     /// tables those, F32 / F16 / BF16 with f32 activations when `cols` is a multiple of 16, BF16 with
     /// [`FloatAct::Bf16`] where the table has AVX512_BF16 (Zen table: `vdpbf16ps`, `cols` a
@@ -850,6 +851,10 @@ impl Kernels {
                         && self.rows[ty.index()].is_some()
                         && crate::formats::tq::block_for(ty, cols) == Some(256);
                     return ok.then_some(tq);
+                }
+                if ty == GgmlType::BF16 && act == FloatAct::Bf16 {
+                    // BF16-rounded activations: the row path (no AVX2 tile for them).
+                    return None;
                 }
                 let f = crate::x86::tile::fmt_avx2(ty)?;
                 return Some(f).filter(|f| cols.is_multiple_of(crate::x86::tile::unit(f)));

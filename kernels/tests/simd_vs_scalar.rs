@@ -1098,9 +1098,17 @@ fn avx2_tile_bits_equal_avx512_tile() {
         GgmlType::Q5_0,
         GgmlType::Q4_1,
         GgmlType::Q5_1,
+        GgmlType::F32,
+        GgmlType::F16,
+        GgmlType::BF16,
     ] {
         let (rows, n) = (21, gq_kernels::GEMM_TILE_MIN_N + 5);
-        let cols = ty.block_size() * if ty.block_size() == 32 { 45 } else { 6 };
+        let cols = match ty.block_size() {
+            // Floats: 45 units of 16 (two K chunks of the float tile).
+            1 => 16 * 45,
+            32 => 32 * 45,
+            b => b * 6,
+        };
         let w = weights(&mut rng, ty, rows * cols, &mut |r| {
             0.001 + r.uniform() * 0.02
         });

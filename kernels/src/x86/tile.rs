@@ -112,8 +112,8 @@ pub(crate) fn fmt(ty: GgmlType) -> Option<&'static Fmt> {
 }
 
 /// The tiled format of `ty` on AVX2 (no AVX-512): the same layouts as [`fmt`]'s with the
-/// micro-kernels of `x86::tile_avx2` (the quantized types; floats have none, TurboQuant is
-/// [`fmt_tq_avx2`]).
+/// micro-kernels of `x86::tile_avx2` (the quantized types, and F32 / F16 / BF16 with f32
+/// activations; TurboQuant is [`fmt_tq_avx2`]).
 pub(crate) fn fmt_avx2(ty: GgmlType) -> Option<&'static Fmt> {
     match ty {
         GgmlType::Q4_K => Some(&A2_Q4K),
@@ -126,6 +126,9 @@ pub(crate) fn fmt_avx2(ty: GgmlType) -> Option<&'static Fmt> {
         GgmlType::Q5_0 => Some(&A2_Q50),
         GgmlType::Q4_1 => Some(&A2_Q41),
         GgmlType::Q5_1 => Some(&A2_Q51),
+        GgmlType::F32 => Some(&A2_F32),
+        GgmlType::F16 => Some(&A2_F16),
+        GgmlType::BF16 => Some(&A2_BF16),
         _ => None,
     }
 }
@@ -560,6 +563,36 @@ unsafe fn unpack_f16(x: *const u8, q: *mut u8, _s: *mut u8, _r: usize) {
 unsafe fn unpack_bf16(x: *const u8, q: *mut u8, _s: *mut u8, _r: usize) {
     let v = _mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(_mm256_loadu_si256(x.cast())));
     _mm512_storeu_si512(q.cast(), v);
+}
+
+/// [`unpack_f32`] on AVX2.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn unpack_f32_avx2(x: *const u8, q: *mut u8, _s: *mut u8, _r: usize) {
+    for h in 0..2 {
+        _mm256_storeu_si256(
+            q.add(32 * h).cast(),
+            _mm256_loadu_si256(x.add(32 * h).cast()),
+        );
+    }
+}
+
+/// [`unpack_f16`] on AVX2 (F16C).
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn unpack_f16_avx2(x: *const u8, q: *mut u8, _s: *mut u8, _r: usize) {
+    for h in 0..2 {
+        let v = _mm256_cvtph_ps(_mm_loadu_si128(x.add(16 * h).cast()));
+        _mm256_storeu_ps(q.add(32 * h).cast(), v);
+    }
+}
+
+/// [`unpack_bf16`] on AVX2.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn unpack_bf16_avx2(x: *const u8, q: *mut u8, _s: *mut u8, _r: usize) {
+    for h in 0..2 {
+        let v =
+            _mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(_mm_loadu_si128(x.add(16 * h).cast())));
+        _mm256_storeu_si256(q.add(32 * h).cast(), v);
+    }
 }
 
 fn act_none(_: &[u8], _: &mut [u8]) {
@@ -1085,6 +1118,22 @@ static A2_Q2K: Fmt = Fmt {
     kern: a2::q2k_tc,
     kern1: a2::q2k_1,
     ..Q2K
+};
+static A2_F32: Fmt = Fmt {
+    unpack: unpack_f32_avx2,
+    kern: a2::f_tc,
+    kern1: a2::f_1,
+    ..FLOAT
+};
+static A2_F16: Fmt = Fmt {
+    wb: 32,
+    unpack: unpack_f16_avx2,
+    ..A2_F32
+};
+static A2_BF16: Fmt = Fmt {
+    wb: 32,
+    unpack: unpack_bf16_avx2,
+    ..A2_F32
 };
 static A2_Q80: Fmt = Fmt {
     kern: a2::q80_tc,

@@ -33,7 +33,9 @@
 //! Register budget (16 × 256-bit): per column two i32 (or i16) sums and two f32 block
 //! accumulators, plus the two weight registers of a k step and the broadcast activation
 //! dword; the [`super::tile::TC`]-column entry points run the kernels on groups of 2 to 4
-//! columns (per kind, `NC`), re-reading the weights from L1 for each group.
+//! columns (per kind, `NC`), re-reading the weights from L1 for each group. The float
+//! kernel (F32 / F16 / BF16 weights, f32 activations) takes all 12 columns at once, one
+//! accumulator each per half of the tile, the halves one after the other.
 //!
 //! Every function is `unsafe`: the CPU must have AVX2, FMA and F16C.
 
@@ -257,6 +259,32 @@ a2! {
     }
 }
 
+a2! {
+    /// Float weights (F32 / F16 / BF16 repacked as f32 `[k][16 rows]`, f32 activations),
+    /// `x86::tile::kern_f`'s steps on the 8 rows of each half of the tile: per k one
+    /// `vfmadd` of the rows' weights and the broadcast activation of each column, in k order
+    /// from the stored accumulator, so every lane's sequence is the AVX-512 kernel's.
+    #[inline]
+    unsafe fn kern_f<const C: usize>(w: *const u8, _s: *const u8, nu: usize, a: [*const u8; C], acc: *mut f32) {
+        for h in 0..2 {
+            let mut ac: [__m256; C] = core::array::from_fn(|c| _mm256_loadu_ps(acc.add(16 * c + 8 * h)));
+            for u in 0..nu {
+                let wu = w.add(1024 * u + 32 * h);
+                for k in 0..16 {
+                    let wv = _mm256_loadu_ps(wu.add(64 * k).cast());
+                    for c in 0..C {
+                        let x = _mm256_set1_ps(rd(a[c].add(64 * u + 4 * k).cast::<f32>()));
+                        ac[c] = _mm256_fmadd_ps(wv, x, ac[c]);
+                    }
+                }
+            }
+            for c in 0..C {
+                _mm256_storeu_ps(acc.add(16 * c + 8 * h), ac[c]);
+            }
+        }
+    }
+}
+
 /// The [`TC`]-column and single-column entry points of a kernel `$k::<NC, ...>`: the
 /// [`TC`] columns as `TC / NC` groups of `NC`.
 macro_rules! entries {
@@ -285,3 +313,4 @@ entries!(q80_tc, q80_1, 6, kern_q80);
 entries!(q41_tc, q41_1, 6, kern_q41, 8);
 entries!(q51_tc, q51_1, 4, kern_q41, 4);
 entries!(tq_tc, tq_1, 6, kern_tq);
+entries!(f_tc, f_1, 12, kern_f);
