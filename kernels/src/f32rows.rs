@@ -1,8 +1,8 @@
 //! f32 row operations for attention over a KV cache: a query dotted with many cached key rows
 //! ([`dot_rows`]) and a weighted sum of cached value rows ([`weighted_rows`]). Rows are given
 //! as one slice and a stride (a head's rows inside a cache of `n_kv_heads · head_dim` floats
-//! per position). The ISA is [`crate::selected_isa`]'s: AVX-512 where the kernels use it,
-//! else the portable code (which LLVM vectorises for the baseline target). Each result is
+//! per position). The ISA is [`crate::selected_isa`]'s: AVX-512 or AVX2 + FMA where the
+//! kernels use them, else the portable code (which LLVM vectorises for the baseline target). Each result is
 //! computed in a fixed order for a given ISA, so it never depends on threads or batch.
 
 use crate::Isa;
@@ -31,6 +31,12 @@ pub fn dot_rows(q: &[f32], rows: &[f32], stride: usize, out: &mut [f32]) {
         unsafe { crate::x86::f32rows::dot_rows(q, rows, stride, out) };
         return;
     }
+    #[cfg(target_arch = "x86_64")]
+    if crate::selected_isa() == Isa::Avx2 {
+        // SAFETY: AVX2 and FMA were detected (the AVX2 ISA requires both); extents checked.
+        unsafe { crate::x86::f32rows_avx2::dot_rows(q, rows, stride, out) };
+        return;
+    }
     for (j, o) in out.iter_mut().enumerate() {
         *o = dot_ref(q, &rows[j * stride..j * stride + q.len()]);
     }
@@ -43,6 +49,12 @@ pub fn weighted_rows(o: &mut [f32], c: &[f32], rows: &[f32], stride: usize) {
     if crate::selected_isa() == Isa::Avx512 {
         // SAFETY: as in `dot_rows`.
         unsafe { crate::x86::f32rows::weighted_rows(o, c, rows, stride) };
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if crate::selected_isa() == Isa::Avx2 {
+        // SAFETY: as in `dot_rows`.
+        unsafe { crate::x86::f32rows_avx2::weighted_rows(o, c, rows, stride) };
         return;
     }
     o.fill(0.0);
@@ -69,6 +81,12 @@ pub fn dot_rows_heads(q: &[f32], len: usize, rows: &[f32], stride: usize, out: &
         unsafe { crate::x86::f32rows::dot_rows_heads(q, len, rows, stride, out) };
         return;
     }
+    #[cfg(target_arch = "x86_64")]
+    if crate::selected_isa() == Isa::Avx2 {
+        // SAFETY: AVX2 and FMA were detected; the shapes and row extents were checked above.
+        unsafe { crate::x86::f32rows_avx2::dot_rows_heads(q, len, rows, stride, out) };
+        return;
+    }
     for h in 0..heads {
         dot_rows(&q[h * len..][..len], rows, stride, &mut out[h * n..][..n]);
     }
@@ -86,6 +104,12 @@ pub fn weighted_rows_heads(o: &mut [f32], len: usize, c: &[f32], rows: &[f32], s
     if crate::selected_isa() == Isa::Avx512 {
         // SAFETY: AVX-512 was detected; the shapes and row extents were checked above.
         unsafe { crate::x86::f32rows::weighted_rows_heads(o, len, c, rows, stride) };
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if crate::selected_isa() == Isa::Avx2 {
+        // SAFETY: AVX2 and FMA were detected; the shapes and row extents were checked above.
+        unsafe { crate::x86::f32rows_avx2::weighted_rows_heads(o, len, c, rows, stride) };
         return;
     }
     for h in 0..heads {
@@ -142,19 +166,69 @@ mod tests {
             .collect()
     }
 
+    /// One implementation of the four row operations.
+    struct Imp {
+        name: &'static str,
+        dot: fn(&[f32], &[f32], usize, &mut [f32]),
+        weighted: fn(&mut [f32], &[f32], &[f32], usize),
+        dot_heads: fn(&[f32], usize, &[f32], usize, &mut [f32]),
+        weighted_heads: fn(&mut [f32], usize, &[f32], &[f32], usize),
+    }
+
+    /// The selected ISA's functions (the public ones), and on x86 the AVX2 bodies called
+    /// directly where the CPU has AVX2 + FMA, so a machine that selects AVX-512 checks them
+    /// too. `GQ_REQUIRE_ISAS` containing `avx2` makes a CPU without them fail.
+    fn imps() -> Vec<Imp> {
+        let mut v = vec![Imp {
+            name: "selected",
+            dot: dot_rows,
+            weighted: weighted_rows,
+            dot_heads: dot_rows_heads,
+            weighted_heads: weighted_rows_heads,
+        }];
+        #[cfg(target_arch = "x86_64")]
+        {
+            let have = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
+            assert!(
+                have || !std::env::var("GQ_REQUIRE_ISAS").is_ok_and(|r| r.contains("avx2")),
+                "GQ_REQUIRE_ISAS asks for AVX2, which this CPU lacks"
+            );
+            if have {
+                use crate::x86::f32rows_avx2 as a;
+                // SAFETY (all four): AVX2 and FMA were detected just above; the tests give
+                // row extents that fit, as the public wrappers check.
+                v.push(Imp {
+                    name: "avx2",
+                    dot: |q, r, s, o| unsafe { a::dot_rows(q, r, s, o) },
+                    weighted: |o, c, r, s| unsafe { a::weighted_rows(o, c, r, s) },
+                    dot_heads: |q, l, r, s, o| unsafe { a::dot_rows_heads(q, l, r, s, o) },
+                    weighted_heads: |o, l, c, r, s| unsafe {
+                        a::weighted_rows_heads(o, l, c, r, s)
+                    },
+                });
+            }
+        }
+        v
+    }
+
     #[test]
     fn rows_match_f64_sums_on_odd_shapes() {
-        for (len, n, stride) in [
-            (256, 37, 512),
-            (64, 1, 64),
-            (33, 5, 40),
-            (512, 9, 1024),
-            (7, 3, 7),
-        ] {
+        for (imp, (len, n, stride)) in imps().iter().flat_map(|i| {
+            [
+                (256, 37, 512),
+                (64, 1, 64),
+                (33, 5, 40),
+                (512, 9, 1024),
+                (7, 3, 7),
+                (100, 70, 128),
+            ]
+            .map(move |c| (i, c))
+        }) {
+            let name = imp.name;
             let q = data(len, 1);
             let rows = data((n - 1) * stride + len, 2);
             let mut out = vec![0f32; n];
-            dot_rows(&q, &rows, stride, &mut out);
+            (imp.dot)(&q, &rows, stride, &mut out);
             for (j, &o) in out.iter().enumerate() {
                 let r = &rows[j * stride..j * stride + len];
                 let want: f64 = q.iter().zip(r).map(|(a, b)| *a as f64 * *b as f64).sum();
@@ -165,12 +239,12 @@ mod tests {
                     .sum();
                 assert!(
                     (o as f64 - want).abs() <= len as f64 * 1.2e-7 * mag,
-                    "dot {len} {j}"
+                    "{name}: dot {len} {j}"
                 );
             }
             let c = data(n, 3);
             let mut o = vec![9f32; len];
-            weighted_rows(&mut o, &c, &rows, stride);
+            (imp.weighted)(&mut o, &c, &rows, stride);
             for (i, &v) in o.iter().enumerate() {
                 let want: f64 = (0..n)
                     .map(|j| c[j] as f64 * rows[j * stride + i] as f64)
@@ -180,7 +254,7 @@ mod tests {
                     .sum();
                 assert!(
                     (v as f64 - want).abs() <= n as f64 * 1.2e-7 * mag,
-                    "weighted {len} {i}"
+                    "{name}: weighted {len} {i}"
                 );
             }
         }
@@ -188,38 +262,43 @@ mod tests {
 
     #[test]
     fn heads_match_one_head_at_a_time_bit_for_bit() {
-        for (heads, len, n, stride) in [
-            (8, 256, 37usize, 256),
-            (8, 512, 11, 1024),
-            (7, 64, 9, 128),
-            (2, 33, 13, 40),
-            (1, 256, 5, 256),
-            (16, 16, 4, 48),
-            (4, 100, 70, 128),
-            (8, 256, 0, 256),
-            (3, 7, 1, 7),
-        ] {
+        for (imp, (heads, len, n, stride)) in imps().iter().flat_map(|i| {
+            [
+                (8, 256, 37usize, 256),
+                (8, 512, 11, 1024),
+                (7, 64, 9, 128),
+                (2, 33, 13, 40),
+                (1, 256, 5, 256),
+                (16, 16, 4, 48),
+                (4, 100, 70, 128),
+                (8, 256, 0, 256),
+                (3, 7, 1, 7),
+                (5, 41, 6, 41),
+            ]
+            .map(move |c| (i, c))
+        }) {
+            let name = imp.name;
             let q = data(heads * len, 4);
             let rows = data(n.saturating_sub(1) * stride + len, 5);
             let mut out = vec![0f32; heads * n];
-            dot_rows_heads(&q, len, &rows, stride, &mut out);
+            (imp.dot_heads)(&q, len, &rows, stride, &mut out);
             let c = data(heads * n, 6);
             let mut o = vec![7f32; heads * len];
-            weighted_rows_heads(&mut o, len, &c, &rows, stride);
+            (imp.weighted_heads)(&mut o, len, &c, &rows, stride);
             for h in 0..heads {
                 let mut one = vec![0f32; n];
-                dot_rows(&q[h * len..][..len], &rows, stride, &mut one);
+                (imp.dot)(&q[h * len..][..len], &rows, stride, &mut one);
                 let got = &out[h * n..][..n];
                 assert!(
                     one.iter().zip(got).all(|(a, b)| a.to_bits() == b.to_bits()),
-                    "dot heads {heads} len {len} n {n}: head {h}"
+                    "{name}: dot heads {heads} len {len} n {n}: head {h}"
                 );
                 let mut oh = vec![0f32; len];
-                weighted_rows(&mut oh, &c[h * n..][..n], &rows, stride);
+                (imp.weighted)(&mut oh, &c[h * n..][..n], &rows, stride);
                 let got = &o[h * len..][..len];
                 assert!(
                     oh.iter().zip(got).all(|(a, b)| a.to_bits() == b.to_bits()),
-                    "weighted heads {heads} len {len} n {n}: head {h}"
+                    "{name}: weighted heads {heads} len {len} n {n}: head {h}"
                 );
             }
         }

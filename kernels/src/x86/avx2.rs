@@ -243,6 +243,56 @@ float_dot!(dot_f32, 4, load_f32, crate::formats::f32::dot);
 float_dot!(dot_f16, 2, load_f16, crate::formats::f16::dot);
 float_dot!(dot_bf16, 2, load_bf16, crate::formats::bf16::dot);
 
+macro_rules! float_dot2 {
+    ($name:ident, $esz:expr, $load8:ident, $scalar:path) => {
+        /// Two weight rows with the same f32 activations: each activation vector is loaded once
+        /// for both rows (the F32 activation of a long row does not fit in L1). Each result is
+        /// bit-identical to the one-row dot product's (same accumulators, same order).
+        #[target_feature(enable = "avx2,fma,f16c")]
+        pub(crate) unsafe fn $name(w0: &[u8], w1: &[u8], a: &[u8]) -> [f32; 2] {
+            let n = w0.len() / $esz;
+            let (p0, p1, ap) = (w0.as_ptr(), w1.as_ptr(), a.as_ptr().cast::<f32>());
+            let mut c0 = [_mm256_setzero_ps(); 4];
+            let mut c1 = [_mm256_setzero_ps(); 4];
+            let mut i = 0;
+            let pd = prefetch_distance_float();
+            let (mut n0, mut n1) = (pf_start(p0, pd), pf_start(p1, pd));
+            while i + 32 <= n {
+                pf_to(&mut n0, p0.wrapping_add($esz * (i + 32) + pd));
+                pf_to(&mut n1, p1.wrapping_add($esz * (i + 32) + pd));
+                for k in 0..4 {
+                    let j = i + 8 * k;
+                    let x = _mm256_loadu_ps(ap.add(j));
+                    c0[k] = _mm256_fmadd_ps($load8(p0.add($esz * j)), x, c0[k]);
+                    c1[k] = _mm256_fmadd_ps($load8(p1.add($esz * j)), x, c1[k]);
+                }
+                i += 32;
+            }
+            while i + 8 <= n {
+                let x = _mm256_loadu_ps(ap.add(i));
+                c0[0] = _mm256_fmadd_ps($load8(p0.add($esz * i)), x, c0[0]);
+                c1[0] = _mm256_fmadd_ps($load8(p1.add($esz * i)), x, c1[0]);
+                i += 8;
+            }
+            let r = |c: [__m256; 4]| {
+                hsum(_mm256_add_ps(
+                    _mm256_add_ps(c[0], c[1]),
+                    _mm256_add_ps(c[2], c[3]),
+                ))
+            };
+            let t = &a[4 * i..];
+            [
+                r(c0) + $scalar(&w0[$esz * i..], t),
+                r(c1) + $scalar(&w1[$esz * i..], t),
+            ]
+        }
+    };
+}
+
+float_dot2!(dot2_f32, 4, load_f32, crate::formats::f32::dot);
+float_dot2!(dot2_f16, 2, load_f16, crate::formats::f16::dot);
+float_dot2!(dot2_bf16, 2, load_bf16, crate::formats::bf16::dot);
+
 // ---------------------------------------------------------------------------------------
 // 32-element blocks
 

@@ -5,6 +5,7 @@ pub mod avx2;
 pub mod avx512;
 pub mod avx512bf16;
 pub(crate) mod f32rows;
+pub(crate) mod f32rows_avx2;
 pub(crate) mod gelu;
 pub mod intel;
 pub(crate) mod tile;
@@ -107,6 +108,9 @@ macro_rules! wrap2 {
 }
 
 wrap2! {
+    a2_f32x2: avx2::dot2_f32;
+    a2_f16x2: avx2::dot2_f16;
+    a2_bf16x2: avx2::dot2_bf16;
     a5_f32x2: avx512::dot2_f32::<0>;
     a5_f16x2: avx512::dot2_f16::<0>;
     a5_bf16x2: avx512::dot2_bf16::<0>;
@@ -252,6 +256,13 @@ pub(crate) unsafe fn avx2_table() -> Kernels {
         (GgmlType::TQJ2_5, a2_tqj2_5),
     ] {
         k.dot[t.index()] = Some(f);
+    }
+    for (t, f) in [
+        (GgmlType::F32, a2_f32x2 as crate::dispatch::Dot2Fn),
+        (GgmlType::F16, a2_f16x2),
+        (GgmlType::BF16, a2_bf16x2),
+    ] {
+        k.dot2[t.index()] = Some(f);
     }
     for (t, f) in [
         (GgmlType::F16, dq2_f16 as crate::dispatch::DequantFn),
