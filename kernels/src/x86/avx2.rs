@@ -924,6 +924,87 @@ pub(crate) unsafe fn quantize_q8_0(x: &[f32], dst: &mut [u8]) {
     }
 }
 
+/// Quantizes a row to Q8_K (same bytes as [`crate::formats::q8_k::quantize_row_ref`]): per
+/// block of 256 the largest magnitude by vector max, the first element that has it (its sign
+/// sets the scale's), `x·(−127/max)` rounded to nearest even by `vcvtps2dq` (the default
+/// rounding mode, as ggml's `nearest_int`), capped at 127, packed to bytes; the 16 sums of 16
+/// quants from the packed bytes (`vpmaddubsw` / `vpmaddwd` with ones, then `vphaddd`).
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn quantize_q8_k(x: &[f32], dst: &mut [u8]) {
+    let absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
+    for (b, xs) in dst.chunks_exact_mut(292).zip(x.chunks_exact(256)) {
+        let xp = xs.as_ptr();
+        // `max(|v|, m)`: a NaN lane leaves `m` as it is, as the reference's `>` skips it.
+        let mut m = _mm256_setzero_ps();
+        for k in 0..32 {
+            m = _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(xp.add(8 * k)), absmask), m);
+        }
+        let m = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps::<1>(m));
+        let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+        let amax = _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
+        if amax == 0.0 {
+            b.fill(0);
+            continue;
+        }
+        let am = _mm256_set1_ps(amax);
+        let mut max = 0f32;
+        for k in 0..32 {
+            let v = _mm256_and_ps(_mm256_loadu_ps(xp.add(8 * k)), absmask);
+            let e = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_EQ_OQ>(v, am));
+            if e != 0 {
+                max = xs[8 * k + e.trailing_zeros() as usize];
+                break;
+            }
+        }
+        let iscale = -127.0 / max;
+        let is = _mm256_set1_ps(iscale);
+        let c127 = _mm256_set1_epi32(127);
+        let bp = b.as_mut_ptr();
+        let (ones8, ones16) = (_mm256_set1_epi8(1), _mm256_set1_epi16(1));
+        let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+        let mut sums = [_mm256_setzero_si256(); 8];
+        for (g, sg) in sums.iter_mut().enumerate() {
+            let i: [__m256i; 4] = core::array::from_fn(|k| {
+                let v = _mm256_mul_ps(is, _mm256_loadu_ps(xp.add(32 * g + 8 * k)));
+                _mm256_min_epi32(_mm256_cvtps_epi32(v), c127)
+            });
+            let p8 = _mm256_packs_epi16(
+                _mm256_packs_epi32(i[0], i[1]),
+                _mm256_packs_epi32(i[2], i[3]),
+            );
+            // The packs work per 128-bit lane: restore element order.
+            let p8 = _mm256_permutevar8x32_epi32(p8, order);
+            _mm256_storeu_si256(bp.add(4 + 32 * g).cast(), p8);
+            // Lane l: Σ of quants 4l .. 4l + 4 of these 32 (|q| ≤ 128: exact in i16).
+            *sg = _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, p8), ones16);
+        }
+        // `sums[b]`'s low 128-bit lane sums group 2b of 16 quants, its high lane group 2b + 1.
+        // Two `vphaddd` of blocks 2g, 2g + 1 leave per 128-bit lane [Σ of block 2g's half,
+        // Σ of block 2g + 1's half, ..]: low lane groups 4g, 4g + 2, high lane 4g + 1, 4g + 3.
+        for g in 0..4 {
+            let h = _mm256_hadd_epi32(sums[2 * g], sums[2 * g + 1]);
+            let h = _mm256_hadd_epi32(h, h);
+            let lo = _mm256_castsi256_si128(h);
+            let hi = _mm256_extracti128_si256::<1>(h);
+            let grp = |v: __m128i, k: i32| -> [u8; 2] {
+                (match k {
+                    0 => _mm_extract_epi32::<0>(v),
+                    _ => _mm_extract_epi32::<1>(v),
+                } as i16)
+                    .to_le_bytes()
+            };
+            // Groups 4g, 4g + 1, 4g + 2, 4g + 3.
+            for (j, v) in [grp(lo, 0), grp(hi, 0), grp(lo, 1), grp(hi, 1)]
+                .iter()
+                .enumerate()
+            {
+                core::ptr::copy_nonoverlapping(v.as_ptr(), bp.add(260 + 2 * (4 * g + j)), 2);
+            }
+        }
+        core::ptr::copy_nonoverlapping((1.0 / iscale).to_le_bytes().as_ptr(), bp, 4);
+    }
+}
+
 /// Quantizes a row to Q8_1 (same bytes as [`crate::formats::q8_1::quantize_row_ref`]).
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) unsafe fn quantize_q8_1(x: &[f32], dst: &mut [u8]) {

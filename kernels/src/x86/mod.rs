@@ -221,6 +221,11 @@ fn q2_q8_0(x: &[f32], dst: &mut [u8]) {
     unsafe { avx2::quantize_q8_0(x, dst) }
 }
 
+fn q2_q8_k(x: &[f32], dst: &mut [u8]) {
+    // SAFETY: as for `q2_q8_0`.
+    unsafe { avx2::quantize_q8_k(x, dst) }
+}
+
 fn q2_q8_1(x: &[f32], dst: &mut [u8]) {
     // SAFETY: as for `q2_q8_0`.
     unsafe { avx2::quantize_q8_1(x, dst) }
@@ -276,6 +281,7 @@ pub(crate) unsafe fn avx2_table() -> Kernels {
     }
     k.quantize[GgmlType::Q8_0.index()] = Some(q2_q8_0);
     k.quantize[GgmlType::Q8_1.index()] = Some(q2_q8_1);
+    k.quantize[GgmlType::Q8_K.index()] = Some(q2_q8_k);
     // The trellis types: a GEMM that decodes each row once per column block (bit-identical to
     // the dot products).
     for (t, gemm) in [

@@ -24,7 +24,15 @@
 //! `f | z << (w−1)` with `vpmaddwd` on the widened activation — one ymm gather measured ~22
 //! cycles on the eleventh session's Zen 3 machine (AMD EPYC, 2 vCPU), and the kernel was slower
 //! than the `vpshufb` decode at the same stage (in cache TQT4_5 133 against 116 ns per block,
-//! TQT2_5 87 against 49).
+//! TQT2_5 87 against 49). Also dropped (thirteenth session, same machine, docs/turboquant.md
+//! §16): looking the pairs up by scalar code — byte indices from `pdep` of the fields and the
+//! subsets, two pairs per `or` of two loads from pre-shifted `u32` tables (for widths ≤ 7 the
+//! signed pair at `f | z << (w−1)`), stored one block ahead of the vector dot and split into
+//! even/odd by one `vpshufb` and a 64-bit unpack — costs ≈ 42 ns per block at any width (~6
+//! instructions per pair), the same as TQT4_5's whole `vpshufb` tree (TQT4_5 75.7 against 79.7
+//! ns best in cache, TQT2_5 77 against 35); a hybrid (the last 32 pairs scalar) took the sum of
+//! its parts, and a tree without `vpblendvb` (indices `k − 16i` saturated by `0x70`, results
+//! ORed) was a wash.
 
 // Index loops over groups read better than iterator chains here.
 #![allow(clippy::needless_range_loop)]
