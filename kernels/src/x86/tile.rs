@@ -179,7 +179,12 @@ pub(crate) fn unit(f: &Fmt) -> usize {
 /// Rows are padded to whole 64-byte lines, so that with a 64-byte aligned base every row
 /// starts a cache line (the AMX kernels load token rows as tiles).
 pub(crate) fn act_row_bytes(f: &Fmt, cols: usize) -> usize {
-    (cols / f.unit * f.ab).next_multiple_of(64)
+    if is_float(f) {
+        // f32 rows at an odd number of lines apart (no 4 KiB aliasing of the columns).
+        crate::gemv::float_act_stride(cols)
+    } else {
+        (cols / f.unit * f.ab).next_multiple_of(64)
+    }
 }
 
 /// Natural activation bytes of one row (what the activation quantizer writes).
