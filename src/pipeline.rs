@@ -194,34 +194,11 @@ fn convert(
     if t.out.ty.is_turboquant() {
         let p = tq.expect("the plan writes gq.tq.* for TurboQuant tensors");
         if nonfinite > 0 {
-            bail!(
-                "tensor {} ({}): non-finite values (NaN/Inf) cannot be stored in {} (it has no \
-                 code for them); choose another type for this tensor with --tensor-type",
-                t.hf_name,
-                t.out.name,
-                t.out.ty
-            );
+            return Err(tq_nonfinite(t));
         }
         // All rows of the chunk in one call (the encoder batches blocks across rows), split
         // where the importance changes (one row of importance per expert).
-        let n_rows = c.n / row;
-        let mut r = 0;
-        while r < n_rows {
-            let e = (first_row + r) / rows_per_expert;
-            let end = ((e + 1) * rows_per_expert - first_row).min(n_rows);
-            let imp = t.importance.as_ref().map(|i| &i[e * row..(e + 1) * row]);
-            gq_kernels::formats::tq::quantize_rows(
-                t.out.ty,
-                p,
-                &vals[r * row..end * row],
-                row,
-                imp,
-                &mut bytes[r * row_bytes..end * row_bytes],
-                gq_kernels::Isa::selected(),
-            )
-            .map_err(|e| anyhow!("tensor {} ({}): {e}", t.hf_name, t.out.name))?;
-            r = end;
-        }
+        encode_tq_rows(t, p, &vals, (0, c.n / row), first_row, &mut bytes)?;
         let stats = if report {
             Some(ErrorSums::of_quantized_rows(
                 &vals, t.out.ty, &bytes, row, tq,
@@ -269,6 +246,55 @@ fn convert(
     })
 }
 
+/// The error for a TurboQuant tensor with NaN/Inf values (its types have no code for them).
+fn tq_nonfinite(t: &gemma4::PlanTensor) -> anyhow::Error {
+    anyhow!(
+        "tensor {} ({}): non-finite values (NaN/Inf) cannot be stored in {} (it has no code for \
+         them); choose another type for this tensor with --tensor-type",
+        t.hf_name,
+        t.out.name,
+        t.out.ty
+    )
+}
+
+/// Encodes rows `r0..r1` of a chunk (whose first row is row `first_row` of the tensor) to
+/// `t`'s TurboQuant type: `vals` holds those rows' f32 values, `bytes` the chunk's output rows.
+/// One call per run of rows with the same importance row (one per expert).
+fn encode_tq_rows(
+    t: &gemma4::PlanTensor,
+    p: &gq_kernels::TqParams,
+    vals: &[f32],
+    (r0, r1): (usize, usize),
+    first_row: usize,
+    bytes: &mut [u8],
+) -> Result<()> {
+    let row = t.out.dims[0] as usize;
+    let row_bytes = t
+        .out
+        .ty
+        .row_bytes(row)
+        .expect("row length checked by the plan");
+    let rows_per_expert = t.out.dims.get(1).copied().unwrap_or(1).max(1) as usize;
+    let mut r = r0;
+    while r < r1 {
+        let e = (first_row + r) / rows_per_expert;
+        let end = ((e + 1) * rows_per_expert - first_row).min(r1);
+        let imp = t.importance.as_ref().map(|i| &i[e * row..(e + 1) * row]);
+        gq_kernels::formats::tq::quantize_rows(
+            t.out.ty,
+            p,
+            &vals[(r - r0) * row..(end - r0) * row],
+            row,
+            imp,
+            &mut bytes[r * row_bytes..end * row_bytes],
+            gq_kernels::Isa::selected(),
+        )
+        .map_err(|e| anyhow!("tensor {} ({}): {e}", t.hf_name, t.out.name))?;
+        r = end;
+    }
+    Ok(())
+}
+
 /// Elements per piece of a TurboQuant chunk that [`convert_tq_pieces`] reads and encodes at a
 /// time (128 KiB of f32).
 const TQ_PIECE_ELEMENTS: usize = 1 << 15;
@@ -294,7 +320,6 @@ fn convert_tq_pieces(
         .expect("row length checked by the plan");
     let n_rows = c.n / row;
     let mut bytes = vec![0u8; n_rows * row_bytes];
-    let rows_per_expert = t.out.dims.get(1).copied().unwrap_or(1).max(1) as usize;
     let first_row = c.first / row;
     let piece_rows = (TQ_PIECE_ELEMENTS / row).max(1);
     let mut vals = vec![0f32; piece_rows.min(n_rows) * row];
@@ -304,32 +329,9 @@ fn convert_tq_pieces(
         let vals = &mut vals[..(r1 - r0) * row];
         read(c.first + r0 * row, vals)?;
         if vals.iter().any(|v| !v.is_finite()) {
-            bail!(
-                "tensor {} ({}): non-finite values (NaN/Inf) cannot be stored in {} (it has no \
-                 code for them); choose another type for this tensor with --tensor-type",
-                t.hf_name,
-                t.out.name,
-                t.out.ty
-            );
+            return Err(tq_nonfinite(t));
         }
-        // Split where the importance changes (one row of importance per expert).
-        let mut r = r0;
-        while r < r1 {
-            let e = (first_row + r) / rows_per_expert;
-            let end = ((e + 1) * rows_per_expert - first_row).min(r1);
-            let imp = t.importance.as_ref().map(|i| &i[e * row..(e + 1) * row]);
-            gq_kernels::formats::tq::quantize_rows(
-                t.out.ty,
-                p,
-                &vals[(r - r0) * row..(end - r0) * row],
-                row,
-                imp,
-                &mut bytes[r * row_bytes..end * row_bytes],
-                gq_kernels::Isa::selected(),
-            )
-            .map_err(|e| anyhow!("tensor {} ({}): {e}", t.hf_name, t.out.name))?;
-            r = end;
-        }
+        encode_tq_rows(t, p, vals, (r0, r1), first_row, &mut bytes)?;
         r0 = r1;
     }
     Ok(Done {

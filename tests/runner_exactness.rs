@@ -219,8 +219,8 @@ fn logits_independent_of_thread_count() {
 /// GEMM, whose float accumulation order differs from the GEMV's that one-token steps use
 /// (docs/kernels.md), so the two are no longer bit-identical. Bound, same metric as against
 /// transformers: max over positions of max|Δ| / max|single|. Measured (AVX-512, this
-/// fixture set): see BATCH_TOL; where the weights have no tiled path (scalar, NEON; AVX2 has
-/// one for quantized weights only, not for these float fixtures) the two are still
+/// fixture set): see BATCH_TOL. AVX2 has a tiled path for these float fixtures too since the
+/// thirteenth session; where the weights have none (scalar, NEON) the two are still
 /// bit-identical and the bound holds trivially.
 const BATCH_TOL: f64 = 5e-5;
 
