@@ -918,31 +918,26 @@ impl Kernels {
         // Prepared rows start on 64-byte lines (`gemm_scratch_bytes` has room for the offset).
         let off = scratch.as_ptr().align_offset(64).min(scratch.len());
         let scratch = &mut scratch[off..];
-        let acts: &[u8] = if tile::is_bf16_rounded_f32(f) {
-            let ab = tile::act_row_bytes(f, cols);
-            assert!(scratch.len() >= n * ab, "{ty}: gemm scratch too small");
-            let acts = &mut scratch[..n * ab];
-            rows_mut(acts, ab, min_task_rows(cols), |j0, blk| {
-                let mut tmp = vec![0u8; 2 * cols];
-                for (j, d) in blk.chunks_exact_mut(ab).enumerate() {
-                    let x = &xs[(j0 + j) * cols..(j0 + j + 1) * cols];
-                    crate::formats::bf16::quantize_row_ref(x, &mut tmp);
-                    for (o, b) in d.chunks_exact_mut(4).zip(tmp.chunks_exact(2)) {
-                        o.copy_from_slice(&[0, 0, b[0], b[1]]);
-                    }
-                }
-            });
-            acts
-        } else if tile::is_float(f) {
+        let acts: &[u8] = if tile::is_float(f) {
             // The f32 rows at the padded stride of `tile::act_row_bytes` (see
-            // `float_act_stride`); the padding is never read.
+            // `float_act_stride`; the padding is never read), for the Intel table's BF16 × BF16
+            // format rounded to BF16 and widened back (exact).
+            let rounded = tile::is_bf16_rounded_f32(f);
             let ab = tile::act_row_bytes(f, cols);
             assert!(scratch.len() >= n * ab, "{ty}: gemm scratch too small");
             let acts = &mut scratch[..n * ab];
             rows_mut(acts, ab, min_task_rows(cols), |j0, blk| {
+                let mut tmp = vec![0u8; if rounded { 2 * cols } else { 0 }];
                 for (j, d) in blk.chunks_exact_mut(ab).enumerate() {
                     let x = &xs[(j0 + j) * cols..(j0 + j + 1) * cols];
-                    d[..4 * cols].copy_from_slice(f32_bytes(x));
+                    if rounded {
+                        crate::formats::bf16::quantize_row_ref(x, &mut tmp);
+                        for (o, b) in d.chunks_exact_mut(4).zip(tmp.chunks_exact(2)) {
+                            o.copy_from_slice(&[0, 0, b[0], b[1]]);
+                        }
+                    } else {
+                        d[..4 * cols].copy_from_slice(f32_bytes(x));
+                    }
                 }
             });
             acts

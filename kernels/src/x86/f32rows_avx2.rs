@@ -101,10 +101,11 @@ unsafe fn dot_block<const H: usize, const K: usize>(
     n: usize,
 ) {
     let mut acc = [[_mm256_setzero_ps(); K]; H];
+    // Only the last piece can be partial: `len mod 8` lanes.
+    let m = lanes(len % 8);
     let mut i = 0;
     while i < len {
         let full = i + 8 <= len;
-        let m = lanes(len - i);
         let mut kv = [_mm256_setzero_ps(); K];
         for (k, v) in kv.iter_mut().enumerate() {
             *v = load(rp.add((j + k) * stride + i), full, m);
