@@ -408,6 +408,58 @@ enum RowOp {
     Dot(DotFn, Option<Dot2Fn>),
 }
 
+/// Which way a GEMM multiplies: the register-tiled product with its format and AMX mode, or
+/// the row operation with its activation layout.
+#[derive(Clone, Copy)]
+enum GemmPath {
+    /// The register-tiled GEMM (`x86::tile`).
+    #[cfg(target_arch = "x86_64")]
+    Tiled(&'static crate::x86::tile::Fmt, AmxMode),
+    /// The row kernels / dots ([`RowOp`]) on activations in this layout.
+    Rows(RowOp, ActLayout),
+}
+
+/// What a product's prepared activations depend on besides the activation rows: products with
+/// equal keys read the same prepared bytes ([`Kernels::gemm_many`], [`Kernels::gemv_many`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum PrepKey {
+    /// The f32 rows read as they are (float weights on the row path).
+    InPlace,
+    /// The row path: the activation type (a TurboQuant type: the weight type), format and
+    /// layout of [`Kernels::prepare_into`].
+    Rows(GgmlType, FloatAct, ActLayout),
+    /// The tiled path of a non-TurboQuant format: the format's address, the weight type and
+    /// the activation format.
+    Tiled(usize, GgmlType, FloatAct),
+    /// The tiled path of the TurboQuant types: the rotation.
+    TiledTq(FloatAct),
+}
+
+/// One weight matrix of [`Kernels::gemm_many`] / [`Kernels::gemv_many`]: `rows` rows of type
+/// `ty`, row-major in `w`, multiplied with activations of format `act` (as
+/// [`Kernels::gemm_as`]'s `act_fmt`).
+#[derive(Clone, Copy, Debug)]
+pub struct Weights<'a> {
+    /// The weight type.
+    pub ty: GgmlType,
+    /// `rows` rows of the shared column count, row-major.
+    pub w: &'a [u8],
+    /// Number of rows (output values per activation row).
+    pub rows: usize,
+    /// The activation format for this matrix.
+    pub act: FloatAct,
+}
+
+/// Scratch bytes [`Kernels::gemm_many`] needs for `n` activation rows of `cols` elements (and
+/// [`Kernels::gemv_many`] for n = 1): the most any one matrix of `mats` needs
+/// ([`gemm_scratch_bytes`]), since one group is prepared at a time.
+pub fn many_scratch_bytes(mats: &[Weights<'_>], cols: usize, n: usize) -> usize {
+    mats.iter()
+        .map(|m| gemm_scratch_bytes(m.ty, cols, n))
+        .max()
+        .unwrap_or(0)
+}
+
 impl Kernels {
     /// The activation row [`Kernels::gemv`] dots `ty`'s rows with (format
     /// [`Kernels::default_act`]), for [`Kernels::vec_dot`].
@@ -591,20 +643,49 @@ impl Kernels {
         let rb = row_bytes(ty, x.len());
         assert_eq!(w.len(), rb * y.len(), "{ty}: weight bytes vs rows × cols");
         let (op, layout) = self.row_op(ty, act_fmt);
+        let act = self.gemv_prepare(ty, x, scratch, act_fmt, layout);
+        self.gemv_run(ty, op, layout, w, x.len(), act, y, act_fmt);
+    }
+
+    /// The activation row [`Kernels::gemv_as`] multiplies with: the f32 bytes of `x` for float
+    /// weights with f32 activations, else `x` prepared into `scratch` for the row operation.
+    fn gemv_prepare<'a>(
+        &self,
+        ty: GgmlType,
+        x: &'a [f32],
+        scratch: &'a mut [u8],
+        act_fmt: FloatAct,
+        layout: ActLayout,
+    ) -> &'a [u8] {
         let float_act = ty.is_float() && !(ty == GgmlType::BF16 && act_fmt == FloatAct::Bf16);
-        let act: &[u8] = if float_act {
-            f32_bytes(x)
-        } else {
-            let ab = Self::act_row_bytes(ty, x.len(), act_fmt, layout);
-            assert!(
-                scratch.len() >= ab,
-                "{ty}: scratch of {} bytes < {ab}",
-                scratch.len()
-            );
-            let dst = &mut scratch[..ab];
-            self.prepare_into(ty, x, dst, act_fmt, layout);
-            dst
-        };
+        if float_act {
+            return f32_bytes(x);
+        }
+        let ab = Self::act_row_bytes(ty, x.len(), act_fmt, layout);
+        assert!(
+            scratch.len() >= ab,
+            "{ty}: scratch of {} bytes < {ab}",
+            scratch.len()
+        );
+        let dst = &mut scratch[..ab];
+        self.prepare_into(ty, x, dst, act_fmt, layout);
+        dst
+    }
+
+    /// The GEMV's products with the prepared activation `act` ([`Self::gemv_prepare`]).
+    #[allow(clippy::too_many_arguments)]
+    fn gemv_run(
+        &self,
+        ty: GgmlType,
+        op: RowOp,
+        layout: ActLayout,
+        w: &[u8],
+        cols: usize,
+        act: &[u8],
+        y: &mut [f32],
+        act_fmt: FloatAct,
+    ) {
+        let rb = row_bytes(ty, cols);
         if layout == ActLayout::Natural && !(ty == GgmlType::BF16 && act_fmt == FloatAct::Bf16) {
             self.check_dot(ty, rb, act.len());
         }
@@ -641,6 +722,68 @@ impl Kernels {
                 }
             }
         });
+    }
+
+    /// What the prepared activation of a GEMV of `ty` with format `act` depends on: two
+    /// matrices with equal keys can share one prepared row ([`Kernels::gemv_many`]).
+    fn gemv_key(&self, ty: GgmlType, act: FloatAct) -> PrepKey {
+        let (_, layout) = self.row_op(ty, act);
+        Self::rows_key(ty, act, layout)
+    }
+
+    /// The sharing key of the row path's preparation ([`Self::prepare_into`]): the f32 rows
+    /// read in place; BF16 rounding; a TurboQuant type's own activation (its column block and
+    /// QJL half depend on the type) with its rotation; else the activation type in `layout`
+    /// (the format is ignored there).
+    fn rows_key(ty: GgmlType, act: FloatAct, layout: ActLayout) -> PrepKey {
+        if ty == GgmlType::BF16 && act == FloatAct::Bf16 {
+            PrepKey::Rows(GgmlType::BF16, FloatAct::Bf16, layout)
+        } else if ty.is_float() {
+            PrepKey::InPlace
+        } else if ty.is_turboquant() {
+            PrepKey::Rows(ty, act, layout)
+        } else {
+            PrepKey::Rows(act_type(ty), FloatAct::F32, layout)
+        }
+    }
+
+    /// [`Kernels::gemv_as`] of every matrix of `mats` with the same activation row `x`
+    /// (`ys[i]` receives `mats[i].rows` values): the activation is prepared once per group of
+    /// matrices that take the same prepared row (e.g. the same type and format), not once
+    /// per matrix. Each `ys[i]` is bit-identical to `gemv_as(mats[i].ty, mats[i].w, x, ys[i],
+    /// …, mats[i].act)`. `scratch` needs [`many_scratch_bytes`] bytes (n = 1).
+    pub fn gemv_many(
+        &self,
+        mats: &[Weights<'_>],
+        x: &[f32],
+        ys: &mut [&mut [f32]],
+        scratch: &mut [u8],
+    ) {
+        assert_eq!(mats.len(), ys.len(), "gemv_many: one output per matrix");
+        for (m, y) in mats.iter().zip(ys.iter()) {
+            let rb = row_bytes(m.ty, x.len());
+            assert_eq!(y.len(), m.rows, "{}: output length vs rows", m.ty);
+            assert_eq!(
+                m.w.len(),
+                rb * m.rows,
+                "{}: weight bytes vs rows × cols",
+                m.ty
+            );
+        }
+        for i in 0..mats.len() {
+            let key = self.gemv_key(mats[i].ty, mats[i].act);
+            if (0..i).any(|j| self.gemv_key(mats[j].ty, mats[j].act) == key) {
+                continue;
+            }
+            let (_, layout) = self.row_op(mats[i].ty, mats[i].act);
+            let act = self.gemv_prepare(mats[i].ty, x, scratch, mats[i].act, layout);
+            for (m, y) in mats.iter().zip(ys.iter_mut()).skip(i) {
+                if self.gemv_key(m.ty, m.act) == key {
+                    let (op, layout) = self.row_op(m.ty, m.act);
+                    self.gemv_run(m.ty, op, layout, m.w, x.len(), act, y, m.act);
+                }
+            }
+        }
     }
 
     /// Matrix product `Y = X·Wᵀ` (prompt processing): `xs` holds `n` activation rows of `cols`
@@ -709,38 +852,133 @@ impl Kernels {
             amx != AmxMode::Hw || amx_available(),
             "gemm: AmxMode::Hw on a CPU/OS without AMX"
         );
+        let n = Self::gemm_check(ty, w, rows, cols, xs, ys.len());
+        let path = self.gemm_path(ty, rows, cols, n, act_fmt, amx);
+        let acts = self.gemm_prepare(&path, ty, cols, xs, scratch, act_fmt);
+        self.gemm_run(&path, ty, w, rows, cols, acts, n, ys, act_fmt);
+    }
+
+    /// Checks the GEMM's slice lengths; returns n, the number of activation rows.
+    fn gemm_check(
+        ty: GgmlType,
+        w: &[u8],
+        rows: usize,
+        cols: usize,
+        xs: &[f32],
+        ys_len: usize,
+    ) -> usize {
         let rb = row_bytes(ty, cols);
         let n = xs.len().checked_div(cols).unwrap_or(0);
         assert_eq!(xs.len(), n * cols, "gemm: xs is not whole rows");
-        assert_eq!(ys.len(), n * rows, "gemm: ys length");
+        assert_eq!(ys_len, n * rows, "gemm: ys length");
         assert_eq!(w.len(), rb * rows, "{ty}: weight bytes vs rows × cols");
+        n
+    }
+
+    /// Which path [`Kernels::gemm_as_amx`] takes for these arguments.
+    fn gemm_path(
+        &self,
+        ty: GgmlType,
+        rows: usize,
+        cols: usize,
+        n: usize,
+        act_fmt: FloatAct,
+        amx: AmxMode,
+    ) -> GemmPath {
         #[cfg(target_arch = "x86_64")]
         if rows > 0 {
             if let Some(f) = self.tile_fmt(ty, cols, n, act_fmt, amx) {
-                return self.gemm_tiled(f, ty, w, rows, cols, xs, ys, scratch, act_fmt, amx);
+                return GemmPath::Tiled(f, amx);
             }
         }
+        let _ = (rows, n, amx);
         let (op, layout) = self.row_op(ty, act_fmt);
-        let float_act = ty.is_float() && !(ty == GgmlType::BF16 && act_fmt == FloatAct::Bf16);
-        let ab = Self::act_row_bytes(ty, cols, act_fmt, layout);
-        let acts: &[u8] = if float_act {
-            f32_bytes(xs)
-        } else {
-            assert!(scratch.len() >= n * ab, "{ty}: gemm scratch too small");
-            let s = &mut scratch[..n * ab];
-            if ab > 0 {
-                rows_mut(s, ab, min_task_rows(cols), |j0, blk| {
-                    for (j, d) in blk.chunks_exact_mut(ab).enumerate() {
-                        let x = &xs[(j0 + j) * cols..(j0 + j + 1) * cols];
-                        self.prepare_into(ty, x, d, act_fmt, layout);
-                    }
-                });
+        GemmPath::Rows(op, layout)
+    }
+
+    /// What the prepared activations of `path` depend on besides the activation rows
+    /// themselves: two matrices with equal keys can share one preparation
+    /// ([`Kernels::gemm_many`]).
+    fn gemm_key(path: &GemmPath, ty: GgmlType, act_fmt: FloatAct) -> PrepKey {
+        match *path {
+            #[cfg(target_arch = "x86_64")]
+            GemmPath::Tiled(f, _) => {
+                if crate::x86::tile::is_tq(f) {
+                    // Rotated with the seed, quantized and laid out per 256-block: the same
+                    // bytes for every TQ type of the tiled path (no QJL half, block 256).
+                    PrepKey::TiledTq(act_fmt)
+                } else {
+                    PrepKey::Tiled(core::ptr::from_ref(f) as usize, ty, act_fmt)
+                }
             }
-            s
+            GemmPath::Rows(_, layout) => Self::rows_key(ty, act_fmt, layout),
+        }
+    }
+
+    /// The GEMM's activations for `path`: the f32 bytes of `xs` where the row path reads them
+    /// as they are, else `xs` prepared (in parallel) into `scratch`.
+    fn gemm_prepare<'a>(
+        &self,
+        path: &GemmPath,
+        ty: GgmlType,
+        cols: usize,
+        xs: &'a [f32],
+        scratch: &'a mut [u8],
+        act_fmt: FloatAct,
+    ) -> &'a [u8] {
+        let n = xs.len().checked_div(cols).unwrap_or(0);
+        match *path {
+            #[cfg(target_arch = "x86_64")]
+            GemmPath::Tiled(f, _) => self.tiled_prepare(f, ty, cols, xs, scratch, act_fmt),
+            GemmPath::Rows(_, layout) => {
+                let float_act =
+                    ty.is_float() && !(ty == GgmlType::BF16 && act_fmt == FloatAct::Bf16);
+                if float_act {
+                    return f32_bytes(xs);
+                }
+                let ab = Self::act_row_bytes(ty, cols, act_fmt, layout);
+                assert!(scratch.len() >= n * ab, "{ty}: gemm scratch too small");
+                let s = &mut scratch[..n * ab];
+                if ab > 0 {
+                    rows_mut(s, ab, min_task_rows(cols), |j0, blk| {
+                        for (j, d) in blk.chunks_exact_mut(ab).enumerate() {
+                            let x = &xs[(j0 + j) * cols..(j0 + j + 1) * cols];
+                            self.prepare_into(ty, x, d, act_fmt, layout);
+                        }
+                    });
+                }
+                s
+            }
+        }
+    }
+
+    /// The GEMM's products of `w` with the `n` activation rows `acts` prepared by
+    /// [`Self::gemm_prepare`] for `path`.
+    #[allow(clippy::too_many_arguments)]
+    fn gemm_run(
+        &self,
+        path: &GemmPath,
+        ty: GgmlType,
+        w: &[u8],
+        rows: usize,
+        cols: usize,
+        acts: &[u8],
+        n: usize,
+        ys: &mut [f32],
+        act_fmt: FloatAct,
+    ) {
+        let (op, layout) = match *path {
+            #[cfg(target_arch = "x86_64")]
+            GemmPath::Tiled(f, amx) => {
+                return self.tiled_run(f, ty, w, rows, cols, acts, n, ys, amx);
+            }
+            GemmPath::Rows(op, layout) => (op, layout),
         };
+        let rb = row_bytes(ty, cols);
         if rows == 0 || n == 0 {
             return;
         }
+        let ab = acts.len() / n;
         if layout == ActLayout::Natural && !(ty == GgmlType::BF16 && act_fmt == FloatAct::Bf16) {
             self.check_dot(ty, rb, ab);
         }
@@ -781,6 +1019,47 @@ impl Kernels {
             }
         };
         par_for(sp.tasks(), run);
+    }
+
+    /// [`Kernels::gemm_as`] of every matrix of `mats` with the same `n` activation rows `xs`
+    /// of `cols` elements (`ys[i]` receives `n · mats[i].rows` values, laid out as
+    /// [`Kernels::gemm`]'s): the activations are prepared once per group of matrices that
+    /// take the same prepared layout (the same tiled format or row layout, activation type and
+    /// format; TurboQuant types of the tiled path share one whatever the type), not once per
+    /// matrix; the matrices of other types are prepared separately. Each `ys[i]` is
+    /// bit-identical to `gemm_as(mats[i].ty, mats[i].w, mats[i].rows, cols, xs, ys[i], …,
+    /// mats[i].act)` for any thread count. `scratch` needs [`many_scratch_bytes`] bytes.
+    pub fn gemm_many(
+        &self,
+        mats: &[Weights<'_>],
+        cols: usize,
+        xs: &[f32],
+        ys: &mut [&mut [f32]],
+        scratch: &mut [u8],
+    ) {
+        assert_eq!(mats.len(), ys.len(), "gemm_many: one output per matrix");
+        let mut n = 0;
+        for (m, y) in mats.iter().zip(ys.iter()) {
+            n = Self::gemm_check(m.ty, m.w, m.rows, cols, xs, y.len());
+        }
+        let plan = |m: &Weights<'_>| {
+            let path = self.gemm_path(m.ty, m.rows, cols, n, m.act, amx_default(m.ty));
+            let key = Self::gemm_key(&path, m.ty, m.act);
+            (path, key)
+        };
+        for i in 0..mats.len() {
+            let (path, key) = plan(&mats[i]);
+            if mats[..i].iter().any(|m| plan(m).1 == key) {
+                continue;
+            }
+            let acts = self.gemm_prepare(&path, mats[i].ty, cols, xs, scratch, mats[i].act);
+            for (m, y) in mats.iter().zip(ys.iter_mut()).skip(i) {
+                let (p, k) = plan(m);
+                if k == key {
+                    self.gemm_run(&p, m.ty, m.w, m.rows, cols, acts, n, y, m.act);
+                }
+            }
+        }
     }
 
     /// Whether [`Kernels::gemm_as`] of `ty` with `n` columns of `cols` elements and
@@ -894,31 +1173,25 @@ impl Kernels {
         Some(f).filter(|f| cols.is_multiple_of(crate::x86::tile::unit(f)))
     }
 
-    /// The register-tiled GEMM (`x86::tile`) of the AVX2 and AVX-512 tables: activations quantized as
-    /// for the GEMV and put in the tile layout once per call (in parallel), then the tasks of
-    /// [`GemmSplit`] (weight-row ranges starting on 16-row tiles, claimed by free threads).
+    /// The register-tiled GEMM's activations (`x86::tile`, AVX2 and AVX-512 tables): quantized
+    /// as for the GEMV and put in the tile layout (in parallel), at a 64-byte aligned offset of
+    /// `scratch`.
     #[cfg(target_arch = "x86_64")]
-    #[allow(clippy::too_many_arguments)]
-    fn gemm_tiled(
+    fn tiled_prepare<'a>(
         &self,
         f: &crate::x86::tile::Fmt,
         ty: GgmlType,
-        w: &[u8],
-        rows: usize,
         cols: usize,
         xs: &[f32],
-        ys: &mut [f32],
-        scratch: &mut [u8],
+        scratch: &'a mut [u8],
         act_fmt: FloatAct,
-        amx: AmxMode,
-    ) {
-        use crate::x86::{amx as tiles, tile};
-        let rb = row_bytes(ty, cols);
-        let n = ys.len() / rows;
+    ) -> &'a [u8] {
+        use crate::x86::tile;
+        let n = xs.len() / cols;
         // Prepared rows start on 64-byte lines (`gemm_scratch_bytes` has room for the offset).
         let off = scratch.as_ptr().align_offset(64).min(scratch.len());
         let scratch = &mut scratch[off..];
-        let acts: &[u8] = if tile::is_float(f) {
+        if tile::is_float(f) {
             // The f32 rows at the padded stride of `tile::act_row_bytes` (see
             // `float_act_stride`; the padding is never read), for the Intel table's BF16 × BF16
             // format rounded to BF16 and widened back (exact).
@@ -1002,7 +1275,28 @@ impl Kernels {
                 }
             });
             acts
-        };
+        }
+    }
+
+    /// The register-tiled GEMM's products (`x86::tile`) with the `n` activation rows `acts`
+    /// of [`Self::tiled_prepare`]: the tasks of [`GemmSplit`] (weight-row ranges starting on
+    /// 16-row tiles, claimed by free threads).
+    #[cfg(target_arch = "x86_64")]
+    #[allow(clippy::too_many_arguments)]
+    fn tiled_run(
+        &self,
+        f: &crate::x86::tile::Fmt,
+        ty: GgmlType,
+        w: &[u8],
+        rows: usize,
+        cols: usize,
+        acts: &[u8],
+        n: usize,
+        ys: &mut [f32],
+        amx: AmxMode,
+    ) {
+        use crate::x86::{amx as tiles, tile};
+        let rb = row_bytes(ty, cols);
         let out = OutPtr(ys.as_mut_ptr());
         let ab = acts.len() / n.max(1);
         let sp = GemmSplit::new(rows, cols, n, 16);

@@ -52,7 +52,8 @@ pub use formats::tq::TqParams;
 pub use formats::{format, Format};
 pub use gemv::{
     amx_available, amx_default, gemm_min_rows, gemm_scratch_bytes, gemv_scratch_bytes,
-    min_task_bytes, min_task_elems, min_task_macs, min_task_rows, AmxMode, GEMM_TILE_MIN_N,
+    many_scratch_bytes, min_task_bytes, min_task_elems, min_task_macs, min_task_rows, AmxMode,
+    Weights, GEMM_TILE_MIN_N,
 };
 pub use isa::Isa;
 pub use types::GgmlType;

@@ -17,7 +17,8 @@ use super::ops::{argmax, axpy, rms_norm, rms_norm_to, rope_apply, rope_cos_sin, 
 use anyhow::{bail, Result};
 use gq_kernels::pool::{par_chunks_mut, rows_mut, rows_mut2};
 use gq_kernels::{
-    f32rows, gelu::gelu_tanh_mul, gemm_scratch_bytes, kernels, min_task_elems, min_task_rows,
+    f32rows, gelu::gelu_tanh_mul, gemm_scratch_bytes, kernels, many_scratch_bytes, min_task_elems,
+    min_task_rows, Weights,
 };
 
 /// Softmax of one head's scores in place (max subtracted, sum in f64). Weights below f32's
@@ -79,6 +80,47 @@ pub fn matmul(model: &Model, w: &Mat, xs: &[f32]) -> Vec<f32> {
     }
     SCRATCH.with(|c| c.replace(scratch));
     ys
+}
+
+/// [`matmul`] of several matrices with the same columns on the same activations, `Y_i =
+/// X·W_iᵀ` in the order given: the kernels prepare (quantize, rotate, lay out) the activations
+/// once per group of matrices that take the same prepared form instead of once per matrix
+/// ([`gq_kernels::Kernels::gemm_many`]); each result is bit-identical to [`matmul`]'s.
+pub fn matmul_many(model: &Model, ws: &[&Mat], xs: &[f32]) -> Vec<Vec<f32>> {
+    let Some(first) = ws.first() else {
+        return Vec::new();
+    };
+    let cols = first.cols;
+    assert!(
+        ws.iter().all(|w| w.cols == cols),
+        "matmul_many: column counts differ"
+    );
+    let n = xs.len() / cols;
+    debug_assert_eq!(xs.len(), n * cols);
+    let mats: Vec<Weights> = ws
+        .iter()
+        .map(|w| Weights {
+            ty: w.ty,
+            w: model.bytes(w),
+            rows: w.rows,
+            act: model.file.act_for(w.ty, model.float_act),
+        })
+        .collect();
+    let mut out: Vec<Vec<f32>> = ws.iter().map(|w| vec![0f32; n * w.rows]).collect();
+    let need = many_scratch_bytes(&mats, cols, n);
+    let mut scratch = SCRATCH.with(|c| c.take());
+    if scratch.len() < need {
+        scratch.resize(need, 0);
+    }
+    let mut ys: Vec<&mut [f32]> = out.iter_mut().map(|y| y.as_mut_slice()).collect();
+    let k = kernels();
+    if n == 1 {
+        k.gemv_many(&mats, xs, &mut ys, &mut scratch[..need]);
+    } else {
+        k.gemm_many(&mats, cols, xs, &mut ys, &mut scratch[..need]);
+    }
+    SCRATCH.with(|c| c.replace(scratch));
+    out
 }
 
 thread_local! {
@@ -342,12 +384,20 @@ impl<'m> Session<'m> {
         let (h, hd, nh, nkv) = (hp.hidden, a.head_dim, hp.n_head, a.n_head_kv);
         let n = x.len() / h;
         let xn = norm_rows(x, h, Some(&layer.attn_norm), hp.rms_eps);
-        let mut q = matmul(m, &a.q, &xn);
+        // Q, K and V (those this layer has) read the same normed input: one call, so its
+        // activations are prepared once.
+        let mut mats = vec![&a.q];
+        if let (Some(wk), Some(_)) = (&a.k, &a.k_norm) {
+            mats.push(wk);
+            mats.extend(&a.v);
+        }
+        let mut qkv = matmul_many(m, &mats, &xn).into_iter();
+        let mut q = qkv.next().expect("one output per matrix");
         rope.norm_rotate(&mut q, hd, &a.q_norm, hp.rms_eps);
-        if let (Some(wk), Some(kn)) = (&a.k, &a.k_norm) {
-            let mut k = matmul(m, wk, &xn);
-            let mut v = match &a.v {
-                Some(wv) => matmul(m, wv, &xn),
+        if let (Some(_), Some(kn)) = (&a.k, &a.k_norm) {
+            let mut k = qkv.next().expect("one output per matrix");
+            let mut v = match qkv.next() {
+                Some(v) => v,
                 None => k.clone(),
             };
             rope.norm_rotate(&mut k, hd, kn, hp.rms_eps);
@@ -432,8 +482,12 @@ impl<'m> Session<'m> {
     /// `down(gelu(gate(x)) · up(x))`.
     fn mlp(&self, gate: &Mat, up: &Mat, down: &Mat, xs: &[f32]) -> Vec<f32> {
         let m = self.model;
-        let mut g = matmul(m, gate, xs);
-        let u = matmul(m, up, xs);
+        // Gate and up read the same input: one call, activations prepared once.
+        let mut gu = matmul_many(m, &[gate, up], xs).into_iter();
+        let (mut g, u) = (
+            gu.next().expect("one output per matrix"),
+            gu.next().expect("one output per matrix"),
+        );
         // Element-wise, in pieces of GELU_CHUNK whatever the split (a vector kernel's tail
         // elements always fall on the same positions).
         rows_mut(&mut g, GELU_CHUNK, 1, |p0, blk| {

@@ -324,31 +324,58 @@ pub(crate) unsafe fn prepare_tile_256_avx2(x: &[f32], seed: u64, dst: &mut [u8])
     for (j, blk) in x.chunks_exact(256).enumerate() {
         let signs = block_sign_bits(seed, j as u64, 256);
         let p = blk.as_ptr();
-        let mut v = [_mm256_setzero_ps(); 32];
-        for (i, vi) in v.iter_mut().enumerate() {
-            let m = (signs[i / 8] >> (8 * (i % 8))) as u8;
-            let set = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(m as i32), bit), bit);
-            let raw = _mm256_castps_si256(_mm256_loadu_ps(p.add(8 * i)));
-            let mut t = _mm256_castsi256_ps(_mm256_xor_si256(raw, _mm256_and_si256(set, sign)));
-            t = _mm256_fmadd_ps(t, s1, _mm256_permute_ps::<0b10_11_00_01>(t));
-            t = _mm256_fmadd_ps(t, s2, _mm256_permute_ps::<0b01_00_11_10>(t));
-            t = _mm256_fmadd_ps(t, s4, _mm256_permute2f128_ps::<0x01>(t, t));
-            *vi = t;
-        }
-        let mut m = 1;
-        while m < 32 {
-            for i in 0..32 {
-                if i & m == 0 {
-                    let (a, c) = (v[i], v[i + m]);
-                    v[i] = _mm256_add_ps(a, c);
-                    v[i + m] = _mm256_sub_ps(a, c);
+        // The block's 32 registers go through a stack array in two passes that each fit in the
+        // 16 registers (one pass over all 32 kept them in memory anyway, after zeroing the
+        // array by a `memset` per block). Every coordinate sees the same operations in the same
+        // order as stage by stage over all 32, so the same bits.
+        let mut buf = core::mem::MaybeUninit::<[__m256; 32]>::uninit();
+        let vp = buf.as_mut_ptr().cast::<__m256>();
+        // Pass 1, per group of 8 registers: the signs, the three in-register stages, and the
+        // stages across registers 1, 2 and 4 apart.
+        for g in 0..4 {
+            let mut r: [__m256; 8] = core::array::from_fn(|l| {
+                let i = 8 * g + l;
+                let m = (signs[i / 8] >> (8 * (i % 8))) as u8;
+                let set =
+                    _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(m as i32), bit), bit);
+                let raw = _mm256_castps_si256(_mm256_loadu_ps(p.add(8 * i)));
+                let mut t = _mm256_castsi256_ps(_mm256_xor_si256(raw, _mm256_and_si256(set, sign)));
+                t = _mm256_fmadd_ps(t, s1, _mm256_permute_ps::<0b10_11_00_01>(t));
+                t = _mm256_fmadd_ps(t, s2, _mm256_permute_ps::<0b01_00_11_10>(t));
+                _mm256_fmadd_ps(t, s4, _mm256_permute2f128_ps::<0x01>(t, t))
+            });
+            for m in [1, 2, 4] {
+                for l in 0..8 {
+                    if l & m == 0 {
+                        let (a, c) = (r[l], r[l + m]);
+                        r[l] = _mm256_add_ps(a, c);
+                        r[l + m] = _mm256_sub_ps(a, c);
+                    }
                 }
             }
-            m *= 2;
+            for (l, &rl) in r.iter().enumerate() {
+                vp.add(8 * g + l).write(rl);
+            }
         }
-        for vi in v.iter_mut() {
-            *vi = _mm256_mul_ps(*vi, k);
+        // Pass 2, per register of a group and its three partners 8, 16 and 24 apart: the
+        // stages 8 and 16 apart, then × 1/16.
+        for l in 0..8 {
+            let mut r: [__m256; 4] = core::array::from_fn(|q| vp.add(l + 8 * q).read());
+            for m in [1, 2] {
+                for q in 0..4 {
+                    if q & m == 0 {
+                        let (a, c) = (r[q], r[q + m]);
+                        r[q] = _mm256_add_ps(a, c);
+                        r[q + m] = _mm256_sub_ps(a, c);
+                    }
+                }
+            }
+            for (q, &rq) in r.iter().enumerate() {
+                vp.add(l + 8 * q).write(_mm256_mul_ps(rq, k));
+            }
         }
+        // SAFETY: pass 1 wrote all 32 registers (a reference: no copy of the array).
+        let v = buf.assume_init_ref();
         let o = dst.as_mut_ptr().add(AB * j);
         for g in 0..8 {
             let r = &v[4 * g..4 * g + 4];
