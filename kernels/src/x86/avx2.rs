@@ -296,29 +296,6 @@ float_dot2!(dot2_bf16, 2, load_bf16, crate::formats::bf16::dot);
 // ---------------------------------------------------------------------------------------
 // 32-element blocks
 
-/// Runs `$step(x, y, acc) -> acc` over every block pair with two independent accumulators
-/// (so that the fused multiply-add chains overlap) and returns the horizontal sum.
-macro_rules! two_chains {
-    ($w:expr, $a:expr, $wb:expr, $ab:expr, $step:ident) => {{
-        let nb = $w.len() / $wb;
-        let (wp, ap) = ($w.as_ptr(), $a.as_ptr());
-        let (mut a0, mut a1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
-        let mut i = 0;
-        let pd = prefetch_distance();
-        let mut nx = pf_start(wp, pd);
-        while i + 2 <= nb {
-            pf_to(&mut nx, wp.wrapping_add($wb * (i + 2) + pd));
-            a0 = $step(wp.add($wb * i), ap.add($ab * i), a0);
-            a1 = $step(wp.add($wb * (i + 1)), ap.add($ab * (i + 1)), a1);
-            i += 2;
-        }
-        if i < nb {
-            a0 = $step(wp.add($wb * i), ap.add($ab * i), a0);
-        }
-        hsum(_mm256_add_ps(a0, a1))
-    }};
-}
-
 /// Eight f16 at `p + k·stride` (k = 0..8) as f32 lanes (gathered in integer registers: one
 /// conversion for eight blocks).
 #[inline(always)]
@@ -569,26 +546,120 @@ pub(crate) unsafe fn dot_q3_k(w: &[u8], a: &[u8]) -> f32 {
     acc
 }
 
-/// Loads the Q4_K/Q5_K scales as i16 in both lanes and the mins duplicated per 16-group
-/// (unpacked in general-purpose registers: byte stores reloaded as a vector would stall the
-/// load on store forwarding).
+/// The Q4_K/Q5_K scales and mins of the 12 bytes at `p` (16 bytes read), unpacked in vector
+/// registers: both 128-bit lanes hold scales 0..4, mins 0..4, scales 4..8, mins 4..8 (one byte
+/// each, 0..64), from which [`K45_PICK`] and [`K45_MINS`] pick i16 lanes by `vpshufb`. The low
+/// lane gathers the low bits (`s[0..8] & 63`, `s[8..12] & 15`, `s[8..12] >> 4`), the high lane
+/// the top two bits of scales and mins 4..8 (`(s[0..8] >> 2) & 0x30`); one lane swap and an
+/// or join them (no general-purpose registers, no transfers).
 #[inline(always)]
-unsafe fn k45_scales(p: *const u8) -> (__m256i, __m256i) {
-    let (lo, hi) = crate::blocks::kquant_scales_mins_words(&rd(p.cast::<[u8; 12]>()));
-    let sc = (lo & 0xffff_ffff) | (hi << 32);
-    let mn = (lo >> 32) | (hi & 0xffff_ffff_0000_0000);
-    let s16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(sc as i64));
-    let m = _mm_cvtsi64_si128(mn as i64);
-    let m16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m, m));
-    (_mm256_set_m128i(s16, s16), m16)
+unsafe fn k45_scales(p: *const u8) -> __m256i {
+    let v = _mm256_broadcastsi128_si256(_mm_loadu_si128(p.cast()));
+    let z = -128i8;
+    let t = _mm256_shuffle_epi8(
+        v,
+        _mm256_setr_epi8(
+            0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 8, 9, 10, 11, //
+            z, z, z, z, z, z, z, z, 0, 1, 2, 3, 4, 5, 6, 7,
+        ),
+    );
+    let t = _mm256_srlv_epi32(t, _mm256_setr_epi32(0, 0, 0, 4, 0, 0, 2, 2));
+    let t = _mm256_and_si256(
+        t,
+        _mm256_setr_epi64x(
+            0x3f3f_3f3f_3f3f_3f3f,
+            0x0f0f_0f0f_0f0f_0f0f,
+            0,
+            0x3030_3030_3030_3030,
+        ),
+    );
+    _mm256_or_si256(t, _mm256_permute2x128_si256::<0x01>(t, t))
 }
 
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn step_q4_k(x: *const u8, y: *const u8, acc: __m256) -> __m256 {
+/// `vpshufb` masks over [`k45_scales`]' bytes: mask g puts scale g (0..8) in every i16 lane.
+const K45_PICK: [[u8; 32]; 8] = {
+    let mut m = [[0x80u8; 32]; 8];
+    let mut g = 0;
+    while g < 8 {
+        let b = if g < 4 { g } else { g + 4 } as u8;
+        let mut k = 0;
+        while k < 32 {
+            m[g][k] = b;
+            k += 2;
+        }
+        g += 1;
+    }
+    m
+};
+
+/// `vpshufb` mask over [`k45_scales`]' bytes: i16 lanes 2k and 2k + 1 get min k (the mins of
+/// the Q8_K block's 16 sums of 16).
+const K45_MINS: [u8; 32] = {
+    let mut m = [0x80u8; 32];
+    let mut k = 0;
+    while k < 8 {
+        let b = if k < 4 { 4 + k } else { 8 + k } as u8;
+        m[4 * k] = b;
+        m[4 * k + 2] = b;
+        k += 1;
+    }
+    m
+};
+
+/// A 32-byte `vpshufb` mask.
+#[inline(always)]
+unsafe fn mask32(m: &[u8; 32]) -> __m256i {
+    _mm256_loadu_si256(m.as_ptr().cast())
+}
+
+/// 32-byte aligned `vpshufb` masks (no mask load splits a cache line).
+#[repr(C, align(32))]
+struct Masks<const N: usize>([[u8; 32]; N]);
+
+/// [`K45_PICK`] then [`K45_MINS`] in one table.
+static K45_MASKS: Masks<9> = {
+    let mut t = [[0u8; 32]; 9];
+    let mut g = 0;
+    while g < 8 {
+        t[g] = K45_PICK[g];
+        g += 1;
+    }
+    t[8] = K45_MINS;
+    Masks(t)
+};
+
+/// The address of [`K45_MASKS`], hidden from the optimizer: with the masks as known constants
+/// LLVM rebuilds each splat from a 2-byte `vpbroadcastw` (a shuffle uop, on the pipes the
+/// scale picks and nibble shifts already fill); through an opaque pointer each mask stays a
+/// 32-byte memory operand of its `vpshufb` (a load, no extra shuffle).
+#[inline(always)]
+fn k45_masks() -> *const [u8; 32] {
+    core::hint::black_box(K45_MASKS.0.as_ptr())
+}
+
+/// `yd·d` and `yd·dmin` in all lanes, for the f16 pair (d, dmin) at `p` and the Q8_K block's
+/// f32 scale `yd` at `yd`: the pair is broadcast by a load (no general-purpose register),
+/// converted once and multiplied once (even lanes `yd·d`, odd lanes `yd·dmin`: the same f32
+/// products as the scalar form), then the even and odd lanes are duplicated.
+#[inline(always)]
+unsafe fn k45_dmin(p: *const u8, yd: *const u8) -> (__m256, __m256) {
+    let pair = _mm_set1_epi32(rd(p.cast::<i32>()));
+    let dm = _mm256_mul_ps(_mm256_set1_ps(rd(yd.cast::<f32>())), _mm256_cvtph_ps(pair));
+    (_mm256_moveldup_ps(dm), _mm256_movehdup_ps(dm))
+}
+
+/// One Q4_K block · one Q8_K block added to `acc`, with the block's scales `sc` already
+/// unpacked by [`k45_scales`] and the masks `t` of [`k45_masks`].
+#[inline(always)]
+unsafe fn step_q4_k(
+    x: *const u8,
+    y: *const u8,
+    acc: __m256,
+    sc: __m256i,
+    t: *const [u8; 32],
+) -> __m256 {
     let m4 = _mm256_set1_epi8(0x0f);
-    let (s16, m16) = k45_scales(x.add(4));
-    let summs = _mm256_madd_epi16(ld(y.add(260)), m16);
+    let summs = _mm256_madd_epi16(ld(y.add(260)), _mm256_shuffle_epi8(sc, mask32(&*t.add(8))));
     let mut sumi = _mm256_setzero_si256();
     for j in 0..4 {
         let q = ld(x.add(16 + 32 * j));
@@ -596,13 +667,11 @@ unsafe fn step_q4_k(x: *const u8, y: *const u8, acc: __m256) -> __m256 {
         let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(q), m4);
         let p0 = _mm256_maddubs_epi16(lo, ld(y.add(4 + 64 * j)));
         let p1 = _mm256_maddubs_epi16(hi, ld(y.add(36 + 64 * j)));
-        let p0 = _mm256_madd_epi16(p0, _mm256_shuffle_epi8(s16, pick16(2 * j, 2 * j)));
-        let p1 = _mm256_madd_epi16(p1, _mm256_shuffle_epi8(s16, pick16(2 * j + 1, 2 * j + 1)));
+        let p0 = _mm256_madd_epi16(p0, _mm256_shuffle_epi8(sc, mask32(&*t.add(2 * j))));
+        let p1 = _mm256_madd_epi16(p1, _mm256_shuffle_epi8(sc, mask32(&*t.add(2 * j + 1))));
         sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1));
     }
-    let yd = q8k_d(y);
-    let d = _mm256_set1_ps(yd * f16_at(x));
-    let dmin = _mm256_set1_ps(yd * f16_at(x.add(2)));
+    let (d, dmin) = k45_dmin(x, y);
     let v = _mm256_fnmadd_ps(
         dmin,
         _mm256_cvtepi32_ps(summs),
@@ -611,10 +680,82 @@ unsafe fn step_q4_k(x: *const u8, y: *const u8, acc: __m256) -> __m256 {
     _mm256_add_ps(acc, v)
 }
 
-/// Q4_K · Q8_K.
+/// [`step_q4_k`] for two blocks at once, their instructions interleaved group by group (each
+/// block's operations and their order unchanged).
+#[inline(always)]
+unsafe fn step2_q4_k(
+    x: [*const u8; 2],
+    y: [*const u8; 2],
+    acc: [__m256; 2],
+    sc: [__m256i; 2],
+    t: *const [u8; 32],
+) -> (__m256, __m256) {
+    let m4 = _mm256_set1_epi8(0x0f);
+    let mut sumi = [_mm256_setzero_si256(); 2];
+    for j in 0..4 {
+        for b in 0..2 {
+            let q = ld(x[b].add(16 + 32 * j));
+            let lo = _mm256_and_si256(q, m4);
+            let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(q), m4);
+            let p0 = _mm256_maddubs_epi16(lo, ld(y[b].add(4 + 64 * j)));
+            let p1 = _mm256_maddubs_epi16(hi, ld(y[b].add(36 + 64 * j)));
+            let p0 = _mm256_madd_epi16(p0, _mm256_shuffle_epi8(sc[b], mask32(&*t.add(2 * j))));
+            let p1 = _mm256_madd_epi16(p1, _mm256_shuffle_epi8(sc[b], mask32(&*t.add(2 * j + 1))));
+            sumi[b] = _mm256_add_epi32(sumi[b], _mm256_add_epi32(p0, p1));
+        }
+    }
+    let mut out = acc;
+    for b in 0..2 {
+        let summs = _mm256_madd_epi16(
+            ld(y[b].add(260)),
+            _mm256_shuffle_epi8(sc[b], mask32(&*t.add(8))),
+        );
+        let (d, dmin) = k45_dmin(x[b], y[b]);
+        let v = _mm256_fnmadd_ps(
+            dmin,
+            _mm256_cvtepi32_ps(summs),
+            _mm256_mul_ps(d, _mm256_cvtepi32_ps(sumi[b])),
+        );
+        out[b] = _mm256_add_ps(acc[b], v);
+    }
+    (out[0], out[1])
+}
+
+/// Q4_K · Q8_K: two accumulator chains (blocks 2k and 2k + 1), each block's scales unpacked
+/// one pair of blocks ahead (the unpack is a chain of dependent shuffles; started early it is
+/// ready when the block's group products need it).
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) unsafe fn dot_q4_k(w: &[u8], a: &[u8]) -> f32 {
-    two_chains!(w, a, 144, Q8K, step_q4_k)
+    let nb = w.len() / 144;
+    if nb == 0 {
+        return 0.0;
+    }
+    let (wp, ap) = (w.as_ptr(), a.as_ptr());
+    let t = k45_masks();
+    let (mut a0, mut a1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+    let pd = prefetch_distance();
+    let mut nx = pf_start(wp, pd);
+    // Scales of blocks i and i + 1 (clamped to the last block: read, never used).
+    let sc_of = |i: usize| k45_scales(wp.add(144 * i.min(nb - 1) + 4));
+    let (mut s0, mut s1) = (sc_of(0), sc_of(1));
+    let mut i = 0;
+    while i + 2 <= nb {
+        pf_to(&mut nx, wp.wrapping_add(144 * (i + 2) + pd));
+        let (n0, n1) = (sc_of(i + 2), sc_of(i + 3));
+        (a0, a1) = step2_q4_k(
+            [wp.add(144 * i), wp.add(144 * (i + 1))],
+            [ap.add(Q8K * i), ap.add(Q8K * (i + 1))],
+            [a0, a1],
+            [s0, s1],
+            t,
+        );
+        (s0, s1) = (n0, n1);
+        i += 2;
+    }
+    if i < nb {
+        a0 = step_q4_k(wp.add(144 * i), ap.add(Q8K * i), a0, s0, t);
+    }
+    hsum(_mm256_add_ps(a0, a1))
 }
 
 /// Q5_K · Q8_K.
@@ -624,14 +765,20 @@ pub(crate) unsafe fn dot_q5_k(w: &[u8], a: &[u8]) -> f32 {
     let (wp, ap) = (w.as_ptr(), a.as_ptr());
     let m4 = _mm256_set1_epi8(0x0f);
     let m16 = _mm256_set1_epi8(0x10);
+    if nb == 0 {
+        return 0.0;
+    }
     let mut acc = _mm256_setzero_ps();
     let pd = prefetch_distance();
     let mut nx = pf_start(wp, pd);
+    let t = k45_masks();
+    // Each block's scales are unpacked one block ahead (clamped to the last block).
+    let mut sc = k45_scales(wp.add(4));
     for i in 0..nb {
         pf_to(&mut nx, wp.wrapping_add(176 * (i + 1) + pd));
         let (x, y) = (wp.add(176 * i), ap.add(Q8K * i));
-        let (s16, mn16) = k45_scales(x.add(4));
-        let summs = _mm256_madd_epi16(ld(y.add(260)), mn16);
+        let next = k45_scales(wp.add(176 * (i + 1).min(nb - 1) + 4));
+        let summs = _mm256_madd_epi16(ld(y.add(260)), _mm256_shuffle_epi8(sc, mask32(&*t.add(8))));
         let hbits = ld(x.add(16));
         let mut sumi = _mm256_setzero_si256();
         for j in 0..4 {
@@ -647,15 +794,14 @@ pub(crate) unsafe fn dot_q5_k(w: &[u8], a: &[u8]) -> f32 {
             );
             let p0 = _mm256_maddubs_epi16(lo, ld(y.add(4 + 64 * j)));
             let p1 = _mm256_maddubs_epi16(hi, ld(y.add(36 + 64 * j)));
-            let p0 = _mm256_madd_epi16(p0, _mm256_shuffle_epi8(s16, pick16(2 * j, 2 * j)));
-            let p1 = _mm256_madd_epi16(p1, _mm256_shuffle_epi8(s16, pick16(2 * j + 1, 2 * j + 1)));
+            let p0 = _mm256_madd_epi16(p0, _mm256_shuffle_epi8(sc, mask32(&*t.add(2 * j))));
+            let p1 = _mm256_madd_epi16(p1, _mm256_shuffle_epi8(sc, mask32(&*t.add(2 * j + 1))));
             sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1));
         }
-        let yd = q8k_d(y);
-        let d = _mm256_set1_ps(yd * f16_at(x));
-        let dmin = _mm256_set1_ps(yd * f16_at(x.add(2)));
+        let (d, dmin) = k45_dmin(x, y);
         acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc);
         acc = _mm256_fnmadd_ps(dmin, _mm256_cvtepi32_ps(summs), acc);
+        sc = next;
     }
     hsum(acc)
 }
