@@ -5,7 +5,8 @@
 //! Float weights meet exact f32 activations (`FloatAct::F32`, unless [`Model::float_act`] says
 //! otherwise); quantized weights meet the type's Q8 activations, as in llama.cpp; gq's
 //! TurboQuant weights meet the activation rotated with the file's seed
-//! ([`gq_kernels::FloatAct::Rotated`], once per matmul) and quantized to int8. Work is split
+//! ([`gq_kernels::FloatAct::Rotated`], once per input: Q/K/V and gate/up share it, see
+//! [`matmul_many`]) and quantized to int8. Work is split
 //! over the kernels' spinning worker pool ([`gq_kernels::pool`], as many threads as the current
 //! rayon pool has) by output rows, tokens or heads, never inside a sum, so results do not
 //! depend on the thread count; a batch of n tokens gives the logits that n one-token calls give
