@@ -334,7 +334,7 @@ pub(crate) unsafe fn prepare_tile_256_avx2(x: &[f32], seed: u64, dst: &mut [u8])
         0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15, 0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5,
         7, 9, 11, 13, 15,
     );
-    // Pairwise maximum of the four lanes pairs of two vectors, per 128-bit lane (the `vhaddps`
+    // Maximum of adjacent lane pairs of two vectors, per 128-bit lane (the `vhaddps`
     // pattern with `max`): [a0∨a1, a2∨a3, b0∨b1, b2∨b3].
     let hmax = |a: __m256, b: __m256| {
         _mm256_max_ps(
