@@ -293,11 +293,20 @@ unsafe fn round_clamp_i32_avx2(q: __m256) -> __m256i {
     _mm256_and_si256(_mm256_cvttps_epi32(t), ord)
 }
 
-/// [`prepare_tile_256`] on AVX2 (FMA): the same bytes. Per 256-block: the signs and the three
-/// in-register butterfly stages of each of 32 registers (`vfmadd` of `v·(±1)` and the swapped
-/// lanes, as in [`rot256_for_act`]), the five stages across registers, × 1/16; per group of 32
-/// its NaN-ignoring maximum, `d = amax/127`, `1/d`, the rounded int8 (packed and shuffled to
-/// the 16 even then 16 odd coordinates), `d` and `−128·Σa`.
+/// [`prepare_tile_256`] on AVX2 (FMA): the same bytes. Per 256-block, in three passes over a
+/// 1 KiB aligned stack copy so that at most a few ymm values are live at a time (16 registers):
+///
+/// 1. per 64 coordinates (8 registers): the signs (the sign word's bits moved to bit 31 by a
+///    variable shift), the three in-register butterfly stages (`vfmadd` of `v·(±1)` and the
+///    swapped lanes, as in [`rot256_for_act`]) and the across-register stages of distance 1, 2
+///    and 4 registers;
+/// 2. per registers `i, i+8, i+16, i+24`: the stages of distance 8 and 16, × 1/16, and the
+///    running NaN-ignoring maximum of each group of 32;
+/// 3. per group: `d = amax/127` and `1/d` (eight groups at once), the rounded int8 (packed and
+///    shuffled to the 16 even then 16 odd coordinates), `d` and `−128·Σa`.
+///
+/// Every coordinate sees the same f32 operations in the same order as in the scalar
+/// reference; only the schedule differs.
 ///
 /// # Safety
 /// The CPU must have AVX2 and FMA; `x.len()` is a multiple of 256 and `dst` holds at least
@@ -311,7 +320,11 @@ pub(crate) unsafe fn prepare_tile_256_avx2(x: &[f32], seed: u64, dst: &mut [u8])
     let s1 = pm(1.0, -1.0, 1.0, -1.0);
     let s2 = pm(1.0, 1.0, -1.0, -1.0);
     let s4 = _mm256_setr_ps(1.0, 1.0, 1.0, 1.0, -1.0, -1.0, -1.0, -1.0);
-    let bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    // Register r (mod 4) of a 32-bit half of a sign word: lane l's bit 8r + l goes to bit 31.
+    let sh: [__m256i; 4] = core::array::from_fn(|r| {
+        let c = |l: i32| 31 - 8 * r as i32 - l;
+        _mm256_setr_epi32(c(0), c(1), c(2), c(3), c(4), c(5), c(6), c(7))
+    });
     let sign = _mm256_set1_epi32(i32::MIN);
     let absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
     // After the packs: lane 0 holds coordinates 0–3, 8–11, 16–19, 24–27 (dwords 0–3), lane 1
@@ -321,79 +334,98 @@ pub(crate) unsafe fn prepare_tile_256_avx2(x: &[f32], seed: u64, dst: &mut [u8])
         0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15, 0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5,
         7, 9, 11, 13, 15,
     );
+    // Maximum of adjacent lane pairs of two vectors, per 128-bit lane (the `vhaddps`
+    // pattern with `max`): [a0∨a1, a2∨a3, b0∨b1, b2∨b3].
+    let hmax = |a: __m256, b: __m256| {
+        _mm256_max_ps(
+            _mm256_shuffle_ps::<0b10_00_10_00>(a, b),
+            _mm256_shuffle_ps::<0b11_01_11_01>(a, b),
+        )
+    };
+    let mut buf = [_mm256_setzero_ps(); 32];
     for (j, blk) in x.chunks_exact(256).enumerate() {
         let signs = block_sign_bits(seed, j as u64, 256);
         let p = blk.as_ptr();
-        // The block's 32 registers go through a stack array in two passes that each fit in the
-        // 16 registers (one pass over all 32 kept them in memory anyway, after zeroing the
-        // array by a `memset` per block). Every coordinate sees the same operations in the same
-        // order as stage by stage over all 32, so the same bits.
-        let mut buf = core::mem::MaybeUninit::<[__m256; 32]>::uninit();
-        let vp = buf.as_mut_ptr().cast::<__m256>();
-        // Pass 1, per group of 8 registers: the signs, the three in-register stages, and the
-        // stages across registers 1, 2 and 4 apart.
-        for g in 0..4 {
-            let mut r: [__m256; 8] = core::array::from_fn(|l| {
-                let i = 8 * g + l;
-                let m = (signs[i / 8] >> (8 * (i % 8))) as u8;
-                let set =
-                    _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(m as i32), bit), bit);
-                let raw = _mm256_castps_si256(_mm256_loadu_ps(p.add(8 * i)));
-                let mut t = _mm256_castsi256_ps(_mm256_xor_si256(raw, _mm256_and_si256(set, sign)));
+        // Pass 1: registers 8q…8q+7 (sign word q).
+        for (q, &w) in signs.iter().enumerate() {
+            let half = [
+                _mm256_set1_epi32(w as u32 as i32),
+                _mm256_set1_epi32((w >> 32) as u32 as i32),
+            ];
+            let mut v: [__m256; 8] = core::array::from_fn(|r| {
+                let flip = _mm256_and_si256(_mm256_sllv_epi32(half[r / 4], sh[r % 4]), sign);
+                let raw = _mm256_castps_si256(_mm256_loadu_ps(p.add(64 * q + 8 * r)));
+                let mut t = _mm256_castsi256_ps(_mm256_xor_si256(raw, flip));
                 t = _mm256_fmadd_ps(t, s1, _mm256_permute_ps::<0b10_11_00_01>(t));
                 t = _mm256_fmadd_ps(t, s2, _mm256_permute_ps::<0b01_00_11_10>(t));
                 _mm256_fmadd_ps(t, s4, _mm256_permute2f128_ps::<0x01>(t, t))
             });
             for m in [1, 2, 4] {
-                for l in 0..8 {
-                    if l & m == 0 {
-                        let (a, c) = (r[l], r[l + m]);
-                        r[l] = _mm256_add_ps(a, c);
-                        r[l + m] = _mm256_sub_ps(a, c);
+                for i in 0..8 {
+                    if i & m == 0 {
+                        let (a, c) = (v[i], v[i + m]);
+                        v[i] = _mm256_add_ps(a, c);
+                        v[i + m] = _mm256_sub_ps(a, c);
                     }
                 }
             }
-            for (l, &rl) in r.iter().enumerate() {
-                vp.add(8 * g + l).write(rl);
-            }
+            buf[8 * q..8 * q + 8].copy_from_slice(&v);
         }
-        // Pass 2, per register of a group and its three partners 8, 16 and 24 apart: the
-        // stages 8 and 16 apart, then × 1/16.
-        for l in 0..8 {
-            let mut r: [__m256; 4] = core::array::from_fn(|q| vp.add(l + 8 * q).read());
-            for m in [1, 2] {
-                for q in 0..4 {
-                    if q & m == 0 {
-                        let (a, c) = (r[q], r[q + m]);
-                        r[q] = _mm256_add_ps(a, c);
-                        r[q + m] = _mm256_sub_ps(a, c);
-                    }
+        // Pass 2: the stages of distance 8 and 16 on registers i, i+8, i+16, i+24 (groups
+        // i/4, 2 + i/4, 4 + i/4, 6 + i/4), × 1/16, and the group maxima: `vmaxps` returns its
+        // second operand when either is NaN, so NaN lanes are ignored, as `f32::max` ignores
+        // them in the scalar fold (the order does not matter: the maximum of values ≥ +0 is
+        // exact).
+        let mut half_max = [_mm256_setzero_ps(); 2];
+        for (hh, hm) in half_max.iter_mut().enumerate() {
+            let mut mx = [_mm256_setzero_ps(); 4];
+            for i in 4 * hh..4 * hh + 4 {
+                let (a, b) = (buf[i], buf[i + 8]);
+                let (c, d) = (buf[i + 16], buf[i + 24]);
+                let (a, b) = (_mm256_add_ps(a, b), _mm256_sub_ps(a, b));
+                let (c, d) = (_mm256_add_ps(c, d), _mm256_sub_ps(c, d));
+                let r = [
+                    _mm256_add_ps(a, c),
+                    _mm256_add_ps(b, d),
+                    _mm256_sub_ps(a, c),
+                    _mm256_sub_ps(b, d),
+                ];
+                for (t, (ri, mt)) in r.iter().zip(mx.iter_mut()).enumerate() {
+                    let s = _mm256_mul_ps(*ri, k);
+                    buf[i + 8 * t] = s;
+                    *mt = _mm256_max_ps(_mm256_and_ps(s, absmask), *mt);
                 }
             }
-            for (q, &rq) in r.iter().enumerate() {
-                vp.add(l + 8 * q).write(_mm256_mul_ps(rq, k));
-            }
+            // Per 128-bit lane: [m(hh), m(2 + hh), m(4 + hh), m(6 + hh)].
+            *hm = hmax(hmax(mx[0], mx[1]), hmax(mx[2], mx[3]));
         }
-        // SAFETY: pass 1 wrote all 32 registers (a reference: no copy of the array).
-        let v = buf.assume_init_ref();
+        let am = _mm256_max_ps(
+            _mm256_permute2f128_ps::<0x20>(half_max[0], half_max[1]),
+            _mm256_permute2f128_ps::<0x31>(half_max[0], half_max[1]),
+        );
+        // Lanes [g0 g2 g4 g6 g1 g3 g5 g7] → [g0 … g7].
+        let am = _mm256_permutevar8x32_ps(am, dw);
+        // d = amax / 127 and 1/d (0 where d = 0; d is never NaN): the scalar operations,
+        // correctly rounded in either form.
+        let d = _mm256_div_ps(am, _mm256_set1_ps(127.0));
+        let nz = _mm256_cmp_ps::<_CMP_NEQ_OQ>(d, _mm256_setzero_ps());
+        let id = _mm256_and_ps(_mm256_div_ps(_mm256_set1_ps(1.0), d), nz);
         let o = dst.as_mut_ptr().add(AB * j);
-        for g in 0..8 {
-            let r = &v[4 * g..4 * g + 4];
-            // `vmaxps` returns its second operand when either is NaN: NaN lanes are ignored,
-            // as `f32::max` ignores them in the scalar fold.
-            let mut mx = _mm256_setzero_ps();
-            for ri in r {
-                mx = _mm256_max_ps(_mm256_and_ps(*ri, absmask), mx);
-            }
-            let h = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps::<1>(mx));
-            let h = _mm_max_ps(h, _mm_movehl_ps(h, h));
-            let h = _mm_max_ss(h, _mm_movehdup_ps(h));
-            let amax = _mm_cvtss_f32(h);
-            let d = amax / 127.0;
-            let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-            let idv = _mm256_set1_ps(id);
-            let q: [__m256i; 4] =
-                core::array::from_fn(|i| round_clamp_i32_avx2(_mm256_mul_ps(r[i], idv)));
+        _mm256_storeu_ps(o.add(256).cast(), d);
+        let mut ids = [0f32; 8];
+        _mm256_storeu_ps(ids.as_mut_ptr(), id);
+        // Pass 3: the int8 of each group and its integer sum (lane-pairwise sums, `vphaddd`).
+        // (A loop, not `array::from_fn`: its closure was not inlined into this function.)
+        let mut sums = [_mm256_setzero_si256(); 8];
+        for (g, sg) in sums.iter_mut().enumerate() {
+            let idv = _mm256_set1_ps(ids[g]);
+            let r = &buf[4 * g..4 * g + 4];
+            let q = [
+                round_clamp_i32_avx2(_mm256_mul_ps(r[0], idv)),
+                round_clamp_i32_avx2(_mm256_mul_ps(r[1], idv)),
+                round_clamp_i32_avx2(_mm256_mul_ps(r[2], idv)),
+                round_clamp_i32_avx2(_mm256_mul_ps(r[3], idv)),
+            ];
             let b = _mm256_packs_epi16(
                 _mm256_packs_epi32(q[0], q[1]),
                 _mm256_packs_epi32(q[2], q[3]),
@@ -401,19 +433,18 @@ pub(crate) unsafe fn prepare_tile_256_avx2(x: &[f32], seed: u64, dst: &mut [u8])
             let b = _mm256_shuffle_epi8(_mm256_permutevar8x32_epi32(b, dw), eo);
             let b = _mm256_permute4x64_epi64::<0b11_01_10_00>(b);
             _mm256_storeu_si256(o.add(32 * g).cast(), b);
-            let sum = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
-            let s = _mm_add_epi32(
-                _mm256_castsi256_si128(sum),
-                _mm256_extracti128_si256::<1>(sum),
-            );
-            let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01_00_11_10>(s));
-            let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
-            let total = _mm_cvtsi128_si32(s);
-            o.add(256 + 4 * g).cast::<f32>().write_unaligned(d);
-            o.add(288 + 4 * g)
-                .cast::<i32>()
-                .write_unaligned(-128 * total);
+            *sg = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
         }
+        let h = |a: __m256i, b: __m256i| _mm256_hadd_epi32(a, b);
+        let u0 = h(h(sums[0], sums[1]), h(sums[2], sums[3]));
+        let u1 = h(h(sums[4], sums[5]), h(sums[6], sums[7]));
+        let s = _mm256_add_epi32(
+            _mm256_permute2x128_si256::<0x20>(u0, u1),
+            _mm256_permute2x128_si256::<0x31>(u0, u1),
+        );
+        // −128·Σa
+        let s = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32::<7>(s));
+        _mm256_storeu_si256(o.add(288).cast(), s);
     }
 }
 
