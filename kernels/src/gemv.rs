@@ -724,13 +724,6 @@ impl Kernels {
         });
     }
 
-    /// What the prepared activation of a GEMV of `ty` with format `act` depends on: two
-    /// matrices with equal keys can share one prepared row ([`Kernels::gemv_many`]).
-    fn gemv_key(&self, ty: GgmlType, act: FloatAct) -> PrepKey {
-        let (_, layout) = self.row_op(ty, act);
-        Self::rows_key(ty, act, layout)
-    }
-
     /// The sharing key of the row path's preparation ([`Self::prepare_into`]): the f32 rows
     /// read in place; BF16 rounding; a TurboQuant type's own activation (its column block and
     /// QJL half depend on the type) with its rotation; else the activation type in `layout`
@@ -770,16 +763,22 @@ impl Kernels {
                 m.ty
             );
         }
+        // Each matrix's row operation and sharing key, once.
+        let plans: Vec<(RowOp, ActLayout, PrepKey)> = mats
+            .iter()
+            .map(|m| {
+                let (op, layout) = self.row_op(m.ty, m.act);
+                (op, layout, Self::rows_key(m.ty, m.act, layout))
+            })
+            .collect();
         for i in 0..mats.len() {
-            let key = self.gemv_key(mats[i].ty, mats[i].act);
-            if (0..i).any(|j| self.gemv_key(mats[j].ty, mats[j].act) == key) {
+            let (_, layout, key) = plans[i];
+            if plans[..i].iter().any(|p| p.2 == key) {
                 continue;
             }
-            let (_, layout) = self.row_op(mats[i].ty, mats[i].act);
             let act = self.gemv_prepare(mats[i].ty, x, scratch, mats[i].act, layout);
-            for (m, y) in mats.iter().zip(ys.iter_mut()).skip(i) {
-                if self.gemv_key(m.ty, m.act) == key {
-                    let (op, layout) = self.row_op(m.ty, m.act);
+            for ((m, y), &(op, layout, k)) in mats.iter().zip(ys.iter_mut()).zip(&plans).skip(i) {
+                if k == key {
                     self.gemv_run(m.ty, op, layout, m.w, x.len(), act, y, m.act);
                 }
             }
@@ -1042,21 +1041,23 @@ impl Kernels {
         for (m, y) in mats.iter().zip(ys.iter()) {
             n = Self::gemm_check(m.ty, m.w, m.rows, cols, xs, y.len());
         }
-        let plan = |m: &Weights<'_>| {
-            let path = self.gemm_path(m.ty, m.rows, cols, n, m.act, amx_default(m.ty));
-            let key = Self::gemm_key(&path, m.ty, m.act);
-            (path, key)
-        };
+        // Each matrix's path and sharing key, once.
+        let plans: Vec<(GemmPath, PrepKey)> = mats
+            .iter()
+            .map(|m| {
+                let path = self.gemm_path(m.ty, m.rows, cols, n, m.act, amx_default(m.ty));
+                (path, Self::gemm_key(&path, m.ty, m.act))
+            })
+            .collect();
         for i in 0..mats.len() {
-            let (path, key) = plan(&mats[i]);
-            if mats[..i].iter().any(|m| plan(m).1 == key) {
+            let (path, key) = plans[i];
+            if plans[..i].iter().any(|p| p.1 == key) {
                 continue;
             }
             let acts = self.gemm_prepare(&path, mats[i].ty, cols, xs, scratch, mats[i].act);
-            for (m, y) in mats.iter().zip(ys.iter_mut()).skip(i) {
-                let (p, k) = plan(m);
-                if k == key {
-                    self.gemm_run(&p, m.ty, m.w, m.rows, cols, acts, n, y, m.act);
+            for ((m, y), (p, k)) in mats.iter().zip(ys.iter_mut()).zip(&plans).skip(i) {
+                if *k == key {
+                    self.gemm_run(p, m.ty, m.w, m.rows, cols, acts, n, y, m.act);
                 }
             }
         }
