@@ -1248,8 +1248,7 @@ fn blocking() -> (Option<usize>, usize, bool) {
 }
 
 /// Rows `w` (`rb` bytes each, `cols` elements) · prepared activations `acts` (`n` rows of
-/// [`act_row_bytes`]): `put(j, r0, vals)` receives `vals[i]` = row `r0 + i` · column `j` (16
-/// values, fewer for the last tile).
+/// [`act_row_bytes`]): the product of row `r` and column `j` is written to `out.at(j, r)`.
 ///
 /// Loops: column block (its K chunk of activations fits L2) → K chunk of `kc` units → tile
 /// of 16 rows, repacked once per (block, chunk), the next repack's weights prefetched while
@@ -1260,7 +1259,7 @@ fn blocking() -> (Option<usize>, usize, bool) {
 ///
 /// # Safety
 /// The CPU must have AVX-512 F/BW/VL/VNNI, AVX2, FMA and F16C; `w` and `acts` hold whole rows
-/// of these lengths.
+/// of these lengths; `out` is valid for writes at every (column, row) of the product.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn gemm<T: Tiles>(
@@ -1271,9 +1270,9 @@ pub(crate) unsafe fn gemm<T: Tiles>(
     acts: &[u8],
     n: usize,
     tiles: Option<&mut T>,
-    put: &mut dyn FnMut(usize, usize, &[f32]),
+    out: Out,
 ) {
-    drive::<T, true>(f, w, rb, cols, acts, n, tiles, put)
+    drive::<T, true>(f, w, rb, cols, acts, n, tiles, out)
 }
 
 /// [`gemm`] on AVX2 (the same loops, repack and prepared activations; the 256-bit transpose
@@ -1282,7 +1281,7 @@ pub(crate) unsafe fn gemm<T: Tiles>(
 /// # Safety
 /// The CPU must have AVX2, FMA and F16C (and BMI2 for [`fmt_tq_avx2`]'s formats); `f` is one
 /// of [`fmt_avx2`]'s or [`fmt_tq_avx2`]'s formats; `w` and `acts` hold whole rows of these
-/// lengths.
+/// lengths; `out` is valid for writes at every (column, row) of the product.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) unsafe fn gemm_avx2(
     f: &Fmt,
@@ -1291,15 +1290,39 @@ pub(crate) unsafe fn gemm_avx2(
     cols: usize,
     acts: &[u8],
     n: usize,
-    put: &mut dyn FnMut(usize, usize, &[f32]),
+    out: Out,
 ) {
-    drive::<amx::Hw, false>(f, w, rb, cols, acts, n, None, put)
+    drive::<amx::Hw, false>(f, w, rb, cols, acts, n, None, out)
 }
 
 /// A 64-byte aligned line of the repacked tile and the accumulators.
 #[derive(Clone, Copy)]
 #[repr(C, align(64))]
 struct Line([u8; 64]);
+
+/// Where [`gemm`] / [`gemm_avx2`] write their products: the value of (column `j`, row `r`)
+/// goes to `ptr + j·ld + r` (the caller's output rows, one per activation row).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Out {
+    /// The element of (column 0, row 0).
+    pub ptr: *mut f32,
+    /// Elements from one column's outputs to the next's.
+    pub ld: usize,
+}
+
+impl Out {
+    /// The element of column `j`, row `r`.
+    fn at(self, j: usize, r: usize) -> *mut f32 {
+        self.ptr.wrapping_add(j * self.ld + r)
+    }
+}
+
+thread_local! {
+    /// [`drive`]'s repack and accumulator lines, kept per thread from call to call (grown,
+    /// zeroed, when a call needs more): every byte a call reads back it wrote first, except
+    /// the stale lanes that only feed results never read (see `drive`).
+    static LINES: core::cell::Cell<Vec<Line>> = const { core::cell::Cell::new(Vec::new()) };
+}
 
 /// The loops of [`gemm`] (`Z`: the AVX-512 transpose and AMX, else the AVX2 transpose),
 /// inlined into its two entry points, which set the target features.
@@ -1313,7 +1336,7 @@ unsafe fn drive<T: Tiles, const Z: bool>(
     acts: &[u8],
     n: usize,
     tiles: Option<&mut T>,
-    put: &mut dyn FnMut(usize, usize, &[f32]),
+    out: Out,
 ) {
     // AMX (`tiles`, for the formats `x86::amx` has a kernel for): the same loops, the
     // micro-kernel on tiles.
@@ -1337,23 +1360,29 @@ unsafe fn drive<T: Tiles, const Z: bool>(
         1
     };
     let tsz = ((wbytes + kc * f.sb) / 64 + 1) * 64;
-    let mut tile = vec![Line([0; 64]); step * tsz / 64];
-    let tp = tile.as_mut_ptr().cast::<u8>();
-    let mut tmp = vec![Line([0; 64]); qrow * TR / 64];
-    let qp = tmp.as_mut_ptr().cast::<u8>();
     // Accumulators per (tile, column), the columns padded to whole column tiles: a last
     // partial column tile of 2 or more columns runs the TC-column kernel, its missing columns
     // reading the block's last column and writing padding that is never read back (a
     // column's instructions do not depend on the other columns', so no result changes; one
     // latency-bound single-column call costs over half of a TC-column call).
     let ncp = nc.next_multiple_of(TC);
-    // 64-byte aligned (AMX loads and stores them as C tiles).
-    let mut acc_v = vec![Line([0; 64]); ntiles * ncp];
+    // One per-thread buffer of lines (kept from call to call: no allocation and no zeroing per
+    // call): the repacked tile(s), the unpacked quants, then the accumulators, 64-byte aligned
+    // (AMX loads and stores them as C tiles). Zeroed when grown; a call writes every
+    // accumulator (`fill` below) and the repack every tile byte a kept result reads.
+    let (n_tile, n_tmp, n_acc) = (step * tsz / 64, qrow * TR / 64, ntiles * ncp);
+    let mut lines = LINES.with(|c| c.take());
+    if lines.len() < n_tile + n_tmp + n_acc {
+        lines.resize(n_tile + n_tmp + n_acc, Line([0; 64]));
+    }
+    let (tile, rest) = lines.split_at_mut(n_tile);
+    let (tmp, acc_v) = rest.split_at_mut(n_tmp);
+    let tp = tile.as_mut_ptr().cast::<u8>();
+    let qp = tmp.as_mut_ptr().cast::<u8>();
     let acc = core::slice::from_raw_parts_mut(acc_v.as_mut_ptr().cast::<f32>(), ntiles * 16 * ncp);
     let mut j0 = 0;
     while j0 < n {
         let jn = nc.min(n - j0);
-        acc.fill(0.0);
         let mut u0 = 0;
         while u0 < nu_all {
             let ku = kc.min(nu_all - u0);
@@ -1388,6 +1417,11 @@ unsafe fn drive<T: Tiles, const Z: bool>(
                     }
                 }
                 let sp = tp.add(wbytes);
+                // This block's accumulators of these tiles start from zero, set just before
+                // their first chunk (while they are about to be used: in L1 when K is short).
+                if u0 == 0 {
+                    acc[t * 16 * ncp..(t + here) * 16 * ncp].fill(0.0);
+                }
                 let at = acc.as_mut_ptr().add(t * 16 * ncp);
                 // While this tile runs, prefetch the weights the next repack reads (the next
                 // tile of this chunk, else the first of the next chunk or column block) into
@@ -1444,19 +1478,30 @@ unsafe fn drive<T: Tiles, const Z: bool>(
                     (f.kern1)(tp, sp, ku, a, at.add(16 * c0));
                     c0 += 1;
                 }
+                // After the last chunk these tiles' sums are final: written out now, while
+                // they are still in cache (a whole tile as two 256-bit moves).
+                if u0 + ku == nu_all {
+                    for tt in t..t + here {
+                        let nr = TR.min(nr_all - tt * TR);
+                        for c in 0..jn {
+                            let a = acc.as_ptr().add((tt * ncp + c) * 16);
+                            let o = out.at(j0 + c, tt * TR);
+                            if nr == TR {
+                                _mm256_storeu_ps(o, _mm256_loadu_ps(a));
+                                _mm256_storeu_ps(o.add(8), _mm256_loadu_ps(a.add(8)));
+                            } else {
+                                core::ptr::copy_nonoverlapping(a, o, nr);
+                            }
+                        }
+                    }
+                }
             }
             u0 += ku;
-        }
-        for t in 0..ntiles {
-            let nr = TR.min(nr_all - t * TR);
-            for c in 0..jn {
-                let o = (t * ncp + c) * 16;
-                put(j0 + c, t * TR, &acc[o..o + nr]);
-            }
         }
         j0 += jn;
     }
     if let Some(am) = amx.as_mut() {
         am.finish();
     }
+    LINES.with(|c| c.set(lines));
 }
