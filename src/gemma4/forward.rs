@@ -187,13 +187,26 @@ struct Scratch {
     u: Vec<f32>,
 }
 
-/// The first `n` elements of `buf`, which grows (zero-filled) when shorter: the caller
-/// overwrites them (see [`Scratch`]).
+/// `n` elements of `buf` from its first 64-byte boundary (`buf` grows, zero-filled, when too
+/// short; the caller overwrites them, see [`Scratch`]). On cache-line boundaries, each 16-row
+/// tile that the tiled GEMM writes fills one line of its output instead of straddling two.
 fn part(buf: &mut Vec<f32>, n: usize) -> &mut [f32] {
-    if buf.len() < n {
-        buf.resize(n, 0.0);
+    if buf.len() < n + 15 {
+        buf.resize(n + 15, 0.0);
     }
-    &mut buf[..n]
+    let o = lead(buf);
+    &mut buf[o..o + n]
+}
+
+/// The same `n` elements of `buf` as [`part`] gave, read only.
+fn part_ref(buf: &[f32], n: usize) -> &[f32] {
+    let o = lead(buf);
+    &buf[o..o + n]
+}
+
+/// Elements before the first 64-byte boundary of `buf` (at most 15).
+fn lead(buf: &[f32]) -> usize {
+    buf.as_ptr().align_offset(64).min(15)
 }
 
 thread_local! {
@@ -371,7 +384,7 @@ impl<'m> Session<'m> {
             self.feed_forward(layer, x, &mut sc);
             if let (Some(pl), true) = (&layer.ple, has_ple) {
                 let d = hp.ple_dim;
-                let pin = &ple_buf[..];
+                let pin = part_ref(&ple_buf, n * hp.n_layer * d);
                 let g = part(&mut sc.g, n * pl.gate.rows);
                 matmul_into(m, &pl.gate, x, g);
                 rows_mut(g, d, min_task_rows(d), |t0, blk| {
@@ -507,12 +520,12 @@ impl<'m> Session<'m> {
         }
         matmul_many_into(m, &mats, xn, &mut outs);
         drop(outs);
-        let q = &mut sc.q[..nq];
+        let q = part(&mut sc.q, nq);
         rope.norm_rotate(q, hd, &a.q_norm, hp.rms_eps);
         if let (Some(_), Some(kn)) = (&a.k, &a.k_norm) {
-            let k = &mut sc.k[..k_len];
+            let k = part(&mut sc.k, k_len);
             let v = match &a.v {
-                Some(wv) => &mut sc.v[..n * wv.rows],
+                Some(wv) => part(&mut sc.v, n * wv.rows),
                 None => {
                     let v = part(&mut sc.v, k_len);
                     v.copy_from_slice(k);
@@ -528,7 +541,7 @@ impl<'m> Session<'m> {
             c.k.extend_from_slice(k);
             c.v.extend_from_slice(v);
         }
-        let q = &sc.q[..nq];
+        let q = part_ref(&sc.q, nq);
         let c = &self.cache[a.kv_source];
         let window = hp.swa[il].then_some(hp.sliding_window);
         let kv_dim = nkv * hd;

@@ -1324,6 +1324,48 @@ thread_local! {
     static LINES: core::cell::Cell<Vec<Line>> = const { core::cell::Cell::new(Vec::new()) };
 }
 
+/// Writes the final sums of one tile (`nr` rows from row `r0`; accumulators `acc`, 16 per
+/// column from column `cs.start` on) for the block's columns `cs` (block column `c` is column
+/// `j0 + c`) to `out`, a whole tile as two 256-bit moves.
+///
+/// # Safety
+/// AVX is available (the callers enable AVX2); `acc` holds 16 values for every column of
+/// `cs`; `out` is valid for writes at those columns' rows `r0 .. r0 + nr`.
+#[inline(always)]
+unsafe fn write_out(
+    acc: *const f32,
+    out: Out,
+    j0: usize,
+    r0: usize,
+    nr: usize,
+    cs: core::ops::Range<usize>,
+) {
+    let c0 = cs.start;
+    for c in cs {
+        let a = acc.add(16 * (c - c0));
+        let o = out.at(j0 + c, r0);
+        if nr == TR {
+            _mm256_storeu_ps(o, _mm256_loadu_ps(a));
+            _mm256_storeu_ps(o.add(8), _mm256_loadu_ps(a.add(8)));
+        } else {
+            core::ptr::copy_nonoverlapping(a, o, nr);
+        }
+    }
+}
+
+/// Sets the 16 accumulators of `C` columns at `acc` to +0.0 (256-bit stores: a `write_bytes`
+/// of this size becomes a `memset` call).
+///
+/// # Safety
+/// AVX is available (the callers enable AVX2); `acc` is valid for `16 · C` writes.
+#[inline(always)]
+unsafe fn zero_cols<const C: usize>(acc: *mut f32) {
+    let z = _mm256_setzero_ps();
+    for i in 0..2 * C {
+        _mm256_storeu_ps(acc.add(8 * i), z);
+    }
+}
+
 /// The loops of [`gemm`] (`Z`: the AVX-512 transpose and AMX, else the AVX2 transpose),
 /// inlined into its two entry points, which set the target features.
 #[inline(always)]
@@ -1379,7 +1421,7 @@ unsafe fn drive<T: Tiles, const Z: bool>(
     let (tmp, acc_v) = rest.split_at_mut(n_tmp);
     let tp = tile.as_mut_ptr().cast::<u8>();
     let qp = tmp.as_mut_ptr().cast::<u8>();
-    let acc = core::slice::from_raw_parts_mut(acc_v.as_mut_ptr().cast::<f32>(), ntiles * 16 * ncp);
+    let accp = acc_v.as_mut_ptr().cast::<f32>();
     let mut j0 = 0;
     while j0 < n {
         let jn = nc.min(n - j0);
@@ -1417,12 +1459,19 @@ unsafe fn drive<T: Tiles, const Z: bool>(
                     }
                 }
                 let sp = tp.add(wbytes);
-                // This block's accumulators of these tiles start from zero, set just before
-                // their first chunk (while they are about to be used: in L1 when K is short).
-                if u0 == 0 {
-                    acc[t * 16 * ncp..(t + here) * 16 * ncp].fill(0.0);
+                // The block's accumulators start from zero at the first chunk and are final
+                // after the last. Without AMX, each micro-kernel call's columns are zeroed just
+                // before it and written out just after it (in L1 both times); AMX zeroes and
+                // writes out these tiles as a whole.
+                let (first, last) = (u0 == 0, u0 + ku == nu_all);
+                // One chunk (all of K): each call's sums are final at once, so every call
+                // (without AMX) uses the same first TC columns' accumulators, which stay in L1.
+                let single = first && last;
+                if first && amx.is_some() {
+                    core::ptr::write_bytes(accp.add(t * 16 * ncp), 0, here * 16 * ncp);
                 }
-                let at = acc.as_mut_ptr().add(t * 16 * ncp);
+                let at = accp.add(t * 16 * ncp);
+                let nr_t = TR.min(nr_all - t * TR);
                 // While this tile runs, prefetch the weights the next repack reads (the next
                 // tile of this chunk, else the first of the next chunk or column block) into
                 // L2, a few rows per micro-kernel call: the repack otherwise waits on DRAM.
@@ -1462,38 +1511,43 @@ unsafe fn drive<T: Tiles, const Z: bool>(
                         am.kern(f, tp, sp, ku, a, abr, nt, at.add(16 * c0), second);
                         c0 += nt;
                     }
+                    if last {
+                        for tt in t..t + here {
+                            let nr = TR.min(nr_all - tt * TR);
+                            write_out(accp.add(tt * 16 * ncp), out, j0, tt * TR, nr, 0..jn);
+                        }
+                    }
                 }
+                // (Only without AMX: the AMX loop above took every column.)
                 while c0 + 1 < jn {
                     prefetch();
                     let a: [*const u8; TC] = core::array::from_fn(|c| {
                         let j = j0 + (c0 + c).min(jn - 1);
                         acts.as_ptr().add(j * abr + u0 * f.ab)
                     });
-                    (f.kern)(tp, sp, ku, a, at.add(16 * c0));
+                    // The TC columns, padding included (c0 + TC ≤ ncp).
+                    let ac = if single { accp } else { at.add(16 * c0) };
+                    if first {
+                        zero_cols::<TC>(ac);
+                    }
+                    (f.kern)(tp, sp, ku, a, ac);
+                    if last {
+                        write_out(ac, out, j0, t * TR, nr_t, c0..(c0 + TC).min(jn));
+                    }
                     c0 += TC;
                 }
                 while c0 < jn {
                     prefetch();
                     let a = [acts.as_ptr().add((j0 + c0) * abr + u0 * f.ab)];
-                    (f.kern1)(tp, sp, ku, a, at.add(16 * c0));
-                    c0 += 1;
-                }
-                // After the last chunk these tiles' sums are final: written out now, while
-                // they are still in cache (a whole tile as two 256-bit moves).
-                if u0 + ku == nu_all {
-                    for tt in t..t + here {
-                        let nr = TR.min(nr_all - tt * TR);
-                        for c in 0..jn {
-                            let a = acc.as_ptr().add((tt * ncp + c) * 16);
-                            let o = out.at(j0 + c, tt * TR);
-                            if nr == TR {
-                                _mm256_storeu_ps(o, _mm256_loadu_ps(a));
-                                _mm256_storeu_ps(o.add(8), _mm256_loadu_ps(a.add(8)));
-                            } else {
-                                core::ptr::copy_nonoverlapping(a, o, nr);
-                            }
-                        }
+                    let ac = if single { accp } else { at.add(16 * c0) };
+                    if first {
+                        zero_cols::<1>(ac);
                     }
+                    (f.kern1)(tp, sp, ku, a, ac);
+                    if last {
+                        write_out(ac, out, j0, t * TR, nr_t, c0..c0 + 1);
+                    }
+                    c0 += 1;
                 }
             }
             u0 += ku;
