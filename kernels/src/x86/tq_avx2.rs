@@ -1,13 +1,17 @@
 //! AVX2 dot products and GEMM of the TurboQuant trellis types with their prepared activation.
 //!
 //! Block size 256 (with BMI2, which every AVX2 CPU in practice has): the pairs are decoded in
-//! vectors of 32. The fields come 8 at a time from one `pdep` (one field per byte); the subsets
-//! `z` from the branch bits as 64-bit masks (docs/turboquant.md §7), spread into bytes and
-//! XORed into the fields, give the table index `k`; `|X_k|` and `|Y_k|` are looked up with
-//! `vpshufb` (16 entries per shuffle; 32…256 entries: one shuffle per 16 and a `vpblendvb`
-//! tree on the index's high bits), and the signs come from the fields' top two bits. The
-//! signed bytes are in the activation's even/odd layout, so the products are summed with
-//! `vpmaddubsw`/`vpmaddwd` per group of 32 coordinates. The QJL signs of the TQJ types are
+//! vectors of 32, one chunk after the other. The fields come 8 at a time from one `pdep` (one
+//! field per byte; TQT4_5's 8-bit hi fields by one vector load); the subsets `z` from the
+//! branch bits as 64-bit masks (docs/turboquant.md §7), spread into byte masks. The table index
+//! `k = f ⊕ z << (w − 3)` is never formed whole: its low nibble is the `vpshufb` index, its
+//! bits 4… are `f` shifted to bit 7 with the subset masks XORed in; `|X_k|` and `|Y_k|` are
+//! looked up with `vpshufb` (16 entries per shuffle; 32…256 entries: one shuffle per 16, table
+//! pairs joined by the shuffle's own zeroing (bit 4 of `k` at the index's bit 7) and an OR, then
+//! a `vpblendvb` tree on bits 5…, depth-first in `asm!` so that nothing spills), and the signs
+//! are the fields' top two bits moved to bit 7 (`vpsignb` operands). The magnitudes meet the
+//! activation as `vpmaddubsw(|x|, vpsignb(a, sign))`, summed by `vpmaddwd` per group of 32
+//! coordinates (the bytes in the activation's even/odd layout). The QJL signs of the TQJ types are
 //! split into the even/odd order by `pext`, turned into byte masks, and negate the second
 //! activation row (`vpmaddubsw` against ones). The exact integer group sums are scaled and
 //! added in the scalar reference's order (a batch of blocks' vector work first, then their
@@ -16,9 +20,9 @@
 //! block (the same bits as the dot product per pair); from `GEMM_TILE_MIN_N` columns the TQT*
 //! types of 256-blocks take the register-tiled GEMM instead (`x86::tile`, `x86::tile_avx2`),
 //! whose unpackers `tile_tqt4_5` and siblings (end of this module) turn this decode into the
-//! AVX-512 unpackers' tile bytes (not bit-identical to the dot product, as on AVX-512). Block size 128 decodes each pair by
-//! scalar code into signed bytes (then `vpmaddubsw`); rows whose column block is below 128
-//! take the scalar reference.
+//! AVX-512 unpackers' tile bytes (not bit-identical to the dot product, as on AVX-512). Block
+//! size 128 decodes each pair by scalar code into signed bytes (then `vpmaddubsw`); rows whose
+//! column block is below 128 take the scalar reference.
 //!
 //! Tried and dropped: `vpgatherdd` of 8 decoded pairs (i16 x, y) from tables indexed by
 //! `f | z << (w−1)` with `vpmaddwd` on the widened activation — one ymm gather measured ~22
@@ -32,7 +36,10 @@
 //! instructions per pair), the same as TQT4_5's whole `vpshufb` tree (TQT4_5 75.7 against 79.7
 //! ns best in cache, TQT2_5 77 against 35); a hybrid (the last 32 pairs scalar) took the sum of
 //! its parts, and a tree without `vpblendvb` (indices `k − 16i` saturated by `0x70`, results
-//! ORed) was a wash.
+//! ORed) was a wash. Sixteenth session (same machine, docs/turboquant.md §16): looking two
+//! chunks up per table load (half the table loads, but the two trees' masks spill), the 8 lo
+//! pairs of a mixed chunk by one lookup (x tables in the low lane, y in the high one, then
+//! lane permutes) and the batch's float sums transposed into vectors were no faster.
 
 // Index loops over groups read better than iterator chains here.
 #![allow(clippy::needless_range_loop)]
@@ -226,55 +233,241 @@ fn mag_tables(w: u32) -> &'static [[u8; 32]] {
     })
 }
 
-/// `nt` 16-entry tables at `t` looked up by the bytes `k < 16·nt`: one `vpshufb` per table on
-/// the low nibble, then a tree of `vpblendvb` on bits 4, 5, 6, 7 of `k`.
-#[inline(always)]
-unsafe fn lookup(t: *const [u8; 32], nt: usize, k: __m256i) -> __m256i {
-    let lo = _mm256_and_si256(k, _mm256_set1_epi8(0x0F));
-    let mut v = [_mm256_setzero_si256(); 16];
-    for i in 0..nt {
-        v[i] = _mm256_shuffle_epi8(_mm256_loadu_si256(t.add(i).cast()), lo);
-    }
-    let (mut n, mut sh) = (nt, 3);
-    while n > 1 {
-        // Bit 4 + (3 − sh) of each byte moved to its bit 7 (the 16-bit shift carries nothing
-        // into a byte's bit 7 from its neighbour).
-        let m = _mm256_sll_epi16(k, _mm_cvtsi32_si128(sh));
-        for i in 0..n / 2 {
-            v[i] = _mm256_blendv_epi8(v[2 * i], v[2 * i + 1], m);
-        }
-        n /= 2;
-        sh -= 1;
-    }
-    v[0]
+/// The table index of 32 pairs of one width in the form the lookup takes, and their signs:
+/// `lo` the index's low nibble (the `vpshufb` index), `m[i]` bit `4 + i` of the index at bit 7
+/// (the `vpblendvb` masks), `sx` / `sy` the signs of x / y (bit 7 set: negative; never 0, so
+/// `x = vpsignb(|x|, sx)` and `x·a = |x|·vpsignb(a, sx)`).
+struct Idx {
+    lo: __m256i,
+    m: [__m256i; 4],
+    sx: __m256i,
+    sy: __m256i,
 }
 
-/// Decodes 32 pairs of width `W`: `f` their fields (one per byte), `z0` / `z1` the low / high
-/// subset bits (bit `i`: pair `i`), `t` the type's [`mag_tables`]. Returns the signed bytes
-/// `(x, y)` of the pairs.
+/// Each byte shifted left by `s` (bits 7 − s … 0 move up; only bit 7 and "non-zero" matter to
+/// the callers): byte adds for small shifts, else a 16-bit shift (whose carries into the
+/// neighbouring byte land below its bit `s`).
 #[inline(always)]
-unsafe fn decode32<const W: u32>(
-    f: __m256i,
-    z0: u32,
-    z1: u32,
-    t: *const [u8; 32],
-) -> (__m256i, __m256i) {
-    let nt = ((1usize << (W - 1)) / 16).max(1);
+unsafe fn shl_bytes(v: __m256i, s: u32) -> __m256i {
+    match s {
+        0 => v,
+        1 => _mm256_add_epi8(v, v),
+        2 | 3 => {
+            let d = _mm256_add_epi8(v, v);
+            let q = _mm256_add_epi8(d, d);
+            if s == 3 {
+                _mm256_add_epi8(q, q)
+            } else {
+                q
+            }
+        }
+        _ => _mm256_sll_epi16(v, _mm_cvtsi32_si128(s as i32)),
+    }
+}
+
+/// [`Idx`] of 32 pairs of width `W`: `f` their fields (one per byte), `m0` / `m1` the low /
+/// high subset bits as byte masks (0xFF: set; pair `i` at byte `i`). The table index
+/// `k = f ⊕ z << (W − 3)` is never formed whole: its bits 4 and up are `f` shifted to bit 7
+/// with the subset masks XORed in, its low nibble `f`'s (with the subset bits below bit 4).
+#[inline(always)]
+unsafe fn index<const W: u32>(f: __m256i, m0: __m256i, m1: __m256i) -> Idx {
     let (b0, b1) = ((1u32 << (W - 3)) as u8 as i8, (2u32 << (W - 3)) as u8 as i8);
-    let zs = _mm256_or_si256(
-        _mm256_and_si256(bytemask(z0), _mm256_set1_epi8(b0)),
-        _mm256_and_si256(bytemask(z1), _mm256_set1_epi8(b1)),
-    );
-    let k = _mm256_xor_si256(f, zs);
-    let x = lookup(t, nt, k);
-    let y = lookup(t.add(nt), nt, k);
-    let (bx, by) = (_mm256_set1_epi8(b0), _mm256_set1_epi8(b1));
-    let sx = _mm256_cmpeq_epi8(_mm256_and_si256(f, bx), bx);
-    let sy = _mm256_cmpeq_epi8(_mm256_and_si256(f, by), by);
-    (
-        _mm256_sub_epi8(_mm256_xor_si256(x, sx), sx),
-        _mm256_sub_epi8(_mm256_xor_si256(y, sy), sy),
-    )
+    let mut m = [_mm256_setzero_si256(); 4];
+    for (i, mi) in m.iter_mut().enumerate() {
+        let bit = 4 + i as u32;
+        if bit > W - 2 {
+            break;
+        }
+        let v = shl_bytes(f, 7 - bit);
+        *mi = if bit == W - 3 {
+            _mm256_xor_si256(v, m0)
+        } else if bit == W - 2 {
+            _mm256_xor_si256(v, m1)
+        } else {
+            v
+        };
+    }
+    let mut lo = if W >= 6 {
+        _mm256_and_si256(f, _mm256_set1_epi8(0x0F))
+    } else {
+        f
+    };
+    if W - 3 < 4 {
+        lo = _mm256_xor_si256(lo, _mm256_and_si256(m0, _mm256_set1_epi8(b0)));
+    }
+    if W - 2 < 4 {
+        lo = _mm256_xor_si256(lo, _mm256_and_si256(m1, _mm256_set1_epi8(b1)));
+    }
+    let one = _mm256_set1_epi8(1);
+    Idx {
+        lo,
+        m,
+        sx: _mm256_or_si256(shl_bytes(f, 10 - W), one),
+        sy: _mm256_or_si256(shl_bytes(f, 9 - W), one),
+    }
+}
+
+/// `nt` 16-entry tables at `t` (each in both lanes) looked up by the index whose low nibble is
+/// `lo` and whose bits 4, 5, 6, 7 are bit 7 of `m[0]`, `m[1]`, `m[2]`, `m[3]`: per table one
+/// load and one `vpshufb`. Tables `2i` and `2i + 1` are shuffled with bit 4 of the index at the
+/// shuffle index's bit 7 (`c0`), and inverted (`c1`), so each gives zeros where the other
+/// applies and an OR joins them; bits 5, 6, 7 select by a `vpblendvb` tree, blended as the
+/// pairs come (depth-first, at most 5 vectors of its own live). Written as `asm!` so that the
+/// compiler keeps this order (left to itself it shuffles ahead and spills the results to the
+/// stack); not `pure`, so the lookups and [`keep`] stay in program order.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn lookup(t: *const [u8; 32], nt: usize, lo: __m256i, m: &[__m256i; 4]) -> __m256i {
+    if nt == 1 {
+        return _mm256_shuffle_epi8(_mm256_loadu_si256(t.cast()), lo);
+    }
+    let hb = _mm256_set1_epi8(-128);
+    let c0 = _mm256_or_si256(lo, _mm256_and_si256(m[0], hb));
+    let c1 = _mm256_xor_si256(c0, hb);
+    let r: __m256i;
+    match nt {
+        2 => core::arch::asm!(
+            "vmovdqu {r}, ymmword ptr [{t} + 0]",
+            "vpshufb {r}, {r}, {c0}",
+            "vmovdqu {t0}, ymmword ptr [{t} + 32]",
+            "vpshufb {t0}, {t0}, {c1}",
+            "vpor {r}, {r}, {t0}",
+            t = in(reg) t,
+            c0 = in(ymm_reg) c0,
+            c1 = in(ymm_reg) c1,
+            r = out(ymm_reg) r,
+            t0 = out(ymm_reg) _,
+            options(readonly, nostack, preserves_flags)
+        ),
+        4 => core::arch::asm!(
+            "vmovdqu {r}, ymmword ptr [{t} + 0]",
+            "vpshufb {r}, {r}, {c0}",
+            "vmovdqu {t0}, ymmword ptr [{t} + 32]",
+            "vpshufb {t0}, {t0}, {c1}",
+            "vpor {r}, {r}, {t0}",
+            "vmovdqu {t1}, ymmword ptr [{t} + 64]",
+            "vpshufb {t1}, {t1}, {c0}",
+            "vmovdqu {t0}, ymmword ptr [{t} + 96]",
+            "vpshufb {t0}, {t0}, {c1}",
+            "vpor {t1}, {t1}, {t0}",
+            "vpblendvb {r}, {r}, {t1}, {m1}",
+            t = in(reg) t,
+            c0 = in(ymm_reg) c0,
+            c1 = in(ymm_reg) c1,
+            m1 = in(ymm_reg) m[1],
+            r = out(ymm_reg) r,
+            t0 = out(ymm_reg) _,
+            t1 = out(ymm_reg) _,
+            options(readonly, nostack, preserves_flags)
+        ),
+        8 => core::arch::asm!(
+            "vmovdqu {r}, ymmword ptr [{t} + 0]",
+            "vpshufb {r}, {r}, {c0}",
+            "vmovdqu {t0}, ymmword ptr [{t} + 32]",
+            "vpshufb {t0}, {t0}, {c1}",
+            "vpor {r}, {r}, {t0}",
+            "vmovdqu {t1}, ymmword ptr [{t} + 64]",
+            "vpshufb {t1}, {t1}, {c0}",
+            "vmovdqu {t0}, ymmword ptr [{t} + 96]",
+            "vpshufb {t0}, {t0}, {c1}",
+            "vpor {t1}, {t1}, {t0}",
+            "vpblendvb {r}, {r}, {t1}, {m1}",
+            "vmovdqu {t2}, ymmword ptr [{t} + 128]",
+            "vpshufb {t2}, {t2}, {c0}",
+            "vmovdqu {t0}, ymmword ptr [{t} + 160]",
+            "vpshufb {t0}, {t0}, {c1}",
+            "vpor {t2}, {t2}, {t0}",
+            "vmovdqu {t1}, ymmword ptr [{t} + 192]",
+            "vpshufb {t1}, {t1}, {c0}",
+            "vmovdqu {t0}, ymmword ptr [{t} + 224]",
+            "vpshufb {t0}, {t0}, {c1}",
+            "vpor {t1}, {t1}, {t0}",
+            "vpblendvb {t2}, {t2}, {t1}, {m1}",
+            "vpblendvb {r}, {r}, {t2}, {m2}",
+            t = in(reg) t,
+            c0 = in(ymm_reg) c0,
+            c1 = in(ymm_reg) c1,
+            m1 = in(ymm_reg) m[1],
+            m2 = in(ymm_reg) m[2],
+            r = out(ymm_reg) r,
+            t0 = out(ymm_reg) _,
+            t1 = out(ymm_reg) _,
+            t2 = out(ymm_reg) _,
+            options(readonly, nostack, preserves_flags)
+        ),
+        _ => core::arch::asm!(
+            "vmovdqu {r}, ymmword ptr [{t} + 0]",
+            "vpshufb {r}, {r}, {c0}",
+            "vmovdqu {t0}, ymmword ptr [{t} + 32]",
+            "vpshufb {t0}, {t0}, {c1}",
+            "vpor {r}, {r}, {t0}",
+            "vmovdqu {t1}, ymmword ptr [{t} + 64]",
+            "vpshufb {t1}, {t1}, {c0}",
+            "vmovdqu {t0}, ymmword ptr [{t} + 96]",
+            "vpshufb {t0}, {t0}, {c1}",
+            "vpor {t1}, {t1}, {t0}",
+            "vpblendvb {r}, {r}, {t1}, {m1}",
+            "vmovdqu {t2}, ymmword ptr [{t} + 128]",
+            "vpshufb {t2}, {t2}, {c0}",
+            "vmovdqu {t0}, ymmword ptr [{t} + 160]",
+            "vpshufb {t0}, {t0}, {c1}",
+            "vpor {t2}, {t2}, {t0}",
+            "vmovdqu {t1}, ymmword ptr [{t} + 192]",
+            "vpshufb {t1}, {t1}, {c0}",
+            "vmovdqu {t0}, ymmword ptr [{t} + 224]",
+            "vpshufb {t0}, {t0}, {c1}",
+            "vpor {t1}, {t1}, {t0}",
+            "vpblendvb {t2}, {t2}, {t1}, {m1}",
+            "vpblendvb {r}, {r}, {t2}, {m2}",
+            "vmovdqu {t3}, ymmword ptr [{t} + 256]",
+            "vpshufb {t3}, {t3}, {c0}",
+            "vmovdqu {t0}, ymmword ptr [{t} + 288]",
+            "vpshufb {t0}, {t0}, {c1}",
+            "vpor {t3}, {t3}, {t0}",
+            "vmovdqu {t1}, ymmword ptr [{t} + 320]",
+            "vpshufb {t1}, {t1}, {c0}",
+            "vmovdqu {t0}, ymmword ptr [{t} + 352]",
+            "vpshufb {t0}, {t0}, {c1}",
+            "vpor {t1}, {t1}, {t0}",
+            "vpblendvb {t3}, {t3}, {t1}, {m1}",
+            "vmovdqu {t2}, ymmword ptr [{t} + 384]",
+            "vpshufb {t2}, {t2}, {c0}",
+            "vmovdqu {t0}, ymmword ptr [{t} + 416]",
+            "vpshufb {t0}, {t0}, {c1}",
+            "vpor {t2}, {t2}, {t0}",
+            "vmovdqu {t1}, ymmword ptr [{t} + 448]",
+            "vpshufb {t1}, {t1}, {c0}",
+            "vmovdqu {t0}, ymmword ptr [{t} + 480]",
+            "vpshufb {t0}, {t0}, {c1}",
+            "vpor {t1}, {t1}, {t0}",
+            "vpblendvb {t2}, {t2}, {t1}, {m1}",
+            "vpblendvb {t3}, {t3}, {t2}, {m2}",
+            "vpblendvb {r}, {r}, {t3}, {m3}",
+            t = in(reg) t,
+            c0 = in(ymm_reg) c0,
+            c1 = in(ymm_reg) c1,
+            m1 = in(ymm_reg) m[1],
+            m2 = in(ymm_reg) m[2],
+            m3 = in(ymm_reg) m[3],
+            r = out(ymm_reg) r,
+            t0 = out(ymm_reg) _,
+            t1 = out(ymm_reg) _,
+            t2 = out(ymm_reg) _,
+            t3 = out(ymm_reg) _,
+            options(readonly, nostack, preserves_flags)
+        ),
+    }
+    r
+}
+
+/// Decodes 32 pairs of width `W` from their [`Idx`] with the type's [`mag_tables`] `t`:
+/// `[|x|, sx, |y|, sy]`.
+#[inline(always)]
+unsafe fn decode32<const W: u32>(t: *const [u8; 32], ix: &Idx) -> [__m256i; 4] {
+    let nt = ((1usize << (W - 1)) / 16).max(1);
+    let x = lookup(t, nt, ix.lo, &ix.m);
+    let y = lookup(t.add(nt), nt, ix.lo, &ix.m);
+    [x, ix.sx, y, ix.sy]
 }
 
 /// The block at byte `o` of the row `w` (`bb` bytes) as a pointer that may be read 8 bytes past
@@ -289,71 +482,137 @@ unsafe fn padded(w: &[u8], o: usize, bb: usize, buf: &mut [u8; 192]) -> *const u
     }
 }
 
-/// Decodes the 128 pairs of the block at `blk`: `out[2q]` / `out[2q + 1]`
-/// hold the signed x / y bytes of pairs `32q … 32q + 31`, the activation's even / odd layout.
-/// The fields come 8 at a time from `pdep` (one byte each), the subsets `z` from the branch
-/// bits as 64-bit masks; the tables `th` (width `HI`) and `tl` (`LO`, the last `NLO` pairs)
-/// are looked up by `vpshufb` ([`decode32`]). `END = 0`: the block is readable for 8 bytes
-/// past its end (see [`padded`]); otherwise `END` is the block's length and nothing past it
-/// is read (an 8-byte field read that would pass it is taken from the block's last 8 bytes
-/// and shifted: the same bits, zeros past the block).
+/// Decodes the 128 pairs of the block at `blk`, 32 at a time: `sink(q, [|x|, sx, |y|, sy])`
+/// for pairs `32q … 32q + 31` ([`decode32`]'s magnitudes and signs, the activation's even /
+/// odd layout). The fields come 8 at a time from `pdep` (one byte each; the 8-bit fields of a
+/// chunk of hi pairs by one vector load), the subsets `z` from the branch bits as 64-bit masks
+/// spread into byte masks; the tables `th` (width `HI`) and `tl` (`LO`, the last `NLO` pairs)
+/// are looked up by `vpshufb`. `END = 0`: the block is readable for 8 bytes past its end (see
+/// [`padded`]); otherwise `END` is the block's length and nothing past it is read (an 8-byte
+/// field read that would pass it is taken from the block's last 8 bytes and shifted: the same
+/// bits, zeros past the block).
 #[inline(always)]
 unsafe fn decode256<const HI: u32, const LO: u32, const NLO: usize, const END: usize>(
     blk: *const u8,
     hdr: usize,
     th: *const [u8; 32],
     tl: *const [u8; 32],
-    out: &mut [__m256i; 8],
+    mut sink: impl FnMut(usize, [__m256i; 4]),
 ) {
+    let b0 = rd::<END>(blk, hdr);
+    let b1 = rd::<END>(blk, hdr + 8);
+    // z0 = b << 1, z1 = b ⊕ b << 2 ⊕ b << 3 over the 128 branch bits (two words).
+    let (z00, z10) = (b0 << 1, b0 ^ (b0 << 2) ^ (b0 << 3));
+    let z01 = (b1 << 1) | (b0 >> 63);
+    let z11 = b1 ^ ((b1 << 2) | (b0 >> 62)) ^ ((b1 << 3) | (b0 >> 61));
+    let (z0, z1) = (z00 as u32, z10 as u32);
+    sink(0, chunk::<HI, LO, NLO, END, 0>(blk, hdr, z0, z1, th, tl));
+    let (z0, z1) = ((z00 >> 32) as u32, (z10 >> 32) as u32);
+    sink(1, chunk::<HI, LO, NLO, END, 1>(blk, hdr, z0, z1, th, tl));
+    let (z0, z1) = (z01 as u32, z11 as u32);
+    sink(2, chunk::<HI, LO, NLO, END, 2>(blk, hdr, z0, z1, th, tl));
+    let (z0, z1) = ((z01 >> 32) as u32, (z11 >> 32) as u32);
+    sink(3, chunk::<HI, LO, NLO, END, 3>(blk, hdr, z0, z1, th, tl));
+}
+
+/// `p` unchanged, through an empty `asm!` the compiler cannot see into: so each chunk loads
+/// its tables itself instead of the compiler keeping all of them across the block's chunks
+/// and spilling them to the stack.
+#[inline(always)]
+fn opaque<T>(p: *const T) -> *const T {
+    let mut a = p as usize;
+    // SAFETY: an empty template; the address comes back as it went in.
+    unsafe {
+        core::arch::asm!("/* {0} */", inout(reg) a, options(nomem, nostack, preserves_flags))
+    };
+    a as *const T
+}
+
+/// 8 bytes of the block at `blk + at` (`END`: as for [`decode256`]).
+#[inline(always)]
+unsafe fn rd<const END: usize>(blk: *const u8, at: usize) -> u64 {
+    if END != 0 && at + 8 > END {
+        blk.add(END - 8).cast::<u64>().read_unaligned() >> (8 * (at + 8 - END))
+    } else {
+        blk.add(at).cast::<u64>().read_unaligned()
+    }
+}
+
+/// Chunk `Q` (pairs `32Q … 32Q + 31`) of [`decode256`]: `z0` / `z1` its subset bits.
+#[inline(always)]
+unsafe fn chunk<
+    const HI: u32,
+    const LO: u32,
+    const NLO: usize,
+    const END: usize,
+    const Q: usize,
+>(
+    blk: *const u8,
+    hdr: usize,
+    z0: u32,
+    z1: u32,
+    th: *const [u8; 32],
+    tl: *const [u8; 32],
+) -> [__m256i; 4] {
+    let (th, tl) = (opaque(th), opaque(tl));
+    let first_lo = NP - NLO;
+    let n = (32 * Q + 32).saturating_sub(first_lo).min(32);
+    let f = fields::<HI, LO, NLO, END>(blk, hdr, Q);
+    let (m0, m1) = bytemasks(z0, z1);
+    let h = (n < 32).then(|| decode32::<HI>(th, &index::<HI>(f, m0, m1)));
+    let l = (n > 0).then(|| decode32::<LO>(tl, &index::<LO>(f, m0, m1)));
+    mix(n, h, l)
+}
+
+/// The fields of chunk `q` (pairs `32q … 32q + 31`) of [`decode256`], one per byte.
+#[inline(always)]
+unsafe fn fields<const HI: u32, const LO: u32, const NLO: usize, const END: usize>(
+    blk: *const u8,
+    hdr: usize,
+    q: usize,
+) -> __m256i {
     let fo = hdr + NP / 8;
     let first_lo = NP - NLO;
     let (fh, fl) = ((HI - 1) as usize, (LO - 1) as usize);
-    let rd = |at: usize| {
-        if END != 0 && at + 8 > END {
-            blk.add(END - 8).cast::<u64>().read_unaligned() >> (8 * (at + 8 - END))
+    if 32 * q + 32 <= first_lo && fh == 8 {
+        // Whole-byte fields: one load (within the block: a later chunk holds lo pairs, or the
+        // fields end with the block's bytes).
+        return _mm256_loadu_si256(blk.add(fo + 32 * q).cast());
+    }
+    let mut fb = [0u64; 4];
+    for (i, fq) in fb.iter_mut().enumerate() {
+        let p = 32 * q + 8 * i;
+        let (fw, pos) = if p < first_lo {
+            (fh, p * fh)
         } else {
-            blk.add(at).cast::<u64>().read_unaligned()
+            (fl, first_lo * fh + (p - first_lo) * fl)
+        };
+        // 8 fields of at most 8 bits: at most 57 bits past the byte start are needed unless
+        // the fields are whole bytes (then `pos` is a multiple of 8).
+        let raw = rd::<END>(blk, fo + pos / 8) >> (pos & 7);
+        *fq = if fw == 8 {
+            raw
+        } else {
+            _pdep_u64(raw, 0x0101_0101_0101_0101 * ((1u64 << fw) - 1))
+        };
+    }
+    _mm256_setr_epi64x(fb[0] as i64, fb[1] as i64, fb[2] as i64, fb[3] as i64)
+}
+
+/// A chunk's decode from its hi and lo decodes: the last `n_lo` pairs (whole 64-bit lanes)
+/// from `lo`.
+#[inline(always)]
+unsafe fn mix(n_lo: usize, hi: Option<[__m256i; 4]>, lo: Option<[__m256i; 4]>) -> [__m256i; 4] {
+    match (hi, lo) {
+        (Some(h), None) => h,
+        (None, Some(l)) => l,
+        (Some(h), Some(l)) => {
+            let nh = (32 - n_lo) / 8;
+            let v = [0, 1, 2, 3].map(|i| -((i >= nh) as i64));
+            let m = _mm256_setr_epi64x(v[0], v[1], v[2], v[3]);
+            [0, 1, 2, 3].map(|i| _mm256_blendv_epi8(h[i], l[i], m))
         }
-    };
-    let mut prev = 0u64;
-    for t in 0..2 {
-        let bw = rd(hdr + 8 * t);
-        let z0 = (bw << 1) | (prev >> 63);
-        let z1 = bw ^ ((bw << 2) | (prev >> 62)) ^ ((bw << 3) | (prev >> 61));
-        prev = bw;
-        for h in 0..2 {
-            let q = 2 * t + h;
-            let mut fb = [0u64; 4];
-            let mut lo_mask = [0i64; 4];
-            for (i, f) in fb.iter_mut().enumerate() {
-                let p = 32 * q + 8 * i;
-                let (fw, pos) = if p < first_lo {
-                    (fh, p * fh)
-                } else {
-                    lo_mask[i] = -1;
-                    (fl, first_lo * fh + (p - first_lo) * fl)
-                };
-                // 8 fields of at most 8 bits: at most 57 bits past the byte start are needed
-                // unless the fields are whole bytes (then `pos` is a multiple of 8).
-                let raw = rd(fo + pos / 8) >> (pos & 7);
-                *f = _pdep_u64(raw, 0x0101_0101_0101_0101 * ((1u64 << fw) - 1));
-            }
-            let f = _mm256_setr_epi64x(fb[0] as i64, fb[1] as i64, fb[2] as i64, fb[3] as i64);
-            let (zl, zh) = ((z0 >> (32 * h)) as u32, (z1 >> (32 * h)) as u32);
-            let n_lo = lo_mask.iter().filter(|&&m| m != 0).count();
-            let (x, y) = if n_lo == 0 {
-                decode32::<HI>(f, zl, zh, th)
-            } else if n_lo == 4 {
-                decode32::<LO>(f, zl, zh, tl)
-            } else {
-                let (xh, yh) = decode32::<HI>(f, zl, zh, th);
-                let (xl, yl) = decode32::<LO>(f, zl, zh, tl);
-                let m = _mm256_setr_epi64x(lo_mask[0], lo_mask[1], lo_mask[2], lo_mask[3]);
-                (_mm256_blendv_epi8(xh, xl, m), _mm256_blendv_epi8(yh, yl, m))
-            };
-            out[2 * q] = x;
-            out[2 * q + 1] = y;
-        }
+        (None, None) => unreachable!(),
     }
 }
 
@@ -376,7 +635,8 @@ unsafe fn dot32v(wv: __m256i, a: *const i8) -> __m256i {
 }
 
 /// The exact integer sums of the eight groups (32 coordinates) of one decoded block
-/// ([`decode256`]) with its activation `a` (two chunks of 128 de-interleaved bytes).
+/// ([`decode256`], signed bytes) with its activation `a` (two chunks of 128 de-interleaved
+/// bytes).
 #[inline(always)]
 unsafe fn pair_groups(wv: &[__m256i; 8], a: *const i8) -> __m256i {
     let mut s = [_mm256_setzero_si256(); 4];
@@ -385,6 +645,47 @@ unsafe fn pair_groups(wv: &[__m256i; 8], a: *const i8) -> __m256i {
         s[q] = _mm256_add_epi32(dot32v(wv[2 * q], base), dot32v(wv[2 * q + 1], base.add(64)));
     }
     hsum4x2(&s)
+}
+
+/// The exact integer sums of the two groups of chunk `q` (32 pairs, [`decode32`]'s `[|x|, sx,
+/// |y|, sy]`) with the block's activation `a`: `|x|·vpsignb(a, sx)` summed by `vpmaddubsw` /
+/// `vpmaddwd` (lanes 0..4: the first group).
+#[inline(always)]
+unsafe fn chunk_dot(q: usize, d: [__m256i; 4], a: *const i8) -> __m256i {
+    let base = a.add(128 * (q / 2) + 32 * (q % 2));
+    let ax = _mm256_sign_epi8(_mm256_loadu_si256(base.cast()), d[1]);
+    let ay = _mm256_sign_epi8(_mm256_loadu_si256(base.add(64).cast()), d[3]);
+    let ones = _mm256_set1_epi16(1);
+    _mm256_add_epi32(
+        _mm256_madd_epi16(_mm256_maddubs_epi16(d[0], ax), ones),
+        _mm256_madd_epi16(_mm256_maddubs_epi16(d[2], ay), ones),
+    )
+}
+
+/// `v` unchanged, through an empty `asm!` ordered with the lookups' (see [`lookup`]): a chunk's
+/// group sums are formed before the next chunk's lookups, not all at the end with every
+/// decoded vector spilled until then.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn keep(mut v: __m256i) -> __m256i {
+    core::arch::asm!("/* {0} */", inout(ymm_reg) v, options(nomem, nostack, preserves_flags));
+    v
+}
+
+/// [`decode256`] into signed bytes: `out[2q]` / `out[2q + 1]` the x / y bytes of pairs
+/// `32q … 32q + 31`.
+#[inline(always)]
+unsafe fn decode256_signed<const HI: u32, const LO: u32, const NLO: usize, const END: usize>(
+    blk: *const u8,
+    hdr: usize,
+    th: *const [u8; 32],
+    tl: *const [u8; 32],
+    out: &mut [__m256i; 8],
+) {
+    decode256::<HI, LO, NLO, END>(blk, hdr, th, tl, |q, d| {
+        out[2 * q] = _mm256_sign_epi8(d[0], d[1]);
+        out[2 * q + 1] = _mm256_sign_epi8(d[2], d[3]);
+    });
 }
 
 /// 32 bit masks → 32 bytes, 0xFF where the bit is set.
@@ -397,6 +698,19 @@ unsafe fn bytemask(bits: u32) -> __m256i {
     );
     let sel = _mm256_set1_epi64x(0x8040_2010_0804_0201u64 as i64);
     _mm256_cmpeq_epi8(_mm256_and_si256(_mm256_shuffle_epi8(v, sh), sel), sel)
+}
+
+/// [`bytemask`] of `lo` and of `hi`, from one broadcast of both.
+#[inline(always)]
+unsafe fn bytemasks(lo: u32, hi: u32) -> (__m256i, __m256i) {
+    let v = _mm256_set1_epi64x((lo as u64 | (hi as u64) << 32) as i64);
+    let sh = _mm256_setr_epi8(
+        0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3,
+        3, 3,
+    );
+    let sel = _mm256_set1_epi64x(0x8040_2010_0804_0201u64 as i64);
+    let m = |sh| _mm256_cmpeq_epi8(_mm256_and_si256(_mm256_shuffle_epi8(v, sh), sel), sel);
+    (m(sh), m(_mm256_add_epi8(sh, _mm256_set1_epi8(4))))
 }
 
 /// The QJL sign bits of the block at `blk` in the activation's de-interleaved order: per
@@ -620,7 +934,6 @@ unsafe fn dot256<
     let r = Row256::new(ty, w.len());
     let (th, tl) = (mag_tables(HI).as_ptr(), mag_tables(LO).as_ptr());
     let ap = a.as_ptr().cast::<i8>();
-    let mut wv = [_mm256_setzero_si256(); 8];
     let mut buf = [0u8; 192];
     let mut bt = Batch::new();
     let mut total = 0f32;
@@ -637,8 +950,12 @@ unsafe fn dot256<
                 continue;
             }
             let blk = padded(w, o, r.bb, &mut buf);
-            decode256::<HI, LO, NLO, 0>(blk, r.hdr, th, tl, &mut wv);
-            let g = pair_groups(&wv, ap.add(256 * j));
+            let aj = ap.add(256 * j);
+            let mut s = [_mm256_setzero_si256(); 4];
+            decode256::<HI, LO, NLO, 0>(blk, r.hdr, th, tl, |q, d| {
+                s[q] = keep(chunk_dot(q, d, aj))
+            });
+            let g = hsum4x2(&s);
             let gq = if QJL { w[o + 1] } else { 0 };
             let q = if gq != 0 {
                 qjl_groups(&qjl_masks(blk, M), M, ap.add(r.one + 256 * j))
@@ -699,7 +1016,7 @@ unsafe fn gemm256<
                     continue;
                 }
                 let blk = padded(row, o, r.bb, &mut buf);
-                decode256::<HI, LO, NLO, 0>(blk, r.hdr, th, tl, dj);
+                decode256_signed::<HI, LO, NLO, 0>(blk, r.hdr, th, tl, dj);
                 if gq != 0 {
                     let mk = qjl_masks(blk, M);
                     for (c, nbs) in mk.iter().enumerate() {
@@ -843,7 +1160,7 @@ unsafe fn unpack_tile<const HI: u32, const LO: u32, const NLO: usize, const BB: 
     let (th, tl) = (mag_tables(HI).as_ptr(), mag_tables(LO).as_ptr());
     let mut v = [_mm256_setzero_si256(); 8];
     // The trellis types without QJL signs have a one-byte header (the scale byte).
-    decode256::<HI, LO, NLO, BB>(x, 1, th, tl, &mut v);
+    decode256_signed::<HI, LO, NLO, BB>(x, 1, th, tl, &mut v);
     // v[2k] / v[2k + 1]: x / y of pairs 32k … 32k + 31, 16 per 128-bit lane; the tile wants
     // per 16 pairs their x bytes, then their y bytes.
     for k in 0..4 {
