@@ -162,8 +162,9 @@ pub fn matmul_many_into(model: &Model, ws: &[&Mat], xs: &[f32], ys: &mut [&mut [
 }
 
 /// The forward pass's activation buffers, kept by the [`Session`] from call to call (each
-/// grown when a batch needs more), so that a layer's steps write into memory already
-/// allocated and touched instead of fresh zeroed vectors. Every user overwrites what it reads
+/// grown when a batch needs more; not kept past a call whose logits would take more room),
+/// so that a layer's steps write into memory already allocated and touched instead of fresh
+/// zeroed vectors. Every user overwrites what it reads
 /// back (the attention output is zeroed per task before its sums), so no value depends on
 /// what a buffer held.
 #[derive(Default)]
@@ -185,6 +186,19 @@ struct Scratch {
     /// The MLP's gate and up products (and the per-layer gate).
     g: Vec<f32>,
     u: Vec<f32>,
+}
+
+impl Scratch {
+    /// Elements held by all the buffers.
+    fn floats(&self) -> usize {
+        [
+            &self.x, &self.ple, &self.xn, &self.q, &self.k, &self.v, &self.att, &self.o, &self.g,
+            &self.u,
+        ]
+        .iter()
+        .map(|b| b.capacity())
+        .sum()
+    }
 }
 
 /// `n` elements of `buf` from its first 64-byte boundary (`buf` grows, zero-filled, when too
@@ -408,7 +422,13 @@ impl<'m> Session<'m> {
             rows.extend_from_slice(&x[t * h..(t + 1) * h]);
         }
         (sc.x, sc.ple) = (x_buf, ple_buf);
-        self.scratch = sc;
+        // Kept for the next call unless the logits would outweigh it (a large vocabulary: the
+        // buffers would add to the peak of the output projection; they are dropped here).
+        if want.len() * m.n_vocab() <= sc.floats() {
+            self.scratch = sc;
+        } else {
+            drop(sc);
+        }
         if rows.is_empty() {
             return Ok(rows);
         }

@@ -1410,9 +1410,13 @@ unsafe fn drive<T: Tiles, const Z: bool>(
     let ncp = nc.next_multiple_of(TC);
     // One per-thread buffer of lines (kept from call to call: no allocation and no zeroing per
     // call): the repacked tile(s), the unpacked quants, then the accumulators, 64-byte aligned
-    // (AMX loads and stores them as C tiles). Zeroed when grown; a call writes every
-    // accumulator (`fill` below) and the repack every tile byte a kept result reads.
-    let (n_tile, n_tmp, n_acc) = (step * tsz / 64, qrow * TR / 64, ntiles * ncp);
+    // (AMX loads and stores them as C tiles). Zeroed when grown; a call zeroes every
+    // accumulator before its first chunk and the repack writes every tile byte a kept result
+    // reads. Without AMX and with K in one chunk (`single` below), one micro-kernel call's TC
+    // columns of accumulators serve every call; else one set per (tile, column of the block).
+    let one_chunk = amx.is_none() && kc >= nu_all;
+    let n_acc = if one_chunk { TC } else { ntiles * ncp };
+    let (n_tile, n_tmp) = (step * tsz / 64, qrow * TR / 64);
     let mut lines = LINES.with(|c| c.take());
     if lines.len() < n_tile + n_tmp + n_acc {
         lines.resize(n_tile + n_tmp + n_acc, Line([0; 64]));
@@ -1467,10 +1471,11 @@ unsafe fn drive<T: Tiles, const Z: bool>(
                 // One chunk (all of K): each call's sums are final at once, so every call
                 // (without AMX) uses the same first TC columns' accumulators, which stay in L1.
                 let single = first && last;
+                debug_assert!(single == one_chunk || amx.is_some());
                 if first && amx.is_some() {
                     core::ptr::write_bytes(accp.add(t * 16 * ncp), 0, here * 16 * ncp);
                 }
-                let at = accp.add(t * 16 * ncp);
+                let at = accp.wrapping_add(t * 16 * ncp);
                 let nr_t = TR.min(nr_all - t * TR);
                 // While this tile runs, prefetch the weights the next repack reads (the next
                 // tile of this chunk, else the first of the next chunk or column block) into
@@ -1557,5 +1562,12 @@ unsafe fn drive<T: Tiles, const Z: bool>(
     if let Some(am) = amx.as_mut() {
         am.finish();
     }
-    LINES.with(|c| c.set(lines));
+    // Kept for the next call unless large (a huge matrix's multi-chunk accumulators would
+    // otherwise stay allocated on every thread).
+    if lines.len() <= KEEP_LINES {
+        LINES.with(|c| c.set(lines));
+    }
 }
+
+/// The most lines (of 64 bytes: 8 MiB) that [`drive`] keeps per thread between calls.
+const KEEP_LINES: usize = (8 << 20) / 64;
