@@ -1306,47 +1306,32 @@ impl Kernels {
             let (r0, jb) = (rr.start, jr.start);
             let ws = &w[rr.start * rb..rr.end * rb];
             let acts = &acts[jr.start * ab..jr.end * ab];
-            let mut put = |j: usize, r: usize, v: &[f32]| {
-                debug_assert!(r0 + r + v.len() <= rows && jb + j < n);
-                // SAFETY: the values are rows r0 + r .. r0 + r + v.len() ≤ rows of column
-                // jb + j < n, inside `ys`; each (column, row) is written by the one task
-                // owning both.
-                unsafe {
-                    let o = out.at((jb + j) * rows + r0 + r);
-                    if v.len() == 16 {
-                        // A whole tile: a fixed-size copy (two vector moves, no memmove call).
-                        core::ptr::copy_nonoverlapping(v.as_ptr(), o, 16)
-                    } else {
-                        core::ptr::copy_nonoverlapping(v.as_ptr(), o, v.len())
-                    }
-                };
+            // Column jb + j, row r0 + r of this task goes to ys[(jb + j) * rows + r0 + r].
+            let put = tile::Out {
+                ptr: out.at(jb * rows + r0),
+                ld: rows,
             };
             // SAFETY: this table is AVX-512 (F/BW/VL/VNNI, AVX2, FMA, F16C detected when it
             // was built) or AVX2 (AVX2, FMA, F16C; `f` from `fmt_avx2`, or from `fmt_tq_avx2`,
-            // which checked BMI2), `ws` is whole rows
-            // of `rb` bytes and `acts` jr.len() prepared rows. AMX: `Hw` only where
-            // `amx_available` (checked by `gemm_as_amx`), and only on the AVX-512 tables.
+            // which checked BMI2), `ws` is whole rows of `rb` bytes and `acts` jr.len()
+            // prepared rows; `put` addresses rows r0 .. rr.end ≤ rows of columns jb .. jr.end
+            // ≤ n, inside `ys`, and each (column, row) is written by the one task owning both.
+            // AMX: `Hw` only where `amx_available` (checked by `gemm_as_amx`), and only on the
+            // AVX-512 tables.
             unsafe {
                 if self.isa == crate::Isa::Avx2 {
-                    return tile::gemm_avx2(f, ws, rb, cols, acts, jr.len(), &mut put);
+                    return tile::gemm_avx2(f, ws, rb, cols, acts, jr.len(), put);
                 }
                 match amx {
                     AmxMode::Off => {
-                        tile::gemm::<tiles::Hw>(f, ws, rb, cols, acts, jr.len(), None, &mut put)
+                        tile::gemm::<tiles::Hw>(f, ws, rb, cols, acts, jr.len(), None, put)
                     }
-                    AmxMode::Hw => tile::gemm(
-                        f,
-                        ws,
-                        rb,
-                        cols,
-                        acts,
-                        jr.len(),
-                        Some(&mut tiles::Hw),
-                        &mut put,
-                    ),
+                    AmxMode::Hw => {
+                        tile::gemm(f, ws, rb, cols, acts, jr.len(), Some(&mut tiles::Hw), put)
+                    }
                     AmxMode::Emu => {
                         let mut e = Box::new(tiles::Emu::new());
-                        tile::gemm(f, ws, rb, cols, acts, jr.len(), Some(&mut *e), &mut put)
+                        tile::gemm(f, ws, rb, cols, acts, jr.len(), Some(&mut *e), put)
                     }
                 }
             };

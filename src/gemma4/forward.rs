@@ -14,7 +14,7 @@
 //! "Precision and determinism").
 
 use super::model::{Layer, Mat, Model, Moe};
-use super::ops::{argmax, axpy, rms_norm, rms_norm_to, rope_apply, rope_cos_sin, rope_inv_freq};
+use super::ops::{argmax, axpy, rms_norm, rms_norm_rows, rope_apply, rope_cos_sin, rope_inv_freq};
 use anyhow::{bail, Result};
 use gq_kernels::pool::{par_chunks_mut, rows_mut, rows_mut2};
 use gq_kernels::{
@@ -28,7 +28,7 @@ use gq_kernels::{
 /// scores spread widely), and each such term is below 1.2e-38·|v|, under half an ulp of any
 /// output that is not itself that small, so dropping them changes no normal result.
 fn softmax_weights(s: &mut [f32]) {
-    let mx = s.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mx = max_of(s);
     let mut sum = 0f64;
     for v in s.iter_mut() {
         let d = *v - mx;
@@ -45,6 +45,22 @@ fn softmax_weights(s: &mut [f32]) {
     }
 }
 
+/// The largest of `s` as `s.iter().copied().fold(f32::NEG_INFINITY, f32::max)` gives it, taken
+/// in eight lanes (one dependency chain per lane instead of one for all). `f32::max` is exact
+/// and ignores NaN, so any order gives the same maximum, except that a tie of +0 and −0 may
+/// give either; the softmax above only uses it in `v - mx`, which is the same for both.
+fn max_of(s: &[f32]) -> f32 {
+    let mut m = [f32::NEG_INFINITY; 8];
+    let mut pieces = s.chunks_exact(8);
+    for p in &mut pieces {
+        for (a, &v) in m.iter_mut().zip(p) {
+            *a = a.max(v);
+        }
+    }
+    let mx = m.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    pieces.remainder().iter().copied().fold(mx, f32::max)
+}
+
 /// Elements per parallel piece of the MLP's `gelu(gate) · up`.
 const GELU_CHUNK: usize = 8192;
 
@@ -52,9 +68,17 @@ const GELU_CHUNK: usize = 8192;
 /// from 16 rows the GEMM may take the kernels' tiled path, which is within a stated bound of,
 /// not bit-identical to, the GEMV: docs/runner.md, "Precision and determinism").
 pub fn matmul(model: &Model, w: &Mat, xs: &[f32]) -> Vec<f32> {
+    let mut ys = vec![0f32; xs.len() / w.cols * w.rows];
+    matmul_into(model, w, xs, &mut ys);
+    ys
+}
+
+/// [`matmul`] into `ys` (`n · w.rows` values, every one overwritten: the kernels assign each
+/// output, so `ys` may hold anything, and the forward pass reuses its buffers).
+pub fn matmul_into(model: &Model, w: &Mat, xs: &[f32], ys: &mut [f32]) {
     let n = xs.len() / w.cols;
     debug_assert_eq!(xs.len(), n * w.cols);
-    let mut ys = vec![0f32; n * w.rows];
+    assert_eq!(ys.len(), n * w.rows, "matmul_into: output length");
     // The kernels write every scratch byte they read, so the buffer is kept (per thread) from
     // call to call instead of being allocated and zeroed each time.
     let need = gemm_scratch_bytes(w.ty, w.cols, n);
@@ -66,7 +90,7 @@ pub fn matmul(model: &Model, w: &Mat, xs: &[f32]) -> Vec<f32> {
     let bytes = model.bytes(w);
     let act = model.file.act_for(w.ty, model.float_act);
     if n == 1 {
-        k.gemv_as(w.ty, bytes, xs, &mut ys, &mut scratch[..need], act);
+        k.gemv_as(w.ty, bytes, xs, ys, &mut scratch[..need], act);
     } else {
         k.gemm_as(
             w.ty,
@@ -74,13 +98,12 @@ pub fn matmul(model: &Model, w: &Mat, xs: &[f32]) -> Vec<f32> {
             w.rows,
             w.cols,
             xs,
-            &mut ys,
+            ys,
             &mut scratch[..need],
             act,
         );
     }
     SCRATCH.with(|c| c.replace(scratch));
-    ys
 }
 
 /// [`matmul`] of several matrices with the same columns on the same activations, `Y_i =
@@ -90,6 +113,19 @@ pub fn matmul(model: &Model, w: &Mat, xs: &[f32]) -> Vec<f32> {
 pub fn matmul_many(model: &Model, ws: &[&Mat], xs: &[f32]) -> Vec<Vec<f32>> {
     let Some(first) = ws.first() else {
         return Vec::new();
+    };
+    let n = xs.len() / first.cols;
+    let mut out: Vec<Vec<f32>> = ws.iter().map(|w| vec![0f32; n * w.rows]).collect();
+    let mut ys: Vec<&mut [f32]> = out.iter_mut().map(|y| y.as_mut_slice()).collect();
+    matmul_many_into(model, ws, xs, &mut ys);
+    out
+}
+
+/// [`matmul_many`] into `ys` (`ys[i]`: `n · ws[i].rows` values, every one overwritten, as
+/// [`matmul_into`]).
+pub fn matmul_many_into(model: &Model, ws: &[&Mat], xs: &[f32], ys: &mut [&mut [f32]]) {
+    let Some(first) = ws.first() else {
+        return;
     };
     let cols = first.cols;
     assert!(
@@ -107,21 +143,84 @@ pub fn matmul_many(model: &Model, ws: &[&Mat], xs: &[f32]) -> Vec<Vec<f32>> {
             act: model.file.act_for(w.ty, model.float_act),
         })
         .collect();
-    let mut out: Vec<Vec<f32>> = ws.iter().map(|w| vec![0f32; n * w.rows]).collect();
+    assert!(
+        ys.len() == ws.len() && ws.iter().zip(ys.iter()).all(|(w, y)| y.len() == n * w.rows),
+        "matmul_many_into: output lengths"
+    );
     let need = many_scratch_bytes(&mats, cols, n);
     let mut scratch = SCRATCH.with(|c| c.take());
     if scratch.len() < need {
         scratch.resize(need, 0);
     }
-    let mut ys: Vec<&mut [f32]> = out.iter_mut().map(|y| y.as_mut_slice()).collect();
     let k = kernels();
     if n == 1 {
-        k.gemv_many(&mats, xs, &mut ys, &mut scratch[..need]);
+        k.gemv_many(&mats, xs, ys, &mut scratch[..need]);
     } else {
-        k.gemm_many(&mats, cols, xs, &mut ys, &mut scratch[..need]);
+        k.gemm_many(&mats, cols, xs, ys, &mut scratch[..need]);
     }
     SCRATCH.with(|c| c.replace(scratch));
-    out
+}
+
+/// The forward pass's activation buffers, kept by the [`Session`] from call to call (each
+/// grown when a batch needs more; not kept past a call whose logits would take more room),
+/// so that a layer's steps write into memory already allocated and touched instead of fresh
+/// zeroed vectors. Every user overwrites what it reads
+/// back (the attention output is zeroed per task before its sums), so no value depends on
+/// what a buffer held.
+#[derive(Default)]
+struct Scratch {
+    /// The residual stream `[n][hidden]`.
+    x: Vec<f32>,
+    /// The per-layer inputs `[n][n_layer][ple]`.
+    ple: Vec<f32>,
+    /// A normed copy of the residual stream.
+    xn: Vec<f32>,
+    /// Q, K, V projections.
+    q: Vec<f32>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+    /// The attention output (before the O projection).
+    att: Vec<f32>,
+    /// A matrix product added back to the residual stream (O, down, per-layer projection).
+    o: Vec<f32>,
+    /// The MLP's gate and up products (and the per-layer gate).
+    g: Vec<f32>,
+    u: Vec<f32>,
+}
+
+impl Scratch {
+    /// Elements held by all the buffers.
+    fn floats(&self) -> usize {
+        [
+            &self.x, &self.ple, &self.xn, &self.q, &self.k, &self.v, &self.att, &self.o, &self.g,
+            &self.u,
+        ]
+        .iter()
+        .map(|b| b.capacity())
+        .sum()
+    }
+}
+
+/// `n` elements of `buf` from its first 64-byte boundary (`buf` grows, zero-filled, when too
+/// short; the caller overwrites them, see [`Scratch`]). On cache-line boundaries, each 16-row
+/// tile that the tiled GEMM writes fills one line of its output instead of straddling two.
+fn part(buf: &mut Vec<f32>, n: usize) -> &mut [f32] {
+    if buf.len() < n + 15 {
+        buf.resize(n + 15, 0.0);
+    }
+    let o = lead(buf);
+    &mut buf[o..o + n]
+}
+
+/// The same `n` elements of `buf` as [`part`] gave, read only.
+fn part_ref(buf: &[f32], n: usize) -> &[f32] {
+    let o = lead(buf);
+    &buf[o..o + n]
+}
+
+/// Elements before the first 64-byte boundary of `buf` (at most 15).
+fn lead(buf: &[f32]) -> usize {
+    buf.as_ptr().align_offset(64).min(15)
 }
 
 thread_local! {
@@ -144,6 +243,7 @@ pub struct Session<'m> {
     n_past: usize,
     inv_freq_swa: Vec<f32>,
     inv_freq_full: Vec<f32>,
+    scratch: Scratch,
 }
 
 /// Cosine and sine tables of the batch's positions for one layer type, `[token][pair]`.
@@ -157,10 +257,23 @@ impl Rope {
     fn new(p0: usize, n: usize, inv_freq: &[f32]) -> Rope {
         let half = inv_freq.len();
         let (mut cos, mut sin) = (vec![0f32; n * half], vec![0f32; n * half]);
-        for t in 0..n {
-            let r = t * half..(t + 1) * half;
-            rope_cos_sin(p0 + t, inv_freq, &mut cos[r.clone()], &mut sin[r]);
-        }
+        // Row by row in parallel (each row's values depend on its position alone).
+        rows_mut2(
+            &mut cos,
+            half,
+            &mut sin,
+            half,
+            min_task_rows(4 * half),
+            |t0, cb, sb| {
+                for (j, (c, s)) in cb
+                    .chunks_exact_mut(half.max(1))
+                    .zip(sb.chunks_exact_mut(half.max(1)))
+                    .enumerate()
+                {
+                    rope_cos_sin(p0 + t0 + j, inv_freq, c, s);
+                }
+            },
+        );
         Rope { cos, sin, half }
     }
 
@@ -168,6 +281,9 @@ impl Rope {
     fn norm_rotate(&self, x: &mut [f32], head_dim: usize, norm: &[f32], eps: f32) {
         let per_tok = x.len() / (self.cos.len() / self.half);
         rows_mut(x, per_tok, min_task_rows(per_tok), |t0, blk| {
+            // Every head normed (four at a time), then rotated: each head sees the same
+            // operations as norm-then-rotate head by head.
+            rms_norm_rows(blk, head_dim, Some(norm), eps);
             for (j, row) in blk.chunks_exact_mut(per_tok).enumerate() {
                 let t = t0 + j;
                 let (c, s) = (
@@ -175,7 +291,6 @@ impl Rope {
                     &self.sin[t * self.half..(t + 1) * self.half],
                 );
                 for head in row.chunks_exact_mut(head_dim) {
-                    rms_norm(head, Some(norm), eps);
                     rope_apply(head, c, s);
                 }
             }
@@ -186,31 +301,27 @@ impl Rope {
 /// Per-token RMSNorm of `n` rows of `x`.
 fn norm_rows(x: &[f32], width: usize, w: Option<&[f32]>, eps: f32) -> Vec<f32> {
     let mut out = vec![0f32; x.len()];
-    rows_mut(&mut out, width, min_task_rows(width), |r0, blk| {
-        for (j, o) in blk.chunks_exact_mut(width).enumerate() {
-            rms_norm_to(&x[(r0 + j) * width..(r0 + j + 1) * width], o, w, eps);
-        }
-    });
+    norm_rows_into(x, width, w, eps, &mut out);
     out
 }
 
-/// `x += norm(d)` row by row.
-fn add_normed(x: &mut [f32], mut d: Vec<f32>, width: usize, w: &[f32], eps: f32) {
-    rows_mut2(
-        x,
-        width,
-        &mut d,
-        width,
-        min_task_rows(width),
-        |_, xb, db| {
-            for (xr, dr) in xb.chunks_exact_mut(width).zip(db.chunks_exact_mut(width)) {
-                rms_norm(dr, Some(w), eps);
-                for (a, b) in xr.iter_mut().zip(dr.iter()) {
-                    *a += *b;
-                }
-            }
-        },
-    );
+/// [`norm_rows`] into `out` (as long as `x`, every element overwritten).
+fn norm_rows_into(x: &[f32], width: usize, w: Option<&[f32]>, eps: f32, out: &mut [f32]) {
+    debug_assert_eq!(out.len(), x.len());
+    rows_mut(out, width, min_task_rows(width), |r0, blk| {
+        blk.copy_from_slice(&x[r0 * width..r0 * width + blk.len()]);
+        rms_norm_rows(blk, width, w, eps);
+    });
+}
+
+/// `x += norm(d)` row by row (`d` is normed in place).
+fn add_normed(x: &mut [f32], d: &mut [f32], width: usize, w: &[f32], eps: f32) {
+    rows_mut2(x, width, d, width, min_task_rows(width), |_, xb, db| {
+        rms_norm_rows(db, width, Some(w), eps);
+        for (a, b) in xb.iter_mut().zip(db.iter()) {
+            *a += *b;
+        }
+    });
 }
 
 impl<'m> Session<'m> {
@@ -227,6 +338,7 @@ impl<'m> Session<'m> {
                 hp.head_dim_full,
                 Some(&hp.rope_freq_factors_full),
             ),
+            scratch: Scratch::default(),
         }
     }
 
@@ -273,27 +385,33 @@ impl<'m> Session<'m> {
         }
         let p0 = self.n_past;
         let h = hp.hidden;
-        let mut x = self.embed(tokens);
-        let ple_in = self.ple_inputs(tokens, &x);
+        let mut sc = std::mem::take(&mut self.scratch);
+        let (mut x_buf, mut ple_buf) = (std::mem::take(&mut sc.x), std::mem::take(&mut sc.ple));
+        let x = part(&mut x_buf, n * h);
+        self.embed(tokens, x);
+        let has_ple = self.ple_inputs(tokens, x, &mut ple_buf);
         let rope_swa = Rope::new(p0, n, &self.inv_freq_swa);
         let rope_full = Rope::new(p0, n, &self.inv_freq_full);
         for (il, layer) in m.layers.iter().enumerate() {
             let rope = if hp.swa[il] { &rope_swa } else { &rope_full };
-            self.attention(il, layer, &mut x, rope, p0);
-            self.feed_forward(layer, &mut x);
-            if let (Some(pl), Some(pin)) = (&layer.ple, &ple_in) {
+            self.attention(il, layer, x, rope, p0, &mut sc);
+            self.feed_forward(layer, x, &mut sc);
+            if let (Some(pl), true) = (&layer.ple, has_ple) {
                 let d = hp.ple_dim;
-                let mut g = matmul(m, &pl.gate, &x);
-                rows_mut(&mut g, d, min_task_rows(d), |t0, blk| {
+                let pin = part_ref(&ple_buf, n * hp.n_layer * d);
+                let g = part(&mut sc.g, n * pl.gate.rows);
+                matmul_into(m, &pl.gate, x, g);
+                rows_mut(g, d, min_task_rows(d), |t0, blk| {
                     for (j, row) in blk.chunks_exact_mut(d).enumerate() {
                         gelu_tanh_mul(row, &pin[((t0 + j) * hp.n_layer + il) * d..][..d]);
                     }
                 });
-                let p = matmul(m, &pl.proj, &g);
-                add_normed(&mut x, p, h, &pl.post_norm, hp.rms_eps);
+                let p = part(&mut sc.o, n * pl.proj.rows);
+                matmul_into(m, &pl.proj, g, p);
+                add_normed(x, p, h, &pl.post_norm, hp.rms_eps);
             }
             if layer.scalar != 1.0 {
-                rows_mut(&mut x, 1, min_task_elems(), |_, blk| {
+                rows_mut(x, 1, min_task_elems(), |_, blk| {
                     blk.iter_mut().for_each(|v| *v *= layer.scalar)
                 });
             }
@@ -302,6 +420,14 @@ impl<'m> Session<'m> {
         let mut rows = Vec::with_capacity(want.len() * h);
         for &t in want {
             rows.extend_from_slice(&x[t * h..(t + 1) * h]);
+        }
+        (sc.x, sc.ple) = (x_buf, ple_buf);
+        // Kept for the next call unless the logits would outweigh it (a large vocabulary: the
+        // buffers would add to the peak of the output projection; they are dropped here).
+        if want.len() * m.n_vocab() <= sc.floats() {
+            self.scratch = sc;
+        } else {
+            drop(sc);
         }
         if rows.is_empty() {
             return Ok(rows);
@@ -316,8 +442,8 @@ impl<'m> Session<'m> {
         Ok(logits)
     }
 
-    /// Scaled token embeddings, `[n][hidden]`.
-    fn embed(&self, tokens: &[u32]) -> Vec<f32> {
+    /// Scaled token embeddings, `[n][hidden]`, into `x` (every element overwritten).
+    fn embed(&self, tokens: &[u32], x: &mut [f32]) {
         let m = self.model;
         let h = m.hp.hidden;
         let scale = (h as f64).sqrt() as f32;
@@ -326,8 +452,8 @@ impl<'m> Session<'m> {
         let rb =
             e.ty.row_bytes(h)
                 .expect("checked when the model was loaded");
-        let mut x = vec![0f32; tokens.len() * h];
-        rows_mut(&mut x, h, min_task_rows(h), |r0, blk| {
+        debug_assert_eq!(x.len(), tokens.len() * h);
+        rows_mut(x, h, min_task_rows(h), |r0, blk| {
             for (row, &t) in blk.chunks_exact_mut(h).zip(&tokens[r0..]) {
                 let t = t as usize;
                 m.file
@@ -337,17 +463,21 @@ impl<'m> Session<'m> {
                 }
             }
         });
-        x
     }
 
-    /// The per-layer inputs `[n][n_layer][ple]`: (RMSNorm(proj(x)·hidden^-½) + table[id]·√ple)·2^-½.
-    fn ple_inputs(&self, tokens: &[u32], x: &[f32]) -> Option<Vec<f32>> {
+    /// The per-layer inputs `[n][n_layer][ple]`: (RMSNorm(proj(x)·hidden^-½) + table[id]·√ple)·2^-½,
+    /// into `out` (its first `n · n_layer · ple` elements); `false` (nothing written) for a
+    /// model without them.
+    fn ple_inputs(&self, tokens: &[u32], x: &[f32], out: &mut Vec<f32>) -> bool {
         let m = self.model;
         let hp = &m.hp;
-        let pg = m.ple.as_ref()?;
+        let Some(pg) = m.ple.as_ref() else {
+            return false;
+        };
         let d = hp.ple_dim;
         let w = hp.n_layer * d;
-        let mut proj = matmul(m, &pg.model_proj, x);
+        let proj = part(out, x.len() / pg.model_proj.cols * pg.model_proj.rows);
+        matmul_into(m, &pg.model_proj, x, proj);
         let proj_scale = (hp.hidden as f64).powf(-0.5) as f32;
         let tok_scale = (d as f64).sqrt() as f32;
         let in_scale = 0.5f64.sqrt() as f32;
@@ -357,7 +487,7 @@ impl<'m> Session<'m> {
             .ty
             .row_bytes(w)
             .expect("checked when the model was loaded");
-        rows_mut(&mut proj, w, min_task_rows(w), |r0, blk| {
+        rows_mut(proj, w, min_task_rows(w), |r0, blk| {
             let mut tok = vec![0f32; w];
             for (row, &t) in blk.chunks_exact_mut(w).zip(&tokens[r0..]) {
                 let t = t as usize;
@@ -366,56 +496,77 @@ impl<'m> Session<'m> {
                 for v in row.iter_mut() {
                     *v *= proj_scale;
                 }
+                rms_norm_rows(row, d, Some(&pg.proj_norm), hp.rms_eps);
                 for (slice, ts) in row.chunks_exact_mut(d).zip(tok.chunks_exact(d)) {
-                    rms_norm(slice, Some(&pg.proj_norm), hp.rms_eps);
                     for (v, &e) in slice.iter_mut().zip(ts) {
                         *v = (*v + e * tok_scale) * in_scale;
                     }
                 }
             }
         });
-        Some(proj)
+        true
     }
 
     /// `x += post_norm(attention(input_norm(x)))`, appending this batch's K/V to the cache.
-    fn attention(&mut self, il: usize, layer: &Layer, x: &mut [f32], rope: &Rope, p0: usize) {
+    #[allow(clippy::too_many_arguments)]
+    fn attention(
+        &mut self,
+        il: usize,
+        layer: &Layer,
+        x: &mut [f32],
+        rope: &Rope,
+        p0: usize,
+        sc: &mut Scratch,
+    ) {
         let m = self.model;
         let hp = &m.hp;
         let a = &layer.attn;
         let (h, hd, nh, nkv) = (hp.hidden, a.head_dim, hp.n_head, a.n_head_kv);
         let n = x.len() / h;
-        let xn = norm_rows(x, h, Some(&layer.attn_norm), hp.rms_eps);
+        let xn = part(&mut sc.xn, n * h);
+        norm_rows_into(x, h, Some(&layer.attn_norm), hp.rms_eps, xn);
         // Q, K and V (those this layer has) read the same normed input: one call, so its
         // activations are prepared once.
         let mut mats = vec![&a.q];
+        let (nq, k_len) = (n * a.q.rows, a.k.as_ref().map_or(0, |w| n * w.rows));
+        let mut outs = vec![part(&mut sc.q, nq)];
         if let (Some(wk), Some(_)) = (&a.k, &a.k_norm) {
             mats.push(wk);
-            mats.extend(&a.v);
+            outs.push(part(&mut sc.k, k_len));
+            if let Some(wv) = &a.v {
+                mats.push(wv);
+                outs.push(part(&mut sc.v, n * wv.rows));
+            }
         }
-        let mut qkv = matmul_many(m, &mats, &xn).into_iter();
-        let mut q = qkv.next().expect("one output per matrix");
-        rope.norm_rotate(&mut q, hd, &a.q_norm, hp.rms_eps);
+        matmul_many_into(m, &mats, xn, &mut outs);
+        drop(outs);
+        let q = part(&mut sc.q, nq);
+        rope.norm_rotate(q, hd, &a.q_norm, hp.rms_eps);
         if let (Some(_), Some(kn)) = (&a.k, &a.k_norm) {
-            let mut k = qkv.next().expect("one output per matrix");
-            let mut v = match qkv.next() {
-                Some(v) => v,
-                None => k.clone(),
+            let k = part(&mut sc.k, k_len);
+            let v = match &a.v {
+                Some(wv) => part(&mut sc.v, n * wv.rows),
+                None => {
+                    let v = part(&mut sc.v, k_len);
+                    v.copy_from_slice(k);
+                    v
+                }
             };
-            rope.norm_rotate(&mut k, hd, kn, hp.rms_eps);
-            rows_mut(&mut v, hd, min_task_rows(hd), |_, blk| {
-                blk.chunks_exact_mut(hd)
-                    .for_each(|head| rms_norm(head, None, hp.rms_eps))
+            rope.norm_rotate(k, hd, kn, hp.rms_eps);
+            rows_mut(v, hd, min_task_rows(hd), |_, blk| {
+                rms_norm_rows(blk, hd, None, hp.rms_eps)
             });
             let c = &mut self.cache[il];
             debug_assert_eq!(c.k.len(), p0 * nkv * hd);
-            c.k.extend_from_slice(&k);
-            c.v.extend_from_slice(&v);
+            c.k.extend_from_slice(k);
+            c.v.extend_from_slice(v);
         }
+        let q = part_ref(&sc.q, nq);
         let c = &self.cache[a.kv_source];
         let window = hp.swa[il].then_some(hp.sliding_window);
         let kv_dim = nkv * hd;
         let group = nh / nkv;
-        let mut out = vec![0f32; n * nh * hd];
+        let out = part(&mut sc.att, n * nh * hd);
         // A work item is the query heads of one KV group at one token: the group kernels load
         // each cached key / value row once for all of them. With too few items for the threads
         // (generation: one token) the group is split. Values never depend on the split: the
@@ -433,7 +584,9 @@ impl<'m> Session<'m> {
         let per_task = (min_task_elems() / per_item)
             .max(items.div_ceil(16 * rayon::current_num_threads()))
             .max(1);
-        par_chunks_mut(&mut out, per_task * sub * hd, |ti, blk| {
+        par_chunks_mut(out, per_task * sub * hd, |ti, blk| {
+            // The value sums add into the output: it starts from zero.
+            blk.fill(0.0);
             let mut s = Vec::new();
             for (j, o) in blk.chunks_exact_mut(sub * hd).enumerate() {
                 let first = (ti * per_task + j) * sub;
@@ -453,20 +606,26 @@ impl<'m> Session<'m> {
                 f32rows::weighted_rows_heads(o, hd, &s, &c.v[at..], kv_dim);
             }
         });
-        let o = matmul(m, &a.o, &out);
+        let o = part(&mut sc.o, n * a.o.rows);
+        matmul_into(m, &a.o, out, o);
         add_normed(x, o, h, &layer.post_attn_norm, hp.rms_eps);
     }
 
     /// `x += post_norm(mlp(norm(x)) [+ experts])`.
-    fn feed_forward(&self, layer: &Layer, x: &mut [f32]) {
+    fn feed_forward(&self, layer: &Layer, x: &mut [f32], sc: &mut Scratch) {
         let m = self.model;
         let hp = &m.hp;
         let h = hp.hidden;
-        let xn = norm_rows(x, h, Some(&layer.ffn_norm), hp.rms_eps);
-        let mut d = self.mlp(&layer.mlp.gate, &layer.mlp.up, &layer.mlp.down, &xn);
+        let n = x.len() / h;
+        let xn = part(&mut sc.xn, n * h);
+        norm_rows_into(x, h, Some(&layer.ffn_norm), hp.rms_eps, xn);
+        let (gate, up, down) = (&layer.mlp.gate, &layer.mlp.up, &layer.mlp.down);
+        let (g, u) = (part(&mut sc.g, n * gate.rows), part(&mut sc.u, n * up.rows));
+        let d = part(&mut sc.o, n * down.rows);
+        self.mlp(gate, up, down, xn, g, u, d);
         if let Some(moe) = &layer.moe {
             let e = self.experts(moe, x);
-            rows_mut(&mut d, h, min_task_rows(h), |r0, blk| {
+            rows_mut(d, h, min_task_rows(h), |r0, blk| {
                 for (dr, er) in blk.chunks_exact_mut(h).zip(e[r0 * h..].chunks_exact(h)) {
                     rms_norm(dr, Some(&moe.post_norm_mlp), hp.rms_eps);
                     let mut er = er.to_vec();
@@ -480,24 +639,32 @@ impl<'m> Session<'m> {
         add_normed(x, d, h, &layer.post_ffn_norm, hp.rms_eps);
     }
 
-    /// `down(gelu(gate(x)) · up(x))`.
-    fn mlp(&self, gate: &Mat, up: &Mat, down: &Mat, xs: &[f32]) -> Vec<f32> {
+    /// `d = down(gelu(gate(x)) · up(x))`, with `g` and `u` (of the gate's and up's output
+    /// length) for the products in between; every element of the three is overwritten.
+    #[allow(clippy::too_many_arguments)]
+    fn mlp(
+        &self,
+        gate: &Mat,
+        up: &Mat,
+        down: &Mat,
+        xs: &[f32],
+        g: &mut [f32],
+        u: &mut [f32],
+        d: &mut [f32],
+    ) {
         let m = self.model;
         // Gate and up read the same input: one call, activations prepared once.
-        let mut gu = matmul_many(m, &[gate, up], xs).into_iter();
-        let (mut g, u) = (
-            gu.next().expect("one output per matrix"),
-            gu.next().expect("one output per matrix"),
-        );
+        matmul_many_into(m, &[gate, up], xs, &mut [&mut *g, &mut *u]);
+        let u = &*u;
         // Element-wise, in pieces of GELU_CHUNK whatever the split (a vector kernel's tail
         // elements always fall on the same positions).
-        rows_mut(&mut g, GELU_CHUNK, 1, |p0, blk| {
+        rows_mut(g, GELU_CHUNK, 1, |p0, blk| {
             for (j, gp) in blk.chunks_mut(GELU_CHUNK).enumerate() {
                 let at = (p0 + j) * GELU_CHUNK;
                 gelu_tanh_mul(gp, &u[at..at + gp.len()]);
             }
         });
-        matmul(m, down, &g)
+        matmul_into(m, down, g, d);
     }
 
     /// The same with gate and up fused in one matrix (gate rows first), as experts store them.

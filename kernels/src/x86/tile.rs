@@ -1248,8 +1248,7 @@ fn blocking() -> (Option<usize>, usize, bool) {
 }
 
 /// Rows `w` (`rb` bytes each, `cols` elements) · prepared activations `acts` (`n` rows of
-/// [`act_row_bytes`]): `put(j, r0, vals)` receives `vals[i]` = row `r0 + i` · column `j` (16
-/// values, fewer for the last tile).
+/// [`act_row_bytes`]): the product of row `r` and column `j` is written to `out.at(j, r)`.
 ///
 /// Loops: column block (its K chunk of activations fits L2) → K chunk of `kc` units → tile
 /// of 16 rows, repacked once per (block, chunk), the next repack's weights prefetched while
@@ -1260,7 +1259,7 @@ fn blocking() -> (Option<usize>, usize, bool) {
 ///
 /// # Safety
 /// The CPU must have AVX-512 F/BW/VL/VNNI, AVX2, FMA and F16C; `w` and `acts` hold whole rows
-/// of these lengths.
+/// of these lengths; `out` is valid for writes at every (column, row) of the product.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn gemm<T: Tiles>(
@@ -1271,9 +1270,9 @@ pub(crate) unsafe fn gemm<T: Tiles>(
     acts: &[u8],
     n: usize,
     tiles: Option<&mut T>,
-    put: &mut dyn FnMut(usize, usize, &[f32]),
+    out: Out,
 ) {
-    drive::<T, true>(f, w, rb, cols, acts, n, tiles, put)
+    drive::<T, true>(f, w, rb, cols, acts, n, tiles, out)
 }
 
 /// [`gemm`] on AVX2 (the same loops, repack and prepared activations; the 256-bit transpose
@@ -1282,7 +1281,7 @@ pub(crate) unsafe fn gemm<T: Tiles>(
 /// # Safety
 /// The CPU must have AVX2, FMA and F16C (and BMI2 for [`fmt_tq_avx2`]'s formats); `f` is one
 /// of [`fmt_avx2`]'s or [`fmt_tq_avx2`]'s formats; `w` and `acts` hold whole rows of these
-/// lengths.
+/// lengths; `out` is valid for writes at every (column, row) of the product.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) unsafe fn gemm_avx2(
     f: &Fmt,
@@ -1291,15 +1290,81 @@ pub(crate) unsafe fn gemm_avx2(
     cols: usize,
     acts: &[u8],
     n: usize,
-    put: &mut dyn FnMut(usize, usize, &[f32]),
+    out: Out,
 ) {
-    drive::<amx::Hw, false>(f, w, rb, cols, acts, n, None, put)
+    drive::<amx::Hw, false>(f, w, rb, cols, acts, n, None, out)
 }
 
 /// A 64-byte aligned line of the repacked tile and the accumulators.
 #[derive(Clone, Copy)]
 #[repr(C, align(64))]
 struct Line([u8; 64]);
+
+/// Where [`gemm`] / [`gemm_avx2`] write their products: the value of (column `j`, row `r`)
+/// goes to `ptr + j·ld + r` (the caller's output rows, one per activation row).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Out {
+    /// The element of (column 0, row 0).
+    pub ptr: *mut f32,
+    /// Elements from one column's outputs to the next's.
+    pub ld: usize,
+}
+
+impl Out {
+    /// The element of column `j`, row `r`.
+    fn at(self, j: usize, r: usize) -> *mut f32 {
+        self.ptr.wrapping_add(j * self.ld + r)
+    }
+}
+
+thread_local! {
+    /// [`drive`]'s repack and accumulator lines, kept per thread from call to call (grown,
+    /// zeroed, when a call needs more): every byte a call reads back it wrote first, except
+    /// the stale lanes that only feed results never read (see `drive`).
+    static LINES: core::cell::Cell<Vec<Line>> = const { core::cell::Cell::new(Vec::new()) };
+}
+
+/// Writes the final sums of one tile (`nr` rows from row `r0`; accumulators `acc`, 16 per
+/// column from column `cs.start` on) for the block's columns `cs` (block column `c` is column
+/// `j0 + c`) to `out`, a whole tile as two 256-bit moves.
+///
+/// # Safety
+/// AVX is available (the callers enable AVX2); `acc` holds 16 values for every column of
+/// `cs`; `out` is valid for writes at those columns' rows `r0 .. r0 + nr`.
+#[inline(always)]
+unsafe fn write_out(
+    acc: *const f32,
+    out: Out,
+    j0: usize,
+    r0: usize,
+    nr: usize,
+    cs: core::ops::Range<usize>,
+) {
+    let c0 = cs.start;
+    for c in cs {
+        let a = acc.add(16 * (c - c0));
+        let o = out.at(j0 + c, r0);
+        if nr == TR {
+            _mm256_storeu_ps(o, _mm256_loadu_ps(a));
+            _mm256_storeu_ps(o.add(8), _mm256_loadu_ps(a.add(8)));
+        } else {
+            core::ptr::copy_nonoverlapping(a, o, nr);
+        }
+    }
+}
+
+/// Sets the 16 accumulators of `C` columns at `acc` to +0.0 (256-bit stores: a `write_bytes`
+/// of this size becomes a `memset` call).
+///
+/// # Safety
+/// AVX is available (the callers enable AVX2); `acc` is valid for `16 · C` writes.
+#[inline(always)]
+unsafe fn zero_cols<const C: usize>(acc: *mut f32) {
+    let z = _mm256_setzero_ps();
+    for i in 0..2 * C {
+        _mm256_storeu_ps(acc.add(8 * i), z);
+    }
+}
 
 /// The loops of [`gemm`] (`Z`: the AVX-512 transpose and AMX, else the AVX2 transpose),
 /// inlined into its two entry points, which set the target features.
@@ -1313,7 +1378,7 @@ unsafe fn drive<T: Tiles, const Z: bool>(
     acts: &[u8],
     n: usize,
     tiles: Option<&mut T>,
-    put: &mut dyn FnMut(usize, usize, &[f32]),
+    out: Out,
 ) {
     // AMX (`tiles`, for the formats `x86::amx` has a kernel for): the same loops, the
     // micro-kernel on tiles.
@@ -1337,23 +1402,33 @@ unsafe fn drive<T: Tiles, const Z: bool>(
         1
     };
     let tsz = ((wbytes + kc * f.sb) / 64 + 1) * 64;
-    let mut tile = vec![Line([0; 64]); step * tsz / 64];
-    let tp = tile.as_mut_ptr().cast::<u8>();
-    let mut tmp = vec![Line([0; 64]); qrow * TR / 64];
-    let qp = tmp.as_mut_ptr().cast::<u8>();
     // Accumulators per (tile, column), the columns padded to whole column tiles: a last
     // partial column tile of 2 or more columns runs the TC-column kernel, its missing columns
     // reading the block's last column and writing padding that is never read back (a
     // column's instructions do not depend on the other columns', so no result changes; one
     // latency-bound single-column call costs over half of a TC-column call).
     let ncp = nc.next_multiple_of(TC);
-    // 64-byte aligned (AMX loads and stores them as C tiles).
-    let mut acc_v = vec![Line([0; 64]); ntiles * ncp];
-    let acc = core::slice::from_raw_parts_mut(acc_v.as_mut_ptr().cast::<f32>(), ntiles * 16 * ncp);
+    // One per-thread buffer of lines (kept from call to call: no allocation and no zeroing per
+    // call): the repacked tile(s), the unpacked quants, then the accumulators, 64-byte aligned
+    // (AMX loads and stores them as C tiles). Zeroed when grown; a call zeroes every
+    // accumulator before its first chunk and the repack writes every tile byte a kept result
+    // reads. Without AMX and with K in one chunk (`single` below), one micro-kernel call's TC
+    // columns of accumulators serve every call; else one set per (tile, column of the block).
+    let one_chunk = amx.is_none() && kc >= nu_all;
+    let n_acc = if one_chunk { TC } else { ntiles * ncp };
+    let (n_tile, n_tmp) = (step * tsz / 64, qrow * TR / 64);
+    let mut lines = LINES.with(|c| c.take());
+    if lines.len() < n_tile + n_tmp + n_acc {
+        lines.resize(n_tile + n_tmp + n_acc, Line([0; 64]));
+    }
+    let (tile, rest) = lines.split_at_mut(n_tile);
+    let (tmp, acc_v) = rest.split_at_mut(n_tmp);
+    let tp = tile.as_mut_ptr().cast::<u8>();
+    let qp = tmp.as_mut_ptr().cast::<u8>();
+    let accp = acc_v.as_mut_ptr().cast::<f32>();
     let mut j0 = 0;
     while j0 < n {
         let jn = nc.min(n - j0);
-        acc.fill(0.0);
         let mut u0 = 0;
         while u0 < nu_all {
             let ku = kc.min(nu_all - u0);
@@ -1388,7 +1463,20 @@ unsafe fn drive<T: Tiles, const Z: bool>(
                     }
                 }
                 let sp = tp.add(wbytes);
-                let at = acc.as_mut_ptr().add(t * 16 * ncp);
+                // The block's accumulators start from zero at the first chunk and are final
+                // after the last. Without AMX, each micro-kernel call's columns are zeroed just
+                // before it and written out just after it (in L1 both times); AMX zeroes and
+                // writes out these tiles as a whole.
+                let (first, last) = (u0 == 0, u0 + ku == nu_all);
+                // One chunk (all of K): each call's sums are final at once, so every call
+                // (without AMX) uses the same first TC columns' accumulators, which stay in L1.
+                let single = first && last;
+                debug_assert!(single == one_chunk || amx.is_some());
+                if first && amx.is_some() {
+                    core::ptr::write_bytes(accp.add(t * 16 * ncp), 0, here * 16 * ncp);
+                }
+                let at = accp.wrapping_add(t * 16 * ncp);
+                let nr_t = TR.min(nr_all - t * TR);
                 // While this tile runs, prefetch the weights the next repack reads (the next
                 // tile of this chunk, else the first of the next chunk or column block) into
                 // L2, a few rows per micro-kernel call: the repack otherwise waits on DRAM.
@@ -1428,35 +1516,58 @@ unsafe fn drive<T: Tiles, const Z: bool>(
                         am.kern(f, tp, sp, ku, a, abr, nt, at.add(16 * c0), second);
                         c0 += nt;
                     }
+                    if last {
+                        for tt in t..t + here {
+                            let nr = TR.min(nr_all - tt * TR);
+                            write_out(accp.add(tt * 16 * ncp), out, j0, tt * TR, nr, 0..jn);
+                        }
+                    }
                 }
+                // (Only without AMX: the AMX loop above took every column.)
                 while c0 + 1 < jn {
                     prefetch();
                     let a: [*const u8; TC] = core::array::from_fn(|c| {
                         let j = j0 + (c0 + c).min(jn - 1);
                         acts.as_ptr().add(j * abr + u0 * f.ab)
                     });
-                    (f.kern)(tp, sp, ku, a, at.add(16 * c0));
+                    // The TC columns, padding included (c0 + TC ≤ ncp).
+                    let ac = if single { accp } else { at.add(16 * c0) };
+                    if first {
+                        zero_cols::<TC>(ac);
+                    }
+                    (f.kern)(tp, sp, ku, a, ac);
+                    if last {
+                        write_out(ac, out, j0, t * TR, nr_t, c0..(c0 + TC).min(jn));
+                    }
                     c0 += TC;
                 }
                 while c0 < jn {
                     prefetch();
                     let a = [acts.as_ptr().add((j0 + c0) * abr + u0 * f.ab)];
-                    (f.kern1)(tp, sp, ku, a, at.add(16 * c0));
+                    let ac = if single { accp } else { at.add(16 * c0) };
+                    if first {
+                        zero_cols::<1>(ac);
+                    }
+                    (f.kern1)(tp, sp, ku, a, ac);
+                    if last {
+                        write_out(ac, out, j0, t * TR, nr_t, c0..c0 + 1);
+                    }
                     c0 += 1;
                 }
             }
             u0 += ku;
-        }
-        for t in 0..ntiles {
-            let nr = TR.min(nr_all - t * TR);
-            for c in 0..jn {
-                let o = (t * ncp + c) * 16;
-                put(j0 + c, t * TR, &acc[o..o + nr]);
-            }
         }
         j0 += jn;
     }
     if let Some(am) = amx.as_mut() {
         am.finish();
     }
+    // Kept for the next call unless large (a huge matrix's multi-chunk accumulators would
+    // otherwise stay allocated on every thread).
+    if lines.len() <= KEEP_LINES {
+        LINES.with(|c| c.set(lines));
+    }
 }
+
+/// The most lines (of 64 bytes: 8 MiB) that [`drive`] keeps per thread between calls.
+const KEEP_LINES: usize = (8 << 20) / 64;
