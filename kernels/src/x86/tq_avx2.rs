@@ -324,14 +324,52 @@ unsafe fn lookup(t: *const [u8; 32], nt: usize, lo: __m256i, m: &[__m256i; 4]) -
     let hb = _mm256_set1_epi8(-128);
     let c0 = _mm256_or_si256(lo, _mm256_and_si256(m[0], hb));
     let c1 = _mm256_xor_si256(c0, hb);
+    // One table pair into `d`: the table at byte `a` shuffled by `c0`, OR the one at `b` by `c1`.
+    macro_rules! pair {
+        ($d:literal, $a:literal, $b:literal) => {
+            concat!(
+                "vmovdqu {",
+                $d,
+                "}, ymmword ptr [{t} + ",
+                $a,
+                "]\n",
+                "vpshufb {",
+                $d,
+                "}, {",
+                $d,
+                "}, {c0}\n",
+                "vmovdqu {t0}, ymmword ptr [{t} + ",
+                $b,
+                "]\n",
+                "vpshufb {t0}, {t0}, {c1}\n",
+                "vpor {",
+                $d,
+                "}, {",
+                $d,
+                "}, {t0}\n"
+            )
+        };
+    }
+    // Four tables into `d` (`s` a scratch register): two pairs blended on bit 5 (`m1`).
+    macro_rules! quad {
+        ($d:literal, $s:literal, $a:literal, $b:literal, $c:literal, $e:literal) => {
+            concat!(
+                pair!($d, $a, $b),
+                pair!($s, $c, $e),
+                "vpblendvb {",
+                $d,
+                "}, {",
+                $d,
+                "}, {",
+                $s,
+                "}, {m1}\n"
+            )
+        };
+    }
     let r: __m256i;
     match nt {
         2 => core::arch::asm!(
-            "vmovdqu {r}, ymmword ptr [{t} + 0]",
-            "vpshufb {r}, {r}, {c0}",
-            "vmovdqu {t0}, ymmword ptr [{t} + 32]",
-            "vpshufb {t0}, {t0}, {c1}",
-            "vpor {r}, {r}, {t0}",
+            pair!("r", 0, 32),
             t = in(reg) t,
             c0 = in(ymm_reg) c0,
             c1 = in(ymm_reg) c1,
@@ -340,17 +378,7 @@ unsafe fn lookup(t: *const [u8; 32], nt: usize, lo: __m256i, m: &[__m256i; 4]) -
             options(readonly, nostack, preserves_flags)
         ),
         4 => core::arch::asm!(
-            "vmovdqu {r}, ymmword ptr [{t} + 0]",
-            "vpshufb {r}, {r}, {c0}",
-            "vmovdqu {t0}, ymmword ptr [{t} + 32]",
-            "vpshufb {t0}, {t0}, {c1}",
-            "vpor {r}, {r}, {t0}",
-            "vmovdqu {t1}, ymmword ptr [{t} + 64]",
-            "vpshufb {t1}, {t1}, {c0}",
-            "vmovdqu {t0}, ymmword ptr [{t} + 96]",
-            "vpshufb {t0}, {t0}, {c1}",
-            "vpor {t1}, {t1}, {t0}",
-            "vpblendvb {r}, {r}, {t1}, {m1}",
+            quad!("r", "t1", 0, 32, 64, 96),
             t = in(reg) t,
             c0 = in(ymm_reg) c0,
             c1 = in(ymm_reg) c1,
@@ -361,28 +389,8 @@ unsafe fn lookup(t: *const [u8; 32], nt: usize, lo: __m256i, m: &[__m256i; 4]) -
             options(readonly, nostack, preserves_flags)
         ),
         8 => core::arch::asm!(
-            "vmovdqu {r}, ymmword ptr [{t} + 0]",
-            "vpshufb {r}, {r}, {c0}",
-            "vmovdqu {t0}, ymmword ptr [{t} + 32]",
-            "vpshufb {t0}, {t0}, {c1}",
-            "vpor {r}, {r}, {t0}",
-            "vmovdqu {t1}, ymmword ptr [{t} + 64]",
-            "vpshufb {t1}, {t1}, {c0}",
-            "vmovdqu {t0}, ymmword ptr [{t} + 96]",
-            "vpshufb {t0}, {t0}, {c1}",
-            "vpor {t1}, {t1}, {t0}",
-            "vpblendvb {r}, {r}, {t1}, {m1}",
-            "vmovdqu {t2}, ymmword ptr [{t} + 128]",
-            "vpshufb {t2}, {t2}, {c0}",
-            "vmovdqu {t0}, ymmword ptr [{t} + 160]",
-            "vpshufb {t0}, {t0}, {c1}",
-            "vpor {t2}, {t2}, {t0}",
-            "vmovdqu {t1}, ymmword ptr [{t} + 192]",
-            "vpshufb {t1}, {t1}, {c0}",
-            "vmovdqu {t0}, ymmword ptr [{t} + 224]",
-            "vpshufb {t0}, {t0}, {c1}",
-            "vpor {t1}, {t1}, {t0}",
-            "vpblendvb {t2}, {t2}, {t1}, {m1}",
+            quad!("r", "t1", 0, 32, 64, 96),
+            quad!("t2", "t1", 128, 160, 192, 224),
             "vpblendvb {r}, {r}, {t2}, {m2}",
             t = in(reg) t,
             c0 = in(ymm_reg) c0,
@@ -396,51 +404,11 @@ unsafe fn lookup(t: *const [u8; 32], nt: usize, lo: __m256i, m: &[__m256i; 4]) -
             options(readonly, nostack, preserves_flags)
         ),
         _ => core::arch::asm!(
-            "vmovdqu {r}, ymmword ptr [{t} + 0]",
-            "vpshufb {r}, {r}, {c0}",
-            "vmovdqu {t0}, ymmword ptr [{t} + 32]",
-            "vpshufb {t0}, {t0}, {c1}",
-            "vpor {r}, {r}, {t0}",
-            "vmovdqu {t1}, ymmword ptr [{t} + 64]",
-            "vpshufb {t1}, {t1}, {c0}",
-            "vmovdqu {t0}, ymmword ptr [{t} + 96]",
-            "vpshufb {t0}, {t0}, {c1}",
-            "vpor {t1}, {t1}, {t0}",
-            "vpblendvb {r}, {r}, {t1}, {m1}",
-            "vmovdqu {t2}, ymmword ptr [{t} + 128]",
-            "vpshufb {t2}, {t2}, {c0}",
-            "vmovdqu {t0}, ymmword ptr [{t} + 160]",
-            "vpshufb {t0}, {t0}, {c1}",
-            "vpor {t2}, {t2}, {t0}",
-            "vmovdqu {t1}, ymmword ptr [{t} + 192]",
-            "vpshufb {t1}, {t1}, {c0}",
-            "vmovdqu {t0}, ymmword ptr [{t} + 224]",
-            "vpshufb {t0}, {t0}, {c1}",
-            "vpor {t1}, {t1}, {t0}",
-            "vpblendvb {t2}, {t2}, {t1}, {m1}",
+            quad!("r", "t1", 0, 32, 64, 96),
+            quad!("t2", "t1", 128, 160, 192, 224),
             "vpblendvb {r}, {r}, {t2}, {m2}",
-            "vmovdqu {t3}, ymmword ptr [{t} + 256]",
-            "vpshufb {t3}, {t3}, {c0}",
-            "vmovdqu {t0}, ymmword ptr [{t} + 288]",
-            "vpshufb {t0}, {t0}, {c1}",
-            "vpor {t3}, {t3}, {t0}",
-            "vmovdqu {t1}, ymmword ptr [{t} + 320]",
-            "vpshufb {t1}, {t1}, {c0}",
-            "vmovdqu {t0}, ymmword ptr [{t} + 352]",
-            "vpshufb {t0}, {t0}, {c1}",
-            "vpor {t1}, {t1}, {t0}",
-            "vpblendvb {t3}, {t3}, {t1}, {m1}",
-            "vmovdqu {t2}, ymmword ptr [{t} + 384]",
-            "vpshufb {t2}, {t2}, {c0}",
-            "vmovdqu {t0}, ymmword ptr [{t} + 416]",
-            "vpshufb {t0}, {t0}, {c1}",
-            "vpor {t2}, {t2}, {t0}",
-            "vmovdqu {t1}, ymmword ptr [{t} + 448]",
-            "vpshufb {t1}, {t1}, {c0}",
-            "vmovdqu {t0}, ymmword ptr [{t} + 480]",
-            "vpshufb {t0}, {t0}, {c1}",
-            "vpor {t1}, {t1}, {t0}",
-            "vpblendvb {t2}, {t2}, {t1}, {m1}",
+            quad!("t3", "t1", 256, 288, 320, 352),
+            quad!("t2", "t1", 384, 416, 448, 480),
             "vpblendvb {t3}, {t3}, {t2}, {m2}",
             "vpblendvb {r}, {r}, {t3}, {m3}",
             t = in(reg) t,
