@@ -62,12 +62,6 @@ fn rms_scale(x: &mut [f32], ss: f64, weight: Option<&[f32]>, eps: f32) {
     }
 }
 
-/// `rms_norm` of `src` written to `dst`.
-pub fn rms_norm_to(src: &[f32], dst: &mut [f32], weight: Option<&[f32]>, eps: f32) {
-    dst.copy_from_slice(src);
-    rms_norm(dst, weight, eps);
-}
-
 /// Inverse frequencies of one layer type's rotary embedding, for a head of `head_dim`:
 /// `1 / base^(2i/head_dim) / factor[i]` in f32, as transformers builds `inv_freq` (a factor of
 /// 1e30 leaves a pair effectively unrotated: "proportional" RoPE's zero frequencies, written the

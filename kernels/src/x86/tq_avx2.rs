@@ -659,11 +659,21 @@ unsafe fn decode256_signed<const HI: u32, const LO: u32, const NLO: usize, const
 /// 32 bit masks → 32 bytes, 0xFF where the bit is set.
 #[inline(always)]
 unsafe fn bytemask(bits: u32) -> __m256i {
-    let v = _mm256_set1_epi32(bits as i32);
-    let sh = _mm256_setr_epi8(
+    spread_bits(_mm256_set1_epi32(bits as i32), spread_index())
+}
+
+/// The `vpshufb` index that puts byte `i / 8` of each lane's first 4 bytes at byte `i`.
+#[inline(always)]
+unsafe fn spread_index() -> __m256i {
+    _mm256_setr_epi8(
         0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3,
         3, 3,
-    );
+    )
+}
+
+/// Byte `i` of the result: 0xFF where bit `i mod 8` of byte `sh[i]` of `v` (in-lane) is set.
+#[inline(always)]
+unsafe fn spread_bits(v: __m256i, sh: __m256i) -> __m256i {
     let sel = _mm256_set1_epi64x(0x8040_2010_0804_0201u64 as i64);
     _mm256_cmpeq_epi8(_mm256_and_si256(_mm256_shuffle_epi8(v, sh), sel), sel)
 }
@@ -672,13 +682,11 @@ unsafe fn bytemask(bits: u32) -> __m256i {
 #[inline(always)]
 unsafe fn bytemasks(lo: u32, hi: u32) -> (__m256i, __m256i) {
     let v = _mm256_set1_epi64x((lo as u64 | (hi as u64) << 32) as i64);
-    let sh = _mm256_setr_epi8(
-        0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3,
-        3, 3,
-    );
-    let sel = _mm256_set1_epi64x(0x8040_2010_0804_0201u64 as i64);
-    let m = |sh| _mm256_cmpeq_epi8(_mm256_and_si256(_mm256_shuffle_epi8(v, sh), sel), sel);
-    (m(sh), m(_mm256_add_epi8(sh, _mm256_set1_epi8(4))))
+    let sh = spread_index();
+    (
+        spread_bits(v, sh),
+        spread_bits(v, _mm256_add_epi8(sh, _mm256_set1_epi8(4))),
+    )
 }
 
 /// The QJL sign bits of the block at `blk` in the activation's de-interleaved order: per
